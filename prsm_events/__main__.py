@@ -1,0 +1,3 @@
+from prsm_events.cli import main
+
+main()

@@ -1,0 +1,306 @@
+"""The ``prsm`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from pydantic import ValidationError
+
+from prsm_events.errors import PrsmError
+from prsm_events.settings import Settings
+
+SHARED_TRACE = Path("../shared/data/azure-llm-2023/AzureLLMInferenceTrace_code.csv")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """prsm-events: real-time AI spend control on Kafka."""
+
+
+# --- dev -----------------------------------------------------------------------------------
+@main.group()
+def dev() -> None:
+    """The local Kafka broker (real Apache Kafka, KRaft, single node)."""
+
+
+def _broker() -> Any:
+    from prsm_events.dev_broker import LocalBroker
+
+    s = _settings()
+    return LocalBroker(s.home, s.broker_port)
+
+
+@dev.command("up")
+def dev_up() -> None:
+    """Fetch (once) and start the broker; wait until it answers."""
+    broker = _broker()
+    click.echo(f"starting Kafka {broker.kafka_version()} under {broker.dir} ...", err=True)
+    try:
+        bootstrap = broker.start()
+    except PrsmError as exc:
+        _fail(str(exc))
+    click.echo(bootstrap)
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop the broker (its data stays under PRSM_HOME)."""
+    click.echo("stopped" if _broker().stop() else "not running")
+
+
+@dev.command("status")
+def dev_status() -> None:
+    click.echo(_broker().status())
+
+
+# --- topics --------------------------------------------------------------------------------
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+def _ensure_topics(s: Settings) -> list[Any]:
+    from prsm_events.kafka_admin import ensure_topics
+    from prsm_events.topics import topic_specs
+
+    specs = topic_specs(s.topic_prefix, s.partitions)
+    return asyncio.run(ensure_topics(s.bootstrap, specs, s.replication_factor))
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every prsm topic, or align its settings (idempotent)."""
+    try:
+        for change in _ensure_topics(_settings()):
+            click.echo(str(change))
+    except PrsmError as exc:
+        _fail(str(exc))
+
+
+# --- worker --------------------------------------------------------------------------------
+@main.command()
+@click.option("--loglevel", default="warning", show_default=True)
+def worker(loglevel: str) -> None:
+    """Run the stream worker (ingest agent, tables, ClickHouse sink, HTTP API)."""
+    from streams.worker import run_worker
+
+    run_worker(_settings(), loglevel)
+
+
+# --- publish -------------------------------------------------------------------------------
+def _event_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
+    event = {k: v for k, v in opts.items() if v is not None}
+    event.setdefault("event_id", str(uuid.uuid4()))
+    event.setdefault("ts", datetime.now(UTC).isoformat())
+    return event
+
+
+@main.command()
+@click.option("--file", "file_", type=click.File("rb"), help="JSONL file of events; - for stdin.")
+@click.option("--no-validate", is_flag=True, help="Send lines as they are (to test the DLQ).")
+@click.option("--tenant")
+@click.option("--service")
+@click.option("--model")
+@click.option("--provider")
+@click.option("--team")
+@click.option("--api-key-id")
+@click.option("--request-id")
+@click.option("--event-id")
+@click.option("--input-tokens", type=int)
+@click.option("--output-tokens", type=int)
+@click.option("--cost-usd", type=float)
+@click.option("--kind")
+def publish(file_: Any, no_validate: bool, **flags: Any) -> None:
+    """Publish one event from flags, or JSONL events from --file."""
+    from prsm_events.models import UsageEvent
+    from prsm_events.publisher import UsagePublisher
+
+    s = _settings()
+    lines: list[bytes] = []
+    events: list[UsageEvent] = []
+    if file_ is not None:
+        lines = [ln for ln in file_.read().splitlines() if ln.strip()]
+        if not no_validate:
+            for n, line in enumerate(lines, 1):
+                try:
+                    events.append(UsageEvent.model_validate_json(line))
+                except ValidationError as exc:
+                    _fail(f"line {n}: {exc.errors(include_url=False)[0]['msg']} "
+                          f"({'.'.join(map(str, exc.errors()[0]['loc']))}); nothing was sent")
+    else:
+        if not flags.get("tenant") or not flags.get("service"):
+            _fail("give --tenant and --service (and --model or --cost-usd), or --file")
+        try:
+            events.append(UsageEvent.model_validate(_event_from_flags(flags)))
+        except ValidationError as exc:
+            _fail(str(exc))
+
+    async def send() -> int:
+        async with UsagePublisher(s.bootstrap, topic=s.topic("usage")) as pub:
+            if no_validate:
+                for line in lines:
+                    await pub.publish_raw(line)
+                return len(lines)
+            return await pub.publish_many(events)
+
+    click.echo(f"published {asyncio.run(send())} events to {s.topic('usage')}")
+
+
+# --- replay --------------------------------------------------------------------------------
+@main.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                required=False)
+@click.option("--speed", type=float, default=60.0, show_default=True,
+              help="Time compression factor (60: one trace minute per second).")
+@click.option("--max-rate", type=float, default=None,
+              help="Cap on events/s (default: as the trace and --speed dictate).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tenants", type=int, default=5, show_default=True)
+@click.option("--limit", type=int, default=None, help="Replay only the first N rows.")
+@click.option("--run-id", default=None, help="Event id prefix (default: a fresh one).")
+def replay(trace: Path | None, speed: float, max_rate: float | None, seed: int, tenants: int,
+           limit: int | None, run_id: str | None) -> None:
+    """Replay a CSV request trace as usage events (synthetic workload without TRACE)."""
+    total = replay_trace(_settings(), trace, speed=speed, seed=seed, tenants=tenants,
+                         limit=limit, run_id=run_id, max_rate=max_rate)
+    click.echo(f"replayed {total} events")
+
+
+def replay_trace(s: Settings, trace: Path | None, *, speed: float, seed: int, tenants: int,
+                 limit: int | None, run_id: str | None, max_rate: float | None = None) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from prsm_events.publisher import UsagePublisher
+    from prsm_events.replay import WorkloadSpread, read_trace, synthetic_trace, trace_events
+
+    rows = read_trace(trace) if trace else synthetic_trace(seed=seed)
+    rows = rows[:limit] if limit else rows
+    prefix = run_id or f"replay-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> int:
+        start = datetime.now(UTC)
+        t0 = time.monotonic()
+        events = trace_events(rows, WorkloadSpread(tenants=tenants, seed=seed), start, speed,
+                              id_prefix=prefix)
+        sent = 0
+        pending: list[Any] = []
+        async with UsagePublisher(s.bootstrap, topic=s.topic("usage")) as pub:
+            producer = pub._require()
+            with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed}/"
+                          "{task.total} events"), TimeRemainingColumn(),
+                          transient=False) as progress:
+                task = progress.add_task("replay", total=len(rows))
+                for at, event in events:
+                    due = max(at, sent / max_rate if max_rate else 0.0)
+                    wait = due - (time.monotonic() - t0)
+                    if wait > 0.002:
+                        await asyncio.sleep(wait)
+                    pending.append(await producer.send(
+                        pub.topic, key=event.tenant.encode(),
+                        value=event.model_dump_json(exclude_none=True).encode()))
+                    sent += 1
+                    if len(pending) >= 1000:
+                        await asyncio.gather(*pending)
+                        pending.clear()
+                    progress.update(task, completed=sent)
+                await asyncio.gather(*pending)
+        return sent
+
+    return asyncio.run(run())
+
+
+# --- report --------------------------------------------------------------------------------
+@main.group()
+def report() -> None:
+    """Cost reports from ClickHouse."""
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        since = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since {value!r} is not an ISO 8601 time (e.g. 2026-11-01T00:00:00Z)")
+        raise
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+def fetch_spend_report(s: Settings, by: str, since: datetime | None) -> Any:
+    """Rows of the spend report: via the worker's API (embedded store) or the server."""
+    from prsm_events.reports import SpendReport, spend_query
+
+    if s.embedded_clickhouse:
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        query = {"by": by} | ({"since": since.isoformat()} if since else {})
+        url = f"{s.web_url}/reports/spend?{urllib.parse.urlencode(query)}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                body = orjson.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise PrsmError(f"worker answered {exc.code}: {exc.read().decode()}") from exc
+        except OSError as exc:
+            raise PrsmError(
+                f"no worker at {s.web_url} ({exc}); the embedded ClickHouse store is owned by "
+                "the worker: start `prsm worker`, or set PRSM_CLICKHOUSE_DSN to a server"
+            ) from exc
+        keys = [k for k in body["rows"][0] if k != "share"] if body["rows"] else []
+        return SpendReport(by, [tuple(r[k] for k in keys) for r in body["rows"]])
+    from prsm_events.clickhouse_store import ClickHouseStore
+
+    store = ClickHouseStore(s.clickhouse_dsn.get_secret_value(), s.clickhouse_database)
+    sql, params = spend_query(by, since)
+    return SpendReport(by, store.query(sql, params))
+
+
+@report.command("spend")
+@click.option("--by", type=click.Choice(["tenant", "service", "model"]), default="tenant",
+              show_default=True)
+@click.option("--since", default=None, help="ISO 8601 start time (UTC when no zone).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def report_spend(by: str, since: str | None, fmt: str) -> None:
+    """Spend by tenant, service or model."""
+    try:
+        rep = fetch_spend_report(_settings(), by, _parse_since(since))
+    except PrsmError as exc:
+        _fail(str(exc))
+    click.echo(rep.render(fmt), nl=False)
+
+
+# --- demo ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--trace", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"Trace CSV (default: {SHARED_TRACE} when present, else synthetic).")
+@click.option("--speed", type=float, default=600.0, show_default=True)
+@click.option("--limit", type=int, default=3000, show_default=True)
+def demo(trace: Path | None, speed: float, limit: int) -> None:
+    """Start a broker and a worker, replay a workload, print the spend report, stop."""
+    from prsm_events.demo import run_demo
+
+    if trace is None and SHARED_TRACE.exists():
+        trace = SHARED_TRACE
+    try:
+        run_demo(_settings(), trace, speed=speed, limit=limit)
+    except PrsmError as exc:
+        _fail(str(exc))

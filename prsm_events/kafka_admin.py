@@ -1,0 +1,127 @@
+"""Provision topics on a Kafka cluster (aiokafka admin client); idempotent, reports changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from prsm_events.errors import BrokerError
+from prsm_events.topics import TopicSpec
+
+__all__ = ["TopicChange", "ensure_topics", "wait_for_broker"]
+
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source of a per-topic override
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class TopicChange:
+    topic: str
+    action: str  # created | altered | unchanged | warning
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.action:9} {self.topic}" + (f"  ({self.detail})" if self.detail else "")
+
+
+async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
+    """Return once the cluster answers a metadata request; raise BrokerError after timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)  # connection-refused errors are expected here
+    try:
+        await _wait(bootstrap, loop, deadline)
+    finally:
+        aiokafka_log.setLevel(level)
+
+
+async def _wait(bootstrap: str, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    last: Exception | None = None
+    while loop.time() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError) as exc:
+            last = exc
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)
+    raise BrokerError(f"Kafka at {bootstrap} did not answer in time: {last}")
+
+
+async def ensure_topics(
+    bootstrap: str, specs: Sequence[TopicSpec], replication_factor: int = 1
+) -> list[TopicChange]:
+    """Create missing topics and align configs of existing ones; never drops data.
+
+    Partition counts are never changed (that would move tenants between partitions);
+    a mismatch is reported as a warning.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        await admin.close()
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        return await _ensure(admin, specs, replication_factor)
+    finally:
+        await admin.close()
+
+
+async def _ensure(
+    admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec], replication_factor: int
+) -> list[TopicChange]:
+    existing = set(await admin.list_topics())
+    changes: list[TopicChange] = []
+    missing = [s for s in specs if s.name not in existing]
+    if missing:
+        resp = await admin.create_topics(
+            [NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.configs)
+             for s in missing]
+        )
+        for topic, code, message in resp.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise BrokerError(f"cannot create topic {topic}: {message} (code {code})")
+            changes.append(TopicChange(topic, "created"))
+    present = [s for s in specs if s.name in existing]
+    if not present:
+        return changes
+    described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in present])}
+    configs = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in present]
+    )
+    current: dict[str, dict[str, tuple[str, int]]] = {}
+    for response in configs:
+        for _code, _msg, _type, name, entries in response.resources:
+            current[name] = {e[0]: (e[1], e[3]) for e in entries}
+    for spec in present:
+        have = current.get(spec.name, {})
+        differing = {k: v for k, v in spec.configs.items() if have.get(k, (None,))[0] != v}
+        if differing:
+            overrides = {k: v for k, (v, src) in have.items() if src == _DYNAMIC_TOPIC_CONFIG}
+            overrides.update(spec.configs)
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=overrides)]
+            )
+            detail = ", ".join(f"{k}={v}" for k, v in sorted(differing.items()))
+            changes.append(TopicChange(spec.name, "altered", detail))
+        else:
+            changes.append(TopicChange(spec.name, "unchanged"))
+        count = len(described.get(spec.name, {}).get("partitions", []))
+        if count != spec.partitions:
+            changes.append(TopicChange(
+                spec.name, "warning",
+                f"has {count} partitions, expected {spec.partitions}; left as is",
+            ))
+    return changes

@@ -1,0 +1,138 @@
+"""SDK: publish usage events to ``prsm.usage`` from Python (async or sync).
+
+Events are validated before they leave the process, keyed by tenant, and sent with
+``acks=all`` and an idempotent producer. The ``event_id`` is the idempotency key: publishing
+the same event twice counts once.
+
+Async::
+
+    async with UsagePublisher("127.0.0.1:19092") as pub:
+        await pub.publish({"event_id": "e1", "ts": "2026-01-01T00:00:00Z", "tenant": "acme",
+                           "service": "chat", "model": "gpt-4o", "input_tokens": 1200})
+
+Sync::
+
+    with SyncUsagePublisher("127.0.0.1:19092") as pub:
+        pub.publish(event)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from prsm_events.models import UsageEvent
+from prsm_events.settings import Settings
+
+__all__ = ["SyncUsagePublisher", "UsagePublisher"]
+
+EventLike = UsageEvent | Mapping[str, Any]
+
+
+def _encode(event: EventLike) -> tuple[bytes, bytes]:
+    model = event if isinstance(event, UsageEvent) else UsageEvent.model_validate(event)
+    return model.tenant.encode(), model.model_dump_json(exclude_none=True).encode()
+
+
+class UsagePublisher:
+    """Async publisher; use as ``async with`` or call ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        bootstrap: str | None = None,
+        *,
+        topic: str | None = None,
+        **producer_options: Any,
+    ) -> None:
+        settings = Settings()
+        self.bootstrap = bootstrap or settings.bootstrap
+        self.topic = topic or settings.topic("usage")
+        options: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
+        options.update(producer_options)
+        self._options = options
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **self._options)
+            await producer.start()
+            self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def __aenter__(self) -> UsagePublisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _require(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("UsagePublisher is not started (use `async with` or start())")
+        return self._producer
+
+    async def publish(self, event: EventLike) -> None:
+        """Validate and send one event; return once the broker acknowledged it."""
+        key, value = _encode(event)
+        await self._require().send_and_wait(self.topic, value=value, key=key)
+
+    async def publish_many(self, events: Iterable[EventLike]) -> int:
+        """Validate and send events pipelined; return once all are acknowledged."""
+        producer = self._require()
+        pending = []
+        for event in events:
+            key, value = _encode(event)
+            pending.append(await producer.send(self.topic, value=value, key=key))
+        await asyncio.gather(*pending)
+        return len(pending)
+
+    async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
+        """Send bytes as they are (no validation): for tools and tests."""
+        await self._require().send_and_wait(self.topic, value=value, key=key)
+
+
+class SyncUsagePublisher:
+    """Blocking publisher for code without an event loop; runs one in a daemon thread."""
+
+    def __init__(self, bootstrap: str | None = None, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="prsm-publisher")
+        self._thread.start()
+        self._async = UsagePublisher(bootstrap, **options)
+        self._call(self._async.start())
+
+    def _call(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result()
+
+    def publish(self, event: EventLike) -> None:
+        self._call(self._async.publish(event))
+
+    def publish_many(self, events: Iterable[EventLike]) -> int:
+        return int(self._call(self._async.publish_many(list(events))))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._call(self._async.stop())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> SyncUsagePublisher:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

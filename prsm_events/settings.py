@@ -1,0 +1,108 @@
+"""Typed, frozen settings read from ``PRSM_*`` environment variables.
+
+Every field names its environment variable in its description.
+
+>>> s = Settings(home="/tmp/prsm-doc")
+>>> s.topic("usage")
+'prsm.usage'
+>>> s.clickhouse_dsn.get_secret_value()
+'chdb:///tmp/prsm-doc/clickhouse'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BROKER_PORT = 19092
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; build once per process with ``Settings()``."""
+
+    model_config = SettingsConfigDict(env_prefix="PRSM_", frozen=True, extra="ignore")
+
+    home: Path = Field(Path(".prsm"), description="PRSM_HOME: local state (broker, ClickHouse).")
+    kafka_bootstrap: str = Field(
+        "",
+        description="PRSM_KAFKA_BOOTSTRAP: host:port list; empty means the `prsm dev up` broker.",
+    )
+    broker_port: int = Field(
+        DEFAULT_BROKER_PORT, description="PRSM_BROKER_PORT: port of the `prsm dev up` broker."
+    )
+    clickhouse_dsn: SecretStr = Field(
+        SecretStr(""),
+        description="PRSM_CLICKHOUSE_DSN: chdb:///path (embedded, default under PRSM_HOME) "
+        "or http(s)://user:pass@host:8123/db.",
+    )
+    clickhouse_database: str = Field("prsm", description="PRSM_CLICKHOUSE_DATABASE.")
+    topic_prefix: str = Field("prsm.", description="PRSM_TOPIC_PREFIX: prefix of every topic.")
+    partitions: int = Field(
+        4, ge=1, description="PRSM_PARTITIONS: partitions of per-tenant topics and changelogs."
+    )
+    replication_factor: int = Field(
+        1, ge=1, description="PRSM_REPLICATION_FACTOR: replicas of topics that prsm creates."
+    )
+    app_id: str = Field("prsm", description="PRSM_APP_ID: Faust app id (consumer group).")
+    web_port: int = Field(6066, description="PRSM_WEB_PORT: the worker's HTTP API port.")
+    web_host: str = Field("127.0.0.1", description="PRSM_WEB_HOST: the worker's HTTP bind host.")
+    table_store: str = Field(
+        "memory://",
+        description="PRSM_TABLE_STORE: Faust table store, memory:// or rocksdb:// (extra "
+        "`rocksdb`); both recover from the changelog topics.",
+    )
+    scoring_backend: str = Field(
+        "auto", description="PRSM_SCORING_BACKEND: auto | numpy | cupy."
+    )
+    max_event_bytes: int = Field(
+        64 * 1024, ge=256, description="PRSM_MAX_EVENT_BYTES: larger messages are dead-lettered."
+    )
+    max_future_skew_s: float = Field(
+        3600.0, description="PRSM_MAX_FUTURE_SKEW_S: reject events stamped further ahead."
+    )
+    max_event_age_s: float = Field(
+        400 * 86400.0, description="PRSM_MAX_EVENT_AGE_S: reject events older than this."
+    )
+    dedup_horizon_s: float = Field(
+        86400.0, description="PRSM_DEDUP_HORIZON_S: how long an event_id is remembered."
+    )
+    batch_max: int = Field(
+        2000, ge=1, description="PRSM_BATCH_MAX: events per ingest batch (stream.take)."
+    )
+    batch_within_s: float = Field(
+        0.2, gt=0, description="PRSM_BATCH_WITHIN_S: longest wait to fill a batch."
+    )
+    sink_retry_max_s: float = Field(
+        30.0, gt=0, description="PRSM_SINK_RETRY_MAX_S: cap of the sink's retry backoff."
+    )
+    catalog_path: Path | None = Field(
+        None, description="PRSM_CATALOG_PATH: a catalog JSON file instead of the shipped one."
+    )
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.clickhouse_dsn.get_secret_value():
+            dsn = f"chdb://{(self.home / 'clickhouse').absolute()}"
+            object.__setattr__(self, "clickhouse_dsn", SecretStr(dsn))
+        return self
+
+    @property
+    def bootstrap(self) -> str:
+        """The Kafka bootstrap servers to use."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        """True when the ClickHouse store is the in-process chDB engine."""
+        return self.clickhouse_dsn.get_secret_value().startswith("chdb:")
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical name (``usage`` -> ``prsm.usage``)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def web_url(self) -> str:
+        """Base URL of the worker's HTTP API."""
+        return f"http://{self.web_host}:{self.web_port}"

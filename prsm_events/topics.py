@@ -1,0 +1,47 @@
+"""The prsm topics, with partitions, retention and compaction set explicitly.
+
+>>> specs = topic_specs("prsm.", partitions=4)
+>>> [s.name for s in specs][:3]
+['prsm.usage', 'prsm.requests', 'prsm.decisions']
+>>> next(s for s in specs if s.name == "prsm.budgets").configs["cleanup.policy"]
+'compact'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DLQ_MAX_MESSAGE_BYTES", "TopicSpec", "topic_specs"]
+
+DAY_MS = 86_400_000
+DLQ_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(prefix: str, partitions: int) -> list[TopicSpec]:
+    """Every topic of DESIGN.md. Per-tenant topics share ``partitions`` (co-partitioning)."""
+
+    def delete(days: int) -> dict[str, str]:
+        return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
+
+    compact = {"cleanup.policy": "compact", "retention.ms": "-1", "min.compaction.lag.ms": "0"}
+    return [
+        TopicSpec(f"{prefix}usage", partitions, delete(7)),
+        TopicSpec(f"{prefix}requests", partitions, delete(1)),
+        TopicSpec(f"{prefix}decisions", partitions, delete(1)),
+        TopicSpec(f"{prefix}policies", partitions, dict(compact)),
+        TopicSpec(f"{prefix}budgets", partitions, dict(compact)),
+        TopicSpec(f"{prefix}catalog", 1, dict(compact)),
+        TopicSpec(f"{prefix}alerts", partitions, delete(30)),
+        TopicSpec(
+            f"{prefix}dlq",
+            partitions,
+            {**delete(30), "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)},
+        ),
+    ]

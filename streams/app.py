@@ -1,0 +1,54 @@
+"""Build the Faust app from Settings: one place that wires topics, tables, agents and views."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import faust
+
+from prsm_events.catalog import load_catalog
+from prsm_events.clickhouse_store import ClickHouseStore
+from prsm_events.ingest import UsageIngestor
+from prsm_events.settings import Settings
+from prsm_events.validation import EventLimits
+from streams.ingest import IngestStats, register_ingest
+from streams.web import register_views
+
+__all__ = ["build_app"]
+
+
+def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust.App:
+    """The worker's Faust app; ``store`` defaults to the one named by PRSM_CLICKHOUSE_DSN."""
+    brokers = [f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")]
+    app = faust.App(
+        settings.app_id,
+        broker=brokers,
+        store=settings.table_store,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        autodiscover=False,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        producer_acks=-1,
+        producer_linger=0.005,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+        datadir=str(settings.home.absolute() / "faust"),
+    )
+    store = store or ClickHouseStore(
+        settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database
+    )
+    limits = EventLimits(
+        max_bytes=settings.max_event_bytes,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+        max_age=timedelta(seconds=settings.max_event_age_s),
+    )
+    ingestor = UsageIngestor(load_catalog(settings.catalog_path), limits)
+    stats = IngestStats()
+    tables = register_ingest(app, settings, store, ingestor, stats)
+    register_views(app, settings, store, tables, stats)
+    return app

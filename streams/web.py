@@ -1,0 +1,82 @@
+"""The worker's HTTP API: health, stats, spend tables and reports from the ClickHouse store.
+
+With the embedded chDB store only the worker may open the data directory, so the CLI's
+reports go through ``GET /reports/spend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import faust
+from faust.web import Request, Response, View
+
+from prsm_events.clickhouse_store import ClickHouseStore
+from prsm_events.errors import StoreUnavailable
+from prsm_events.reports import SPEND_DIMENSIONS, SpendReport, spend_query
+from prsm_events.settings import Settings
+from prsm_events.spend import SpendRow
+
+if TYPE_CHECKING:
+    from streams.ingest import IngestStats, IngestTables
+
+__all__ = ["register_views"]
+
+
+def _spend_rows(table: faust.Table, scope: str | None, window: str | None) -> list[dict[str, Any]]:
+    out = []
+    for key, raw in list(table.data.items()):
+        row_scope, row_window, start = key.rsplit("|", 2)
+        if (scope and row_scope != scope) or (window and row_window != window):
+            continue
+        row = SpendRow.from_list(raw)
+        out.append({"scope": row_scope, "window": row_window, "start": start,
+                    "cost_usd": row.cost_usd, "events": row.events,
+                    "input_tokens": row.input_tokens, "output_tokens": row.output_tokens})
+    out.sort(key=lambda r: (r["scope"], r["window"], r["start"]))
+    return out
+
+
+def register_views(
+    app: faust.App,
+    settings: Settings,
+    store: ClickHouseStore,
+    tables: IngestTables,
+    stats: IngestStats,
+) -> None:
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        ok = await asyncio.to_thread(store.ping)
+        return web.json({"status": "ok", "clickhouse": "up" if ok else "unavailable"})
+
+    @app.page("/stats")
+    async def stats_view(web: View, request: Request) -> Response:
+        return web.json(stats.as_dict())
+
+    @app.page("/spend")
+    async def spend_view(web: View, request: Request) -> Response:
+        query = request.query
+        rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"))
+        return web.json({"rows": rows})
+
+    @app.page("/reports/spend")
+    async def spend_report(web: View, request: Request) -> Response:
+        query = request.query
+        by = query.get("by", "tenant")
+        if by not in SPEND_DIMENSIONS:
+            return web.json({"error": f"by must be one of {sorted(SPEND_DIMENSIONS)}"},
+                            status=400)
+        since = None
+        if query.get("since"):
+            try:
+                since = datetime.fromisoformat(query["since"])
+            except ValueError:
+                return web.json({"error": "since must be an ISO 8601 timestamp"}, status=400)
+        sql, params = spend_query(by, since)
+        try:
+            rows = await asyncio.to_thread(store.query, sql, params)
+        except StoreUnavailable as exc:
+            return web.json({"error": str(exc)}, status=503)
+        return web.json({"by": by, "rows": SpendReport(by, rows).records()})
