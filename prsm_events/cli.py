@@ -96,7 +96,7 @@ def topics_create() -> None:
 
 # --- worker --------------------------------------------------------------------------------
 @main.command()
-@click.option("--loglevel", default="warning", show_default=True)
+@click.option("--loglevel", default="warning", show_default=True, envvar="PRSM_LOGLEVEL")
 def worker(loglevel: str) -> None:
     """Run the stream worker (ingest agent, tables, ClickHouse sink, HTTP API)."""
     from streams.worker import run_worker

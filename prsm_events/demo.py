@@ -41,10 +41,11 @@ class WorkerProcess:
                 raise PrsmError(f"worker exited; see {self.log_path}:\n"
                                 + self.log_path.read_text(errors="replace")[-3000:])
             try:
-                self.get("/health")
-                return
+                if self.get("/health").get("ready"):
+                    return  # tables recovered from their changelogs, partitions assigned
             except OSError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         raise PrsmError(f"worker did not answer within {timeout_s:.0f}s; see {self.log_path}")
 
     def get(self, path: str) -> dict:

@@ -1,8 +1,8 @@
 """A local, real Apache Kafka broker (KRaft, single node) for development and tests.
 
 The broker jars come from Maven Central through the machine's ``mvn`` (a small pom shipped
-with the package), are cached under ``PRSM_HOME/kafka/libs`` and run with the machine's
-``java``. Data lives under ``PRSM_HOME/kafka/data``.
+with the package), are cached under ``PRSM_KAFKA_CACHE`` (default ``~/.cache/prsm-events``)
+and run with the machine's ``java``. Data and logs live under ``PRSM_HOME/kafka``.
 """
 
 from __future__ import annotations
@@ -63,19 +63,25 @@ class LocalBroker:
         assert match is not None
         return match.group(1)
 
+    @property
+    def cache(self) -> Path:
+        """Where resolved jars are kept, shared by every PRSM_HOME (PRSM_KAFKA_CACHE)."""
+        root = os.environ.get("PRSM_KAFKA_CACHE", "~/.cache/prsm-events")
+        return Path(root).expanduser() / f"kafka-{self.kafka_version()}"
+
     def resolve(self) -> Path:
         """Download (once) the broker jars; return the directory that holds them."""
         version = self.kafka_version()
-        libs = self.dir / "libs"
-        marker = libs / f".kafka-{version}"
+        libs = self.cache / "libs"
+        marker = libs / ".complete"
         if marker.exists():
             return libs
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError("Maven (`mvn`) is needed to fetch Kafka; install it or set "
                               "PRSM_KAFKA_BOOTSTRAP to an existing cluster")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        pom = self.dir / "pom.xml"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        pom = self.cache / "pom.xml"
         pom.write_text(resources.files("prsm_events").joinpath("data/kafka-pom.xml").read_text())
         if libs.exists():
             shutil.rmtree(libs)

@@ -36,6 +36,8 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         producer_linger=0.005,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         datadir=str(settings.home.absolute() / "faust"),
     )

@@ -49,7 +49,10 @@ def register_views(
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         ok = await asyncio.to_thread(store.ping)
-        return web.json({"status": "ok", "clickhouse": "up" if ok else "unavailable"})
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        ready = recovery.completed.is_set() and not recovery.in_recovery
+        return web.json({"status": "ok", "ready": ready,
+                         "clickhouse": "up" if ok else "unavailable"})
 
     @app.page("/stats")
     async def stats_view(web: View, request: Request) -> Response:
@@ -80,3 +83,4 @@ def register_views(
         except StoreUnavailable as exc:
             return web.json({"error": str(exc)}, status=503)
         return web.json({"by": by, "rows": SpendReport(by, rows).records()})
+

@@ -1,0 +1,132 @@
+"""Integration fixtures: one real Kafka broker per test session, workers per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from prsm_events.demo import WorkerProcess
+from prsm_events.dev_broker import LocalBroker
+from prsm_events.settings import Settings
+
+pytestmark = pytest.mark.integration
+T = TypeVar("T")
+
+
+def free_port(pairs: bool = False) -> int:
+    """A free TCP port (and the next one too when ``pairs``)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not pairs:
+            return port
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair")
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of the real broker: PRSM_TEST_KAFKA_BOOTSTRAP, or a local one."""
+    existing = os.environ.get("PRSM_TEST_KAFKA_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    home = Path(os.environ.get("PRSM_TEST_HOME", tmp_path_factory.mktemp("broker")))
+    broker = LocalBroker(home, free_port(pairs=True))
+    bootstrap = broker.start()
+    yield bootstrap
+    broker.stop()
+
+
+class WorkerHandle:
+    def __init__(self, name: str, kafka: str, home: Path, **extra: str) -> None:
+        self.name = name
+        self.env = {
+            "PRSM_HOME": str(home),
+            "PRSM_KAFKA_BOOTSTRAP": kafka,
+            "PRSM_TOPIC_PREFIX": f"{name}.",
+            "PRSM_APP_ID": name,
+            "PRSM_WEB_PORT": str(free_port()),
+            "PRSM_PARTITIONS": "3",
+            "PRSM_BATCH_WITHIN_S": "0.05",
+            "PRSM_SINK_RETRY_MAX_S": "1",
+            "PRSM_LOGLEVEL": os.environ.get("PRSM_TEST_WORKER_LOGLEVEL", "warning"),
+            **extra,
+        }
+        self.settings = Settings(
+            home=home, kafka_bootstrap=kafka, topic_prefix=f"{name}.", app_id=name,
+            web_port=int(self.env["PRSM_WEB_PORT"]), partitions=3,
+        )
+        self.process = WorkerProcess(self.settings, home / f"worker-{name}.log", self.env)
+
+    def start(self) -> WorkerHandle:
+        self.process.start()
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        assert self.process.proc is not None
+        self.process.proc.kill()
+        self.process.proc.wait()
+
+    def get(self, path: str) -> dict:
+        return self.process.get(path)
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+    def processed(self) -> int:
+        s = self.get("/stats")
+        return s["accepted"] + s["dead_lettered"] + s["duplicates"]
+
+    def spend(self, scope: str, window: str = "total") -> dict:
+        rows = self.get(f"/spend?scope={scope}&window={window}")["rows"]
+        return rows[0] if rows else {"cost_usd": 0.0, "events": 0}
+
+    def report(self, by: str) -> list[dict]:
+        return self.get(f"/reports/spend?by={by}")["rows"]
+
+
+@pytest.fixture
+def start_worker(kafka: str, tmp_path: Path) -> Iterator[Callable[..., WorkerHandle]]:
+    started: list[WorkerHandle] = []
+
+    def start(name: str, home: Path | None = None, **extra: str) -> WorkerHandle:
+        handle = WorkerHandle(name, kafka, home or tmp_path / name, **extra)
+        started.append(handle)
+        return handle.start()
+
+    yield start
+    for handle in started:
+        handle.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
