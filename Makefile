@@ -1,0 +1,38 @@
+# Two entry points: `make demo` (run the pipeline on a sample workload) and `make test`.
+# Needs Python 3.11+, Java 17+ and Maven; everything else is installed here.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install tools demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# kcat: a third-party Kafka client the integration tests publish and read with.
+tools:
+	@command -v kcat >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat >/dev/null; \
+	  else echo "kcat is missing: sudo apt-get install kcat (its tests are skipped)"; fi; }
+
+demo: install
+	$(BIN)/prsm demo
+
+test: install tools
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	-$(BIN)/prsm dev down
+	rm -rf $(VENV) .prsm
