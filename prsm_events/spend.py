@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from prsm_events.pricing import PricedUsage
 
@@ -79,20 +80,22 @@ def scopes_of(priced: PricedUsage) -> tuple[str, str, str]:
     return tenant, f"{tenant}/service:{e.service}", f"{tenant}/model:{model}"
 
 
-def _window_labels(ts: datetime) -> list[str]:
-    epoch = int(ts.timestamp())
+@lru_cache(maxsize=4096)
+def _window_labels(minute: int) -> tuple[str, ...]:
+    """Window labels of every event in the minute starting at epoch second ``minute``."""
     labels = []
     for name, length in WINDOWS.items():
-        start = datetime.fromtimestamp(epoch - epoch % length, UTC)
+        start = datetime.fromtimestamp(minute - minute % length, UTC)
         labels.append(f"{name}|{start.strftime('%Y-%m-%dT%H:%M:%SZ')}")
-    labels.append(f"month|{ts.strftime('%Y-%m')}")
+    labels.append(f"month|{datetime.fromtimestamp(minute, UTC).strftime('%Y-%m')}")
     labels.append("total|all")
-    return labels
+    return tuple(labels)
 
 
 def row_keys(priced: PricedUsage) -> list[str]:
     """Table keys (``scope|window|start``) of every row the event adds to."""
-    labels = _window_labels(priced.event.ts)
+    epoch = int(priced.event.ts.timestamp())
+    labels = _window_labels(epoch - epoch % 60)
     return [f"{scope}|{label}" for scope in scopes_of(priced) for label in labels]
 
 

@@ -1,0 +1,164 @@
+"""Ingest throughput: usage events/s through the worker vs a raw aiokafka loop (the floor).
+
+Both drain the same pre-loaded backlog on the same broker in the same run:
+- floor: one aiokafka consumer reads the topic and an aiokafka producer writes every value
+  to another topic (consume-and-produce, no parsing);
+- worker: ``prsm worker`` (validate, price, dedup, spend tables with changelogs, ClickHouse
+  sink, offsets committed after the sink).
+
+    python benchmarks/ingest.py --events 100000
+
+Uses PRSM_KAFKA_BOOTSTRAP when set, else starts a local broker under a temporary home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prsm_events.demo import WorkerProcess  # noqa: E402
+from prsm_events.dev_broker import LocalBroker  # noqa: E402
+from prsm_events.kafka_admin import ensure_topics  # noqa: E402
+from prsm_events.replay import WorkloadSpread, synthetic_trace, trace_events  # noqa: E402
+from prsm_events.settings import Settings  # noqa: E402
+from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
+from tests.integration.conftest import free_port  # noqa: E402
+
+
+def make_events(n: int, tenants: int) -> list[tuple[bytes, bytes]]:
+    rows = synthetic_trace(n, seconds=600, seed=1)
+    prefix = uuid.uuid4().hex[:8]
+    events = trace_events(rows, WorkloadSpread(tenants=tenants, seed=1), datetime.now(UTC),
+                          speed=1000, id_prefix=prefix)
+    return [(e.tenant.encode(), e.model_dump_json(exclude_none=True).encode())
+            for _, e in events]
+
+
+async def preload(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                                max_batch_size=512 * 1024, acks=1)
+    await producer.start()
+    try:
+        pending = []
+        for key, value in messages:
+            pending.append(await producer.send(topic, value=value, key=key))
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def raw_floor(bootstrap: str, source: str, sink: str, n: int) -> float:
+    """Seconds for a plain aiokafka consume -> produce loop to move n messages."""
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"floor-{source}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_poll_records=2000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=-1)
+    await consumer.start()
+    await producer.start()
+    moved = 0
+    started = None
+    try:
+        while moved < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            if started is None and batches:
+                started = time.perf_counter()
+            pending = []
+            for records in batches.values():
+                for rec in records:
+                    pending.append(await producer.send(sink, value=rec.value, key=rec.key))
+            await asyncio.gather(*pending)
+            await consumer.commit()
+            moved += len(pending)
+        assert started is not None
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def worker_run(settings: Settings, env: dict[str, str], n: int, log: Path) -> float:
+    """Seconds for the worker to take n backlog events from first to last accepted."""
+    worker = WorkerProcess(settings, log, env)
+    worker.start()
+    try:
+        start_count, started = 0, None
+        while True:
+            accepted = worker.get("/stats")["accepted"]
+            now = time.perf_counter()
+            if started is None and accepted > 0:
+                start_count, started = accepted, now
+            if accepted >= n:
+                assert started is not None
+                # the first observed batch is not counted: rate over the rest
+                return (now - started) * n / max(1, n - start_count)
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--tenants", type=int, default=50)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch-max", type=int, default=2000)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="prsm-bench-"))
+    broker = None
+    bootstrap = os.environ.get("PRSM_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        broker = LocalBroker(home, free_port(pairs=True), heap="1g")
+        bootstrap = broker.start()
+    run_id = uuid.uuid4().hex[:6]
+    prefix = f"bench{run_id}."
+    try:
+        messages = make_events(args.events, args.tenants)
+        specs = [*topic_specs(prefix, args.partitions),
+                 TopicSpec(f"{prefix}floor-in", args.partitions),
+                 TopicSpec(f"{prefix}floor-out", args.partitions)]
+        asyncio.run(ensure_topics(bootstrap, specs))
+        asyncio.run(preload(bootstrap, f"{prefix}floor-in", messages))
+        asyncio.run(preload(bootstrap, f"{prefix}usage", messages))
+        floor_s = asyncio.run(raw_floor(bootstrap, f"{prefix}floor-in", f"{prefix}floor-out",
+                                        args.events))
+        port = free_port()
+        env = {"PRSM_HOME": str(home / "worker"), "PRSM_KAFKA_BOOTSTRAP": bootstrap,
+               "PRSM_TOPIC_PREFIX": prefix, "PRSM_APP_ID": f"bench{run_id}",
+               "PRSM_WEB_PORT": str(port), "PRSM_PARTITIONS": str(args.partitions),
+               "PRSM_BATCH_MAX": str(args.batch_max)}
+        settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap, web_port=port)
+        worker_s = worker_run(settings, env, args.events, home / "worker.log")
+    finally:
+        if broker is not None:
+            broker.stop()
+    floor_rate = args.events / floor_s
+    worker_rate = args.events / worker_s
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, {platform.platform()}")
+    print(f"events: {args.events}, tenants: {args.tenants}, partitions: {args.partitions}, "
+          f"batch max: {args.batch_max}")
+    print(f"raw aiokafka consume->produce (floor): {floor_rate:,.0f} events/s")
+    print(f"prsm worker (validate, price, dedup, tables, ClickHouse): {worker_rate:,.0f} "
+          "events/s")
+    print(f"ratio worker/floor: {worker_rate / floor_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
