@@ -116,7 +116,11 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Callable[..., WorkerHan
         handle.stop()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 60.0, what: str = "",
+    details: Callable[[], object] | None = None,
+) -> None:
+    """Poll until predicate() holds; on timeout the message carries details() (e.g. stats)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -125,7 +129,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str =
         except OSError:
             pass
         time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
+    extra = ""
+    if details is not None:
+        try:
+            extra = f"; state: {details()}"
+        except OSError as exc:
+            extra = f"; state unavailable: {exc}"
+    raise AssertionError(f"timed out waiting for {what or predicate}{extra}")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -66,7 +66,8 @@ def test_tables_survive_a_clean_restart_and_a_crash(start_worker, kafka, tmp_pat
     worker = start_worker("it-restart", home=home)
     expected = totals(first + second)
     wait_until(lambda: table_totals(worker)[0] >= expected[0], timeout=90,
-               what="all events counted after the crash")
+               what="all events counted after the crash",
+               details=lambda: (table_totals(worker), worker.get("/stats")))
     assert table_totals(worker) == pytest.approx(expected)
     assert store_totals(worker) == pytest.approx(expected)
 
@@ -95,7 +96,7 @@ def test_nothing_is_lost_while_clickhouse_is_unavailable(start_worker, kafka, tm
         holder.stdin.close()  # ClickHouse comes back
         holder.wait(timeout=30)
     wait_until(lambda: worker.get("/stats")["accepted"] >= 120, timeout=90,
-               what="sink caught up")
+               what="sink caught up", details=lambda: worker.get("/stats"))
     assert worker.get("/health")["clickhouse"] == "up"
     assert store_totals(worker) == pytest.approx(totals(batch))
     assert table_totals(worker) == pytest.approx(totals(batch))
