@@ -37,6 +37,9 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_session_timeout=10.0,
+        # Do not hold a rebalance until buffered events are processed: they are re-delivered
+        # after it, and processing is idempotent (see streams/ingest.py).
+        stream_wait_empty=False,
         broker_heartbeat_interval=2.0,
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         datadir=str(settings.home.absolute() / "faust"),

@@ -86,43 +86,52 @@ async def write_until_stored(
             return
 
 
+TableRows = dict[str, tuple[int, list[Any]]]
+"""Changed rows of a table: key -> (source partition, value)."""
+
+
 async def _write_rows(
-    app: faust.App, stream: StreamT, events: Sequence[EventT], table: faust.Table,
-    rows: dict[str, tuple[int, list[Any]]],
+    app: faust.App, stream: StreamT, events: Sequence[EventT],
+    changes: Sequence[tuple[faust.Table, TableRows]],
 ) -> None:
-    """Store rows and send their changelog records to each row's source partition.
+    """Store rows, then send their changelog records to each row's source partition.
 
     Records go straight to the producer (Faust flushes it before committing offsets) rather
     than through ``table[key] = value``, whose per-record buffer hand-off made the agent
     wait in steps of 0.1 s under load.
     """
     by_partition: dict[int, EventT] = {e.message.partition: e for e in events}
-    grouped: dict[int, list[tuple[str, list[Any]]]] = defaultdict(list)
-    for key, (partition, value) in rows.items():
-        grouped[partition].append((key, value))
     # A RocksDB store picks its shard from the current event. This block does not await, so
-    # the stream never observes the events set here; it is restored before returning.
+    # every table changes at once and the stream never observes the events set here.
     saved = stream.current_event
     try:
-        for partition, items in grouped.items():
-            stream._set_current_event(by_partition[partition])  # type: ignore[attr-defined]
-            for key, value in items:
+        for table, rows in changes:
+            for key, (partition, value) in rows.items():
+                stream._set_current_event(by_partition[partition])  # type: ignore[attr-defined]
                 table.data[key] = value
     finally:
         stream._set_current_event(saved)  # type: ignore[attr-defined]
-    topic = table.changelog_topic.get_topic_name()
     pending = []
-    for partition, items in grouped.items():
-        for key, value in items:
+    for table, rows in changes:
+        topic = table.changelog_topic.get_topic_name()
+        for key, (partition, value) in rows.items():
             pending.append(await app.producer.send(
                 topic, orjson.dumps(key), orjson.dumps(value), partition, None, None))
     if pending:
         await asyncio.gather(*pending)
 
 
+def steady(app: faust.App) -> bool:
+    """True when no rebalance or table recovery is under way."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    return (not app.rebalancing and app.flow_control.is_active()
+            and recovery.completed.is_set() and not recovery.in_recovery)
+
+
 class EventBatcher:
     """Gather events into batches of at most ``size``, flushed at the latest ``within`` s
     after the first one arrived; acknowledge each event only after its batch was processed.
+    ``process`` returns False for a batch it dropped (its events will be delivered again).
 
     (Faust's ``stream.take()`` was tried first; after a worker crash it left events
     un-processed in its buffer in about one restart in four, so batching is done here.)
@@ -131,7 +140,7 @@ class EventBatcher:
     def __init__(
         self,
         stream: StreamT,
-        process: Callable[[StreamT, list[EventT]], Awaitable[None]],
+        process: Callable[[StreamT, list[EventT]], Awaitable[bool]],
         size: int,
         within: float,
     ) -> None:
@@ -164,9 +173,9 @@ class EventBatcher:
             events, self.pending = self.pending, []
             if not events:
                 return
-            await self.process(self.stream, events)
-            for event in events:
-                await self.stream.ack(event)
+            if await self.process(self.stream, events):
+                for event in events:
+                    await self.stream.ack(event)
 
     async def _flush_when_due(self) -> None:
         while True:
@@ -205,7 +214,13 @@ def register_ingest(
         raw = tables.seen.data.get(event_id)
         return None if raw is None else SeenEvent.from_list(raw)
 
-    async def process(stream: StreamT, events: list[EventT]) -> None:
+    async def process(stream: StreamT, events: list[EventT]) -> bool:
+        while not steady(app):  # tables are being rebuilt: read them only once they are whole
+            await asyncio.sleep(0.05)
+        generation = app.consumer_generation_id
+        events = [e for e in events if e.message.generation_id == generation]
+        if not events:
+            return False  # fetched before a rebalance; Faust seeks back and re-delivers them
         now = datetime.now(UTC)
         batch = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
                             e.message.key, e.message.value) for e in events]
@@ -213,17 +228,20 @@ def register_ingest(
         if out.accepted:
             rows = [usage_row(p, part, off, now) for p, part, off in out.accepted]
             await write_until_stored(store, rows, stats, settings.sink_retry_max_s)
+        if app.consumer_generation_id != generation or not steady(app):
+            return False  # rebalanced meanwhile: the rows read above may be stale; re-deliver
         for dead in out.dead_letters:
             await dlq_topic.send(key=dead.key, value=dead.to_json(now))
             stats.dead_letter_codes[dead.code] += 1
-        await _write_rows(app, stream, events, tables.seen,
-                          {k: (v.partition, v.to_list()) for k, v in out.seen.items()})
-        await _write_rows(app, stream, events, tables.spend,
-                          {k: (v.partition, v.to_list()) for k, v in out.spend.items()})
+        await _write_rows(app, stream, events, [
+            (tables.seen, {k: (v.partition, v.to_list()) for k, v in out.seen.items()}),
+            (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
+        ])
         stats.accepted += len(out.accepted)
         stats.dead_lettered += len(out.dead_letters)
         stats.duplicates += out.duplicates
         stats.batches += 1
+        return True
 
     @app.agent(usage_topic, name="ingest-usage")
     async def ingest_usage(stream: StreamT) -> None:

@@ -1,0 +1,63 @@
+"""EventBatcher: size- and time-bound batches, acks only after a batch was processed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from streams.ingest import EventBatcher
+
+
+class Recorder:
+    """Stands in for the Faust stream: EventBatcher only calls ack() on it."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    async def ack(self, event: int) -> bool:
+        self.acked.append(event)
+        return True
+
+
+async def test_full_batches_flush_at_once_and_acks_follow_processing():
+    stream = Recorder()
+    batches: list[list[int]] = []
+
+    async def process(_stream, events):
+        assert not set(events) & set(stream.acked)  # nothing acked before it is processed
+        batches.append(list(events))
+        return True
+
+    async with EventBatcher(stream, process, size=3, within=60) as batcher:
+        for event in range(7):
+            await batcher.add(event)
+        assert batches == [[0, 1, 2], [3, 4, 5]]
+        await batcher.flush()
+    assert batches[-1] == [6]
+    assert stream.acked == list(range(7))
+
+
+async def test_partial_batch_flushes_within_the_time_bound():
+    stream = Recorder()
+    batches: list[list[int]] = []
+
+    async def process(_stream, events):
+        batches.append(list(events))
+        return True
+
+    async with EventBatcher(stream, process, size=100, within=0.05) as batcher:
+        await batcher.add(1)
+        await batcher.add(2)
+        await asyncio.sleep(0.3)
+    assert batches == [[1, 2]]
+
+
+async def test_dropped_batch_is_not_acknowledged():
+    stream = Recorder()
+
+    async def process(_stream, events):
+        return False
+
+    async with EventBatcher(stream, process, size=2, within=60) as batcher:
+        await batcher.add(1)
+        await batcher.add(2)
+    assert stream.acked == []
