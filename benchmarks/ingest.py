@@ -112,6 +112,30 @@ def worker_run(settings: Settings, env: dict[str, str], n: int, log: Path) -> fl
         worker.stop()
 
 
+def measure_parts(messages: list[tuple[bytes, bytes]], home: Path) -> dict[str, float]:
+    """Events/s of the worker's pure step and of the chDB insert, in this process."""
+    from prsm_events.catalog import Catalog
+    from prsm_events.clickhouse_store import ClickHouseStore, usage_row
+    from prsm_events.ingest import RawMessage, UsageIngestor
+    from prsm_events.validation import EventLimits
+
+    batch = [RawMessage("bench", 0, i, k, v) for i, (k, v) in enumerate(messages)]
+    ingestor = UsageIngestor(Catalog.shipped(), EventLimits())
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    out = ingestor.process(batch, lambda k: None, lambda k: None, now)
+    pure = len(batch) / (time.perf_counter() - t0)
+    rows = [usage_row(p, part, off, now) for p, part, off in out.accepted]
+    store = ClickHouseStore(f"chdb://{home / 'parts-ch'}")
+    store.write_usage(rows[:10])  # open the engine and apply the DDL outside the timing
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), 2000):
+        store.write_usage(rows[i:i + 2000])
+    insert = len(rows) / (time.perf_counter() - t0)
+    store.close()
+    return {"pure": pure, "insert": insert}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -145,6 +169,7 @@ def main() -> None:
                "PRSM_BATCH_MAX": str(args.batch_max)}
         settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap, web_port=port)
         worker_s = worker_run(settings, env, args.events, home / "worker.log")
+        parts = measure_parts(messages[:20_000], home)
     finally:
         if broker is not None:
             broker.stop()
@@ -158,6 +183,8 @@ def main() -> None:
     print(f"prsm worker (validate, price, dedup, tables, ClickHouse): {worker_rate:,.0f} "
           "events/s")
     print(f"ratio worker/floor: {worker_rate / floor_rate:.2f}")
+    print(f"in-process parts: validate+price+dedup+fold {parts['pure']:,.0f} events/s, "
+          f"chDB insert (batches of 2000) {parts['insert']:,.0f} rows/s")
 
 
 if __name__ == "__main__":
