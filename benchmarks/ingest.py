@@ -29,12 +29,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prsm_events.demo import WorkerProcess  # noqa: E402
 from prsm_events.dev_broker import LocalBroker  # noqa: E402
 from prsm_events.kafka_admin import ensure_topics  # noqa: E402
 from prsm_events.replay import WorkloadSpread, synthetic_trace, trace_events  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
 from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
+from prsm_events.worker_process import WorkerProcess  # noqa: E402
 from tests.integration.conftest import free_port  # noqa: E402
 
 

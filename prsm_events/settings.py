@@ -66,7 +66,10 @@ class Settings(BaseSettings):
         400 * 86400.0, description="PRSM_MAX_EVENT_AGE_S: reject events older than this."
     )
     dedup_horizon_s: float = Field(
-        86400.0, description="PRSM_DEDUP_HORIZON_S: how long an event_id is remembered."
+        3600.0,
+        description="PRSM_DEDUP_HORIZON_S: how long the worker remembers an event_id for its "
+        "spend tables (one table entry per event; ClickHouse reports collapse repeated "
+        "event_ids whatever their age).",
     )
     batch_max: int = Field(
         2000, ge=1, description="PRSM_BATCH_MAX: events per ingest batch (stream.take)."

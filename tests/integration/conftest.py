@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from prsm_events.demo import WorkerProcess
 from prsm_events.dev_broker import LocalBroker
 from prsm_events.settings import Settings
+from prsm_events.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

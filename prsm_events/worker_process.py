@@ -1,0 +1,62 @@
+"""Run ``prsm worker`` as a child process and talk to its HTTP API (demo, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from prsm_events.errors import PrsmError
+from prsm_events.settings import Settings
+
+__all__ = ["WorkerProcess"]
+
+
+class WorkerProcess:
+    """``prsm worker`` in a child process, with its HTTP API as the readiness probe."""
+
+    def __init__(self, settings: Settings, log_path: Path, env: dict[str, str] | None = None):
+        self.settings = settings
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "prsm_events", "worker"], stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise PrsmError(f"worker exited; see {self.log_path}:\n"
+                                + self.log_path.read_text(errors="replace")[-3000:])
+            try:
+                if self.get("/health").get("ready"):
+                    return  # tables recovered from their changelogs, partitions assigned
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise PrsmError(f"worker did not answer within {timeout_s:.0f}s; see {self.log_path}")
+
+    def get(self, path: str) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.settings.web_url}{path}", timeout=10) as resp:
+            return orjson.loads(resp.read())
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
