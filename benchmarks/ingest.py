@@ -92,6 +92,17 @@ async def raw_floor(bootstrap: str, source: str, sink: str, n: int) -> float:
         await producer.stop()
 
 
+def faust_noop(bootstrap: str, topic: str, n: int, home: Path) -> float:
+    """Events/s of a Faust agent that only iterates and acks (benchmarks/faust_noop.py)."""
+    import subprocess
+
+    out = home / "noop-rate.txt"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "faust_noop.py"), bootstrap, topic, str(n),
+         str(out)], capture_output=True, cwd=home, timeout=600)
+    return float(out.read_text())
+
+
 def worker_run(settings: Settings, env: dict[str, str], n: int, log: Path) -> float:
     """Seconds for the worker to take n backlog events from first to last accepted."""
     worker = WorkerProcess(settings, log, env)
@@ -170,6 +181,7 @@ def main() -> None:
         settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap, web_port=port)
         worker_s = worker_run(settings, env, args.events, home / "worker.log")
         parts = measure_parts(messages[:20_000], home)
+        noop_rate = faust_noop(bootstrap, f"{prefix}floor-in", args.events, home)
     finally:
         if broker is not None:
             broker.stop()
@@ -183,6 +195,8 @@ def main() -> None:
     print(f"prsm worker (validate, price, dedup, tables, ClickHouse): {worker_rate:,.0f} "
           "events/s")
     print(f"ratio worker/floor: {worker_rate / floor_rate:.2f}")
+    print(f"Faust agent that only iterates and acks: {noop_rate:,.0f} events/s "
+          f"(ratio to floor {noop_rate / floor_rate:.2f})")
     print(f"in-process parts: validate+price+dedup+fold {parts['pure']:,.0f} events/s, "
           f"chDB insert (batches of 2000) {parts['insert']:,.0f} rows/s")
 
