@@ -92,6 +92,12 @@ def test_sdk_and_kcat_events_reach_tables_and_clickhouse(start_worker, kafka):
     assert stored["acme"]["events"] == 20
     assert stored["beta"]["cost_usd"] == pytest.approx(cost(*sync_events))
     assert stored["gamma"]["cost_usd"] == pytest.approx(1.25)
+    # the CLI's path: `prsm report spend` reaches the embedded store through the worker's API
+    from prsm_events.cli import fetch_spend_report
+
+    by_model = fetch_spend_report(worker.settings, "model", None).records()
+    assert {r["model"]: r["events"] for r in by_model} == {
+        "gpt-4o-mini": 25, "claude-sonnet-4": 10}
 
 
 def test_bad_messages_go_to_the_dlq_and_the_worker_keeps_going(start_worker, kafka):

@@ -1,0 +1,49 @@
+"""`prsm topics create` on the real broker: creates, then reports unchanged, then repairs drift."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from prsm_events.kafka_admin import ensure_topics
+from prsm_events.topics import topic_specs
+
+pytestmark = pytest.mark.integration
+
+
+async def set_retention(bootstrap: str, topic: str, value: str) -> None:
+    """Change a topic's retention behind prsm's back; return once the broker reports it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                  configs={"retention.ms": value})])
+        for _ in range(100):  # config changes propagate through the metadata log
+            described = await admin.describe_configs([resource])
+            entries = {e[0]: e[1] for e in described[0].resources[0][4]}
+            if entries["retention.ms"] == value:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the broker never reported the changed retention")
+    finally:
+        await admin.close()
+
+
+def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
+    specs = topic_specs("it-topics.", 3)
+    first = asyncio.run(ensure_topics(kafka, specs))
+    assert {c.action for c in first} == {"created"} and len(first) == 8
+    second = asyncio.run(ensure_topics(kafka, specs))
+    assert {c.action for c in second} == {"unchanged"}
+    asyncio.run(set_retention(kafka, "it-topics.usage", "1000"))
+    third = asyncio.run(ensure_topics(kafka, specs))
+    altered = [c for c in third if c.action == "altered"]
+    assert [c.topic for c in altered] == ["it-topics.usage"]
+    assert "retention.ms=604800000" in altered[0].detail
+    more = topic_specs("it-topics.", 6)
+    warnings = [c for c in asyncio.run(ensure_topics(kafka, more)) if c.action == "warning"]
+    assert len(warnings) == 7  # every per-tenant topic; partitions are never changed

@@ -1,0 +1,44 @@
+"""CLI input errors are caught before anything is sent, with a clear message and exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from prsm_events.cli import main
+from tests.integration.conftest import free_port
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("PRSM_HOME", str(tmp_path))
+    monkeypatch.setenv("PRSM_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")  # nothing listens
+    monkeypatch.setenv("PRSM_WEB_PORT", str(free_port()))
+
+
+def test_publish_rejects_a_bad_jsonl_line_before_sending(env, tmp_path):
+    good = ('{"event_id": "e1", "ts": "2026-01-01T00:00:00Z", "tenant": "a", "service": "s", '
+            '"cost_usd": 1, "kind": "other"}')
+    path = tmp_path / "events.jsonl"
+    path.write_text(f'{good}\n{{"event_id": "e2", "tenant": "a"}}\n')
+    result = CliRunner().invoke(main, ["publish", "--file", str(path)])
+    assert result.exit_code == 2
+    assert "line 2" in result.output and "nothing was sent" in result.output
+
+
+def test_publish_needs_tenant_and_service(env):
+    result = CliRunner().invoke(main, ["publish", "--model", "gpt-4o"])
+    assert result.exit_code == 2
+    assert "--tenant and --service" in result.output
+
+
+def test_report_without_a_worker_says_what_to_do(env):
+    result = CliRunner().invoke(main, ["report", "spend", "--by", "model"])
+    assert result.exit_code == 2
+    assert "start `prsm worker`" in result.output
+
+
+def test_report_rejects_a_bad_since(env):
+    result = CliRunner().invoke(main, ["report", "spend", "--since", "last tuesday"])
+    assert result.exit_code == 2
+    assert "ISO 8601" in result.output
