@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -31,6 +32,12 @@ log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.server.KafkaServer=INFO
 """
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -148,6 +155,11 @@ log.retention.check.interval.ms=60000
         if self.pid() is not None:
             asyncio.run(wait_for_broker(self.bootstrap, timeout_s))
             return self.bootstrap
+        for port in (self.port, self.port + 1):
+            if _port_in_use(port):
+                raise BrokerError(
+                    f"port {port} is already in use by another process: stop it, choose another "
+                    "PRSM_BROKER_PORT, or point PRSM_KAFKA_BOOTSTRAP at that broker")
         libs = self.resolve()
         config = self._write_config()
         if not (self.dir / "data" / "meta.properties").exists():
