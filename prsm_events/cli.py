@@ -202,7 +202,7 @@ def replay_trace(s: Settings, trace: Path | None, *, speed: float, seed: int, te
         sent = 0
         pending: list[Any] = []
         async with UsagePublisher(s.bootstrap, topic=s.topic("usage")) as pub:
-            producer = pub._require()
+            producer = pub.producer
             with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed}/"
                           "{task.total} events"), TimeRemainingColumn(),
                           transient=False) as progress:

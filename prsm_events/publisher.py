@@ -76,7 +76,9 @@ class UsagePublisher:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _require(self) -> AIOKafkaProducer:
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The started aiokafka producer (for callers that pace their own sends)."""
         if self._producer is None:
             raise RuntimeError("UsagePublisher is not started (use `async with` or start())")
         return self._producer
@@ -84,11 +86,11 @@ class UsagePublisher:
     async def publish(self, event: EventLike) -> None:
         """Validate and send one event; return once the broker acknowledged it."""
         key, value = _encode(event)
-        await self._require().send_and_wait(self.topic, value=value, key=key)
+        await self.producer.send_and_wait(self.topic, value=value, key=key)
 
     async def publish_many(self, events: Iterable[EventLike]) -> int:
         """Validate and send events pipelined; return once all are acknowledged."""
-        producer = self._require()
+        producer = self.producer
         pending = []
         for event in events:
             key, value = _encode(event)
@@ -98,7 +100,7 @@ class UsagePublisher:
 
     async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
         """Send bytes as they are (no validation): for tools and tests."""
-        await self._require().send_and_wait(self.topic, value=value, key=key)
+        await self.producer.send_and_wait(self.topic, value=value, key=key)
 
 
 class SyncUsagePublisher:

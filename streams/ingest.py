@@ -7,16 +7,17 @@ per batch (nothing acknowledged is lost, nothing counted twice):
 2. send dead letters and table changelog records (buffered by the producer);
 3. acknowledge the batch's events; Faust flushes the producer before it commits offsets.
 A crash between steps re-delivers the batch: ClickHouse collapses re-inserted event_ids,
-and each spend row skips messages at or below its stored offset.
+and each spend row skips messages at or below its stored offset. A batch is read against the
+tables only while no rebalance or table recovery runs, and only for the current consumer
+generation; otherwise it is dropped unacknowledged and Faust delivers it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.ingest import RawMessage, SeenEvent, UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
+from streams.batching import EventBatcher
 
 log = logging.getLogger("prsm.ingest")
 
@@ -126,66 +128,6 @@ def steady(app: faust.App) -> bool:
     recovery = app.tables.recovery  # type: ignore[attr-defined]
     return (not app.rebalancing and app.flow_control.is_active()
             and recovery.completed.is_set() and not recovery.in_recovery)
-
-
-class EventBatcher:
-    """Gather events into batches of at most ``size``, flushed at the latest ``within`` s
-    after the first one arrived; acknowledge each event only after its batch was processed.
-    ``process`` returns False for a batch it dropped (its events will be delivered again).
-
-    (Faust's ``stream.take()`` was tried first; after a worker crash it left events
-    un-processed in its buffer in about one restart in four, so batching is done here.)
-    """
-
-    def __init__(
-        self,
-        stream: StreamT,
-        process: Callable[[StreamT, list[EventT]], Awaitable[bool]],
-        size: int,
-        within: float,
-    ) -> None:
-        self.stream = stream
-        self.process = process
-        self.size = size
-        self.within = within
-        self.pending: list[EventT] = []
-        self.first_at = 0.0
-        self.lock = asyncio.Lock()
-        self._timer: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> EventBatcher:
-        self._timer = asyncio.create_task(self._flush_when_due())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-    async def add(self, event: EventT) -> None:
-        if not self.pending:
-            self.first_at = time.monotonic()
-        self.pending.append(event)
-        if len(self.pending) >= self.size:
-            await self.flush()
-
-    async def flush(self) -> None:
-        async with self.lock:
-            events, self.pending = self.pending, []
-            if not events:
-                return
-            if await self.process(self.stream, events):
-                for event in events:
-                    await self.stream.ack(event)
-
-    async def _flush_when_due(self) -> None:
-        while True:
-            wait = self.within
-            if self.pending:
-                wait = self.first_at + self.within - time.monotonic()
-                if wait <= 0:
-                    await self.flush()
-                    continue
-            await asyncio.sleep(max(wait, 0.001))
 
 
 def register_ingest(

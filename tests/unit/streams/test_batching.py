@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.ingest import EventBatcher
+from streams.batching import EventBatcher
 
 
 class Recorder:
