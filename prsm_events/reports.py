@@ -59,7 +59,7 @@ class SpendReport:
         keys = SPEND_DIMENSIONS[self.by]
         out = []
         for row in self.rows:
-            rec = dict(zip(keys, (str(v) for v in row[: len(keys)]), strict=True))
+            rec: dict[str, Any] = dict(zip(keys, (str(v) for v in row[: len(keys)]), strict=True))
             cost, events, inp, outp = row[len(keys):]
             rec.update(cost_usd=float(cost), events=int(events), input_tokens=int(inp),
                        output_tokens=int(outp), share=float(cost) / total)

@@ -49,7 +49,8 @@ class WorkerProcess:
 
     def get(self, path: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.settings.web_url}{path}", timeout=10) as resp:
-            return orjson.loads(resp.read())
+            body: dict[str, Any] = orjson.loads(resp.read())
+            return body
 
     def stop(self, timeout_s: float = 60.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from faust.types import EventT, StreamT
 
@@ -22,8 +23,8 @@ class EventBatcher:
 
     def __init__(
         self,
-        stream: StreamT,
-        process: Callable[[StreamT, list[EventT]], Awaitable[bool]],
+        stream: StreamT[Any],
+        process: Callable[[StreamT[Any], list[EventT[Any]]], Awaitable[bool]],
         size: int,
         within: float,
     ) -> None:
@@ -31,7 +32,7 @@ class EventBatcher:
         self.process = process
         self.size = size
         self.within = within
-        self.pending: list[EventT] = []
+        self.pending: list[EventT[Any]] = []
         self.first_at = 0.0
         self.lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
@@ -44,7 +45,7 @@ class EventBatcher:
         if self._timer is not None:
             self._timer.cancel()
 
-    async def add(self, event: EventT) -> None:
+    async def add(self, event: EventT[Any]) -> None:
         if not self.pending:
             self.first_at = time.monotonic()
         self.pending.append(event)

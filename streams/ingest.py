@@ -24,7 +24,7 @@ from typing import Any
 
 import faust
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TableT
 
 from prsm_events.backoff import Backoff
 from prsm_events.clickhouse_store import ClickHouseStore, usage_row
@@ -63,8 +63,8 @@ class IngestStats:
 
 @dataclass
 class IngestTables:
-    spend: faust.Table
-    seen: faust.Table
+    spend: TableT[str, Any]
+    seen: TableT[str, Any]
 
 
 async def write_until_stored(
@@ -93,8 +93,8 @@ TableRows = dict[str, tuple[int, list[Any]]]
 
 
 async def _write_rows(
-    app: faust.App, stream: StreamT, events: Sequence[EventT],
-    changes: Sequence[tuple[faust.Table, TableRows]],
+    app: faust.App, stream: StreamT[Any], events: Sequence[EventT[Any]],
+    changes: Sequence[tuple[TableT[str, Any], TableRows]],
 ) -> None:
     """Store rows, then send their changelog records to each row's source partition.
 
@@ -102,7 +102,7 @@ async def _write_rows(
     than through ``table[key] = value``, whose per-record buffer hand-off made the agent
     wait in steps of 0.1 s under load.
     """
-    by_partition: dict[int, EventT] = {e.message.partition: e for e in events}
+    by_partition: dict[int, EventT[Any]] = {e.message.partition: e for e in events}
     # A RocksDB store picks its shard from the current event. This block does not await, so
     # every table changes at once and the stream never observes the events set here.
     saved = stream.current_event
@@ -156,7 +156,7 @@ def register_ingest(
         raw = tables.seen.data.get(event_id)
         return None if raw is None else SeenEvent.from_list(raw)
 
-    async def process(stream: StreamT, events: list[EventT]) -> bool:
+    async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         while not steady(app):  # tables are being rebuilt: read them only once they are whole
             await asyncio.sleep(0.05)
         generation = app.consumer_generation_id
@@ -186,22 +186,23 @@ def register_ingest(
         return True
 
     @app.agent(usage_topic, name="ingest-usage")
-    async def ingest_usage(stream: StreamT) -> None:
+    async def ingest_usage(stream: StreamT[Any]) -> None:
         batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
         async with batcher:
-            async for event in stream.noack().events():
+            async for event in stream.noack().events():  # type: ignore[attr-defined]
                 await batcher.add(event)
 
-    @app.timer(interval=300.0)
+    @app.timer(interval=300.0)  # type: ignore[untyped-decorator]
     async def expire_rows() -> None:
         """Drop spend rows of windows past retention and event ids past the dedup horizon."""
         now = datetime.now(UTC)
         horizon = now.timestamp() - settings.dedup_horizon_s
-        for table, partition_of, expired in (
-            (tables.spend, lambda v: int(v[4]), lambda k, v: is_expired(k, now)),
-            (tables.seen, lambda v: int(v[0]), lambda k, v: float(v[2]) < horizon),
-        ):
-            doomed = [(k, partition_of(v)) for k, v in list(table.data.items()) if expired(k, v)]
+        # each value carries its row's source partition, where the tombstone must go
+        doomed_spend = [(k, int(v[4])) for k, v in list(tables.spend.data.items())
+                        if is_expired(k, now)]
+        doomed_seen = [(k, int(v[0])) for k, v in list(tables.seen.data.items())
+                       if float(v[2]) < horizon]
+        for table, doomed in ((tables.spend, doomed_spend), (tables.seen, doomed_seen)):
             for key, partition in doomed:
                 table.data.pop(key, None)
                 table.send_changelog(partition, key, None, value_serializer="raw")

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
+from faust.types import TableT
 from faust.web import Request, Response, View
 
 from prsm_events.clickhouse_store import ClickHouseStore
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["register_views"]
 
 
-def _spend_rows(table: faust.Table, scope: str | None, window: str | None) -> list[dict[str, Any]]:
+def _spend_rows(
+    table: TableT[str, Any], scope: str | None, window: str | None,
+) -> list[dict[str, Any]]:
     out = []
     for key, raw in list(table.data.items()):
         row_scope, row_window, start = key.rsplit("|", 2)
