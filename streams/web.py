@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from faust.types import TableT
@@ -19,9 +19,7 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.reports import SPEND_DIMENSIONS, SpendReport, spend_query
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow
-
-if TYPE_CHECKING:
-    from streams.ingest import IngestStats, IngestTables
+from streams.ingest import IngestStats, IngestTables, steady
 
 __all__ = ["register_views"]
 
@@ -52,9 +50,7 @@ def register_views(
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         ok = await asyncio.to_thread(store.ping)
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        ready = recovery.completed.is_set() and not recovery.in_recovery
-        return web.json({"status": "ok", "ready": ready,
+        return web.json({"status": "ok", "ready": steady(app),
                          "clickhouse": "up" if ok else "unavailable"})
 
     @app.page("/stats")
