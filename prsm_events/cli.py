@@ -76,7 +76,7 @@ def topics() -> None:
     """Kafka topics."""
 
 
-def _ensure_topics(s: Settings) -> list[Any]:
+def provision_topics(s: Settings) -> list[Any]:
     from prsm_events.kafka_admin import ensure_topics
     from prsm_events.topics import topic_specs
 
@@ -88,7 +88,7 @@ def _ensure_topics(s: Settings) -> list[Any]:
 def topics_create() -> None:
     """Create every prsm topic, or align its settings (idempotent)."""
     try:
-        for change in _ensure_topics(_settings()):
+        for change in provision_topics(_settings()):
             click.echo(str(change))
     except PrsmError as exc:
         _fail(str(exc))

@@ -16,7 +16,7 @@ __all__ = ["run_demo"]
 
 
 def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int) -> None:
-    from prsm_events.cli import _ensure_topics, fetch_spend_report, replay_trace
+    from prsm_events.cli import fetch_spend_report, provision_topics, replay_trace
     from prsm_events.dev_broker import LocalBroker
 
     broker = None
@@ -27,10 +27,10 @@ def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int
             click.echo("using the running local broker", err=True)
         else:
             click.echo("starting the local Kafka broker ...", err=True)
-            LocalBroker(settings.home, settings.broker_port).start()
+            broker.start()
     worker = WorkerProcess(settings, settings.home / "logs" / "demo-worker.log")
     try:
-        _ensure_topics(settings)
+        provision_topics(settings)
         click.echo("starting the worker ...", err=True)
         worker.start()
         before = worker.get("/stats")
