@@ -28,6 +28,3 @@ class Backoff:
         delay = min(self.cap, self.initial * self.factor**self._attempt)
         self._attempt = min(self._attempt + 1, 64)
         return random.uniform(delay / 2, delay) if self.jitter else delay
-
-    def reset(self) -> None:
-        self._attempt = 0
