@@ -103,9 +103,9 @@ def faust_noop(bootstrap: str, topic: str, n: int, home: Path) -> float:
     return float(out.read_text())
 
 
-def worker_run(settings: Settings, env: dict[str, str], n: int, log: Path) -> float:
+def worker_run(settings: Settings, n: int, log: Path) -> float:
     """Seconds for the worker to take n backlog events from first to last accepted."""
-    worker = WorkerProcess(settings, log, env)
+    worker = WorkerProcess(settings, log)
     worker.start()
     try:
         start_count, started = 0, None
@@ -173,13 +173,10 @@ def main() -> None:
         asyncio.run(preload(bootstrap, f"{prefix}usage", messages))
         floor_s = asyncio.run(raw_floor(bootstrap, f"{prefix}floor-in", f"{prefix}floor-out",
                                         args.events))
-        port = free_port()
-        env = {"PRSM_HOME": str(home / "worker"), "PRSM_KAFKA_BOOTSTRAP": bootstrap,
-               "PRSM_TOPIC_PREFIX": prefix, "PRSM_APP_ID": f"bench{run_id}",
-               "PRSM_WEB_PORT": str(port), "PRSM_PARTITIONS": str(args.partitions),
-               "PRSM_BATCH_MAX": str(args.batch_max)}
-        settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap, web_port=port)
-        worker_s = worker_run(settings, env, args.events, home / "worker.log")
+        settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
+                            topic_prefix=prefix, app_id=f"bench{run_id}", web_port=free_port(),
+                            partitions=args.partitions, batch_max=args.batch_max)
+        worker_s = worker_run(settings, args.events, home / "worker.log")
         parts = measure_parts(messages[:20_000], home)
         noop_rate = faust_noop(bootstrap, f"{prefix}floor-in", args.events, home)
     finally:

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         "event_ids whatever their age).",
     )
     batch_max: int = Field(
-        2000, ge=1, description="PRSM_BATCH_MAX: events per ingest batch (stream.take)."
+        2000, ge=1, description="PRSM_BATCH_MAX: most events per ingest batch."
     )
     batch_within_s: float = Field(
         0.2, gt=0, description="PRSM_BATCH_WITHIN_S: longest wait to fill a batch."
@@ -104,6 +104,22 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full topic name for a logical name (``usage`` -> ``prsm.usage``)."""
         return f"{self.topic_prefix}{name}"
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``PRSM_*`` environment variables (to configure a child process).
+
+        >>> Settings(home="/tmp/x", partitions=3).as_env()["PRSM_PARTITIONS"]
+        '3'
+        """
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"PRSM_{name.upper()}"] = str(value)
+        return env
 
     @property
     def web_url(self) -> str:

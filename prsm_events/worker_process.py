@@ -20,12 +20,15 @@ __all__ = ["WorkerProcess"]
 
 
 class WorkerProcess:
-    """``prsm worker`` in a child process, with its HTTP API as the readiness probe."""
+    """``prsm worker`` in a child process, with its HTTP API as the readiness probe.
+
+    The child is configured by ``settings`` (passed as PRSM_* variables); ``env`` adds more.
+    """
 
     def __init__(self, settings: Settings, log_path: Path, env: dict[str, str] | None = None):
         self.settings = settings
         self.log_path = log_path
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, **settings.as_env(), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 120.0) -> None:
@@ -45,7 +48,7 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise PrsmError(f"worker did not answer within {timeout_s:.0f}s; see {self.log_path}")
+        raise PrsmError(f"worker was not ready within {timeout_s:.0f}s; see {self.log_path}")
 
     def get(self, path: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.settings.web_url}{path}", timeout=10) as resp:

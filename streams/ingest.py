@@ -106,10 +106,13 @@ async def _write_rows(
     # A RocksDB store picks its shard from the current event. This block does not await, so
     # every table changes at once and the stream never observes the events set here.
     saved = stream.current_event
+    current = -1
     try:
         for table, rows in changes:
             for key, (partition, value) in rows.items():
-                stream._set_current_event(by_partition[partition])  # type: ignore[attr-defined]
+                if partition != current:
+                    stream._set_current_event(by_partition[partition])  # type: ignore[attr-defined]
+                    current = partition
                 table.data[key] = value
     finally:
         stream._set_current_event(saved)  # type: ignore[attr-defined]

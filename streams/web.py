@@ -82,4 +82,3 @@ def register_views(
         except StoreUnavailable as exc:
             return web.json({"error": str(exc)}, status=503)
         return web.json({"by": by, "rows": SpendReport(by, rows).records()})
-

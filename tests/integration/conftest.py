@@ -52,25 +52,17 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class WorkerHandle:
-    def __init__(self, name: str, kafka: str, home: Path, **extra: str) -> None:
+    def __init__(self, name: str, kafka: str, home: Path, **overrides: Any) -> None:
         self.name = name
-        self.env = {
-            "PRSM_HOME": str(home),
-            "PRSM_KAFKA_BOOTSTRAP": kafka,
-            "PRSM_TOPIC_PREFIX": f"{name}.",
-            "PRSM_APP_ID": name,
-            "PRSM_WEB_PORT": str(free_port()),
-            "PRSM_PARTITIONS": "3",
-            "PRSM_BATCH_WITHIN_S": "0.05",
-            "PRSM_SINK_RETRY_MAX_S": "1",
-            "PRSM_LOGLEVEL": os.environ.get("PRSM_TEST_WORKER_LOGLEVEL", "warning"),
-            **extra,
+        fields: dict[str, Any] = {
+            "home": home, "kafka_bootstrap": kafka, "topic_prefix": f"{name}.", "app_id": name,
+            "web_port": free_port(), "partitions": 3, "batch_within_s": 0.05,
+            "sink_retry_max_s": 1.0,
         }
-        self.settings = Settings(
-            home=home, kafka_bootstrap=kafka, topic_prefix=f"{name}.", app_id=name,
-            web_port=int(self.env["PRSM_WEB_PORT"]), partitions=3,
-        )
-        self.process = WorkerProcess(self.settings, home / f"worker-{name}.log", self.env)
+        self.settings = Settings(**{**fields, **overrides})
+        loglevel = os.environ.get("PRSM_TEST_WORKER_LOGLEVEL", "warning")
+        self.process = WorkerProcess(self.settings, home / f"worker-{name}.log",
+                                     {"PRSM_LOGLEVEL": loglevel})
 
     def start(self) -> WorkerHandle:
         self.process.start()
@@ -106,8 +98,9 @@ class WorkerHandle:
 def start_worker(kafka: str, tmp_path: Path) -> Iterator[Callable[..., WorkerHandle]]:
     started: list[WorkerHandle] = []
 
-    def start(name: str, home: Path | None = None, **extra: str) -> WorkerHandle:
-        handle = WorkerHandle(name, kafka, home or tmp_path / name, **extra)
+    def start(name: str, home: Path | None = None, **overrides: Any) -> WorkerHandle:
+        """A worker named ``name``; ``overrides`` are Settings fields."""
+        handle = WorkerHandle(name, kafka, home or tmp_path / name, **overrides)
         started.append(handle)
         return handle.start()
 

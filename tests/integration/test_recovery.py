@@ -85,7 +85,7 @@ def test_nothing_is_lost_while_clickhouse_is_unavailable(start_worker, kafka, tm
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
-        worker = start_worker("it-outage", home=home, PRSM_CLICKHOUSE_DSN=dsn)
+        worker = start_worker("it-outage", home=home, clickhouse_dsn=dsn)
         assert worker.get("/health")["clickhouse"] == "unavailable"
         batch = events("o-", 120)
         publish(kafka, worker.topic("usage"), batch)
