@@ -88,7 +88,9 @@ class Catalog:
         self.entries: tuple[ModelPrice, ...] = tuple(data.models)
         self._by_name: dict[str, ModelPrice] = {}
         self._by_provider: dict[tuple[str, str], ModelPrice] = {}
+        self._offerings: dict[str, list[ModelPrice]] = {}
         for entry in self.entries:
+            self._offerings.setdefault(entry.model, []).append(entry)
             for name in (entry.model, *entry.aliases):
                 self._by_name.setdefault(name, entry)
                 self._by_provider[(entry.provider, name)] = entry
@@ -124,6 +126,11 @@ class Catalog:
             if hit is not None and (provider is None or hit.provider == provider):
                 return hit
         return None
+
+    def offerings(self, model: str) -> list[ModelPrice]:
+        """Every provider's entry for ``model`` (the catalog's first one first)."""
+        entry = self.lookup(model)
+        return [] if entry is None else list(self._offerings[entry.model])
 
     def to_json(self) -> dict[str, Any]:
         return {

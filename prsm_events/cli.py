@@ -304,3 +304,14 @@ def demo(trace: Path | None, speed: float, limit: int) -> None:
         run_demo(_settings(), trace, speed=speed, limit=limit)
     except PrsmError as exc:
         _fail(str(exc))
+
+
+# --- spend control (budget, catalog, decisions) ----------------------------------------------
+def _add_control_commands() -> None:
+    from prsm_events.cli_control import budget, catalog, decisions
+
+    for command in (budget, catalog, decisions):
+        main.add_command(command)
+
+
+_add_control_commands()

@@ -7,7 +7,7 @@
 ...                output_tokens=1_000)
 >>> p = price_usage(e, cat)
 >>> round(p.cost_usd, 6), p.priced_by
-(0.0234, 'catalog:2025-08-15.1')
+(0.0234, 'catalog:2025-08-15.2')
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Every field names its environment variable in its description.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,38 @@ class Settings(BaseSettings):
     )
     sink_retry_max_s: float = Field(
         30.0, gt=0, description="PRSM_SINK_RETRY_MAX_S: cap of the sink's retry backoff."
+    )
+    reservation_ttl_s: float = Field(
+        120.0, gt=0, description="PRSM_RESERVATION_TTL_S: an allowed request's reservation is "
+        "released after this long unless its usage event (same request_id) settles it first.",
+    )
+    unbudgeted: Literal["allow", "reject"] = Field(
+        "allow", description="PRSM_UNBUDGETED: decision for a request no budget applies to "
+        "(allow: allowed and recorded).",
+    )
+    default_est_input_tokens: int = Field(
+        1000, ge=0, description="PRSM_DEFAULT_EST_INPUT_TOKENS: estimate when a request "
+        "gives no est_input_tokens.",
+    )
+    default_est_output_tokens: int = Field(
+        500, ge=0, description="PRSM_DEFAULT_EST_OUTPUT_TOKENS: estimate when a request "
+        "gives no est_output_tokens.",
+    )
+    min_provider_availability: float = Field(
+        0.5, ge=0, le=1, description="PRSM_MIN_PROVIDER_AVAILABILITY: below this share of ok "
+        "outcomes (decaying) a provider counts as unavailable for a model.",
+    )
+    provider_half_life_s: float = Field(
+        300.0, gt=0, description="PRSM_PROVIDER_HALF_LIFE_S: half-life of provider outcomes.",
+    )
+    exhausted_below: float = Field(
+        0.01, ge=0, lt=1, description="PRSM_EXHAUSTED_BELOW: a hard budget with less than this "
+        "share of its limit unspent is exhausted: requests are throttled and a block directive "
+        "goes to the policies topic.",
+    )
+    producer_linger_ms: float = Field(
+        1.0, ge=0, description="PRSM_PRODUCER_LINGER_MS: the worker producer's linger "
+        "(decisions wait at most this long to be batched).",
     )
     catalog_path: Path | None = Field(
         None, description="PRSM_CATALOG_PATH: a catalog JSON file instead of the shipped one."

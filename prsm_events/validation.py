@@ -18,13 +18,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from prsm_events.errors import InvalidEvent
 from prsm_events.models import UsageEvent
+from prsm_events.request import RequestEvent
 
-__all__ = ["EventLimits", "decode_usage", "describe_validation_error"]
+E = TypeVar("E", bound=BaseModel)
+
+__all__ = [
+    "EventLimits",
+    "decode_event",
+    "decode_request",
+    "decode_usage",
+    "describe_validation_error",
+]
 
 _CODE_BY_PYDANTIC_TYPE = {
     "extra_forbidden": "unknown_field",
@@ -59,8 +69,8 @@ def describe_validation_error(exc: ValidationError) -> InvalidEvent:
     return InvalidEvent(code, "; ".join(parts))
 
 
-def decode_usage(raw: bytes | None, limits: EventLimits, now: datetime) -> UsageEvent:
-    """Parse and validate one usage message; raise InvalidEvent with the reason."""
+def decode_event(raw: bytes | None, model: type[E], limits: EventLimits, now: datetime) -> E:
+    """Parse and validate one message as ``model``; raise InvalidEvent with the reason."""
     if raw is None or not raw.strip():
         raise InvalidEvent("empty", "message has no value")
     if len(raw) > limits.max_bytes:
@@ -68,16 +78,25 @@ def decode_usage(raw: bytes | None, limits: EventLimits, now: datetime) -> Usage
             "oversized", f"message is {len(raw)} bytes, the limit is {limits.max_bytes}"
         )
     try:
-        event = UsageEvent.model_validate_json(raw)
+        event = model.model_validate_json(raw)
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
-    if event.ts > now + limits.max_future_skew:
+    ts: datetime = event.ts  # type: ignore[attr-defined]
+    if ts > now + limits.max_future_skew:
         raise InvalidEvent(
             "ts_out_of_range",
-            f"ts {event.ts.isoformat()} is more than {limits.max_future_skew} ahead of now",
+            f"ts {ts.isoformat()} is more than {limits.max_future_skew} ahead of now",
         )
-    if event.ts < now - limits.max_age:
-        raise InvalidEvent(
-            "ts_out_of_range", f"ts {event.ts.isoformat()} is older than {limits.max_age}"
-        )
+    if ts < now - limits.max_age:
+        raise InvalidEvent("ts_out_of_range", f"ts {ts.isoformat()} is older than {limits.max_age}")
     return event
+
+
+def decode_usage(raw: bytes | None, limits: EventLimits, now: datetime) -> UsageEvent:
+    """Parse and validate one usage message; raise InvalidEvent with the reason."""
+    return decode_event(raw, UsageEvent, limits, now)
+
+
+def decode_request(raw: bytes | None, limits: EventLimits, now: datetime) -> RequestEvent:
+    """Parse and validate one request message; raise InvalidEvent with the reason."""
+    return decode_event(raw, RequestEvent, limits, now)

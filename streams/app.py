@@ -11,6 +11,9 @@ from prsm_events.clickhouse_store import ClickHouseStore
 from prsm_events.ingest import UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.validation import EventLimits
+from streams.config_feeds import ConfigFeeds
+from streams.control import SpendControl
+from streams.decisions import register_decisions
 from streams.ingest import IngestStats, register_ingest
 from streams.web import register_views
 
@@ -33,7 +36,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         web_bind=settings.web_host,
         web_host=settings.web_host,
         producer_acks=-1,
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger_ms / 1000,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_session_timeout=10.0,
@@ -52,8 +55,18 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         max_future_skew=timedelta(seconds=settings.max_future_skew_s),
         max_age=timedelta(seconds=settings.max_event_age_s),
     )
-    ingestor = UsageIngestor(load_catalog(settings.catalog_path), limits)
+    catalog = load_catalog(settings.catalog_path)
+    ingestor = UsageIngestor(catalog, limits)
+    control = SpendControl(app, settings, catalog)
+    control.catalog_listeners.append(lambda c: setattr(ingestor, "catalog", c))
+    feeds = ConfigFeeds(settings, control)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_feeds() -> None:
+        await app.add_runtime_dependency(feeds)
+
     stats = IngestStats()
-    tables = register_ingest(app, settings, store, ingestor, stats)
-    register_views(app, settings, store, tables, stats)
+    tables = register_ingest(app, settings, store, ingestor, stats, control, feeds)
+    register_decisions(app, settings, control, feeds, limits)
+    register_views(app, settings, store, tables, stats, control, feeds)
     return app

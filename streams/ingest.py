@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
@@ -33,6 +33,10 @@ from prsm_events.ingest import RawMessage, SeenEvent, UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
 from streams.batching import EventBatcher
+
+if TYPE_CHECKING:
+    from streams.config_feeds import ConfigFeeds
+    from streams.control import SpendControl
 
 log = logging.getLogger("prsm.ingest")
 
@@ -139,6 +143,8 @@ def register_ingest(
     store: ClickHouseStore,
     ingestor: UsageIngestor,
     stats: IngestStats,
+    control: SpendControl,
+    feeds: ConfigFeeds,
 ) -> IngestTables:
     usage_topic = app.topic(
         settings.topic("usage"), key_type=bytes, value_type=bytes,
@@ -160,7 +166,8 @@ def register_ingest(
         return None if raw is None else SeenEvent.from_list(raw)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
-        while not steady(app):  # tables are being rebuilt: read them only once they are whole
+        # tables are being rebuilt, or budgets not read yet: wait until they are whole
+        while not (steady(app) and feeds.ready.is_set()):
             await asyncio.sleep(0.05)
         generation = app.consumer_generation_id
         events = [e for e in events if e.message.generation_id == generation]
@@ -182,6 +189,10 @@ def register_ingest(
             (tables.seen, {k: (v.partition, v.to_list()) for k, v in out.seen.items()}),
             (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
         ])
+        for priced, partition, offset in out.accepted:  # settle reservations, count spend
+            control.apply_usage(priced, partition, offset)
+        await control.persist()
+        await control.announce(now.timestamp())
         stats.accepted += len(out.accepted)
         stats.dead_lettered += len(out.dead_letters)
         stats.duplicates += out.duplicates

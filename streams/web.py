@@ -7,6 +7,7 @@ reports go through ``GET /reports/spend``.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,8 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.reports import SPEND_DIMENSIONS, SpendReport, spend_query
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow
+from streams.config_feeds import ConfigFeeds
+from streams.control import SpendControl
 from streams.ingest import IngestStats, IngestTables, steady
 
 __all__ = ["register_views"]
@@ -46,16 +49,29 @@ def register_views(
     store: ClickHouseStore,
     tables: IngestTables,
     stats: IngestStats,
+    control: SpendControl,
+    feeds: ConfigFeeds,
 ) -> None:
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         ok = await asyncio.to_thread(store.ping)
-        return web.json({"status": "ok", "ready": steady(app),
-                         "clickhouse": "up" if ok else "unavailable"})
+        return web.json({"status": "ok", "ready": steady(app) and feeds.ready.is_set(),
+                         "clickhouse": "up" if ok else "unavailable",
+                         "catalog": control.catalog.version, "budgets": len(control.book)})
 
     @app.page("/stats")
     async def stats_view(web: View, request: Request) -> Response:
-        return web.json(stats.as_dict())
+        return web.json({**stats.as_dict(), "decisions": control.stats.as_dict()})
+
+    @app.page("/budgets")
+    async def budgets_view(web: View, request: Request) -> Response:
+        """Every budget in force with spent, reserved, remaining and a run-rate forecast."""
+        return web.json({"budgets": control.budget_figures(time.time())})
+
+    @app.page("/providers")
+    async def providers_view(web: View, request: Request) -> Response:
+        """Learned availability and latency per (provider, model)."""
+        return web.json({"providers": control.health.snapshot(time.time())})
 
     @app.page("/spend")
     async def spend_view(web: View, request: Request) -> Response:

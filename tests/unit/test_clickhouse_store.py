@@ -36,7 +36,7 @@ def test_writes_are_idempotent_and_ddl_reapplies(tmp_path):
         store = ClickHouseStore("chdb://{tmp_path}/ch")   # DDL applied again on open
         print(store.query("SELECT count(), sum(cost_usd), any(priced_by) FROM {{db}}.usage FINAL"))
     """)
-    assert out == "[(1, 0.0025, 'catalog:2025-08-15.1')]"
+    assert out == "[(1, 0.0025, 'catalog:2025-08-15.2')]"
 
 
 def test_server_dsn_database_and_redaction():

@@ -1,0 +1,128 @@
+"""Budgets: a spend limit on a scope over a period, and the book of budgets in force.
+
+Budgets live on the compacted ``budgets`` topic. A scope may hold several budgets (say
+$50/day and $1000/month), so a record's key is ``<scope>|<period>`` (compaction keeps one
+record per key; a null value deletes that budget). A request must fit every hard budget of
+every scope it falls in.
+
+>>> b = Budget(scope="tenant:acme", period="month", limit_usd=1000, alert_at=(0.5, 0.8))
+>>> b.key, b.hard
+('tenant:acme|month', True)
+>>> book = BudgetBook()
+>>> book.apply(b.key.encode(), b.model_dump_json().encode())
+>>> [x.key for x in book.applicable(["global", "tenant:acme", "tenant:acme/service:chat"])]
+['tenant:acme|month']
+>>> book.apply(b"tenant:acme|month", None)          # a tombstone removes it
+>>> len(book)
+0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, field_validator
+
+from prsm_events.models import EventModel
+from prsm_events.periods import PERIODS, check_timezone
+from prsm_events.scopes import Scope
+
+__all__ = ["Budget", "BudgetBook", "budget_key"]
+
+
+def _check_scope(text: str) -> str:
+    return str(Scope.parse(text))
+
+
+def _check_period(text: str) -> str:
+    if text not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+    return text
+
+
+def budget_key(scope: str, period: str) -> str:
+    """The record key of a budget on the budgets topic."""
+    return f"{scope}|{period}"
+
+
+class Budget(EventModel):
+    """One budget (the value of a record on the ``budgets`` topic)."""
+
+    scope: Annotated[str, AfterValidator(_check_scope)]
+    period: Annotated[str, AfterValidator(_check_period)] = Field(
+        description="day | week | month (calendar, in `timezone`) or rolling 1h | 24h | 7d."
+    )
+    limit_usd: float = Field(ge=0, le=1e12)
+    alert_at: tuple[float, ...] = Field(
+        (), max_length=10, description="Fractions of the limit that raise a threshold alert."
+    )
+    hard: bool = Field(True, description="Hard budgets block requests; soft ones only alert.")
+    pacing: bool = Field(False, description="Spread the budget over its period (pacing).")
+    timezone: Annotated[str, AfterValidator(check_timezone)] = "UTC"
+
+    @field_validator("alert_at")
+    @classmethod
+    def _check_alert_at(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < f <= 1 for f in value):
+            raise ValueError("alert_at fractions must be in (0, 1]")
+        return tuple(sorted(set(value)))
+
+    @property
+    def key(self) -> str:
+        return budget_key(self.scope, self.period)
+
+    @property
+    def tenant(self) -> str | None:
+        return Scope.parse(self.scope).tenant
+
+
+class BudgetBook:
+    """The budgets in force, by key, built from the budgets topic (last record wins)."""
+
+    def __init__(self, budgets: Iterable[Budget] = ()) -> None:
+        self._by_key: dict[str, Budget] = {}
+        self._by_scope: dict[str, list[Budget]] = {}
+        for budget in budgets:
+            self.put(budget)
+
+    def put(self, budget: Budget) -> None:
+        self._by_key[budget.key] = budget
+        self._reindex()
+
+    def remove(self, key: str) -> Budget | None:
+        gone = self._by_key.pop(key, None)
+        self._reindex()
+        return gone
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Apply one record of the budgets topic; raise ValueError for a malformed one."""
+        if key is None:
+            raise ValueError("budget record has no key (expected '<scope>|<period>')")
+        text = key.decode("utf-8", errors="replace")
+        if value is None:
+            self.remove(text)
+            return
+        budget = Budget.model_validate_json(value)
+        if budget.key != text:
+            raise ValueError(f"budget record key {text!r} does not match its value {budget.key!r}")
+        self.put(budget)
+
+    def _reindex(self) -> None:
+        by_scope: dict[str, list[Budget]] = {}
+        for budget in self._by_key.values():
+            by_scope.setdefault(budget.scope, []).append(budget)
+        self._by_scope = by_scope
+
+    def applicable(self, scopes: Iterable[str]) -> list[Budget]:
+        """Every budget on any of ``scopes``."""
+        return [b for scope in scopes for b in self._by_scope.get(scope, ())]
+
+    def get(self, key: str) -> Budget | None:
+        return self._by_key.get(key)
+
+    def __iter__(self) -> Iterator[Budget]:
+        return iter(list(self._by_key.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_key)

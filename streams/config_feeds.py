@@ -1,0 +1,58 @@
+"""Budgets and catalog from their compacted topics, followed by every worker in full.
+
+Every worker needs every budget (a global budget applies to all tenants), so these topics
+are read whole, without a consumer group, rather than partitioned like the per-tenant streams.
+A record that does not parse is dead-lettered with the reason and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import mode
+
+from prsm_events.compacted_view import CompactedView
+from prsm_events.dead_letter import DeadLetter
+from prsm_events.settings import Settings
+from streams.control import SpendControl
+
+__all__ = ["ConfigFeeds"]
+
+
+class ConfigFeeds(mode.Service):
+    def __init__(self, settings: Settings, control: SpendControl, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.control = control
+        self.dlq = control.app.topic(settings.topic("dlq"), key_serializer="raw",
+                                     value_serializer="raw")
+        self.views = [
+            CompactedView(settings.bootstrap, settings.topic("budgets"), control.apply_budget,
+                          self._dead_letter(settings.topic("budgets"))),
+            CompactedView(settings.bootstrap, settings.topic("catalog"), control.apply_catalog,
+                          self._dead_letter(settings.topic("catalog"))),
+        ]
+        self.ready = asyncio.Event()
+        self._sending: set[asyncio.Future[Any]] = set()
+
+    def _dead_letter(self, topic: str) -> Any:
+        code = "invalid_budget" if topic.endswith("budgets") else "invalid_catalog"
+
+        def send(topic: str, partition: int, offset: int, key: bytes | None,
+                 value: bytes | None, exc: Exception) -> None:
+            letter = DeadLetter(code, f"{code}: {exc}", topic, partition, offset, key, value)
+            task = asyncio.ensure_future(self.dlq.send(key=key, value=letter.to_json()))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        return send
+
+    async def on_start(self) -> None:
+        for view in self.views:
+            await view.start()
+        for view in self.views:
+            await view.wait_caught_up(60.0)
+        self.ready.set()
+
+    async def on_stop(self) -> None:
+        for view in self.views:
+            await view.stop()

@@ -1,0 +1,217 @@
+"""The worker's spend-control state shared by its agents: budgets, catalog, ledger, health.
+
+Both the decision agent (requests) and the ingest agent (usage) change the ledger; every
+change is synchronous, and ``persist`` writes the changed rows through one ChangelogWriter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import TableT
+
+from prsm_events.admission import AdmissionDesk
+from prsm_events.alerts import Alert
+from prsm_events.budget_signals import BudgetFlags, budget_signals
+from prsm_events.budgets import Budget, BudgetBook
+from prsm_events.catalog import Catalog
+from prsm_events.directives import ThrottleDirective
+from prsm_events.ledger import BudgetLedger, owner_partition, to_nano
+from prsm_events.policy import PolicyConfig
+from prsm_events.pricing import PricedUsage
+from prsm_events.provider_health import ProviderHealth
+from prsm_events.scopes import scopes_of
+from prsm_events.settings import Settings
+from streams.changelog import ChangelogWriter
+
+__all__ = ["DecisionStats", "SpendControl"]
+
+log = logging.getLogger("prsm.control")
+
+
+@dataclass
+class DecisionStats:
+    requests: int = 0
+    dead_lettered: int = 0
+    redelivered: int = 0
+    settled: int = 0
+    expired: int = 0
+    alerts: int = 0
+    directives: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "dead_lettered": self.dead_lettered,
+                "redelivered": self.redelivered, "settled": self.settled,
+                "expired": self.expired, "alerts": self.alerts, "directives": self.directives,
+                "actions": dict(self.actions), "reasons": dict(self.reasons)}
+
+
+class SpendControl:
+    """Budgets in force, the catalog, the ledger (backed by two tables) and provider health."""
+
+    def __init__(self, app: faust.App, settings: Settings, default_catalog: Catalog) -> None:
+        self.app = app
+        self.settings = settings
+        self.default_catalog = default_catalog
+        self.catalog = default_catalog
+        self.book = BudgetBook()
+        self.ledger_table: TableT[str, Any] = app.Table(
+            "ledger", default=None, partitions=settings.partitions)
+        self.reservation_table: TableT[str, Any] = app.Table(
+            "reservations", default=None, partitions=settings.partitions)
+        self.ledger = BudgetLedger(self.ledger_table.data, self.reservation_table.data,
+                                   settings.partitions)
+        self.health = ProviderHealth(half_life_s=settings.provider_half_life_s)
+        self.config = PolicyConfig(
+            unbudgeted=settings.unbudgeted,
+            default_input_tokens=settings.default_est_input_tokens,
+            default_output_tokens=settings.default_est_output_tokens,
+            min_availability=settings.min_provider_availability,
+            exhausted_below=settings.exhausted_below,
+        )
+        self.desk = AdmissionDesk(self.book, self.ledger, default_catalog, self.health,
+                                  self.config, settings.reservation_ttl_s)
+        self.catalog_listeners: list[Callable[[Catalog], None]] = []
+        self.writer = ChangelogWriter(app)
+        self.stats = DecisionStats()
+        self.touched: set[tuple[str, str]] = set()
+        """(budget key, tenant) whose figures changed since the last signal check."""
+        self.blocked: dict[str, tuple[str, str]] = {}
+        """Directive key -> (budget key, tenant) of the block directives this worker sent."""
+        self.removed: list[Budget] = []
+        self.alerts_topic = app.topic(settings.topic("alerts"), key_serializer="raw",
+                                      value_serializer="raw")
+        self.policies_topic = app.topic(settings.topic("policies"), key_serializer="raw",
+                                        value_serializer="raw")
+        self.generation = -1
+
+    # --- config feeds ---------------------------------------------------------------------
+    def apply_budget(self, key: bytes | None, value: bytes | None) -> None:
+        old = self.book.get(key.decode()) if key else None
+        self.book.apply(key, value)
+        new = self.book.get(key.decode()) if key else None
+        if old is not None and new is None:
+            self.removed.append(old)
+        if new is not None and new.tenant is not None:
+            self.touched.add((new.key, new.tenant))
+
+    def apply_catalog(self, key: bytes | None, value: bytes | None) -> None:
+        self.catalog = self.default_catalog if value is None else Catalog.from_json(value)
+        self.desk.catalog = self.catalog
+        for listener in self.catalog_listeners:
+            listener(self.catalog)
+        log.warning("catalog %s in force (%d models)", self.catalog.version, len(self.catalog))
+
+    # --- domain steps ---------------------------------------------------------------------
+    def budgets_for(self, tenant: str, *, service: str | None, team: str | None,
+                    api_key_id: str | None, model: str | None) -> list[Budget]:
+        return self.book.applicable(scopes_of(
+            tenant, team=team, service=service, api_key_id=api_key_id, model=model))
+
+    def touch(self, budgets: list[Budget], tenant: str) -> None:
+        self.touched.update((b.key, tenant) for b in budgets)
+
+    def apply_usage(self, priced: PricedUsage, partition: int, offset: int) -> None:
+        """Fold an accepted usage event into the ledger and the provider health."""
+        e = priced.event
+        budgets = self.budgets_for(e.tenant, service=e.service, team=e.team,
+                                   api_key_id=e.api_key_id, model=e.model)
+        had = e.request_id is not None and self.ledger.reservation(e.tenant, e.request_id)
+        self.ledger.settle(e.tenant, e.request_id, to_nano(priced.cost_usd), e.ts.timestamp(),
+                           partition, offset, budgets)
+        if had:
+            self.stats.settled += 1
+        self.touch(budgets, e.tenant)
+        if e.model and priced.provider:
+            self.health.observe(priced.provider, e.model, str(e.status), e.latency_ms,
+                                e.ts.timestamp())
+
+    def signals(self, now: float) -> tuple[list[Alert], list[ThrottleDirective], list[str]]:
+        """Alerts, new block directives and lifted directive keys for touched budgets."""
+        alerts: list[Alert] = []
+        directives: list[ThrottleDirective] = []
+        lifts: list[str] = []
+        touched, self.touched = self.touched, set()
+        for gone in self.removed:
+            key = f"{gone.scope}|budget:{gone.period}"
+            if self.blocked.pop(key, None) is not None:
+                lifts.append(key)
+        self.removed = []
+        for budget_key, tenant in touched:
+            budget = self.book.get(budget_key)
+            if budget is None:
+                continue
+            flags_key = f"{budget.key}#flags"
+            raw = self.ledger.states.get(flags_key)
+            flags = None if raw is None else BudgetFlags.from_list(raw)
+            out = budget_signals(self.ledger.view(budget, tenant, now), flags,
+                                 self.config.exhausted_below)
+            if out.flags != flags:
+                self.ledger.states[flags_key] = out.flags.to_list()
+                self.ledger.dirty_states[flags_key] = owner_partition(
+                    tenant, self.settings.partitions) if budget.tenant else 0
+            alerts.extend(out.alerts)
+            if out.directive is not None:
+                directives.append(out.directive)
+                self.blocked[out.directive.key] = (budget.key, tenant)
+            if out.lift:
+                key = f"{budget.scope}|budget:{budget.period}"
+                self.blocked.pop(key, None)
+                lifts.append(key)
+        return alerts, directives, lifts
+
+    def lift_expired(self, now: float) -> None:
+        """Re-check budgets under a block directive (their period may have rolled)."""
+        for budget_key, tenant in list(self.blocked.values()):
+            self.touched.add((budget_key, tenant))
+
+    async def persist(self, wait: bool = True) -> list[Any]:
+        """Write changed ledger rows and reservations to their changelogs.
+
+        With ``wait=False`` the records are only handed to the producer; the returned
+        futures complete once the broker has them (Faust also flushes the producer before
+        it commits offsets).
+        """
+        states, reservations = self.ledger.take_dirty()
+        self.writer.mark(self.ledger_table, states)
+        self.writer.mark(self.reservation_table, reservations)
+        return await self.writer.flush(wait)
+
+    async def announce(self, now: float) -> None:
+        """Send the alerts and directive changes due (after persist())."""
+        alerts, directives, lifts = self.signals(now)
+        if not (alerts or directives or lifts):
+            return
+        await self.persist()  # the flags that record what is announced
+        stamp = datetime.fromtimestamp(now, UTC)
+        for alert in alerts:
+            tenant = alert.scope.split("/")[0].removeprefix("tenant:")
+            await self.alerts_topic.send(key=tenant.encode(),
+                                         value=alert.model_dump_json().encode())
+            log.info("alert %s", alert.message)
+        for directive in directives:
+            await self.policies_topic.send(key=directive.key.encode(),
+                                           value=directive.model_dump_json().encode())
+            log.warning("directive %s until %s", directive.key, directive.until)
+        for key in lifts:
+            await self.policies_topic.send(key=key.encode(), value=None)
+            log.warning("lifted directive %s at %s", key, stamp.isoformat())
+        self.stats.alerts += len(alerts)
+        self.stats.directives += len(directives)
+
+    def budget_figures(self, now: float) -> list[dict[str, Any]]:
+        """Every budget in force with its figures (tenant budgets; global: shards held)."""
+        out = []
+        for budget in self.book:
+            view = self.ledger.view(budget, budget.tenant or "", now)
+            out.append({**view.figures(), "key": budget.key, "alert_at": budget.alert_at,
+                        "pacing": budget.pacing, "forecast": view.run_rate_forecast()})
+        return sorted(out, key=lambda r: str(r["key"]))

@@ -1,0 +1,106 @@
+"""The decision agent: requests -> AdmissionDesk -> decisions (and DLQ, ledger changelogs).
+
+Requests are processed as they come; while more are already queued they are gathered (up
+to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide each request
+and reserve in the ledger, hand changelog records and decisions to the producer, wait for
+the broker, then acknowledge. A crash before the acknowledgement re-delivers the requests;
+a re-delivered admitted request finds its reservation and is answered ``already_decided``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from prsm_events.dead_letter import DeadLetter
+from prsm_events.errors import InvalidEvent
+from prsm_events.settings import Settings
+from prsm_events.validation import EventLimits, decode_request
+from streams.batching import EventBatcher
+from streams.config_feeds import ConfigFeeds
+from streams.control import SpendControl
+from streams.ingest import steady
+
+__all__ = ["register_decisions"]
+
+
+def register_decisions(
+    app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds,
+    limits: EventLimits,
+) -> None:
+    requests_topic = app.topic(
+        settings.topic("requests"), key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+    )
+    dlq_topic = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
+    decisions_name = settings.topic("decisions")
+    stats = control.stats
+
+    async def ready() -> None:
+        while not (steady(app) and feeds.ready.is_set()):
+            await asyncio.sleep(0.02)
+        if app.consumer_generation_id != control.generation:
+            control.ledger.rebuild_expiry_index()  # the tables may have been restored
+            control.generation = app.consumer_generation_id
+
+    async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
+        await ready()
+        generation = app.consumer_generation_id
+        events = [e for e in events if e.message.generation_id == generation]
+        if not events:
+            return False  # fetched before a rebalance; Faust seeks back and re-delivers them
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, UTC)
+        stats.expired += len(control.ledger.expire(now))
+        answers: list[tuple[bytes, bytes]] = []
+        dead: list[DeadLetter] = []
+        for event in events:
+            m = event.message
+            try:
+                request = decode_request(m.value, limits, stamp)
+            except InvalidEvent as exc:
+                dead.append(DeadLetter(exc.code, exc.reason, m.topic, m.partition, m.offset,
+                                       m.key, m.value))
+                continue
+            decision = control.desk.admit(request, stamp, control.touch)
+            stats.actions[decision.action.value] += 1
+            stats.reasons[decision.reason.code] += 1
+            if decision.reason.code == "already_decided":
+                stats.redelivered += 1
+            answers.append((request.tenant.encode(), decision.model_dump_json().encode()))
+        futures = await control.persist(wait=False)
+        for key, value in answers:
+            futures.append(await app.producer.send(decisions_name, key, value, None, None, None))
+        for letter in dead:
+            futures.append(await dlq_topic.send(key=letter.key, value=letter.to_json(stamp)))
+        await asyncio.gather(*futures)
+        stats.requests += len(answers)
+        stats.dead_lettered += len(dead)
+        await control.announce(now)
+        return True
+
+    @app.agent(requests_topic, name="decide-requests")
+    async def decide_requests(stream: StreamT[Any]) -> None:
+        batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
+        channel: Any = stream.channel
+        async with batcher:
+            async for event in stream.noack().events():  # type: ignore[attr-defined]
+                await batcher.add(event)
+                if channel.empty():  # nothing else queued: answer now
+                    await batcher.flush()
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def expire_reservations() -> None:
+        """Release reservations past their TTL; re-check blocked budgets; announce."""
+        if not (steady(app) and feeds.ready.is_set()):
+            return
+        now = time.time()
+        stats.expired += len(control.ledger.expire(now))
+        control.lift_expired(now)
+        await control.persist()
+        await control.announce(now)

@@ -1,0 +1,250 @@
+"""Requests -> decisions on the real broker: budgets, routing, defer, throttle, reject,
+runtime budget changes, concurrent bursts, ThrottleCache and a third-party client (kcat)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from prsm_events.budgets import Budget
+from prsm_events.catalog import Catalog
+from prsm_events.config_admin import budget_record, publish
+from prsm_events.decision import Decision
+from prsm_events.decision_client import DecisionClient
+from prsm_events.models import UsageEvent
+from prsm_events.publisher import UsagePublisher
+from prsm_events.request import RequestEvent
+from prsm_events.routing import Ask, estimate
+from prsm_events.throttle_cache import ThrottleCache
+from tests.integration.conftest import WorkerHandle, run, wait_until
+from tests.integration.test_ingest_pipeline import kcat, read_topic
+
+pytestmark = pytest.mark.integration
+CATALOG = Catalog.shipped()
+
+
+@pytest.fixture(scope="module")
+def worker(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
+    handle = WorkerHandle("dec", kafka, Path(tmp_path_factory.mktemp("dec")),
+                          reservation_ttl_s=600.0)
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+def request(tenant: str, **kw: Any) -> RequestEvent:
+    fields = {"request_id": f"{tenant}-{uuid.uuid4().hex[:12]}", "ts": datetime.now(UTC),
+              "tenant": tenant, "service": "chat", "model": "gpt-4o",
+              "est_input_tokens": 1000, "est_output_tokens": 500, **kw}
+    return RequestEvent.model_validate(fields)
+
+
+def set_budget(worker: WorkerHandle, **kw: Any) -> Budget:
+    budget = Budget.model_validate({"period": "day", **kw})
+    run(publish(worker.settings, "budgets", [budget_record(budget)]))
+    return budget
+
+
+def figures(worker: WorkerHandle, key: str) -> dict[str, Any]:
+    rows = [b for b in worker.get("/budgets")["budgets"] if b["key"] == key]
+    return rows[0] if rows else {}
+
+
+def wait_budget(worker: WorkerHandle, key: str, limit: float) -> None:
+    wait_until(lambda: figures(worker, key).get("limit_usd") == limit, 10, f"budget {key}")
+
+
+async def decide_all(worker: WorkerHandle, requests: list[RequestEvent],
+                     clients: int = 1) -> list[Decision]:
+    pool = [DecisionClient(worker.settings, timeout_s=20.0) for _ in range(clients)]
+    for c in pool:
+        await c.start()
+    try:
+        return list(await asyncio.gather(*(pool[i % clients].decide(r)
+                                           for i, r in enumerate(requests))))
+    finally:
+        for c in pool:
+            await c.stop()
+
+
+def settle(d: Decision, cost: float | None = None) -> UsageEvent:
+    """The usage event a gateway sends after calling the model it was told to."""
+    return UsageEvent(event_id=f"u-{d.request_id}", ts=datetime.now(UTC), tenant=d.tenant,
+                      service="chat", model=d.model, provider=d.provider,
+                      request_id=d.request_id,
+                      cost_usd=d.est_cost_usd if cost is None else cost)
+
+
+async def send_usage(worker: WorkerHandle, events: list[UsageEvent]) -> None:
+    async with UsagePublisher(worker.settings.bootstrap, topic=worker.topic("usage")) as pub:
+        await pub.publish_many(events)
+
+
+def test_route_defer_reject_and_runtime_change(worker: WorkerHandle) -> None:
+    key = set_budget(worker, scope="tenant:route", limit_usd=0.01).key
+    wait_budget(worker, key, 0.01)
+    first = run(decide_all(worker, [request("route", min_quality=0.8,
+                                            capabilities=("tools", "vision"))]))[0]
+    assert (first.action, first.reason.code, first.model) == ("allow", "within_budget", "gpt-4o")
+    assert first.est_cost_usd == pytest.approx(0.0075)
+    assert first.budget is not None and first.budget["reserved_usd"] == 0.0
+
+    # $0.0025 left: the cheapest model with quality >= 0.8, tools and vision is chosen
+    ask = Ask(1000, 500, 0.8, ("tools", "vision"))
+    capable = [e for e in CATALOG.entries if e.quality >= 0.8
+               and {"tools", "vision"} <= set(e.capabilities)]
+    cheapest = min(capable, key=lambda e: estimate(e, ask))
+    routed = run(decide_all(worker, [request("route", min_quality=0.8,
+                                             capabilities=("tools", "vision"))]))[0]
+    assert (routed.action, routed.reason.code) == ("route", "routed_cheaper_model")
+    assert routed.model == cheapest.model and routed.model != "gpt-4o"
+    assert routed.est_cost_usd < 0.0025
+
+    # only reservations of requests in flight stand in the way: retry soon
+    low = run(decide_all(worker, [request("route", priority="low")]))[0]
+    assert (low.action, low.reason.code) == ("defer", "deferred_low_priority")
+    assert low.retry_after_s == 5.0 and "in flight" in low.reason.message
+
+    # the usage of both admitted requests settles them; now the spend itself blocks
+    run(send_usage(worker, [settle(first), settle(routed)]))
+    wait_until(lambda: figures(worker, key)["reserved_usd"] == 0.0, 30, "settled")
+    assert figures(worker, key)["spent_usd"] == pytest.approx(
+        first.est_cost_usd + routed.est_cost_usd)
+    low = run(decide_all(worker, [request("route", priority="low")]))[0]
+    assert (low.action, low.reason.code) == ("defer", "deferred_low_priority")
+    midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                               microsecond=0)
+    assert low.retry_after_s is not None
+    assert low.retry_after_s == pytest.approx((midnight - datetime.now(UTC)).total_seconds(),
+                                              abs=30)
+
+    huge = run(decide_all(worker, [request("route", est_input_tokens=10_000_000,
+                                           min_quality=0.99)]))[0]
+    assert (huge.action, huge.reason.code) == ("reject", "over_budget")
+    assert "exceeds" in huge.reason.message and huge.budget is not None
+    assert huge.budget["scope"] == "tenant:route" and huge.budget["limit_usd"] == 0.01
+
+    unknown = run(decide_all(worker, [request("route", model="gpt-99")]))[0]
+    assert (unknown.action, unknown.reason.code) == ("reject", "unknown_model")
+
+    # a budget change at runtime takes effect within a second or so
+    set_budget(worker, scope="tenant:route", limit_usd=100.0)
+    changed_at = time.monotonic()
+    while True:
+        again = run(decide_all(worker, [request("route")]))[0]
+        if again.action == "allow":
+            break
+        assert time.monotonic() - changed_at < 5, "the new limit did not take effect in 5 s"
+        time.sleep(0.1)
+    assert time.monotonic() - changed_at < 2.0
+
+
+def test_concurrent_bursts_never_overspend(worker: WorkerHandle) -> None:
+    limit = 0.2
+    key = set_budget(worker, scope="tenant:burst", limit_usd=limit).key
+    wait_budget(worker, key, limit)
+    reqs = [request("burst", service=f"svc{i % 3}", min_quality=0.8) for i in range(240)]
+    decisions = run(decide_all(worker, reqs, clients=4))
+    assert len({d.request_id for d in decisions}) == len(reqs)
+    assert all(d.source == "worker" for d in decisions)
+    admitted = [d for d in decisions if d.admitted]
+    actions = {d.action for d in decisions}
+    assert "allow" in actions and actions - {"allow", "route"}, actions  # the budget binds
+    assert sum(d.est_cost_usd for d in admitted) <= limit + 1e-9
+    held = figures(worker, key)
+    assert held["reserved_usd"] == pytest.approx(sum(d.est_cost_usd for d in admitted), abs=1e-9)
+
+    # settle every admitted request with usage; some cost less than estimated
+    events = [settle(d, d.est_cost_usd * (0.5 if i % 2 else 1.0))
+              for i, d in enumerate(admitted)]
+    run(send_usage(worker, events))
+    spent = sum(e.cost_usd or 0.0 for e in events)
+    wait_until(lambda: figures(worker, key)["reserved_usd"] == 0.0, 30, "all settled",
+               lambda: figures(worker, key))
+    final = figures(worker, key)
+    assert final["spent_usd"] == pytest.approx(spent, abs=1e-8)
+    assert final["spent_usd"] + final["reserved_usd"] <= limit + 1e-9
+
+
+def test_throttle_cache_sees_block_and_lift(worker: WorkerHandle) -> None:
+    key = set_budget(worker, scope="tenant:block", limit_usd=0.05, alert_at=(0.5,)).key
+    wait_budget(worker, key, 0.05)
+
+    async def scenario() -> tuple[bool, Any, Decision, bool]:
+        async with ThrottleCache(worker.settings) as cache:
+            before = cache.check("block", service="chat").allowed
+            async with UsagePublisher(worker.settings.bootstrap,
+                                      topic=worker.topic("usage")) as pub:
+                await pub.publish(UsageEvent(event_id=f"spend-{uuid.uuid4().hex}",
+                                             ts=datetime.now(UTC), tenant="block",
+                                             service="chat", cost_usd=0.05))
+            for _ in range(200):
+                verdict = cache.check("block", service="chat", model="gpt-4o")
+                if not verdict.allowed:
+                    break
+                await asyncio.sleep(0.05)
+            async with DecisionClient(worker.settings, timeout_s=10) as client:
+                throttled = await client.decide(request("block"))
+            await publish(worker.settings, "budgets", [budget_record(
+                Budget(scope="tenant:block", period="day", limit_usd=10.0))])
+            lifted = False
+            for _ in range(200):
+                if cache.check("block", service="chat").allowed:
+                    lifted = True
+                    break
+                await asyncio.sleep(0.05)
+            return before, verdict, throttled, lifted
+
+    before, verdict, throttled, lifted = run(scenario())
+    assert before is True
+    assert verdict.allowed is False and verdict.directive is not None
+    assert verdict.directive.origin == "budget:day" and verdict.directive.action == "block"
+    assert verdict.retry_after_s is not None and 0 < verdict.retry_after_s <= 86400
+    assert (throttled.action, throttled.reason.code) == ("throttle", "budget_exhausted")
+    assert throttled.retry_after_s == pytest.approx(verdict.retry_after_s, abs=30)
+    assert lifted, "raising the limit did not lift the block directive"
+    alerts = [orjson.loads(r.value) for r in run(read_topic(
+        worker.settings.bootstrap, worker.topic("alerts"), 1, timeout_s=10))]
+    mine = [a for a in alerts if a["scope"] == "tenant:block"]
+    assert [a["kind"] for a in mine] == ["budget_threshold"]
+    assert mine[0]["expected"] == pytest.approx(0.025) and mine[0]["observed"] >= 0.05
+
+
+def test_kcat_request_and_decision(worker: WorkerHandle) -> None:
+    binary = kcat()
+    rid = f"kcat-{uuid.uuid4().hex[:8]}"
+    req = {"request_id": rid, "ts": datetime.now(UTC).isoformat(), "tenant": "kc",
+           "service": "chat", "model": "gpt-4o-mini", "est_input_tokens": 100}
+    lines = f"kc\t{orjson.dumps(req).decode()}\nkc\tnot json\n"
+    subprocess.run([binary, "-b", worker.settings.bootstrap, "-P", "-t",
+                    worker.topic("requests"), "-K", "\t", "-X", "partitioner=murmur2_random"],
+                   input=lines.encode(), check=True, timeout=30)
+
+    def found() -> dict[str, Any] | None:
+        out = subprocess.run([binary, "-b", worker.settings.bootstrap, "-C", "-t",
+                              worker.topic("decisions"), "-o", "beginning", "-e", "-q"],
+                             capture_output=True, check=True, timeout=30).stdout
+        for line in out.decode().splitlines():
+            doc = orjson.loads(line)
+            if doc["request_id"] == rid:
+                return doc
+        return None
+
+    wait_until(lambda: found() is not None, 30, "kcat reads the decision")
+    decision = found()
+    assert decision is not None
+    assert decision["action"] == "allow" and decision["reason"]["code"] == "no_budget"
+    assert decision["model"] == "gpt-4o-mini" and decision["provider"] == "openai"
+    dlq = [orjson.loads(r.value) for r in run(read_topic(
+        worker.settings.bootstrap, worker.topic("dlq"), 1, timeout_s=10))]
+    assert any(d["code"] == "invalid_json" and d["source_topic"] == worker.topic("requests")
+               for d in dlq)
