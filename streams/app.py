@@ -60,10 +60,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     control = SpendControl(app, settings, catalog)
     control.catalog_listeners.append(lambda c: setattr(ingestor, "catalog", c))
     feeds = ConfigFeeds(settings, control)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def start_feeds() -> None:
-        await app.add_runtime_dependency(feeds)
+    app.add_dependency(feeds)  # started (budgets and catalog read) with the app
 
     stats = IngestStats()
     tables = register_ingest(app, settings, store, ingestor, stats, control, feeds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 __all__ = ["EventBatcher"]
+
+log = logging.getLogger("prsm.batching")
 
 
 class EventBatcher:
@@ -52,12 +55,22 @@ class EventBatcher:
         if len(self.pending) >= self.size:
             await self.flush()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing gathered and no batch being processed."""
+        return not self.pending and not self.lock.locked()
+
     async def flush(self) -> None:
         async with self.lock:
             events, self.pending = self.pending, []
             if not events:
                 return
-            if await self.process(self.stream, events):
+            try:
+                done = await self.process(self.stream, events)
+            except BaseException:
+                self.pending = events + self.pending  # not lost: retried with the next flush
+                raise
+            if done:
                 for event in events:
                     await self.stream.ack(event)
 
@@ -67,6 +80,10 @@ class EventBatcher:
             if self.pending:
                 wait = self.first_at + self.within - time.monotonic()
                 if wait <= 0:
-                    await self.flush()
+                    try:
+                        await self.flush()
+                    except Exception:  # a failing batch must not stop the timer for good
+                        log.exception("processing a batch failed; it will be retried")
+                        await asyncio.sleep(1.0)
                     continue
             await asyncio.sleep(max(wait, 0.001))

@@ -25,6 +25,7 @@ from streams.batching import EventBatcher
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.ingest import steady
+from streams.stall_guard import StallGuard
 
 __all__ = ["register_decisions"]
 
@@ -40,6 +41,13 @@ def register_decisions(
     dlq_topic = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
     decisions_name = settings.topic("decisions")
     stats = control.stats
+    batchers: list[EventBatcher] = []
+    channels: list[Any] = []
+
+    def idle() -> bool:
+        return all(b.idle for b in batchers) and all(c.empty() for c in channels)
+
+    guard = StallGuard(app, requests_topic.get_topic_name(), idle)
 
     async def ready() -> None:
         while not (steady(app) and feeds.ready.is_set()):
@@ -51,6 +59,8 @@ def register_decisions(
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await ready()
         generation = app.consumer_generation_id
+        for event in events:
+            guard.saw(event.message.partition, event.message.offset)
         events = [e for e in events if e.message.generation_id == generation]
         if not events:
             return False  # fetched before a rebalance; Faust seeks back and re-delivers them
@@ -88,6 +98,8 @@ def register_decisions(
     async def decide_requests(stream: StreamT[Any]) -> None:
         batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
         channel: Any = stream.channel
+        batchers.append(batcher)
+        channels.append(channel)
         async with batcher:
             async for event in stream.noack().events():  # type: ignore[attr-defined]
                 await batcher.add(event)
@@ -104,3 +116,4 @@ def register_decisions(
         control.lift_expired(now)
         await control.persist()
         await control.announce(now)
+        await guard.check()

@@ -33,6 +33,7 @@ from prsm_events.ingest import RawMessage, SeenEvent, UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
 from streams.batching import EventBatcher
+from streams.stall_guard import StallGuard
 
 if TYPE_CHECKING:
     from streams.config_feeds import ConfigFeeds
@@ -165,11 +166,18 @@ def register_ingest(
         raw = tables.seen.data.get(event_id)
         return None if raw is None else SeenEvent.from_list(raw)
 
+    batchers: list[EventBatcher] = []
+    channels: list[Any] = []
+    guard = StallGuard(app, usage_topic.get_topic_name(),
+                       lambda: all(b.idle for b in batchers) and all(c.empty() for c in channels))
+
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         # tables are being rebuilt, or budgets not read yet: wait until they are whole
         while not (steady(app) and feeds.ready.is_set()):
             await asyncio.sleep(0.05)
         generation = app.consumer_generation_id
+        for event in events:
+            guard.saw(event.message.partition, event.message.offset)
         events = [e for e in events if e.message.generation_id == generation]
         if not events:
             return False  # fetched before a rebalance; Faust seeks back and re-delivers them
@@ -202,9 +210,17 @@ def register_ingest(
     @app.agent(usage_topic, name="ingest-usage")
     async def ingest_usage(stream: StreamT[Any]) -> None:
         batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
+        batchers.append(batcher)
+        channels.append(stream.channel)
         async with batcher:
             async for event in stream.noack().events():  # type: ignore[attr-defined]
                 await batcher.add(event)
+
+    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
+    async def guard_usage() -> None:
+        """Re-read usage partitions whose fetched messages never reached the agent."""
+        if steady(app):
+            await guard.check()
 
     @app.timer(interval=300.0)  # type: ignore[untyped-decorator]
     async def expire_rows() -> None:

@@ -100,3 +100,69 @@ def test_nothing_is_lost_while_clickhouse_is_unavailable(start_worker, kafka, tm
     assert worker.get("/health")["clickhouse"] == "up"
     assert store_totals(worker) == pytest.approx(totals(batch))
     assert table_totals(worker) == pytest.approx(totals(batch))
+
+
+def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
+    """Requests keep coming while the worker is killed and restarted: the restarted worker
+    holds exactly the reservations of the requests it admitted, never more than the limit."""
+    import asyncio
+    import threading
+    import time
+
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from prsm_events.budgets import Budget
+    from prsm_events.config_admin import budget_record
+    from prsm_events.config_admin import publish as publish_config
+    from tests.integration.test_ingest_pipeline import read_topic
+
+    home = tmp_path / "dec-crash"
+    worker = start_worker("it-dec-crash", home=home, reservation_ttl_s=900.0)
+    limit, each, n = 0.5, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 66 requests fit
+    run(publish_config(worker.settings, "budgets", [budget_record(
+        Budget(scope="tenant:rec", period="day", limit_usd=limit))]))
+    wait_until(lambda: worker.get("/health")["budgets"] == 1, what="budget read")
+
+    async def send(first: int, last: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=1)
+        await producer.start()
+        try:
+            for i in range(first, last):
+                req = {"request_id": f"rec-{i}", "ts": datetime.now(UTC).isoformat(),
+                       "tenant": "rec", "service": "chat", "model": "gpt-4o",
+                       "est_input_tokens": 1000, "est_output_tokens": 500,
+                       "min_quality": 0.99}  # nothing cheaper qualifies: allow or not
+                await producer.send(worker.topic("requests"), orjson.dumps(req), key=b"rec")
+                await asyncio.sleep(0.005)
+        finally:
+            await producer.stop()
+
+    sender = threading.Thread(target=lambda: run(send(0, n)))
+    sender.start()  # ~2 s of requests; the worker is killed and restarted meanwhile
+    wait_until(lambda: worker.get("/stats")["decisions"]["requests"] >= 30, what="decisions")
+    worker.kill()
+    killed_at = time.monotonic()
+    worker = start_worker("it-dec-crash", home=home, reservation_ttl_s=900.0)
+    sender.join(timeout=60)
+    assert time.monotonic() - killed_at < 120
+
+    def decided() -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {}
+        for record in run(read_topic(kafka, worker.topic("decisions"), n, timeout_s=5)):
+            doc = orjson.loads(record.value)
+            out.setdefault(doc["request_id"], []).append(doc)
+        return out
+
+    wait_until(lambda: len(decided()) >= n, timeout=90, what="every request decided",
+               details=lambda: worker.get("/stats")["decisions"])
+    answers = decided()
+    admitted_ids = {rid for rid, ds in answers.items()
+                    if any(d["action"] in ("allow", "route") for d in ds)}
+    # every request admitted by any decision (before or after the crash) holds a reservation
+    assert len(admitted_ids) == 66
+    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == "tenant:rec|day")
+    assert figures["reserved_usd"] == pytest.approx(66 * each, abs=1e-9)
+    assert figures["reserved_usd"] <= limit
+    final = {rid: ds[-1]["action"] for rid, ds in answers.items()}
+    assert sum(a == "allow" for a in final.values()) == 66
