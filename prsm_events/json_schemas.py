@@ -13,11 +13,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from prsm_events.alerts import Alert
+from prsm_events.budgets import Budget
+from prsm_events.decision import Decision
+from prsm_events.directives import ThrottleDirective
 from prsm_events.models import UsageEvent
+from prsm_events.request import RequestEvent
 
 __all__ = ["EVENT_MODELS", "render_schemas", "schema_dir", "write_schemas"]
 
-EVENT_MODELS: dict[str, type[BaseModel]] = {"usage": UsageEvent}
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "usage": UsageEvent,
+    "request": RequestEvent,
+    "decision": Decision,
+    "budget": Budget,
+    "policy": ThrottleDirective,
+    "alert": Alert,
+}
 
 
 def schema_dir() -> Path:

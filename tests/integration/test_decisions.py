@@ -248,3 +248,80 @@ def test_kcat_request_and_decision(worker: WorkerHandle) -> None:
         worker.settings.bootstrap, worker.topic("dlq"), 1, timeout_s=10))]
     assert any(d["code"] == "invalid_json" and d["source_topic"] == worker.topic("requests")
                for d in dlq)
+
+
+def test_cli_budgets_catalog_and_decisions_tail(worker: WorkerHandle, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from prsm_events.cli import main
+
+    env = worker.settings.as_env()
+    cli = CliRunner()
+
+    def prsm(*args: str) -> Any:
+        return cli.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    out = prsm("budget", "set", "tenant:cli", "--period", "month", "--limit", "1000",
+               "--alert-at", "0.5,0.8", "--hard")
+    assert out.exit_code == 0 and "set tenant:cli|month: $1000 hard" in out.output
+    assert prsm("budget", "set", "tenant:cli", "--period", "day", "--limit", "50").exit_code == 0
+    bad = prsm("budget", "set", "tenant:cli", "--period", "quarter", "--limit", "5")
+    assert bad.exit_code == 2 and "period must be one of" in bad.output
+    listed = orjson.loads(prsm("budget", "list", "--format", "json").output)
+    mine = {(b["scope"], b["period"]): b for b in listed if b["scope"] == "tenant:cli"}
+    assert set(mine) == {("tenant:cli", "month"), ("tenant:cli", "day")}
+    assert mine[("tenant:cli", "month")]["alert_at"] == [0.5, 0.8]
+    assert prsm("budget", "delete", "tenant:cli", "--period", "day").exit_code == 0
+    listed = orjson.loads(prsm("budget", "list", "--format", "json").output)
+    assert [(b["scope"], b["period"]) for b in listed if b["scope"] == "tenant:cli"] == [
+        ("tenant:cli", "month")]
+    wait_until(lambda: {b["key"] for b in worker.get("/budgets")["budgets"]} >= {
+        "tenant:cli|month"} and "tenant:cli|day" not in {
+        b["key"] for b in worker.get("/budgets")["budgets"]}, 10, "budget delete applied")
+
+    # a catalog with an in-house model: loaded, listed, and used by the worker
+    doc = CATALOG.to_json() | {"version": "test-cli-1"}
+    doc["models"] = [*doc["models"], {"provider": "acme-cloud", "model": "inhouse-1",
+                                      "input": 0.1, "output": 0.2, "quality": 0.6,
+                                      "capabilities": ["chat"]}]
+    path = tmp_path / "catalog.json"
+    path.write_bytes(orjson.dumps(doc))
+    loaded = prsm("catalog", "load", str(path))
+    assert loaded.exit_code == 0 and "test-cli-1" in loaded.output
+    assert "inhouse-1" in prsm("catalog", "list").output
+    wait_until(lambda: worker.get("/health")["catalog"] == "test-cli-1", 10, "catalog in force")
+    d = run(decide_all(worker, [request("cli", model="inhouse-1")]))[0]
+    assert (d.action, d.provider) == ("allow", "acme-cloud")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": "x", "models": []}')
+    refused = prsm("catalog", "load", str(broken))
+    assert refused.exit_code == 2 and "invalid catalog" in refused.output
+
+    tail = prsm("decisions", "tail", "--from-beginning", "--tenant", "cli", "-n", "1",
+                "--format", "json", "--idle-timeout", "10")
+    assert orjson.loads(tail.output.splitlines()[0])["request_id"] == d.request_id
+    shipped = tmp_path / "shipped.json"
+    shipped.write_bytes(orjson.dumps(CATALOG.to_json() | {"prices_read_on":
+                                                          CATALOG.prices_read_on}))
+    assert prsm("catalog", "load", str(shipped)).exit_code == 0
+
+
+def test_bad_budget_records_are_dead_lettered(worker: WorkerHandle) -> None:
+    run(publish(worker.settings, "budgets", [
+        (b"tenant:bad|day", b"{not json"),
+        (b"tenant:bad|week", orjson.dumps({"scope": "tenant:bad", "period": "day",
+                                           "limit_usd": 5})),  # key and value disagree
+    ]))
+
+    def letters() -> list[dict[str, Any]]:
+        records = run(read_topic(worker.settings.bootstrap, worker.topic("dlq"), 50,
+                                 timeout_s=3))
+        return [d for d in (orjson.loads(r.value) for r in records)
+                if d["source_topic"] == worker.topic("budgets")]
+
+    wait_until(lambda: len(letters()) >= 2, 20, "bad budgets dead-lettered")
+    reasons = {d["key"]: d for d in letters()}
+    assert reasons["tenant:bad|day"]["code"] == "invalid_budget"
+    assert "does not match" in reasons["tenant:bad|week"]["reason"]
+    assert reasons["tenant:bad|day"]["original"] == "{not json"
+    assert not [b for b in worker.get("/budgets")["budgets"] if b["scope"] == "tenant:bad"]
