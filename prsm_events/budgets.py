@@ -20,6 +20,7 @@ every scope it falls in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator
@@ -39,6 +40,11 @@ def _check_period(text: str) -> str:
     if text not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
     return text
+
+
+@lru_cache(maxsize=65536)
+def _tenant_of(scope: str) -> str | None:
+    return Scope.parse(scope).tenant
 
 
 def budget_key(scope: str, period: str) -> str:
@@ -74,7 +80,7 @@ class Budget(EventModel):
 
     @property
     def tenant(self) -> str | None:
-        return Scope.parse(self.scope).tenant
+        return _tenant_of(self.scope)
 
 
 class BudgetBook:

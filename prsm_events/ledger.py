@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from functools import lru_cache
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ def to_nano(usd: float) -> int:
     return math.ceil(usd * NANO - 1e-6)
 
 
+@lru_cache(maxsize=65536)
 def owner_partition(tenant: str, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives the key ``tenant``."""
     hashed: int = murmur2(tenant.encode())
@@ -109,6 +111,8 @@ class BudgetLedger:
         self.dirty_states: dict[str, int] = {}
         self.dirty_reservations: dict[str, int] = {}
         self._expiry: list[tuple[float, str]] = []
+        self._rows: dict[str, BudgetState] = {}
+        """Decoded rows changed or read since the last reset (the mapping holds lists)."""
         self._bounds: dict[tuple[str, str], tuple[float, float]] = {}
 
     # --- keys -----------------------------------------------------------------------------
@@ -124,12 +128,29 @@ class BudgetLedger:
         return [f"{budget.key}#p{p}" for p in range(self.partitions)]
 
     def _state(self, key: str) -> BudgetState:
-        raw = self.states.get(key)
-        return BudgetState() if raw is None else BudgetState.from_list(raw)
+        state = self._rows.get(key)
+        if state is None:
+            raw = self.states.get(key)
+            state = BudgetState() if raw is None else BudgetState.from_list(raw)
+            self._rows[key] = state
+        return state
+
+    def _peek(self, key: str) -> BudgetState | None:
+        state = self._rows.get(key)
+        if state is None:
+            raw = self.states.get(key)
+            if raw is None:
+                return None
+            state = self._rows[key] = BudgetState.from_list(raw)
+        return state
 
     def _store(self, key: str, state: BudgetState, tenant: str) -> None:
-        self.states[key] = state.to_list()
+        self._rows[key] = state
         self.dirty_states[key] = self._partition_of(key, tenant)
+
+    def reset_cache(self) -> None:
+        """Forget decoded rows (call after the mappings were restored from changelogs)."""
+        self._rows.clear()
 
     def _partition_of(self, key: str, tenant: str) -> int:
         if "#p" in key:
@@ -160,10 +181,9 @@ class BudgetLedger:
         rolling = budget.period in ROLLING
         width = BUCKET_S.get(budget.period, 0)
         for key in self._rows_of(budget, tenant):
-            raw = self.states.get(key)
-            if raw is None:
+            state = self._peek(key)
+            if state is None:
                 continue
-            state = BudgetState.from_list(raw)
             reserved += state.reserved
             if rolling:
                 for bucket, amount in state.buckets.items():
@@ -277,7 +297,14 @@ class BudgetLedger:
         heapq.heapify(self._expiry)
 
     def take_dirty(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Keys changed since the last call, with the changelog partition of each."""
+        """Keys changed since the last call, with the changelog partition of each.
+
+        Changed rows are written to the ``states`` mapping here, once per call.
+        """
         states, self.dirty_states = self.dirty_states, {}
+        for key in states:
+            state = self._rows.get(key)
+            if state is not None:
+                self.states[key] = state.to_list()
         reservations, self.dirty_reservations = self.dirty_reservations, {}
         return states, reservations

@@ -93,6 +93,13 @@ class SpendControl:
                                         value_serializer="raw")
         self.generation = -1
 
+    def sync_generation(self) -> None:
+        """After a rebalance the tables may have been restored: re-read them."""
+        if self.app.consumer_generation_id != self.generation:
+            self.ledger.reset_cache()
+            self.ledger.rebuild_expiry_index()
+            self.generation = self.app.consumer_generation_id
+
     # --- config feeds ---------------------------------------------------------------------
     def apply_budget(self, key: bytes | None, value: bytes | None) -> None:
         old = self.book.get(key.decode()) if key else None

@@ -52,9 +52,7 @@ def register_decisions(
     async def ready() -> None:
         while not (steady(app) and feeds.ready.is_set()):
             await asyncio.sleep(0.02)
-        if app.consumer_generation_id != control.generation:
-            control.ledger.rebuild_expiry_index()  # the tables may have been restored
-            control.generation = app.consumer_generation_id
+        control.sync_generation()
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await ready()

@@ -197,6 +197,7 @@ def register_ingest(
             (tables.seen, {k: (v.partition, v.to_list()) for k, v in out.seen.items()}),
             (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
         ])
+        control.sync_generation()
         for priced, partition, offset in out.accepted:  # settle reservations, count spend
             control.apply_usage(priced, partition, offset)
         await control.persist()

@@ -111,6 +111,7 @@ def test_expiry_index_is_rebuilt_from_restored_rows() -> None:
     first = BudgetLedger(states, reservations, partitions=2)
     b = budget("tenant:a")
     first.reserve("a", "r1", [b], 5, T0.timestamp(), 10)
+    first.take_dirty()
     restored = BudgetLedger(dict(states), dict(reservations), partitions=2)
     assert restored.expire(T0.timestamp() + 11) == []  # no index yet
     restored.rebuild_expiry_index()
@@ -157,7 +158,8 @@ def test_any_interleaving_never_exceeds_a_hard_budget(steps: list, limits: tuple
             if d.admitted and ledger.reservation(tenant, req.request_id) is not None:
                 admitted.append((tenant, req.request_id, to_nano(d.est_cost_usd), service))
         elif s[0] == "settle" and admitted:
-            tenant, rid, amount, service = admitted[s[1] % len(admitted)]
+            # each admitted request is used (and settled) once; re-deliveries are below
+            tenant, rid, amount, service = admitted.pop(s[1] % len(admitted))
             offset += 1
             cost = int(amount * s[2])
             usage.append((tenant, rid, cost, offset, service))
@@ -171,6 +173,7 @@ def test_any_interleaving_never_exceeds_a_hard_budget(steps: list, limits: tuple
             now += timedelta(seconds=s[1])
             ledger.expire(now.timestamp())
         clock = now.timestamp()
+        ledger.take_dirty()  # what the worker does after every batch: rows -> mapping
         outstanding: dict[str, int] = {}
         for raw in ledger.reservations.values():
             r = Reservation.from_list(raw)
@@ -186,5 +189,6 @@ def test_any_interleaving_never_exceeds_a_hard_budget(steps: list, limits: tuple
                     view = ledger.view(b, tenant, clock)
                     assert view.spent + view.reserved <= view.limit, b.key
     ledger.expire((now + timedelta(seconds=301)).timestamp())
+    ledger.take_dirty()
     assert all(raw[2] == 0 for raw in ledger.states.values())
     assert not ledger.reservations

@@ -1,0 +1,232 @@
+"""Request-to-decision latency and the sustained decision rate, against a raw echo floor.
+
+In the same run, on the same broker, at each offered rate (default 100, 1,000, 5,000
+requests/s for --seconds each):
+- floor: an aiokafka request/reply echo (client producer -> topic -> echo process's
+  consumer+producer -> topic -> client consumer), the least any Kafka round trip costs;
+- worker: ``prsm worker`` deciding each request against budgets (ledger, reservations,
+  changelogs), the client being this script (producer + consumer, like DecisionClient).
+Latency is taken by the client from send to receipt. The maximum sustained rate is the
+rate at which a backlog of --flood requests is answered.
+
+    python benchmarks/decisions.py --seconds 10
+
+Uses PRSM_KAFKA_BOOTSTRAP when set, else starts a local broker under a temporary home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prsm_events.budgets import Budget  # noqa: E402
+from prsm_events.config_admin import budget_record, publish  # noqa: E402
+from prsm_events.dev_broker import LocalBroker  # noqa: E402
+from prsm_events.kafka_admin import ensure_topics  # noqa: E402
+from prsm_events.settings import Settings  # noqa: E402
+from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
+from prsm_events.worker_process import WorkerProcess  # noqa: E402
+from tests.integration.conftest import free_port  # noqa: E402
+
+TENANTS = 20
+
+
+def request(i: int, run: str) -> tuple[bytes, bytes]:
+    tenant = f"t{i % TENANTS}"
+    doc = {"request_id": f"{run}-{i}", "ts": datetime.now(UTC).isoformat(), "tenant": tenant,
+           "service": f"svc{i % 3}", "model": "gpt-4o-mini", "est_input_tokens": 800,
+           "est_output_tokens": 200, "priority": "normal"}
+    return tenant.encode(), orjson.dumps(doc)
+
+
+def echo_process(bootstrap: str, source: str, sink: str, ready: Any) -> None:
+    """The floor's echo service: every request value straight back on the reply topic."""
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"echo-{source}",
+                                    auto_offset_reset="latest", fetch_max_wait_ms=100)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=-1)
+        await consumer.start()
+        await producer.start()
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        ready.set()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=100, max_records=2000)
+                for records in batches.values():
+                    for r in records:
+                        await producer.send(sink, r.value, key=r.key)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+async def round_trips(bootstrap: str, req_topic: str, reply_topic: str, rate: float,
+                      seconds: float, run: str, flood: int = 0) -> dict[str, float]:
+    """Send at ``rate`` (or a backlog of ``flood`` at once) and time every reply."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=-1)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                fetch_max_wait_ms=100, enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    cluster = await consumer._client.fetch_all_metadata()
+    tps = [TopicPartition(reply_topic, p) for p in cluster.partitions_for_topic(reply_topic)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    received_at: list[float] = []
+    total = flood or int(rate * seconds)
+    done = asyncio.Event()
+
+    async def receive() -> None:
+        while len(latencies) < total:
+            batches = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batches.values():
+                for r in records:
+                    rid = orjson.loads(r.value)["request_id"]
+                    t0 = sent.pop(rid, None)
+                    if t0 is not None:
+                        latencies.append(now - t0)
+                        received_at.append(now)
+        done.set()
+
+    receiver = asyncio.create_task(receive())
+    start = time.perf_counter()
+    for i in range(total):
+        if not flood:
+            due = start + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        key, value = request(i, run)
+        sent[f"{run}-{i}"] = time.perf_counter()
+        await producer.send(req_topic, value, key=key)
+    send_s = time.perf_counter() - start
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), timeout=max(60.0, seconds * 3))
+    receiver.cancel()
+    await producer.stop()
+    await consumer.stop()
+    lat = sorted(latencies)
+    answered = len(lat)
+    out = {"offered": rate, "sent": total, "answered": answered,
+           "achieved_send_rate": total / send_s if send_s else 0.0}
+    if lat:
+        out |= {"p50_ms": 1000 * lat[answered // 2],
+                "p99_ms": 1000 * lat[min(answered - 1, int(answered * 0.99))],
+                "mean_ms": 1000 * statistics.fmean(lat)}
+    if flood and len(received_at) > 1:
+        out["drain_rate"] = (answered - 1) / (received_at[-1] - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="100,1000,5000")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--flood", type=int, default=50_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--linger-ms", type=float, default=1.0,
+                        help="The worker's producer linger (PRSM_PRODUCER_LINGER_MS).")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+
+    home = Path(tempfile.mkdtemp(prefix="prsm-bench-"))
+    broker = None
+    bootstrap = os.environ.get("PRSM_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        broker = LocalBroker(home, free_port(pairs=True), heap="1g")
+        bootstrap = broker.start()
+    run_id = uuid.uuid4().hex[:6]
+    prefix = f"dbench{run_id}."
+    results: dict[str, list[dict[str, float]]] = {"floor": [], "worker": []}
+    echo = None
+    worker = None
+    try:
+        specs = [*topic_specs(prefix, args.partitions),
+                 TopicSpec(f"{prefix}echo-req", args.partitions),
+                 TopicSpec(f"{prefix}echo-rep", args.partitions)]
+        asyncio.run(ensure_topics(bootstrap, specs))
+        ready = multiprocessing.Event()
+        echo = multiprocessing.Process(target=echo_process, daemon=True, args=(
+            bootstrap, f"{prefix}echo-req", f"{prefix}echo-rep", ready))
+        echo.start()
+        ready.wait(60)
+        settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
+                            topic_prefix=prefix, app_id=f"dbench{run_id}",
+                            web_port=free_port(), partitions=args.partitions,
+                            producer_linger_ms=args.linger_ms, reservation_ttl_s=60.0)
+        budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)
+                   for i in range(TENANTS)] + [Budget(scope="global", period="month",
+                                                      limit_usd=1e9)]
+        asyncio.run(publish(settings, "budgets", [budget_record(b) for b in budgets]))
+        worker = WorkerProcess(settings, home / "worker.log")
+        worker.start()
+        for rate in rates:
+            for name, req, rep in (("floor", "echo-req", "echo-rep"),
+                                   ("worker", "requests", "decisions")):
+                tag = f"{name}{int(rate)}{uuid.uuid4().hex[:4]}"
+                results[name].append(asyncio.run(round_trips(
+                    bootstrap, prefix + req, prefix + rep, rate, args.seconds, tag)))
+        for name, req, rep in (("floor", "echo-req", "echo-rep"),
+                               ("worker", "requests", "decisions")):
+            tag = f"{name}flood{uuid.uuid4().hex[:4]}"
+            results[name].append(asyncio.run(round_trips(
+                bootstrap, prefix + req, prefix + rep, 0, 0, tag, flood=args.flood)))
+        stats = worker.get("/stats")["decisions"]
+    finally:
+        if worker is not None:
+            worker.stop()
+        if echo is not None:
+            echo.terminate()
+        if broker is not None:
+            broker.stop()
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, {platform.platform()}")
+    print(f"partitions: {args.partitions}, tenants: {TENANTS}, worker producer linger: "
+          f"{args.linger_ms} ms, {args.seconds:g} s per rate")
+    print("| offered req/s | floor p50 ms | floor p99 ms | worker p50 ms | worker p99 ms | "
+          "p99 ratio | answered (worker) |")
+    print("|---|---|---|---|---|---|---|")
+    for f, w in zip(results["floor"][:-1], results["worker"][:-1], strict=True):
+        print(f"| {f['offered']:,.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | "
+              f"{w.get('p50_ms', float('nan')):.2f} | {w.get('p99_ms', float('nan')):.2f} | "
+              f"{w.get('p99_ms', float('nan')) / f['p99_ms']:.2f} | "
+              f"{w['answered']:,}/{w['sent']:,} |")
+    f, w = results["floor"][-1], results["worker"][-1]
+    print(f"backlog of {args.flood:,}: floor {f.get('drain_rate', 0):,.0f} replies/s, worker "
+          f"{w.get('drain_rate', 0):,.0f} decisions/s (ratio "
+          f"{w.get('drain_rate', 0) / max(f.get('drain_rate', 1), 1):.2f}); answered "
+          f"{w['answered']:,}/{w['sent']:,}")
+    print(f"worker decision stats: {stats['actions']}")
+
+
+if __name__ == "__main__":
+    main()
