@@ -6,8 +6,8 @@ requests/s for --seconds each):
   consumer+producer -> topic -> client consumer), the least any Kafka round trip costs;
 - worker: ``prsm worker`` deciding each request against budgets (ledger, reservations,
   changelogs), the client being this script (producer + consumer, like DecisionClient).
-Latency is taken by the client from send to receipt. The maximum sustained rate is the
-rate at which a backlog of --flood requests is answered.
+Latency is taken by the client from send to receipt, after a 2 s warm-up of each path.
+The maximum sustained rate is the rate at which a backlog of --flood requests is answered.
 
     python benchmarks/decisions.py --seconds 10
 
@@ -188,6 +188,11 @@ def main() -> None:
         asyncio.run(publish(settings, "budgets", [budget_record(b) for b in budgets]))
         worker = WorkerProcess(settings, home / "worker.log")
         worker.start()
+        for name, req, rep in (("floor", "echo-req", "echo-rep"),
+                               ("worker", "requests", "decisions")):
+            # warm-up (not reported): connections, metadata, first fetches, code paths
+            asyncio.run(round_trips(bootstrap, prefix + req, prefix + rep, 200, 2.0,
+                                    f"{name}warm{uuid.uuid4().hex[:4]}"))
         for rate in rates:
             for name, req, rep in (("floor", "echo-req", "echo-rep"),
                                    ("worker", "requests", "decisions")):

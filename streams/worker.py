@@ -28,4 +28,9 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     asyncio.run(prepare())
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
+    # aiokafka logs every send at debug level; with the root logger left at NOTSET each call
+    # builds a record only to drop it (a few % of the decision path). Keep it quiet.
+    logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLevelName(
+        loglevel.upper()) if isinstance(logging.getLevelName(loglevel.upper()), int)
+        else logging.WARNING))
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
