@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench clean
+.PHONY: install tools demo test lint bench bench-decisions clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/ingest.py
+
+bench-decisions: install
+	$(BIN)/python benchmarks/decisions.py --seconds 10
 
 clean:
 	-$(BIN)/prsm dev down

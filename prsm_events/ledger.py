@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from functools import lru_cache
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from aiokafka.partitioner import murmur2
