@@ -146,6 +146,30 @@ async def round_trips(bootstrap: str, req_topic: str, reply_topic: str, rate: fl
     return out
 
 
+def pure_rate(n: int = 20_000) -> float:
+    """Requests/s of the worker's pure step in-process: decode, admit (decide + reserve),
+    serialise the decision, and write the ledger rows once per 100 requests."""
+    from prsm_events.admission import AdmissionDesk
+    from prsm_events.budgets import BudgetBook
+    from prsm_events.catalog import Catalog
+    from prsm_events.ledger import BudgetLedger
+    from prsm_events.validation import EventLimits, decode_request
+
+    book = BudgetBook([Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)
+                       for i in range(TENANTS)]
+                      + [Budget(scope="global", period="month", limit_usd=1e9)])
+    desk = AdmissionDesk(book, BudgetLedger({}, {}, 4), Catalog.shipped())
+    raws = [request(i, "pure")[1] for i in range(n)]
+    limits = EventLimits()
+    now = datetime.now(UTC)
+    start = time.perf_counter()
+    for i, raw in enumerate(raws):
+        desk.admit(decode_request(raw, limits, now), now).model_dump_json()
+        if i % 100 == 99:
+            desk.ledger.take_dirty()
+    return n / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="100,1000,5000")
@@ -205,6 +229,7 @@ def main() -> None:
             results[name].append(asyncio.run(round_trips(
                 bootstrap, prefix + req, prefix + rep, 0, 0, tag, flood=args.flood)))
         stats = worker.get("/stats")["decisions"]
+        pure = pure_rate()
     finally:
         if worker is not None:
             worker.stop()
@@ -231,6 +256,7 @@ def main() -> None:
           f"{w.get('drain_rate', 0) / max(f.get('drain_rate', 1), 1):.2f}); answered "
           f"{w['answered']:,}/{w['sent']:,}")
     print(f"worker decision stats: {stats['actions']}")
+    print(f"pure step in-process (decode, decide, reserve, serialise): {pure:,.0f} requests/s")
 
 
 if __name__ == "__main__":

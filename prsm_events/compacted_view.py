@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from prsm_events.errors import BrokerError
 
-__all__ = ["CompactedView", "wait_for_partitions"]
+__all__ = ["CompactedView", "fetch_batches", "wait_for_partitions"]
 
 log = logging.getLogger("prsm.view")
 
@@ -41,6 +42,21 @@ async def wait_for_partitions(
         if loop.time() >= deadline:
             raise BrokerError(f"topic {topic} does not exist; run `prsm topics create`")
         await asyncio.sleep(0.2)
+
+
+async def fetch_batches(
+    consumer: AIOKafkaConsumer, what: str, timeout_ms: int = 500
+) -> dict[TopicPartition, list[Any]]:
+    """One ``getmany``; on a broker error: log, pause briefly, return nothing (callers loop)."""
+    try:
+        batches: dict[TopicPartition, list[Any]] = await consumer.getmany(timeout_ms=timeout_ms)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a broker hiccup: keep following
+        log.warning("reading %s failed, retrying: %s", what, exc)
+        await asyncio.sleep(0.5)
+        return {}
+    return batches
 
 
 class CompactedView:
@@ -97,14 +113,7 @@ class CompactedView:
     async def _follow(self) -> None:
         assert self._consumer is not None
         while True:
-            try:
-                batches = await self._consumer.getmany(timeout_ms=500)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a broker hiccup: keep following
-                log.warning("reading %s failed, retrying: %s", self.topic, exc)
-                await asyncio.sleep(1.0)
-                continue
+            batches = await fetch_batches(self._consumer, self.topic)
             for records in batches.values():
                 for record in records:
                     self.records += 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -25,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from prsm_events.compacted_view import wait_for_partitions
+from prsm_events.compacted_view import fetch_batches, wait_for_partitions
 from prsm_events.decision import Action, Decision, Reason
 from prsm_events.errors import BrokerError
 from prsm_events.request import RequestEvent
@@ -33,7 +32,6 @@ from prsm_events.settings import Settings
 
 __all__ = ["DecisionClient"]
 
-log = logging.getLogger("prsm.client")
 
 
 class DecisionClient:
@@ -106,14 +104,7 @@ class DecisionClient:
     async def _receive(self) -> None:
         assert self._consumer is not None
         while True:
-            try:
-                batches = await self._consumer.getmany(timeout_ms=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reading decisions failed, retrying: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
+            batches = await fetch_batches(self._consumer, "decisions", timeout_ms=1000)
             for records in batches.values():
                 for record in records:
                     if not self._waiting or record.value is None:

@@ -26,6 +26,7 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.ingest import steady
 from streams.stall_guard import StallGuard
+from streams.topics import raw_topic
 
 __all__ = ["register_decisions"]
 
@@ -34,11 +35,8 @@ def register_decisions(
     app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds,
     limits: EventLimits,
 ) -> None:
-    requests_topic = app.topic(
-        settings.topic("requests"), key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
-    )
-    dlq_topic = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
+    requests_topic = raw_topic(app, settings.topic("requests"))
+    dlq_topic = raw_topic(app, settings.topic("dlq"))
     decisions_name = settings.topic("decisions")
     stats = control.stats
     batchers: list[EventBatcher] = []

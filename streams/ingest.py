@@ -34,6 +34,7 @@ from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
 from streams.batching import EventBatcher
 from streams.stall_guard import StallGuard
+from streams.topics import raw_topic
 
 if TYPE_CHECKING:
     from streams.config_feeds import ConfigFeeds
@@ -147,11 +148,8 @@ def register_ingest(
     control: SpendControl,
     feeds: ConfigFeeds,
 ) -> IngestTables:
-    usage_topic = app.topic(
-        settings.topic("usage"), key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
-    )
-    dlq_topic = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
+    usage_topic = raw_topic(app, settings.topic("usage"))
+    dlq_topic = raw_topic(app, settings.topic("dlq"))
     tables = IngestTables(
         spend=app.Table("spend", default=None, partitions=settings.partitions),
         seen=app.Table("seen", default=None, partitions=settings.partitions),

@@ -173,6 +173,10 @@ def test_concurrent_bursts_never_overspend(worker: WorkerHandle) -> None:
     final = figures(worker, key)
     assert final["spent_usd"] == pytest.approx(spent, abs=1e-8)
     assert final["spent_usd"] + final["reserved_usd"] <= limit + 1e-9
+    # provider health was learned from the same usage events
+    learned = {(p["provider"], p["model"]): p for p in worker.get("/providers")["providers"]}
+    used = {(d.provider, d.model) for d in admitted}
+    assert used <= set(learned) and all(learned[u]["availability"] == 1.0 for u in used)
 
 
 def test_throttle_cache_sees_block_and_lift(worker: WorkerHandle) -> None:
@@ -325,3 +329,28 @@ def test_bad_budget_records_are_dead_lettered(worker: WorkerHandle) -> None:
     assert "does not match" in reasons["tenant:bad|week"]["reason"]
     assert reasons["tenant:bad|day"]["original"] == "{not json"
     assert not [b for b in worker.get("/budgets")["budgets"] if b["scope"] == "tenant:bad"]
+
+
+def test_decision_client_timeout_applies_its_fallback(kafka: str, tmp_path: Path) -> None:
+    """No worker answers on these topics: the client falls back and says so."""
+    from prsm_events.kafka_admin import ensure_topics
+    from prsm_events.settings import Settings
+    from prsm_events.topics import topic_specs
+
+    settings = Settings(home=tmp_path, kafka_bootstrap=kafka, topic_prefix="nowork.")
+    run(ensure_topics(kafka, topic_specs("nowork.", 2)))
+
+    async def ask(fail: str) -> Decision:
+        async with DecisionClient(settings, timeout_s=0.3, fail=fail) as client:  # type: ignore[arg-type]
+            started = time.monotonic()
+            decision = await client.decide(request("nobody"))
+            assert time.monotonic() - started < 2.0
+            assert client.timeouts == 1
+            return decision
+
+    closed, opened = run(ask("closed")), run(ask("open"))
+    assert (closed.action, closed.source, closed.reason.code) == (
+        "reject", "client", "decision_timeout")
+    assert "failing closed" in closed.reason.message and not closed.admitted
+    assert (opened.action, opened.model, opened.source) == ("allow", "gpt-4o", "client")
+    assert opened.admitted
