@@ -1,8 +1,12 @@
-"""``prsm demo``: broker + worker + replay + spend report, then stop what it started."""
+"""``prsm demo``: broker + worker + replay + spend report + a budget with decisions, then stop
+what it started."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,7 +55,51 @@ def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int
         for by in ("tenant", "service", "model"):
             click.echo(f"\nspend by {by} (this run, from ClickHouse)")
             click.echo(fetch_spend_report(settings, by, since).render("table"), nl=False)
+        asyncio.run(demo_decisions(settings, worker))
     finally:
         worker.stop()
         if broker is not None:
             broker.stop()
+
+
+async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: int = 40) -> None:
+    """A $0.05/day hard budget, then requests for gpt-4o ($0.0075 each), every admitted one
+    followed by its usage event: watch allow turn into route, defer and throttle."""
+    from prsm_events.budgets import Budget
+    from prsm_events.config_admin import budget_record, publish
+    from prsm_events.decision_client import DecisionClient
+    from prsm_events.models import UsageEvent
+    from prsm_events.publisher import UsagePublisher
+    from prsm_events.request import RequestEvent
+
+    tenant = f"demo-{uuid.uuid4().hex[:6]}"
+    budget = Budget(scope=f"tenant:{tenant}", period="day", limit_usd=0.05, alert_at=(0.5,))
+    await publish(settings, "budgets", [budget_record(budget)])
+    deadline = time.monotonic() + 10
+    while budget.key not in {b["key"] for b in worker.get("/budgets")["budgets"]}:
+        if time.monotonic() > deadline:
+            raise PrsmError("the worker did not pick up the demo budget")
+        await asyncio.sleep(0.1)
+    click.echo(f"\ndecisions for {requests} gpt-4o requests of tenant {tenant} "
+               f"against a ${budget.limit_usd:g}/day hard budget (each used as decided)")
+    outcomes: Counter[tuple[str, str, str]] = Counter()
+    async with DecisionClient(settings, timeout_s=5.0) as client, \
+            UsagePublisher(settings.bootstrap, topic=settings.topic("usage")) as usage:
+        for i in range(requests):
+            d = await client.decide(RequestEvent(
+                request_id=f"{tenant}-{i}", ts=datetime.now(UTC), tenant=tenant,
+                service="chat", model="gpt-4o", est_input_tokens=1000, est_output_tokens=500,
+                priority="low" if i % 4 == 3 else "normal", min_quality=0.8))
+            outcomes[(d.action.value, d.reason.code, d.model or "-")] += 1
+            if d.admitted:
+                await usage.publish(UsageEvent(
+                    event_id=f"u-{d.request_id}", ts=datetime.now(UTC), tenant=tenant,
+                    service="chat", model=d.model, provider=d.provider,
+                    request_id=d.request_id, cost_usd=d.est_cost_usd))
+    click.echo(f"{'action':<9} {'reason':<22} {'model':<18} requests")
+    for (action, code, model), n in sorted(outcomes.items()):
+        click.echo(f"{action:<9} {code:<22} {model:<18} {n}")
+    await asyncio.sleep(1.0)  # the last usage events settle
+    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == budget.key)
+    click.echo(f"budget {budget.key}: spent ${figures['spent_usd']:.4f}, reserved "
+               f"${figures['reserved_usd']:.4f} of ${budget.limit_usd:g}")
