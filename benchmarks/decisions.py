@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,9 +35,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import bench_broker, machine_line  # noqa: E402
 from prsm_events.budgets import Budget  # noqa: E402
 from prsm_events.config_admin import budget_record, publish  # noqa: E402
-from prsm_events.dev_broker import LocalBroker  # noqa: E402
 from prsm_events.kafka_admin import ensure_topics  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
 from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
@@ -182,11 +180,7 @@ def main() -> None:
     rates = [float(r) for r in args.rates.split(",")]
 
     home = Path(tempfile.mkdtemp(prefix="prsm-bench-"))
-    broker = None
-    bootstrap = os.environ.get("PRSM_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        broker = LocalBroker(home, free_port(pairs=True), heap="1g")
-        bootstrap = broker.start()
+    bootstrap, broker = bench_broker(home)
     run_id = uuid.uuid4().hex[:6]
     prefix = f"dbench{run_id}."
     results: dict[str, list[dict[str, float]]] = {"floor": [], "worker": []}
@@ -238,8 +232,7 @@ def main() -> None:
         if broker is not None:
             broker.stop()
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(machine_line())
     print(f"partitions: {args.partitions}, tenants: {TENANTS}, worker producer linger: "
           f"{args.linger_ms} ms, {args.seconds:g} s per rate")
     print("| offered req/s | floor p50 ms | floor p99 ms | worker p50 ms | worker p99 ms | "

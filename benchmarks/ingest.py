@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prsm_events.dev_broker import LocalBroker  # noqa: E402
+from benchmarks.harness import bench_broker, machine_line  # noqa: E402
 from prsm_events.kafka_admin import ensure_topics  # noqa: E402
 from prsm_events.replay import WorkloadSpread, synthetic_trace, trace_events  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
@@ -156,11 +154,7 @@ def main() -> None:
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="prsm-bench-"))
-    broker = None
-    bootstrap = os.environ.get("PRSM_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        broker = LocalBroker(home, free_port(pairs=True), heap="1g")
-        bootstrap = broker.start()
+    bootstrap, broker = bench_broker(home)
     run_id = uuid.uuid4().hex[:6]
     prefix = f"bench{run_id}."
     try:
@@ -184,8 +178,7 @@ def main() -> None:
             broker.stop()
     floor_rate = args.events / floor_s
     worker_rate = args.events / worker_s
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(machine_line())
     print(f"events: {args.events}, tenants: {args.tenants}, partitions: {args.partitions}, "
           f"batch max: {args.batch_max}")
     print(f"raw aiokafka consume->produce (floor): {floor_rate:,.0f} events/s")

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from prsm_events.budgets import Budget, BudgetBook
@@ -61,8 +60,7 @@ class AdmissionDesk:
             request.tenant, team=request.team, service=request.service,
             api_key_id=request.api_key_id, model=model or request.model))
 
-    def admit(self, request: RequestEvent, now: datetime,
-              on_touch: Callable[[list[Budget], str], None] | None = None) -> Decision:
+    def admit(self, request: RequestEvent, now: datetime) -> Decision:
         """Decide ``request``; reserve its estimate in every budget if it is admitted."""
         held = self.ledger.reservation(request.tenant, request.request_id)
         if held is not None:
@@ -83,8 +81,6 @@ class AdmissionDesk:
                     to_nano(decision.est_cost_usd), clock, self.reservation_ttl_s,
                     [decision.action.value, decision.model, decision.provider,
                      decision.est_cost_usd])
-            if on_touch is not None:
-                on_touch(budgets, request.tenant)
         return decision
 
     def _again(self, request: RequestEvent, held: list[object], now: datetime) -> Decision:

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from prsm_events.errors import BrokerError
 
-__all__ = ["CompactedView", "fetch_batches", "wait_for_partitions"]
+__all__ = ["CompactedView", "cancel", "fetch_batches", "wait_for_partitions"]
 
 log = logging.getLogger("prsm.view")
 
@@ -42,6 +42,14 @@ async def wait_for_partitions(
         if loop.time() >= deadline:
             raise BrokerError(f"topic {topic} does not exist; run `prsm topics create`")
         await asyncio.sleep(0.2)
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait for it to end (its errors are the caller's past)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 async def fetch_batches(
@@ -135,11 +143,8 @@ class CompactedView:
             raise BrokerError(f"could not read {self.topic} to its end in {timeout:.0f}s") from None
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -15,7 +15,6 @@ request as asked, ``"closed"`` rejects it) and the returned decision says so
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -24,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from prsm_events.compacted_view import fetch_batches, wait_for_partitions
+from prsm_events.compacted_view import cancel, fetch_batches, wait_for_partitions
 from prsm_events.decision import Action, Decision, Reason
 from prsm_events.errors import BrokerError
 from prsm_events.request import RequestEvent
@@ -82,11 +81,8 @@ class DecisionClient:
         self._task = asyncio.create_task(self._receive(), name="decision-client")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         for client in (self._consumer, self._producer):
             if client is not None:
                 await client.stop()

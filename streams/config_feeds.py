@@ -16,6 +16,7 @@ from prsm_events.compacted_view import CompactedView
 from prsm_events.dead_letter import DeadLetter
 from prsm_events.settings import Settings
 from streams.control import SpendControl
+from streams.ingest import steady
 
 __all__ = ["ConfigFeeds"]
 
@@ -45,6 +46,11 @@ class ConfigFeeds(mode.Service):
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return send
+
+    async def until_ready(self, poll_s: float) -> None:
+        """Wait while tables are rebuilt (rebalance, recovery) or budgets/catalog unread."""
+        while not (steady(self.control.app) and self.ready.is_set()):
+            await asyncio.sleep(poll_s)
 
     async def on_start(self) -> None:
         for view in self.views:

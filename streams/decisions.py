@@ -47,19 +47,12 @@ def register_decisions(
 
     guard = StallGuard(app, requests_topic.get_topic_name(), idle)
 
-    async def ready() -> None:
-        while not (steady(app) and feeds.ready.is_set()):
-            await asyncio.sleep(0.02)
-        control.sync_generation()
-
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
-        await ready()
-        generation = app.consumer_generation_id
-        for event in events:
-            guard.saw(event.message.partition, event.message.offset)
-        events = [e for e in events if e.message.generation_id == generation]
+        await feeds.until_ready(poll_s=0.02)
+        control.sync_generation()
+        events = guard.current(events)
         if not events:
-            return False  # fetched before a rebalance; Faust seeks back and re-delivers them
+            return False  # re-delivered after the rebalance
         now = time.time()
         stamp = datetime.fromtimestamp(now, UTC)
         stats.expired += len(control.ledger.expire(now))
@@ -73,7 +66,7 @@ def register_decisions(
                 dead.append(DeadLetter(exc.code, exc.reason, m.topic, m.partition, m.offset,
                                        m.key, m.value))
                 continue
-            decision = control.desk.admit(request, stamp, control.touch)
+            decision = control.desk.admit(request, stamp)
             stats.actions[decision.action.value] += 1
             stats.reasons[decision.reason.code] += 1
             if decision.reason.code == "already_decided":

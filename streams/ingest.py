@@ -170,15 +170,11 @@ def register_ingest(
                        lambda: all(b.idle for b in batchers) and all(c.empty() for c in channels))
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
-        # tables are being rebuilt, or budgets not read yet: wait until they are whole
-        while not (steady(app) and feeds.ready.is_set()):
-            await asyncio.sleep(0.05)
+        await feeds.until_ready(poll_s=0.05)
         generation = app.consumer_generation_id
-        for event in events:
-            guard.saw(event.message.partition, event.message.offset)
-        events = [e for e in events if e.message.generation_id == generation]
+        events = guard.current(events)
         if not events:
-            return False  # fetched before a rebalance; Faust seeks back and re-delivers them
+            return False  # re-delivered after the rebalance
         now = datetime.now(UTC)
         batch = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
                             e.message.key, e.message.value) for e in events]

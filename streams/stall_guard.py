@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, EventT
 
 __all__ = ["StallGuard"]
 
@@ -35,6 +36,14 @@ class StallGuard:
 
     def saw(self, partition: int, offset: int) -> None:
         self.seen[partition] = (offset, time.monotonic())
+
+    def current(self, events: list[EventT[Any]]) -> list[EventT[Any]]:
+        """Note what the agent saw; keep the events of the current consumer generation (the
+        others were fetched before a rebalance; Faust seeks back and re-delivers them)."""
+        generation = self.app.consumer_generation_id
+        for event in events:
+            self.saw(event.message.partition, event.message.offset)
+        return [e for e in events if e.message.generation_id == generation]
 
     async def check(self) -> bool:
         """Seek back to committed offsets if a partition stalled; True if it did."""

@@ -1,0 +1,26 @@
+"""What every benchmark needs: a broker (PRSM_KAFKA_BOOTSTRAP, or a local one) and a header."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from prsm_events.dev_broker import LocalBroker
+from tests.integration.conftest import free_port
+
+__all__ = ["bench_broker", "machine_line"]
+
+
+def bench_broker(home: Path) -> tuple[str, LocalBroker | None]:
+    """PRSM_KAFKA_BOOTSTRAP when set, else a local broker (1 GiB heap) under ``home``."""
+    bootstrap = os.environ.get("PRSM_KAFKA_BOOTSTRAP")
+    if bootstrap:
+        return bootstrap, None
+    broker = LocalBroker(home, free_port(pairs=True), heap="1g")
+    return broker.start(), broker
+
+
+def machine_line() -> str:
+    return (f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, {platform.platform()}")
