@@ -62,19 +62,18 @@ class BudgetState:
 
     period_start: float = 0.0
     spent: int = 0
-    reserved: int = 0
     buckets: dict[int, int] = field(default_factory=dict)
     applied: dict[int, int] = field(default_factory=dict)
     """Usage partition -> last offset folded into this row."""
 
     def to_list(self) -> list[Any]:
-        return [self.period_start, self.spent, self.reserved,
+        return [self.period_start, self.spent,
                 sorted(self.buckets.items()), sorted(self.applied.items())]
 
     @classmethod
     def from_list(cls, raw: list[Any]) -> BudgetState:
-        return cls(float(raw[0]), int(raw[1]), int(raw[2]),
-                   {int(k): int(v) for k, v in raw[3]}, {int(k): int(v) for k, v in raw[4]})
+        return cls(float(raw[0]), int(raw[1]),
+                   {int(k): int(v) for k, v in raw[2]}, {int(k): int(v) for k, v in raw[3]})
 
 
 @dataclass(slots=True)
@@ -112,8 +111,12 @@ class BudgetLedger:
         self.dirty_reservations: dict[str, int] = {}
         self._expiry: list[tuple[float, str]] = []
         self._rows: dict[str, BudgetState] = {}
-        """Decoded rows changed or read since the last reset (the mapping holds lists)."""
+        """Decoded rows changed or read since the last reload (the mapping holds lists)."""
+        self._held: dict[str, int] = {}
+        """Row key -> sum of the unsettled reservations on it. Derived from the reservations
+        (the only place a hold is stored), so a crash can never leave the two disagreeing."""
         self._bounds: dict[tuple[str, str], tuple[float, float]] = {}
+        self.reload()
 
     # --- keys -----------------------------------------------------------------------------
     def row_key(self, budget: Budget, tenant: str) -> str:
@@ -148,10 +151,6 @@ class BudgetLedger:
         self._rows[key] = state
         self.dirty_states[key] = self._partition_of(key, tenant)
 
-    def reset_cache(self) -> None:
-        """Forget decoded rows (call after the mappings were restored from changelogs)."""
-        self._rows.clear()
-
     def _partition_of(self, key: str, tenant: str) -> int:
         if "#p" in key:
             return int(key.rsplit("#p", 1)[1])
@@ -181,10 +180,10 @@ class BudgetLedger:
         rolling = budget.period in ROLLING
         width = BUCKET_S.get(budget.period, 0)
         for key in self._rows_of(budget, tenant):
+            reserved += self._held.get(key, 0)
             state = self._peek(key)
             if state is None:
                 continue
-            reserved += state.reserved
             if rolling:
                 for bucket, amount in state.buckets.items():
                     if bucket + width > start:
@@ -209,21 +208,21 @@ class BudgetLedger:
             raise ValueError(f"request {request_id!r} of {tenant!r} already holds a reservation")
         rows = [self.row_key(b, tenant) for b in budgets]
         for row in rows:
-            state = self._state(row)
-            state.reserved += amount
-            self._store(row, state, tenant)
+            self._held[row] = self._held.get(row, 0) + amount
         reservation = Reservation(amount, rows, now + ttl_s, decision=decision or [])
         self.reservations[key] = reservation.to_list()
         self.dirty_reservations[key] = owner_partition(tenant, self.partitions)
         heapq.heappush(self._expiry, (reservation.expires_at, key))
 
-    def _release(self, key: str, reservation: Reservation, tenant: str) -> None:
+    def _release(self, reservation: Reservation) -> None:
         if reservation.settled:
             return
         for row in reservation.keys:
-            state = self._state(row)
-            state.reserved = max(0, state.reserved - reservation.amount)
-            self._store(row, state, tenant)
+            left = self._held.get(row, 0) - reservation.amount
+            if left > 0:
+                self._held[row] = left
+            else:
+                self._held.pop(row, None)
 
     def settle(
         self, tenant: str, request_id: str | None, cost: int, ts: float,
@@ -239,7 +238,7 @@ class BudgetLedger:
             key = f"{tenant}|{request_id}"
             reservation = self.reservation(tenant, request_id)
             if reservation is not None and not reservation.settled:
-                self._release(key, reservation, tenant)
+                self._release(reservation)
                 reservation.settled = True
                 self.reservations[key] = reservation.to_list()
                 self.dirty_reservations[key] = owner_partition(tenant, self.partitions)
@@ -284,16 +283,33 @@ class BudgetLedger:
             reservation = Reservation.from_list(raw)
             if reservation.expires_at != due:
                 continue
-            tenant = key.rsplit("|", 1)[0]
-            self._release(key, reservation, tenant)
+            tenant = key.split("|", 1)[0]
+            self._release(reservation)
             del self.reservations[key]
             self.dirty_reservations[key] = owner_partition(tenant, self.partitions)
             expired.append((key, reservation))
         return expired
 
-    def rebuild_expiry_index(self) -> None:
-        """Re-read every reservation's expiry (after the mappings were restored)."""
-        self._expiry = [(float(raw[2]), key) for key, raw in list(self.reservations.items())]
+    def reserved(self, row: str) -> int:
+        """Nano-USD held on a ledger row by unsettled reservations."""
+        return self._held.get(row, 0)
+
+    def holds(self) -> dict[str, int]:
+        """Every row with something held on it, and how much."""
+        return dict(self._held)
+
+    def reload(self) -> None:
+        """Re-read the mappings (after they were restored from changelogs): forget decoded
+        rows, re-sum the holds and re-index expiries from the reservations."""
+        self._rows.clear()
+        self._held = {}
+        self._expiry = []
+        for key, raw in list(self.reservations.items()):
+            reservation = Reservation.from_list(raw)
+            self._expiry.append((reservation.expires_at, key))
+            if not reservation.settled:
+                for row in reservation.keys:
+                    self._held[row] = self._held.get(row, 0) + reservation.amount
         heapq.heapify(self._expiry)
 
     def take_dirty(self) -> tuple[dict[str, int], dict[str, int]]:

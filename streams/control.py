@@ -96,8 +96,7 @@ class SpendControl:
     def sync_generation(self) -> None:
         """After a rebalance the tables may have been restored: re-read them."""
         if self.app.consumer_generation_id != self.generation:
-            self.ledger.reset_cache()
-            self.ledger.rebuild_expiry_index()
+            self.ledger.reload()
             self.generation = self.app.consumer_generation_id
 
     # --- config feeds ---------------------------------------------------------------------

@@ -3,9 +3,10 @@
 Seen with faust-streaming 0.11 after a worker restart while messages kept arriving: the
 consumer's fetch position moved to the end of a partition, one message reached the agent,
 the rest never did and nothing re-read them (the agent idled with work on the broker). The
-guard notices a partition whose fetch position is ahead of the last message its agent saw
-while the agent is idle, and seeks every partition back to its committed offset; processing
-is idempotent, so a re-delivery is safe.
+guard notices an idle agent whose partition holds messages beyond what it saw and committed
+(the fetch position or the partition's end offset is further), and seeks every partition
+back to its committed offset (a never-committed one to its beginning); processing is
+idempotent, so a re-delivery is safe.
 """
 
 from __future__ import annotations
@@ -46,25 +47,40 @@ class StallGuard:
         return [e for e in events if e.message.generation_id == generation]
 
     async def check(self) -> bool:
-        """Seek back to committed offsets if a partition stalled; True if it did."""
+        """Seek back if messages wait beyond what an idle agent saw and committed; True if
+        it did."""
         now = time.monotonic()
-        stalled: list[tuple[TP, int, int]] = []
+        quiet = []
         for tp in self.app.consumer.assignment():
             if tp.topic != self.topic:
                 continue
-            position = await self.app.consumer.position(tp)
-            offset, at = self.seen.setdefault(tp.partition, (-1, now))
-            if position is not None and position > offset + 1 and now - at >= self.after_s:
-                stalled.append((tp, offset, position))
-        if not stalled or not self.idle():
+            _, at = self.seen.setdefault(tp.partition, (-1, now))
+            if now - at >= self.after_s:
+                quiet.append(tp)
+        if not quiet or not self.idle():
+            return False
+        consumer = self.app.consumer
+        ends = await consumer.highwaters(*quiet)
+        committed = consumer._committed_offset  # type: ignore[attr-defined]  # Faust's record
+        stalled: list[tuple[TP, int, int]] = []
+        for tp in quiet:
+            done_to = max(self.seen[tp.partition][0] + 1, committed.get(tp) or 0)
+            waiting = max(await consumer.position(tp) or 0, ends.get(tp, 0))
+            if waiting > done_to:
+                stalled.append((tp, done_to, waiting))
+        if not stalled:
+            for tp in quiet:  # nothing behind: check again after another quiet spell
+                self.seen[tp.partition] = (self.seen[tp.partition][0], now)
             return False
         self.seeks += 1
-        log.warning("fetched messages never reached the agent (%s); re-reading from the "
-                    "committed offsets", ", ".join(f"{tp.topic}[{tp.partition}] saw {o}, "
-                                                   f"fetched to {p}" for tp, o, p in stalled))
-        await self.app.consumer.perform_seek()
-        for tp in self.app.consumer.assignment():
-            if tp.topic == self.topic:
-                position = await self.app.consumer.position(tp)
-                self.seen[tp.partition] = ((position or 0) - 1, time.monotonic())
+        log.warning("messages never reached the agent (%s); re-reading from the committed "
+                    "offsets", ", ".join(f"{tp.topic}[{tp.partition}] done to {d}, "
+                                         f"{w - d} waiting" for tp, d, w in stalled))
+        await consumer.perform_seek()
+        for tp, _, _ in stalled:
+            if committed.get(tp) is None:
+                # never committed: read from the beginning, as auto_offset_reset=earliest
+                await consumer.seek(tp, 0)
+        for tp, _, _ in stalled:
+            self.seen[tp.partition] = (self.seen[tp.partition][0], time.monotonic())
         return True

@@ -133,3 +133,29 @@ def wait_until(
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+async def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Every record on ``topic``, read up to the end offsets it has now."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from prsm_events.compacted_view import wait_for_partitions
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in await wait_for_partitions(consumer, topic)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"could not read {topic} to its end in {timeout_s}s")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(records)
+    finally:
+        await consumer.stop()
+    return out

@@ -115,7 +115,7 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
     from prsm_events.budgets import Budget
     from prsm_events.config_admin import budget_record
     from prsm_events.config_admin import publish as publish_config
-    from tests.integration.test_ingest_pipeline import read_topic
+    from tests.integration.conftest import read_to_end
 
     home = tmp_path / "dec-crash"
     worker = start_worker("it-dec-crash", home=home, reservation_ttl_s=900.0)
@@ -150,13 +150,23 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
     def decided() -> dict[str, list[dict]]:
         out: dict[str, list[dict]] = {}
         # everything on the topic (re-decided requests appear twice, so do not stop at n)
-        for record in run(read_topic(kafka, worker.topic("decisions"), 10**9, timeout_s=3)):
+        for record in run(read_to_end(kafka, worker.topic("decisions"))):
             doc = orjson.loads(record.value)
             out.setdefault(doc["request_id"], []).append(doc)
         return out
 
-    wait_until(lambda: len(decided()) >= n, timeout=90, what="every request decided",
-               details=lambda: worker.get("/stats")["decisions"])
+    def requested() -> set[str]:
+        return {orjson.loads(r.value)["request_id"]
+                for r in run(read_to_end(kafka, worker.topic("requests")))}
+
+    assert len(requested()) == n  # the whole burst reached the broker
+
+    def missing() -> list[str]:
+        return sorted(requested() - set(decided()))
+
+    wait_until(lambda: not missing(), timeout=90, what="every request decided",
+               details=lambda: (missing()[:10], len(missing()),
+                                worker.get("/stats")["decisions"]))
     answers = decided()
     admitted_ids = {rid for rid, ds in answers.items()
                     if any(d["action"] in ("allow", "route") for d in ds)}

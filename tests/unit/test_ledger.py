@@ -55,10 +55,13 @@ def test_dirty_keys_name_changelog_partitions() -> None:
     tenant_b, global_b = budget("tenant:a"), budget("global")
     ledger.reserve("a", "r1", [tenant_b, global_b], 10, T0.timestamp(), 60)
     states, reservations = ledger.take_dirty()
+    assert states == {}  # a hold lives in its reservation record only
+    ledger.settle("a", "r1", 8, T0.timestamp(), 0, 1, [tenant_b, global_b])
+    states, settled = ledger.take_dirty()
     shard = next(k for k in states if k.startswith("global|day#p"))
     assert set(states) == {"tenant:a|day", shard}
     assert states[shard] == int(shard.rsplit("#p", 1)[1])
-    assert states["tenant:a|day"] == reservations["a|r1"]  # the tenant's partition
+    assert states["tenant:a|day"] == reservations["a|r1"] == settled["a|r1"]  # tenant's
     assert ledger.take_dirty() == ({}, {})
 
 
@@ -105,7 +108,7 @@ def test_global_budget_sums_every_tenant_shard() -> None:
     assert ledger.view(g, "anyone", T0.timestamp()).spent == to_nano(5)
 
 
-def test_expiry_index_is_rebuilt_from_restored_rows() -> None:
+def test_holds_and_expiries_are_rebuilt_from_restored_reservations() -> None:
     states: dict = {}
     reservations: dict = {}
     first = BudgetLedger(states, reservations, partitions=2)
@@ -113,8 +116,7 @@ def test_expiry_index_is_rebuilt_from_restored_rows() -> None:
     first.reserve("a", "r1", [b], 5, T0.timestamp(), 10)
     first.take_dirty()
     restored = BudgetLedger(dict(states), dict(reservations), partitions=2)
-    assert restored.expire(T0.timestamp() + 11) == []  # no index yet
-    restored.rebuild_expiry_index()
+    assert restored.view(b, "a", T0.timestamp()).reserved == 5  # holds re-summed
     assert [k for k, _ in restored.expire(T0.timestamp() + 11)] == ["a|r1"]
     assert restored.view(b, "a", T0.timestamp()).reserved == 0
 
@@ -180,9 +182,9 @@ def test_any_interleaving_never_exceeds_a_hard_budget(steps: list, limits: tuple
             if not r.settled:
                 for row in r.keys:
                     outstanding[row] = outstanding.get(row, 0) + r.amount
-        for key, raw in ledger.states.items():
-            assert raw[2] >= 0, "reserved went negative"
-            assert raw[2] == outstanding.get(key, 0), f"reserved of {key} leaked"
+        for key in set(outstanding) | set(ledger.holds()):
+            assert ledger.reserved(key) >= 0, "reserved went negative"
+            assert ledger.reserved(key) == outstanding.get(key, 0), f"reserved of {key} leaked"
         for b in budgets:
             if b.hard:
                 for tenant in ("a", "b"):
@@ -190,5 +192,5 @@ def test_any_interleaving_never_exceeds_a_hard_budget(steps: list, limits: tuple
                     assert view.spent + view.reserved <= view.limit, b.key
     ledger.expire((now + timedelta(seconds=301)).timestamp())
     ledger.take_dirty()
-    assert all(raw[2] == 0 for raw in ledger.states.values())
+    assert ledger.holds() == {}
     assert not ledger.reservations
