@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
+from prsm_events.client_lifecycle import AsyncClient
 from prsm_events.compacted_view import cancel, fetch_batches, wait_for_partitions
 from prsm_events.decision import Action, Decision, Reason
 from prsm_events.errors import BrokerError
@@ -33,7 +33,7 @@ __all__ = ["DecisionClient"]
 
 
 
-class DecisionClient:
+class DecisionClient(AsyncClient):
     """Request/reply over Kafka with a timeout and a stated fallback (see module doc)."""
 
     def __init__(
@@ -87,15 +87,6 @@ class DecisionClient:
             if client is not None:
                 await client.stop()
         self._consumer = self._producer = None
-
-    async def __aenter__(self) -> DecisionClient:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _receive(self) -> None:
         assert self._consumer is not None

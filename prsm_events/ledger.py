@@ -131,12 +131,7 @@ class BudgetLedger:
         return [f"{budget.key}#p{p}" for p in range(self.partitions)]
 
     def _state(self, key: str) -> BudgetState:
-        state = self._rows.get(key)
-        if state is None:
-            raw = self.states.get(key)
-            state = BudgetState() if raw is None else BudgetState.from_list(raw)
-            self._rows[key] = state
-        return state
+        return self._peek(key) or self._rows.setdefault(key, BudgetState())
 
     def _peek(self, key: str) -> BudgetState | None:
         state = self._rows.get(key)

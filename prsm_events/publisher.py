@@ -27,6 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from prsm_events.client_lifecycle import AsyncClient
 from prsm_events.models import UsageEvent
 from prsm_events.settings import Settings
 
@@ -40,7 +41,7 @@ def _encode(event: EventLike) -> tuple[bytes, bytes]:
     return model.tenant.encode(), model.model_dump_json(exclude_none=True).encode()
 
 
-class UsagePublisher:
+class UsagePublisher(AsyncClient):
     """Async publisher; use as ``async with`` or call ``start()``/``stop()``."""
 
     def __init__(
@@ -68,13 +69,6 @@ class UsagePublisher:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
-
-    async def __aenter__(self) -> UsagePublisher:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def producer(self) -> AIOKafkaProducer:

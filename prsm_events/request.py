@@ -15,10 +15,11 @@ from typing import Annotated
 from pydantic import Field
 
 from prsm_events.models import EventModel, Identifier, UtcTimestamp
+from prsm_events.scopes import SCOPE_ID_PATTERN
 
 __all__ = ["Priority", "RequestEvent", "TenantId"]
 
-TenantId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/:|#]+$")]
+TenantId = Annotated[str, Field(pattern=SCOPE_ID_PATTERN)]
 """A tenant id usable in budget scopes: no whitespace, '/', ':', '|' or '#'."""
 
 

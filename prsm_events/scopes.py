@@ -19,11 +19,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["GLOBAL", "SUB_KINDS", "Scope", "scopes_of"]
+__all__ = ["GLOBAL", "SCOPE_ID_PATTERN", "SUB_KINDS", "Scope", "scopes_of"]
 
 GLOBAL = "global"
 SUB_KINDS = ("team", "service", "api_key", "model")
-_ID = re.compile(r"^[^\s/:|#]{1,128}$")
+SCOPE_ID_PATTERN = r"^[^\s/:|#]{1,128}$"
+"""An id that can appear in a scope (tenant, team, ...): no whitespace, '/', ':', '|', '#'."""
+_ID = re.compile(SCOPE_ID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

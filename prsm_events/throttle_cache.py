@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 
+from prsm_events.client_lifecycle import AsyncClient
 from prsm_events.compacted_view import CompactedView
 from prsm_events.directives import ThrottleDirective
 from prsm_events.scopes import scopes_of
@@ -33,7 +33,7 @@ class ThrottleCheck:
     retry_after_s: float | None = None
 
 
-class ThrottleCache:
+class ThrottleCache(AsyncClient):
     """Directives by key, from the ``policies`` topic (see module doc)."""
 
     def __init__(self, settings: Settings | None = None, *, fetch_max_wait_ms: int = 100) -> None:
@@ -59,15 +59,6 @@ class ThrottleCache:
 
     async def stop(self) -> None:
         await self._view.stop()
-
-    async def __aenter__(self) -> ThrottleCache:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def check(
         self,

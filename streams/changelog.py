@@ -23,7 +23,6 @@ class ChangelogWriter:
         self.app = app
         self.pending: dict[tuple[str, str], tuple[TableT[str, Any], int]] = {}
         self.lock = asyncio.Lock()
-        self.records = 0
 
     def mark(self, table: TableT[str, Any], keys: dict[str, int]) -> None:
         """Mark ``keys`` (key -> changelog partition) of ``table`` as changed."""
@@ -43,7 +42,6 @@ class ChangelogWriter:
                 futures.append(await self.app.producer.send(
                     table.changelog_topic.get_topic_name(), orjson.dumps(key),
                     None if value is None else orjson.dumps(value), partition, None, None))
-            self.records += len(futures)
             if futures and wait:
                 await asyncio.gather(*futures)
             return futures
