@@ -15,10 +15,14 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # kcat: a third-party Kafka client the integration tests publish and read with.
+# g++: builds the CUDA kernels' source for the CPU, so their arithmetic is tested without a GPU.
 tools:
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat >/dev/null; \
 	  else echo "kcat is missing: sudo apt-get install kcat (its tests are skipped)"; fi; }
+	@command -v g++ >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq g++ >/dev/null; \
+	  else echo "g++ is missing: sudo apt-get install g++ (kernel-source tests are skipped)"; fi; }
 
 demo: install
 	$(BIN)/prsm demo

@@ -28,6 +28,7 @@ from prsm_events.budgets import Budget, BudgetBook
 from prsm_events.catalog import Catalog
 from prsm_events.decision import Action, Decision, Reason
 from prsm_events.ledger import BudgetLedger, to_nano
+from prsm_events.pacing import PacingAction
 from prsm_events.policy import DecisionContext, PolicyConfig, decide
 from prsm_events.provider_health import ProviderHealth
 from prsm_events.request import RequestEvent
@@ -54,6 +55,10 @@ class AdmissionDesk:
         self.health = health or ProviderHealth()
         self.config = config or PolicyConfig()
         self.reservation_ttl_s = reservation_ttl_s
+        self.pacing: dict[str, PacingAction] = {}
+        """Pacing actions by budget key, replaced by the scorer at each tick."""
+        self.forecasts: dict[str, dict[str, object]] = {}
+        """Forecast figures by budget key, replaced by the scorer at each tick."""
 
     def budgets_for(self, request: RequestEvent, model: str | None = None) -> list[Budget]:
         return self.book.applicable(scopes_of(
@@ -70,7 +75,7 @@ class AdmissionDesk:
         views = [self.ledger.view(b, request.tenant, clock) for b in budgets]
         ctx = DecisionContext(self.catalog, views,
                               lambda p, m: self.health.availability(p, m, clock),
-                              self.config, now)
+                              self.config, now, self.pacing, self.forecasts)
         decision = decide(request, ctx)
         if decision.admitted:
             if decision.model != request.model:  # model budgets follow the model called

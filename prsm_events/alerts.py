@@ -1,4 +1,4 @@
-"""Alerts on the ``alerts`` topic: budget thresholds now, forecast and anomaly alerts later.
+"""Alerts on the ``alerts`` topic: budget thresholds, forecast overruns and spend anomalies.
 
 >>> a = Alert(alert_id="tenant:acme|month|0.8|2026-01-01", ts="2026-01-20T00:00:00Z",
 ...           kind="budget_threshold", scope="tenant:acme", severity="warning",
@@ -29,3 +29,6 @@ class Alert(EventModel):
     score: float
     message: str
     period: str | None = None
+    driver: str | None = Field(
+        None, description="anomaly: the scope (service, model or api key) carrying the excess.")
+    details: dict[str, float | str | None] = Field(default_factory=dict)

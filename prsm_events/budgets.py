@@ -23,10 +23,10 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from prsm_events.models import EventModel
-from prsm_events.periods import PERIODS, check_timezone
+from prsm_events.periods import PERIODS, ROLLING, check_timezone
 from prsm_events.scopes import Scope
 
 __all__ = ["Budget", "BudgetBook", "budget_key"]
@@ -64,8 +64,19 @@ class Budget(EventModel):
         (), max_length=10, description="Fractions of the limit that raise a threshold alert."
     )
     hard: bool = Field(True, description="Hard budgets block requests; soft ones only alert.")
-    pacing: bool = Field(False, description="Spread the budget over its period (pacing).")
+    pacing: bool = Field(False, description="Spread the budget over its period (pacing; "
+                         "calendar periods only).")
+    anomaly_throttle: bool = Field(
+        True, description="On a high-severity spend anomaly of this scope, throttle the "
+        "dimension that drives it (a directive on the policies topic).")
     timezone: Annotated[str, AfterValidator(check_timezone)] = "UTC"
+
+    @model_validator(mode="after")
+    def _check_pacing(self) -> Budget:
+        if self.pacing and self.period in ROLLING:
+            raise ValueError("pacing needs a calendar period (day, week, month): a rolling "
+                             "window has no end to pace toward")
+        return self
 
     @field_validator("alert_at")
     @classmethod

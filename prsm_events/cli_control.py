@@ -1,4 +1,4 @@
-"""CLI commands of spend control: ``budget set|list|delete``, ``catalog load|list``,
+"""CLI commands of spend control: ``budget set|list|delete|outlook``, ``catalog load|list``,
 ``decisions tail``."""
 
 from __future__ import annotations
@@ -45,10 +45,13 @@ def budget() -> None:
 @click.option("--alert-at", default="", help="Fractions of the limit that alert, e.g. 0.5,0.8.")
 @click.option("--hard/--soft", default=True, show_default=True,
               help="Hard budgets block requests; soft ones only alert.")
-@click.option("--pacing/--no-pacing", default=False, show_default=True)
+@click.option("--pacing/--no-pacing", default=False, show_default=True,
+              help="Spread the budget over its period (calendar periods).")
+@click.option("--anomaly-throttle/--no-anomaly-throttle", default=True, show_default=True,
+              help="Throttle the driving dimension on a high-severity spend anomaly.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA zone of the period.")
 def budget_set(scope: str, period: str, limit_usd: float, alert_at: str, hard: bool,
-               pacing: bool, timezone: str) -> None:
+               pacing: bool, anomaly_throttle: bool, timezone: str) -> None:
     """Create or replace the budget of SCOPE for --period (e.g. tenant:acme)."""
     from prsm_events.budgets import Budget
     from prsm_events.config_admin import budget_record, publish
@@ -60,14 +63,16 @@ def budget_set(scope: str, period: str, limit_usd: float, alert_at: str, hard: b
         raise
     try:
         b = Budget(scope=scope, period=period, limit_usd=limit_usd, alert_at=fractions,
-                   hard=hard, pacing=pacing, timezone=timezone)
+                   hard=hard, pacing=pacing, anomaly_throttle=anomaly_throttle,
+                   timezone=timezone)
     except ValidationError as exc:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                         for e in exc.errors(include_url=False)))
         raise
     _run(publish(Settings(), "budgets", [budget_record(b)]))
     click.echo(f"set {b.key}: ${b.limit_usd:g} {'hard' if b.hard else 'soft'}"
-               + (f", alerts at {', '.join(f'{f:g}' for f in b.alert_at)}" if b.alert_at else ""))
+               + (f", alerts at {', '.join(f'{f:g}' for f in b.alert_at)}" if b.alert_at else "")
+               + (", paced" if b.pacing else ""))
 
 
 @budget.command("list")
@@ -91,6 +96,42 @@ def budget_list(fmt: str) -> None:
         click.echo(f"{r['scope']:<36} {r['period']:<6} {r['limit_usd']:>12g} "
                    f"{str(r['hard']).lower():<5} {','.join(f'{x:g}' for x in r['alert_at']):<9} "
                    f"{r['timezone']}")
+
+
+@budget.command("outlook")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def budget_outlook(fmt: str) -> None:
+    """Where each budget's spend is heading (from the running worker's forecasts)."""
+    import urllib.error
+    import urllib.request
+
+    s = Settings()
+    try:
+        with urllib.request.urlopen(f"{s.web_url}/budgets", timeout=10) as resp:
+            rows = orjson.loads(resp.read())["budgets"]
+    except (OSError, urllib.error.URLError) as exc:
+        _fail(f"no worker at {s.web_url} ({exc}): forecasts live in the worker; "
+              "start `prsm worker`")
+        raise
+    if fmt == "json":
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not rows:
+        click.echo("no budgets")
+        return
+    click.echo(f"{'budget':<36} {'limit':>10} {'spent':>10} {'period end (90%)':>30} "
+               f"{'exhausted at':<26} pacing")
+    for r in rows:
+        f = r.get("forecast") or {}
+        end = f.get("period_end_spend_usd")
+        span = (f"{end:.4f} ({f['period_end_spend_low_usd']:.4f}-"
+                f"{f['period_end_spend_high_usd']:.4f})" if "period_end_spend_low_usd" in f
+                else "-" if end is None else f"{end:.4f} (run rate)")
+        pace = r.get("pacing_action")
+        click.echo(f"{r['key']:<36} {r['limit_usd']:>10g} {r['spent_usd']:>10.4f} {span:>30} "
+                   f"{(f.get('exhaustion_ts') or '-')[:25]:<26} "
+                   + (f"pressure {pace['pressure']:.2f}" if pace else "-"))
 
 
 @budget.command("delete")

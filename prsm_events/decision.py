@@ -37,6 +37,9 @@ REASON_CODES: dict[str, str] = {
     "routed_cheaper_model": "route: a cheaper model that meets the constraints fits",
     "routed_other_provider": "route: another provider of the same model fits",
     "deferred_low_priority": "defer: low priority and a budget is short; retry later",
+    "paced_route": "route: a paced budget sends this share of low/normal work to a cheaper model",
+    "paced_defer": "defer: a paced budget defers this share of low-priority work",
+    "paced_throttle": "throttle: a paced budget throttles this share of low/normal work",
     "budget_exhausted": "throttle: a hard budget is spent; retry when the period rolls",
     "over_budget": "reject: the request does not fit a hard budget and nothing cheaper does",
     "over_cost_ceiling": "reject: nothing meets max_cost_usd and the other constraints",
@@ -71,6 +74,9 @@ class Decision(EventModel):
         "spent_usd, reserved_usd, remaining_usd, period_end, hard.")
     forecast: dict[str, Any] | None = Field(
         None, description="That budget's forecast: period_end_spend_usd, exhaustion_ts.")
+    pacing: dict[str, Any] | None = Field(
+        None, description="The pacing action of the most pressed paced budget: budget, "
+        "pressure, route_share, defer_share, throttle_share, reserve_usd.")
     source: str = Field("worker", description="'worker', or 'client' for a timeout fallback.")
 
     @property

@@ -1,7 +1,7 @@
 """Throttle directives on the compacted ``policies`` topic, and how a request matches them.
 
-A directive's record key is ``<scope>|<origin>`` (origin: ``budget:<period>``, later
-``pacing`` or ``anomaly``), so directives of different origins on one scope coexist; a null
+A directive's record key is ``<scope>|<origin>`` (origin: ``budget:<period>``,
+``pacing:<period>`` or ``anomaly``), so directives of different origins on one scope coexist; a null
 value lifts it. ``block`` stops every matching request until ``until``; ``throttle`` lets
 through the share ``allow_fraction`` (chosen by request id, so a retry gets the same answer).
 
@@ -32,7 +32,7 @@ __all__ = ["ThrottleDirective"]
 
 class ThrottleDirective(EventModel):
     scope: str
-    origin: str = Field(description="budget:<period> | pacing | anomaly")
+    origin: str = Field(description="budget:<period> | pacing:<period> | anomaly")
     action: Literal["block", "throttle"]
     allow_fraction: float = Field(0.0, ge=0, le=1, description="throttle: share let through.")
     until: UtcTimestamp | None = Field(None, description="Lifted at this time (None: until "
@@ -41,6 +41,9 @@ class ThrottleDirective(EventModel):
     message: str
     ts: UtcTimestamp
     details: dict[str, float | str | None] = Field(default_factory=dict)
+    priorities: tuple[str, ...] | None = Field(
+        None, description="Only requests of these priorities are stopped (None: all); pacing "
+        "never stops high or critical requests.")
 
     @property
     def key(self) -> str:
@@ -49,9 +52,11 @@ class ThrottleDirective(EventModel):
     def active(self, now: datetime) -> bool:
         return self.until is None or now < self.until
 
-    def blocks(self, request_id: str | None, now: datetime) -> bool:
+    def blocks(self, request_id: str | None, now: datetime, priority: str = "normal") -> bool:
         """True when this directive stops the request at ``now``."""
         if not self.active(now):
+            return False
+        if self.priorities is not None and priority not in self.priorities:
             return False
         if self.action == "block":
             return True

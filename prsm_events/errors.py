@@ -34,3 +34,7 @@ class StoreUnavailable(PrsmError):
 
 class BrokerError(PrsmError):
     """The local Kafka broker could not be resolved, started or reached."""
+
+
+class BackendUnavailable(PrsmError):
+    """The requested scoring backend (CuPy) cannot be imported or sees no GPU."""

@@ -1,6 +1,8 @@
 """The decision policy: one pure function from (request, budgets, catalog, health) to decision.
 
-Order: an unknown model is rejected; with no budget the configured default applies; if the
+Order: an unknown model is rejected; with no budget the configured default applies; a budget
+with pacing (``ctx.pacing``) routes, defers or throttles its share of ``low``/``normal``
+requests (``prsm_events.pacing``) and keeps its reserve for ``high``/``critical`` ones; if the
 request fits every hard budget, its cost ceiling and an available provider, it is allowed.
 Otherwise, in this order: ``low`` priority is deferred until the budget frees up; the best
 cheaper model that meets the constraints is routed to; another provider of the same model is
@@ -29,7 +31,7 @@ spent: retry after the period rolls) or rejected, always with a stable reason co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -38,6 +40,7 @@ from prsm_events.catalog import Catalog, ModelPrice
 from prsm_events.decision import Action, Decision, Reason
 from prsm_events.ledger import to_nano
 from prsm_events.ledger_view import NANO, BudgetView
+from prsm_events.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.request import Priority, RequestEvent
 from prsm_events.routing import Ask, Offer, cheaper_model, estimate, other_provider
 
@@ -69,6 +72,10 @@ class DecisionContext:
     availability: Callable[[str, str], float]
     config: PolicyConfig = field(default_factory=PolicyConfig)
     now: datetime | None = None
+    pacing: Mapping[str, PacingAction] = field(default_factory=dict)
+    """Pacing actions by budget key (only budgets with ``pacing`` on use theirs)."""
+    forecasts: Mapping[str, dict[str, object]] = field(default_factory=dict)
+    """The scorer's latest forecast by budget key (else a run-rate forecast is given)."""
 
 
 def _usd(nano: int) -> float:
@@ -80,6 +87,9 @@ def decide(request: RequestEvent, ctx: DecisionContext) -> Decision:
     cfg = ctx.config
     now = ctx.now or request.ts
     entry = ctx.catalog.lookup(request.model, request.provider)
+    paced = [(v, ctx.pacing[v.budget.key]) for v in ctx.views
+             if v.budget.pacing and v.budget.key in ctx.pacing]
+    pace = max((a for _, a in paced), key=lambda a: a.pressure, default=None)
 
     def answer(action: Action, code: str, message: str, offer: Offer | None = None,
                cost: int = 0, view: BudgetView | None = None,
@@ -94,7 +104,9 @@ def decide(request: RequestEvent, ctx: DecisionContext) -> Decision:
             reason=Reason(code=code, message=message),
             retry_after_s=None if retry is None else round(retry, 3),
             budget=view.figures() if view else None,
-            forecast=view.run_rate_forecast() if view else None,
+            forecast=(ctx.forecasts.get(view.budget.key) or view.run_rate_forecast())
+            if view else None,
+            pacing=pace.figures() if pace else None,
         )
 
     if entry is None:
@@ -114,9 +126,13 @@ def decide(request: RequestEvent, ctx: DecisionContext) -> Decision:
     )
     cost = estimate(entry, ask)
     hard = [v for v in ctx.views if v.budget.hard]
+    kept = {id(v): a.reserve for v, a in paced} if request.priority in PACED_PRIORITIES else {}
+
+    def fits_one(v: BudgetView, amount: int) -> bool:
+        return v.fits(amount + kept.get(id(v), 0))
 
     def fits(amount: int) -> bool:
-        return all(v.fits(amount) for v in hard)
+        return all(fits_one(v, amount) for v in hard)
 
     def tightest(amount: int) -> BudgetView | None:
         return min(hard or ctx.views, key=lambda v: v.remaining - amount, default=None)
@@ -127,9 +143,24 @@ def decide(request: RequestEvent, ctx: DecisionContext) -> Decision:
                           f"'{request.tenant}' and unbudgeted requests are rejected", cost=cost)
         return answer(Action.ALLOW, "no_budget", "no budget applies; allowed and recorded",
                       cost=cost)
-    blocking = [v for v in hard if not v.fits(cost)]
+    blocking = [v for v in hard if not fits_one(v, cost)]
     over_ceiling = ask.ceiling is not None and cost > ask.ceiling
     available = ctx.availability(entry.provider, entry.model) >= cfg.min_availability
+    step = pace.step_for(request.request_id, request.priority) if pace else None
+    if pace is not None and step is not None:
+        view = next(v for v, a in paced if a is pace)
+        why = f"pacing {pace.budget_key} (pressure {pace.pressure:.2f})"
+        if step == "throttle":
+            return answer(Action.THROTTLE, "paced_throttle", f"{why}: {request.priority} "
+                          f"request throttled", cost=cost, view=view, retry=pace.retry_after_s)
+        if step == "defer":
+            return answer(Action.DEFER, "paced_defer", f"{why}: low-priority work deferred",
+                          cost=cost, view=view, retry=pace.retry_after_s)
+        routed = cheaper_model(ctx.catalog, entry, ask, ctx.availability, fits)
+        if routed is not None and not blocking:
+            return answer(Action.ROUTE, "paced_route", f"{why}: {routed.entry.model} at "
+                          f"{routed.entry.provider} instead of {entry.model}", offer=routed,
+                          view=view)
     if not blocking and not over_ceiling and available:
         return answer(Action.ALLOW, "within_budget", "fits every budget", cost=cost,
                       view=tightest(cost))
@@ -163,6 +194,10 @@ def decide(request: RequestEvent, ctx: DecisionContext) -> Decision:
                       f"{entry.model} at {moved.entry.provider} instead of {entry.provider} "
                       f"(availability {moved.availability:.2f})", offer=moved,
                       view=tightest(moved.cost))
+    if pace is not None and blocking and all(v.fits(cost) for v in blocking):
+        return answer(Action.THROTTLE, "paced_throttle", f"what is left of "
+                      f"{pace.budget_key} is kept for high/critical requests", cost=cost,
+                      view=blocking[0], retry=pace.retry_after_s)
     return _refuse(request, entry, cost, blocking, over_ceiling, cfg, answer)
 
 

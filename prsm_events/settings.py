@@ -113,6 +113,25 @@ class Settings(BaseSettings):
         1.0, ge=0, description="PRSM_PRODUCER_LINGER_MS: the worker producer's linger "
         "(decisions wait at most this long to be batched).",
     )
+    scoring_interval_s: float = Field(
+        60.0, ge=0.1, description="PRSM_SCORING_INTERVAL_S: the batch scorer's tick: spend per "
+        "scope over this interval feeds the forecasters, the anomaly detector and pacing.",
+    )
+    anomaly_threshold: float = Field(
+        0.69, gt=0, lt=1, description="PRSM_ANOMALY_THRESHOLD: anomaly score (0-1, comparable "
+        "across scopes) from which a scope's spend is anomalous.",
+    )
+    anomaly_min_excess_usd: float = Field(
+        0.01, ge=0, description="PRSM_ANOMALY_MIN_EXCESS_USD: an anomaly must exceed the "
+        "expected spend of its interval by at least this much.",
+    )
+    anomaly_throttle_fraction: float = Field(
+        0.5, ge=0, le=1, description="PRSM_ANOMALY_THROTTLE_FRACTION: share of requests let "
+        "through by an automatic anomaly throttle (budgets with anomaly_throttle).",
+    )
+    anomaly_throttle_s: float = Field(
+        900.0, gt=0, description="PRSM_ANOMALY_THROTTLE_S: how long an anomaly throttle lasts.",
+    )
     catalog_path: Path | None = Field(
         None, description="PRSM_CATALOG_PATH: a catalog JSON file instead of the shipped one."
     )

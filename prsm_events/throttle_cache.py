@@ -69,6 +69,7 @@ class ThrottleCache(AsyncClient):
         api_key_id: str | None = None,
         model: str | None = None,
         request_id: str | None = None,
+        priority: str = "normal",
         now: datetime | None = None,
     ) -> ThrottleCheck:
         """Whether a request of this tenant/service/... may go ahead now."""
@@ -76,7 +77,7 @@ class ThrottleCache(AsyncClient):
         scopes = set(scopes_of(tenant, team=team, service=service, api_key_id=api_key_id,
                                model=model))
         stopping = [d for d in self.directives.values()
-                    if d.scope in scopes and d.blocks(request_id, now)]
+                    if d.scope in scopes and d.blocks(request_id, now, priority)]
         if not stopping:
             return ThrottleCheck(True)
         last = max(stopping, key=lambda d: d.until or datetime.max.replace(tzinfo=UTC))

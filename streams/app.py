@@ -15,6 +15,7 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.decisions import register_decisions
 from streams.ingest import IngestStats, register_ingest
+from streams.scoring import register_scoring
 from streams.web import register_views
 
 __all__ = ["build_app"]
@@ -65,5 +66,6 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     stats = IngestStats()
     tables = register_ingest(app, settings, store, ingestor, stats, control, feeds)
     register_decisions(app, settings, control, feeds, limits)
+    register_scoring(app, settings, control, feeds)
     register_views(app, settings, store, tables, stats, control, feeds)
     return app

@@ -23,11 +23,14 @@ from prsm_events.budgets import Budget, BudgetBook
 from prsm_events.catalog import Catalog
 from prsm_events.directives import ThrottleDirective
 from prsm_events.ledger import BudgetLedger, owner_partition, to_nano
+from prsm_events.outlook import BudgetOutlook
 from prsm_events.policy import PolicyConfig
 from prsm_events.pricing import PricedUsage
 from prsm_events.provider_health import ProviderHealth
+from prsm_events.request import Priority, RequestEvent
 from prsm_events.scopes import scopes_of
 from prsm_events.settings import Settings
+from prsm_events.spend_meter import SpendMeter
 from streams.changelog import ChangelogWriter
 
 __all__ = ["DecisionStats", "SpendControl"]
@@ -92,6 +95,10 @@ class SpendControl:
         self.policies_topic = app.topic(settings.topic("policies"), key_serializer="raw",
                                         value_serializer="raw")
         self.generation = -1
+        self.meter = SpendMeter()
+        self.outlooks: dict[str, BudgetOutlook] = {}
+        self.scoring: dict[str, Any] = {}
+        """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
 
     def sync_generation(self) -> None:
         """After a rebalance the tables may have been restored: re-read them."""
@@ -136,9 +143,26 @@ class SpendControl:
         if had:
             self.stats.settled += 1
         self.touch(budgets, e.tenant)
+        self.meter.add_spend(scopes_of(e.tenant, team=e.team, service=e.service,
+                                       api_key_id=e.api_key_id, model=e.model), priced.cost_usd)
         if e.model and priced.provider:
             self.health.observe(priced.provider, e.model, str(e.status), e.latency_ms,
                                 e.ts.timestamp())
+
+    def meter_demand(self, request: RequestEvent) -> None:
+        """Count a request's cost at the model it asked for (pacing compares demand and spend)."""
+        entry = self.catalog.lookup(request.model, request.provider)
+        if entry is None:
+            return
+        cost = entry.cost(
+            input_tokens=request.est_input_tokens if request.est_input_tokens is not None
+            else self.config.default_input_tokens,
+            output_tokens=request.est_output_tokens if request.est_output_tokens is not None
+            else self.config.default_output_tokens)
+        self.meter.add_demand(
+            scopes_of(request.tenant, team=request.team, service=request.service,
+                      api_key_id=request.api_key_id, model=request.model), cost,
+            high=request.priority in (Priority.HIGH, Priority.CRITICAL))
 
     def signals(self, now: float) -> tuple[list[Alert], list[ThrottleDirective], list[str]]:
         """Alerts, new block directives and lifted directive keys for touched budgets."""
@@ -218,6 +242,10 @@ class SpendControl:
         out = []
         for budget in self.book:
             view = self.ledger.view(budget, budget.tenant or "", now)
+            outlook = self.outlooks.get(budget.key)
+            paced = self.desk.pacing.get(budget.key)
             out.append({**view.figures(), "key": budget.key, "alert_at": budget.alert_at,
-                        "pacing": budget.pacing, "forecast": view.run_rate_forecast()})
+                        "pacing": budget.pacing,
+                        "pacing_action": paced.figures() if paced else None,
+                        "forecast": outlook.figures() if outlook else view.run_rate_forecast()})
         return sorted(out, key=lambda r: str(r["key"]))

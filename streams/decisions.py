@@ -67,6 +67,8 @@ def register_decisions(
                                        m.key, m.value))
                 continue
             decision = control.desk.admit(request, stamp)
+            if decision.reason.code != "already_decided":
+                control.meter_demand(request)
             stats.actions[decision.action.value] += 1
             stats.reasons[decision.reason.code] += 1
             if decision.reason.code == "already_decided":

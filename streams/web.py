@@ -61,7 +61,8 @@ def register_views(
 
     @app.page("/stats")
     async def stats_view(web: View, request: Request) -> Response:
-        return web.json({**stats.as_dict(), "decisions": control.stats.as_dict()})
+        return web.json({**stats.as_dict(), "decisions": control.stats.as_dict(),
+                         "scoring": control.scoring})
 
     @app.page("/budgets")
     async def budgets_view(web: View, request: Request) -> Response:

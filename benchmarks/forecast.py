@@ -1,0 +1,232 @@
+"""Forecast accuracy (MASE) of our forecaster vs seasonal-naive and river's models.
+
+    python benchmarks/forecast.py --data ../shared/data
+
+Series groups (all real): the Azure LLM trace priced with the catalog (gpt-4o) as cost per
+10 s, period = the trace's hour; NAB ``nyc_taxi`` (30 min, period = day, season = day);
+NAB's AWS CloudWatch series (5 min, period = day, season = day). Every model learns online,
+one value at a time, and forecasts before it sees the value.
+
+Two horizons: ``next``, the next interval; ``rest``, the total of the rest of the budget
+period, forecast at every ``--stride``-th interval, its error divided by the number of
+intervals left. Both are scaled by the in-sample MAE of the one-step seasonal-naive forecast
+(MASE; lower is better). A group's figure is the median over its series; series where a model
+diverged (non-finite or above 1e6) are counted in the last column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import machine_line  # noqa: E402
+from prsm_events.catalog import Catalog  # noqa: E402
+from prsm_events.replay import read_trace  # noqa: E402
+from prsm_events.scoring.forecast_step import (  # noqa: E402
+    following,
+    forecast_rest,
+    forecast_step,
+    new_forecast_state,
+)
+
+
+@dataclass
+class SeriesSpec:
+    name: str
+    values: list[float]
+    season: int  # intervals per season
+    period: int  # intervals per budget period (the "rest" horizon ends at its boundary)
+
+
+class Model:
+    """One-step and rest-of-period forecasts, then learn."""
+
+    def predict(self, k: int) -> tuple[float, float]:  # (next, total of next k)
+        raise NotImplementedError
+
+    def learn(self, y: float) -> None:
+        raise NotImplementedError
+
+
+class SeasonalNaive(Model):
+    def __init__(self, season: int) -> None:
+        self.m = season
+        self.hist: list[float] = []
+
+    def _at(self, j: int) -> float:  # forecast j steps ahead (j >= 1)
+        h = self.hist
+        if not h:
+            return 0.0
+        back = self.m - ((j - 1) % self.m)
+        return h[-back] if len(h) >= back else h[-1]
+
+    def predict(self, k: int) -> tuple[float, float]:
+        return self._at(1), sum(self._at(j) for j in range(1, k + 1))
+
+    def learn(self, y: float) -> None:
+        self.hist.append(y)
+        if len(self.hist) > self.m:
+            self.hist.pop(0)
+
+
+class RiverModel(Model):
+    """A river forecaster fed ``(y + offset) / scale``; ``scale`` is the mean |y| of the
+    first ``warm`` values (river's SGD-based models diverge on raw values in the thousands),
+    which are buffered and learned once it is known."""
+
+    def __init__(self, model: object, warm: int, offset: float = 0.0) -> None:
+        self.model = model
+        self.offset = offset  # river's HoltWinters divides by its first level: keep it off 0
+        self.warm = warm
+        self.buffer: list[float] = []
+        self.scale = 0.0
+        self.fallback = SeasonalNaive(1)
+
+    def predict(self, k: int) -> tuple[float, float]:
+        if not self.scale:
+            return self.fallback.predict(k)
+        f = self.model.forecast(horizon=max(k, 1))  # type: ignore[attr-defined]
+        vals = [v * self.scale - self.offset if math.isfinite(v) else 0.0 for v in f]
+        return vals[0], sum(vals[:k])
+
+    def learn(self, y: float) -> None:
+        self.fallback.learn(y)
+        if self.scale:
+            self.model.learn_one((y + self.offset) / self.scale)  # type: ignore[attr-defined]
+            return
+        self.buffer.append(y)
+        if len(self.buffer) >= self.warm:
+            self.scale = float(np.mean(np.abs(np.asarray(self.buffer) + self.offset))) or 1.0
+            for v in self.buffer:
+                self.model.learn_one((v + self.offset) / self.scale)  # type: ignore[attr-defined]
+
+
+class Ours(Model):
+    def __init__(self, season: int) -> None:
+        self.state = new_forecast_state(np, 1, season)
+        self.m = season
+        self.t = 0
+
+    def predict(self, k: int) -> tuple[float, float]:
+        if self.t == 0:
+            return 0.0, 0.0
+        last = (self.t - 1) % self.m
+        nxt = float(forecast_rest(np, self.state, following(last, 1, self.m)).mean[0])
+        return nxt, float(forecast_rest(np, self.state, following(last, k, self.m)).mean[0])
+
+    def learn(self, y: float) -> None:
+        forecast_step(np, self.state, np.array([y]), self.t % self.m)
+        self.t += 1
+
+
+def models(season: int) -> dict[str, Callable[[], Model]]:
+    from river import linear_model, optim, preprocessing, time_series
+
+    def snarimax(p: int, d: int, q: int) -> Callable[[], Model]:
+        def make() -> Model:
+            reg = preprocessing.StandardScaler() | linear_model.LinearRegression(
+                intercept_init=0.0, optimizer=optim.SGD(0.001), intercept_lr=0.1)
+            return RiverModel(time_series.SNARIMAX(p=p, d=d, q=q, m=season, sp=1, sq=0,
+                                                   regressor=reg), warm=2 * season)
+        return make
+
+    def holt_winters() -> Model:
+        return RiverModel(time_series.HoltWinters(alpha=0.1, beta=0.01, gamma=0.2,
+                                                  seasonality=season), warm=2 * season,
+                          offset=1.0)
+
+    # SNARIMAX: the two most accurate of five (p, d, q) tried on nyc_taxi (docs/benchmarks.md)
+    return {"seasonal-naive": lambda: SeasonalNaive(season),
+            "snarimax(2,0,1)": snarimax(2, 0, 1), "snarimax(3,1,0)": snarimax(3, 1, 0),
+            "holt-winters": holt_winters, "prsm": lambda: Ours(season)}
+
+
+def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> tuple[float, float]:
+    """(MASE next, MASE rest) after the first two seasons."""
+    y = spec.values
+    m = spec.season
+    scale = float(np.mean(np.abs(np.diff(np.asarray(y), n=1) if m == 1 else
+                                 np.asarray(y[m:]) - np.asarray(y[:-m]))))
+    scale = scale or 1.0
+    model = make()
+    start = 2 * m
+    err1: list[float] = []
+    err_rest: list[float] = []
+    for t, value in enumerate(y):
+        if t >= start:
+            left = spec.period - (t % spec.period)  # intervals t .. end of period
+            nxt, total = model.predict(left)
+            err1.append(abs(value - nxt))
+            if t % stride == 0:
+                err_rest.append(abs(sum(y[t:t + left]) - total) / left)
+        model.learn(value)
+    return float(np.mean(err1)) / scale, float(np.mean(err_rest)) / scale
+
+
+def _nab(path: Path) -> list[float]:
+    with path.open(newline="") as f:
+        return [float(r["value"]) for r in csv.DictReader(f)]
+
+
+def series_groups(data: Path) -> dict[str, list[SeriesSpec]]:
+    groups: dict[str, list[SeriesSpec]] = {}
+    trace = data / "azure-llm-2023" / "AzureLLMInferenceTrace_code.csv"
+    if trace.exists():
+        price = Catalog.shipped().lookup("gpt-4o")
+        assert price is not None
+        rows = read_trace(trace)
+        bins = [0.0] * (int(max(r.offset_s for r in rows) // 10) + 1)
+        for r in rows:
+            bins[int(r.offset_s // 10)] += price.cost(input_tokens=r.input_tokens,
+                                                      output_tokens=r.output_tokens)
+        groups["azure-trace cost/10s"] = [SeriesSpec("azure", bins, season=6,
+                                                     period=len(bins))]
+    nab = data / "nab" / "data"
+    taxi = nab / "realKnownCause" / "nyc_taxi.csv"
+    if taxi.exists():
+        groups["nab nyc_taxi (30 min)"] = [SeriesSpec("nyc_taxi", _nab(taxi), 48, 48)]
+    aws = sorted((nab / "realAWSCloudwatch").glob("*.csv"))
+    if aws:
+        groups["nab AWS CloudWatch (5 min)"] = [
+            SeriesSpec(p.stem, _nab(p), 288, 288) for p in aws]
+    return groups
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--stride", type=int, default=12, help="forecast 'rest' every N intervals")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    groups = series_groups(args.data)
+    if not groups:
+        sys.exit(f"no series found under {args.data}")
+    print(machine_line())
+    print(f"{'group':30s}{'model':>16s}{'MASE next':>11s}{'MASE rest':>11s}{'s':>7s}"
+          f"{'diverged':>10s}")
+    for group, specs in groups.items():
+        for name, make in models(specs[0].season).items():
+            started = time.perf_counter()
+            scores = [evaluate(s, make, args.stride) for s in specs]
+            nxt = float(np.median([a for a, _ in scores]))
+            rest = float(np.median([b for _, b in scores]))
+            bad = sum(not (math.isfinite(a) and math.isfinite(b) and max(a, b) < 1e6)
+                      for a, b in scores)
+            print(f"{group:30s}{name:>16s}{nxt:11.3f}{rest:11.3f}"
+                  f"{time.perf_counter() - started:7.1f}{bad:6d}/{len(specs)}", flush=True)
+    print(f"at {datetime.now():%Y-%m-%d %H:%M}")
+
+
+if __name__ == "__main__":
+    main()

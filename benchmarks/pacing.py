@@ -1,0 +1,256 @@
+"""Budget pacing on a real trace: no control vs a hard cap vs our policy vs our pacing.
+
+    python benchmarks/pacing.py \
+        --trace ../shared/data/azure-llm-2023/AzureLLMInferenceTrace_code.csv
+
+The Azure LLM trace (one hour, 8,819 requests) is stretched over one budget day, spread over
+tenants with request priorities (25% low, 45% normal, 20% high, 10% critical) and requested
+models, and priced with the shipped catalog. Each tenant gets a hard ``day`` budget of
+``--fractions`` (default 50% and 80%) of its unconstrained spend. Modes:
+
+- ``none``: everything served at the requested model (the unconstrained spend);
+- ``hard-cap``: served at the requested model until the budget is spent, then rejected
+  (how most gateways behave);
+- ``policy``: our decision policy without pacing (routes to a cheaper model or defers low
+  priority once the budget is short);
+- ``pacing``: our policy with ``pacing`` on: the pacing controller (``scoring.pacing_step``
+  fed by the forecaster, every ``--tick-s`` of budget time) sets each budget's pressure.
+
+Decisions go through ``AdmissionDesk`` and ``BudgetLedger`` (the worker's own code); usage
+settles at the estimate. Deferred requests are retried once after ``retry_after_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import machine_line  # noqa: E402
+from prsm_events.admission import AdmissionDesk  # noqa: E402
+from prsm_events.budgets import Budget, BudgetBook  # noqa: E402
+from prsm_events.catalog import Catalog  # noqa: E402
+from prsm_events.ledger import BudgetLedger, to_nano  # noqa: E402
+from prsm_events.pacing import PacingAction  # noqa: E402
+from prsm_events.replay import read_trace  # noqa: E402
+from prsm_events.request import RequestEvent  # noqa: E402
+from prsm_events.scoring.forecast_step import (  # noqa: E402
+    forecast_rest,
+    forecast_step,
+    new_forecast_state,
+)
+from prsm_events.scoring.pacing_step import new_pacing_state, pacing_step  # noqa: E402
+
+DAY = 86400.0
+START = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
+PRIORITIES = (("low", 0.25), ("normal", 0.45), ("high", 0.20), ("critical", 0.10))
+MODELS = ("gpt-4.1", "claude-sonnet-4", "gpt-4o", "gpt-5", "gemini-2.5-pro")
+TENANTS = ("acme", "globex", "initech", "umbrella")
+
+
+@dataclass(frozen=True)
+class Req:
+    t: float
+    rid: str
+    tenant: str
+    priority: str
+    model: str
+    inp: int
+    out: int
+
+
+@dataclass
+class Outcome:
+    served: int = 0
+    at_requested: int = 0
+    quality: float = 0.0
+    cost: float = 0.0
+    hc_refused: int = 0
+    refused: int = 0
+    spent: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+def workload(trace: Path, seed: int) -> list[Req]:
+    rng = random.Random(seed)
+    rows = read_trace(trace)
+    span = max(r.offset_s for r in rows) or 1.0
+    reqs = []
+    for i, r in enumerate(rows):
+        prio = rng.choices([p for p, _ in PRIORITIES], [w for _, w in PRIORITIES])[0]
+        reqs.append(Req(START + r.offset_s / span * (DAY - 1), f"r{i}", rng.choice(TENANTS),
+                        prio, rng.choice(MODELS), r.input_tokens, r.output_tokens))
+    return reqs
+
+
+def unconstrained(reqs: list[Req], catalog: Catalog) -> dict[str, float]:
+    spend: dict[str, float] = defaultdict(float)
+    for q in reqs:
+        entry = catalog.lookup(q.model)
+        assert entry is not None
+        spend[q.tenant] += entry.cost(input_tokens=q.inp, output_tokens=q.out)
+    return spend
+
+
+def run_simple(reqs: list[Req], catalog: Catalog, limits: dict[str, float] | None) -> Outcome:
+    out = Outcome()
+    for q in reqs:
+        entry = catalog.lookup(q.model)
+        assert entry is not None
+        cost = entry.cost(input_tokens=q.inp, output_tokens=q.out)
+        if limits is not None and out.spent[q.tenant] + cost > limits[q.tenant]:
+            out.refused += 1
+            out.hc_refused += q.priority in ("high", "critical")
+            continue
+        out.served += 1
+        out.at_requested += 1
+        out.quality += entry.quality
+        out.cost += cost
+        out.spent[q.tenant] += cost
+    return out
+
+
+class Pacer:
+    """The worker's tick, for one budget per tenant: demand forecaster + pacing controller."""
+
+    def __init__(self, budgets: list[Budget], tick_s: float) -> None:
+        self.budgets = budgets
+        self.tick_s = tick_s
+        n = len(budgets)
+        self.forecast = new_forecast_state(np, n, season=1)
+        self.pacing = new_pacing_state(np, n)
+        self.demand = np.zeros(n)  # this interval, at the requested model
+        self.demand_hc = np.zeros(n)
+        self.spend = np.zeros(n)  # this interval, what was served
+        self.high_share = np.zeros(n)
+        self.ticks = 0
+
+    def served(self, i: int, cost: float) -> None:
+        self.spend[i] += cost
+
+    def asked(self, i: int, cost: float, priority: str) -> None:
+        self.demand[i] += cost
+        if priority in ("high", "critical"):
+            self.demand_hc[i] += cost
+
+    def tick(self, desk: AdmissionDesk, now: float) -> None:
+        forecast_step(np, self.forecast, self.demand, 0)
+        share = np.where(self.demand > 0, self.demand_hc / np.maximum(self.demand, 1e-12),
+                         self.high_share)
+        self.high_share = share if self.ticks == 0 else 0.9 * self.high_share + 0.1 * share
+        self.ticks += 1
+        left = int(np.ceil((START + DAY - now) / self.tick_s))
+        rest = forecast_rest(np, self.forecast, [left]).mean
+        views = [desk.ledger.view(b, b.tenant or "", now) for b in self.budgets]
+        remaining = np.array([v.remaining / 1e9 for v in views])
+        out = pacing_step(np, self.pacing, remaining, rest, self.spend, self.demand,
+                          self.high_share)
+        self.demand[:] = 0.0
+        self.demand_hc[:] = 0.0
+        self.spend[:] = 0.0
+        desk.pacing = {b.key: PacingAction.at(b.key, float(p), to_nano(float(r)),
+                                              retry_after_s=self.tick_s)
+                       for b, p, r in zip(self.budgets, out.pressure, out.reserve, strict=True)}
+
+
+def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing: bool,
+             tick_s: float) -> tuple[Outcome, dict[str, int]]:
+    budgets = [Budget(scope=f"tenant:{t}", period="day", limit_usd=limits[t], pacing=pacing)
+               for t in TENANTS]
+    index = {b.tenant: i for i, b in enumerate(budgets)}
+    desk = AdmissionDesk(BudgetBook(budgets), BudgetLedger({}, {}, partitions=1), catalog,
+                         reservation_ttl_s=3600)
+    pacer = Pacer(budgets, tick_s) if pacing else None
+    next_tick = START + tick_s
+    out = Outcome()
+    codes: dict[str, int] = defaultdict(int)
+    queue = [(q.t, 0, i, q) for i, q in enumerate(reqs)]
+    heapq.heapify(queue)
+    offset = 0
+    while queue:
+        t, attempt, seq, q = heapq.heappop(queue)
+        while pacer is not None and t >= next_tick:
+            pacer.tick(desk, next_tick)
+            next_tick += tick_s
+        now = datetime.fromtimestamp(t, UTC)
+        request = RequestEvent(request_id=q.rid, ts=now, tenant=q.tenant, service="chat",
+                               model=q.model, est_input_tokens=q.inp, est_output_tokens=q.out,
+                               priority=q.priority)
+        d = desk.admit(request, now)
+        codes[d.reason.code] += 1
+        if pacer is not None and attempt == 0:
+            asked = catalog.lookup(q.model)
+            assert asked is not None
+            pacer.asked(index[q.tenant], asked.cost(input_tokens=q.inp, output_tokens=q.out),
+                        q.priority)
+        if d.action.value == "defer" and attempt == 0 and d.retry_after_s is not None \
+                and t + d.retry_after_s < START + DAY:
+            heapq.heappush(queue, (t + d.retry_after_s, 1, seq, q))
+            continue
+        if not d.admitted:
+            out.refused += 1
+            out.hc_refused += q.priority in ("high", "critical")
+            continue
+        entry = catalog.lookup(d.model or q.model, d.provider)
+        assert entry is not None
+        cost = entry.cost(input_tokens=q.inp, output_tokens=q.out)
+        offset += 1
+        desk.ledger.settle(q.tenant, q.rid, to_nano(cost), t, 0, offset,
+                           desk.budgets_for(request, entry.model))
+        out.served += 1
+        out.at_requested += entry.model == q.model
+        out.quality += entry.quality
+        out.cost += cost
+        out.spent[q.tenant] += cost
+        if pacer is not None:
+            pacer.served(index[q.tenant], cost)
+    return out, dict(codes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trace", type=Path,
+                    default=ROOT.parent / "shared" / "data" / "azure-llm-2023"
+                    / "AzureLLMInferenceTrace_code.csv")
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.8])
+    ap.add_argument("--tick-s", type=float, default=600.0, help="pacing tick, budget seconds")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--codes", action="store_true", help="print reason-code counts")
+    args = ap.parse_args(argv)
+    if not args.trace.exists():
+        sys.exit(f"trace not found: {args.trace}")
+    catalog = Catalog.shipped()
+    reqs = workload(args.trace, args.seed)
+    free = unconstrained(reqs, catalog)
+    hc = sum(q.priority in ("high", "critical") for q in reqs)
+    print(machine_line())
+    print(f"{len(reqs)} requests ({hc} high/critical), unconstrained spend "
+          f"${sum(free.values()):.2f} over {len(TENANTS)} tenants, catalog {catalog.version}")
+    print(f"{'budget':>7s} {'mode':9s}{'overspend $':>12s}{'hi/crit refused':>16s}"
+          f"{'served':>8s}{'at requested':>13s}{'avg quality':>12s}{'cost $':>9s}")
+    for frac in args.fractions:
+        limits = {t: free[t] * frac for t in TENANTS}
+        runs = {"none": (run_simple(reqs, catalog, None), {}),
+                "hard-cap": (run_simple(reqs, catalog, limits), {}),
+                "policy": run_desk(reqs, catalog, limits, False, args.tick_s),
+                "pacing": run_desk(reqs, catalog, limits, True, args.tick_s)}
+        for mode, (o, codes) in runs.items():
+            over = sum(max(0.0, o.spent[t] - limits[t]) for t in TENANTS)
+            print(f"{frac:7.0%} {mode:9s}{over:12.4f}{o.hc_refused:16d}"
+                  f"{o.served / len(reqs):8.1%}{o.at_requested / len(reqs):13.1%}"
+                  f"{o.quality / len(reqs):12.3f}{o.cost:9.2f}")
+            if args.codes and codes:
+                print("          " + ", ".join(f"{k}={v}" for k, v in sorted(codes.items())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Where a budget's spend is heading: period-end spend with an interval, exhaustion time, and
+the ``forecast_overrun`` alert (once per period, before the money is spent).
+
+The forecast for the rest of the period comes from the batch scorer (seasonal forecaster);
+this module only adds it to what is already spent and reserved.
+
+>>> from prsm_events.budgets import Budget
+>>> from prsm_events.ledger_view import BudgetView, NANO
+>>> b = Budget(scope="tenant:acme", period="day", limit_usd=10)
+>>> v = BudgetView(b, now=43200.0, spent=6 * NANO, reserved=0, start=0.0, end=86400.0)
+>>> o = BudgetOutlook.of(v, rest=(6.0, 5.0, 7.0))
+>>> o.period_end_spend_usd, o.exhaustion_ts
+(12.0, '1970-01-01T20:00:00+00:00')
+>>> overrun_alert(o).severity
+'high'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prsm_events.alerts import Alert
+from prsm_events.ledger_view import NANO, BudgetView
+
+__all__ = ["BudgetOutlook", "overrun_alert"]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetOutlook:
+    budget_key: str
+    scope: str
+    period: str
+    now: float
+    period_start: float
+    period_end: float
+    limit_usd: float
+    spent_usd: float
+    period_end_spend_usd: float
+    low_usd: float
+    high_usd: float
+    exhaustion_ts: str | None
+
+    @classmethod
+    def of(cls, view: BudgetView, rest: tuple[float, float, float]) -> BudgetOutlook:
+        """``rest``: (mean, low, high) USD forecast for the rest of the period."""
+        used = (view.spent + view.reserved) / NANO
+        mean, low, high = (max(0.0, float(x)) for x in rest)
+        left_s = max(view.end - view.now, 0.0)
+        exhaustion = None
+        limit = view.budget.limit_usd
+        if used >= limit:
+            exhaustion = _iso(view.now)
+        elif used + mean > limit and mean > 0 and left_s > 0:
+            exhaustion = _iso(view.now + (limit - used) / (mean / left_s))
+        return cls(view.budget.key, view.budget.scope, view.budget.period, view.now,
+                   view.start, view.end, limit, round(used, 9), round(used + mean, 6),
+                   round(used + low, 6), round(used + high, 6), exhaustion)
+
+    @property
+    def overruns(self) -> bool:
+        return self.period_end_spend_usd > self.limit_usd
+
+    def figures(self) -> dict[str, Any]:
+        return {"method": "seasonal", "period_end_spend_usd": self.period_end_spend_usd,
+                "period_end_spend_low_usd": self.low_usd,
+                "period_end_spend_high_usd": self.high_usd, "exhaustion_ts": self.exhaustion_ts,
+                "period_end": _iso(self.period_end)}
+
+
+def overrun_alert(o: BudgetOutlook) -> Alert:
+    """The ``forecast_overrun`` alert for an outlook that crosses its limit."""
+    high = o.low_usd > o.limit_usd  # even the low end of the interval overruns
+    return Alert(
+        alert_id=f"{o.budget_key}|forecast_overrun|{_iso(o.period_start)}",
+        ts=datetime.fromtimestamp(o.now, UTC), kind="forecast_overrun", scope=o.scope,
+        severity="high" if high else "warning", observed=o.period_end_spend_usd,
+        expected=o.limit_usd, score=round(o.period_end_spend_usd / o.limit_usd, 6)
+        if o.limit_usd else 1.0,
+        message=f"the {o.period} budget of {o.scope} (${o.limit_usd:g}) is forecast to reach "
+        f"${o.period_end_spend_usd:.4f} by {_iso(o.period_end)} (90%: "
+        f"${o.low_usd:.4f}-${o.high_usd:.4f}); exhausted around {o.exhaustion_ts}",
+        period=o.period,
+        details={"spent_usd": o.spent_usd, "low_usd": o.low_usd, "high_usd": o.high_usd,
+                 "exhaustion_ts": o.exhaustion_ts})

@@ -1,0 +1,162 @@
+"""The batch scorer: per-scope state in arrays, every active scope scored in one call.
+
+Each tick (the worker's scoring timer) hands over the last interval's spend per scope (and,
+for paced budgets, the demand). One ``step`` updates, for all scopes at once, the anomaly
+detector and the spend and demand forecasters; ``rest`` sums forecasts to the period ends
+asked for; ``pace`` runs the pacing controller for the paced budgets. Arrays live on the
+chosen backend (NumPy or CuPy); results come back to the host as NumPy arrays.
+
+>>> scorer = BatchScorer("numpy")
+>>> for minute in range(120):
+...     out = scorer.step({"tenant:a": 1.0, "tenant:b": 2.0}, {}, bucket=minute // 60)
+>>> out = scorer.step({"tenant:a": 1.0, "tenant:b": 40.0}, {}, bucket=2)
+>>> dict(zip(out.scopes, out.score.round(2).tolist()))["tenant:b"] > 0.9
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from prsm_events.scoring.anomaly_step import AnomalyParams, new_anomaly_state
+from prsm_events.scoring.backend import array_module, backend_name, to_host
+from prsm_events.scoring.forecast_step import (
+    ForecastParams,
+    forecast_rest,
+    forecast_step,
+    new_forecast_state,
+)
+from prsm_events.scoring.pacing_step import PacingParams, new_pacing_state, pacing_step
+from prsm_events.scoring.spend_step import spend_step
+
+__all__ = ["BatchScorer", "Rest", "ScopeScores"]
+
+Host = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True)
+class ScopeScores:
+    """One tick's results, aligned with ``scopes`` (host arrays)."""
+
+    scopes: list[str]
+    observed: Host
+    score: Host
+    sigma: Host
+    expected: Host
+
+
+@dataclass(frozen=True)
+class Rest:
+    """Forecast totals over the rest of each asked period (host arrays)."""
+
+    mean: Host
+    low: Host
+    high: Host
+
+
+def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
+    """Copies with room for ``size`` scopes (scopes are the last axis)."""
+    out = {}
+    for name, arr in state.items():
+        bigger = xp.zeros((*arr.shape[:-1], size), dtype=arr.dtype)
+        bigger[..., : arr.shape[-1]] = arr
+        out[name] = bigger
+    return out
+
+
+class BatchScorer:
+    """Arrays of per-scope state; see the module doc."""
+
+    def __init__(
+        self, backend: str = "auto", season: int = 24,
+        anomaly: AnomalyParams | None = None, forecast: ForecastParams | None = None,
+        pacing: PacingParams | None = None, capacity: int = 1024,
+    ) -> None:
+        self.xp = array_module(backend)
+        self.backend = backend_name(self.xp)
+        self.season = season
+        self.params = (anomaly or AnomalyParams(), forecast or ForecastParams(),
+                       pacing or PacingParams())
+        self.rows: dict[str, int] = {}
+        self.budget_rows: dict[str, int] = {}
+        self.capacity = capacity
+        self.anomaly = new_anomaly_state(self.xp, capacity)
+        self.spend_fc = new_forecast_state(self.xp, capacity, season)
+        self.demand_fc = new_forecast_state(self.xp, capacity, season)
+        self.pacing = new_pacing_state(self.xp, capacity)
+        self.ticks = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _ensure(self, scopes: Sequence[str]) -> None:
+        first_new = len(self.rows)
+        for scope in scopes:
+            if scope not in self.rows:
+                self.rows[scope] = len(self.rows)
+        if len(self.rows) == first_new:
+            return
+        if len(self.rows) > self.capacity:
+            size = max(len(self.rows), 2 * self.capacity)
+            self.anomaly = _grow(self.xp, self.anomaly, size)
+            self.spend_fc = _grow(self.xp, self.spend_fc, size)
+            self.demand_fc = _grow(self.xp, self.demand_fc, size)
+            self.capacity = size
+        for state in (self.anomaly, self.spend_fc, self.demand_fc):
+            for arr in state.values():  # spare rows were stepped on zeros: start them fresh
+                arr[..., first_new:len(self.rows)] = 0
+
+    def _column(self, values: Mapping[str, float]) -> Any:
+        host = np.zeros(self.capacity)
+        for scope, value in values.items():
+            host[self.rows[scope]] = value
+        return self.xp.asarray(host)
+
+    def step(self, spend: Mapping[str, float], demand: Mapping[str, float],
+             bucket: int) -> ScopeScores:
+        """Learn one interval for every known scope (silent ones spent 0) and score it."""
+        self._ensure([*spend, *demand])
+        x = self._column(spend)
+        anomaly, forecast, _ = self.params
+        out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly)
+        forecast_step(self.xp, self.demand_fc, self._column(demand), bucket, forecast)
+        self.ticks += 1
+        n = len(self.rows)
+        return ScopeScores(list(self.rows), to_host(x)[:n], to_host(out.score)[:n],
+                           to_host(out.sigma)[:n], to_host(out.expected)[:n])
+
+    def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[int]],
+             demand: bool = False) -> Rest:
+        """Forecast of spend (or demand) per scope over its remaining intervals per bucket."""
+        self._ensure(scopes)
+        idx = self.xp.asarray([self.rows[s] for s in scopes], dtype=self.xp.int64)
+        state = self.demand_fc if demand else self.spend_fc
+        part = {k: v[..., idx] for k, v in state.items()}
+        out = forecast_rest(self.xp, part, self.xp.asarray(counts, dtype=self.xp.float64))
+        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high))
+
+    def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,
+             demand_rest: Sequence[float] | Host, spend: Sequence[float] | Host,
+             demand: Sequence[float] | Host, high_share: Sequence[float] | Host,
+             ) -> tuple[Host, Host]:
+        """Pacing pressure and reserve for each budget row (keys are stable across ticks)."""
+        for key in budgets:
+            if key not in self.budget_rows:
+                self.budget_rows[key] = len(self.budget_rows)
+        if len(self.budget_rows) > self.pacing["pressure"].shape[0]:
+            self.pacing = _grow(self.xp, self.pacing, 2 * len(self.budget_rows))
+        idx = self.xp.asarray([self.budget_rows[k] for k in budgets], dtype=self.xp.int64)
+        part = {k: v[idx] for k, v in self.pacing.items()}
+        xp = self.xp
+        out = pacing_step(xp, part, xp.asarray(remaining, dtype=xp.float64),
+                          xp.asarray(demand_rest, dtype=xp.float64),
+                          xp.asarray(spend, dtype=xp.float64),
+                          xp.asarray(demand, dtype=xp.float64),
+                          xp.asarray(high_share, dtype=xp.float64), self.params[2])
+        for k, v in part.items():
+            self.pacing[k][idx] = v
+        return to_host(out.pressure).copy(), to_host(out.reserve).copy()

@@ -1,0 +1,119 @@
+"""One step of the pacing controller for many budgets at once (NumPy or fused CuPy).
+
+Throttling-based smooth delivery, as in online-advertising budget pacing. Demand is the cost
+of every request at its requested model, served or not. What the budget can still afford is
+the ratio ``target = remaining / demand_rest`` (``demand_rest``: the demand forecast for the
+rest of the period); what the current pressure lets through is ``observed = spend / demand``
+over recent intervals (exponentially weighted). Each budget's pressure ``p`` in [0, 1]
+follows an integral controller on their ratio:
+
+    error = observed / target - 1                (clipped to [-1, 1])
+    p    += gain_up * error    when error > 0    (spending too fast: press)
+    p    += gain_down * error  when error < 0    (room left: relax)
+
+The target is re-planned from what is left at every step, so an early burst does not force
+hours of catch-up throttling. The pressure is turned into actions by ``prsm_events.pacing``.
+``reserve`` is the part of the budget kept for high and critical requests: their share of
+recent demand times the demand forecast, at most what is left.
+
+>>> import numpy as np
+>>> state = new_pacing_state(np, 2)
+>>> out = pacing_step(np, state, remaining=np.array([10.0, 10.0]),
+...                   demand_rest=np.array([10.0, 40.0]), spend=np.array([1.0, 1.0]),
+...                   demand=np.array([1.0, 1.0]), high_share=np.array([0.2, 0.2]))
+>>> out.pressure.tolist(), out.reserve.tolist()
+([0.0, 0.1], [2.0, 8.0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from prsm_events.scoring.backend import backend_name
+
+__all__ = ["PacingOut", "PacingParams", "new_pacing_state", "pacing_step"]
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class PacingParams:
+    """Controller gains; chosen on the pacing benchmark (docs/benchmarks.md)."""
+
+    gain_up: float = 0.1
+    gain_down: float = 0.1
+    reserve_margin: float = 1.0  # multiplies the expected high/critical spend
+    smoothing: float = 0.3  # weight of the last interval in the observed spend/demand
+
+
+@dataclass(frozen=True)
+class PacingOut:
+    pressure: Array
+    reserve: Array
+
+
+def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
+    return {name: xp.zeros(n, dtype=xp.float64) for name in ("pressure", "spend", "demand")}
+
+
+def pacing_step(
+    xp: ModuleType, state: dict[str, Array], remaining: Array, demand_rest: Array,
+    spend: Array, demand: Array, high_share: Array, params: PacingParams = PacingParams(),
+) -> PacingOut:
+    """Move each budget's pressure so that spend fits what is left (see the module doc).
+
+    ``spend`` and ``demand`` are the last interval's; ``remaining`` is limit - spent - reserved.
+    """
+    if backend_name(xp) == "cupy":
+        reserve = xp.empty_like(remaining)
+        _kernel()(remaining, demand_rest, spend, demand, high_share, params.gain_up,
+                  params.gain_down, params.reserve_margin, params.smoothing,
+                  state["pressure"], state["spend"], state["demand"], reserve)
+        return PacingOut(state["pressure"], reserve)
+    w = params.smoothing
+    state["spend"][...] = (1 - w) * state["spend"] + w * spend
+    state["demand"][...] = (1 - w) * state["demand"] + w * demand
+    left = xp.maximum(remaining, 0.0)
+    target = left / xp.maximum(demand_rest, 1e-12)
+    seen = state["demand"] > 1e-12
+    observed = xp.where(seen, state["spend"] / xp.where(seen, state["demand"], 1.0), 0.0)
+    error = xp.clip(observed / xp.maximum(target, 1e-12) - 1.0, -1.0, 1.0)
+    error = xp.where(seen, error, -1.0)
+    gain = xp.where(error > 0, params.gain_up, params.gain_down)
+    state["pressure"][...] = xp.clip(state["pressure"] + gain * error, 0.0, 1.0)
+    reserve = xp.minimum(left, params.reserve_margin * high_share * demand_rest)
+    return PacingOut(state["pressure"], reserve)
+
+
+KERNEL_BODY = r"""
+const double s = (1.0 - smoothing) * spend_ew + smoothing * spend;
+const double d = (1.0 - smoothing) * demand_ew + smoothing * demand;
+spend_ew = s;
+demand_ew = d;
+const double left = fmax(remaining, 0.0);
+const double target = left / fmax(demand_rest, 1e-12);
+const bool seen = d > 1e-12;
+const double observed = seen ? s / d : 0.0;
+const double error = seen ? fmin(fmax(observed / fmax(target, 1e-12) - 1.0, -1.0), 1.0) : -1.0;
+const double gain = error > 0.0 ? gain_up : gain_down;
+pressure = fmin(fmax(pressure + gain * error, 0.0), 1.0);
+reserve = fmin(left, reserve_margin * high_share * demand_rest);
+"""
+
+
+KERNEL = ("float64 remaining, float64 demand_rest, float64 spend, float64 demand, "
+          "float64 high_share, float64 gain_up, float64 gain_down, float64 reserve_margin, "
+          "float64 smoothing",
+          "float64 pressure, float64 spend_ew, float64 demand_ew, float64 reserve",
+          KERNEL_BODY, "prsm_pacing_step")
+"""(in_params, out_params, operation, name) of the CuPy elementwise kernel."""
+
+
+@cache
+def _kernel() -> Any:
+    import cupy  # only on the GPU path
+
+    return cupy.ElementwiseKernel(*KERNEL)

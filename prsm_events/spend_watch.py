@@ -1,0 +1,140 @@
+"""Each scoring tick, end to end and without I/O: forecasts, pacing and anomalies.
+
+``SpendWatch.tick`` takes one interval of metered spend and demand, runs the batch scorer
+once for every scope, and returns what the worker must publish and use:
+
+- an outlook per calendar budget (period-end spend with a 90% interval, exhaustion time) and
+  a ``forecast_overrun`` alert the first time in a period the forecast crosses the limit;
+- a pacing action per paced budget (for the decision policy), and a ``pacing:<period>``
+  throttle directive for gateways while the pressure throttles (lifted when it no longer
+  does; it expires by itself two ticks later if the worker goes away);
+- anomaly alerts, and on high severity a throttle directive on the driving dimension when a
+  budget of the scope (or its tenant) has ``anomaly_throttle`` on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from prsm_events.alerts import Alert
+from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anomalies
+from prsm_events.budgets import Budget, BudgetBook
+from prsm_events.directives import ThrottleDirective
+from prsm_events.ledger_view import NANO, BudgetView
+from prsm_events.outlook import BudgetOutlook, overrun_alert
+from prsm_events.pacing import PACED_PRIORITIES, PacingAction
+from prsm_events.periods import ROLLING
+from prsm_events.scoring.batch import BatchScorer, ScopeScores
+from prsm_events.scoring.forecast_step import hourly_counts
+from prsm_events.spend_meter import MeterInterval
+
+__all__ = ["SpendWatch", "WatchReport"]
+
+
+@dataclass
+class WatchReport:
+    scores: ScopeScores
+    outlooks: dict[str, BudgetOutlook] = field(default_factory=dict)
+    pacing: dict[str, PacingAction] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    directives: list[ThrottleDirective] = field(default_factory=list)
+    lifts: list[str] = field(default_factory=list)
+    findings: list[AnomalyFinding] = field(default_factory=list)
+
+
+class SpendWatch:
+    def __init__(
+        self, scorer: BatchScorer, interval_s: float, rule: AnomalyRule | None = None,
+        throttle_fraction: float = 0.5, throttle_s: float = 900.0,
+    ) -> None:
+        self.scorer = scorer
+        self.interval_s = interval_s
+        self.rule = rule or AnomalyRule()
+        self.throttle_fraction = throttle_fraction
+        self.throttle_s = throttle_s
+        self.overrun_sent: dict[str, float] = {}
+        """Budget key -> period start of the overrun alert sent (one per period)."""
+        self.high_share: dict[str, float] = {}
+        self.pacing_directives: set[str] = set()
+        self.anomaly_until: dict[str, float] = {}
+
+    def tick(self, interval: MeterInterval, book: BudgetBook, view: Callable[[Budget], BudgetView],
+             now: float) -> WatchReport:
+        bucket = int((now - self.interval_s / 2) // 3600) % 24  # hour the interval fell in
+        scores = self.scorer.step(interval.spend, interval.demand, bucket)
+        report = WatchReport(scores)
+        calendar = [b for b in book if b.period not in ROLLING]
+        views = {b.key: view(b) for b in calendar}
+        if calendar:
+            counts = [hourly_counts(now, views[b.key].end, self.interval_s) for b in calendar]
+            rest = self.scorer.rest([b.scope for b in calendar], counts)
+            for i, b in enumerate(calendar):
+                o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))
+                report.outlooks[b.key] = o
+                if o.overruns and self.overrun_sent.get(b.key) != o.period_start:
+                    self.overrun_sent[b.key] = o.period_start
+                    report.alerts.append(overrun_alert(o))
+            paced = [(b, c) for b, c in zip(calendar, counts, strict=True) if b.pacing]
+            self._pace(paced, views, interval, now, report)
+        self._anomalies(scores, book, now, report)
+        return report
+
+    def _pace(self, with_counts: list[tuple[Budget, list[int]]], views: dict[str, BudgetView],
+              interval: MeterInterval, now: float, report: WatchReport) -> None:
+        if not with_counts:
+            return
+        paced = [b for b, _ in with_counts]
+        demand_rest = self.scorer.rest([b.scope for b in paced],
+                                       [c for _, c in with_counts], demand=True).mean
+        for b in paced:
+            asked = interval.demand.get(b.scope, 0.0)
+            if asked > 0:
+                share = interval.demand_high.get(b.scope, 0.0) / asked
+                prev = self.high_share.get(b.key)
+                self.high_share[b.key] = share if prev is None else 0.9 * prev + 0.1 * share
+        pressure, reserve = self.scorer.pace(
+            [b.key for b in paced], [views[b.key].remaining / NANO for b in paced],
+            demand_rest, [interval.spend.get(b.scope, 0.0) for b in paced],
+            [interval.demand.get(b.scope, 0.0) for b in paced],
+            [self.high_share.get(b.key, 0.0) for b in paced])
+        stamp = datetime.fromtimestamp(now, UTC)
+        for i, b in enumerate(paced):
+            action = PacingAction.at(b.key, float(pressure[i]), round(float(reserve[i]) * NANO),
+                                     retry_after_s=self.interval_s)
+            report.pacing[b.key] = action
+            key = f"{b.scope}|pacing:{b.period}"
+            if action.throttle_share > 0:
+                self.pacing_directives.add(key)
+                report.directives.append(ThrottleDirective(
+                    scope=b.scope, origin=f"pacing:{b.period}", action="throttle",
+                    allow_fraction=round(1 - action.throttle_share, 4),
+                    until=stamp + timedelta(seconds=2 * self.interval_s),
+                    reason="paced_throttle", message=f"pacing {b.key}: pressure "
+                    f"{action.pressure:.2f}, {action.throttle_share:.0%} of low/normal "
+                    f"requests throttled", ts=stamp, details=dict(action.figures()),
+                    priorities=tuple(sorted(PACED_PRIORITIES))))
+            elif key in self.pacing_directives:
+                self.pacing_directives.discard(key)
+                report.lifts.append(key)
+
+    def _anomalies(self, scores: ScopeScores, book: BudgetBook, now: float,
+                   report: WatchReport) -> None:
+        report.findings = find_anomalies(scores, self.rule, now)
+        for finding in report.findings:
+            report.alerts.append(finding.alert(self.interval_s))
+            if finding.severity != "high" or not self._throttles(finding.scope, book):
+                continue
+            target = finding.driver or finding.scope
+            if self.anomaly_until.get(target, 0.0) > now:
+                continue  # already throttled
+            directive = finding.directive(self.throttle_fraction, self.throttle_s)
+            self.anomaly_until[target] = now + self.throttle_s
+            report.directives.append(directive)
+
+    @staticmethod
+    def _throttles(scope: str, book: BudgetBook) -> bool:
+        tenant = scope.split("/", 1)[0]
+        return any(b.anomaly_throttle for b in book if b.scope in (scope, tenant))
+

@@ -1,0 +1,138 @@
+"""The scoring timer on the real broker: anomaly alerts naming the runaway key with a throttle
+directive, forecast-overrun alerts before the money is spent, forecasts in decisions, and
+pacing that presses a paced budget (decision reasons, /budgets, the policies topic)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from prsm_events.models import UsageEvent
+from prsm_events.publisher import UsagePublisher
+from tests.integration.conftest import WorkerHandle, read_to_end, run, wait_until
+from tests.integration.test_decisions import (
+    decide_all,
+    figures,
+    request,
+    send_usage,
+    set_budget,
+    settle,
+    wait_budget,
+)
+
+pytestmark = pytest.mark.integration
+TICK_S = 0.25
+
+
+@pytest.fixture(scope="module")
+def worker(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
+    # a fresh name (topics, group) per run: a reused broker keeps earlier runs' alerts
+    handle = WorkerHandle(f"score{uuid.uuid4().hex[:6]}", kafka,
+                          Path(tmp_path_factory.mktemp("score")),
+                          scoring_interval_s=TICK_S, reservation_ttl_s=600.0)
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+def usage(tenant: str, cost: float, **kw: Any) -> UsageEvent:
+    return UsageEvent(event_id=uuid.uuid4().hex, ts=datetime.now(UTC), tenant=tenant,
+                      service="chat", model="gpt-4o", cost_usd=cost, **kw)
+
+
+async def steady_then_spike(worker: WorkerHandle, seconds: float) -> float:
+    """Two keys spend a steady trickle; then key k2 leaks 100 calls at once. Returns the
+    time of the spike."""
+    async with UsagePublisher(worker.settings.bootstrap, topic=worker.topic("usage")) as pub:
+        until = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < until:
+            await pub.publish(usage("spiky", 0.01, api_key_id=f"k{1 + i % 2}"))
+            await pub.publish(usage("over", 0.001))
+            i += 1
+            await asyncio.sleep(TICK_S / 2)
+        spike_at = time.time()
+        await pub.publish_many([usage("spiky", 0.01, api_key_id="k2") for _ in range(100)])
+    return spike_at
+
+
+def records(worker: WorkerHandle, name: str) -> list[tuple[str, dict[str, Any] | None]]:
+    out = run(read_to_end(worker.settings.bootstrap, worker.topic(name)))
+    return [(r.key.decode(), None if r.value is None else orjson.loads(r.value)) for r in out]
+
+
+def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
+    set_budget(worker, scope="tenant:spiky", period="month", limit_usd=1e6)
+    over = set_budget(worker, scope="tenant:over", limit_usd=0.05)
+    wait_budget(worker, over.key, 0.05)
+    spike_at = run(steady_then_spike(worker, seconds=20.0))
+
+    def anomalies() -> list[dict[str, Any]]:
+        return [v for _, v in records(worker, "alerts") if v and v["kind"] == "anomaly"]
+    wait_until(lambda: any(a["scope"] == "tenant:spiky" for a in anomalies()), 30, "anomaly",
+               lambda: ([(v["kind"], v["scope"], v["message"]) for _, v in
+                         records(worker, "alerts") if v], worker.get("/stats")))
+    found = [a for a in anomalies() if a["scope"] == "tenant:spiky"]
+    first = found[0]
+    raised = datetime.fromisoformat(first["ts"]).timestamp()
+    assert spike_at - TICK_S <= raised <= spike_at + 10  # at the first tick after the leak
+    assert first["driver"] == "tenant:spiky/api_key:k2" and first["severity"] == "high"
+    assert first["observed"] > 10 * first["expected"]
+    directives = [v for k, v in records(worker, "policies") if k.endswith("|anomaly") and v]
+    assert [d["scope"] for d in directives] == ["tenant:spiky/api_key:k2"]
+    assert directives[0]["action"] == "throttle" and directives[0]["allow_fraction"] == 0.5
+
+    overruns = [v for _, v in records(worker, "alerts")
+                if v and v["kind"] == "forecast_overrun" and v["scope"] == "tenant:over"]
+    assert len(overruns) == 1  # once per period
+    assert overruns[0]["observed"] > 0.05 and overruns[0]["details"]["spent_usd"] < 0.05
+
+    d = run(decide_all(worker, [request("over", est_input_tokens=10, est_output_tokens=10)]))[0]
+    assert d.forecast is not None and d.forecast["method"] == "seasonal"
+    assert d.forecast["period_end_spend_usd"] > 0.05
+    row = figures(worker, over.key)
+    assert row["forecast"]["period_end_spend_usd"] >= row["spent_usd"]
+
+    from click.testing import CliRunner
+
+    from prsm_events.cli import main
+    cli = CliRunner()
+    env = worker.settings.as_env()
+    listed = cli.invoke(main, ["budget", "outlook", "--format", "json"], env=env)
+    rows = {r["key"]: r for r in orjson.loads(listed.output)}
+    assert rows[over.key]["forecast"]["method"] == "seasonal"
+    table = cli.invoke(main, ["budget", "outlook"], env=env).output
+    assert over.key in table and "(run rate)" not in table.split(over.key)[1].split("\n")[0]
+
+
+def test_pacing_presses_a_paced_budget(worker: WorkerHandle) -> None:
+    budget = set_budget(worker, scope="tenant:paced", limit_usd=0.05, pacing=True)
+    wait_budget(worker, budget.key, 0.05)
+    reasons: set[str] = set()
+
+    async def traffic(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            batch = [request("paced", priority=p) for p in ("low", "normal", "normal", "high")]
+            decisions = await decide_all(worker, batch)
+            reasons.update(x.reason.code for x in decisions)
+            await send_usage(worker, [settle(x) for x in decisions if x.admitted])
+            await asyncio.sleep(TICK_S)
+
+    run(traffic(15.0))
+    row = figures(worker, budget.key)
+    assert row["pacing"] is True, row
+    assert row["pacing_action"]["pressure"] > 0
+    assert reasons & {"paced_route", "paced_defer", "paced_throttle"}, reasons
+    assert row["spent_usd"] <= 0.05
+    paced = [v for k, v in records(worker, "policies") if k == "tenant:paced|pacing:day" and v]
+    if row["pacing_action"]["throttle_share"] > 0:
+        assert paced and paced[-1]["priorities"] == ["low", "normal"]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+
+from prsm_events.scoring import following, forecast_rest, forecast_step, hourly_counts
+from prsm_events.scoring.forecast_step import new_forecast_state
+
+
+def daily(hours: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(hours)
+    return 10 + 4 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1, hours)
+
+
+def test_learns_the_daily_profile_and_its_interval_covers_about_90_percent() -> None:
+    y = daily(24 * 80)
+    state = new_forecast_state(np, 1, season=24)
+    covered = total = 0
+    for t, v in enumerate(y):
+        if t > 24 * 40:
+            rest = forecast_rest(np, state, following((t - 1) % 24, 1, 24))
+            covered += int(rest.low[0] <= v <= rest.high[0])
+            total += 1
+        forecast_step(np, state, np.array([v]), t % 24)
+    assert 0.80 <= covered / total <= 0.97
+    truth = 10 + 4 * np.sin(2 * np.pi * np.arange(24 * 80, 24 * 81) / 24)
+    rest = forecast_rest(np, state, following((24 * 80 - 1) % 24, 24, 24))
+    assert abs(rest.mean[0] - truth.sum()) < 0.05 * truth.sum()
+
+
+def test_a_burst_under_way_is_expected_to_continue_then_fade() -> None:
+    state = new_forecast_state(np, 1, season=1)
+    rng = np.random.default_rng(1)
+    for v in [*(1 + 0.1 * rng.normal(size=300)), 3.0, 3.0, 3.0, 3.0, 3.0]:
+        forecast_step(np, state, np.array([v]), 0)
+    next_one = forecast_rest(np, state, [1]).mean[0]
+    far = forecast_rest(np, state, [200]).mean[0] - forecast_rest(np, state, [199]).mean[0]
+    assert next_one > 2.5 and far < next_one - 0.5  # far ahead: faded toward the level
+
+
+def test_hourly_counts_cover_a_period_end() -> None:
+    counts = hourly_counts(3600 * 22.5, 3600 * 24, 60.0)
+    assert counts[22] == 30 and counts[23] == 60 and sum(counts) == 90

@@ -1,0 +1,121 @@
+"""The CUDA source of every fused kernel, compiled as C++ for the CPU, against NumPy.
+
+Without a GPU the CuPy path would go untested; here each kernel's operation is compiled with
+the host C++ compiler into a loop over elements (CuPy's elementwise semantics: inputs by value,
+outputs by reference) and swapped in for ``cupy.ElementwiseKernel``, so the GPU path's Python
+(argument order, outputs, state updates) and its arithmetic run against the NumPy reference.
+Skipped without a C++ compiler; on a GPU machine tests/unit/scoring/test_backends.py runs the
+real thing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.unit.scoring.test_backends import run_anomaly, series
+
+# the package re-exports functions under the modules' names: fetch the modules themselves
+anomaly_mod, forecast_mod, pacing_mod, spend_mod = (
+    importlib.import_module(f"prsm_events.scoring.{name}")
+    for name in ("anomaly_step", "forecast_step", "pacing_step", "spend_step"))
+CXX = shutil.which("g++") or shutil.which("c++")
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build kernel sources")
+MODULES = (anomaly_mod, forecast_mod, pacing_mod, spend_mod)
+
+
+def _names(params: str) -> list[str]:
+    return [p.split()[-1] for p in params.split(",")]
+
+
+class CpuKernel:
+    """An ``ElementwiseKernel`` look-alike that runs the operation compiled as C++."""
+
+    def __init__(self, kernel: tuple[str, str, str, str], workdir: Path) -> None:
+        in_params, out_params, body, name = kernel
+        self.ins, self.outs = _names(in_params), _names(out_params)
+        args = self.ins + self.outs
+        binds = "".join(f"    const double {v} = a[{k}][i];\n" for k, v in enumerate(self.ins))
+        binds += "".join(f"    double& {v} = a[{len(self.ins) + k}][i];\n"
+                         for k, v in enumerate(self.outs))
+        src = workdir / f"{name}.cpp"
+        src.write_text("#include <math.h>\n"
+                       f'extern "C" void run(long n, double** a) {{\n'
+                       f"  for (long i = 0; i < n; ++i) {{\n{binds}{body}\n  }}\n}}\n")
+        lib = workdir / f"{name}.so"
+        subprocess.run([str(CXX), "-O1", "-shared", "-fPIC", "-o", str(lib), str(src)],
+                       check=True, capture_output=True)
+        self.fn = ctypes.CDLL(str(lib)).run
+        self.arity = len(args)
+
+    def __call__(self, *args: Any) -> None:
+        assert len(args) == self.arity, f"{len(args)} arguments for {self.arity} parameters"
+        n = max(np.size(a) for a in args)
+        arrays = [np.full(n, float(a)) if np.ndim(a) == 0 else a for a in args]
+        for a in arrays:
+            assert a.dtype == np.float64 and a.flags.c_contiguous and a.size == n
+        ptrs = (ctypes.POINTER(ctypes.c_double) * len(arrays))(
+            *(a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)) for a in arrays))
+        self.fn(ctypes.c_long(n), ptrs)
+
+
+@pytest.fixture
+def cpu_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Route every module's GPU path through its kernel compiled for the CPU."""
+    for mod in MODULES:
+        kernel = CpuKernel(mod.KERNEL, tmp_path)
+        monkeypatch.setattr(mod, "_kernel", lambda k=kernel: k)
+    for mod in MODULES:
+        monkeypatch.setattr(mod, "backend_name", lambda xp: "cupy")
+    yield
+
+
+def test_fused_spend_kernel_source(cpu_kernels: None) -> None:
+    data = series(120, 150, seed=2)
+    with pytest.MonkeyPatch.context() as mp:  # the reference: NumPy functions
+        for mod in MODULES:
+            mp.setattr(mod, "backend_name", lambda xp: "numpy")
+        ref = run_anomaly(np, data)
+    fc = forecast_mod.new_forecast_state(np, 120, season=24)
+    an = anomaly_mod.new_anomaly_state(np, 120)
+    for t, row in enumerate(data):
+        out = spend_mod.spend_step(np, fc, an, row.copy(), t % 24)
+        np.testing.assert_allclose(out.score, ref[t], rtol=1e-9, atol=1e-12)
+
+
+def test_standalone_forecast_and_anomaly_kernel_sources(cpu_kernels: None) -> None:
+    data = series(64, 150, seed=6)
+    got = run_anomaly(np, data)  # forecast_step + anomaly_step through the kernels
+    with pytest.MonkeyPatch.context() as mp:
+        for mod in MODULES:
+            mp.setattr(mod, "backend_name", lambda xp: "numpy")
+        ref = run_anomaly(np, data)
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+def test_pacing_kernel_source(cpu_kernels: None) -> None:
+    rng = np.random.default_rng(9)
+    inputs = [[rng.uniform(0, 10, 50) for _ in range(5)] for _ in range(15)]
+    got, ref = [], []
+    state = pacing_mod.new_pacing_state(np, 50)
+    for args in inputs:
+        out = pacing_mod.pacing_step(np, state, *args)
+        got.append((out.pressure.copy(), out.reserve.copy()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pacing_mod, "backend_name", lambda xp: "numpy")
+        state = pacing_mod.new_pacing_state(np, 50)
+        for args in inputs:
+            out = pacing_mod.pacing_step(np, state, *args)
+            ref.append((out.pressure.copy(), out.reserve.copy()))
+    for (gp, gr), (rp, rr) in zip(got, ref, strict=True):
+        np.testing.assert_allclose(gp, rp, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(gr, rr, rtol=1e-9, atol=1e-12)

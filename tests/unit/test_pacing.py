@@ -1,0 +1,99 @@
+"""Pacing: pressure -> nested shares, and what the policy does with them (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from prsm_events.budgets import Budget
+from prsm_events.catalog import Catalog
+from prsm_events.ledger_view import NANO, BudgetView
+from prsm_events.pacing import PacingAction, spread
+from prsm_events.policy import DecisionContext, decide
+from prsm_events.request import RequestEvent
+
+CATALOG = Catalog.shipped()
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+START = datetime(2026, 3, 10, tzinfo=UTC).timestamp()
+END = datetime(2026, 3, 11, tzinfo=UTC).timestamp()
+BUDGET = Budget(scope="tenant:acme", period="day", limit_usd=10.0, pacing=True)
+
+
+@given(st.floats(0, 1), st.floats(0, 1))
+def test_shares_grow_with_pressure_route_first_then_defer_then_throttle(a: float, b: float) -> None:
+    lo, hi = PacingAction.at("k", min(a, b), 0), PacingAction.at("k", max(a, b), 0)
+    for name in ("route_share", "defer_share", "throttle_share"):
+        assert getattr(lo, name) <= getattr(hi, name)
+    assert hi.route_share >= hi.defer_share >= hi.throttle_share
+
+
+def test_high_and_critical_are_never_paced() -> None:
+    full = PacingAction.at("k", 1.0, 0)
+    assert full.step_for("r", "high") is None and full.step_for("r", "critical") is None
+    assert full.step_for("r", "normal") == "throttle"
+
+
+def test_a_request_keeps_its_place_so_retries_get_the_same_answer() -> None:
+    action = PacingAction.at("k", 0.3, 0)
+    assert {action.step_for("req-42", "normal") for _ in range(5)} == {
+        "route" if spread("req-42") < action.route_share else None}
+
+
+def request(rid: str, priority: str = "normal", **kw: Any) -> RequestEvent:
+    return RequestEvent(request_id=rid, ts=NOW, tenant="acme", service="chat", model="gpt-4o",
+                        est_input_tokens=1000, est_output_tokens=500, priority=priority, **kw)
+
+
+def decide_paced(rid: str, priority: str, pressure: float, spent: float = 0.0,
+                 reserve: float = 0.0, budget: Budget = BUDGET) -> Any:
+    v = BudgetView(budget, NOW.timestamp(), round(spent * NANO), 0, START, END)
+    action = PacingAction.at(budget.key, pressure, round(reserve * NANO))
+    ctx = DecisionContext(CATALOG, [v], lambda p, m: 1.0, now=NOW, pacing={budget.key: action})
+    return decide(request(rid, priority), ctx)
+
+
+def ids_in(lo: float, hi: float, n: int = 40) -> list[str]:
+    out = [f"r{i}" for i in range(5000) if lo <= spread(f"r{i}") < hi]
+    return out[:n]
+
+
+def test_policy_routes_defers_and_throttles_the_shares_it_is_given() -> None:
+    # pressure 0.875: route 100%, defer 100% of low, throttle 50%
+    for rid in ids_in(0.0, 0.5):
+        assert decide_paced(rid, "normal", 0.875).reason.code == "paced_throttle"
+    for rid in ids_in(0.5, 1.0):
+        d = decide_paced(rid, "normal", 0.875)
+        assert (d.action.value, d.reason.code) == ("route", "paced_route")
+        assert d.model != "gpt-4o" and d.pacing["pressure"] == 0.875
+        assert decide_paced(rid, "low", 0.875).reason.code == "paced_defer"
+    for rid in ids_in(0.0, 1.0):
+        d = decide_paced(rid, "critical", 0.875)
+        assert (d.action.value, d.model) == ("allow", "gpt-4o")
+
+
+def test_no_pressure_no_pacing_and_unpaced_budgets_ignore_actions() -> None:
+    rid = ids_in(0.0, 0.1)[0]
+    assert decide_paced(rid, "normal", 0.0).reason.code == "within_budget"
+    plain = Budget(scope="tenant:acme", period="day", limit_usd=10.0)
+    assert decide_paced(rid, "normal", 1.0, budget=plain).reason.code == "within_budget"
+
+
+def test_the_reserve_is_kept_for_high_and_critical() -> None:
+    rid = ids_in(0.9, 1.0)[0]  # outside every share at this pressure
+    # $0.01 left, $0.005 of it kept: gpt-4o ($0.0075) fits a critical request, not a normal one
+    d = decide_paced(rid, "normal", 0.1, spent=9.99, reserve=0.005)
+    assert (d.action.value, d.reason.code) == ("route", "routed_cheaper_model")
+    assert decide_paced(rid, "critical", 0.1, spent=9.99, reserve=0.005).model == "gpt-4o"
+    # $0.0099 kept: not even the cheapest model fits beside it
+    cheap_left = decide_paced(rid, "normal", 0.1, spent=9.99, reserve=0.0099)
+    assert cheap_left.reason.code == "paced_throttle"
+    assert "kept for high/critical" in cheap_left.reason.message
+
+
+def test_pacing_needs_a_calendar_period() -> None:
+    with pytest.raises(ValueError, match="pacing needs a calendar period"):
+        Budget(scope="tenant:acme", period="24h", limit_usd=1, pacing=True)
