@@ -4,7 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench bench-decisions clean
+.PHONY: install tools demo test lint bench bench-decisions bench-anomaly bench-forecast \
+	bench-pacing bench-scoring clean
+
+DATA ?= ../shared/data
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +24,8 @@ tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat >/dev/null; \
 	  else echo "kcat is missing: sudo apt-get install kcat (its tests are skipped)"; fi; }
 	@command -v g++ >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq g++ >/dev/null; \
+	  if [ "$$(id -u)" = 0 ]; then { apt-get update -qq && apt-get install -y -qq g++ >/dev/null; } \
+	    || echo "could not install g++ (kernel-source tests are skipped)"; \
 	  else echo "g++ is missing: sudo apt-get install g++ (kernel-source tests are skipped)"; fi; }
 
 demo: install
@@ -41,6 +45,20 @@ bench: install
 
 bench-decisions: install
 	$(BIN)/python benchmarks/decisions.py --seconds 10
+
+bench-anomaly: install
+	$(BIN)/python benchmarks/anomaly_nab.py --data $(DATA)/nab/data \
+	  --labels $(DATA)/nab/labels/combined_windows.json --out .prsm/nab-results
+
+bench-forecast: install
+	$(BIN)/python benchmarks/forecast.py --data $(DATA)
+
+bench-pacing: install
+	$(BIN)/python benchmarks/pacing.py \
+	  --trace $(DATA)/azure-llm-2023/AzureLLMInferenceTrace_code.csv
+
+bench-scoring: install
+	$(BIN)/python benchmarks/scoring.py
 
 clean:
 	-$(BIN)/prsm dev down

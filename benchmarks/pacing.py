@@ -14,10 +14,14 @@ models, and priced with the shipped catalog. Each tenant gets a hard ``day`` bud
 - ``policy``: our decision policy without pacing (routes to a cheaper model or defers low
   priority once the budget is short);
 - ``pacing``: our policy with ``pacing`` on: the pacing controller (``scoring.pacing_step``
-  fed by the forecaster, every ``--tick-s`` of budget time) sets each budget's pressure.
+  fed by the demand forecaster with hour-of-day buckets, as in the worker, every ``--tick-s``
+  of budget time) sets each budget's pressure.
 
-Decisions go through ``AdmissionDesk`` and ``BudgetLedger`` (the worker's own code); usage
-settles at the estimate. Deferred requests are retried once after ``retry_after_s``.
+A worker runs for days, so its forecasters have history: ``--warm-days`` (default 1) days of the
+same trace (tenants, priorities and models drawn anew) are replayed first and only the last day
+is measured; ``--warm-days 0`` measures a cold start. Decisions go through ``AdmissionDesk`` and
+``BudgetLedger`` (the worker's own code); usage settles at the estimate. Deferred requests are
+retried once after ``retry_after_s``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from prsm_events.request import RequestEvent  # noqa: E402
 from prsm_events.scoring.forecast_step import (  # noqa: E402
     forecast_rest,
     forecast_step,
+    hourly_counts,
     new_forecast_state,
 )
 from prsm_events.scoring.pacing_step import new_pacing_state, pacing_step  # noqa: E402
@@ -80,16 +85,22 @@ class Outcome:
     spent: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
-def workload(trace: Path, seed: int) -> list[Req]:
+def workload(trace: Path, seed: int, day: int = 0) -> list[Req]:
+    """The trace as day ``day`` of the replay (tenants, priorities and models drawn by seed)."""
     rng = random.Random(seed)
     rows = read_trace(trace)
     span = max(r.offset_s for r in rows) or 1.0
     reqs = []
     for i, r in enumerate(rows):
         prio = rng.choices([p for p, _ in PRIORITIES], [w for _, w in PRIORITIES])[0]
-        reqs.append(Req(START + r.offset_s / span * (DAY - 1), f"r{i}", rng.choice(TENANTS),
-                        prio, rng.choice(MODELS), r.input_tokens, r.output_tokens))
+        reqs.append(Req(START + day * DAY + r.offset_s / span * (DAY - 1), f"d{day}r{i}",
+                        rng.choice(TENANTS), prio, rng.choice(MODELS), r.input_tokens,
+                        r.output_tokens))
     return reqs
+
+
+def period_end(t: float) -> float:
+    return START + (int((t - START) // DAY) + 1) * DAY
 
 
 def unconstrained(reqs: list[Req], catalog: Catalog) -> dict[str, float]:
@@ -126,7 +137,7 @@ class Pacer:
         self.budgets = budgets
         self.tick_s = tick_s
         n = len(budgets)
-        self.forecast = new_forecast_state(np, n, season=1)
+        self.forecast = new_forecast_state(np, n, season=24)  # hour of day, as the worker
         self.pacing = new_pacing_state(np, n)
         self.demand = np.zeros(n)  # this interval, at the requested model
         self.demand_hc = np.zeros(n)
@@ -143,17 +154,20 @@ class Pacer:
             self.demand_hc[i] += cost
 
     def tick(self, desk: AdmissionDesk, now: float) -> None:
-        forecast_step(np, self.forecast, self.demand, 0)
+        bucket = int((now - self.tick_s / 2) // 3600) % 24  # the hour the interval fell in
+        forecast_step(np, self.forecast, self.demand, bucket)
         share = np.where(self.demand > 0, self.demand_hc / np.maximum(self.demand, 1e-12),
                          self.high_share)
         self.high_share = share if self.ticks == 0 else 0.9 * self.high_share + 0.1 * share
         self.ticks += 1
-        left = int(np.ceil((START + DAY - now) / self.tick_s))
-        rest = forecast_rest(np, self.forecast, [left]).mean
+        counts = hourly_counts(now, period_end(now - 1), self.tick_s)
+        # less than a day learned: the reserve also follows the recent demand rate
+        young = np.where(self.forecast["n"] < DAY / self.tick_s, float(sum(counts)), 0.0)
+        rest = forecast_rest(np, self.forecast, counts)
         views = [desk.ledger.view(b, b.tenant or "", now) for b in self.budgets]
         remaining = np.array([v.remaining / 1e9 for v in views])
-        out = pacing_step(np, self.pacing, remaining, rest, self.spend, self.demand,
-                          self.high_share)
+        out = pacing_step(np, self.pacing, remaining, rest.mean, self.spend, self.demand,
+                          self.high_share, young)
         self.demand[:] = 0.0
         self.demand_hc[:] = 0.0
         self.spend[:] = 0.0
@@ -163,7 +177,9 @@ class Pacer:
 
 
 def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing: bool,
-             tick_s: float) -> tuple[Outcome, dict[str, int]]:
+             tick_s: float, measured_from: float = START) -> tuple[Outcome, dict[str, int]]:
+    """Every request through the desk; outcomes count from ``measured_from`` (earlier days
+    only warm the forecaster up)."""
     budgets = [Budget(scope=f"tenant:{t}", period="day", limit_usd=limits[t], pacing=pacing)
                for t in TENANTS]
     index = {b.tenant: i for i, b in enumerate(budgets)}
@@ -186,19 +202,21 @@ def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing
                                model=q.model, est_input_tokens=q.inp, est_output_tokens=q.out,
                                priority=q.priority)
         d = desk.admit(request, now)
-        codes[d.reason.code] += 1
+        measured = t >= measured_from
+        if measured:
+            codes[d.reason.code] += 1
         if pacer is not None and attempt == 0:
             asked = catalog.lookup(q.model)
             assert asked is not None
             pacer.asked(index[q.tenant], asked.cost(input_tokens=q.inp, output_tokens=q.out),
                         q.priority)
         if d.action.value == "defer" and attempt == 0 and d.retry_after_s is not None \
-                and t + d.retry_after_s < START + DAY:
+                and t + d.retry_after_s < period_end(t):
             heapq.heappush(queue, (t + d.retry_after_s, 1, seq, q))
             continue
         if not d.admitted:
-            out.refused += 1
-            out.hc_refused += q.priority in ("high", "critical")
+            out.refused += measured
+            out.hc_refused += measured and q.priority in ("high", "critical")
             continue
         entry = catalog.lookup(d.model or q.model, d.provider)
         assert entry is not None
@@ -206,13 +224,15 @@ def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing
         offset += 1
         desk.ledger.settle(q.tenant, q.rid, to_nano(cost), t, 0, offset,
                            desk.budgets_for(request, entry.model))
+        if pacer is not None:
+            pacer.served(index[q.tenant], cost)
+        if not measured:
+            continue
         out.served += 1
         out.at_requested += entry.model == q.model
         out.quality += entry.quality
         out.cost += cost
         out.spent[q.tenant] += cost
-        if pacer is not None:
-            pacer.served(index[q.tenant], cost)
     return out, dict(codes)
 
 
@@ -225,11 +245,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tick-s", type=float, default=600.0, help="pacing tick, budget seconds")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--codes", action="store_true", help="print reason-code counts")
+    ap.add_argument("--warm-days", type=int, default=1,
+                    help="days replayed before the measured one (the worker runs for days: its "
+                    "forecaster has history); each day draws tenants/priorities anew")
     args = ap.parse_args(argv)
     if not args.trace.exists():
         sys.exit(f"trace not found: {args.trace}")
     catalog = Catalog.shipped()
-    reqs = workload(args.trace, args.seed)
+    reqs = workload(args.trace, args.seed, args.warm_days)  # the measured day
+    warm = [q for d in range(args.warm_days)
+            for q in workload(args.trace, args.seed + 1 + d, d)]
+    measured_from = START + args.warm_days * DAY
     free = unconstrained(reqs, catalog)
     hc = sum(q.priority in ("high", "critical") for q in reqs)
     print(machine_line())
@@ -241,8 +267,10 @@ def main(argv: list[str] | None = None) -> None:
         limits = {t: free[t] * frac for t in TENANTS}
         runs = {"none": (run_simple(reqs, catalog, None), {}),
                 "hard-cap": (run_simple(reqs, catalog, limits), {}),
-                "policy": run_desk(reqs, catalog, limits, False, args.tick_s),
-                "pacing": run_desk(reqs, catalog, limits, True, args.tick_s)}
+                "policy": run_desk(warm + reqs, catalog, limits, False, args.tick_s,
+                                   measured_from),
+                "pacing": run_desk(warm + reqs, catalog, limits, True, args.tick_s,
+                                   measured_from)}
         for mode, (o, codes) in runs.items():
             over = sum(max(0.0, o.spent[t] - limits[t]) for t in TENANTS)
             print(f"{frac:7.0%} {mode:9s}{over:12.4f}{o.hc_refused:16d}"

@@ -68,7 +68,7 @@ def time_ticks(xp: ModuleType, n: int, repeat: int) -> tuple[float, float]:
         _sync(xp)
         spend_times.append(time.perf_counter() - start)
     pace = new_pacing_state(xp, n)
-    args: list[Any] = [xp.asarray(rng.uniform(0, 10, n)) for _ in range(5)]
+    args: list[Any] = [xp.asarray(rng.uniform(0, 10, n)) for _ in range(6)]
     pacing_step(xp, pace, *args)
     _sync(xp)
     pace_times = []

@@ -1,5 +1,5 @@
-"""``prsm demo``: broker + worker + replay + spend report + a budget with decisions, then stop
-what it started."""
+"""``prsm demo``: broker + worker + replay + spend report + a budget with decisions and its
+forecast, then stop what it started."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int
         else:
             click.echo("starting the local Kafka broker ...", err=True)
             broker.start()
+    # score every second (default 60 s) so that forecasts show within the demo
+    settings = settings.model_copy(update={"scoring_interval_s": 1.0})
     worker = WorkerProcess(settings, settings.home / "logs" / "demo-worker.log")
     try:
         provision_topics(settings)
@@ -99,7 +101,16 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
     click.echo(f"{'action':<9} {'reason':<22} {'model':<18} requests")
     for (action, code, model), n in sorted(outcomes.items()):
         click.echo(f"{action:<9} {code:<22} {model:<18} {n}")
-    await asyncio.sleep(1.0)  # the last usage events settle
+    await asyncio.sleep(2.5)  # the last usage events settle; the scorer ticks
     figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == budget.key)
     click.echo(f"budget {budget.key}: spent ${figures['spent_usd']:.4f}, reserved "
                f"${figures['reserved_usd']:.4f} of ${budget.limit_usd:g}")
+    f = figures.get("forecast") or {}
+    if f.get("method") == "seasonal":
+        click.echo(f"forecast at this pace: ${f['period_end_spend_usd']:.4f} by "
+                   f"{f['period_end']} (90%: ${f['period_end_spend_low_usd']:.4f}-"
+                   f"${f['period_end_spend_high_usd']:.4f}), exhausted at {f['exhaustion_ts']}")
+    scoring = worker.get("/stats").get("scoring") or {}
+    if scoring:
+        click.echo(f"batch scoring: {scoring['scopes']} scopes on {scoring['backend']}, "
+                   f"{scoring['ticks']} ticks, last {scoring['tick_ms']} ms")

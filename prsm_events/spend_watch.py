@@ -87,7 +87,7 @@ class SpendWatch:
             return
         paced = [b for b, _ in with_counts]
         demand_rest = self.scorer.rest([b.scope for b in paced],
-                                       [c for _, c in with_counts], demand=True).mean
+                                       [c for _, c in with_counts], demand=True)
         for b in paced:
             asked = interval.demand.get(b.scope, 0.0)
             if asked > 0:
@@ -96,9 +96,11 @@ class SpendWatch:
                 self.high_share[b.key] = share if prev is None else 0.9 * prev + 0.1 * share
         pressure, reserve = self.scorer.pace(
             [b.key for b in paced], [views[b.key].remaining / NANO for b in paced],
-            demand_rest, [interval.spend.get(b.scope, 0.0) for b in paced],
+            demand_rest.mean, [interval.spend.get(b.scope, 0.0) for b in paced],
             [interval.demand.get(b.scope, 0.0) for b in paced],
-            [self.high_share.get(b.key, 0.0) for b in paced])
+            [self.high_share.get(b.key, 0.0) for b in paced],
+            [float(sum(c)) if demand_rest.learned[i] < 86400 / self.interval_s else 0.0
+             for i, (_, c) in enumerate(with_counts)])
         stamp = datetime.fromtimestamp(now, UTC)
         for i, b in enumerate(paced):
             action = PacingAction.at(b.key, float(pressure[i]), round(float(reserve[i]) * NANO),

@@ -56,6 +56,8 @@ class Rest:
     mean: Host
     low: Host
     high: Host
+    learned: Host
+    """Intervals each forecaster has learned."""
 
 
 def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
@@ -137,12 +139,12 @@ class BatchScorer:
         state = self.demand_fc if demand else self.spend_fc
         part = {k: v[..., idx] for k, v in state.items()}
         out = forecast_rest(self.xp, part, self.xp.asarray(counts, dtype=self.xp.float64))
-        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high))
+        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), to_host(part["n"]))
 
     def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,
              demand_rest: Sequence[float] | Host, spend: Sequence[float] | Host,
              demand: Sequence[float] | Host, high_share: Sequence[float] | Host,
-             ) -> tuple[Host, Host]:
+             young_left: Sequence[float] | Host) -> tuple[Host, Host]:
         """Pacing pressure and reserve for each budget row (keys are stable across ticks)."""
         for key in budgets:
             if key not in self.budget_rows:
@@ -156,7 +158,8 @@ class BatchScorer:
                           xp.asarray(demand_rest, dtype=xp.float64),
                           xp.asarray(spend, dtype=xp.float64),
                           xp.asarray(demand, dtype=xp.float64),
-                          xp.asarray(high_share, dtype=xp.float64), self.params[2])
+                          xp.asarray(high_share, dtype=xp.float64),
+                          xp.asarray(young_left, dtype=xp.float64), self.params[2])
         for k, v in part.items():
             self.pacing[k][idx] = v
         return to_host(out.pressure).copy(), to_host(out.reserve).copy()

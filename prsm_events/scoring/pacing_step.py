@@ -14,15 +14,19 @@ follows an integral controller on their ratio:
 The target is re-planned from what is left at every step, so an early burst does not force
 hours of catch-up throttling. The pressure is turned into actions by ``prsm_events.pacing``.
 ``reserve`` is the part of the budget kept for high and critical requests: their share of
-recent demand times the demand forecast, at most what is left.
+recent demand times the demand forecast or, while the forecaster has less than a day of
+history (``young_left``: the intervals left in the period then, else 0), the recent demand rate
+times the intervals left if that is more (a forecaster that has not seen the busy hours yet
+must not leave them short); at most what is left.
 
 >>> import numpy as np
 >>> state = new_pacing_state(np, 2)
 >>> out = pacing_step(np, state, remaining=np.array([10.0, 10.0]),
 ...                   demand_rest=np.array([10.0, 40.0]), spend=np.array([1.0, 1.0]),
-...                   demand=np.array([1.0, 1.0]), high_share=np.array([0.2, 0.2]))
+...                   demand=np.array([1.0, 1.0]), high_share=np.array([0.2, 0.2]),
+...                   young_left=np.array([0.0, 200.0]))
 >>> out.pressure.tolist(), out.reserve.tolist()
-([0.0, 0.1], [2.0, 8.0])
+([0.0, 0.1], [2.0, 10.0])
 """
 
 from __future__ import annotations
@@ -61,15 +65,18 @@ def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
 
 def pacing_step(
     xp: ModuleType, state: dict[str, Array], remaining: Array, demand_rest: Array,
-    spend: Array, demand: Array, high_share: Array, params: PacingParams = PacingParams(),
+    spend: Array, demand: Array, high_share: Array, young_left: Array,
+    params: PacingParams | None = None,
 ) -> PacingOut:
     """Move each budget's pressure so that spend fits what is left (see the module doc).
 
     ``spend`` and ``demand`` are the last interval's; ``remaining`` is limit - spent - reserved.
     """
+    params = params or PacingParams()
     if backend_name(xp) == "cupy":
         reserve = xp.empty_like(remaining)
-        _kernel()(remaining, demand_rest, spend, demand, high_share, params.gain_up,
+        _kernel()(remaining, demand_rest, spend, demand, high_share, young_left,
+                  params.gain_up,
                   params.gain_down, params.reserve_margin, params.smoothing,
                   state["pressure"], state["spend"], state["demand"], reserve)
         return PacingOut(state["pressure"], reserve)
@@ -84,7 +91,8 @@ def pacing_step(
     error = xp.where(seen, error, -1.0)
     gain = xp.where(error > 0, params.gain_up, params.gain_down)
     state["pressure"][...] = xp.clip(state["pressure"] + gain * error, 0.0, 1.0)
-    reserve = xp.minimum(left, params.reserve_margin * high_share * demand_rest)
+    to_come = xp.maximum(demand_rest, state["demand"] * young_left)
+    reserve = xp.minimum(left, params.reserve_margin * high_share * to_come)
     return PacingOut(state["pressure"], reserve)
 
 
@@ -100,12 +108,14 @@ const double observed = seen ? s / d : 0.0;
 const double error = seen ? fmin(fmax(observed / fmax(target, 1e-12) - 1.0, -1.0), 1.0) : -1.0;
 const double gain = error > 0.0 ? gain_up : gain_down;
 pressure = fmin(fmax(pressure + gain * error, 0.0), 1.0);
-reserve = fmin(left, reserve_margin * high_share * demand_rest);
+reserve = fmin(left, reserve_margin * high_share * fmax(demand_rest, d * young_left));
 """
 
 
 KERNEL = ("float64 remaining, float64 demand_rest, float64 spend, float64 demand, "
-          "float64 high_share, float64 gain_up, float64 gain_down, float64 reserve_margin, "
+          "float64 high_share, float64 young_left, float64 gain_up, "
+          "float64 gain_down, "
+          "float64 reserve_margin, "
           "float64 smoothing",
           "float64 pressure, float64 spend_ew, float64 demand_ew, float64 reserve",
           KERNEL_BODY, "prsm_pacing_step")

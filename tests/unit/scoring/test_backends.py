@@ -111,7 +111,8 @@ def test_pacing_step_is_the_same_on_every_backend(xp: ModuleType) -> None:
             out = pacing_step(mod, state, mod.asarray(r), mod.asarray(rng.uniform(0, 20, n)),
                               mod.asarray(rng.uniform(0, 1, n)),
                               mod.asarray(rng.uniform(0, 2, n)),
-                              mod.asarray(rng.uniform(0, 0.5, n)))
+                              mod.asarray(rng.uniform(0, 0.5, n)),
+                              mod.asarray(rng.uniform(0, 100, n)))
             trail.append((to_host(out.pressure).copy(), to_host(out.reserve).copy()))
         outs[mod.__name__] = trail
         rng = np.random.default_rng(5)

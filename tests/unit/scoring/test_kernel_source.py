@@ -104,7 +104,7 @@ def test_standalone_forecast_and_anomaly_kernel_sources(cpu_kernels: None) -> No
 
 def test_pacing_kernel_source(cpu_kernels: None) -> None:
     rng = np.random.default_rng(9)
-    inputs = [[rng.uniform(0, 10, 50) for _ in range(5)] for _ in range(15)]
+    inputs = [[rng.uniform(0, 10, 50) for _ in range(6)] for _ in range(15)]
     got, ref = [], []
     state = pacing_mod.new_pacing_state(np, 50)
     for args in inputs:
