@@ -68,7 +68,10 @@ class SpendWatch:
         calendar = [b for b in book if b.period not in ROLLING]
         views = {b.key: view(b) for b in calendar}
         if calendar:
-            counts = [hourly_counts(now, views[b.key].end, self.interval_s) for b in calendar]
+            by_end: dict[float, list[int]] = {}  # budgets share period ends: count once
+            counts = [by_end.setdefault(views[b.key].end,
+                                        hourly_counts(now, views[b.key].end, self.interval_s))
+                      for b in calendar]
             rest = self.scorer.rest([b.scope for b in calendar], counts)
             for i, b in enumerate(calendar):
                 o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))

@@ -128,14 +128,23 @@ def hourly_counts(start: float, end: float, interval_s: float) -> list[int]:
     >>> c = hourly_counts(0.0, 7200.0, 60.0)
     >>> c[0], c[1], sum(c)
     (60, 60, 120)
+    >>> sum(hourly_counts(1800.0, 31 * 86400.0, 60.0)) == (31 * 86400 - 1800) // 60
+    True
     """
     counts = [0] * 24
-    t = start
-    while t < end:
-        hour_end = (t // 3600 + 1) * 3600
-        stop = min(end, hour_end)
-        counts[int(t // 3600) % 24] += round((stop - t) / interval_s)
-        t = stop
+    if end <= start:
+        return counts
+    first_end = min(end, (start // 3600 + 1) * 3600)
+    counts[int(start // 3600) % 24] += round((first_end - start) / interval_s)
+    if first_end >= end:
+        return counts
+    last_start = max(first_end, end // 3600 * 3600)
+    whole = round((last_start - first_end) / 3600)  # whole hours in between
+    per_hour = round(3600 / interval_s)
+    hour0 = int(first_end // 3600) % 24
+    for b in range(24):
+        counts[(hour0 + b) % 24] += per_hour * (whole // 24 + (1 if b < whole % 24 else 0))
+    counts[int(last_start // 3600) % 24] += round((end - last_start) / interval_s)
     return counts
 
 

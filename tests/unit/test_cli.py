@@ -42,3 +42,15 @@ def test_report_rejects_a_bad_since(env):
     result = CliRunner().invoke(main, ["report", "spend", "--since", "last tuesday"])
     assert result.exit_code == 2
     assert "ISO 8601" in result.output
+
+
+def test_budget_outlook_without_a_worker_says_what_to_do(env):
+    result = CliRunner().invoke(main, ["budget", "outlook"])
+    assert result.exit_code == 2
+    assert "no worker at" in result.output and "prsm worker" in result.output
+
+
+def test_pacing_on_a_rolling_window_is_refused_before_anything_is_sent(env):
+    result = CliRunner().invoke(main, ["budget", "set", "tenant:a", "--period", "24h",
+                                       "--limit", "5", "--pacing"])
+    assert result.exit_code == 2 and "pacing needs a calendar period" in result.output

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from prsm_events.scoring import following, forecast_rest, forecast_step, hourly_counts
 from prsm_events.scoring.forecast_step import new_forecast_state
@@ -41,3 +43,22 @@ def test_a_burst_under_way_is_expected_to_continue_then_fade() -> None:
 def test_hourly_counts_cover_a_period_end() -> None:
     counts = hourly_counts(3600 * 22.5, 3600 * 24, 60.0)
     assert counts[22] == 30 and counts[23] == 60 and sum(counts) == 90
+
+
+def _hour_by_hour(start: float, end: float, interval_s: float) -> list[int]:
+    counts = [0] * 24
+    t = start
+    while t < end:
+        stop = min(end, (t // 3600 + 1) * 3600)
+        counts[int(t // 3600) % 24] += round((stop - t) / interval_s)
+        t = stop
+    return counts
+
+
+@given(st.integers(0, 10_000), st.integers(0, 60 * 24 * 40), st.sampled_from([60.0, 600.0]))
+def test_hourly_counts_equal_an_hour_by_hour_walk(start_min: int, span_min: int,
+                                                  interval_s: float) -> None:
+    step = int(interval_s // 60)
+    start = float(start_min // step * step * 60)
+    end = start + span_min // step * step * 60
+    assert hourly_counts(start, end, interval_s) == _hour_by_hour(start, end, interval_s)
