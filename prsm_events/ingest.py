@@ -78,12 +78,9 @@ class IngestOutcome:
 class UsageIngestor:
     """Validates, prices and de-duplicates usage messages; folds them into spend rows."""
 
-    def __init__(self, catalog: Catalog, limits: EventLimits,
-                 dedup_horizon_s: float = 3600.0) -> None:
+    def __init__(self, catalog: Catalog, limits: EventLimits) -> None:
         self.catalog = catalog
         self.limits = limits
-        self.dedup_horizon_s = dedup_horizon_s
-        """How long an event id stays in the dedup table (PRSM_DEDUP_HORIZON_S)."""
 
     def process(
         self,
@@ -93,12 +90,6 @@ class UsageIngestor:
         now: datetime,
     ) -> IngestOutcome:
         out = IngestOutcome()
-        fresh: set[tuple[int, int]] = set()
-        # An event that is absent from the dedup table although it would still be there had it
-        # been counted (its time is inside the horizon, with a minute to spare) was never
-        # counted: it is folded even below a row's offset watermark (messages can reach the
-        # agent out of order around a restart; the watermark alone would drop them).
-        recent = now.timestamp() - self.dedup_horizon_s + 60.0
         for msg in batch:
             try:
                 event = decode_usage(msg.value, self.limits, now)
@@ -116,8 +107,6 @@ class UsageIngestor:
             if first is None:
                 out.seen[event.event_id] = SeenEvent(msg.partition, msg.offset,
                                                      event.ts.timestamp())
-                if event.ts.timestamp() >= recent:
-                    fresh.add((msg.partition, msg.offset))
             out.accepted.append((priced, msg.partition, msg.offset))
-        out.spend = fold_spend(spend_lookup, out.accepted, fresh)
+        out.spend = fold_spend(spend_lookup, out.accepted)
         return out

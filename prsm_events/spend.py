@@ -18,7 +18,7 @@ crash (at-least-once delivery) never counts it twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -102,13 +102,10 @@ def row_keys(priced: PricedUsage) -> list[str]:
 def fold_spend(
     current: Callable[[str], SpendRow | None],
     items: Iterable[tuple[PricedUsage, int, int]],
-    fresh: Collection[tuple[int, int]] = (),
 ) -> dict[str, SpendRow]:
     """Fold (priced event, partition, offset) items into rows; return the changed rows.
 
     ``current(key)`` gives a row's stored value (or None). Rows are copied, never mutated.
-    A message at or below a row's offset watermark (same partition) was counted before a
-    restart and is skipped, unless it is in ``fresh``: known never counted.
     """
     changed: dict[str, SpendRow] = {}
     modified: set[str] = set()
@@ -120,16 +117,14 @@ def fold_spend(
                 stored = current(key)
                 row = SpendRow() if stored is None else stored.copy()
                 changed[key] = row
-            below = row.partition == partition and offset <= row.offset
-            if below and (partition, offset) not in fresh:
+            if row.partition == partition and offset <= row.offset:
                 continue  # already counted before a restart
             row.cost_usd += priced.cost_usd
             row.events += 1
             row.input_tokens += event.input_tokens
             row.output_tokens += event.output_tokens + event.reasoning_tokens
-            if not below:  # the watermark never moves back
-                row.partition = partition
-                row.offset = offset
+            row.partition = partition
+            row.offset = offset
             modified.add(key)
     return {key: changed[key] for key in modified}
 

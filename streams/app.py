@@ -57,7 +57,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         max_age=timedelta(seconds=settings.max_event_age_s),
     )
     catalog = load_catalog(settings.catalog_path)
-    ingestor = UsageIngestor(catalog, limits, settings.dedup_horizon_s)
+    ingestor = UsageIngestor(catalog, limits)
     control = SpendControl(app, settings, catalog)
     control.catalog_listeners.append(lambda c: setattr(ingestor, "catalog", c))
     feeds = ConfigFeeds(settings, control)

@@ -33,6 +33,7 @@ from prsm_events.ingest import RawMessage, SeenEvent, UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
 from streams.batching import EventBatcher
+from streams.offset_order import OffsetOrder
 from streams.stall_guard import StallGuard
 from streams.topics import raw_topic
 
@@ -168,6 +169,7 @@ def register_ingest(
     channels: list[Any] = []
     guard = StallGuard(app, usage_topic.get_topic_name(),
                        lambda: all(b.idle for b in batchers) and all(c.empty() for c in channels))
+    order = OffsetOrder(app)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.05)
@@ -175,6 +177,10 @@ def register_ingest(
         events = guard.current(events)
         if not events:
             return False  # re-delivered after the rebalance
+        gaps = order.gaps(events)
+        if gaps:  # a later message before an earlier one: re-read in order
+            await order.rewind(gaps)
+            return False
         now = datetime.now(UTC)
         batch = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
                             e.message.key, e.message.value) for e in events]
@@ -200,6 +206,7 @@ def register_ingest(
         stats.dead_lettered += len(out.dead_letters)
         stats.duplicates += out.duplicates
         stats.batches += 1
+        order.advance(events)
         return True
 
     @app.agent(usage_topic, name="ingest-usage")
