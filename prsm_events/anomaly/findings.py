@@ -5,8 +5,10 @@ A scope is anomalous when its score reaches the threshold, its residual is at le
 ``min_excess_usd`` in the interval (so cent-level noise never pages anyone). Severity is
 ``high`` from ``high_sigma`` (the seed's 5 sigma), else ``warning``. A finding names the
 dimension that carries the excess: for a tenant, among its service, model, api key and team
-scopes, the one whose spend exceeds its own expectation the most (and the finding is as severe
-as the worse of the two); for ``global``, the tenant. Each incident is reported once, at the
+scopes that carry at least half of the largest sub-scope excess, the one whose spend departs
+most from its own expectation (observed over expected: with all traffic on one service, the
+leaked key beside it is the narrower explanation); for ``global``, the tenant. The finding is
+as severe as the worse of the scope and its driver. Each incident is reported once, at the
 tenant level: a sub-scope is reported on its own only when its tenant is not, ``global`` only
 when no tenant is.
 
@@ -112,7 +114,10 @@ def find_anomalies(scores: ScopeScores, rule: AnomalyRule, now: float) -> list[A
         driver = None
         kids = [j for j in children.get(scope, []) if excess[j] > 0]
         if kids:
-            driver = max(kids, key=lambda j: excess[j])
+            top = max(excess[j] for j in kids)
+            carriers = [j for j in kids if excess[j] >= 0.5 * top]
+            driver = max(carriers,
+                         key=lambda j: scores.observed[j] / max(scores.expected[j], 1e-9))
         sigma = float(scores.sigma[i])
         worst = max(sigma, float(scores.sigma[driver]) if driver is not None else 0.0)
         out.append(AnomalyFinding(

@@ -27,10 +27,11 @@ class Rig:
         self.now = DAY0
 
     def spend(self, tenant: str, usd: float, api_key: str | None = None) -> None:
-        budgets = self.book.applicable(scopes_of(tenant, api_key_id=api_key))
+        scopes = scopes_of(tenant, service="chat", api_key_id=api_key)  # one service for all
+        budgets = self.book.applicable(scopes)
         self.ledger.settle(tenant, None, to_nano(usd), self.now + 30, 0, next(self.offsets),
                            budgets)
-        self.meter.add_spend(scopes_of(tenant, api_key_id=api_key), usd)
+        self.meter.add_spend(scopes, usd)
 
     def tick(self) -> WatchReport:
         self.now += 60.0
