@@ -91,11 +91,15 @@ def register_decisions(
         channel: Any = stream.channel
         batchers.append(batcher)
         channels.append(channel)
-        async with batcher:
-            async for event in stream.noack().events():  # type: ignore[attr-defined]
-                await batcher.add(event)
-                if channel.empty():  # nothing else queued: answer now
-                    await batcher.flush()
+        try:
+            async with batcher:
+                async for event in stream.noack().events():  # type: ignore[attr-defined]
+                    await batcher.add(event)
+                    if channel.empty():  # nothing else queued: answer now
+                        await batcher.flush()
+        finally:  # a crashed agent's batcher must not keep the stall guard from seeing idle
+            batchers.remove(batcher)
+            channels.remove(channel)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def expire_reservations() -> None:

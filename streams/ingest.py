@@ -214,9 +214,13 @@ def register_ingest(
         batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
         batchers.append(batcher)
         channels.append(stream.channel)
-        async with batcher:
-            async for event in stream.noack().events():  # type: ignore[attr-defined]
-                await batcher.add(event)
+        try:
+            async with batcher:
+                async for event in stream.noack().events():  # type: ignore[attr-defined]
+                    await batcher.add(event)
+        finally:  # a crashed agent's batcher must not keep the stall guard from seeing idle
+            batchers.remove(batcher)
+            channels.remove(stream.channel)
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def guard_usage() -> None:
