@@ -135,16 +135,16 @@ class SpendControl:
     def apply_usage(self, priced: PricedUsage, partition: int, offset: int) -> None:
         """Fold an accepted usage event into the ledger and the provider health."""
         e = priced.event
-        budgets = self.budgets_for(e.tenant, service=e.service, team=e.team,
-                                   api_key_id=e.api_key_id, model=e.model)
+        scopes = scopes_of(e.tenant, team=e.team, service=e.service, api_key_id=e.api_key_id,
+                           model=e.model)
+        budgets = self.book.applicable(scopes)
         had = e.request_id is not None and self.ledger.reservation(e.tenant, e.request_id)
         self.ledger.settle(e.tenant, e.request_id, to_nano(priced.cost_usd), e.ts.timestamp(),
                            partition, offset, budgets)
         if had:
             self.stats.settled += 1
         self.touch(budgets, e.tenant)
-        self.meter.add_spend(scopes_of(e.tenant, team=e.team, service=e.service,
-                                       api_key_id=e.api_key_id, model=e.model), priced.cost_usd)
+        self.meter.add_spend(scopes, priced.cost_usd)
         if e.model and priced.provider:
             self.health.observe(priced.provider, e.model, str(e.status), e.latency_ms,
                                 e.ts.timestamp())
