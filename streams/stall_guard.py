@@ -39,12 +39,14 @@ class StallGuard:
         self.seen[partition] = (offset, time.monotonic())
 
     def current(self, events: list[EventT[Any]]) -> list[EventT[Any]]:
-        """Note what the agent saw; keep the events of the current consumer generation (the
-        others were fetched before a rebalance; Faust seeks back and re-delivers them)."""
+        """Keep the events of the current consumer generation (the others were fetched
+        before a rebalance) and note them as seen. Dropped ones are not noted: if Faust does
+        not deliver them again, the guard sees them waiting and re-reads them."""
         generation = self.app.consumer_generation_id
-        for event in events:
+        kept = [e for e in events if e.message.generation_id == generation]
+        for event in kept:
             self.saw(event.message.partition, event.message.offset)
-        return [e for e in events if e.message.generation_id == generation]
+        return kept
 
     async def check(self) -> bool:
         """Seek back if messages wait beyond what an idle agent saw and committed; True if
