@@ -24,6 +24,17 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _emit_json_or_none(rows: list[dict[str, Any]], fmt: str) -> bool:
+    """Print ``rows`` as JSON, or say there are none; True when nothing more is to print."""
+    if fmt == "json":
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return True
+    if not rows:
+        click.echo("no budgets")
+        return True
+    return False
+
+
 def _run(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
@@ -85,11 +96,7 @@ def budget_list(fmt: str) -> None:
     book = _run(read_budgets(Settings()))
     rows = sorted((b.model_dump(mode="json") for b in book), key=lambda r: (r["scope"],
                                                                              r["period"]))
-    if fmt == "json":
-        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
-        return
-    if not rows:
-        click.echo("no budgets")
+    if _emit_json_or_none(rows, fmt):
         return
     click.echo(f"{'scope':<36} {'period':<6} {'limit_usd':>12} {'hard':<5} alert_at  timezone")
     for r in rows:
@@ -114,11 +121,7 @@ def budget_outlook(fmt: str) -> None:
         _fail(f"no worker at {s.web_url} ({exc}): forecasts live in the worker; "
               "start `prsm worker`")
         raise
-    if fmt == "json":
-        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
-        return
-    if not rows:
-        click.echo("no budgets")
+    if _emit_json_or_none(rows, fmt):
         return
     click.echo(f"{'budget':<36} {'limit':>10} {'spent':>10} {'period end (90%)':>30} "
                f"{'exhausted at':<26} pacing")

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from prsm_events.scoring.anomaly_step import AnomalyParams, anomaly_step, new_anomaly_state
-from prsm_events.scoring.forecast_step import ForecastParams, forecast_step, new_forecast_state
+from prsm_events.scoring.anomaly_step import AnomalyParams, new_anomaly_state
+from prsm_events.scoring.forecast_step import ForecastParams, new_forecast_state
+from prsm_events.scoring.spend_step import spend_step
 
 __all__ = ["DETECTORS", "Detector", "HalfSpaceTreesDetector", "SpendAnomalyDetector",
            "ZScoreDetector"]
@@ -90,11 +91,8 @@ class SpendAnomalyDetector:
         self.last_expected = 0.0
 
     def update(self, x: float, at: datetime | None = None) -> float:
-        value = np.array([x], dtype=np.float64)
-        err_var = self.forecaster["err_var"].copy()
-        predicted = forecast_step(np, self.forecaster, value, 0 if at is None else at.hour,
-                                  self.forecast)
-        out = anomaly_step(np, self.state, value, predicted, err_var, self.params)
+        out = spend_step(np, self.forecaster, self.state, np.array([x], dtype=np.float64),
+                         0 if at is None else at.hour, self.forecast, self.params)
         self.last_sigma = float(out.sigma[0])
         self.last_expected = float(out.expected[0])
         return float(out.score[0])
