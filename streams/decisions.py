@@ -25,7 +25,7 @@ from streams.batching import EventBatcher
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.ingest import steady
-from streams.stall_guard import StallGuard
+from streams.partition_progress import PartitionProgress
 from streams.topics import raw_topic
 
 __all__ = ["register_decisions"]
@@ -45,14 +45,16 @@ def register_decisions(
     def idle() -> bool:
         return all(b.idle for b in batchers) and all(c.empty() for c in channels)
 
-    guard = StallGuard(app, requests_topic.get_topic_name(), idle)
+    progress = PartitionProgress(app, requests_topic.get_topic_name(), idle)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.02)
         control.sync_generation()
-        events = guard.current(events)
+        events = progress.current(events)
         if not events:
             return False  # re-delivered after the rebalance
+        if not await progress.in_order(events):
+            return False  # a later request before an earlier one: re-read in order
         now = time.time()
         stamp = datetime.fromtimestamp(now, UTC)
         stats.expired += len(control.ledger.expire(now))
@@ -83,6 +85,7 @@ def register_decisions(
         stats.requests += len(answers)
         stats.dead_lettered += len(dead)
         await control.announce(now)
+        progress.done(events)
         return True
 
     @app.agent(requests_topic, name="decide-requests")
@@ -97,7 +100,7 @@ def register_decisions(
                     await batcher.add(event)
                     if channel.empty():  # nothing else queued: answer now
                         await batcher.flush()
-        finally:  # a crashed agent's batcher must not keep the stall guard from seeing idle
+        finally:  # a crashed agent's batcher must not keep the idle check from seeing idle
             batchers.remove(batcher)
             channels.remove(channel)
 
@@ -111,4 +114,4 @@ def register_decisions(
         control.lift_expired(now)
         await control.persist()
         await control.announce(now)
-        await guard.check()
+        await progress.check()

@@ -33,8 +33,7 @@ from prsm_events.ingest import RawMessage, SeenEvent, UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
 from streams.batching import EventBatcher
-from streams.offset_order import OffsetOrder
-from streams.stall_guard import StallGuard
+from streams.partition_progress import PartitionProgress
 from streams.topics import raw_topic
 
 if TYPE_CHECKING:
@@ -167,20 +166,18 @@ def register_ingest(
 
     batchers: list[EventBatcher] = []
     channels: list[Any] = []
-    guard = StallGuard(app, usage_topic.get_topic_name(),
-                       lambda: all(b.idle for b in batchers) and all(c.empty() for c in channels))
-    order = OffsetOrder(app)
+    progress = PartitionProgress(
+        app, usage_topic.get_topic_name(),
+        lambda: all(b.idle for b in batchers) and all(c.empty() for c in channels))
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.05)
         generation = app.consumer_generation_id
-        events = guard.current(events)
+        events = progress.current(events)
         if not events:
             return False  # re-delivered after the rebalance
-        gaps = order.gaps(events)
-        if gaps:  # a later message before an earlier one: re-read in order
-            await order.rewind(gaps)
-            return False
+        if not await progress.in_order(events):
+            return False  # a later message before an earlier one: re-read in order
         now = datetime.now(UTC)
         batch = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
                             e.message.key, e.message.value) for e in events]
@@ -206,7 +203,7 @@ def register_ingest(
         stats.dead_lettered += len(out.dead_letters)
         stats.duplicates += out.duplicates
         stats.batches += 1
-        order.advance(events)
+        progress.done(events)
         return True
 
     @app.agent(usage_topic, name="ingest-usage")
@@ -218,7 +215,7 @@ def register_ingest(
             async with batcher:
                 async for event in stream.noack().events():  # type: ignore[attr-defined]
                     await batcher.add(event)
-        finally:  # a crashed agent's batcher must not keep the stall guard from seeing idle
+        finally:  # a crashed agent's batcher must not keep the idle check from seeing idle
             batchers.remove(batcher)
             channels.remove(stream.channel)
 
@@ -226,7 +223,7 @@ def register_ingest(
     async def guard_usage() -> None:
         """Re-read usage partitions whose fetched messages never reached the agent."""
         if steady(app):
-            await guard.check()
+            await progress.check()
 
     @app.timer(interval=300.0)  # type: ignore[untyped-decorator]
     async def expire_rows() -> None:

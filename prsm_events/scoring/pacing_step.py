@@ -12,7 +12,9 @@ follows an integral controller on their ratio:
     p    += gain_down * error  when error < 0    (room left: relax)
 
 The target is re-planned from what is left at every step, so an early burst does not force
-hours of catch-up throttling. The pressure is turned into actions by ``prsm_events.pacing``.
+hours of catch-up throttling. With nothing left the pressure is held (the hard limit blocks
+anyway; relaxing because nothing more is spent would only release a wave at the next
+period). The pressure is turned into actions by ``prsm_events.pacing``.
 ``reserve`` is the part of the budget kept for high and critical requests: their share of
 recent demand times the demand forecast or, while the forecaster has less than a day of
 history (``young_left``: the intervals left in the period then, else 0), the recent demand rate
@@ -89,6 +91,7 @@ def pacing_step(
     observed = xp.where(seen, state["spend"] / xp.where(seen, state["demand"], 1.0), 0.0)
     error = xp.clip(observed / xp.maximum(target, 1e-12) - 1.0, -1.0, 1.0)
     error = xp.where(seen, error, -1.0)
+    error = xp.where(left > 0.0, error, 0.0)
     gain = xp.where(error > 0, params.gain_up, params.gain_down)
     state["pressure"][...] = xp.clip(state["pressure"] + gain * error, 0.0, 1.0)
     to_come = xp.maximum(demand_rest, state["demand"] * young_left)
@@ -105,7 +108,8 @@ const double left = fmax(remaining, 0.0);
 const double target = left / fmax(demand_rest, 1e-12);
 const bool seen = d > 1e-12;
 const double observed = seen ? s / d : 0.0;
-const double error = seen ? fmin(fmax(observed / fmax(target, 1e-12) - 1.0, -1.0), 1.0) : -1.0;
+const double error = left <= 0.0 ? 0.0
+    : seen ? fmin(fmax(observed / fmax(target, 1e-12) - 1.0, -1.0), 1.0) : -1.0;
 const double gain = error > 0.0 ? gain_up : gain_down;
 pressure = fmin(fmax(pressure + gain * error, 0.0), 1.0);
 reserve = fmin(left, reserve_margin * high_share * fmax(demand_rest, d * young_left));

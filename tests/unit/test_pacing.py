@@ -97,3 +97,24 @@ def test_the_reserve_is_kept_for_high_and_critical() -> None:
 def test_pacing_needs_a_calendar_period() -> None:
     with pytest.raises(ValueError, match="pacing needs a calendar period"):
         Budget(scope="tenant:acme", period="24h", limit_usd=1, pacing=True)
+
+
+def test_the_controller_presses_a_fast_spender_and_holds_once_nothing_is_left() -> None:
+    import numpy as np
+
+    from prsm_events.scoring.pacing_step import new_pacing_state, pacing_step
+
+    state = new_pacing_state(np, 1)
+
+    def step(remaining: float, spend: float) -> float:
+        out = pacing_step(np, state, remaining=np.array([remaining]),
+                          demand_rest=np.array([10.0]), spend=np.array([spend]),
+                          demand=np.array([1.0]), high_share=np.array([0.0]),
+                          young_left=np.array([0.0]))
+        return float(out.pressure[0])
+
+    pressures = [step(5.0, 1.0) for _ in range(5)]  # affords half of demand, spends all
+    assert pressures == sorted(pressures) and pressures[-1] > 0.3
+    held = [step(0.0, 0.0) for _ in range(20)]  # exhausted: the hard limit blocks, nothing spent
+    assert held == [pressures[-1]] * 20
+    assert step(5.0, 0.0) < pressures[-1]  # room again (next period): relaxes

@@ -1,0 +1,173 @@
+"""What an agent has processed of each partition, with no gaps; re-read what never arrived.
+
+faust-streaming (seen with 0.11 and 0.15) does not always hand an agent every message of a
+partition around a worker restart or rebalance: a later message may arrive while earlier
+ones were fetched and never delivered, or the fetch position moves to the end and nothing
+re-reads what was skipped. Both would lose events (an unprocessed message whose successor
+was acknowledged is committed past) or leave requests undecided.
+
+``PartitionProgress`` keeps, per partition of one topic and per consumer generation, the next
+offset the agent must process (at first the committed offset, or the partition's first offset
+when it was never committed). Two rules hold it:
+
+- a batch that would jump past that offset is refused (not acknowledged) and the partition is
+  sought back to the missing offset, so messages are processed in order;
+- when the agent has been idle a while and the partition's end offset is beyond it, the
+  partition is sought back to it (the messages were skipped, not merely late).
+
+Processing must be idempotent (it is: re-delivered usage counts once, a re-delivered request
+is answered ``already_decided``), so a needless re-read costs time, never correctness. The
+usage and request topics are neither compacted nor transactional, so offsets are contiguous;
+offsets removed by retention before they were processed are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from faust.types import TP, EventT
+
+__all__ = ["PartitionProgress"]
+
+log = logging.getLogger("prsm.progress")
+
+
+class PartitionProgress:
+    def __init__(self, app: faust.App, topic: str, idle: Callable[[], bool],
+                 quiet_s: float = 5.0, reseek_s: float = 5.0) -> None:
+        self.app = app
+        self.topic = topic
+        self.idle = idle
+        self.quiet_s = quiet_s
+        self.reseek_s = reseek_s
+        self.generation: int | None = None
+        self.next: dict[TP, int] = {}
+        """Partition -> next offset to process (this consumer generation)."""
+        self.moved: dict[TP, float] = {}
+        """Partition -> when the agent last processed something of it (or it was re-read)."""
+        self.sought: dict[TP, tuple[int, float]] = {}
+        """Partition -> (offset sought back to, when): one seek per gap, not one per batch."""
+        self.rewinds = 0
+        """Batches refused because they jumped past an offset."""
+        self.rereads = 0
+        """Times an idle agent's partitions were re-read because messages waited."""
+
+    def _sync_generation(self) -> None:
+        generation = self.app.consumer_generation_id
+        if generation != self.generation:
+            self.generation = generation
+            self.next.clear()
+            self.sought.clear()
+
+    def current(self, events: list[EventT[Any]]) -> list[EventT[Any]]:
+        """The events of the current consumer generation (the others were fetched before a
+        rebalance; Faust delivers them again, or the idle check re-reads them)."""
+        self._sync_generation()
+        return [e for e in events if e.message.generation_id == self.generation]
+
+    async def _start(self, tps: set[TP]) -> None:
+        """Learn where unknown partitions start: the committed offset, else the first one."""
+        unknown = {tp for tp in tps if tp not in self.next}
+        if not unknown:
+            return
+        committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
+        fresh = [tp for tp in unknown if committed.get(tp) is None]
+        firsts = await self.app.consumer.earliest_offsets(*fresh) if fresh else {}
+        for tp in unknown:
+            start = committed.get(tp)
+            self.next.setdefault(tp, int(start if start is not None else firsts.get(tp, 0)))
+
+    async def in_order(self, events: list[EventT[Any]]) -> bool:
+        """True if ``events`` continue each partition without a gap; otherwise the partitions
+        are sought back to their first missing offset and the batch must be dropped."""
+        generation = self.generation
+        await self._start({e.message.tp for e in events})
+        if self.app.consumer_generation_id != generation:
+            return False  # rebalanced while asking the broker
+        gaps = self._gaps(events)
+        if gaps:
+            firsts = await self.app.consumer.earliest_offsets(*gaps)
+            for tp, missing in list(gaps.items()):
+                if firsts.get(tp, 0) > missing:  # deleted by retention: nothing to wait for
+                    log.warning("%s[%d] offsets %d..%d were deleted before being processed",
+                                tp.topic, tp.partition, missing, firsts[tp] - 1)
+                    self.next[tp] = firsts[tp]
+                    del gaps[tp]
+            if not gaps:
+                gaps = self._gaps(events)
+        if not gaps:
+            return True
+        await self._rewind(gaps)
+        return False
+
+    def _gaps(self, events: list[EventT[Any]]) -> dict[TP, int]:
+        found: dict[TP, int] = {}
+        want = dict(self.next)
+        for event in events:
+            m = event.message
+            if m.tp in found:
+                continue
+            if m.offset > want[m.tp]:
+                found[m.tp] = want[m.tp]
+            else:
+                want[m.tp] = max(want[m.tp], m.offset + 1)
+        return found
+
+    async def _rewind(self, gaps: dict[TP, int]) -> None:
+        now = time.monotonic()
+        fresh = {tp: o for tp, o in gaps.items()
+                 if self.sought.get(tp, (-1, 0.0))[0] != o
+                 or now - self.sought[tp][1] > self.reseek_s}
+        if not fresh:
+            return  # fetched before the seek: refused again, the seek is under way
+        self.rewinds += 1
+        log.warning("messages arrived out of order (%s); re-reading from the first missing one",
+                    ", ".join(f"{tp.topic}[{tp.partition}] missing {o}" for tp, o in fresh.items()))
+        for tp, offset in fresh.items():
+            self.sought[tp] = (offset, now)
+            await self.app.consumer.seek(tp, offset)
+
+    def done(self, events: list[EventT[Any]]) -> None:
+        """The batch was processed: its partitions continue after its last offsets."""
+        if self.app.consumer_generation_id != self.generation:
+            return
+        now = time.monotonic()
+        for event in events:
+            m = event.message
+            self.next[m.tp] = max(self.next.get(m.tp, 0), m.offset + 1)
+            self.moved[m.tp] = now
+
+    async def check(self) -> bool:
+        """If the agent is idle and a partition it has not moved on for ``quiet_s`` holds
+        messages beyond its next offset, seek it back there; True if it did."""
+        self._sync_generation()
+        now = time.monotonic()
+        quiet = []
+        for tp in self.app.consumer.assignment():
+            if tp.topic == self.topic and now - self.moved.setdefault(tp, now) >= self.quiet_s:
+                quiet.append(tp)
+        if not quiet or not self.idle():
+            return False
+        generation = self.generation
+        await self._start(set(quiet))
+        ends = await self.app.consumer.highwaters(*quiet)
+        if self.app.consumer_generation_id != generation:
+            return False
+        stalled = [(tp, self.next[tp], ends[tp]) for tp in quiet
+                   if ends.get(tp, 0) > self.next[tp]]
+        for tp in quiet:  # checked: look again after another quiet spell
+            self.moved[tp] = now
+        if not stalled:
+            return False
+        self.rereads += 1
+        log.warning("messages never reached the agent (%s); re-reading them",
+                    ", ".join(f"{tp.topic}[{tp.partition}] from {n}, {e - n} waiting"
+                              for tp, n, e in stalled))
+        for tp, offset, _ in stalled:
+            self.sought[tp] = (offset, now)
+            await self.app.consumer.seek(tp, offset)
+        return True

@@ -1,0 +1,148 @@
+"""PartitionProgress: batches that jump past an offset are refused and the partition re-read;
+an idle agent with messages waiting beyond what it processed re-reads them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from streams.partition_progress import PartitionProgress
+
+TOPIC = "prsm.usage"
+A, B = TP(TOPIC, 0), TP(TOPIC, 1)
+
+
+class FakeConsumer:
+    def __init__(self, committed: dict[TP, int], first: dict[TP, int] | None = None,
+                 end: dict[TP, int] | None = None) -> None:
+        self._committed_offset = committed
+        self.first = first or {}
+        self.end = end or {}
+        self.seeks: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return {A, B, TP("other", 0)}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.first.get(tp, 0) for tp in tps}
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.end.get(tp, 0) for tp in tps}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def progress(consumer: FakeConsumer, idle: bool = True, monkeypatch: Any = None,
+             clock: Clock | None = None) -> tuple[PartitionProgress, Any]:
+    app = SimpleNamespace(consumer=consumer, consumer_generation_id=1)
+    if monkeypatch is not None and clock is not None:
+        monkeypatch.setattr("streams.partition_progress.time.monotonic", clock)
+    return PartitionProgress(app, TOPIC, lambda: idle), app  # type: ignore[arg-type]
+
+
+def ev(tp: TP, offset: int, generation: int = 1) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset,
+                                                   generation_id=generation))
+
+
+async def accept(p: PartitionProgress, batch: list[Any]) -> bool:
+    batch = p.current(batch)
+    ok = await p.in_order(batch)
+    if ok:
+        p.done(batch)
+    return ok
+
+
+async def test_in_order_batches_pass_and_a_jump_is_sent_back_to_the_missing_offset():
+    consumer = FakeConsumer({A: 10})
+    p, _ = progress(consumer)
+    assert await accept(p, [ev(A, 10), ev(A, 11), ev(B, 0)])
+    assert await accept(p, [ev(A, 12), ev(B, 1)])
+    assert not await accept(p, [ev(A, 15)])  # 13..14 never reached the agent
+    assert not await accept(p, [ev(A, 16)])  # fetched before the seek: no second seek
+    assert consumer.seeks == [(A, 13)]
+    assert p.rewinds == 1
+    assert await accept(p, [ev(A, 13), ev(A, 14), ev(A, 15)])
+
+
+async def test_a_never_committed_partition_starts_at_its_first_offset():
+    consumer = FakeConsumer({}, first={A: 4})
+    p, _ = progress(consumer)
+    assert not await accept(p, [ev(A, 9)])  # 4..8 skipped
+    assert consumer.seeks == [(A, 4)]
+    assert await accept(p, [ev(A, 4)])
+
+
+async def test_offsets_deleted_by_retention_are_not_waited_for():
+    consumer = FakeConsumer({A: 10}, first={A: 50})
+    p, _ = progress(consumer)
+    assert await accept(p, [ev(A, 50), ev(A, 51)])
+    assert consumer.seeks == []
+    assert p.next[A] == 52
+
+
+async def test_re_deliveries_below_the_next_offset_pass_and_gaps_inside_a_batch_count():
+    p, _ = progress(FakeConsumer({A: 5}))
+    assert await accept(p, [ev(A, 3), ev(A, 4), ev(A, 5), ev(A, 6)])
+    assert not await accept(p, [ev(A, 7), ev(A, 9)])
+
+
+async def test_a_new_consumer_generation_starts_from_the_committed_offsets_again():
+    consumer = FakeConsumer({A: 10})
+    p, app = progress(consumer)
+    assert await accept(p, [ev(A, 10), ev(A, 11)])
+    app.consumer_generation_id = 2
+    consumer._committed_offset[A] = 11
+    assert p.current([ev(A, 12, generation=1)]) == []  # fetched before the rebalance
+    assert await accept(p, [ev(A, 11, generation=2)])
+    assert not await accept(p, [ev(A, 13, generation=2)])
+
+
+async def test_an_idle_agent_re_reads_messages_waiting_beyond_what_it_processed(monkeypatch):
+    clock = Clock()
+    consumer = FakeConsumer({A: 10, B: 0}, end={A: 12, B: 3})
+    p, _ = progress(consumer, monkeypatch=monkeypatch, clock=clock)
+    assert await accept(p, [ev(A, 10), ev(A, 11)])  # A is done; B never arrived
+    assert not await p.check()  # not quiet long enough yet
+    clock.now += 6
+    assert await p.check()
+    assert consumer.seeks == [(B, 0)]
+    assert not await p.check()  # just re-read: wait another quiet spell
+    clock.now += 6
+    consumer.seeks.clear()
+    assert await p.check()  # still nothing processed of B: read again
+    assert consumer.seeks == [(B, 0)]
+
+
+async def test_a_skipped_tail_is_re_read_even_when_the_last_message_was_delivered(monkeypatch):
+    """The case that hid stalls before: the agent got the partition's last message, earlier
+    ones never arrived; noting 'seen up to the end' made it look done."""
+    clock = Clock()
+    consumer = FakeConsumer({A: 0}, end={A: 100})
+    p, _ = progress(consumer, monkeypatch=monkeypatch, clock=clock)
+    assert await accept(p, [ev(A, 0)])
+    assert not await accept(p, [ev(A, 99)])
+    consumer.seeks.clear()
+    clock.now += 6
+    assert await p.check()
+    assert consumer.seeks == [(A, 1)]
+
+
+async def test_a_busy_agent_is_never_sought(monkeypatch):
+    clock = Clock()
+    consumer = FakeConsumer({A: 0, B: 0}, end={A: 5, B: 5})
+    p, _ = progress(consumer, idle=False, monkeypatch=monkeypatch, clock=clock)
+    clock.now += 60
+    assert not await p.check()
+    assert consumer.seeks == []
