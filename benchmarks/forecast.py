@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +35,12 @@ from benchmarks.harness import machine_line  # noqa: E402
 from prsm_events.catalog import Catalog  # noqa: E402
 from prsm_events.replay import read_trace  # noqa: E402
 from prsm_events.scoring.forecast_step import (  # noqa: E402
+    ForecastParams,
     following,
     forecast_rest,
     forecast_step,
     new_forecast_state,
+    weekday_of,
 )
 
 
@@ -48,6 +50,14 @@ class SeriesSpec:
     values: list[float]
     season: int  # intervals per season
     period: int  # intervals per budget period (the "rest" horizon ends at its boundary)
+    step_s: float = 0.0  # seconds per interval (0: unknown, no weekday offsets)
+    start: float = 0.0  # epoch time of the first interval
+
+    def weekday(self, t: int) -> int | None:
+        """Weekday (Monday = 0) of interval ``t``."""
+        if not self.step_s:
+            return None
+        return weekday_of(self.start + t * self.step_s)
 
 
 class Model:
@@ -114,24 +124,38 @@ class RiverModel(Model):
 
 
 class Ours(Model):
-    def __init__(self, season: int) -> None:
-        self.state = new_forecast_state(np, 1, season)
-        self.m = season
+    def __init__(self, spec: SeriesSpec) -> None:
+        self.state = new_forecast_state(np, 1, spec.season)
+        self.spec = spec
+        self.m = spec.season
+        self.params = ForecastParams(intervals_per_day=86400 / (spec.step_s or 86400))
         self.t = 0
+
+    def _days(self, k: int) -> list[int] | None:
+        if not self.spec.step_s:
+            return None
+        days = [0] * 7
+        for j in range(k):
+            days[self.spec.weekday(self.t + j) or 0] += 1
+        return days
 
     def predict(self, k: int) -> tuple[float, float]:
         if self.t == 0:
             return 0.0, 0.0
         last = (self.t - 1) % self.m
-        nxt = float(forecast_rest(np, self.state, following(last, 1, self.m)).mean[0])
-        return nxt, float(forecast_rest(np, self.state, following(last, k, self.m)).mean[0])
+        nxt = forecast_rest(np, self.state, following(last, 1, self.m), self._days(1))
+        rest = forecast_rest(np, self.state, following(last, k, self.m), self._days(k))
+        return float(nxt.mean[0]), float(rest.mean[0])
 
     def learn(self, y: float) -> None:
-        forecast_step(np, self.state, np.array([y]), self.t % self.m)
+        forecast_step(np, self.state, np.array([y]), self.t % self.m, self.params,
+                      self.spec.weekday(self.t))
         self.t += 1
 
 
-def models(season: int) -> dict[str, Callable[[], Model]]:
+def models(spec: SeriesSpec) -> dict[str, Callable[[], Model]]:
+    season = spec.season
+
     from river import linear_model, optim, preprocessing, time_series
 
     def snarimax(p: int, d: int, q: int) -> Callable[[], Model]:
@@ -150,7 +174,7 @@ def models(season: int) -> dict[str, Callable[[], Model]]:
     # SNARIMAX: the two most accurate of five (p, d, q) tried on nyc_taxi (docs/benchmarks.md)
     return {"seasonal-naive": lambda: SeasonalNaive(season),
             "snarimax(2,0,1)": snarimax(2, 0, 1), "snarimax(3,1,0)": snarimax(3, 1, 0),
-            "holt-winters": holt_winters, "prsm": lambda: Ours(season)}
+            "holt-winters": holt_winters, "prsm": lambda: Ours(spec)}
 
 
 def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> tuple[float, float]:
@@ -175,9 +199,13 @@ def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> tuple[
     return float(np.mean(err1)) / scale, float(np.mean(err_rest)) / scale
 
 
-def _nab(path: Path) -> list[float]:
+def _nab(path: Path, season: int) -> SeriesSpec:
     with path.open(newline="") as f:
-        return [float(r["value"]) for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    times = [datetime.fromisoformat(r["timestamp"]).replace(tzinfo=UTC).timestamp()
+             for r in rows[:2]]
+    return SeriesSpec(path.stem, [float(r["value"]) for r in rows], season, season,
+                      step_s=times[1] - times[0], start=times[0])
 
 
 def series_groups(data: Path) -> dict[str, list[SeriesSpec]]:
@@ -192,15 +220,14 @@ def series_groups(data: Path) -> dict[str, list[SeriesSpec]]:
             bins[int(r.offset_s // 10)] += price.cost(input_tokens=r.input_tokens,
                                                       output_tokens=r.output_tokens)
         groups["azure-trace cost/10s"] = [SeriesSpec("azure", bins, season=6,
-                                                     period=len(bins))]
+                                                     period=len(bins), step_s=10.0)]
     nab = data / "nab" / "data"
     taxi = nab / "realKnownCause" / "nyc_taxi.csv"
     if taxi.exists():
-        groups["nab nyc_taxi (30 min)"] = [SeriesSpec("nyc_taxi", _nab(taxi), 48, 48)]
+        groups["nab nyc_taxi (30 min)"] = [_nab(taxi, 48)]
     aws = sorted((nab / "realAWSCloudwatch").glob("*.csv"))
     if aws:
-        groups["nab AWS CloudWatch (5 min)"] = [
-            SeriesSpec(p.stem, _nab(p), 288, 288) for p in aws]
+        groups["nab AWS CloudWatch (5 min)"] = [_nab(p, 288) for p in aws]
     return groups
 
 
@@ -216,9 +243,9 @@ def main(argv: Iterable[str] | None = None) -> None:
     print(f"{'group':30s}{'model':>16s}{'MASE next':>11s}{'MASE rest':>11s}{'s':>7s}"
           f"{'diverged':>10s}")
     for group, specs in groups.items():
-        for name, make in models(specs[0].season).items():
+        for name in models(specs[0]):
             started = time.perf_counter()
-            scores = [evaluate(s, make, args.stride) for s in specs]
+            scores = [evaluate(s, models(s)[name], args.stride) for s in specs]
             nxt = float(np.median([a for a, _ in scores]))
             rest = float(np.median([b for _, b in scores]))
             bad = sum(not (math.isfinite(a) and math.isfinite(b) and max(a, b) < 1e6)

@@ -49,10 +49,13 @@ from prsm_events.pacing import PacingAction  # noqa: E402
 from prsm_events.replay import read_trace  # noqa: E402
 from prsm_events.request import RequestEvent  # noqa: E402
 from prsm_events.scoring.forecast_step import (  # noqa: E402
+    ForecastParams,
     forecast_rest,
     forecast_step,
     hourly_counts,
     new_forecast_state,
+    weekday_counts,
+    weekday_of,
 )
 from prsm_events.scoring.pacing_step import new_pacing_state, pacing_step  # noqa: E402
 
@@ -138,6 +141,7 @@ class Pacer:
         self.tick_s = tick_s
         n = len(budgets)
         self.forecast = new_forecast_state(np, n, season=24)  # hour of day, as the worker
+        self.params = ForecastParams(intervals_per_day=DAY / tick_s)
         self.pacing = new_pacing_state(np, n)
         self.demand = np.zeros(n)  # this interval, at the requested model
         self.demand_hc = np.zeros(n)
@@ -154,16 +158,18 @@ class Pacer:
             self.demand_hc[i] += cost
 
     def tick(self, desk: AdmissionDesk, now: float) -> None:
-        bucket = int((now - self.tick_s / 2) // 3600) % 24  # the hour the interval fell in
-        forecast_step(np, self.forecast, self.demand, bucket)
+        mid = now - self.tick_s / 2  # the hour and weekday the interval fell in
+        forecast_step(np, self.forecast, self.demand, int(mid // 3600) % 24, self.params,
+                      weekday_of(mid))
         share = np.where(self.demand > 0, self.demand_hc / np.maximum(self.demand, 1e-12),
                          self.high_share)
         self.high_share = share if self.ticks == 0 else 0.9 * self.high_share + 0.1 * share
         self.ticks += 1
-        counts = hourly_counts(now, period_end(now - 1), self.tick_s)
+        end = period_end(now - 1)
+        counts = hourly_counts(now, end, self.tick_s)
         # less than a day learned: the reserve also follows the recent demand rate
         young = np.where(self.forecast["n"] < DAY / self.tick_s, float(sum(counts)), 0.0)
-        rest = forecast_rest(np, self.forecast, counts)
+        rest = forecast_rest(np, self.forecast, counts, weekday_counts(now, end, self.tick_s))
         views = [desk.ledger.view(b, b.tenant or "", now) for b in self.budgets]
         remaining = np.array([v.remaining / 1e9 for v in views])
         out = pacing_step(np, self.pacing, remaining, rest.mean, self.spend, self.demand,

@@ -27,10 +27,18 @@ from prsm_events.outlook import BudgetOutlook, overrun_alert
 from prsm_events.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.periods import ROLLING
 from prsm_events.scoring.batch import BatchScorer, ScopeScores
-from prsm_events.scoring.forecast_step import hourly_counts
+from prsm_events.scoring.forecast_step import hourly_counts, weekday_counts, weekday_of
 from prsm_events.spend_meter import MeterInterval
 
 __all__ = ["SpendWatch", "WatchReport"]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Scoring intervals left until a period end, per hour of day and per weekday."""
+
+    hours: list[int]
+    days: list[int]
 
 
 @dataclass
@@ -62,17 +70,18 @@ class SpendWatch:
 
     def tick(self, interval: MeterInterval, book: BudgetBook, view: Callable[[Budget], BudgetView],
              now: float) -> WatchReport:
-        bucket = int((now - self.interval_s / 2) // 3600) % 24  # hour the interval fell in
-        scores = self.scorer.step(interval.spend, interval.demand, bucket)
+        mid = now - self.interval_s / 2  # the interval's hour of day and weekday
+        scores = self.scorer.step(interval.spend, interval.demand, int(mid // 3600) % 24,
+                                  weekday_of(mid))
         report = WatchReport(scores)
         calendar = [b for b in book if b.period not in ROLLING]
         views = {b.key: view(b) for b in calendar}
         if calendar:
-            by_end: dict[float, list[int]] = {}  # budgets share period ends: count once
-            counts = [by_end.setdefault(views[b.key].end,
-                                        hourly_counts(now, views[b.key].end, self.interval_s))
+            by_end: dict[float, Counts] = {}  # budgets share period ends: count once
+            counts = [by_end.setdefault(views[b.key].end, self._counts(now, views[b.key].end))
                       for b in calendar]
-            rest = self.scorer.rest([b.scope for b in calendar], counts)
+            rest = self.scorer.rest([b.scope for b in calendar], [c.hours for c in counts],
+                                    days=[c.days for c in counts])
             for i, b in enumerate(calendar):
                 o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))
                 report.outlooks[b.key] = o
@@ -84,13 +93,18 @@ class SpendWatch:
         self._anomalies(scores, book, now, report)
         return report
 
-    def _pace(self, with_counts: list[tuple[Budget, list[int]]], views: dict[str, BudgetView],
+    def _counts(self, now: float, end: float) -> Counts:
+        return Counts(hourly_counts(now, end, self.interval_s),
+                      weekday_counts(now, end, self.interval_s))
+
+    def _pace(self, with_counts: list[tuple[Budget, Counts]], views: dict[str, BudgetView],
               interval: MeterInterval, now: float, report: WatchReport) -> None:
         if not with_counts:
             return
         paced = [b for b, _ in with_counts]
         demand_rest = self.scorer.rest([b.scope for b in paced],
-                                       [c for _, c in with_counts], demand=True)
+                                       [c.hours for _, c in with_counts], demand=True,
+                                       days=[c.days for _, c in with_counts])
         for b in paced:
             asked = interval.demand.get(b.scope, 0.0)
             if asked > 0:
@@ -102,7 +116,7 @@ class SpendWatch:
             demand_rest.mean, [interval.spend.get(b.scope, 0.0) for b in paced],
             [interval.demand.get(b.scope, 0.0) for b in paced],
             [self.high_share.get(b.key, 0.0) for b in paced],
-            [float(sum(c)) if demand_rest.learned[i] < 86400 / self.interval_s else 0.0
+            [float(sum(c.hours)) if demand_rest.learned[i] < 86400 / self.interval_s else 0.0
              for i, (_, c) in enumerate(with_counts)])
         stamp = datetime.fromtimestamp(now, UTC)
         for i, b in enumerate(paced):

@@ -13,6 +13,7 @@ import faust
 
 from prsm_events.anomaly.findings import AnomalyRule
 from prsm_events.scoring.batch import BatchScorer
+from prsm_events.scoring.forecast_step import ForecastParams
 from prsm_events.settings import Settings
 from prsm_events.spend_watch import SpendWatch, WatchReport
 from streams.config_feeds import ConfigFeeds
@@ -27,7 +28,9 @@ log = logging.getLogger("prsm.scoring")
 def register_scoring(
     app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds
 ) -> SpendWatch:
-    scorer = BatchScorer(settings.scoring_backend)
+    per_day = 86400.0 / settings.scoring_interval_s  # weekday offsets learn per day
+    scorer = BatchScorer(settings.scoring_backend,
+                         forecast=ForecastParams(intervals_per_day=per_day))
     log.warning("batch scoring on %s every %g s", scorer.backend, settings.scoring_interval_s)
     watch = SpendWatch(
         scorer, settings.scoring_interval_s,

@@ -17,6 +17,7 @@ and tuned; the three detectors:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -79,7 +80,9 @@ class HalfSpaceTreesDetector:
 class SpendAnomalyDetector:
     """Our detector for one series: the seasonal forecaster's one-step error, scored (the
     batch scorer runs the same two steps for many scopes). ``at`` picks the hour-of-day
-    bucket of the forecaster's daily profile (bucket 0 without it)."""
+    bucket of the forecaster's daily profile and the weekday offset (the spacing of the
+    first two times sets how many intervals make a day); without it, one bucket and no
+    weekday offsets."""
 
     def __init__(self, params: AnomalyParams | None = None,
                  forecast: ForecastParams | None = None) -> None:
@@ -89,10 +92,19 @@ class SpendAnomalyDetector:
         self.forecaster = new_forecast_state(np, 1, season=24)
         self.last_sigma = 0.0
         self.last_expected = 0.0
+        self.last_at: datetime | None = None
+        self.spaced = False
 
     def update(self, x: float, at: datetime | None = None) -> float:
+        if at is not None and not self.spaced:
+            if self.last_at is not None and at > self.last_at:
+                gap = (at - self.last_at).total_seconds()
+                self.forecast = replace(self.forecast, intervals_per_day=86400.0 / gap)
+                self.spaced = True
+            self.last_at = at
         out = spend_step(np, self.forecaster, self.state, np.array([x], dtype=np.float64),
-                         0 if at is None else at.hour, self.forecast, self.params)
+                         0 if at is None else at.hour, self.forecast, self.params,
+                         None if at is None else at.weekday())
         self.last_sigma = float(out.sigma[0])
         self.last_expected = float(out.expected[0])
         return float(out.score[0])

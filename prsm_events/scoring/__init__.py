@@ -10,6 +10,7 @@ from prsm_events.scoring.forecast_step import (
     forecast_rest,
     forecast_step,
     hourly_counts,
+    weekday_counts,
 )
 from prsm_events.scoring.pacing_step import PacingOut, PacingParams, pacing_step
 from prsm_events.scoring.spend_step import BYTES_PER_SCOPE, spend_step
@@ -17,4 +18,4 @@ from prsm_events.scoring.spend_step import BYTES_PER_SCOPE, spend_step
 __all__ = ["BYTES_PER_SCOPE", "AnomalyOut", "AnomalyParams", "BatchScorer", "ForecastParams",
            "PacingOut", "PacingParams", "Rest", "RestOfPeriod", "ScopeScores", "anomaly_step",
            "array_module", "backend_name", "following", "forecast_rest", "forecast_step",
-           "hourly_counts", "pacing_step", "spend_step", "to_host"]
+           "hourly_counts", "pacing_step", "spend_step", "to_host", "weekday_counts"]

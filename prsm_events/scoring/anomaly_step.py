@@ -1,18 +1,24 @@
 """One step of the spend anomaly detector for many scopes at once (NumPy or fused CuPy).
 
 Per scope, from the new value ``x`` (spend in the last interval) and what the forecaster
-predicted for it (``prsm_events.scoring.forecast_step``: level, time-of-day profile and the
-decay of a burst under way):
+predicted for it (``prsm_events.scoring.forecast_step``: level, time-of-day and weekday profiles
+and the decay of a burst under way), three signals, each unitless:
 
-1. residual: ``|x - predicted| / sd`` with ``sd`` the forecaster's one-step error deviation
-   (bias-corrected, and with a floor of 0.1% of the range seen, so a flat series does not
-   alarm on rounding; capped at ``cap``);
-2. sigma: how far that residual sits above its own long-run mean, in its long-run standard
-   deviations (the residual's history is the scope's notion of "normal");
-3. score: sigma relative to a slowly decaying maximum of recent sigmas, mapped to [0, 1) as
-   ``r / (1 + r)``. The first point of a new departure scores high; its continuation scores
-   lower, so one incident raises one alarm. The score is unitless, so one threshold serves
-   every scope.
+1. a point departure: the error ``|x - predicted| / sd`` (``sd``: the forecaster's one-step
+   error deviation, bias-corrected, with a floor of 0.1% of the range seen so a flat series
+   does not alarm on rounding; capped at ``cap``), as ``sigma``: how far it sits above its own
+   long-run mean, in its long-run standard deviations (the scope's notion of "normal");
+2. a sustained shift: the signed error averaged over the last ~``1 / shift_alpha`` intervals,
+   in the same long-run terms (a runaway loop that raises spend steadily without one outlier);
+3. a new extreme: ``x`` beyond every value seen so far by more than ``spatial`` of the range
+   (with at least ``spatial_sigma`` of point departure).
+
+Each of the first two is divided by a slowly decaying maximum of its recent values (at least
+``peak_floor``), so the first point of a new departure scores high and its continuation lower:
+one incident, one alarm. The score is ``r / (1 + r)`` of the larger ratio (the sustained one
+weighted by ``shift_weight``, plus ``spatial_boost`` on a new extreme); it lies in [0, 1)
+and is comparable across scopes, so one threshold serves every scope. ``sigma`` reports the
+larger of the two departures.
 
 The NumPy function is the reference; the CuPy path runs the same arithmetic as one fused
 elementwise kernel (one read and one write of each state array per step).
@@ -42,7 +48,8 @@ from prsm_events.scoring.backend import backend_name
 
 __all__ = ["ANOMALY_STATE", "AnomalyOut", "AnomalyParams", "anomaly_step", "new_anomaly_state"]
 
-ANOMALY_STATE = ("n", "lo", "hi", "res_mean", "res_var", "peak")
+ANOMALY_STATE = ("n", "lo", "hi", "res_mean", "res_var", "peak", "shift", "shift_mean",
+                 "shift_var", "shift_peak")
 Array = Any
 
 
@@ -51,17 +58,29 @@ class AnomalyParams:
     """Constants; the defaults were chosen on the NAB benchmark (docs/benchmarks.md)."""
 
     error_beta: float = 0.01  # the forecaster's error-variance weight (for bias correction)
-    long_alpha: float = 0.0005  # weight of a new residual in its long-run mean/variance
+    long_alpha: float = 0.0002  # weight of a new value in the long-run mean/variance
     warmup: int = 50  # steps before a scope can score
-    decay: float = 0.995  # per-step decay of the recent-sigma maximum
-    cap: float = 50.0  # largest residual counted (keeps one outlier from ruling the history)
-    spread_floor: float = 0.1  # least spread of the residual (a flat history still alarms)
+    decay: float = 0.995  # per-step decay of the recent maxima
+    cap: float = 50.0  # largest error counted (keeps one outlier from ruling the history)
+    spread_floor: float = 0.1  # least long-run spread (a flat history still alarms)
+    peak_floor: float = 2.0  # least recent maximum a departure is compared with
+    shift_alpha: float = 0.1  # weight of the newest error in the sustained-shift mean
+    shift_weight: float = 4.0  # sustained shift vs point departure in the score
+    spatial: float = 0.01  # a new extreme must pass the range seen by this share of it
+    spatial_sigma: float = 0.5  # ... with at least this point departure
+    spatial_boost: float = 19.0  # added to a new extreme's ratio (its score >= 0.95)
+
+    def kernel_args(self) -> tuple[float, ...]:
+        """The values of ``KERNEL_PARAMS``, in order."""
+        return (self.error_beta, self.long_alpha, float(self.warmup), self.decay, self.cap,
+                self.spread_floor, self.peak_floor, self.shift_alpha, self.shift_weight,
+                self.spatial, self.spatial_sigma, self.spatial_boost)
 
 
 @dataclass(frozen=True)
 class AnomalyOut:
     score: Array  # [0, 1): comparable across scopes
-    sigma: Array  # residual's long-run standard deviations above normal (>= 0)
+    sigma: Array  # the larger departure (point or sustained), in long-run deviations (>= 0)
     expected: Array  # the forecast the value was compared with
 
 
@@ -79,61 +98,102 @@ def anomaly_step(
     p = params or AnomalyParams()
     if backend_name(xp) == "cupy":
         return _step_cupy(xp, state, x, predicted, err_var, p)
-    n = state["n"]
+    s = state
+    n = s["n"]
     first = n == 0
-    lo = xp.where(first, x, xp.minimum(state["lo"], x))
-    hi = xp.where(first, x, xp.maximum(state["hi"], x))
+    span = s["hi"] - s["lo"]
+    beyond = ((n > 0) & (span > 0)
+              & ((x > s["hi"] + p.spatial * span) | (x < s["lo"] - p.spatial * span)))
+    lo = xp.where(first, x, xp.minimum(s["lo"], x))
+    hi = xp.where(first, x, xp.maximum(s["hi"], x))
     floor = 1e-3 * xp.maximum(hi - lo, 1e-9)
     corr = 1.0 - (1.0 - p.error_beta) ** n
     var_c = xp.where(n > 1, err_var / xp.where(n > 1, corr, 1.0), 0.0)
-    residual = xp.where(first, 0.0, xp.minimum(
-        xp.abs(x - predicted) / (xp.sqrt(var_c) + floor), p.cap))
-    state["lo"][...] = lo
-    state["hi"][...] = hi
+    sd = xp.sqrt(var_c) + floor
+    residual = xp.where(first, 0.0, xp.minimum(xp.abs(x - predicted) / sd, p.cap))
+    signed = xp.where(first, 0.0, xp.clip((x - predicted) / sd, -p.cap, p.cap))
+    s["lo"][...] = lo
+    s["hi"][...] = hi
     n1 = n + 1.0
-    dd = residual - state["res_mean"]
     lcorr = 1.0 - (1.0 - p.long_alpha) ** n1
     warm = n1 > p.warmup
-    scale = xp.sqrt(state["res_var"] / lcorr) + p.spread_floor
-    sigma = xp.where(warm, xp.maximum(dd / scale, 0.0), 0.0)
-    state["res_mean"][...] = state["res_mean"] + p.long_alpha * dd
-    state["res_var"][...] = (1.0 - p.long_alpha) * (state["res_var"] + p.long_alpha * dd * dd)
-    ratio = xp.where(warm, sigma / (state["peak"] + 1e-9), 0.0)
-    state["peak"][...] = xp.maximum(state["peak"] * p.decay, sigma)
+    # 1. point departure
+    dd = residual - s["res_mean"]
+    sigma = xp.where(warm, xp.maximum(dd / (xp.sqrt(s["res_var"] / lcorr) + p.spread_floor),
+                                      0.0), 0.0)
+    s["res_mean"][...] = s["res_mean"] + p.long_alpha * dd
+    s["res_var"][...] = (1.0 - p.long_alpha) * (s["res_var"] + p.long_alpha * dd * dd)
+    # 2. sustained shift (not learned from a scope's first value: there is no error yet)
+    shift = xp.where(first, s["shift"], (1.0 - p.shift_alpha) * s["shift"] + p.shift_alpha * signed)
+    d2 = shift - s["shift_mean"]
+    sigma2 = xp.where(warm, xp.abs(d2) / (xp.sqrt(s["shift_var"] / lcorr) + p.spread_floor), 0.0)
+    s["shift"][...] = shift
+    s["shift_mean"][...] = xp.where(first, s["shift_mean"], s["shift_mean"] + p.long_alpha * d2)
+    s["shift_var"][...] = xp.where(first, s["shift_var"], (1.0 - p.long_alpha)
+                                   * (s["shift_var"] + p.long_alpha * d2 * d2))
+    # each against its recent maximum
+    r1 = xp.where(warm, sigma / xp.maximum(s["peak"] + 1e-9, p.peak_floor), 0.0)
+    r2 = xp.where(warm, p.shift_weight * sigma2
+                  / xp.maximum(s["shift_peak"] + 1e-9, p.peak_floor), 0.0)
+    s["peak"][...] = xp.maximum(s["peak"] * p.decay, sigma)
+    s["shift_peak"][...] = xp.maximum(s["shift_peak"] * p.decay, sigma2)
     n[...] = n1
-    return AnomalyOut(ratio / (1.0 + ratio), sigma, xp.where(first, x, predicted))
+    # 3. a new extreme
+    ratio = xp.maximum(r1, r2) + xp.where(beyond & (sigma >= p.spatial_sigma),
+                                          p.spatial_boost, 0.0)
+    return AnomalyOut(ratio / (1.0 + ratio), xp.maximum(sigma, sigma2), xp.where(first, x, predicted))
 
 
 KERNEL_BODY = r"""
 const bool a_first = an == 0.0;
+const double span = hi - lo;
+const bool beyond = an > 0.0 && span > 0.0
+    && (y > hi + spatial * span || y < lo - spatial * span);
 const double lo2 = a_first ? y : fmin(lo, y);
 const double hi2 = a_first ? y : fmax(hi, y);
 const double floor_ = 1e-3 * fmax(hi2 - lo2, 1e-9);
 const double var_c = an > 1.0 ? prior_var / (1.0 - pow(1.0 - beta, an)) : 0.0;
-const double residual = a_first ? 0.0 : fmin(fabs(y - pred) / (sqrt(var_c) + floor_), cap);
+const double sd = sqrt(var_c) + floor_;
+const double residual = a_first ? 0.0 : fmin(fabs(y - pred) / sd, cap);
+const double signed_ = a_first ? 0.0 : fmin(fmax((y - pred) / sd, -cap), cap);
 lo = lo2;
 hi = hi2;
 const double n1 = an + 1.0;
-const double dd = residual - res_mean;
 const double lcorr = 1.0 - pow(1.0 - long_alpha, n1);
 const bool warm = n1 > warmup;
+const double dd = residual - res_mean;
 const double sig = warm ? fmax(dd / (sqrt(res_var / lcorr) + spread_floor), 0.0) : 0.0;
 res_mean = res_mean + long_alpha * dd;
 res_var = (1.0 - long_alpha) * (res_var + long_alpha * dd * dd);
-const double ratio = warm ? sig / (peak + 1e-9) : 0.0;
+const double sh = a_first ? shift : (1.0 - shift_alpha) * shift + shift_alpha * signed_;
+const double d2 = sh - shift_mean;
+const double sig2 = warm ? fabs(d2) / (sqrt(shift_var / lcorr) + spread_floor) : 0.0;
+shift = sh;
+if (!a_first) {
+    shift_mean = shift_mean + long_alpha * d2;
+    shift_var = (1.0 - long_alpha) * (shift_var + long_alpha * d2 * d2);
+}
+const double r1 = warm ? sig / fmax(peak + 1e-9, peak_floor) : 0.0;
+const double r2 = warm ? shift_weight * sig2 / fmax(shift_peak + 1e-9, peak_floor) : 0.0;
 peak = fmax(peak * decay, sig);
+shift_peak = fmax(shift_peak * decay, sig2);
 an = n1;
+const double ratio = fmax(r1, r2) + (beyond && sig >= spatial_sigma ? spatial_boost : 0.0);
 score = ratio / (1.0 + ratio);
-sigma = sig;
+sigma = fmax(sig, sig2);
 expected = a_first ? y : pred;
 """
 """The detector's arithmetic for one scope in CUDA C (``spend_step`` fuses it after the
 forecaster's). In: ``y``, ``pred``, ``prior_var`` and the parameters; state: ``an``, ``lo``,
-``hi``, ``res_mean``, ``res_var``, ``peak``; out: ``score``, ``sigma``, ``expected``."""
+``hi``, ``res_mean``, ``res_var``, ``peak``, ``shift``, ``shift_mean``, ``shift_var``,
+``shift_peak``; out: ``score``, ``sigma``, ``expected``."""
 KERNEL_PARAMS = ("float64 beta, float64 long_alpha, float64 warmup, float64 decay, "
-                 "float64 cap, float64 spread_floor")
+                 "float64 cap, float64 spread_floor, float64 peak_floor, float64 shift_alpha, "
+                 "float64 shift_weight, float64 spatial, float64 spatial_sigma, "
+                 "float64 spatial_boost")
 KERNEL_STATE = ("float64 an, float64 lo, float64 hi, float64 res_mean, float64 res_var, "
-                "float64 peak, float64 score, float64 sigma, float64 expected")
+                "float64 peak, float64 shift, float64 shift_mean, float64 shift_var, "
+                "float64 shift_peak, float64 score, float64 sigma, float64 expected")
 
 
 KERNEL = ("float64 y, float64 pred, float64 prior_var, " + KERNEL_PARAMS, KERNEL_STATE,
@@ -153,7 +213,6 @@ def _step_cupy(xp: ModuleType, s: dict[str, Array], x: Array, predicted: Array,
     score = xp.empty_like(x)
     sigma = xp.empty_like(x)
     expected = xp.empty_like(x)
-    _kernel()(x, predicted, err_var, p.error_beta, p.long_alpha, float(p.warmup), p.decay, p.cap,
-              p.spread_floor,
+    _kernel()(x, predicted, err_var, *p.kernel_args(),
               *(s[k] for k in ANOMALY_STATE), score, sigma, expected)
     return AnomalyOut(score, sigma, expected)

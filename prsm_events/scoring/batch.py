@@ -119,26 +119,30 @@ class BatchScorer:
         return self.xp.asarray(host)
 
     def step(self, spend: Mapping[str, float], demand: Mapping[str, float],
-             bucket: int) -> ScopeScores:
-        """Learn one interval for every known scope (silent ones spent 0) and score it."""
+             bucket: int, day: int | None = None) -> ScopeScores:
+        """Learn one interval (in ``bucket`` on weekday ``day``) for every known scope
+        (silent ones spent 0) and score it."""
         self._ensure([*spend, *demand])
         x = self._column(spend)
         anomaly, forecast, _ = self.params
-        out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly)
-        forecast_step(self.xp, self.demand_fc, self._column(demand), bucket, forecast)
+        out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,
+                         day)
+        forecast_step(self.xp, self.demand_fc, self._column(demand), bucket, forecast, day)
         self.ticks += 1
         n = len(self.rows)
         return ScopeScores(list(self.rows), to_host(x)[:n], to_host(out.score)[:n],
                            to_host(out.sigma)[:n], to_host(out.expected)[:n])
 
     def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[int]],
-             demand: bool = False) -> Rest:
-        """Forecast of spend (or demand) per scope over its remaining intervals per bucket."""
+             demand: bool = False, days: Sequence[Sequence[int]] | None = None) -> Rest:
+        """Forecast of spend (or demand) per scope over its remaining intervals per bucket
+        (and per weekday)."""
         self._ensure(scopes)
         idx = self.xp.asarray([self.rows[s] for s in scopes], dtype=self.xp.int64)
         state = self.demand_fc if demand else self.spend_fc
         part = {k: v[..., idx] for k, v in state.items()}
-        out = forecast_rest(self.xp, part, self.xp.asarray(counts, dtype=self.xp.float64))
+        out = forecast_rest(self.xp, part, self.xp.asarray(counts, dtype=self.xp.float64),
+                            None if days is None else self.xp.asarray(days, dtype=self.xp.float64))
         return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), to_host(part["n"]))
 
     def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,

@@ -1,8 +1,8 @@
 """The per-scope tick: forecaster step then anomaly step, fused into one kernel on CuPy.
 
 NumPy runs the two reference functions one after the other; CuPy runs the same arithmetic in
-one elementwise kernel that reads each state array once and writes it once (240 bytes per
-scope per tick with 24 seasonal buckets: the profile row of the current bucket only).
+one elementwise kernel that reads each state array once and writes it once (320 bytes per
+scope per tick: of the daily and weekly profiles only the current bucket's rows).
 
 >>> import numpy as np
 >>> from prsm_events.scoring.anomaly_step import new_anomaly_state
@@ -27,41 +27,40 @@ from prsm_events.scoring.anomaly_step import KERNEL_STATE as ANOMALY_OUT
 from prsm_events.scoring.backend import backend_name
 from prsm_events.scoring.forecast_step import KERNEL_BODY as FORECAST_BODY
 from prsm_events.scoring.forecast_step import KERNEL_PARAMS as FORECAST_STATE
-from prsm_events.scoring.forecast_step import ForecastParams, forecast_step
+from prsm_events.scoring.forecast_step import ForecastParams, forecast_step, weekday_row
 
 __all__ = ["BYTES_PER_SCOPE", "spend_step"]
 
 Array = Any
 _FORECAST = ("n", "level", "err_var", "res", "res_var", "res_cov")
-BYTES_PER_SCOPE = 8 * (1 + 2 * (len(_FORECAST) + 1) + 2 * len(ANOMALY_STATE) + 3)
-"""Bytes one fused tick moves per scope: x in; forecaster state (and one profile value) and
-anomaly state in and out; score, sigma, expected out."""
+BYTES_PER_SCOPE = 8 * (1 + 2 * (len(_FORECAST) + 2) + 2 * len(ANOMALY_STATE) + 3)
+"""Bytes one fused tick moves per scope: x in; forecaster state (and one value of each
+profile) and anomaly state in and out; score, sigma, expected out."""
 
 
 def spend_step(
     xp: ModuleType, forecast: dict[str, Array], anomaly: dict[str, Array], x: Array,
     bucket: int, forecast_params: ForecastParams | None = None,
-    anomaly_params: AnomalyParams | None = None,
+    anomaly_params: AnomalyParams | None = None, day: int | None = None,
 ) -> AnomalyOut:
-    """Learn ``x`` (one interval's spend per scope, in ``bucket``) and score it."""
+    """Learn ``x`` (one interval's spend per scope, in ``bucket`` on weekday ``day``) and
+    score it."""
     fp = forecast_params or ForecastParams()
     ap = replace(anomaly_params or AnomalyParams(), error_beta=fp.beta)
     if backend_name(xp) != "cupy":
         err_var = forecast["err_var"].copy()
-        predicted = forecast_step(xp, forecast, x, bucket, fp)
+        predicted = forecast_step(xp, forecast, x, bucket, fp, day)
         return anomaly_step(xp, anomaly, x, predicted, err_var, ap)
     column = forecast["season"][bucket % forecast["season"].shape[0]]
+    week, delta = weekday_row(forecast, day, fp)
     score, sigma, expected = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
-    _kernel()(x, fp.alpha, fp.gamma, fp.beta, ap.long_alpha, float(ap.warmup), ap.decay,
-              ap.cap, ap.spread_floor, *(forecast[k] for k in _FORECAST), column,
+    _kernel()(x, fp.alpha, fp.gamma, delta, *ap.kernel_args(),
+              *(forecast[k] for k in _FORECAST), column, week,
               *(anomaly[k] for k in ANOMALY_STATE), score, sigma, expected)
     return AnomalyOut(score, sigma, expected)
 
 
-
-
-
-KERNEL = ("float64 y, float64 alpha, float64 gamma, " + ANOMALY_PARAMS,
+KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, " + ANOMALY_PARAMS,
           FORECAST_STATE + ", " + ANOMALY_OUT, FORECAST_BODY + ANOMALY_BODY, "prsm_spend_step")
 """(in_params, out_params, operation, name) of the fused CuPy elementwise kernel."""
 

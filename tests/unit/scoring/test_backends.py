@@ -25,7 +25,7 @@ from prsm_events.scoring import (
     to_host,
 )
 from prsm_events.scoring.anomaly_step import new_anomaly_state
-from prsm_events.scoring.forecast_step import new_forecast_state
+from prsm_events.scoring.forecast_step import ForecastParams, new_forecast_state
 from prsm_events.scoring.pacing_step import new_pacing_state
 
 RTOL = 1e-9
@@ -44,12 +44,21 @@ def xp(request: pytest.FixtureRequest) -> ModuleType:
 
 
 def series(n: int, steps: int, seed: int = 3) -> np.ndarray[Any, Any]:
-    """Noisy daily-ish spend with a spike in a few scopes."""
+    """Noisy daily-ish spend, lower on weekends, with a spike in a few scopes."""
     rng = np.random.default_rng(seed)
     t = np.arange(steps)[:, None]
     base = 5 + 2 * np.sin(2 * np.pi * t / 24) + rng.gamma(2.0, 0.5, (steps, n))
+    base -= 1.5 * (day(t) >= 5)
     base[steps - 5, : max(1, n // 10)] += 60.0
     return base
+
+
+HOURLY = ForecastParams(intervals_per_day=24)  # weekday offsets move visibly in a test
+
+
+def day(t: Any) -> Any:
+    """Weekday of hourly interval ``t``."""
+    return (t // 24) % 7
 
 
 def run_anomaly(xp: ModuleType, data: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
@@ -59,7 +68,7 @@ def run_anomaly(xp: ModuleType, data: np.ndarray[Any, Any]) -> list[np.ndarray[A
     for t, row in enumerate(data):
         x = xp.asarray(row)
         err_var = fc["err_var"].copy()
-        predicted = forecast_step(xp, fc, x, t % 24)
+        predicted = forecast_step(xp, fc, x, t % 24, HOURLY, day(t))
         out.append(to_host(anomaly_step(xp, state, x, predicted, err_var).score).copy())
     return out
 
@@ -79,7 +88,7 @@ def test_fused_spend_step_equals_the_two_reference_steps(xp: ModuleType) -> None
     ref = run_anomaly(np, data)
     fc, an = new_forecast_state(xp, 300, season=24), new_anomaly_state(xp, 300)
     for t, row in enumerate(data):
-        out = spend_step(xp, fc, an, xp.asarray(row), t % 24)
+        out = spend_step(xp, fc, an, xp.asarray(row), t % 24, HOURLY, day=day(t))
         np.testing.assert_allclose(to_host(out.score), ref[t], rtol=RTOL, atol=1e-12)
 
 
@@ -88,9 +97,11 @@ def test_forecast_step_is_the_same_on_every_backend(xp: ModuleType) -> None:
     outs = {}
     for mod in (np, xp):
         state = new_forecast_state(mod, 64, season=24)
-        preds = [to_host(forecast_step(mod, state, mod.asarray(row), t % 24)).copy()
+        preds = [to_host(forecast_step(mod, state, mod.asarray(row), t % 24, HOURLY,
+                                       day(t))).copy()
                  for t, row in enumerate(data)]
-        rest = forecast_rest(mod, state, following(199 % 24, 30, 24))
+        assert float(abs(to_host(state["week"])).max()) > 0.1  # the weekday offsets learned
+        rest = forecast_rest(mod, state, following(199 % 24, 30, 24), [0, 0, 0, 0, 0, 6, 24])
         outs[mod.__name__] = (preds, to_host(rest.mean), to_host(rest.high))
     ref, got = outs["numpy"], outs[xp.__name__]
     for a, b in zip(ref[0], got[0], strict=True):
@@ -130,8 +141,8 @@ def test_batch_scorer_growth_keeps_every_scopes_state(xp: ModuleType) -> None:
     for t, row in enumerate(data):
         # scopes appear over time: the small scorer must grow several times
         live = {f"tenant:t{i}": float(v) for i, v in enumerate(row) if i < 4 * (t + 1)}
-        a = small.step(live, {}, t % 24)
-        b = big.step(live, {}, t % 24)
+        a = small.step(live, {}, t % 24, day(t))
+        b = big.step(live, {}, t % 24, day(t))
         assert a.scopes == b.scopes
         np.testing.assert_allclose(a.score, b.score, rtol=RTOL)
     assert small.capacity >= 300

@@ -4,7 +4,14 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prsm_events.scoring import following, forecast_rest, forecast_step, hourly_counts
+from prsm_events.scoring import (
+    ForecastParams,
+    following,
+    forecast_rest,
+    forecast_step,
+    hourly_counts,
+    weekday_counts,
+)
 from prsm_events.scoring.forecast_step import new_forecast_state
 
 
@@ -62,3 +69,67 @@ def test_hourly_counts_equal_an_hour_by_hour_walk(start_min: int, span_min: int,
     start = float(start_min // step * step * 60)
     end = start + span_min // step * step * 60
     assert hourly_counts(start, end, interval_s) == _hour_by_hour(start, end, interval_s)
+
+
+def weekly(days: int, weekend: float, seed: int = 4) -> np.ndarray:
+    """Hourly spend with a daily profile; weekends (days 5, 6) lower by ``weekend``."""
+    t = np.arange(24 * days)
+    return daily(24 * days, seed) - weekend * ((t // 24) % 7 >= 5)
+
+
+def _day_ahead_errors(y: np.ndarray, with_days: bool) -> list[float]:
+    """|error| of each whole-day forecast made at midnight, after four weeks."""
+    params = ForecastParams(intervals_per_day=24)
+    state = new_forecast_state(np, 1, season=24)
+    errors = []
+    for t, v in enumerate(y):
+        d = (t // 24) % 7
+        if t % 24 == 0 and t >= 24 * 28:
+            days = [24 if i == d else 0 for i in range(7)] if with_days else None
+            rest = forecast_rest(np, state, following(23, 24, 24), days)
+            errors.append(abs(float(rest.mean[0]) - float(y[t:t + 24].sum())))
+        forecast_step(np, state, np.array([v]), t % 24, params, d if with_days else None)
+    return errors
+
+
+def test_weekday_offsets_learn_a_weekly_pattern() -> None:
+    y = weekly(7 * 10, weekend=5.0)
+    with_days, without = _day_ahead_errors(y, True), _day_ahead_errors(y, False)
+    assert np.mean(with_days) < 0.5 * np.mean(without)
+    mondays = [e for i, e in enumerate(with_days) if i % 7 == 0]  # the day after a weekend
+    assert np.mean(mondays) < 0.1 * 24 * 10
+
+
+def test_without_a_weekly_pattern_the_offsets_stay_small_and_cost_little() -> None:
+    y = weekly(7 * 10, weekend=0.0)
+    with_days, without = _day_ahead_errors(y, True), _day_ahead_errors(y, False)
+    assert np.mean(with_days) < 1.2 * np.mean(without)
+    state = new_forecast_state(np, 1, season=24)
+    for t, v in enumerate(y):
+        forecast_step(np, state, np.array([v]), t % 24, ForecastParams(intervals_per_day=24),
+                      (t // 24) % 7)
+    assert float(np.abs(state["week"]).max()) < 0.1 * 10  # within 10% of the mean spend
+
+
+def _day_by_day(start: float, end: float, interval_s: float) -> list[int]:
+    counts = [0] * 7
+    t = start
+    while t < end:
+        stop = min(end, (t // 86400 + 1) * 86400)
+        counts[(int(t // 86400) + 3) % 7] += round((stop - t) / interval_s)
+        t = stop
+    return counts
+
+
+@given(st.integers(0, 100_000), st.integers(0, 60 * 24 * 70), st.sampled_from([60.0, 600.0]))
+def test_weekday_counts_equal_a_day_by_day_walk(start_min: int, span_min: int,
+                                                interval_s: float) -> None:
+    step = int(interval_s // 60)
+    start = float(start_min // step * step * 60)
+    end = start + span_min // step * step * 60
+    assert weekday_counts(start, end, interval_s) == _day_by_day(start, end, interval_s)
+
+
+def test_weekday_counts_know_the_calendar() -> None:
+    monday = 1_767_571_200.0  # 2026-01-05 00:00 UTC, a Monday
+    assert weekday_counts(monday, monday + 86400, 60.0) == [1440, 0, 0, 0, 0, 0, 0]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.scoring.test_backends import run_anomaly, series
+from tests.unit.scoring.test_backends import HOURLY, day, run_anomaly, series
 
 # the package re-exports functions under the modules' names: fetch the modules themselves
 anomaly_mod, forecast_mod, pacing_mod, spend_mod = (
@@ -87,7 +87,7 @@ def test_fused_spend_kernel_source(cpu_kernels: None) -> None:
     fc = forecast_mod.new_forecast_state(np, 120, season=24)
     an = anomaly_mod.new_anomaly_state(np, 120)
     for t, row in enumerate(data):
-        out = spend_mod.spend_step(np, fc, an, row.copy(), t % 24)
+        out = spend_mod.spend_step(np, fc, an, row.copy(), t % 24, HOURLY, day=day(t))
         np.testing.assert_allclose(out.score, ref[t], rtol=1e-9, atol=1e-12)
 
 
