@@ -141,7 +141,8 @@ def anomaly_step(
     # 3. a new extreme
     ratio = xp.maximum(r1, r2) + xp.where(beyond & (sigma >= p.spatial_sigma),
                                           p.spatial_boost, 0.0)
-    return AnomalyOut(ratio / (1.0 + ratio), xp.maximum(sigma, sigma2), xp.where(first, x, predicted))
+    return AnomalyOut(ratio / (1.0 + ratio), xp.maximum(sigma, sigma2),
+                      xp.where(first, x, predicted))
 
 
 KERNEL_BODY = r"""

@@ -50,6 +50,7 @@ class ForecastParams:
     beta: float = 0.01  # error variance and residual autocorrelation
     weekly: float = 0.2  # weekday offsets (per day of that weekday)
     intervals_per_day: float = 1440.0  # spreads ``weekly`` over a day's intervals
+    weekly_after_days: float = 7.0  # offsets learn once a scope has seen every weekday
 
     @property
     def delta(self) -> float:
@@ -88,10 +89,10 @@ def forecast_step(
     """Learn ``y`` (spend of the interval in ``bucket`` on weekday ``day``, Monday = 0; no
     weekly offsets without it); returns what was predicted for it."""
     column = state["season"][bucket % state["season"].shape[0]]
-    week, delta = weekday_row(state, day, params)
+    week, delta, after = weekday_row(state, day, params)
     if backend_name(xp) == "cupy":
         predicted = xp.empty_like(y)
-        _kernel()(y, params.alpha, params.gamma, delta, params.beta,
+        _kernel()(y, params.alpha, params.gamma, delta, after, params.beta,
                   *(state[k] for k in _SCALARS), column, week, predicted)
         return predicted
     b = params.beta
@@ -105,7 +106,8 @@ def forecast_step(
                          params.alpha * (y - column - week) + (1 - params.alpha) * level)
     new_col = xp.where(first, 0.0,
                        params.gamma * (y - new_level - week) + (1 - params.gamma) * column)
-    new_week = xp.where(first, 0.0, delta * (y - new_level - new_col) + (1 - delta) * week)
+    d = xp.where(n >= after, delta, 0.0)
+    new_week = xp.where(first, 0.0, d * (y - new_level - new_col) + (1 - d) * week)
     state["err_var"][...] = xp.where(first, 0.0, (1 - b) * state["err_var"] + b * err * err)
     state["res_cov"][...] = xp.where(first, 0.0, (1 - b) * state["res_cov"] + b * pre * res)
     state["res_var"][...] = xp.where(first, 0.0, (1 - b) * state["res_var"] + b * pre * pre)
@@ -121,12 +123,13 @@ _SCALARS = ("n", "level", "err_var", "res", "res_var", "res_cov")
 
 
 def weekday_row(state: dict[str, Array], day: int | None,
-                params: ForecastParams) -> tuple[Array, float]:
-    """The weekday offsets a step reads and writes, and their weight (row 0, unchanged,
-    when the day is unknown)."""
+                params: ForecastParams) -> tuple[Array, float, float]:
+    """The weekday offsets a step reads and writes, their weight, and the intervals a scope
+    must have learned before they move (row 0, unchanged, when the day is unknown)."""
     if day is None:
-        return state["week"][0], 0.0
-    return state["week"][day % 7], params.delta
+        return state["week"][0], 0.0, 0.0
+    return (state["week"][day % 7], params.delta,
+            params.weekly_after_days * params.intervals_per_day)
 
 
 def _phi(xp: ModuleType, state: dict[str, Array]) -> Array:
@@ -235,7 +238,8 @@ const double err = y - pred;
 const double pre = y - base;
 const double lvl = first ? y : alpha * (y - season - week) + (1.0 - alpha) * level;
 const double col = first ? 0.0 : gamma * (y - lvl - week) + (1.0 - gamma) * season;
-const double wk = first ? 0.0 : delta * (y - lvl - col) + (1.0 - delta) * week;
+const double dl = fn >= week_after ? delta : 0.0;
+const double wk = first ? 0.0 : dl * (y - lvl - col) + (1.0 - dl) * week;
 err_var = first ? 0.0 : (1.0 - beta) * err_var + beta * err * err;
 fres_cov = first ? 0.0 : (1.0 - beta) * fres_cov + beta * pre * fres;
 fres_var = first ? 0.0 : (1.0 - beta) * fres_var + beta * pre * pre;
@@ -246,14 +250,15 @@ level = lvl;
 fn = fn + 1.0;
 """
 """The forecaster's arithmetic for one scope in CUDA C (``spend_step`` fuses it with the
-anomaly step). In: ``y``, ``alpha``, ``gamma``, ``delta``, ``beta``; state: ``fn``,
-``level``, ``err_var``, ``fres``, ``fres_var``, ``fres_cov``, ``season``, ``week``; defines
-``pred`` (the forecast of ``y``) and ``prior_var`` (the error variance before it)."""
+anomaly step). In: ``y``, ``alpha``, ``gamma``, ``delta``, ``week_after``, ``beta``; state:
+``fn``, ``level``, ``err_var``, ``fres``, ``fres_var``, ``fres_cov``, ``season``, ``week``;
+defines ``pred`` (the forecast of ``y``) and ``prior_var`` (the error variance before it)."""
 KERNEL_PARAMS = ("float64 fn, float64 level, float64 err_var, float64 fres, float64 fres_var, "
                  "float64 fres_cov, float64 season, float64 week")
 
 
-KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, float64 beta",
+KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, float64 week_after, "
+          "float64 beta",
           KERNEL_PARAMS + ", float64 predicted", KERNEL_BODY + "predicted = pred;\n",
           "prsm_forecast_step")
 """(in_params, out_params, operation, name) of the CuPy elementwise kernel."""

@@ -52,15 +52,16 @@ def spend_step(
         predicted = forecast_step(xp, forecast, x, bucket, fp, day)
         return anomaly_step(xp, anomaly, x, predicted, err_var, ap)
     column = forecast["season"][bucket % forecast["season"].shape[0]]
-    week, delta = weekday_row(forecast, day, fp)
+    week, delta, after = weekday_row(forecast, day, fp)
     score, sigma, expected = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
-    _kernel()(x, fp.alpha, fp.gamma, delta, *ap.kernel_args(),
+    _kernel()(x, fp.alpha, fp.gamma, delta, after, *ap.kernel_args(),
               *(forecast[k] for k in _FORECAST), column, week,
               *(anomaly[k] for k in ANOMALY_STATE), score, sigma, expected)
     return AnomalyOut(score, sigma, expected)
 
 
-KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, " + ANOMALY_PARAMS,
+KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, float64 week_after, "
+          + ANOMALY_PARAMS,
           FORECAST_STATE + ", " + ANOMALY_OUT, FORECAST_BODY + ANOMALY_BODY, "prsm_spend_step")
 """(in_params, out_params, operation, name) of the fused CuPy elementwise kernel."""
 

@@ -10,6 +10,7 @@ import pytest
 
 from prsm_events.anomaly import DETECTORS, SpendAnomalyDetector, ZScoreDetector
 from prsm_events.scoring import BatchScorer
+from prsm_events.scoring.anomaly_step import AnomalyParams
 
 
 def noisy(n: int, seed: int = 0) -> list[float]:
@@ -74,3 +75,38 @@ def test_one_incident_raises_one_top_score_not_a_run() -> None:
     onset = max(scores[600:605])
     assert onset == max(scores[100:])  # the onset is the top score of the whole series
     assert max(scores[620:]) < 0.7 * onset
+
+
+def _scores(values: list[float], **params: float) -> list[float]:
+    d = SpendAnomalyDetector(AnomalyParams(**params))  # type: ignore[arg-type]
+    return [d.update(x) for x in values]
+
+
+def test_a_sustained_shift_without_an_outlier_is_caught_by_the_shift_signal() -> None:
+    """A runaway loop that lifts spend by 3 noise deviations and stays there, never beyond
+    the range seen: its onset stands out of the calm part through the average of the recent
+    errors, not through any single point."""
+    rng = np.random.default_rng(7)
+    values = [10.0 + float(rng.normal(0, 1.0)) for _ in range(1500)]
+    for i in range(1200, 1500):
+        values[i] += 3.0
+    values = [min(max(v, 6.0), 14.0) for v in values]
+    values[1], values[2] = 6.0, 14.0  # the range is known from the start: no new extreme
+    for params in ({}, {"shift_weight": 0.0}):
+        scores = _scores(values, **params)
+        onset, calm = max(scores[1200:1230]), max(scores[200:1200])
+        if params:
+            assert onset < calm + 0.05  # the point signal alone hardly tells them apart
+        else:
+            assert onset > calm + 0.05
+
+
+def test_a_new_extreme_scores_high_and_bigger_departures_rank_higher() -> None:
+    values = noisy(700, seed=2)
+    top = max(values)
+    values[500] = top + 0.2  # just above everything seen: a new extreme, modest departure
+    values[650] = top + 30.0  # far above
+    scores = _scores(values)
+    plain = _scores(values, spatial_boost=0.0)
+    assert scores[500] >= 0.95 > plain[500]
+    assert scores[650] > scores[500]

@@ -133,3 +133,14 @@ def test_weekday_counts_equal_a_day_by_day_walk(start_min: int, span_min: int,
 def test_weekday_counts_know_the_calendar() -> None:
     monday = 1_767_571_200.0  # 2026-01-05 00:00 UTC, a Monday
     assert weekday_counts(monday, monday + 86400, 60.0) == [1440, 0, 0, 0, 0, 0, 0]
+
+
+def test_weekday_offsets_wait_until_every_weekday_was_seen() -> None:
+    y = weekly(8, weekend=5.0)
+    params = ForecastParams(intervals_per_day=24)
+    state = new_forecast_state(np, 1, season=24)
+    for t, v in enumerate(y):
+        if t == 24 * 7:
+            assert not state["week"].any()  # a first week teaches level and daily profile
+        forecast_step(np, state, np.array([v]), t % 24, params, (t // 24) % 7)
+    assert state["week"].any()
