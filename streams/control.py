@@ -47,6 +47,8 @@ class DecisionStats:
     expired: int = 0
     alerts: int = 0
     directives: int = 0
+    rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
+    rereads: int = 0  # times skipped requests were re-read (PartitionProgress)
     actions: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -54,6 +56,7 @@ class DecisionStats:
         return {"requests": self.requests, "dead_lettered": self.dead_lettered,
                 "redelivered": self.redelivered, "settled": self.settled,
                 "expired": self.expired, "alerts": self.alerts, "directives": self.directives,
+                "rewinds": self.rewinds, "rereads": self.rereads,
                 "actions": dict(self.actions), "reasons": dict(self.reasons)}
 
 

@@ -115,3 +115,4 @@ def register_decisions(
         await control.persist()
         await control.announce(now)
         await progress.check()
+        stats.rewinds, stats.rereads = progress.rewinds, progress.rereads

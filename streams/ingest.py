@@ -53,6 +53,8 @@ class IngestStats:
     batches: int = 0
     sink_failures: int = 0
     sink_blocked_since: float | None = None
+    rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
+    rereads: int = 0  # times skipped messages were re-read (PartitionProgress)
     dead_letter_codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +65,8 @@ class IngestStats:
             "batches": self.batches,
             "sink_failures": self.sink_failures,
             "sink_blocked_since": self.sink_blocked_since,
+            "rewinds": self.rewinds,
+            "rereads": self.rereads,
             "dead_letter_codes": dict(self.dead_letter_codes),
         }
 
@@ -224,6 +228,7 @@ def register_ingest(
         """Re-read usage partitions whose fetched messages never reached the agent."""
         if steady(app):
             await progress.check()
+        stats.rewinds, stats.rereads = progress.rewinds, progress.rereads
 
     @app.timer(interval=300.0)  # type: ignore[untyped-decorator]
     async def expire_rows() -> None:

@@ -70,6 +70,9 @@ def test_tables_survive_a_clean_restart_and_a_crash(start_worker, kafka, tmp_pat
                details=lambda: (table_totals(worker), worker.get("/stats")))
     assert table_totals(worker) == pytest.approx(expected)
     assert store_totals(worker) == pytest.approx(expected)
+    stats = worker.get("/stats")  # re-reads of skipped messages are counted for operators
+    assert {"rewinds", "rereads"} <= stats.keys()
+    assert {"rewinds", "rereads"} <= stats["decisions"].keys()
 
 
 def test_nothing_is_lost_while_clickhouse_is_unavailable(start_worker, kafka, tmp_path):
