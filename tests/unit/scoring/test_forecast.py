@@ -52,12 +52,14 @@ def test_hourly_counts_cover_a_period_end() -> None:
     assert counts[22] == 30 and counts[23] == 60 and sum(counts) == 90
 
 
-def _hour_by_hour(start: float, end: float, interval_s: float) -> list[int]:
-    counts = [0] * 24
+def _walk(start: float, end: float, interval_s: float, width: float, buckets: int,
+          shift: int = 0) -> list[int]:
+    """Intervals per bucket, counted bucket by bucket (the reference for the closed forms)."""
+    counts = [0] * buckets
     t = start
     while t < end:
-        stop = min(end, (t // 3600 + 1) * 3600)
-        counts[int(t // 3600) % 24] += round((stop - t) / interval_s)
+        stop = min(end, (t // width + 1) * width)
+        counts[(int(t // width) + shift) % buckets] += round((stop - t) / interval_s)
         t = stop
     return counts
 
@@ -68,7 +70,7 @@ def test_hourly_counts_equal_an_hour_by_hour_walk(start_min: int, span_min: int,
     step = int(interval_s // 60)
     start = float(start_min // step * step * 60)
     end = start + span_min // step * step * 60
-    assert hourly_counts(start, end, interval_s) == _hour_by_hour(start, end, interval_s)
+    assert hourly_counts(start, end, interval_s) == _walk(start, end, interval_s, 3600, 24)
 
 
 def weekly(days: int, weekend: float, seed: int = 4) -> np.ndarray:
@@ -111,23 +113,13 @@ def test_without_a_weekly_pattern_the_offsets_stay_small_and_cost_little() -> No
     assert float(np.abs(state["week"]).max()) < 0.1 * 10  # within 10% of the mean spend
 
 
-def _day_by_day(start: float, end: float, interval_s: float) -> list[int]:
-    counts = [0] * 7
-    t = start
-    while t < end:
-        stop = min(end, (t // 86400 + 1) * 86400)
-        counts[(int(t // 86400) + 3) % 7] += round((stop - t) / interval_s)
-        t = stop
-    return counts
-
-
 @given(st.integers(0, 100_000), st.integers(0, 60 * 24 * 70), st.sampled_from([60.0, 600.0]))
 def test_weekday_counts_equal_a_day_by_day_walk(start_min: int, span_min: int,
                                                 interval_s: float) -> None:
     step = int(interval_s // 60)
     start = float(start_min // step * step * 60)
     end = start + span_min // step * step * 60
-    assert weekday_counts(start, end, interval_s) == _day_by_day(start, end, interval_s)
+    assert weekday_counts(start, end, interval_s) == _walk(start, end, interval_s, 86400, 7, 3)
 
 
 def test_weekday_counts_know_the_calendar() -> None:
