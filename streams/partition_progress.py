@@ -91,6 +91,8 @@ class PartitionProgress:
         gaps = self._gaps(events)
         if gaps:
             firsts = await self.app.consumer.earliest_offsets(*gaps)
+            if self.app.consumer_generation_id != generation:
+                return False
             for tp, missing in list(gaps.items()):
                 if firsts.get(tp, 0) > missing:  # deleted by retention: nothing to wait for
                     log.warning("%s[%d] offsets %d..%d were deleted before being processed",
@@ -155,8 +157,8 @@ class PartitionProgress:
         generation = self.generation
         await self._start(set(quiet))
         ends = await self.app.consumer.highwaters(*quiet)
-        if self.app.consumer_generation_id != generation:
-            return False
+        if self.app.consumer_generation_id != generation or not self.idle():
+            return False  # rebalanced, or work arrived, while asking the broker
         stalled = [(tp, self.next[tp], ends[tp]) for tp in quiet
                    if ends.get(tp, 0) > self.next[tp]]
         for tp in quiet:  # checked: look again after another quiet spell

@@ -146,3 +146,17 @@ async def test_a_busy_agent_is_never_sought(monkeypatch):
     clock.now += 60
     assert not await p.check()
     assert consumer.seeks == []
+
+
+async def test_a_rebalance_while_asking_the_broker_drops_the_batch():
+    consumer = FakeConsumer({}, first={A: 0})
+    p, app = progress(consumer)
+    batch = p.current([ev(A, 5)])
+
+    async def rebalancing(*tps: TP) -> dict[TP, int]:
+        app.consumer_generation_id = 2
+        return {tp: 0 for tp in tps}
+
+    consumer.earliest_offsets = rebalancing  # type: ignore[method-assign]
+    assert not await p.in_order(batch)
+    assert consumer.seeks == []  # nothing sought for a generation that is gone
