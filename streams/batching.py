@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from faust.types import EventT, StreamT
 
-__all__ = ["EventBatcher"]
+__all__ = ["EventBatcher", "LiveBatchers"]
 
 log = logging.getLogger("prsm.batching")
 
@@ -87,3 +88,24 @@ class EventBatcher:
                         await asyncio.sleep(1.0)
                     continue
             await asyncio.sleep(max(wait, 0.001))
+
+
+class LiveBatchers:
+    """The batchers (and stream channels) of an agent's running instances: the agent is idle
+    when none holds or processes a batch and nothing waits in a channel. A crashed instance
+    leaves with its batcher, so it cannot keep the agent from ever looking idle."""
+
+    def __init__(self) -> None:
+        self.live: list[tuple[EventBatcher, Any]] = []
+
+    @contextmanager
+    def attach(self, batcher: EventBatcher, channel: Any) -> Iterator[None]:
+        entry = (batcher, channel)
+        self.live.append(entry)
+        try:
+            yield
+        finally:
+            self.live.remove(entry)
+
+    def idle(self) -> bool:
+        return all(b.idle and c.empty() for b, c in self.live)

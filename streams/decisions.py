@@ -21,7 +21,7 @@ from prsm_events.dead_letter import DeadLetter
 from prsm_events.errors import InvalidEvent
 from prsm_events.settings import Settings
 from prsm_events.validation import EventLimits, decode_request
-from streams.batching import EventBatcher
+from streams.batching import EventBatcher, LiveBatchers
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.ingest import steady
@@ -39,13 +39,8 @@ def register_decisions(
     dlq_topic = raw_topic(app, settings.topic("dlq"))
     decisions_name = settings.topic("decisions")
     stats = control.stats
-    batchers: list[EventBatcher] = []
-    channels: list[Any] = []
-
-    def idle() -> bool:
-        return all(b.idle for b in batchers) and all(c.empty() for c in channels)
-
-    progress = PartitionProgress(app, requests_topic.get_topic_name(), idle)
+    live = LiveBatchers()
+    progress = PartitionProgress(app, requests_topic.get_topic_name(), live.idle)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.02)
@@ -92,17 +87,12 @@ def register_decisions(
     async def decide_requests(stream: StreamT[Any]) -> None:
         batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
         channel: Any = stream.channel
-        batchers.append(batcher)
-        channels.append(channel)
-        try:
+        with live.attach(batcher, channel):
             async with batcher:
                 async for event in stream.noack().events():  # type: ignore[attr-defined]
                     await batcher.add(event)
                     if channel.empty():  # nothing else queued: answer now
                         await batcher.flush()
-        finally:  # a crashed agent's batcher must not keep the idle check from seeing idle
-            batchers.remove(batcher)
-            channels.remove(channel)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def expire_reservations() -> None:

@@ -32,7 +32,7 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.ingest import RawMessage, SeenEvent, UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
-from streams.batching import EventBatcher
+from streams.batching import EventBatcher, LiveBatchers
 from streams.partition_progress import PartitionProgress
 from streams.topics import raw_topic
 
@@ -168,11 +168,8 @@ def register_ingest(
         raw = tables.seen.data.get(event_id)
         return None if raw is None else SeenEvent.from_list(raw)
 
-    batchers: list[EventBatcher] = []
-    channels: list[Any] = []
-    progress = PartitionProgress(
-        app, usage_topic.get_topic_name(),
-        lambda: all(b.idle for b in batchers) and all(c.empty() for c in channels))
+    live = LiveBatchers()
+    progress = PartitionProgress(app, usage_topic.get_topic_name(), live.idle)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.05)
@@ -213,15 +210,10 @@ def register_ingest(
     @app.agent(usage_topic, name="ingest-usage")
     async def ingest_usage(stream: StreamT[Any]) -> None:
         batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
-        batchers.append(batcher)
-        channels.append(stream.channel)
-        try:
+        with live.attach(batcher, stream.channel):
             async with batcher:
                 async for event in stream.noack().events():  # type: ignore[attr-defined]
                     await batcher.add(event)
-        finally:  # a crashed agent's batcher must not keep the idle check from seeing idle
-            batchers.remove(batcher)
-            channels.remove(stream.channel)
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def guard_usage() -> None:

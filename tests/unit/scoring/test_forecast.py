@@ -64,12 +64,17 @@ def _walk(start: float, end: float, interval_s: float, width: float, buckets: in
     return counts
 
 
+def _aligned(start_min: int, span_min: int, interval_s: float) -> tuple[float, float]:
+    """A stretch of time whose ends fall on interval boundaries, as the worker's ticks do."""
+    step = int(interval_s // 60)
+    start = float(start_min // step * step * 60)
+    return start, start + span_min // step * step * 60
+
+
 @given(st.integers(0, 10_000), st.integers(0, 60 * 24 * 40), st.sampled_from([60.0, 600.0]))
 def test_hourly_counts_equal_an_hour_by_hour_walk(start_min: int, span_min: int,
                                                   interval_s: float) -> None:
-    step = int(interval_s // 60)
-    start = float(start_min // step * step * 60)
-    end = start + span_min // step * step * 60
+    start, end = _aligned(start_min, span_min, interval_s)
     assert hourly_counts(start, end, interval_s) == _walk(start, end, interval_s, 3600, 24)
 
 
@@ -116,9 +121,7 @@ def test_without_a_weekly_pattern_the_offsets_stay_small_and_cost_little() -> No
 @given(st.integers(0, 100_000), st.integers(0, 60 * 24 * 70), st.sampled_from([60.0, 600.0]))
 def test_weekday_counts_equal_a_day_by_day_walk(start_min: int, span_min: int,
                                                 interval_s: float) -> None:
-    step = int(interval_s // 60)
-    start = float(start_min // step * step * 60)
-    end = start + span_min // step * step * 60
+    start, end = _aligned(start_min, span_min, interval_s)
     assert weekday_counts(start, end, interval_s) == _walk(start, end, interval_s, 86400, 7, 3)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.batching import EventBatcher
+from streams.batching import EventBatcher, LiveBatchers
 
 
 class Recorder:
@@ -61,3 +61,25 @@ async def test_dropped_batch_is_not_acknowledged():
         await batcher.add(1)
         await batcher.add(2)
     assert stream.acked == []
+
+
+async def test_live_batchers_are_idle_only_when_nothing_is_gathered_or_queued():
+    async def process(_stream, events):
+        return True
+
+    live = LiveBatchers()
+    batcher = EventBatcher(Recorder(), process, size=10, within=60)
+    channel = asyncio.Queue()
+    assert live.idle()
+    try:
+        with live.attach(batcher, channel):
+            await batcher.add(1)
+            assert not live.idle()  # gathered, not processed
+            await batcher.flush()
+            assert live.idle()
+            channel.put_nowait(2)
+            assert not live.idle()  # waiting in the channel
+            raise RuntimeError("the agent crashed")
+    except RuntimeError:
+        pass
+    assert live.live == [] and live.idle()  # a crashed instance leaves with its batcher
