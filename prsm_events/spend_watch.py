@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prsm_events.alerts import Alert
 from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anomalies
@@ -67,6 +68,22 @@ class SpendWatch:
         self.high_share: dict[str, float] = {}
         self.pacing_directives: set[str] = set()
         self.anomaly_until: dict[str, float] = {}
+
+    def memory(self) -> dict[str, Any]:
+        """What the watch remembers between ticks besides the scorer (JSON-able; kept with
+        the scorer's checkpoint so a restart neither repeats a period's overrun alert nor
+        forgets the directives it must lift)."""
+        return {"overrun_sent": self.overrun_sent, "high_share": self.high_share,
+                "pacing_directives": sorted(self.pacing_directives),
+                "anomaly_until": self.anomaly_until}
+
+    def recall(self, memory: dict[str, Any]) -> None:
+        """Take back what ``memory`` returned (in an earlier process)."""
+        self.overrun_sent = {str(k): float(v) for k, v in memory.get("overrun_sent", {}).items()}
+        self.high_share = {str(k): float(v) for k, v in memory.get("high_share", {}).items()}
+        self.pacing_directives = {str(k) for k in memory.get("pacing_directives", [])}
+        self.anomaly_until = {str(k): float(v)
+                              for k, v in memory.get("anomaly_until", {}).items()}
 
     def tick(self, interval: MeterInterval, book: BudgetBook, view: Callable[[Budget], BudgetView],
              now: float) -> WatchReport:

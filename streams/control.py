@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ from prsm_events.scopes import scopes_of
 from prsm_events.settings import Settings
 from prsm_events.spend_meter import SpendMeter
 from streams.changelog import ChangelogWriter
+from streams.partition_progress import Backlog
 
 __all__ = ["DecisionStats", "SpendControl"]
 
@@ -102,6 +103,8 @@ class SpendControl:
         self.outlooks: dict[str, BudgetOutlook] = {}
         self.scoring: dict[str, Any] = {}
         """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
+        self.backlogs: list[Callable[[], Awaitable[Backlog]]] = []
+        """Per metered agent (usage, requests): messages it has still to read."""
 
     def sync_generation(self) -> None:
         """After a rebalance the tables may have been restored: re-read them."""

@@ -41,6 +41,7 @@ def register_decisions(
     stats = control.stats
     live = LiveBatchers()
     progress = PartitionProgress(app, requests_topic.get_topic_name(), live.idle)
+    control.backlogs.append(progress.backlog)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.02)

@@ -170,6 +170,7 @@ def register_ingest(
 
     live = LiveBatchers()
     progress = PartitionProgress(app, usage_topic.get_topic_name(), live.idle)
+    control.backlogs.append(progress.backlog)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.05)

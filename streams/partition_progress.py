@@ -26,14 +26,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 from faust.types import TP, EventT
 
-__all__ = ["PartitionProgress"]
+__all__ = ["Backlog", "PartitionProgress"]
 
 log = logging.getLogger("prsm.progress")
+
+
+@dataclass(frozen=True)
+class Backlog:
+    waiting: int
+    """Messages written and not yet processed."""
+    written: int
+    """Sum of the partitions' end offsets (the change between two looks: what arrived)."""
+    partitions: int
 
 
 class PartitionProgress:
@@ -142,6 +152,18 @@ class PartitionProgress:
             m = event.message
             self.next[m.tp] = max(self.next.get(m.tp, 0), m.offset + 1)
             self.moved[m.tp] = now
+
+    async def backlog(self) -> Backlog:
+        """What is left to process on this topic's assigned partitions, as the broker reports
+        it now (end offset minus the next offset to process, summed)."""
+        self._sync_generation()
+        tps = {tp for tp in self.app.consumer.assignment() if tp.topic == self.topic}
+        if not tps:
+            return Backlog(0, 0, 0)
+        await self._start(tps)
+        ends = await self.app.consumer.highwaters(*tps)
+        return Backlog(sum(max(0, ends.get(tp, 0) - self.next.get(tp, 0)) for tp in tps),
+                       sum(ends.get(tp, 0) for tp in tps), len(tps))
 
     async def check(self) -> bool:
         """If the agent is idle and a partition it has not moved on for ``quiet_s`` holds

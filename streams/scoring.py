@@ -2,27 +2,90 @@
 
 Thin: take the metered interval, run ``SpendWatch.tick`` (pure), hand pacing actions and
 forecasts to the decision desk, publish alerts and directives.
+
+Intervals are not scored while the worker catches up (after it starts, a rebalance or a table
+recovery; ``CatchUp`` says when it reads the usage and request topics as they are written
+again): what it reads then is a backlog, and one interval holding minutes of spend would be
+learned as a burst. What the scorer has learned is checkpointed to
+``PRSM_HOME/scoring/checkpoint.npz`` every ``CHECKPOINT_EVERY_S`` and when the worker stops,
+and restored when it starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 import faust
+import mode
 
 from prsm_events.anomaly.findings import AnomalyRule
 from prsm_events.scoring.batch import BatchScorer
+from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from prsm_events.scoring.forecast_step import ForecastParams
 from prsm_events.settings import Settings
 from prsm_events.spend_watch import SpendWatch, WatchReport
+from streams.catch_up import CatchUp
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.ingest import steady
 
-__all__ = ["register_scoring"]
+__all__ = ["CHECKPOINT_EVERY_S", "ScorerCheckpoints", "register_scoring"]
 
 log = logging.getLogger("prsm.scoring")
+CHECKPOINT_EVERY_S = 300.0
+
+
+class ScorerCheckpoints(mode.Service):
+    """Restores the watch's scorer and memory from ``path`` (``restore``, when the worker is
+    built) and saves them (``save``: every ``CHECKPOINT_EVERY_S`` from the timer, and when
+    the worker stops)."""
+
+    def __init__(self, watch: SpendWatch, path: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.watch = watch
+        self.path = path
+        self.saved_at = time.monotonic()
+        self.status: dict[str, Any] = {"path": str(path), "restored_scopes": 0,
+                                       "saved_ticks": None, "error": None}
+
+    def restore(self) -> None:
+        try:
+            state, memory = read_checkpoint(self.path, self.watch.interval_s)
+            self.watch.scorer.load(state)
+        except FileNotFoundError:
+            return
+        except (CheckpointError, ValueError) as exc:
+            self.status["error"] = str(exc)
+            log.warning("scorer checkpoint not used, learning from scratch: %s", exc)
+            return
+        self.watch.recall(memory)
+        self.status["restored_scopes"] = len(state.scopes)
+        log.warning("scorer restored from %s: %d scopes, %d ticks learned", self.path,
+                    len(state.scopes), state.ticks)
+
+    async def save(self) -> None:
+        state = self.watch.scorer.export()  # a copy, taken between ticks
+        memory = self.watch.memory()
+        self.saved_at = time.monotonic()
+        try:
+            await asyncio.to_thread(write_checkpoint, self.path, state,
+                                    self.watch.interval_s, memory)
+        except OSError as exc:
+            self.status["error"] = f"saving: {exc}"
+            log.error("scorer checkpoint not saved to %s: %s", self.path, exc)
+            return
+        self.status["saved_ticks"] = state.ticks
+        self.status["error"] = None
+
+    def due(self) -> bool:
+        return time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
+
+    async def on_stop(self) -> None:
+        await self.save()
 
 
 def register_scoring(
@@ -37,6 +100,12 @@ def register_scoring(
         AnomalyRule(threshold=settings.anomaly_threshold,
                     min_excess_usd=settings.anomaly_min_excess_usd),
         settings.anomaly_throttle_fraction, settings.anomaly_throttle_s)
+
+    checkpoints = ScorerCheckpoints(watch, settings.home / "scoring" / "checkpoint.npz")
+    checkpoints.restore()
+    app.add_dependency(checkpoints)
+    catch_up = CatchUp()
+    skipped = 0
 
     async def publish(report: WatchReport) -> None:
         for alert in report.alerts:
@@ -54,17 +123,32 @@ def register_scoring(
 
     @app.timer(interval=settings.scoring_interval_s)  # type: ignore[untyped-decorator]
     async def score_spend() -> None:
+        nonlocal skipped
         if not (steady(app) and feeds.ready.is_set()):
+            catch_up.lost_track()
             return
         now = time.time()
-        report = watch.tick(control.meter.take(), control.book,
+        interval = control.meter.take()
+        if catch_up.behind:  # this interval holds (part of) a backlog: not learned
+            backlogs = [await backlog() for backlog in control.backlogs]
+            catch_up.observe(backlogs)
+            skipped += 1
+            control.scoring = {**control.scoring, "skipped": skipped,
+                               "checkpoint": checkpoints.status}
+            log.info("interval not scored: catching up (%d messages to read)",
+                     sum(b.waiting for b in backlogs))
+            return
+        report = watch.tick(interval, control.book,
                             lambda b: control.ledger.view(b, b.tenant or "", now), now)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
                            "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
-                           "findings": len(report.findings)}
+                           "findings": len(report.findings), "skipped": skipped,
+                           "checkpoint": checkpoints.status}
         control.outlooks = report.outlooks
         control.desk.pacing = report.pacing
         control.desk.forecasts = {k: o.figures() for k, o in report.outlooks.items()}
         await publish(report)
+        if checkpoints.due():
+            await checkpoints.save()
 
     return watch

@@ -33,7 +33,7 @@ from prsm_events.scoring.forecast_step import (
 from prsm_events.scoring.pacing_step import PacingParams, new_pacing_state, pacing_step
 from prsm_events.scoring.spend_step import spend_step
 
-__all__ = ["BatchScorer", "Rest", "ScopeScores"]
+__all__ = ["BatchScorer", "Rest", "ScopeScores", "ScorerState"]
 
 Host = np.ndarray[Any, Any]
 
@@ -58,6 +58,23 @@ class Rest:
     high: Host
     learned: Host
     """Intervals each forecaster has learned."""
+
+
+@dataclass(frozen=True)
+class ScorerState:
+    """Everything a ``BatchScorer`` has learned, as host arrays (``BatchScorer.export`` /
+    ``load``): ``arrays["<part>.<name>"]`` with parts ``anomaly``, ``spend_fc`` and
+    ``demand_fc`` (scopes on the last axis, in the order of ``scopes``) and ``pacing`` (in the
+    order of ``budgets``)."""
+
+    scopes: list[str]
+    budgets: list[str]
+    season: int
+    ticks: int
+    arrays: dict[str, Host]
+
+
+_PARTS = ("anomaly", "spend_fc", "demand_fc")
 
 
 def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
@@ -132,6 +149,44 @@ class BatchScorer:
         n = len(self.rows)
         return ScopeScores(list(self.rows), to_host(x)[:n], to_host(out.score)[:n],
                            to_host(out.sigma)[:n], to_host(out.expected)[:n])
+
+    def export(self) -> ScorerState:
+        """A copy of the learned state (host arrays, only the rows in use)."""
+        n, m = len(self.rows), len(self.budget_rows)
+        arrays = {f"{part}.{name}": to_host(arr[..., :n]).copy()
+                  for part in _PARTS for name, arr in getattr(self, part).items()}
+        arrays |= {f"pacing.{name}": to_host(arr[:m]).copy() for name, arr in self.pacing.items()}
+        return ScorerState(list(self.rows), list(self.budget_rows), self.season, self.ticks,
+                           arrays)
+
+    def load(self, state: ScorerState) -> None:
+        """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
+        does not fit this scorer (another season, missing or misshapen arrays)."""
+        if state.season != self.season:
+            raise ValueError(f"saved with {state.season} buckets per day, not {self.season}")
+        n, m = len(state.scopes), len(state.budgets)
+        if len(set(state.scopes)) != n or len(set(state.budgets)) != m:
+            raise ValueError("repeated scope or budget names")
+        size, pacing_size = max(n, self.capacity), max(m, self.pacing["pressure"].shape[0])
+        fresh = {part: _grow(self.xp, getattr(self, part), size) for part in _PARTS}
+        fresh["pacing"] = _grow(self.xp, self.pacing, pacing_size)
+        for part, arrays in fresh.items():
+            rows = m if part == "pacing" else n
+            for name, arr in arrays.items():
+                saved = state.arrays.get(f"{part}.{name}")
+                want = (*arr.shape[:-1], rows)
+                if saved is None or tuple(saved.shape) != want:
+                    got = "missing" if saved is None else f"shaped {tuple(saved.shape)}"
+                    raise ValueError(f"{part}.{name} is {got}, expected {want}")
+                arr[...] = 0
+                arr[..., :rows] = self.xp.asarray(saved, dtype=self.xp.float64)
+        for part in _PARTS:
+            setattr(self, part, fresh[part])
+        self.pacing = fresh["pacing"]
+        self.capacity = size
+        self.rows = {scope: i for i, scope in enumerate(state.scopes)}
+        self.budget_rows = {key: i for i, key in enumerate(state.budgets)}
+        self.ticks = state.ticks
 
     def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[int]],
              demand: bool = False, days: Sequence[Sequence[int]] | None = None) -> Rest:

@@ -139,3 +139,44 @@ def test_pacing_presses_a_paced_budget(worker: WorkerHandle) -> None:
     paced = [v for k, v in records(worker, "policies") if k == "tenant:paced|pacing:day" and v]
     if row["pacing_action"]["throttle_share"] > 0:
         assert paced and paced[-1]["priorities"] == ["low", "normal"]
+
+
+def test_a_restarted_worker_goes_on_from_its_checkpoint_and_skips_its_backlog(
+    start_worker: Any, tmp_path: Path,
+) -> None:
+    from prsm_events.scoring.checkpoint import read_checkpoint
+
+    name, home = f"ckpt{uuid.uuid4().hex[:6]}", tmp_path / "ckpt"
+    worker = start_worker(name, home=home, scoring_interval_s=TICK_S)
+
+    async def trickle(seconds: float, backlog: int = 0) -> None:
+        async with UsagePublisher(worker.settings.bootstrap, topic=worker.topic("usage")) as pub:
+            await pub.publish_many([usage("steady", 0.01) for _ in range(backlog)])
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                await pub.publish(usage("steady", 0.001))
+                await asyncio.sleep(TICK_S / 2)
+
+    def scoring() -> dict[str, Any]:
+        return dict(worker.get("/stats")["scoring"])
+
+    run(trickle(16.0))  # > 50 ticks: the detector is past its warm-up
+    wait_until(lambda: scoring().get("ticks", 0) >= 55, what="scored ticks", details=scoring)
+    worker.stop()
+    state, _ = read_checkpoint(home / "scoring" / "checkpoint.npz", TICK_S)
+    assert "tenant:steady" in state.scopes and state.ticks >= 55
+
+    # traffic went on while it was down: 100 events of 10x the usual cost wait for it
+    run(trickle(0.0, backlog=100))
+    worker = start_worker(name, home=home, scoring_interval_s=TICK_S)
+    run(trickle(5.0))
+    wait_until(lambda: scoring().get("ticks", 0) >= state.ticks + 10, what="scoring again",
+               details=scoring)
+    now = scoring()
+    assert now["checkpoint"]["restored_scopes"] == len(state.scopes)
+    assert now["checkpoint"]["error"] is None
+    assert now["skipped"] >= 1  # the interval that read the backlog was not scored
+    assert now["ticks"] < state.ticks + 5.0 / TICK_S + 10  # counted on from the checkpoint
+    alerts = [v for _, v in records(worker, "alerts")
+              if v and v["kind"] == "anomaly" and v["scope"].startswith("tenant:steady")]
+    assert alerts == []  # the backlog was not taken for a burst

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,38 @@ def test_pacing_presses_when_demand_outruns_the_budget_and_lifts_after() -> None
     # the demand forecast forgets the burst in a few hours (level weight 0.02 per interval)
     assert max(pressures[:120]) > 0.75 and pressures[-1] == 0.0
     assert 120 < lifted < 720
+
+
+def test_a_watch_restored_from_its_checkpoint_goes_on_as_if_never_stopped(tmp_path) -> None:
+    from prsm_events.scoring.checkpoint import read_checkpoint, write_checkpoint
+
+    budgets = (Budget(scope="tenant:a", period="day", limit_usd=50.0),
+               Budget(scope="tenant:b", period="day", limit_usd=10.0, pacing=True))
+    kept, restarted = Rig(*budgets), Rig(*budgets)
+
+    def minute_of(rig: Rig, minute: int) -> WatchReport:
+        rig.spend("a", 0.05)
+        asked = 0.05 if minute < 150 else 0.0001
+        rig.meter.add_demand(["tenant:b"], asked, high=minute % 5 == 0)
+        rig.spend("b", asked * 0.5)
+        return rig.tick()
+
+    def seen(report: WatchReport) -> tuple[Any, ...]:
+        return (sorted(a.alert_id for a in report.alerts),
+                sorted(d.key for d in report.directives), report.lifts,
+                {k: round(v.pressure, 12) for k, v in report.pacing.items()})
+
+    reference = [seen(minute_of(kept, minute)) for minute in range(400)]
+    lifted = next(m for m, (_, _, lifts, _) in enumerate(reference) if lifts)
+    overrun = next(m for m, (alerts, *_) in enumerate(reference) if alerts)
+    assert overrun < lifted  # restart between the two: the alert is sent, the lift is due
+    for minute in range(lifted):
+        minute_of(restarted, minute)
+    path = tmp_path / "scorer.npz"
+    write_checkpoint(path, restarted.watch.scorer.export(), 60.0, restarted.watch.memory())
+    restarted.watch = SpendWatch(BatchScorer("numpy"), interval_s=60.0)  # a new process
+    state, memory = read_checkpoint(path, 60.0)
+    restarted.watch.scorer.load(state)
+    restarted.watch.recall(memory)
+    later = [seen(minute_of(restarted, minute)) for minute in range(lifted, 400)]
+    assert later == reference[lifted:]  # the overrun alert is not repeated, the lift is sent

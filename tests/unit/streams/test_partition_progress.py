@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.partition_progress import PartitionProgress
+from streams.partition_progress import Backlog, PartitionProgress
 
 TOPIC = "prsm.usage"
 A, B = TP(TOPIC, 0), TP(TOPIC, 1)
@@ -160,3 +160,14 @@ async def test_a_rebalance_while_asking_the_broker_drops_the_batch():
     consumer.earliest_offsets = rebalancing  # type: ignore[method-assign]
     assert not await p.in_order(batch)
     assert consumer.seeks == []  # nothing sought for a generation that is gone
+
+
+async def test_backlog_counts_what_is_left_to_process_on_this_topic():
+    consumer = FakeConsumer({A: 10}, first={B: 3}, end={A: 15, B: 3, TP("other", 0): 99})
+    p, _ = progress(consumer)
+    assert await p.backlog() == Backlog(5, 18, 2)  # A 10..14; B never committed, empty
+    assert await accept(p, [ev(A, 10), ev(A, 11)])
+    assert (await p.backlog()).waiting == 3
+    consumer.end[B] = 5
+    assert await accept(p, [ev(A, 12), ev(A, 13), ev(A, 14)])
+    assert await p.backlog() == Backlog(2, 20, 2)  # B 3..4 arrived meanwhile

@@ -1,0 +1,121 @@
+"""Scorer checkpoints: a scorer restored from disk goes on exactly where the saved one was;
+files that cannot be used are refused with a reason and leave the scorer as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from prsm_events.errors import BackendUnavailable
+from prsm_events.scoring import BatchScorer, array_module
+from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+
+SCOPES = ["global", "tenant:a", "tenant:a/service:chat", "tenant:b"]
+
+
+def trained(ticks: int = 300, seed: int = 0) -> BatchScorer:
+    rng = np.random.default_rng(seed)
+    scorer = BatchScorer("numpy", capacity=2)  # grown on the way
+    for t in range(ticks):
+        scorer.step({s: float(rng.gamma(2.0, 1.0 + i)) for i, s in enumerate(SCOPES)},
+                    {"tenant:a": float(rng.gamma(3.0))}, bucket=(t // 60) % 24, day=t // 1440)
+        if t % 10 == 0:
+            scorer.pace(["tenant:a|day"], [50.0], [80.0], [1.0], [2.0], [0.2], [0.0])
+    return scorer
+
+
+def next_tick(scorer: BatchScorer) -> dict[str, Any]:
+    """Everything a scorer answers on the following tick."""
+    out = scorer.step({"tenant:a": 30.0, "tenant:b": 1.0}, {"tenant:a": 2.0}, bucket=5, day=0)
+    rest = scorer.rest(SCOPES, [[3] * 24] * len(SCOPES), days=[[10] * 7] * len(SCOPES))
+    demand = scorer.rest(["tenant:a"], [[1] * 24], demand=True)
+    pressure, reserve = scorer.pace(["tenant:a|day", "tenant:b|day"], [5.0, 9.0], [80.0, 1.0],
+                                    [3.0, 0.1], [4.0, 0.1], [0.2, 0.0], [0.0, 0.0])
+    return {"scopes": out.scopes, "score": out.score, "sigma": out.sigma,
+            "expected": out.expected, "rest": rest.mean, "low": rest.low, "learned": rest.learned,
+            "demand": demand.mean, "pressure": pressure, "reserve": reserve}
+
+
+def assert_same(a: dict[str, Any], b: dict[str, Any], rtol: float = 0.0) -> None:
+    assert a["scopes"] == b["scopes"]
+    for key in a:
+        if key != "scopes":
+            np.testing.assert_allclose(a[key], b[key], rtol=rtol, err_msg=key)
+
+
+def test_a_restored_scorer_answers_exactly_as_the_saved_one_would(tmp_path: Path) -> None:
+    original = trained()
+    path = tmp_path / "scorer.npz"
+    write_checkpoint(path, original.export(), interval_s=60.0, extra={"k": [1, 2]})
+    state, extra = read_checkpoint(path, interval_s=60.0)
+    restored = BatchScorer("numpy")
+    restored.load(state)
+    assert extra == {"k": [1, 2]} and restored.ticks == original.ticks == 300
+    assert len(restored) == len(SCOPES)
+    expected, got = next_tick(original), next_tick(restored)
+    assert float(expected["score"][1]) > 0.5  # the tick is not trivial: a departure scores
+    assert_same(expected, got)
+    # and it keeps learning the same way (new scopes get fresh rows after the restored ones)
+    for scorer in (original, restored):
+        scorer.step({"tenant:c": 1.0, "tenant:a": 2.0}, {}, bucket=6, day=0)
+    assert_same(next_tick(original), next_tick(restored))
+
+
+def test_a_numpy_checkpoint_restores_on_cupy(tmp_path: Path) -> None:
+    try:
+        array_module("cupy")
+    except BackendUnavailable as exc:
+        pytest.skip(f"no CUDA GPU here ({exc}); the NumPy path is the reference")
+    original = trained()
+    write_checkpoint(tmp_path / "s.npz", original.export(), interval_s=60.0)
+    restored = BatchScorer("cupy")
+    restored.load(read_checkpoint(tmp_path / "s.npz", interval_s=60.0)[0])
+    assert_same(next_tick(original), next_tick(restored), rtol=1e-9)
+
+
+def test_files_that_cannot_be_used_are_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "scorer.npz"
+    with pytest.raises(FileNotFoundError):
+        read_checkpoint(path, interval_s=60.0)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        read_checkpoint(path, interval_s=60.0)
+    write_checkpoint(path, trained(50).export(), interval_s=60.0)
+    with pytest.raises(CheckpointError, match=r"60\.0 s intervals, the worker now scores every 10"):
+        read_checkpoint(path, interval_s=10.0)
+
+
+def test_a_state_that_does_not_fit_leaves_the_scorer_as_it_was(tmp_path: Path) -> None:
+    saved = trained(50).export()
+    other = BatchScorer("numpy", season=48)
+    with pytest.raises(ValueError, match="24 buckets per day, not 48"):
+        other.load(saved)
+    scorer = trained(120, seed=1)
+    before = next_tick(trained(120, seed=1))
+    broken = dict(saved.arrays)
+    broken["spend_fc.season"] = broken["spend_fc.season"][:, :2]
+    with pytest.raises(ValueError, match=r"spend_fc.season is shaped \(24, 2\), expected"):
+        scorer.load(type(saved)(saved.scopes, saved.budgets, 24, 50, broken))
+    del broken["spend_fc.season"]
+    with pytest.raises(ValueError, match=r"spend_fc\.season is missing"):
+        scorer.load(type(saved)(saved.scopes, saved.budgets, 24, 50, broken))
+    assert_same(before, next_tick(scorer))
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "scorer.npz"
+    write_checkpoint(path, trained(50).export(), interval_s=60.0)
+
+    def full_disk(file: Any, **entries: Any) -> None:
+        file.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("prsm_events.scoring.checkpoint.np.savez", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_checkpoint(path, trained(80).export(), interval_s=60.0)
+    assert read_checkpoint(path, interval_s=60.0)[0].ticks == 50
+    assert [p.name for p in tmp_path.iterdir()] == ["scorer.npz"]  # no temporary left behind
