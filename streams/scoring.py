@@ -33,10 +33,12 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.ingest import steady
 
-__all__ = ["CHECKPOINT_EVERY_S", "ScorerCheckpoints", "register_scoring"]
+__all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "register_scoring"]
 
 log = logging.getLogger("prsm.scoring")
 CHECKPOINT_EVERY_S = 300.0
+FORGET_AFTER_S = 14 * 86400.0
+"""A scope with neither spend nor demand for this long is dropped from the scorer."""
 
 
 class ScorerCheckpoints(mode.Service):
@@ -93,7 +95,8 @@ def register_scoring(
 ) -> SpendWatch:
     per_day = 86400.0 / settings.scoring_interval_s  # weekday offsets learn per day
     scorer = BatchScorer(settings.scoring_backend,
-                         forecast=ForecastParams(intervals_per_day=per_day))
+                         forecast=ForecastParams(intervals_per_day=per_day),
+                         forget_after=round(FORGET_AFTER_S / settings.scoring_interval_s))
     log.warning("batch scoring on %s every %g s", scorer.backend, settings.scoring_interval_s)
     watch = SpendWatch(
         scorer, settings.scoring_interval_s,

@@ -1,10 +1,13 @@
 """The batch scorer: per-scope state in arrays, every active scope scored in one call.
 
 Each tick (the worker's scoring timer) hands over the last interval's spend per scope (and,
-for paced budgets, the demand). One ``step`` updates, for all scopes at once, the anomaly
-detector and the spend and demand forecasters; ``rest`` sums forecasts to the period ends
-asked for; ``pace`` runs the pacing controller for the paced budgets. Arrays live on the
-chosen backend (NumPy or CuPy); results come back to the host as NumPy arrays.
+for paced budgets, the demand). A scope with neither for ``forget_after`` ticks is dropped
+(API keys rotate, services come and go: the arrays, each tick's work and the checkpoint stay
+the size of the live scopes); if it comes back it starts fresh. One ``step`` updates, for
+all scopes at once, the anomaly detector and the spend and demand forecasters; ``rest`` sums
+forecasts to the period ends asked for; ``pace`` runs the pacing controller for the paced
+budgets. Arrays live on the chosen backend (NumPy or CuPy); results come back to the host as
+NumPy arrays.
 
 >>> scorer = BatchScorer("numpy")
 >>> for minute in range(120):
@@ -72,6 +75,8 @@ class ScorerState:
     season: int
     ticks: int
     arrays: dict[str, Host]
+    active: Host | None = None
+    """Per scope, the last tick it spent or asked for anything (None: all at ``ticks``)."""
 
 
 _PARTS = ("anomaly", "spend_fc", "demand_fc")
@@ -94,6 +99,7 @@ class BatchScorer:
         self, backend: str = "auto", season: int = 24,
         anomaly: AnomalyParams | None = None, forecast: ForecastParams | None = None,
         pacing: PacingParams | None = None, capacity: int = 1024,
+        forget_after: int | None = None,
     ) -> None:
         self.xp = array_module(backend)
         self.backend = backend_name(self.xp)
@@ -108,6 +114,9 @@ class BatchScorer:
         self.demand_fc = new_forecast_state(self.xp, capacity, season)
         self.pacing = new_pacing_state(self.xp, capacity)
         self.ticks = 0
+        self.forget_after = forget_after
+        self.active = np.zeros(capacity, dtype=np.int64)
+        """Per row, the last tick its scope spent or asked for anything (host)."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -124,10 +133,33 @@ class BatchScorer:
             self.anomaly = _grow(self.xp, self.anomaly, size)
             self.spend_fc = _grow(self.xp, self.spend_fc, size)
             self.demand_fc = _grow(self.xp, self.demand_fc, size)
+            self.active = np.concatenate([self.active, np.zeros(size - self.capacity,
+                                                                dtype=np.int64)])
             self.capacity = size
         for state in (self.anomaly, self.spend_fc, self.demand_fc):
             for arr in state.values():  # spare rows were stepped on zeros: start them fresh
                 arr[..., first_new:len(self.rows)] = 0
+        self.active[first_new:len(self.rows)] = self.ticks
+
+    def forget_idle(self) -> list[str]:
+        """Drop the scopes that have neither spent nor asked for anything for more than
+        ``forget_after`` ticks (the others keep their state, in their order); returns them."""
+        if self.forget_after is None or not self.rows:
+            return []
+        n = len(self.rows)
+        idle = self.ticks - self.active[:n] > self.forget_after
+        if not idle.any():
+            return []
+        keep = np.flatnonzero(~idle)
+        names = list(self.rows)
+        index = self.xp.asarray(keep, dtype=self.xp.int64)
+        for part in _PARTS:
+            for arr in getattr(self, part).values():
+                arr[..., : len(keep)] = arr[..., index]
+                arr[..., len(keep):n] = 0
+        self.active[: len(keep)] = self.active[keep]
+        self.rows = {names[i]: row for row, i in enumerate(keep.tolist())}
+        return [names[i] for i in np.flatnonzero(idle).tolist()]
 
     def _column(self, values: Mapping[str, float]) -> Any:
         host = np.zeros(self.capacity)
@@ -139,7 +171,13 @@ class BatchScorer:
              bucket: int, day: int | None = None) -> ScopeScores:
         """Learn one interval (in ``bucket`` on weekday ``day``) for every known scope
         (silent ones spent 0) and score it."""
+        if self.forget_after is not None and self.ticks % max(1, self.forget_after // 10) == 0:
+            self.forget_idle()
         self._ensure([*spend, *demand])
+        for values in (spend, demand):
+            for scope, value in values.items():
+                if value:
+                    self.active[self.rows[scope]] = self.ticks
         x = self._column(spend)
         anomaly, forecast, _ = self.params
         out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,
@@ -157,7 +195,7 @@ class BatchScorer:
                   for part in _PARTS for name, arr in getattr(self, part).items()}
         arrays |= {f"pacing.{name}": to_host(arr[:m]).copy() for name, arr in self.pacing.items()}
         return ScorerState(list(self.rows), list(self.budget_rows), self.season, self.ticks,
-                           arrays)
+                           arrays, self.active[:n].copy())
 
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
@@ -167,6 +205,10 @@ class BatchScorer:
         n, m = len(state.scopes), len(state.budgets)
         if len(set(state.scopes)) != n or len(set(state.budgets)) != m:
             raise ValueError("repeated scope or budget names")
+        active = (np.full(n, state.ticks, dtype=np.int64) if state.active is None
+                  else np.asarray(state.active, dtype=np.int64))
+        if active.shape != (n,):
+            raise ValueError(f"activity is shaped {active.shape}, expected {(n,)}")
         size, pacing_size = max(n, self.capacity), max(m, self.pacing["pressure"].shape[0])
         fresh = {part: _grow(self.xp, getattr(self, part), size) for part in _PARTS}
         fresh["pacing"] = _grow(self.xp, self.pacing, pacing_size)
@@ -184,6 +226,8 @@ class BatchScorer:
             setattr(self, part, fresh[part])
         self.pacing = fresh["pacing"]
         self.capacity = size
+        self.active = np.zeros(size, dtype=np.int64)
+        self.active[:n] = active
         self.rows = {scope: i for i, scope in enumerate(state.scopes)}
         self.budget_rows = {key: i for i, key in enumerate(state.budgets)}
         self.ticks = state.ticks

@@ -33,6 +33,7 @@ from prsm_events.scoring.batch import ScorerState
 __all__ = ["CheckpointError", "read_checkpoint", "write_checkpoint"]
 
 VERSION = 1
+ACTIVE = "scopes.active"
 
 
 class CheckpointError(Exception):
@@ -50,6 +51,8 @@ def write_checkpoint(path: Path, state: ScorerState, interval_s: float,
     try:
         with tmp.open("wb") as f:
             entries: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **state.arrays}
+            if state.active is not None:
+                entries[ACTIVE] = state.active
             np.savez(f, **entries)
             f.flush()
             os.fsync(f.fileno())
@@ -65,6 +68,7 @@ def read_checkpoint(path: Path, interval_s: float) -> tuple[ScorerState, dict[st
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: data[k] for k in data.files if k != "meta"}
+        active = arrays.pop(ACTIVE, None)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
@@ -77,7 +81,7 @@ def read_checkpoint(path: Path, interval_s: float) -> tuple[ScorerState, dict[st
                               f"the worker now scores every {interval_s} s")
     try:
         state = ScorerState([str(s) for s in meta["scopes"]], [str(b) for b in meta["budgets"]],
-                            int(meta["season"]), int(meta["ticks"]), arrays)
+                            int(meta["season"]), int(meta["ticks"]), arrays, active)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} has a malformed header: {exc}") from exc
     return state, dict(meta.get("extra") or {})

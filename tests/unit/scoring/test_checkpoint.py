@@ -119,3 +119,37 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path: Path,
         write_checkpoint(path, trained(80).export(), interval_s=60.0)
     assert read_checkpoint(path, interval_s=60.0)[0].ticks == 50
     assert [p.name for p in tmp_path.iterdir()] == ["scorer.npz"]  # no temporary left behind
+
+
+def test_scopes_silent_for_longer_than_forget_after_are_dropped(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    scorer = BatchScorer("numpy", capacity=2, forget_after=100)
+    alone = BatchScorer("numpy", capacity=2)  # never saw the scope that goes quiet
+    for t in range(400):
+        spend = {"tenant:a": float(rng.gamma(2.0)), "tenant:c": float(rng.gamma(5.0))}
+        now_and_then = {"tenant:d": 1.0 + t / 100} if t % 90 == 0 else {}  # stay
+        demand = {"tenant:e": 1.0 + t / 100} if t % 90 == 0 else {}
+        out = scorer.step(spend | now_and_then | ({"tenant:old/api_key:k1": 1.0} if t < 50
+                                                  else {}), demand, bucket=t % 24)
+        kept = alone.step(spend | now_and_then, demand, bucket=t % 24)
+        if t == 149:  # 99 ticks silent: still there
+            assert "tenant:old/api_key:k1" in out.scopes
+    scopes = ["tenant:a", "tenant:c", "tenant:d", "tenant:e"]
+    assert out.scopes == kept.scopes == scopes
+    np.testing.assert_array_equal(out.score, kept.score)  # the others' state is untouched
+    assert scorer.active[:4].tolist() == [399, 399, 360, 360]  # last spend or demand
+    for demand_side in (False, True):
+        np.testing.assert_array_equal(
+            scorer.rest(scopes, [[1] * 24] * 4, demand=demand_side).mean,
+            alone.rest(scopes, [[1] * 24] * 4, demand=demand_side).mean)
+    # a dropped scope that comes back starts fresh; the checkpoint keeps who was active when
+    back = scorer.step({"tenant:old/api_key:k1": 3.0}, {}, bucket=0)
+    assert back.scopes[-1] == "tenant:old/api_key:k1" and back.expected[-1] == 3.0
+    write_checkpoint(tmp_path / "s.npz", scorer.export(), interval_s=60.0)
+    restored = BatchScorer("numpy", forget_after=100)
+    restored.load(read_checkpoint(tmp_path / "s.npz", interval_s=60.0)[0])
+    np.testing.assert_array_equal(restored.active[:5], scorer.active[:5])
+    for s in (scorer, restored):
+        for _ in range(150):
+            last = s.step({"tenant:a": 1.0}, {}, bucket=0)
+        assert last.scopes == ["tenant:a"]
