@@ -1,8 +1,14 @@
 """Where a budget's spend is heading: period-end spend with an interval, exhaustion time, and
-the ``forecast_overrun`` alert (once per period, before the money is spent).
+the ``forecast_overrun`` alert (before the money is spent).
 
 The forecast for the rest of the period comes from the batch scorer (seasonal forecaster);
 this module only adds it to what is already spent and reserved.
+
+A rolling window (``1h``, ``24h``, ``7d``) has no period end: its spend at a future instant is
+what it holds now, less what will have left it by then, plus what is forecast to come.
+``BudgetOutlook.rolling`` takes the forecast at several horizons up to one window ahead and
+reports the window's peak (``period_end`` is when it peaks) and the first instant it reaches
+the limit.
 
 >>> from prsm_events.budgets import Budget
 >>> from prsm_events.ledger_view import BudgetView, NANO
@@ -17,14 +23,16 @@ this module only adds it to what is already spent and reserved.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prsm_events.alerts import Alert
 from prsm_events.ledger_view import NANO, BudgetView
+from prsm_events.periods import ROLLING
 
-__all__ = ["BudgetOutlook", "overrun_alert"]
+__all__ = ["BudgetOutlook", "overrun_alert", "rolling_horizons"]
 
 
 def _iso(epoch: float) -> str:
@@ -62,28 +70,72 @@ class BudgetOutlook:
                    view.start, view.end, limit, round(used, 9), round(used + mean, 6),
                    round(used + low, 6), round(used + high, 6), exhaustion)
 
+    @classmethod
+    def rolling(cls, view: BudgetView, horizons: Sequence[float],
+                ahead: Sequence[tuple[float, float, float]]) -> BudgetOutlook:
+        """A rolling window's outlook: ``ahead[k]`` is the (mean, low, high) USD forecast of the
+        spend between now and ``horizons[k]`` seconds from now (increasing horizons)."""
+        used = (view.spent + view.reserved) / NANO
+        limit = view.budget.limit_usd
+        points = [(0.0, used, used, used)]
+        for h, (mean, low, high) in zip(horizons, ahead, strict=True):
+            left = used - sum(a for at, a in view.releases if at <= view.now + h) / NANO
+            points.append((h, left + max(0.0, float(mean)), left + max(0.0, float(low)),
+                           left + max(0.0, float(high))))
+        peak = max(points, key=lambda p: p[1])
+        exhaustion = None
+        first = next((k for k, p in enumerate(points) if p[1] >= limit), None)
+        if first == 0:
+            exhaustion = _iso(view.now)
+        elif first is not None:  # crossed between two horizons: linear in between
+            (h0, m0, _, _), (h1, m1, _, _) = points[first - 1], points[first]
+            exhaustion = _iso(view.now + h0 + (h1 - h0) * (limit - m0) / (m1 - m0))
+        return cls(view.budget.key, view.budget.scope, view.budget.period, view.now,
+                   view.start, view.now + peak[0], limit, round(used, 9), round(peak[1], 6),
+                   round(peak[2], 6), round(peak[3], 6), exhaustion)
+
     @property
     def overruns(self) -> bool:
         return self.period_end_spend_usd > self.limit_usd
 
     def figures(self) -> dict[str, Any]:
-        return {"method": "seasonal", "period_end_spend_usd": self.period_end_spend_usd,
-                "period_end_spend_low_usd": self.low_usd,
-                "period_end_spend_high_usd": self.high_usd, "exhaustion_ts": self.exhaustion_ts,
-                "period_end": _iso(self.period_end)}
+        """What decisions, ``/budgets`` and ``prsm budget outlook`` show (rolling windows:
+        ``window_peak: true``, the peak and when it comes in the ``period_end_*`` fields)."""
+        out = {"method": "seasonal", "period_end_spend_usd": self.period_end_spend_usd,
+               "period_end_spend_low_usd": self.low_usd,
+               "period_end_spend_high_usd": self.high_usd, "exhaustion_ts": self.exhaustion_ts,
+               "period_end": _iso(self.period_end)}
+        if self.period in ROLLING:
+            out["window_peak"] = True
+        return out
+
+
+def rolling_horizons(window_s: float, interval_s: float, steps: int = 24) -> list[float]:
+    """Horizons (seconds ahead) at which a rolling window's outlook is evaluated: ``steps``
+    even steps up to one window, none shorter than a scoring interval.
+
+    >>> rolling_horizons(86400.0, 60.0)[:3], rolling_horizons(3600.0, 600.0)
+    ([3600.0, 7200.0, 10800.0], [600.0, 1200.0, 1800.0, 2400.0, 3000.0, 3600.0])
+    """
+    step = max(window_s / steps, interval_s)
+    count = max(1, int(window_s // step))
+    return [window_s * (k + 1) / count for k in range(count)]
 
 
 def overrun_alert(o: BudgetOutlook) -> Alert:
     """The ``forecast_overrun`` alert for an outlook that crosses its limit."""
     high = o.low_usd > o.limit_usd  # even the low end of the interval overruns
+    rolling = o.period in ROLLING
+    when = (f"in its trailing {o.period} window around {_iso(o.period_end)}" if rolling
+            else f"by {_iso(o.period_end)}")
     return Alert(
-        alert_id=f"{o.budget_key}|forecast_overrun|{_iso(o.period_start)}",
+        alert_id=f"{o.budget_key}|forecast_overrun|{_iso(o.now if rolling else o.period_start)}",
         ts=datetime.fromtimestamp(o.now, UTC), kind="forecast_overrun", scope=o.scope,
         severity="high" if high else "warning", observed=o.period_end_spend_usd,
         expected=o.limit_usd, score=round(o.period_end_spend_usd / o.limit_usd, 6)
         if o.limit_usd else 1.0,
         message=f"the {o.period} budget of {o.scope} (${o.limit_usd:g}) is forecast to reach "
-        f"${o.period_end_spend_usd:.4f} by {_iso(o.period_end)} (90%: "
+        f"${o.period_end_spend_usd:.4f} {when} (90%: "
         f"${o.low_usd:.4f}-${o.high_usd:.4f}); exhausted around {o.exhaustion_ts}",
         period=o.period,
         details={"spent_usd": o.spent_usd, "low_usd": o.low_usd, "high_usd": o.high_usd,

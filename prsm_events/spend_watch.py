@@ -3,8 +3,10 @@
 ``SpendWatch.tick`` takes one interval of metered spend and demand, runs the batch scorer
 once for every scope, and returns what the worker must publish and use:
 
-- an outlook per calendar budget (period-end spend with a 90% interval, exhaustion time) and
-  a ``forecast_overrun`` alert the first time in a period the forecast crosses the limit;
+- an outlook per budget (period-end spend with a 90% interval, exhaustion time; for a rolling
+  window its peak over the next window) and a ``forecast_overrun`` alert the first time in a
+  period the forecast crosses the limit (rolling: each time it crosses it again after having
+  fallen back below);
 - a pacing action per paced budget (for the decision policy), and a ``pacing:<period>``
   throttle directive for gateways while the pressure throttles (lifted when it no longer
   does; it expires by itself two ticks later if the worker goes away);
@@ -24,7 +26,7 @@ from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anoma
 from prsm_events.budgets import Budget, BudgetBook
 from prsm_events.directives import ThrottleDirective
 from prsm_events.ledger_view import NANO, BudgetView
-from prsm_events.outlook import BudgetOutlook, overrun_alert
+from prsm_events.outlook import BudgetOutlook, overrun_alert, rolling_horizons
 from prsm_events.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.periods import ROLLING
 from prsm_events.scoring.batch import BatchScorer, ScopeScores
@@ -107,12 +109,48 @@ class SpendWatch:
                     report.alerts.append(overrun_alert(o))
             paced = [(b, c) for b, c in zip(calendar, counts, strict=True) if b.pacing]
             self._pace(paced, views, interval, now, report)
+        rolling = [b for b in book if b.period in ROLLING]
+        if rolling:
+            self._rolling(rolling, view, now, report)
         self._anomalies(scores, book, now, report)
         return report
 
     def _counts(self, now: float, end: float) -> Counts:
         return Counts(hourly_counts(now, end, self.interval_s),
                       weekday_counts(now, end, self.interval_s))
+
+    def _rolling(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
+                 now: float, report: WatchReport) -> None:
+        """Rolling windows: the forecast at horizons up to one window ahead, one scorer call
+        for all; an overrun alert when the window is forecast to reach its limit (again once
+        the forecast has fallen back below it)."""
+        grids: dict[float, tuple[list[float], list[Counts]]] = {}
+        scopes: list[str] = []
+        hours: list[list[int]] = []
+        days: list[list[int]] = []
+        for b in budgets:
+            window = ROLLING[b.period]
+            if window not in grids:
+                horizons = rolling_horizons(window, self.interval_s)
+                grids[window] = (horizons, [self._counts(now, now + h) for h in horizons])
+            horizons, counts = grids[window]
+            scopes += [b.scope] * len(horizons)
+            hours += [c.hours for c in counts]
+            days += [c.days for c in counts]
+        rest = self.scorer.rest(scopes, hours, days=days)
+        row = 0
+        for b in budgets:
+            horizons = grids[ROLLING[b.period]][0]
+            ahead = [(rest.mean[k], rest.low[k], rest.high[k])
+                     for k in range(row, row + len(horizons))]
+            row += len(horizons)
+            o = BudgetOutlook.rolling(view(b), horizons, ahead)
+            report.outlooks[b.key] = o
+            if not o.overruns:
+                self.overrun_sent.pop(b.key, None)  # re-armed
+            elif b.key not in self.overrun_sent:
+                self.overrun_sent[b.key] = now
+                report.alerts.append(overrun_alert(o))
 
     def _pace(self, with_counts: list[tuple[Budget, Counts]], views: dict[str, BudgetView],
               interval: MeterInterval, now: float, report: WatchReport) -> None:

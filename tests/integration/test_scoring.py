@@ -113,6 +113,20 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
     assert over.key in table and "(run rate)" not in table.split(over.key)[1].split("\n")[0]
 
 
+def test_a_rolling_window_gets_its_peak_and_exhaustion_forecast(worker: WorkerHandle) -> None:
+    rolling = set_budget(worker, scope="tenant:roll", period="1h", limit_usd=0.05)
+    wait_budget(worker, rolling.key, 0.05)
+    run(send_usage(worker, [usage("roll", 0.01)]))
+
+    def forecast() -> dict[str, Any]:
+        return dict(figures(worker, rolling.key).get("forecast") or {})
+    wait_until(lambda: forecast().get("window_peak") is True, 20, "rolling outlook", forecast)
+    f = forecast()
+    assert f["method"] == "seasonal" and f["period_end_spend_usd"] >= 0.0
+    assert f["period_end_spend_low_usd"] <= f["period_end_spend_usd"] <= (
+        f["period_end_spend_high_usd"])
+
+
 def test_pacing_presses_a_paced_budget(worker: WorkerHandle) -> None:
     budget = set_budget(worker, scope="tenant:paced", limit_usd=0.05, pacing=True)
     wait_budget(worker, budget.key, 0.05)

@@ -155,3 +155,28 @@ def test_a_watch_restored_from_its_checkpoint_goes_on_as_if_never_stopped(tmp_pa
     restarted.watch.recall(memory)
     later = [seen(minute_of(restarted, minute)) for minute in range(lifted, 400)]
     assert later == reference[lifted:]  # the overrun alert is not repeated, the lift is sent
+
+
+def test_a_rolling_window_alerts_when_forecast_to_fill_and_again_after_it_drained() -> None:
+    rig = Rig(Budget(scope="tenant:a", period="24h", limit_usd=50.0))
+    alerts: list[tuple[int, Any]] = []
+    for minute in range(4 * 1440):
+        fills = minute < 180 or minute >= 3 * 1440  # $3/h: $72 a window if it went on
+        if fills:
+            rig.spend("a", 0.05)
+        report = rig.tick()
+        alerts += [(minute, a) for a in report.alerts if a.kind == "forecast_overrun"]
+        if minute == 179:
+            outlook = report.outlooks["tenant:a|24h"]
+            # $9 in the window; $3/h more reaches $50 about 13.7 h later
+            assert outlook.spent_usd == pytest.approx(9.0, abs=0.06)
+            exhaustion = datetime.fromisoformat(str(outlook.exhaustion_ts)).timestamp()
+            assert exhaustion == pytest.approx(rig.now + 41 / 3 * 3600, rel=0.1)
+            # its peak: a full window of $3/h (the $9 leave as the new spend comes)
+            assert outlook.period_end_spend_usd == pytest.approx(72, rel=0.1)
+        if minute == 2 * 1440:  # a day of nothing: the window is empty and forecast so
+            assert report.outlooks["tenant:a|24h"].period_end_spend_usd < 5
+    [(first, a1), (second, a2)] = alerts
+    # the second time the forecaster first re-learns that spend is back (a few hours)
+    assert first < 60 and 3 * 1440 <= second < 3 * 1440 + 360
+    assert a1.alert_id != a2.alert_id and "trailing 24h window" in a2.message
