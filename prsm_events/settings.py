@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         "scope over this interval feeds the forecasters, the anomaly detector and pacing.",
     )
     anomaly_threshold: float = Field(
-        0.84, gt=0, lt=1, description="PRSM_ANOMALY_THRESHOLD: anomaly score (0-1, comparable "
+        0.68, gt=0, lt=1, description="PRSM_ANOMALY_THRESHOLD: anomaly score (0-1, comparable "
         "across scopes) from which a scope's spend is anomalous.",
     )
     anomaly_min_excess_usd: float = Field(

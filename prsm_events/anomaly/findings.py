@@ -35,7 +35,7 @@ __all__ = ["AnomalyFinding", "AnomalyRule", "find_anomalies"]
 
 @dataclass(frozen=True, slots=True)
 class AnomalyRule:
-    threshold: float = 0.84
+    threshold: float = 0.68
     """Score at or above which a scope is anomalous (NAB-optimal for our detector)."""
     min_sigma: float = 3.0
     high_sigma: float = 5.0

@@ -13,19 +13,22 @@ and the decay of a burst under way), three signals, each unitless:
 3. a new extreme: ``x`` beyond every value seen so far by more than ``spatial`` of the range
    (with at least ``spatial_sigma`` of point departure).
 
-Each of the first two is divided by a slowly decaying maximum of its recent values (at least
-``peak_floor``), so the first point of a new departure scores high and its continuation lower:
-one incident, one alarm. The score is ``r / (1 + r)`` of the larger ratio (the sustained one
-weighted by ``shift_weight``, plus ``spatial_boost`` on a new extreme); it lies in [0, 1)
-and is comparable across scopes, so one threshold serves every scope. ``sigma`` reports the
-larger of the two departures.
+Each of the first two is divided by the larger of a slowly decaying maximum of its recent
+values (at least ``peak_floor``), so the first point of a new departure scores high and its
+continuation lower (one incident, one alarm), and ``hour_weight`` times the largest departure
+seen in the same hour-of-day bucket on earlier days (decaying by ``hour_decay`` at each visit
+of the bucket), so what happens at that hour every day (a nightly batch job, a daily report)
+is not news. The score is ``r / (1 + r)`` of the larger ratio (the sustained one weighted by
+``shift_weight``, plus ``spatial_boost`` on a new extreme); it lies in [0, 1) and is
+comparable across scopes, so one threshold serves every scope. ``sigma`` reports the larger
+of the two departures.
 
 The NumPy function is the reference; the CuPy path runs the same arithmetic as one fused
 elementwise kernel (one read and one write of each state array per step).
 
 >>> import numpy as np
 >>> from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
->>> fc, state = new_forecast_state(np, 2, season=1), new_anomaly_state(np, 2)
+>>> fc, state = new_forecast_state(np, 2, season=1), new_anomaly_state(np, 2, season=1)
 >>> rng = np.random.default_rng(0)
 >>> def step(x):
 ...     err_var = fc["err_var"].copy()
@@ -50,6 +53,7 @@ __all__ = ["ANOMALY_STATE", "AnomalyOut", "AnomalyParams", "anomaly_step", "new_
 
 ANOMALY_STATE = ("n", "lo", "hi", "res_mean", "res_var", "peak", "shift", "shift_mean",
                  "shift_var", "shift_peak")
+"""Per-scope values; besides them ``hour_peak`` holds one value per hour-of-day bucket."""
 Array = Any
 
 
@@ -60,21 +64,24 @@ class AnomalyParams:
     error_beta: float = 0.01  # the forecaster's error-variance weight (for bias correction)
     long_alpha: float = 0.0002  # weight of a new value in the long-run mean/variance
     warmup: int = 50  # steps before a scope can score
-    decay: float = 0.995  # per-step decay of the recent maxima
+    decay: float = 0.99  # per-step decay of the recent maxima
     cap: float = 50.0  # largest error counted (keeps one outlier from ruling the history)
     spread_floor: float = 0.1  # least long-run spread (a flat history still alarms)
     peak_floor: float = 2.0  # least recent maximum a departure is compared with
     shift_alpha: float = 0.1  # weight of the newest error in the sustained-shift mean
     shift_weight: float = 4.0  # sustained shift vs point departure in the score
     spatial: float = 0.01  # a new extreme must pass the range seen by this share of it
-    spatial_sigma: float = 0.5  # ... with at least this point departure
+    spatial_sigma: float = 1.0  # ... with at least this point departure
     spatial_boost: float = 19.0  # added to a new extreme's ratio (its score >= 0.95)
+    hour_weight: float = 3.0  # departures vs this times the same hour's on earlier days
+    hour_decay: float = 0.995  # decay of that memory at each visit of the bucket
 
     def kernel_args(self) -> tuple[float, ...]:
         """The values of ``KERNEL_PARAMS``, in order."""
         return (self.error_beta, self.long_alpha, float(self.warmup), self.decay, self.cap,
                 self.spread_floor, self.peak_floor, self.shift_alpha, self.shift_weight,
-                self.spatial, self.spatial_sigma, self.spatial_boost)
+                self.spatial, self.spatial_sigma, self.spatial_boost, self.hour_weight,
+                self.hour_decay)
 
 
 @dataclass(frozen=True)
@@ -84,20 +91,24 @@ class AnomalyOut:
     expected: Array  # the forecast the value was compared with
 
 
-def new_anomaly_state(xp: ModuleType, n: int) -> dict[str, Array]:
-    """Zeroed state for ``n`` scopes."""
-    return {name: xp.zeros(n, dtype=xp.float64) for name in ANOMALY_STATE}
+def new_anomaly_state(xp: ModuleType, n: int, season: int = 24) -> dict[str, Array]:
+    """Zeroed state for ``n`` scopes with ``season`` hour-of-day buckets (bucket-major, as
+    the forecaster's profile: a step touches one contiguous row)."""
+    state = {name: xp.zeros(n, dtype=xp.float64) for name in ANOMALY_STATE}
+    state["hour_peak"] = xp.zeros((season, n), dtype=xp.float64)
+    return state
 
 
 def anomaly_step(
     xp: ModuleType, state: dict[str, Array], x: Array, predicted: Array, err_var: Array,
-    params: AnomalyParams | None = None,
+    params: AnomalyParams | None = None, bucket: int = 0,
 ) -> AnomalyOut:
-    """Score ``x`` against ``predicted`` (and the forecaster's ``err_var`` before it learned
-    ``x``), then learn it; updates ``state`` in place."""
+    """Score ``x`` (in hour-of-day ``bucket``) against ``predicted`` (and the forecaster's
+    ``err_var`` before it learned ``x``), then learn it; updates ``state`` in place."""
     p = params or AnomalyParams()
+    hour = hour_row(state, bucket)
     if backend_name(xp) == "cupy":
-        return _step_cupy(xp, state, x, predicted, err_var, p)
+        return _step_cupy(xp, state, x, predicted, err_var, p, hour)
     s = state
     n = s["n"]
     first = n == 0
@@ -131,12 +142,15 @@ def anomaly_step(
     s["shift_mean"][...] = xp.where(first, s["shift_mean"], s["shift_mean"] + p.long_alpha * d2)
     s["shift_var"][...] = xp.where(first, s["shift_var"], (1.0 - p.long_alpha)
                                    * (s["shift_var"] + p.long_alpha * d2 * d2))
-    # each against its recent maximum
-    r1 = xp.where(warm, sigma / xp.maximum(s["peak"] + 1e-9, p.peak_floor), 0.0)
-    r2 = xp.where(warm, p.shift_weight * sigma2
-                  / xp.maximum(s["shift_peak"] + 1e-9, p.peak_floor), 0.0)
+    # each against its recent maximum and this hour's on earlier days
+    usual = p.hour_weight * hour
+    r1 = xp.where(warm, sigma / xp.maximum(xp.maximum(s["peak"] + 1e-9, p.peak_floor), usual),
+                  0.0)
+    r2 = xp.where(warm, p.shift_weight * sigma2 / xp.maximum(
+        xp.maximum(s["shift_peak"] + 1e-9, p.peak_floor), usual), 0.0)
     s["peak"][...] = xp.maximum(s["peak"] * p.decay, sigma)
     s["shift_peak"][...] = xp.maximum(s["shift_peak"] * p.decay, sigma2)
+    hour[...] = xp.maximum(hour * p.hour_decay, xp.maximum(sigma, sigma2))
     n[...] = n1
     # 3. a new extreme
     ratio = xp.maximum(r1, r2) + xp.where(beyond & (sigma >= p.spatial_sigma),
@@ -174,10 +188,13 @@ if (!a_first) {
     shift_mean = shift_mean + long_alpha * d2;
     shift_var = (1.0 - long_alpha) * (shift_var + long_alpha * d2 * d2);
 }
-const double r1 = warm ? sig / fmax(peak + 1e-9, peak_floor) : 0.0;
-const double r2 = warm ? shift_weight * sig2 / fmax(shift_peak + 1e-9, peak_floor) : 0.0;
+const double usual = hour_weight * hour_peak;
+const double r1 = warm ? sig / fmax(fmax(peak + 1e-9, peak_floor), usual) : 0.0;
+const double r2 = warm ? shift_weight * sig2 / fmax(fmax(shift_peak + 1e-9, peak_floor), usual)
+    : 0.0;
 peak = fmax(peak * decay, sig);
 shift_peak = fmax(shift_peak * decay, sig2);
+hour_peak = fmax(hour_peak * hour_decay, fmax(sig, sig2));
 an = n1;
 const double ratio = fmax(r1, r2) + (beyond && sig >= spatial_sigma ? spatial_boost : 0.0);
 score = ratio / (1.0 + ratio);
@@ -191,10 +208,11 @@ forecaster's). In: ``y``, ``pred``, ``prior_var`` and the parameters; state: ``a
 KERNEL_PARAMS = ("float64 beta, float64 long_alpha, float64 warmup, float64 decay, "
                  "float64 cap, float64 spread_floor, float64 peak_floor, float64 shift_alpha, "
                  "float64 shift_weight, float64 spatial, float64 spatial_sigma, "
-                 "float64 spatial_boost")
+                 "float64 spatial_boost, float64 hour_weight, float64 hour_decay")
 KERNEL_STATE = ("float64 an, float64 lo, float64 hi, float64 res_mean, float64 res_var, "
                 "float64 peak, float64 shift, float64 shift_mean, float64 shift_var, "
-                "float64 shift_peak, float64 score, float64 sigma, float64 expected")
+                "float64 shift_peak, float64 hour_peak, float64 score, float64 sigma, "
+                "float64 expected")
 
 
 KERNEL = ("float64 y, float64 pred, float64 prior_var, " + KERNEL_PARAMS, KERNEL_STATE,
@@ -209,11 +227,17 @@ def _kernel() -> Any:
     return cupy.ElementwiseKernel(*KERNEL)
 
 
+def hour_row(state: dict[str, Array], bucket: int) -> Array:
+    """The ``hour_peak`` row a step in ``bucket`` reads and writes (a view)."""
+    table = state["hour_peak"]
+    return table[bucket % table.shape[0]]
+
+
 def _step_cupy(xp: ModuleType, s: dict[str, Array], x: Array, predicted: Array,
-               err_var: Array, p: AnomalyParams) -> AnomalyOut:
+               err_var: Array, p: AnomalyParams, hour: Array) -> AnomalyOut:
     score = xp.empty_like(x)
     sigma = xp.empty_like(x)
     expected = xp.empty_like(x)
     _kernel()(x, predicted, err_var, *p.kernel_args(),
-              *(s[k] for k in ANOMALY_STATE), score, sigma, expected)
+              *(s[k] for k in ANOMALY_STATE), hour, score, sigma, expected)
     return AnomalyOut(score, sigma, expected)

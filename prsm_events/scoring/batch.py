@@ -109,7 +109,7 @@ class BatchScorer:
         self.rows: dict[str, int] = {}
         self.budget_rows: dict[str, int] = {}
         self.capacity = capacity
-        self.anomaly = new_anomaly_state(self.xp, capacity)
+        self.anomaly = new_anomaly_state(self.xp, capacity, season)
         self.spend_fc = new_forecast_state(self.xp, capacity, season)
         self.demand_fc = new_forecast_state(self.xp, capacity, season)
         self.pacing = new_pacing_state(self.xp, capacity)

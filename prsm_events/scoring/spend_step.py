@@ -20,7 +20,13 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from prsm_events.scoring.anomaly_step import ANOMALY_STATE, AnomalyOut, AnomalyParams, anomaly_step
+from prsm_events.scoring.anomaly_step import (
+    ANOMALY_STATE,
+    AnomalyOut,
+    AnomalyParams,
+    anomaly_step,
+    hour_row,
+)
 from prsm_events.scoring.anomaly_step import KERNEL_BODY as ANOMALY_BODY
 from prsm_events.scoring.anomaly_step import KERNEL_PARAMS as ANOMALY_PARAMS
 from prsm_events.scoring.anomaly_step import KERNEL_STATE as ANOMALY_OUT
@@ -33,9 +39,10 @@ __all__ = ["BYTES_PER_SCOPE", "spend_step"]
 
 Array = Any
 _FORECAST = ("n", "level", "err_var", "res", "res_var", "res_cov")
-BYTES_PER_SCOPE = 8 * (1 + 2 * (len(_FORECAST) + 2) + 2 * len(ANOMALY_STATE) + 3)
+BYTES_PER_SCOPE = 8 * (1 + 2 * (len(_FORECAST) + 2) + 2 * (len(ANOMALY_STATE) + 1) + 3)
 """Bytes one fused tick moves per scope: x in; forecaster state (and one value of each
-profile) and anomaly state in and out; score, sigma, expected out."""
+profile) and anomaly state (and this hour's departure memory) in and out; score, sigma,
+expected out."""
 
 
 def spend_step(
@@ -50,13 +57,14 @@ def spend_step(
     if backend_name(xp) != "cupy":
         err_var = forecast["err_var"].copy()
         predicted = forecast_step(xp, forecast, x, bucket, fp, day)
-        return anomaly_step(xp, anomaly, x, predicted, err_var, ap)
+        return anomaly_step(xp, anomaly, x, predicted, err_var, ap, bucket)
     column = forecast["season"][bucket % forecast["season"].shape[0]]
     week, delta, after = weekday_row(forecast, day, fp)
     score, sigma, expected = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
     _kernel()(x, fp.alpha, fp.gamma, delta, after, *ap.kernel_args(),
               *(forecast[k] for k in _FORECAST), column, week,
-              *(anomaly[k] for k in ANOMALY_STATE), score, sigma, expected)
+              *(anomaly[k] for k in ANOMALY_STATE), hour_row(anomaly, bucket), score, sigma,
+              expected)
     return AnomalyOut(score, sigma, expected)
 
 

@@ -110,3 +110,33 @@ def test_a_new_extreme_scores_high_and_bigger_departures_rank_higher() -> None:
     plain = _scores(values, spatial_boost=0.0)
     assert scores[500] >= 0.95 > plain[500]
     assert scores[650] > scores[500]
+
+
+def test_a_spike_at_the_same_hour_every_day_stops_being_news() -> None:
+    """A nightly job spikes spend at 03:00 for ten days: on the eleventh the same spike at
+    03:00 scores low, while the same spike at 15:00 still stands out; without the hour
+    memory the 03:00 spike keeps scoring high."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    steps = 11 * 288 + 200  # 5-minute intervals
+    rng = np.random.default_rng(11)
+    values = [10.0 + float(rng.normal(0, 0.5)) for _ in range(steps)]
+    times = [start + timedelta(minutes=5 * i) for i in range(steps)]
+    nightly = [d * 288 + 36 for d in range(11)]  # 03:00 each day
+    for i in nightly:
+        values[i] += 8.0
+    afternoon = 10 * 288 + 180  # 15:00 on the eleventh day, as large
+    values[afternoon] += 8.0
+    values[1], values[2] = 0.0, 40.0  # the range is known: no new extremes
+
+    def scores(**params: float) -> list[float]:
+        d = SpendAnomalyDetector(AnomalyParams(**params))  # type: ignore[arg-type]
+        return [d.update(x, t) for x, t in zip(values, times, strict=True)]
+
+    with_memory, without = scores(), scores(hour_weight=0.0)
+    calm = max(s for i, s in enumerate(with_memory[300:], 300)
+               if i not in nightly and i != afternoon)
+    assert with_memory[nightly[1]] > 0.7  # the second night is still news
+    assert with_memory[nightly[-1]] < 0.5 and without[nightly[-1]] > 0.8
+    assert with_memory[afternoon] > max(0.75, calm)

@@ -69,7 +69,8 @@ def run_anomaly(xp: ModuleType, data: np.ndarray[Any, Any]) -> list[np.ndarray[A
         x = xp.asarray(row)
         err_var = fc["err_var"].copy()
         predicted = forecast_step(xp, fc, x, t % 24, HOURLY, day(t))
-        out.append(to_host(anomaly_step(xp, state, x, predicted, err_var).score).copy())
+        out.append(to_host(anomaly_step(xp, state, x, predicted, err_var, bucket=t % 24)
+                           .score).copy())
     return out
 
 
