@@ -13,9 +13,9 @@ models, and priced with the shipped catalog. Each tenant gets a hard ``day`` bud
   (how most gateways behave);
 - ``policy``: our decision policy without pacing (routes to a cheaper model or defers low
   priority once the budget is short);
-- ``pacing``: our policy with ``pacing`` on: the pacing controller (``scoring.pacing_step``
-  fed by the demand forecaster with hour-of-day buckets, as in the worker, every ``--tick-s``
-  of budget time) sets each budget's pressure.
+- ``pacing``: our policy with ``pacing`` on: the worker's own scoring tick (``SpendMeter``,
+  ``SpendWatch``, ``BatchScorer``: demand forecaster and pacing controller), every ``--tick-s``
+  of budget time, sets each budget's pressure.
 
 A worker runs for days, so its forecasters have history: ``--warm-days`` (default 1) days of the
 same trace (tenants, priorities and models drawn anew) are replayed first and only the last day
@@ -30,12 +30,11 @@ import argparse
 import heapq
 import random
 import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,19 +44,14 @@ from prsm_events.admission import AdmissionDesk  # noqa: E402
 from prsm_events.budgets import Budget, BudgetBook  # noqa: E402
 from prsm_events.catalog import Catalog  # noqa: E402
 from prsm_events.ledger import BudgetLedger, to_nano  # noqa: E402
-from prsm_events.pacing import PacingAction  # noqa: E402
 from prsm_events.replay import read_trace  # noqa: E402
 from prsm_events.request import RequestEvent  # noqa: E402
-from prsm_events.scoring.forecast_step import (  # noqa: E402
-    ForecastParams,
-    forecast_rest,
-    forecast_step,
-    hourly_counts,
-    new_forecast_state,
-    weekday_counts,
-    weekday_of,
-)
-from prsm_events.scoring.pacing_step import new_pacing_state, pacing_step  # noqa: E402
+from prsm_events.scopes import scopes_of  # noqa: E402
+from prsm_events.scoring.batch import BatchScorer  # noqa: E402
+from prsm_events.scoring.checkpoint import read_checkpoint, write_checkpoint  # noqa: E402
+from prsm_events.scoring.forecast_step import ForecastParams  # noqa: E402
+from prsm_events.spend_meter import SpendMeter  # noqa: E402
+from prsm_events.spend_watch import SpendWatch  # noqa: E402
 
 DAY = 86400.0
 START = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
@@ -134,64 +128,48 @@ def run_simple(reqs: list[Req], catalog: Catalog, limits: dict[str, float] | Non
 
 
 class Pacer:
-    """The worker's tick, for one budget per tenant: demand forecaster + pacing controller."""
+    """The worker's scoring tick, unchanged: ``SpendMeter`` -> ``SpendWatch.tick`` (batch
+    scorer: demand forecaster, pacing controller) -> the desk's pacing actions."""
 
-    def __init__(self, budgets: list[Budget], tick_s: float) -> None:
-        self.budgets = budgets
+    def __init__(self, book: BudgetBook, tick_s: float) -> None:
+        self.book = book
         self.tick_s = tick_s
-        n = len(budgets)
-        self.forecast = new_forecast_state(np, n, season=24)  # hour of day, as the worker
-        self.params = ForecastParams(intervals_per_day=DAY / tick_s)
-        self.pacing = new_pacing_state(np, n)
-        self.demand = np.zeros(n)  # this interval, at the requested model
-        self.demand_hc = np.zeros(n)
-        self.spend = np.zeros(n)  # this interval, what was served
-        self.high_share = np.zeros(n)
-        self.ticks = 0
+        self.meter = SpendMeter()
+        self.watch = self._new_watch()
 
-    def served(self, i: int, cost: float) -> None:
-        self.spend[i] += cost
+    def _new_watch(self) -> SpendWatch:
+        return SpendWatch(BatchScorer("numpy", forecast=ForecastParams(
+            intervals_per_day=DAY / self.tick_s)), self.tick_s)
 
-    def asked(self, i: int, cost: float, priority: str) -> None:
-        self.demand[i] += cost
-        if priority in ("high", "critical"):
-            self.demand_hc[i] += cost
+    def restart(self, checkpoint: bool) -> None:
+        """A new worker process: from a checkpoint of this one (as the worker writes and
+        reads it), or learning from scratch."""
+        old, self.watch = self.watch, self._new_watch()
+        if checkpoint:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "checkpoint.npz"
+                write_checkpoint(path, old.scorer.export(), self.tick_s, old.memory())
+                state, memory = read_checkpoint(path, self.tick_s)
+            self.watch.scorer.load(state)
+            self.watch.recall(memory)
 
     def tick(self, desk: AdmissionDesk, now: float) -> None:
-        mid = now - self.tick_s / 2  # the hour and weekday the interval fell in
-        forecast_step(np, self.forecast, self.demand, int(mid // 3600) % 24, self.params,
-                      weekday_of(mid))
-        share = np.where(self.demand > 0, self.demand_hc / np.maximum(self.demand, 1e-12),
-                         self.high_share)
-        self.high_share = share if self.ticks == 0 else 0.9 * self.high_share + 0.1 * share
-        self.ticks += 1
-        end = period_end(now - 1)
-        counts = hourly_counts(now, end, self.tick_s)
-        # less than a day learned: the reserve also follows the recent demand rate
-        young = np.where(self.forecast["n"] < DAY / self.tick_s, float(sum(counts)), 0.0)
-        rest = forecast_rest(np, self.forecast, counts, weekday_counts(now, end, self.tick_s))
-        views = [desk.ledger.view(b, b.tenant or "", now) for b in self.budgets]
-        remaining = np.array([v.remaining / 1e9 for v in views])
-        out = pacing_step(np, self.pacing, remaining, rest.mean, self.spend, self.demand,
-                          self.high_share, young)
-        self.demand[:] = 0.0
-        self.demand_hc[:] = 0.0
-        self.spend[:] = 0.0
-        desk.pacing = {b.key: PacingAction.at(b.key, float(p), to_nano(float(r)),
-                                              retry_after_s=self.tick_s)
-                       for b, p, r in zip(self.budgets, out.pressure, out.reserve, strict=True)}
+        report = self.watch.tick(self.meter.take(), self.book,
+                                 lambda b: desk.ledger.view(b, b.tenant or "", now), now)
+        desk.pacing = report.pacing
 
 
 def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing: bool,
-             tick_s: float, measured_from: float = START) -> tuple[Outcome, dict[str, int]]:
+             tick_s: float, measured_from: float = START,
+             restart: tuple[float, bool] | None = None) -> tuple[Outcome, dict[str, int]]:
     """Every request through the desk; outcomes count from ``measured_from`` (earlier days
-    only warm the forecaster up)."""
+    only warm the forecaster up). ``restart``: (time, from a checkpoint?) at which the
+    worker is restarted."""
     budgets = [Budget(scope=f"tenant:{t}", period="day", limit_usd=limits[t], pacing=pacing)
                for t in TENANTS]
-    index = {b.tenant: i for i, b in enumerate(budgets)}
     desk = AdmissionDesk(BudgetBook(budgets), BudgetLedger({}, {}, partitions=1), catalog,
                          reservation_ttl_s=3600)
-    pacer = Pacer(budgets, tick_s) if pacing else None
+    pacer = Pacer(desk.book, tick_s) if pacing else None
     next_tick = START + tick_s
     out = Outcome()
     codes: dict[str, int] = defaultdict(int)
@@ -201,6 +179,9 @@ def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing
     while queue:
         t, attempt, seq, q = heapq.heappop(queue)
         while pacer is not None and t >= next_tick:
+            if restart is not None and next_tick >= restart[0]:
+                pacer.restart(checkpoint=restart[1])
+                restart = None
             pacer.tick(desk, next_tick)
             next_tick += tick_s
         now = datetime.fromtimestamp(t, UTC)
@@ -214,8 +195,9 @@ def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing
         if pacer is not None and attempt == 0:
             asked = catalog.lookup(q.model)
             assert asked is not None
-            pacer.asked(index[q.tenant], asked.cost(input_tokens=q.inp, output_tokens=q.out),
-                        q.priority)
+            pacer.meter.add_demand(scopes_of(q.tenant, service="chat", model=q.model),
+                                   asked.cost(input_tokens=q.inp, output_tokens=q.out),
+                                   high=q.priority in ("high", "critical"))
         if d.action.value == "defer" and attempt == 0 and d.retry_after_s is not None \
                 and t + d.retry_after_s < period_end(t):
             heapq.heappush(queue, (t + d.retry_after_s, 1, seq, q))
@@ -231,7 +213,7 @@ def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing
         desk.ledger.settle(q.tenant, q.rid, to_nano(cost), t, 0, offset,
                            desk.budgets_for(request, entry.model))
         if pacer is not None:
-            pacer.served(index[q.tenant], cost)
+            pacer.meter.add_spend(scopes_of(q.tenant, service="chat", model=entry.model), cost)
         if not measured:
             continue
         out.served += 1
@@ -251,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tick-s", type=float, default=600.0, help="pacing tick, budget seconds")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--codes", action="store_true", help="print reason-code counts")
+    ap.add_argument("--restart-at", type=float, default=None, metavar="HOURS",
+                    help="also restart the paced worker this many hours into the measured "
+                    "day, from its checkpoint and from scratch")
     ap.add_argument("--warm-days", type=int, default=1,
                     help="days replayed before the measured one (the worker runs for days: its "
                     "forecaster has history); each day draws tenants/priorities anew")
@@ -267,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line())
     print(f"{len(reqs)} requests ({hc} high/critical), unconstrained spend "
           f"${sum(free.values()):.2f} over {len(TENANTS)} tenants, catalog {catalog.version}")
-    print(f"{'budget':>7s} {'mode':9s}{'overspend $':>12s}{'hi/crit refused':>16s}"
+    print(f"{'budget':>7s} {'mode':19s}{'overspend $':>12s}{'hi/crit refused':>16s}"
           f"{'served':>8s}{'at requested':>13s}{'avg quality':>12s}{'cost $':>9s}")
     for frac in args.fractions:
         limits = {t: free[t] * frac for t in TENANTS}
@@ -277,9 +262,14 @@ def main(argv: list[str] | None = None) -> None:
                                    measured_from),
                 "pacing": run_desk(warm + reqs, catalog, limits, True, args.tick_s,
                                    measured_from)}
+        if args.restart_at is not None:
+            at = measured_from + args.restart_at * 3600
+            for name, checkpoint in (("restart-checkpoint", True), ("restart-cold", False)):
+                runs[name] = run_desk(warm + reqs, catalog, limits, True, args.tick_s,
+                                      measured_from, (at, checkpoint))
         for mode, (o, codes) in runs.items():
             over = sum(max(0.0, o.spent[t] - limits[t]) for t in TENANTS)
-            print(f"{frac:7.0%} {mode:9s}{over:12.4f}{o.hc_refused:16d}"
+            print(f"{frac:7.0%} {mode:19s}{over:12.4f}{o.hc_refused:16d}"
                   f"{o.served / len(reqs):8.1%}{o.at_requested / len(reqs):13.1%}"
                   f"{o.quality / len(reqs):12.3f}{o.cost:9.2f}")
             if args.codes and codes:
