@@ -51,6 +51,7 @@ class ScorerCheckpoints(mode.Service):
         self.watch = watch
         self.path = path
         self.saved_at = time.monotonic()
+        self.saving = asyncio.Lock()  # the timer's save and the stop's must not interleave
         self.status: dict[str, Any] = {"path": str(path), "restored_scopes": 0,
                                        "saved_ticks": None, "error": None}
 
@@ -70,18 +71,19 @@ class ScorerCheckpoints(mode.Service):
                     len(state.scopes), state.ticks)
 
     async def save(self) -> None:
-        state = self.watch.scorer.export()  # a copy, taken between ticks
-        memory = self.watch.memory()
-        self.saved_at = time.monotonic()
-        try:
-            await asyncio.to_thread(write_checkpoint, self.path, state,
-                                    self.watch.interval_s, memory)
-        except OSError as exc:
-            self.status["error"] = f"saving: {exc}"
-            log.error("scorer checkpoint not saved to %s: %s", self.path, exc)
-            return
-        self.status["saved_ticks"] = state.ticks
-        self.status["error"] = None
+        async with self.saving:
+            state = self.watch.scorer.export()  # a copy, taken between ticks
+            memory = self.watch.memory()
+            self.saved_at = time.monotonic()
+            try:
+                await asyncio.to_thread(write_checkpoint, self.path, state,
+                                        self.watch.interval_s, memory)
+            except OSError as exc:
+                self.status["error"] = f"saving: {exc}"
+                log.error("scorer checkpoint not saved to %s: %s", self.path, exc)
+                return
+            self.status["saved_ticks"] = state.ticks
+            self.status["error"] = None
 
     def due(self) -> bool:
         return time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S

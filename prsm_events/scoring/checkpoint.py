@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def write_checkpoint(path: Path, state: ScorerState, interval_s: float,
             "ticks": state.ticks, "scopes": state.scopes, "budgets": state.budgets,
             "extra": extra or {}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with tmp.open("wb") as f:
             entries: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **state.arrays}
