@@ -21,6 +21,8 @@ from prsm_events.alerts import Alert
 from prsm_events.budget_signals import BudgetFlags, budget_signals
 from prsm_events.budgets import Budget, BudgetBook
 from prsm_events.catalog import Catalog
+from prsm_events.decision import Action, Decision
+from prsm_events.deferred import DeferredRequests
 from prsm_events.directives import ThrottleDirective
 from prsm_events.ledger import BudgetLedger, owner_partition, to_nano
 from prsm_events.outlook import BudgetOutlook
@@ -100,6 +102,7 @@ class SpendControl:
                                         value_serializer="raw")
         self.generation = -1
         self.meter = SpendMeter()
+        self.deferred = DeferredRequests()
         self.outlooks: dict[str, BudgetOutlook] = {}
         self.scoring: dict[str, Any] = {}
         """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
@@ -155,8 +158,14 @@ class SpendControl:
             self.health.observe(priced.provider, e.model, str(e.status), e.latency_ms,
                                 e.ts.timestamp())
 
-    def meter_demand(self, request: RequestEvent) -> None:
-        """Count a request's cost at the model it asked for (pacing compares demand and spend)."""
+    def meter_demand(self, request: RequestEvent, decision: Decision, now: float) -> None:
+        """Count a request's cost at the model it asked for (pacing compares demand and
+        spend), once: a deferred request asked again is not new demand."""
+        retry = self.deferred.retry(request.tenant, request.request_id, now)
+        self.deferred.note(request.tenant, request.request_id,
+                           decision.action == Action.DEFER, now)
+        if retry:
+            return
         entry = self.catalog.lookup(request.model, request.provider)
         if entry is None:
             return

@@ -66,7 +66,7 @@ def register_decisions(
                 continue
             decision = control.desk.admit(request, stamp)
             if decision.reason.code != "already_decided":
-                control.meter_demand(request)
+                control.meter_demand(request, decision, now)
             stats.actions[decision.action.value] += 1
             stats.reasons[decision.reason.code] += 1
             if decision.reason.code == "already_decided":
