@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from prsm_events.dev_broker import LocalBroker
-from tests.integration.conftest import free_port
+if TYPE_CHECKING:
+    from prsm_events.dev_broker import LocalBroker
 
 __all__ = ["bench_broker", "machine_line"]
 
 
 def bench_broker(home: Path) -> tuple[str, LocalBroker | None]:
     """PRSM_KAFKA_BOOTSTRAP when set, else a local broker (1 GiB heap) under ``home``."""
+    from prsm_events.dev_broker import LocalBroker  # not needed by benchmarks without Kafka
+    from tests.integration.conftest import free_port
+
     bootstrap = os.environ.get("PRSM_KAFKA_BOOTSTRAP")
     if bootstrap:
         return bootstrap, None

@@ -161,3 +161,21 @@ def test_auto_falls_back_to_numpy_without_a_gpu() -> None:
 def test_unknown_backend_is_a_clear_error() -> None:
     with pytest.raises(BackendUnavailable, match="unknown scoring backend 'tpu'"):
         array_module("tpu")
+
+
+def test_the_scoring_package_needs_only_numpy() -> None:
+    """A bare GPU machine (numpy, cupy, pytest) can run these tests and the benchmark."""
+    import subprocess
+    import sys
+
+    code = ("import sys, prsm_events.scoring, prsm_events.scoring.checkpoint;"
+            "heavy = {'pydantic', 'aiokafka', 'faust', 'orjson', 'clickhouse_connect', 'river'};"
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+    import prsm_events
+
+    assert prsm_events.Budget.__name__ == "Budget"  # the SDK's names still load on use
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        prsm_events.Nope  # noqa: B018
