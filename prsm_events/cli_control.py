@@ -123,7 +123,7 @@ def budget_outlook(fmt: str) -> None:
         raise
     if _emit_json_or_none(rows, fmt):
         return
-    click.echo(f"{'budget':<36} {'limit':>10} {'spent':>10} {'period end (90%)':>30} "
+    click.echo(f"{'budget':<36} {'limit':>10} {'spent':>10} {'period end (90%)':>35} "
                f"{'exhausted at':<26} pacing")
     for r in rows:
         f = r.get("forecast") or {}
@@ -131,8 +131,10 @@ def budget_outlook(fmt: str) -> None:
         span = (f"{end:.4f} ({f['period_end_spend_low_usd']:.4f}-"
                 f"{f['period_end_spend_high_usd']:.4f})" if "period_end_spend_low_usd" in f
                 else "-" if end is None else f"{end:.4f} (run rate)")
+        if f.get("window_peak"):
+            span = f"peak {span}"  # a rolling window: its peak over the next window
         pace = r.get("pacing_action")
-        click.echo(f"{r['key']:<36} {r['limit_usd']:>10g} {r['spent_usd']:>10.4f} {span:>30} "
+        click.echo(f"{r['key']:<36} {r['limit_usd']:>10g} {r['spent_usd']:>10.4f} {span:>35} "
                    f"{(f.get('exhaustion_ts') or '-')[:25]:<26} "
                    + (f"pressure {pace['pressure']:.2f}" if pace else "-"))
 

@@ -125,6 +125,11 @@ def test_a_rolling_window_gets_its_peak_and_exhaustion_forecast(worker: WorkerHa
     assert f["method"] == "seasonal" and f["period_end_spend_usd"] >= 0.0
     assert f["period_end_spend_low_usd"] <= f["period_end_spend_usd"] <= (
         f["period_end_spend_high_usd"])
+    from click.testing import CliRunner
+
+    from prsm_events.cli import main
+    table = CliRunner().invoke(main, ["budget", "outlook"], env=worker.settings.as_env()).output
+    assert "peak " in table.split(rolling.key)[1].split("\n")[0]
 
 
 def test_pacing_presses_a_paced_budget(worker: WorkerHandle) -> None:
