@@ -104,12 +104,22 @@ class BudgetBook:
             self.put(budget)
 
     def put(self, budget: Budget) -> None:
+        """Add or replace (same key, so same scope) a budget; O(budgets on its scope)."""
+        old = self._by_key.get(budget.key)
         self._by_key[budget.key] = budget
-        self._reindex()
+        on_scope = self._by_scope.setdefault(budget.scope, [])
+        if old is None:
+            on_scope.append(budget)
+        else:
+            on_scope[on_scope.index(old)] = budget
 
     def remove(self, key: str) -> Budget | None:
         gone = self._by_key.pop(key, None)
-        self._reindex()
+        if gone is not None:
+            on_scope = self._by_scope[gone.scope]
+            on_scope.remove(gone)
+            if not on_scope:
+                del self._by_scope[gone.scope]
         return gone
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
@@ -124,12 +134,6 @@ class BudgetBook:
         if budget.key != text:
             raise ValueError(f"budget record key {text!r} does not match its value {budget.key!r}")
         self.put(budget)
-
-    def _reindex(self) -> None:
-        by_scope: dict[str, list[Budget]] = {}
-        for budget in self._by_key.values():
-            by_scope.setdefault(budget.scope, []).append(budget)
-        self._by_scope = by_scope
 
     def applicable(self, scopes: Iterable[str]) -> list[Budget]:
         """Every budget on any of ``scopes``."""

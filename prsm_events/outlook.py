@@ -78,8 +78,12 @@ class BudgetOutlook:
         used = (view.spent + view.reserved) / NANO
         limit = view.budget.limit_usd
         points = [(0.0, used, used, used)]
+        released, k = 0, 0  # releases are sorted by time: one walk for all horizons
         for h, (mean, low, high) in zip(horizons, ahead, strict=True):
-            left = used - sum(a for at, a in view.releases if at <= view.now + h) / NANO
+            while k < len(view.releases) and view.releases[k][0] <= view.now + h:
+                released += view.releases[k][1]
+                k += 1
+            left = used - released / NANO
             points.append((h, left + max(0.0, float(mean)), left + max(0.0, float(low)),
                            left + max(0.0, float(high))))
         peak = max(points, key=lambda p: p[1])

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from prsm_events.alerts import Alert
 from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anomalies
 from prsm_events.budgets import Budget, BudgetBook
@@ -121,36 +123,30 @@ class SpendWatch:
 
     def _rolling(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
                  now: float, report: WatchReport) -> None:
-        """Rolling windows: the forecast at horizons up to one window ahead, one scorer call
-        for all; an overrun alert when the window is forecast to reach its limit (again once
-        the forecast has fallen back below it)."""
-        grids: dict[float, tuple[list[float], list[Counts]]] = {}
-        scopes: list[str] = []
-        hours: list[list[int]] = []
-        days: list[list[int]] = []
+        """Rolling windows: the forecast at horizons up to one window ahead (one scorer call
+        per window length); an overrun alert when the window is forecast to reach its limit
+        (again once the forecast has fallen back below it)."""
+        by_window: dict[float, list[Budget]] = {}
         for b in budgets:
-            window = ROLLING[b.period]
-            if window not in grids:
-                horizons = rolling_horizons(window, self.interval_s)
-                grids[window] = (horizons, [self._counts(now, now + h) for h in horizons])
-            horizons, counts = grids[window]
-            scopes += [b.scope] * len(horizons)
-            hours += [c.hours for c in counts]
-            days += [c.days for c in counts]
-        rest = self.scorer.rest(scopes, hours, days=days)
-        row = 0
-        for b in budgets:
-            horizons = grids[ROLLING[b.period]][0]
-            ahead = [(rest.mean[k], rest.low[k], rest.high[k])
-                     for k in range(row, row + len(horizons))]
-            row += len(horizons)
-            o = BudgetOutlook.rolling(view(b), horizons, ahead)
-            report.outlooks[b.key] = o
-            if not o.overruns:
-                self.overrun_sent.pop(b.key, None)  # re-armed
-            elif b.key not in self.overrun_sent:
-                self.overrun_sent[b.key] = now
-                report.alerts.append(overrun_alert(o))
+            by_window.setdefault(ROLLING[b.period], []).append(b)
+        for window, group in by_window.items():
+            horizons = rolling_horizons(window, self.interval_s)
+            counts = [self._counts(now, now + h) for h in horizons]
+            hours = np.tile(np.array([c.hours for c in counts]), (len(group), 1))
+            days = np.tile(np.array([c.days for c in counts]), (len(group), 1))
+            rest = self.scorer.rest([b.scope for b in group for _ in horizons], hours,
+                                    days=days)
+            k = len(horizons)
+            for i, b in enumerate(group):
+                rows = slice(i * k, (i + 1) * k)
+                ahead = list(zip(rest.mean[rows], rest.low[rows], rest.high[rows], strict=True))
+                o = BudgetOutlook.rolling(view(b), horizons, ahead)
+                report.outlooks[b.key] = o
+                if not o.overruns:
+                    self.overrun_sent.pop(b.key, None)  # re-armed
+                elif b.key not in self.overrun_sent:
+                    self.overrun_sent[b.key] = now
+                    report.alerts.append(overrun_alert(o))
 
     def _pace(self, with_counts: list[tuple[Budget, Counts]], views: dict[str, BudgetView],
               interval: MeterInterval, now: float, report: WatchReport) -> None:

@@ -232,8 +232,8 @@ class BatchScorer:
         self.budget_rows = {key: i for i, key in enumerate(state.budgets)}
         self.ticks = state.ticks
 
-    def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[int]],
-             demand: bool = False, days: Sequence[Sequence[int]] | None = None) -> Rest:
+    def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[int]] | Host,
+             demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None) -> Rest:
         """Forecast of spend (or demand) per scope over its remaining intervals per bucket
         (and per weekday)."""
         self._ensure(scopes)

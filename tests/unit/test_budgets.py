@@ -81,3 +81,24 @@ def test_book_holds_several_budgets_per_scope() -> None:
         book.apply(b"tenant:x|day", day.model_dump_json().encode())
     with pytest.raises(ValueError, match="no key"):
         book.apply(None, day.model_dump_json().encode())
+
+
+def test_the_book_index_follows_any_sequence_of_puts_and_removes() -> None:
+    import random
+
+    rng = random.Random(5)
+    book = BudgetBook()
+    reference: dict[str, Budget] = {}
+    scopes = ["tenant:a", "tenant:a/service:chat", "tenant:b", "global"]
+    for _ in range(2000):
+        scope, period = rng.choice(scopes), rng.choice(["day", "month", "24h"])
+        if rng.random() < 0.3:
+            key = f"{scope}|{period}"
+            assert (book.remove(key) is None) == (reference.pop(key, None) is None)
+        else:
+            b = Budget(scope=scope, period=period, limit_usd=rng.choice([1.0, 2.0, 3.0]))
+            book.put(b)
+            reference[b.key] = b
+        assert {b.key: b for b in book} == reference
+        for s in scopes:  # in the order the keys were first put, as a fresh book has them
+            assert book.applicable([s]) == BudgetBook(reference.values()).applicable([s])
