@@ -99,8 +99,11 @@ class SpendWatch:
         views = {b.key: view(b) for b in calendar}
         if calendar:
             by_end: dict[float, Counts] = {}  # budgets share period ends: count once
-            counts = [by_end.setdefault(views[b.key].end, self._counts(now, views[b.key].end))
-                      for b in calendar]
+            for b in calendar:
+                end = views[b.key].end
+                if end not in by_end:
+                    by_end[end] = self._counts(now, end)
+            counts = [by_end[views[b.key].end] for b in calendar]
             rest = self.scorer.rest([b.scope for b in calendar], [c.hours for c in counts],
                                     days=[c.days for c in counts])
             for i, b in enumerate(calendar):
