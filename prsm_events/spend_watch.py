@@ -96,29 +96,35 @@ class SpendWatch:
                                   weekday_of(mid))
         report = WatchReport(scores)
         calendar = [b for b in book if b.period not in ROLLING]
-        views = {b.key: view(b) for b in calendar}
         if calendar:
-            by_end: dict[float, Counts] = {}  # budgets share period ends: count once
-            for b in calendar:
-                end = views[b.key].end
-                if end not in by_end:
-                    by_end[end] = self._counts(now, end)
-            counts = [by_end[views[b.key].end] for b in calendar]
-            rest = self.scorer.rest([b.scope for b in calendar], [c.hours for c in counts],
-                                    days=[c.days for c in counts])
-            for i, b in enumerate(calendar):
-                o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))
-                report.outlooks[b.key] = o
-                if o.overruns and self.overrun_sent.get(b.key) != o.period_start:
-                    self.overrun_sent[b.key] = o.period_start
-                    report.alerts.append(overrun_alert(o))
-            paced = [(b, c) for b, c in zip(calendar, counts, strict=True) if b.pacing]
-            self._pace(paced, views, interval, now, report)
+            self._calendar(calendar, view, interval, now, report)
         rolling = [b for b in book if b.period in ROLLING]
         if rolling:
             self._rolling(rolling, view, now, report)
         self._anomalies(scores, book, now, report)
         return report
+
+    def _calendar(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
+                  interval: MeterInterval, now: float, report: WatchReport) -> None:
+        """Calendar periods: the forecast to each period end, the overrun alert once per
+        period, and pacing for the paced ones."""
+        views = {b.key: view(b) for b in budgets}
+        by_end: dict[float, Counts] = {}  # budgets share period ends: count once
+        for b in budgets:
+            end = views[b.key].end
+            if end not in by_end:
+                by_end[end] = self._counts(now, end)
+        counts = [by_end[views[b.key].end] for b in budgets]
+        rest = self.scorer.rest([b.scope for b in budgets], [c.hours for c in counts],
+                                days=[c.days for c in counts])
+        for i, b in enumerate(budgets):
+            o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))
+            report.outlooks[b.key] = o
+            if o.overruns and self.overrun_sent.get(b.key) != o.period_start:
+                self.overrun_sent[b.key] = o.period_start
+                report.alerts.append(overrun_alert(o))
+        paced = [(b, c) for b, c in zip(budgets, counts, strict=True) if b.pacing]
+        self._pace(paced, views, interval, now, report)
 
     def _counts(self, now: float, end: float) -> Counts:
         return Counts(hourly_counts(now, end, self.interval_s),
