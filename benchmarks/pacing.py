@@ -27,6 +27,7 @@ retried once after ``retry_after_s``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import heapq
 import random
 import sys
@@ -48,7 +49,6 @@ from prsm_events.replay import read_trace  # noqa: E402
 from prsm_events.request import RequestEvent  # noqa: E402
 from prsm_events.scopes import scopes_of  # noqa: E402
 from prsm_events.scoring.batch import BatchScorer  # noqa: E402
-from prsm_events.scoring.checkpoint import read_checkpoint, write_checkpoint  # noqa: E402
 from prsm_events.scoring.forecast_step import ForecastParams  # noqa: E402
 from prsm_events.spend_meter import SpendMeter  # noqa: E402
 from prsm_events.spend_watch import SpendWatch  # noqa: E402
@@ -142,16 +142,16 @@ class Pacer:
             intervals_per_day=DAY / self.tick_s)), self.tick_s)
 
     def restart(self, checkpoint: bool) -> None:
-        """A new worker process: from a checkpoint of this one (as the worker writes and
-        reads it), or learning from scratch."""
+        """A new worker process: from a checkpoint of this one (saved and restored by the
+        worker's own ``ScorerCheckpoints``), or learning from scratch."""
+        from streams.scoring import ScorerCheckpoints  # the worker's glue (imports Faust)
+
         old, self.watch = self.watch, self._new_watch()
         if checkpoint:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "checkpoint.npz"
-                write_checkpoint(path, old.scorer.export(), self.tick_s, old.memory())
-                state, memory = read_checkpoint(path, self.tick_s)
-            self.watch.scorer.load(state)
-            self.watch.recall(memory)
+                asyncio.run(ScorerCheckpoints(old, path).save())
+                ScorerCheckpoints(self.watch, path).restore()
 
     def tick(self, desk: AdmissionDesk, now: float) -> None:
         report = self.watch.tick(self.meter.take(), self.book,

@@ -162,9 +162,13 @@ class BatchScorer:
         return [names[i] for i in np.flatnonzero(idle).tolist()]
 
     def _column(self, values: Mapping[str, float]) -> Any:
+        """The values as one array over the rows; a scope with a nonzero value is active."""
         host = np.zeros(self.capacity)
         for scope, value in values.items():
-            host[self.rows[scope]] = value
+            row = self.rows[scope]
+            host[row] = value
+            if value:
+                self.active[row] = self.ticks
         return self.xp.asarray(host)
 
     def step(self, spend: Mapping[str, float], demand: Mapping[str, float],
@@ -174,10 +178,6 @@ class BatchScorer:
         if self.forget_after is not None and self.ticks % max(1, self.forget_after // 10) == 0:
             self.forget_idle()
         self._ensure([*spend, *demand])
-        for values in (spend, demand):
-            for scope, value in values.items():
-                if value:
-                    self.active[self.rows[scope]] = self.ticks
         x = self._column(spend)
         anomaly, forecast, _ = self.params
         out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,
