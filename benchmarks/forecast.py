@@ -7,11 +7,14 @@ Series groups (all real): the Azure LLM trace priced with the catalog (gpt-4o) a
 NAB's AWS CloudWatch series (5 min, period = day, season = day). Every model learns online,
 one value at a time, and forecasts before it sees the value.
 
-Two horizons: ``next``, the next interval; ``rest``, the total of the rest of the budget
-period, forecast at every ``--stride``-th interval, its error divided by the number of
-intervals left. Both are scaled by the in-sample MAE of the one-step seasonal-naive forecast
-(MASE; lower is better). A group's figure is the median over its series; series where a model
-diverged (non-finite or above 1e6) are counted in the last column.
+Three horizons: ``next``, the next interval; ``hour``, the total of the next hour (series
+whose budget period is an hour or less have none: their ``rest`` is it); ``rest``, the total
+of the rest of the budget period. ``hour`` and ``rest`` are forecast at every
+``--stride``-th interval, their error divided by the number of intervals they cover. All are
+scaled by the in-sample MAE of the one-step seasonal-naive forecast (MASE; lower is
+better). A group's figure is the median over its series, a series where a model diverged
+(non-finite or above 1e6) counting as the worst (infinite); they are counted in the last
+column.
 """
 
 from __future__ import annotations
@@ -61,9 +64,9 @@ class SeriesSpec:
 
 
 class Model:
-    """One-step and rest-of-period forecasts, then learn."""
+    """Forecasts of the total of the next ``k`` intervals for several ``k``, then learn."""
 
-    def predict(self, k: int) -> tuple[float, float]:  # (next, total of next k)
+    def predict(self, ks: list[int]) -> list[float]:
         raise NotImplementedError
 
     def learn(self, y: float) -> None:
@@ -82,8 +85,8 @@ class SeasonalNaive(Model):
         back = self.m - ((j - 1) % self.m)
         return h[-back] if len(h) >= back else h[-1]
 
-    def predict(self, k: int) -> tuple[float, float]:
-        return self._at(1), sum(self._at(j) for j in range(1, k + 1))
+    def predict(self, ks: list[int]) -> list[float]:
+        return [sum(self._at(j) for j in range(1, k + 1)) for k in ks]
 
     def learn(self, y: float) -> None:
         self.hist.append(y)
@@ -104,12 +107,12 @@ class RiverModel(Model):
         self.scale = 0.0
         self.fallback = SeasonalNaive(1)
 
-    def predict(self, k: int) -> tuple[float, float]:
+    def predict(self, ks: list[int]) -> list[float]:
         if not self.scale:
-            return self.fallback.predict(k)
-        f = self.model.forecast(horizon=max(k, 1))  # type: ignore[attr-defined]
+            return self.fallback.predict(ks)
+        f = self.model.forecast(horizon=max(ks))  # type: ignore[attr-defined]
         vals = [v * self.scale - self.offset if math.isfinite(v) else 0.0 for v in f]
-        return vals[0], sum(vals[:k])
+        return [sum(vals[:k]) for k in ks]
 
     def learn(self, y: float) -> None:
         self.fallback.learn(y)
@@ -139,13 +142,12 @@ class Ours(Model):
             days[self.spec.weekday(self.t + j) or 0] += 1
         return days
 
-    def predict(self, k: int) -> tuple[float, float]:
+    def predict(self, ks: list[int]) -> list[float]:
         if self.t == 0:
-            return 0.0, 0.0
+            return [0.0] * len(ks)
         last = (self.t - 1) % self.m
-        nxt = forecast_rest(np, self.state, following(last, 1, self.m), self._days(1))
-        rest = forecast_rest(np, self.state, following(last, k, self.m), self._days(k))
-        return float(nxt.mean[0]), float(rest.mean[0])
+        return [float(forecast_rest(np, self.state, following(last, k, self.m), self._days(k),
+                                    self.params).mean[0]) for k in ks]
 
     def learn(self, y: float) -> None:
         forecast_step(np, self.state, np.array([y]), self.t % self.m, self.params,
@@ -177,26 +179,36 @@ def models(spec: SeriesSpec) -> dict[str, Callable[[], Model]]:
             "holt-winters": holt_winters, "prsm": lambda: Ours(spec)}
 
 
-def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> tuple[float, float]:
-    """(MASE next, MASE rest) after the first two seasons."""
+HORIZONS = ("next", "hour", "rest")
+
+
+def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> dict[str, float]:
+    """MASE per horizon (``HORIZONS``; ``hour`` is NaN where the period is an hour or less),
+    after the first two seasons."""
     y = spec.values
     m = spec.season
     scale = float(np.mean(np.abs(np.diff(np.asarray(y), n=1) if m == 1 else
                                  np.asarray(y[m:]) - np.asarray(y[:-m]))))
     scale = scale or 1.0
+    hour = round(3600 / spec.step_s) if spec.step_s else 0
+    has_hour = 0 < hour < spec.period
     model = make()
     start = 2 * m
-    err1: list[float] = []
-    err_rest: list[float] = []
+    errors: dict[str, list[float]] = {h: [] for h in HORIZONS}
     for t, value in enumerate(y):
         if t >= start:
             left = spec.period - (t % spec.period)  # intervals t .. end of period
-            nxt, total = model.predict(left)
-            err1.append(abs(value - nxt))
-            if t % stride == 0:
-                err_rest.append(abs(sum(y[t:t + left]) - total) / left)
+            strided = t % stride == 0
+            ks = {"next": 1}
+            if strided:
+                ks["rest"] = left
+                if has_hour and t + hour <= len(y):
+                    ks["hour"] = hour
+            for name, total in zip(ks, model.predict(list(ks.values())), strict=True):
+                k = ks[name]
+                errors[name].append(abs(sum(y[t:t + k]) - total) / k)
         model.learn(value)
-    return float(np.mean(err1)) / scale, float(np.mean(err_rest)) / scale
+    return {h: float(np.mean(e)) / scale if e else math.nan for h, e in errors.items()}
 
 
 def _nab(path: Path, season: int) -> SeriesSpec:
@@ -231,6 +243,16 @@ def series_groups(data: Path) -> dict[str, list[SeriesSpec]]:
     return groups
 
 
+def _diverged(v: float) -> bool:
+    return not math.isnan(v) and not (math.isfinite(v) and v < 1e6)
+
+
+def _median(values: list[float]) -> float:
+    """Median of the series' figures, diverged ones as infinite (NaN: no such horizon)."""
+    kept = [math.inf if _diverged(v) else v for v in values if not math.isnan(v)]
+    return float(np.median(kept)) if kept else math.nan
+
+
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -240,18 +262,17 @@ def main(argv: Iterable[str] | None = None) -> None:
     if not groups:
         sys.exit(f"no series found under {args.data}")
     print(machine_line())
-    print(f"{'group':30s}{'model':>16s}{'MASE next':>11s}{'MASE rest':>11s}{'s':>7s}"
-          f"{'diverged':>10s}")
+    print(f"{'group':30s}{'model':>16s}" + "".join(f"{'MASE ' + h:>11s}" for h in HORIZONS)
+          + f"{'s':>7s}{'diverged':>10s}")
     for group, specs in groups.items():
         for name in models(specs[0]):
             started = time.perf_counter()
             scores = [evaluate(s, models(s)[name], args.stride) for s in specs]
-            nxt = float(np.median([a for a, _ in scores]))
-            rest = float(np.median([b for _, b in scores]))
-            bad = sum(not (math.isfinite(a) and math.isfinite(b) and max(a, b) < 1e6)
-                      for a, b in scores)
-            print(f"{group:30s}{name:>16s}{nxt:11.3f}{rest:11.3f}"
-                  f"{time.perf_counter() - started:7.1f}{bad:6d}/{len(specs)}", flush=True)
+            medians = [_median([sc[h] for sc in scores]) for h in HORIZONS]
+            bad = sum(any(_diverged(v) for v in sc.values()) for sc in scores)
+            print(f"{group:30s}{name:>16s}" + "".join(
+                f"{'-':>11s}" if math.isnan(v) else f"{v:11.3f}" for v in medians)
+                + f"{time.perf_counter() - started:7.1f}{bad:6d}/{len(specs)}", flush=True)
     print(f"at {datetime.now():%Y-%m-%d %H:%M}")
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from prsm_events.scoring.anomaly_step import AnomalyParams, new_anomaly_state
 from prsm_events.scoring.backend import array_module, backend_name, to_host
 from prsm_events.scoring.forecast_step import (
+    CARRY_STATE,
     ForecastParams,
     forecast_rest,
     forecast_step,
@@ -80,6 +81,7 @@ class ScorerState:
 
 
 _PARTS = ("anomaly", "spend_fc", "demand_fc")
+_FORECASTERS = ("spend_fc", "demand_fc")
 
 
 def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
@@ -199,7 +201,9 @@ class BatchScorer:
 
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
-        does not fit this scorer (another season, missing or misshapen arrays)."""
+        does not fit this scorer (another season, missing or misshapen arrays; the
+        forecasters' residual-carry moments may be missing: a checkpoint from before they
+        existed, they start at zero)."""
         if state.season != self.season:
             raise ValueError(f"saved with {state.season} buckets per day, not {self.season}")
         n, m = len(state.scopes), len(state.budgets)
@@ -217,6 +221,9 @@ class BatchScorer:
             for name, arr in arrays.items():
                 saved = state.arrays.get(f"{part}.{name}")
                 want = (*arr.shape[:-1], rows)
+                if saved is None and part in _FORECASTERS and name in CARRY_STATE:
+                    arr[...] = 0
+                    continue
                 if saved is None or tuple(saved.shape) != want:
                     got = "missing" if saved is None else f"shaped {tuple(saved.shape)}"
                     raise ValueError(f"{part}.{name} is {got}, expected {want}")
@@ -237,12 +244,19 @@ class BatchScorer:
         """Forecast of spend (or demand) per scope over its remaining intervals per bucket
         (and per weekday)."""
         self._ensure(scopes)
-        idx = self.xp.asarray([self.rows[s] for s in scopes], dtype=self.xp.int64)
+        xp = self.xp
+        distinct = list(dict.fromkeys(scopes))  # a scope asked for several horizons: once
+        place = {s: i for i, s in enumerate(distinct)}
+        rows = (None if len(distinct) == len(scopes)
+                else xp.asarray([place[s] for s in scopes], dtype=xp.int64))
+        idx = xp.asarray([self.rows[s] for s in distinct], dtype=xp.int64)
         state = self.demand_fc if demand else self.spend_fc
         part = {k: v[..., idx] for k, v in state.items()}
-        out = forecast_rest(self.xp, part, self.xp.asarray(counts, dtype=self.xp.float64),
-                            None if days is None else self.xp.asarray(days, dtype=self.xp.float64))
-        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), to_host(part["n"]))
+        out = forecast_rest(xp, part, xp.asarray(counts, dtype=xp.float64),
+                            None if days is None else xp.asarray(days, dtype=xp.float64),
+                            self.params[1], rows)
+        learned = part["n"] if rows is None else part["n"][rows]
+        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), to_host(learned))
 
     def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,
              demand_rest: Sequence[float] | Host, spend: Sequence[float] | Host,

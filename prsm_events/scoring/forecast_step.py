@@ -5,11 +5,17 @@ where ``b`` is the interval's place in the season (hour of day, say) and ``d`` i
 week: level, daily profile and weekday offsets are smoothed exponentially (additive
 Holt-Winters without trend, which budget periods rarely need, with a second, weekly season as
 in Taylor's double-seasonal method, kept to one offset per weekday so that a scope costs 7
-values, not 168). Where the data has no weekly pattern the offsets stay near zero. The
-residual ``r`` decays geometrically, ``r' = phi * r``, with
-``phi`` learned online as the residual's lag-1 autocorrelation (so a burst that is under way
-is expected to continue for a while, then fade). The one-step error variance gives the
-interval. All scopes share one clock, so ``b`` and ``d`` are scalars.
+values, not 168). Where the data has no weekly pattern the offsets stay near zero.
+
+The residual ``r`` (what the profiles miss: a busy morning, a burst under way) is forecast by
+an AR(3) whose coefficients are solved, when forecasting, from exponentially weighted
+moments of the last residuals (Yule-Walker on a Toeplitz matrix, one closed-form 3x3 solve per
+scope); its forecasts are damped by ``carry_damping`` per interval ahead, so a deviation is
+expected to go on for a while and fade. The one-step prediction each step returns (what the
+anomaly detector compares with) keeps a plain AR(1) carry, ``phi * r`` with ``phi`` the
+residual's lag-1 autocorrelation: a richer carry follows an anomaly as it builds up. The
+one-step error variance gives the interval. All scopes share one clock, so ``b`` and ``d``
+are scalars.
 
 ``forecast_rest(counts, days)`` sums the rest of the budget period, given how many intervals
 are left in each bucket (``following(bucket, k, m)`` for the ``k`` consecutive intervals after
@@ -27,6 +33,7 @@ are left in each bucket (``following(bucket, k, m)`` for the ``k`` consecutive i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -51,6 +58,14 @@ class ForecastParams:
     weekly: float = 0.2  # weekday offsets (per day of that weekday)
     intervals_per_day: float = 1440.0  # spreads ``weekly`` over a day's intervals
     weekly_after_days: float = 7.0  # offsets learn once a scope has seen every weekday
+    carry_damping: float = 0.93  # the residual's forecast j intervals ahead is damped by this^j
+    carry_trust: float = 10.0  # AR coefficients scaled by n / (n + this): young fits are noise
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.carry_damping < 1.0:
+            raise ValueError(f"carry_damping must be in [0, 1), not {self.carry_damping}")
+        if self.carry_trust < 0.0:
+            raise ValueError(f"carry_trust must be >= 0, not {self.carry_trust}")
 
     @property
     def delta(self) -> float:
@@ -77,6 +92,7 @@ def new_forecast_state(xp: ModuleType, n: int, season: int) -> dict[str, Array]:
         "res": xp.zeros(n, dtype=xp.float64),  # last residual after the update
         "res_var": xp.zeros(n, dtype=xp.float64),
         "res_cov": xp.zeros(n, dtype=xp.float64),  # E[r_t * r_(t-1)]
+        **{k: xp.zeros(n, dtype=xp.float64) for k in CARRY_STATE},
         "season": xp.zeros((season, n), dtype=xp.float64),
         "week": xp.zeros((7, n), dtype=xp.float64),
     }
@@ -93,7 +109,7 @@ def forecast_step(
     if backend_name(xp) == "cupy":
         predicted = xp.empty_like(y)
         _kernel()(y, params.alpha, params.gamma, delta, after, params.beta,
-                  *(state[k] for k in _SCALARS), column, week, predicted)
+                  *(state[k] for k in SCALARS), column, week, predicted)
         return predicted
     b = params.beta
     n, level, res = state["n"], state["level"], state["res"]
@@ -111,6 +127,12 @@ def forecast_step(
     state["err_var"][...] = xp.where(first, 0.0, (1 - b) * state["err_var"] + b * err * err)
     state["res_cov"][...] = xp.where(first, 0.0, (1 - b) * state["res_cov"] + b * pre * res)
     state["res_var"][...] = xp.where(first, 0.0, (1 - b) * state["res_var"] + b * pre * pre)
+    res2, res3 = state["res2"], state["res3"]
+    for key, value in (("acov0", res * res), ("acov1", res * res2), ("acov2", res * res3),
+                       ("pcov2", pre * res2), ("pcov3", pre * res3)):
+        state[key][...] = xp.where(first, 0.0, (1 - b) * state[key] + b * value)
+    res3[...] = res2
+    res2[...] = res
     res[...] = y - new_level - new_col - new_week
     column[...] = new_col
     week[...] = new_week
@@ -119,7 +141,13 @@ def forecast_step(
     return predicted
 
 
-_SCALARS = ("n", "level", "err_var", "res", "res_var", "res_cov")
+CARRY_STATE = ("res2", "res3", "acov0", "acov1", "acov2", "pcov2", "pcov3")
+"""The residual AR(3)'s state: the two residuals before ``res``; E[r_t r_t], E[r_t r_(t-1)],
+E[r_t r_(t-2)] over residuals after their update; E[pre r_(t-2)] and E[pre r_(t-3)] with ``pre``
+the error of the step's base (``res_cov`` is the lag-1 one). A checkpoint written before they
+existed loads with them at zero (learned again within a few hundred intervals)."""
+SCALARS = ("n", "level", "err_var", "res", "res_var", "res_cov", *CARRY_STATE)
+"""The per-scope (not per-bucket) state arrays, in the CUDA kernel's order."""
 
 
 def weekday_row(state: dict[str, Array], day: int | None,
@@ -207,20 +235,107 @@ def _counts(start: float, end: float, interval_s: float, width: float, buckets: 
 
 
 def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
-                  days: Any = None) -> RestOfPeriod:
+                  days: Any = None, params: ForecastParams | None = None,
+                  rows: Array | None = None) -> RestOfPeriod:
     """Spend predicted over the intervals still to come: ``counts[b]`` of them in bucket
     ``b`` and ``days[d]`` on weekday ``d`` (one list for every scope, or one row per scope;
-    no weekday offsets without ``days``)."""
+    no weekday offsets without ``days``). With ``rows``, row ``i`` of the counts is a forecast
+    for scope ``rows[i]`` of the state (several forecasts of one scope share its carry)."""
     c = xp.asarray(counts, dtype=xp.float64)
     k = c.sum(axis=-1)
-    seasonal = _weighted(xp, state["season"], c)
+
+    def pick(a: Array) -> Array:
+        return a if rows is None else a[..., rows]
+
+    seasonal = _weighted(xp, pick(state["season"]), c)
     if days is not None:
-        seasonal = seasonal + _weighted(xp, state["week"], xp.asarray(days, dtype=xp.float64))
-    phi = _phi(xp, state)
-    carry = state["res"] * phi * (1.0 - phi**k) / (1.0 - phi)
-    mean = xp.maximum(k * state["level"] + seasonal + carry, 0.0)
-    half = Z90 * xp.sqrt(state["err_var"] * k)
+        seasonal = seasonal + _weighted(xp, pick(state["week"]),
+                                        xp.asarray(days, dtype=xp.float64))
+    carry = residual_carry(xp, state, k, params or ForecastParams(), rows)
+    mean = xp.maximum(k * pick(state["level"]) + seasonal + carry, 0.0)
+    half = Z90 * xp.sqrt(pick(state["err_var"]) * k)
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
+
+
+def ar3_coefficients(xp: ModuleType, state: dict[str, Array]) -> tuple[Array, Array, Array]:
+    """The residual's AR(3) coefficients per scope: the Toeplitz system of the residual's
+    autocovariances solved by Cramer's rule for the cross-moments with the next error; scopes
+    whose system is (nearly) singular get 0 (no carry).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> state = new_forecast_state(np, 1, season=1)
+    >>> r = np.zeros(4000)
+    >>> for t in range(2, 4000):  # AR(2): r_t = 1.2 r_(t-1) - 0.5 r_(t-2) + noise
+    ...     r[t] = 1.2 * r[t - 1] - 0.5 * r[t - 2] + rng.normal()
+    >>> for t in range(4000):
+    ...     _ = forecast_step(np, state, np.array([100.0 + r[t]]), 0,
+    ...                       ForecastParams(alpha=0.001, beta=0.005))
+    >>> a1, a2, a3 = (round(float(a[0]), 1) for a in ar3_coefficients(np, state))
+    >>> a1, a2, abs(a3) < 0.2
+    (1.2, -0.5, True)
+    """
+    c0, c1, c2 = state["acov0"], state["acov1"], state["acov2"]
+    p1, p2, p3 = state["res_cov"], state["pcov2"], state["pcov3"]
+    # [[c0, c1, c2], [c1, c0, c1], [c2, c1, c0]] a = p
+    m00 = c0 * c0 - c1 * c1
+    m01 = c1 * c0 - c1 * c2
+    m02 = c1 * c1 - c0 * c2
+    det = c0 * m00 - c1 * m01 + c2 * m02
+    ok = (c0 > 0) & (det > 1e-9 * c0 * c0 * c0)
+    inv = 1.0 / xp.where(ok, det, 1.0)
+    a1 = (p1 * m00 - c1 * (p2 * c0 - c1 * p3) + c2 * (p2 * c1 - c0 * p3)) * inv
+    a2 = (c0 * (p2 * c0 - c1 * p3) - p1 * m01 + c2 * (c1 * p3 - p2 * c2)) * inv
+    a3 = (c0 * (c0 * p3 - c1 * p2) - c1 * (c1 * p3 - c2 * p2) + p1 * m02) * inv
+    return xp.where(ok, a1, 0.0), xp.where(ok, a2, 0.0), xp.where(ok, a3, 0.0)
+
+
+def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
+                   params: ForecastParams, rows: Array | None = None) -> Array:
+    """What the residual adds to the next ``k`` intervals (``k`` per scope, or one for all;
+    with ``rows``, per forecast of scope ``rows[i]``): the AR(3)'s forecasts (coefficients
+    scaled by ``n / (n + carry_trust)``), the j-th damped by ``carry_damping**(j - 1)`` and
+    each held within the larger of 3 standard deviations of the residual and its last three
+    values (an unstable fit cannot run away); forecasts beyond the point where the damping
+    leaves 0.1% are left out. The forecasts are run once per scope; the sums the horizons ask
+    for are kept as they pass."""
+    trust = state["n"] / (state["n"] + params.carry_trust)
+    a1, a2, a3 = (a * trust for a in ar3_coefficients(xp, state))
+    r1, r2, r3 = state["res"], state["res2"], state["res3"]
+    bound = xp.maximum(xp.maximum(xp.abs(r1), xp.abs(r2)),
+                       xp.maximum(xp.abs(r3), 3.0 * xp.sqrt(xp.maximum(state["acov0"], 0.0))))
+    k = xp.asarray(k, dtype=xp.float64)
+    steps = int(min(float(k.max()) if k.size else 0.0, carry_horizon(params.carry_damping)))
+    k = xp.minimum(k, float(steps))
+    wanted = {int(v) for v in xp.unique(k).tolist()}
+    sums = {0: xp.zeros_like(r1)}
+    total, weight = sums[0], 1.0
+    for j in range(1, steps + 1):
+        nxt = xp.minimum(xp.maximum(a1 * r1 + a2 * r2 + a3 * r3, -bound), bound)
+        total = total + weight * nxt
+        if j in wanted:
+            sums[j] = total
+        r1, r2, r3 = nxt, r1, r2
+        weight *= params.carry_damping
+    if rows is not None:
+        sums = {j: v[rows] for j, v in sums.items()}
+    if k.ndim == 0:
+        return sums[int(k)]
+    out = xp.zeros_like(k)
+    for j in wanted - {0}:
+        out = xp.where(k == j, sums[j], out)
+    return out
+
+
+def carry_horizon(damping: float) -> int:
+    """Intervals after which ``damping**j`` is below 0.1%.
+
+    >>> carry_horizon(0.93), carry_horizon(0.0)
+    (96, 1)
+    """
+    if damping <= 0.0:
+        return 1
+    return max(1, math.ceil(math.log(1e-3) / math.log(damping)))
 
 
 def _weighted(xp: ModuleType, profile: Array, c: Array) -> Array:
@@ -243,6 +358,13 @@ const double wk = first ? 0.0 : dl * (y - lvl - col) + (1.0 - dl) * week;
 err_var = first ? 0.0 : (1.0 - beta) * err_var + beta * err * err;
 fres_cov = first ? 0.0 : (1.0 - beta) * fres_cov + beta * pre * fres;
 fres_var = first ? 0.0 : (1.0 - beta) * fres_var + beta * pre * pre;
+facov0 = first ? 0.0 : (1.0 - beta) * facov0 + beta * fres * fres;
+facov1 = first ? 0.0 : (1.0 - beta) * facov1 + beta * fres * fres2;
+facov2 = first ? 0.0 : (1.0 - beta) * facov2 + beta * fres * fres3;
+fpcov2 = first ? 0.0 : (1.0 - beta) * fpcov2 + beta * pre * fres2;
+fpcov3 = first ? 0.0 : (1.0 - beta) * fpcov3 + beta * pre * fres3;
+fres3 = fres2;
+fres2 = fres;
 fres = y - lvl - col - wk;
 season = col;
 week = wk;
@@ -251,10 +373,13 @@ fn = fn + 1.0;
 """
 """The forecaster's arithmetic for one scope in CUDA C (``spend_step`` fuses it with the
 anomaly step). In: ``y``, ``alpha``, ``gamma``, ``delta``, ``week_after``, ``beta``; state:
-``fn``, ``level``, ``err_var``, ``fres``, ``fres_var``, ``fres_cov``, ``season``, ``week``;
+``fn``, ``level``, ``err_var``, ``fres``, ``fres_var``, ``fres_cov``, the AR(3) moments
+(``fres2``, ``fres3``, ``facov0..2``, ``fpcov2``, ``fpcov3``), ``season``, ``week``;
 defines ``pred`` (the forecast of ``y``) and ``prior_var`` (the error variance before it)."""
 KERNEL_PARAMS = ("float64 fn, float64 level, float64 err_var, float64 fres, float64 fres_var, "
-                 "float64 fres_cov, float64 season, float64 week")
+                 "float64 fres_cov, float64 fres2, float64 fres3, float64 facov0, "
+                 "float64 facov1, float64 facov2, float64 fpcov2, float64 fpcov3, "
+                 "float64 season, float64 week")
 
 
 KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, float64 week_after, "

@@ -1,7 +1,7 @@
 """The per-scope tick: forecaster step then anomaly step, fused into one kernel on CuPy.
 
 NumPy runs the two reference functions one after the other; CuPy runs the same arithmetic in
-one elementwise kernel that reads each state array once and writes it once (320 bytes per
+one elementwise kernel that reads each state array once and writes it once (448 bytes per
 scope per tick: of the daily and weekly profiles only the current bucket's rows).
 
 >>> import numpy as np
@@ -33,12 +33,12 @@ from prsm_events.scoring.anomaly_step import KERNEL_STATE as ANOMALY_OUT
 from prsm_events.scoring.backend import backend_name
 from prsm_events.scoring.forecast_step import KERNEL_BODY as FORECAST_BODY
 from prsm_events.scoring.forecast_step import KERNEL_PARAMS as FORECAST_STATE
+from prsm_events.scoring.forecast_step import SCALARS as _FORECAST
 from prsm_events.scoring.forecast_step import ForecastParams, forecast_step, weekday_row
 
 __all__ = ["BYTES_PER_SCOPE", "spend_step"]
 
 Array = Any
-_FORECAST = ("n", "level", "err_var", "res", "res_var", "res_cov")
 BYTES_PER_SCOPE = 8 * (1 + 2 * (len(_FORECAST) + 2) + 2 * (len(ANOMALY_STATE) + 1) + 3)
 """Bytes one fused tick moves per scope: x in; forecaster state (and one value of each
 profile) and anomaly state (and this hour's departure memory) in and out; score, sigma,

@@ -12,6 +12,7 @@ import pytest
 from prsm_events.errors import BackendUnavailable
 from prsm_events.scoring import BatchScorer, array_module
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from prsm_events.scoring.forecast_step import CARRY_STATE
 
 SCOPES = ["global", "tenant:a", "tenant:a/service:chat", "tenant:b"]
 
@@ -103,6 +104,25 @@ def test_a_state_that_does_not_fit_leaves_the_scorer_as_it_was(tmp_path: Path) -
     with pytest.raises(ValueError, match=r"spend_fc\.season is missing"):
         scorer.load(type(saved)(saved.scopes, saved.budgets, 24, 50, broken))
     assert_same(before, next_tick(scorer))
+
+
+def test_a_checkpoint_from_before_the_residual_carry_loads_with_it_at_zero() -> None:
+    saved = trained().export()
+    old = {k: v for k, v in saved.arrays.items()
+           if k.split(".")[-1] not in CARRY_STATE or k.startswith("anomaly.")}
+    assert len(old) == len(saved.arrays) - 2 * len(CARRY_STATE)
+    scorer = BatchScorer("numpy")
+    scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
+    for key in CARRY_STATE:
+        assert not scorer.spend_fc[key].any() and not scorer.demand_fc[key].any()
+    # what the profiles learned is kept: the daily forecast equals the saved scorer's
+    # without its carry
+    original = trained()
+    for key in CARRY_STATE:
+        original.spend_fc[key][...] = 0
+    counts = [[3] * 24] * len(SCOPES)
+    np.testing.assert_array_equal(scorer.rest(SCOPES, counts).mean,
+                                  original.rest(SCOPES, counts).mean)
 
 
 def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path: Path,
