@@ -64,7 +64,10 @@ class SeriesSpec:
 
 
 class Model:
-    """Forecasts of the total of the next ``k`` intervals for several ``k``, then learn."""
+    """Forecasts of the total of the next ``k`` intervals for several ``k``, then learn.
+    A model with intervals leaves the 90% interval of each forecast in ``bands``."""
+
+    bands: list[tuple[float, float]] | None = None
 
     def predict(self, ks: list[int]) -> list[float]:
         raise NotImplementedError
@@ -146,8 +149,10 @@ class Ours(Model):
         if self.t == 0:
             return [0.0] * len(ks)
         last = (self.t - 1) % self.m
-        return [float(forecast_rest(np, self.state, following(last, k, self.m), self._days(k),
-                                    self.params).mean[0]) for k in ks]
+        rests = [forecast_rest(np, self.state, following(last, k, self.m), self._days(k),
+                               self.params) for k in ks]
+        self.bands = [(float(r.low[0]), float(r.high[0])) for r in rests]
+        return [float(r.mean[0]) for r in rests]
 
     def learn(self, y: float) -> None:
         forecast_step(np, self.state, np.array([y]), self.t % self.m, self.params,
@@ -184,7 +189,8 @@ HORIZONS = ("next", "hour", "rest")
 
 def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> dict[str, float]:
     """MASE per horizon (``HORIZONS``; ``hour`` is NaN where the period is an hour or less),
-    after the first two seasons."""
+    after the first two seasons; for a model with intervals also the share of outcomes inside
+    them (``cover <horizon>``)."""
     y = spec.values
     m = spec.season
     scale = float(np.mean(np.abs(np.diff(np.asarray(y), n=1) if m == 1 else
@@ -195,6 +201,7 @@ def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> dict[s
     model = make()
     start = 2 * m
     errors: dict[str, list[float]] = {h: [] for h in HORIZONS}
+    inside: dict[str, list[bool]] = {h: [] for h in HORIZONS}
     for t, value in enumerate(y):
         if t >= start:
             left = spec.period - (t % spec.period)  # intervals t .. end of period
@@ -204,11 +211,16 @@ def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> dict[s
                 ks["rest"] = left
                 if has_hour and t + hour <= len(y):
                     ks["hour"] = hour
-            for name, total in zip(ks, model.predict(list(ks.values())), strict=True):
-                k = ks[name]
-                errors[name].append(abs(sum(y[t:t + k]) - total) / k)
+            totals = model.predict(list(ks.values()))
+            for i, (name, k) in enumerate(ks.items()):
+                actual = sum(y[t:t + k])
+                errors[name].append(abs(actual - totals[i]) / k)
+                if model.bands is not None:
+                    inside[name].append(model.bands[i][0] <= actual <= model.bands[i][1])
         model.learn(value)
-    return {h: float(np.mean(e)) / scale if e else math.nan for h, e in errors.items()}
+    out = {h: float(np.mean(e)) / scale if e else math.nan for h, e in errors.items()}
+    out.update({f"cover {h}": float(np.mean(c)) for h, c in inside.items() if c})
+    return out
 
 
 def _nab(path: Path, season: int) -> SeriesSpec:
@@ -273,6 +285,12 @@ def main(argv: Iterable[str] | None = None) -> None:
             print(f"{group:30s}{name:>16s}" + "".join(
                 f"{'-':>11s}" if math.isnan(v) else f"{v:11.3f}" for v in medians)
                 + f"{time.perf_counter() - started:7.1f}{bad:6d}/{len(specs)}", flush=True)
+            cover = {h: [sc[f"cover {h}"] for sc in scores if f"cover {h}" in sc]
+                     for h in HORIZONS}
+            if any(cover.values()):
+                print(f"{'':30s}{'90% covers':>16s}" + "".join(
+                    f"{float(np.mean(c)):11.1%}" if c else f"{'-':>11s}"
+                    for c in cover.values()), flush=True)
     print(f"at {datetime.now():%Y-%m-%d %H:%M}")
 
 

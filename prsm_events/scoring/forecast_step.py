@@ -13,14 +13,15 @@ moments of the last residuals (Yule-Walker on a Toeplitz matrix, one closed-form
 scope); its forecasts are damped by ``carry_damping`` per interval ahead, so a deviation is
 expected to go on for a while and fade. The one-step prediction each step returns (what the
 anomaly detector compares with) keeps a plain AR(1) carry, ``phi * r`` with ``phi`` the
-residual's lag-1 autocorrelation: a richer carry follows an anomaly as it builds up. The
-one-step error variance gives the interval. All scopes share one clock, so ``b`` and ``d``
-are scalars.
+residual's lag-1 autocorrelation: a richer carry follows an anomaly as it builds up. All
+scopes share one clock, so ``b`` and ``d`` are scalars.
 
 ``forecast_rest(counts, days)`` sums the rest of the budget period, given how many intervals
 are left in each bucket (``following(bucket, k, m)`` for the ``k`` consecutive intervals after
 ``bucket``; ``hourly_counts`` for a stretch of wall-clock time) and on each weekday
-(``weekday_counts``), with a 90% interval that widens with ``sqrt(k)``.
+(``weekday_counts``), with a 90% interval: the AR(3)'s one-step error variance times the
+sum over the horizon of its squared cumulative impulse response (``k`` for a residual that
+carries nothing; more where one interval's surprise carries into the next ones).
 
 >>> import numpy as np
 >>> state = new_forecast_state(np, 1, season=4)
@@ -251,9 +252,10 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
     if days is not None:
         seasonal = seasonal + _weighted(xp, pick(state["week"]),
                                         xp.asarray(days, dtype=xp.float64))
-    carry = residual_carry(xp, state, k, params or ForecastParams(), rows)
-    mean = xp.maximum(k * pick(state["level"]) + seasonal + carry, 0.0)
-    half = Z90 * xp.sqrt(pick(state["err_var"]) * k)
+    params = params or ForecastParams()
+    carry = residual_carry(xp, state, k, params, rows)
+    mean = xp.maximum(k * pick(state["level"]) + seasonal + carry.mean, 0.0)
+    half = Z90 * xp.sqrt(pick(innovation_variance(xp, state, params)) * carry.spread)
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
 
 
@@ -290,41 +292,75 @@ def ar3_coefficients(xp: ModuleType, state: dict[str, Array]) -> tuple[Array, Ar
     return xp.where(ok, a1, 0.0), xp.where(ok, a2, 0.0), xp.where(ok, a3, 0.0)
 
 
+@dataclass(frozen=True)
+class ResidualCarry:
+    mean: Array  # what the residual adds to the next k intervals
+    spread: Array  # variance of their total's error, in one-step error variances (k if none)
+
+
+
 def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
-                   params: ForecastParams, rows: Array | None = None) -> Array:
+                   params: ForecastParams, rows: Array | None = None) -> ResidualCarry:
     """What the residual adds to the next ``k`` intervals (``k`` per scope, or one for all;
     with ``rows``, per forecast of scope ``rows[i]``): the AR(3)'s forecasts (coefficients
     scaled by ``n / (n + carry_trust)``), the j-th damped by ``carry_damping**(j - 1)`` and
     each held within the larger of 3 standard deviations of the residual and its last three
     values (an unstable fit cannot run away); forecasts beyond the point where the damping
     leaves 0.1% are left out. The forecasts are run once per scope; the sums the horizons ask
-    for are kept as they pass."""
+    for are kept as they pass.
+
+    ``spread``: a shock now moves the next intervals by the AR(3)'s impulse response (damped
+    and held within 3 likewise), so the total's error variance is the one-step variance times
+    the sum over the horizon of the squared cumulative responses (``k`` when the residual
+    carries nothing); beyond the damping's horizon the response's sum is taken as settled."""
     trust = state["n"] / (state["n"] + params.carry_trust)
     a1, a2, a3 = (a * trust for a in ar3_coefficients(xp, state))
     r1, r2, r3 = state["res"], state["res2"], state["res3"]
     bound = xp.maximum(xp.maximum(xp.abs(r1), xp.abs(r2)),
                        xp.maximum(xp.abs(r3), 3.0 * xp.sqrt(xp.maximum(state["acov0"], 0.0))))
-    k = xp.asarray(k, dtype=xp.float64)
-    steps = int(min(float(k.max()) if k.size else 0.0, carry_horizon(params.carry_damping)))
-    k = xp.minimum(k, float(steps))
+    full = xp.asarray(k, dtype=xp.float64)
+    steps = int(min(float(full.max()) if full.size else 0.0,
+                    carry_horizon(params.carry_damping)))
+    k = xp.minimum(full, float(steps))
     wanted = {int(v) for v in xp.unique(k).tolist()}
-    sums = {0: xp.zeros_like(r1)}
-    total, weight = sums[0], 1.0
+    zero = xp.zeros_like(r1)
+    sums = {0: (zero, zero, zero + 1.0)}  # intervals -> (carry, spread, cumulative response)
+    total, spread, weight = zero, zero, 1.0
+    s1, s2, s3, response = zero + 1.0, zero, zero, zero + 1.0  # impulse response
     for j in range(1, steps + 1):
+        spread = spread + response * response
         nxt = xp.minimum(xp.maximum(a1 * r1 + a2 * r2 + a3 * r3, -bound), bound)
         total = total + weight * nxt
+        shock = xp.minimum(xp.maximum(a1 * s1 + a2 * s2 + a3 * s3, -3.0), 3.0)
+        response = response + weight * shock
         if j in wanted:
-            sums[j] = total
+            sums[j] = (total, spread, response)
         r1, r2, r3 = nxt, r1, r2
+        s1, s2, s3 = shock, s1, s2
         weight *= params.carry_damping
     if rows is not None:
-        sums = {j: v[rows] for j, v in sums.items()}
+        sums = {j: tuple(v[rows] for v in vs) for j, vs in sums.items()}
     if k.ndim == 0:
-        return sums[int(k)]
-    out = xp.zeros_like(k)
-    for j in wanted - {0}:
-        out = xp.where(k == j, sums[j], out)
-    return out
+        carry, spread, response = sums[int(k)]
+    else:
+        carry = spread = response = xp.zeros_like(k)
+        for j in wanted - {0}:
+            at = k == j
+            carry = xp.where(at, sums[j][0], carry)
+            spread = xp.where(at, sums[j][1], spread)
+            response = xp.where(at, sums[j][2], response)
+    return ResidualCarry(carry, spread + (full - k) * response * response)
+
+
+def innovation_variance(xp: ModuleType, state: dict[str, Array],
+                        params: ForecastParams) -> Array:
+    """Variance of the one-step error of the base plus the (trust-scaled) AR(3) carry: the
+    base's error variance less what the carry explains (at least 5% of it)."""
+    trust = state["n"] / (state["n"] + params.carry_trust)
+    a = ar3_coefficients(xp, state)
+    explained = (2.0 - trust) * trust * (a[0] * state["res_cov"] + a[1] * state["pcov2"]
+                                         + a[2] * state["pcov3"])
+    return xp.maximum(state["res_var"] - explained, 0.05 * state["res_var"])
 
 
 def carry_horizon(damping: float) -> int:

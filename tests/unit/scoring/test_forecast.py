@@ -82,6 +82,21 @@ def test_the_residual_carry_follows_a_swing_beyond_the_next_interval() -> None:
     assert carried < 0.8 * one_step and carried < 0.6 * float(np.mean(errors))
 
 
+def test_the_interval_of_a_total_widens_with_how_long_the_residual_carries() -> None:
+    # a residual that swings makes errors of consecutive intervals add up: a sqrt(k)
+    # interval around the one-step error covered 14-23% of 8- and 30-interval totals here
+    y = _swinging(6000, seed=3)
+    for k in (1, 8, 30):
+        state = new_forecast_state(np, 1, season=1)
+        inside = []
+        for t, v in enumerate(y):
+            if t >= 1000 and t + k <= len(y):
+                rest = forecast_rest(np, state, [k])
+                inside.append(bool(rest.low[0] <= y[t:t + k].sum() <= rest.high[0]))
+            forecast_step(np, state, np.array([v]), 0)
+        assert 0.8 <= np.mean(inside) <= 0.95, k
+
+
 def test_a_runaway_fit_cannot_run_the_carry_away() -> None:
     state = new_forecast_state(np, 2, season=1)
     # moments whose solution is explosive (a1 = 1.9, a2 = a3 = 0 for scope 0)
