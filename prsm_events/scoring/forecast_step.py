@@ -5,7 +5,9 @@ where ``b`` is the interval's place in the season (hour of day, say) and ``d`` i
 week: level, daily profile and weekday offsets are smoothed exponentially (additive
 Holt-Winters without trend, which budget periods rarely need, with a second, weekly season as
 in Taylor's double-seasonal method, kept to one offset per weekday so that a scope costs 7
-values, not 168). Where the data has no weekly pattern the offsets stay near zero.
+values, not 168). Where the data has no weekly pattern the offsets stay near zero. A young
+scope's level is the running mean of what it has seen (weight ``1 / (n + 1)`` until that
+falls below ``alpha``), not its first interval's spend slowly forgotten.
 
 The residual ``r`` (what the profiles miss: a busy morning, a burst under way) is forecast by
 an AR(3) whose coefficients are solved, when forecasting, from exponentially weighted
@@ -53,7 +55,7 @@ Z90 = 1.6448536269514722
 class ForecastParams:
     """Smoothing weights; chosen on the forecasting benchmark (docs/benchmarks.md)."""
 
-    alpha: float = 0.02  # level
+    alpha: float = 0.02  # level (1 / (n + 1) before that: the running mean while young)
     gamma: float = 0.05  # seasonal profile (per visit of a bucket)
     beta: float = 0.01  # error variance and residual autocorrelation
     weekly: float = 0.2  # weekday offsets (per day of that weekday)
@@ -115,12 +117,13 @@ def forecast_step(
     b = params.beta
     n, level, res = state["n"], state["level"], state["res"]
     first = n == 0
+    a_lvl = xp.maximum(params.alpha, 1.0 / (n + 1.0))  # young: the running mean
     base = level + column + week
     predicted = xp.where(first, y, base + _phi(xp, state) * res)
     err = y - predicted
     pre = y - base
     new_level = xp.where(first, y,
-                         params.alpha * (y - column - week) + (1 - params.alpha) * level)
+                         a_lvl * (y - column - week) + (1 - a_lvl) * level)
     new_col = xp.where(first, 0.0,
                        params.gamma * (y - new_level - week) + (1 - params.gamma) * column)
     d = xp.where(n >= after, delta, 0.0)
@@ -387,7 +390,8 @@ const double base = level + season + week;
 const double pred = first ? y : base + phi * fres;
 const double err = y - pred;
 const double pre = y - base;
-const double lvl = first ? y : alpha * (y - season - week) + (1.0 - alpha) * level;
+const double al = fmax(alpha, 1.0 / (fn + 1.0));
+const double lvl = first ? y : al * (y - season - week) + (1.0 - al) * level;
 const double col = first ? 0.0 : gamma * (y - lvl - week) + (1.0 - gamma) * season;
 const double dl = fn >= week_after ? delta : 0.0;
 const double wk = first ? 0.0 : dl * (y - lvl - col) + (1.0 - dl) * week;

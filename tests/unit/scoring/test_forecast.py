@@ -112,6 +112,17 @@ def test_a_runaway_fit_cannot_run_the_carry_away() -> None:
     assert 0 < rest.mean[1] - 10.0 * 100_000 < rest.mean[0] - 10.0 * 100_000
 
 
+def test_a_young_scope_does_not_take_its_first_interval_for_its_level() -> None:
+    # a new scope's first minute carries a large request, then it spends 1 a minute: its
+    # level is the running mean while young (it was 7.7 after 30 minutes, forgetting the
+    # first value at 2% a minute, and forecast 449 for the next hour)
+    state = new_forecast_state(np, 1, season=24)
+    for t, v in enumerate([10.0] + [1.0] * 29):
+        forecast_step(np, state, np.array([v]), t // 60)
+    assert float(state["level"][0]) < 2.5
+    assert float(forecast_rest(np, state, following(0, 60, 24)).mean[0]) < 2.5 * 60
+
+
 def test_hourly_counts_cover_a_period_end() -> None:
     counts = hourly_counts(3600 * 22.5, 3600 * 24, 60.0)
     assert counts[22] == 30 and counts[23] == 60 and sum(counts) == 90
