@@ -35,7 +35,11 @@ from prsm_events.scoring.batch import BatchScorer, ScopeScores
 from prsm_events.scoring.forecast_step import hourly_counts, weekday_counts, weekday_of
 from prsm_events.spend_meter import MeterInterval
 
-__all__ = ["SpendWatch", "WatchReport"]
+__all__ = ["OVERRUN_HISTORY", "SpendWatch", "WatchReport"]
+
+OVERRUN_HISTORY = 10
+"""Intervals a scope's forecaster must have learned before its forecast can raise
+``forecast_overrun`` (its outlook is shown from the first)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class SpendWatch:
         self.overrun_sent: dict[str, float] = {}
         """Budget key -> period start of the overrun alert sent (one per period)."""
         self.high_share: dict[str, float] = {}
+        self._now: tuple[int, float, float] | None = None
+        """(Hour bucket just learned, intervals per hour, intervals of it passed), set by each
+        tick for the forecasts of scopes younger than a day."""
         self.pacing_directives: set[str] = set()
         self.anomaly_until: dict[str, float] = {}
 
@@ -92,8 +99,10 @@ class SpendWatch:
     def tick(self, interval: MeterInterval, book: BudgetBook, view: Callable[[Budget], BudgetView],
              now: float) -> WatchReport:
         mid = now - self.interval_s / 2  # the interval's hour of day and weekday
-        scores = self.scorer.step(interval.spend, interval.demand, int(mid // 3600) % 24,
-                                  weekday_of(mid))
+        bucket = int(mid // 3600) % 24
+        per_hour = 3600.0 / self.interval_s
+        self._now = (bucket, per_hour, (mid % 3600) // self.interval_s + 1)  # young scopes
+        scores = self.scorer.step(interval.spend, interval.demand, bucket, weekday_of(mid))
         report = WatchReport(scores)
         calendar = [b for b in book if b.period not in ROLLING]
         if calendar:
@@ -116,10 +125,12 @@ class SpendWatch:
                 by_end[end] = self._counts(now, end)
         counts = [by_end[views[b.key].end] for b in budgets]
         rest = self.scorer.rest([b.scope for b in budgets], [c.hours for c in counts],
-                                days=[c.days for c in counts])
+                                days=[c.days for c in counts], now=self._now)
         for i, b in enumerate(budgets):
             o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))
             report.outlooks[b.key] = o
+            if rest.learned[i] < OVERRUN_HISTORY:
+                continue  # a forecast from a few intervals is not worth an alert
             if o.overruns and self.overrun_sent.get(b.key) != o.period_start:
                 self.overrun_sent[b.key] = o.period_start
                 report.alerts.append(overrun_alert(o))
@@ -144,13 +155,15 @@ class SpendWatch:
             hours = np.tile(np.array([c.hours for c in counts]), (len(group), 1))
             days = np.tile(np.array([c.days for c in counts]), (len(group), 1))
             rest = self.scorer.rest([b.scope for b in group for _ in horizons], hours,
-                                    days=days)
+                                    days=days, now=self._now)
             k = len(horizons)
             for i, b in enumerate(group):
                 rows = slice(i * k, (i + 1) * k)
                 ahead = list(zip(rest.mean[rows], rest.low[rows], rest.high[rows], strict=True))
                 o = BudgetOutlook.rolling(view(b), horizons, ahead)
                 report.outlooks[b.key] = o
+                if rest.learned[i * k] < OVERRUN_HISTORY:
+                    continue
                 if not o.overruns:
                     self.overrun_sent.pop(b.key, None)  # re-armed
                 elif b.key not in self.overrun_sent:
@@ -164,7 +177,7 @@ class SpendWatch:
         paced = [b for b, _ in with_counts]
         demand_rest = self.scorer.rest([b.scope for b in paced],
                                        [c.hours for _, c in with_counts], demand=True,
-                                       days=[c.days for _, c in with_counts])
+                                       days=[c.days for _, c in with_counts], now=self._now)
         for b in paced:
             asked = interval.demand.get(b.scope, 0.0)
             if asked > 0:

@@ -33,6 +33,7 @@ from prsm_events.scoring.forecast_step import (
     forecast_rest,
     forecast_step,
     new_forecast_state,
+    young_counts,
 )
 from prsm_events.scoring.pacing_step import PacingParams, new_pacing_state, pacing_step
 from prsm_events.scoring.spend_step import spend_step
@@ -240,9 +241,12 @@ class BatchScorer:
         self.ticks = state.ticks
 
     def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[int]] | Host,
-             demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None) -> Rest:
+             demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,
+             now: tuple[int, float, float] | None = None) -> Rest:
         """Forecast of spend (or demand) per scope over its remaining intervals per bucket
-        (and per weekday)."""
+        (and per weekday). ``now``: (the bucket just learned, intervals per bucket, intervals
+        of it passed); with it a scope younger than a day forecasts the buckets it has not
+        seen at its rate now (``young_counts``)."""
         self._ensure(scopes)
         xp = self.xp
         distinct = list(dict.fromkeys(scopes))  # a scope asked for several horizons: once
@@ -252,10 +256,12 @@ class BatchScorer:
         idx = xp.asarray([self.rows[s] for s in distinct], dtype=xp.int64)
         state = self.demand_fc if demand else self.spend_fc
         part = {k: v[..., idx] for k, v in state.items()}
+        learned = part["n"] if rows is None else part["n"][rows]
+        if now is not None:
+            counts = young_counts(counts, to_host(learned), *now)
         out = forecast_rest(xp, part, xp.asarray(counts, dtype=xp.float64),
                             None if days is None else xp.asarray(days, dtype=xp.float64),
                             self.params[1], rows)
-        learned = part["n"] if rows is None else part["n"][rows]
         return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), to_host(learned))
 
     def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,

@@ -42,6 +42,8 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from prsm_events.scoring.backend import backend_name
 
 __all__ = ["ForecastParams", "RestOfPeriod", "following", "forecast_rest", "forecast_step",
@@ -358,12 +360,17 @@ def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
 def innovation_variance(xp: ModuleType, state: dict[str, Array],
                         params: ForecastParams) -> Array:
     """Variance of the one-step error of the base plus the (trust-scaled) AR(3) carry: the
-    base's error variance less what the carry explains (at least 5% of it)."""
-    trust = state["n"] / (state["n"] + params.carry_trust)
+    base's error variance less what the carry explains (at least 5% of it). The moments
+    are averages that start from 0, so a young scope's are divided by the weight they have
+    gathered (``1 - (1 - beta)^(n - 1)``; 0 before a second interval)."""
+    n = state["n"]
+    trust = n / (n + params.carry_trust)
     a = ar3_coefficients(xp, state)
     explained = (2.0 - trust) * trust * (a[0] * state["res_cov"] + a[1] * state["pcov2"]
                                          + a[2] * state["pcov3"])
-    return xp.maximum(state["res_var"] - explained, 0.05 * state["res_var"])
+    gathered = 1.0 - (1.0 - params.beta) ** xp.maximum(n - 1.0, 0.0)
+    variance = xp.maximum(state["res_var"] - explained, 0.05 * state["res_var"])
+    return variance / xp.where(gathered > 0, gathered, 1.0)
 
 
 def carry_horizon(damping: float) -> int:
@@ -375,6 +382,45 @@ def carry_horizon(damping: float) -> int:
     if damping <= 0.0:
         return 1
     return max(1, math.ceil(math.log(1e-3) / math.log(damping)))
+
+
+def young_counts(counts: Any, learned: Any, bucket: int, bucket_intervals: float,
+                 into: float | None = None) -> Any:
+    """Counts per bucket for forecasters that may not have seen every bucket yet (host).
+
+    A scope younger than one cycle has learned only the buckets it has lived through. Its
+    profile holds 0 for the others, so they would be forecast at its level alone, which is
+    whatever the profile of the buckets it has seen did not absorb (a first hour that started
+    with a burst left a level ten times the rate since, for the rest of the day). Their
+    intervals are counted in the bucket that tells its rate now instead: the current one
+    (``bucket``, of which ``into`` intervals have passed, all of it if not given) once the
+    scope has lived at least half of it, else the one before. Scopes that have lived a whole
+    cycle keep their counts.
+
+    >>> young_counts([[1, 1, 1, 1]], [2.0], bucket=1, bucket_intervals=2.0).tolist()
+    [[0.0, 4.0, 0.0, 0.0]]
+    >>> young_counts([[1, 1, 1, 1]], [3.0], bucket=1, bucket_intervals=2.0).tolist()
+    [[1.0, 3.0, 0.0, 0.0]]
+    >>> young_counts([[1, 1, 1, 1]], [8.0], bucket=1, bucket_intervals=2.0).tolist()
+    [[1.0, 1.0, 1.0, 1.0]]
+    >>> young_counts([[2, 4, 4, 4]], [5.0], bucket=1, bucket_intervals=4.0, into=1).tolist()
+    [[14.0, 0.0, 0.0, 0.0]]
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    n = np.asarray(learned, dtype=np.float64)
+    c = np.broadcast_to(c, (len(n), c.shape[-1]))
+    season = c.shape[-1]
+    per = max(bucket_intervals, 1.0)
+    here = np.minimum(n, per if into is None else float(into))  # intervals in this bucket
+    before = np.ceil((n - here) / per)  # earlier buckets lived in
+    settled = (here >= per / 2) | (before == 0)  # this bucket tells the rate now
+    back = (bucket - np.arange(season)) % season  # buckets before the current one
+    seen = (back[None, :] <= before[:, None]) & ((back[None, :] > 0) | settled[:, None])
+    seen |= (n >= season * per)[:, None]
+    rate = np.where(settled, bucket % season, (bucket - 1) % season)
+    out = np.where(seen, c, 0.0)
+    out[np.arange(len(n)), rate] += np.where(seen, 0.0, c).sum(axis=1)
+    return out
 
 
 def _weighted(xp: ModuleType, profile: Array, c: Array) -> Array:

@@ -13,7 +13,7 @@ from prsm_events.ledger import BudgetLedger, to_nano
 from prsm_events.scopes import scopes_of
 from prsm_events.scoring import BatchScorer
 from prsm_events.spend_meter import SpendMeter
-from prsm_events.spend_watch import SpendWatch, WatchReport
+from prsm_events.spend_watch import OVERRUN_HISTORY, SpendWatch, WatchReport
 
 DAY0 = datetime(2026, 3, 10, tzinfo=UTC).timestamp()
 
@@ -57,6 +57,23 @@ def test_forecast_overrun_fires_once_per_period_before_the_money_is_spent() -> N
     assert exhaustion == pytest.approx(rig.now + (100 - 36) / 0.2 * 60, rel=0.05)
     assert alert.observed > 100 and alert.expected == 100.0 and minute < 60
     assert alert.alert_id.endswith("2026-03-10T00:00:00+00:00")
+
+
+def test_a_young_scope_forecasts_its_unseen_hours_at_its_rate_now() -> None:
+    # a new scope's first minute carries $5, then it spends $0.01 a minute: the hours it has
+    # not lived through yet are forecast at its rate now (before: at a level still holding
+    # the burst, $267 for the day after four hours; the truth is about $19)
+    rig = Rig(Budget(scope="tenant:a", period="day", limit_usd=100.0))
+    alerts = []
+    for minute in range(240):
+        rig.spend("a", 5.0 if minute == 0 else 0.01)
+        report = rig.tick()
+        alerts += [minute for a in report.alerts if a.kind == "forecast_overrun"]
+    outlook = report.outlooks["tenant:a|day"]
+    assert 15 < outlook.period_end_spend_usd < 40
+    assert outlook.low_usd <= 5 + 0.01 * 1439 <= outlook.high_usd
+    # no alert from a forecast of a few intervals (at minute 0 it was $7,200, "high")
+    assert all(m >= OVERRUN_HISTORY - 1 for m in alerts)
 
 
 def test_the_next_period_can_alert_again() -> None:

@@ -240,3 +240,17 @@ def test_several_horizons_of_one_scope_equal_one_forecast_each() -> None:
         scorer.spend_fc[key][...] = 0
     without = scorer.rest(asked, [c for c in counts for _ in "ab"])
     assert np.abs(without.mean[2:8] - together.mean[2:8]).min() > 1e-6
+
+
+def test_a_young_scopes_interval_is_as_wide_as_what_it_has_seen() -> None:
+    # the moments start from 0: without dividing by the weight gathered, an interval after
+    # 5 intervals was a fifth as wide as the same process's after 500
+    rng = np.random.default_rng(8)
+    widths = {}
+    for n in (5, 500):
+        state = new_forecast_state(np, 1, season=1)
+        for v in 10 + rng.normal(0, 2, n):
+            forecast_step(np, state, np.array([v]), 0)
+        rest = forecast_rest(np, state, [1])
+        widths[n] = float(rest.high[0] - rest.low[0])
+    assert 0.5 < widths[5] / widths[500] < 2.0
