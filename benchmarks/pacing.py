@@ -50,6 +50,7 @@ from prsm_events.request import RequestEvent  # noqa: E402
 from prsm_events.scopes import scopes_of  # noqa: E402
 from prsm_events.scoring.batch import BatchScorer  # noqa: E402
 from prsm_events.scoring.forecast_step import ForecastParams  # noqa: E402
+from prsm_events.scoring.pacing_step import PacingParams  # noqa: E402
 from prsm_events.spend_meter import SpendMeter  # noqa: E402
 from prsm_events.spend_watch import SpendWatch  # noqa: E402
 
@@ -138,8 +139,8 @@ class Pacer:
         self.watch = self._new_watch()
 
     def _new_watch(self) -> SpendWatch:
-        return SpendWatch(BatchScorer("numpy", forecast=ForecastParams(
-            intervals_per_day=DAY / self.tick_s)), self.tick_s)
+        return SpendWatch(BatchScorer("numpy", forecast=ForecastParams.every(self.tick_s),
+                                      pacing=PacingParams.every(self.tick_s)), self.tick_s)
 
     def restart(self, checkpoint: bool) -> None:
         """A new worker process: from a checkpoint of this one (saved and restored by the

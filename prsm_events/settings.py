@@ -117,6 +117,12 @@ class Settings(BaseSettings):
         60.0, ge=0.1, description="PRSM_SCORING_INTERVAL_S: the batch scorer's tick: spend per "
         "scope over this interval feeds the forecasters, the anomaly detector and pacing.",
     )
+    scoring_timescale_s: float = Field(
+        600.0, gt=0, description="PRSM_SCORING_TIMESCALE_S: the time over which the pacing "
+        "controller's gains and smoothing and the forecasters' level weight are defined (as "
+        "tuned on the pacing benchmark), so that they behave alike whatever the scoring "
+        "interval; tests that compress time set it to their interval.",
+    )
     anomaly_threshold: float = Field(
         0.68, gt=0, lt=1, description="PRSM_ANOMALY_THRESHOLD: anomaly score (0-1, comparable "
         "across scopes) from which a scope's spend is anomalous.",

@@ -26,6 +26,7 @@ from prsm_events.anomaly.findings import AnomalyRule
 from prsm_events.scoring.batch import BatchScorer
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from prsm_events.scoring.forecast_step import ForecastParams
+from prsm_events.scoring.pacing_step import PacingParams
 from prsm_events.settings import Settings
 from prsm_events.spend_watch import SpendWatch, WatchReport
 from streams.catch_up import CatchUp
@@ -95,10 +96,11 @@ class ScorerCheckpoints(mode.Service):
 def register_scoring(
     app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds
 ) -> SpendWatch:
-    per_day = 86400.0 / settings.scoring_interval_s  # weekday offsets learn per day
+    interval, timescale = settings.scoring_interval_s, settings.scoring_timescale_s
     scorer = BatchScorer(settings.scoring_backend,
-                         forecast=ForecastParams(intervals_per_day=per_day),
-                         forget_after=round(FORGET_AFTER_S / settings.scoring_interval_s))
+                         forecast=ForecastParams.every(interval, timescale),
+                         pacing=PacingParams.every(interval, timescale),
+                         forget_after=round(FORGET_AFTER_S / interval))
     log.warning("batch scoring on %s every %g s", scorer.backend, settings.scoring_interval_s)
     watch = SpendWatch(
         scorer, settings.scoring_interval_s,

@@ -66,6 +66,20 @@ class ForecastParams:
     carry_damping: float = 0.93  # the residual's forecast j intervals ahead is damped by this^j
     carry_trust: float = 10.0  # AR coefficients scaled by n / (n + this): young fits are noise
 
+    @classmethod
+    def every(cls, interval_s: float, timescale_s: float = 600.0) -> ForecastParams:
+        """The defaults for a forecaster stepped every ``interval_s``: weekday offsets spread
+        over a day's intervals, and the level's weight per ``timescale_s`` (where ``alpha``
+        was chosen) spread over the intervals in it (the level forgets 2% per 10 minutes
+        whether it learns every minute or every 10).
+
+        >>> round(ForecastParams.every(600.0).alpha, 6), round(ForecastParams.every(60.0).alpha, 6)
+        (0.02, 0.002018)
+        """
+        base = cls()
+        return cls(alpha=_per_step(base.alpha, interval_s / timescale_s),
+                   intervals_per_day=86400.0 / interval_s)
+
     def __post_init__(self) -> None:
         if not 0.0 <= self.carry_damping < 1.0:
             raise ValueError(f"carry_damping must be in [0, 1), not {self.carry_damping}")
@@ -83,6 +97,11 @@ class RestOfPeriod:
     mean: Array  # predicted spend over the next k intervals (>= 0)
     low: Array  # 90% interval
     high: Array
+
+
+def _per_step(weight: float, fraction: float) -> float:
+    """The weight per step that compounds to ``weight`` over ``1 / fraction`` steps."""
+    return float(1.0 - (1.0 - weight) ** fraction)
 
 
 def new_forecast_state(xp: ModuleType, n: int, season: int) -> dict[str, Array]:

@@ -54,6 +54,21 @@ class PacingParams:
     reserve_margin: float = 1.0  # multiplies the expected high/critical spend
     smoothing: float = 0.3  # weight of the last interval in the observed spend/demand
 
+    @classmethod
+    def every(cls, interval_s: float, timescale_s: float = 600.0) -> PacingParams:
+        """The defaults (chosen with 10-minute steps) for a controller stepped every
+        ``interval_s``: gains in proportion, smoothing compounded, so the pressure moves as
+        fast per ``timescale_s`` whatever the interval.
+
+        >>> p = PacingParams.every(60.0)
+        >>> round(p.gain_up, 4), round(p.smoothing, 4)
+        (0.01, 0.035)
+        """
+        base, r = cls(), interval_s / timescale_s
+        return cls(gain_up=base.gain_up * r, gain_down=base.gain_down * r,
+                   reserve_margin=base.reserve_margin,
+                   smoothing=float(1.0 - (1.0 - base.smoothing) ** r))
+
 
 @dataclass(frozen=True)
 class PacingOut:

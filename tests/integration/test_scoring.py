@@ -37,7 +37,8 @@ def worker(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wor
     # a fresh name (topics, group) per run: a reused broker keeps earlier runs' alerts
     handle = WorkerHandle(f"score{uuid.uuid4().hex[:6]}", kafka,
                           Path(tmp_path_factory.mktemp("score")),
-                          scoring_interval_s=TICK_S, reservation_ttl_s=600.0)
+                          scoring_interval_s=TICK_S, scoring_timescale_s=TICK_S,
+                          reservation_ttl_s=600.0)
     handle.start()
     yield handle
     handle.stop()
@@ -166,7 +167,8 @@ def test_a_restarted_worker_goes_on_from_its_checkpoint_and_skips_its_backlog(
     from prsm_events.scoring.checkpoint import read_checkpoint
 
     name, home = f"ckpt{uuid.uuid4().hex[:6]}", tmp_path / "ckpt"
-    worker = start_worker(name, home=home, scoring_interval_s=TICK_S)
+    worker = start_worker(name, home=home, scoring_interval_s=TICK_S,
+                          scoring_timescale_s=TICK_S)
 
     async def trickle(seconds: float, backlog: int = 0) -> None:
         async with UsagePublisher(worker.settings.bootstrap, topic=worker.topic("usage")) as pub:
@@ -187,7 +189,8 @@ def test_a_restarted_worker_goes_on_from_its_checkpoint_and_skips_its_backlog(
 
     # traffic went on while it was down: 100 events of 10x the usual cost wait for it
     run(trickle(0.0, backlog=100))
-    worker = start_worker(name, home=home, scoring_interval_s=TICK_S)
+    worker = start_worker(name, home=home, scoring_interval_s=TICK_S,
+                          scoring_timescale_s=TICK_S)
     run(trickle(5.0))
     wait_until(lambda: scoring().get("ticks", 0) >= state.ticks + 10, what="scoring again",
                details=scoring)

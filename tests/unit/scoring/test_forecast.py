@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -254,3 +257,15 @@ def test_a_young_scopes_interval_is_as_wide_as_what_it_has_seen() -> None:
         rest = forecast_rest(np, state, [1])
         widths[n] = float(rest.high[0] - rest.low[0])
     assert 0.5 < widths[5] / widths[500] < 2.0
+
+
+def test_the_level_forgets_as_fast_per_minute_whatever_the_interval() -> None:
+    moved = {}
+    for interval_s, steps in ((600.0, 6), (60.0, 60)):  # one hour of spend at 2 per 10 min
+        state = new_forecast_state(np, 1, season=1)
+        state["n"][...], state["level"][...] = 1e6, 1.0 * interval_s / 600  # an old scope
+        params = replace(ForecastParams.every(interval_s), gamma=0.0)  # the level alone
+        for _ in range(steps):
+            forecast_step(np, state, np.array([2.0 * interval_s / 600]), 0, params)
+        moved[interval_s] = float(state["level"][0]) * 600 / interval_s
+    assert moved[60.0] == pytest.approx(moved[600.0], rel=0.05)
