@@ -37,6 +37,10 @@ from prsm_events.spend_meter import MeterInterval
 
 __all__ = ["OVERRUN_HISTORY", "SpendWatch", "WatchReport"]
 
+Clock = tuple[int, float, float]
+"""For young scopes' forecasts: the hour just learned, intervals per hour, intervals of it
+passed (``BatchScorer.rest``'s ``now``)."""
+
 OVERRUN_HISTORY = 10
 """Intervals a scope's forecaster must have learned before its forecast can raise
 ``forecast_overrun`` (its outlook is shown from the first)."""
@@ -74,9 +78,6 @@ class SpendWatch:
         self.overrun_sent: dict[str, float] = {}
         """Budget key -> period start of the overrun alert sent (one per period)."""
         self.high_share: dict[str, float] = {}
-        self._now: tuple[int, float, float] | None = None
-        """(Hour bucket just learned, intervals per hour, intervals of it passed), set by each
-        tick for the forecasts of scopes younger than a day."""
         self.pacing_directives: set[str] = set()
         self.anomaly_until: dict[str, float] = {}
 
@@ -100,21 +101,21 @@ class SpendWatch:
              now: float) -> WatchReport:
         mid = now - self.interval_s / 2  # the interval's hour of day and weekday
         bucket = int(mid // 3600) % 24
-        per_hour = 3600.0 / self.interval_s
-        self._now = (bucket, per_hour, (mid % 3600) // self.interval_s + 1)  # young scopes
+        clock: Clock = (bucket, 3600.0 / self.interval_s, (mid % 3600) // self.interval_s + 1)
         scores = self.scorer.step(interval.spend, interval.demand, bucket, weekday_of(mid))
         report = WatchReport(scores)
         calendar = [b for b in book if b.period not in ROLLING]
         if calendar:
-            self._calendar(calendar, view, interval, now, report)
+            self._calendar(calendar, view, interval, now, clock, report)
         rolling = [b for b in book if b.period in ROLLING]
         if rolling:
-            self._rolling(rolling, view, now, report)
+            self._rolling(rolling, view, now, clock, report)
         self._anomalies(scores, book, now, report)
         return report
 
     def _calendar(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
-                  interval: MeterInterval, now: float, report: WatchReport) -> None:
+                  interval: MeterInterval, now: float, clock: Clock,
+                  report: WatchReport) -> None:
         """Calendar periods: the forecast to each period end, the overrun alert once per
         period, and pacing for the paced ones."""
         views = {b.key: view(b) for b in budgets}
@@ -125,7 +126,7 @@ class SpendWatch:
                 by_end[end] = self._counts(now, end)
         counts = [by_end[views[b.key].end] for b in budgets]
         rest = self.scorer.rest([b.scope for b in budgets], [c.hours for c in counts],
-                                days=[c.days for c in counts], now=self._now)
+                                days=[c.days for c in counts], now=clock)
         for i, b in enumerate(budgets):
             o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))
             report.outlooks[b.key] = o
@@ -135,14 +136,14 @@ class SpendWatch:
                 self.overrun_sent[b.key] = o.period_start
                 report.alerts.append(overrun_alert(o))
         paced = [(b, c) for b, c in zip(budgets, counts, strict=True) if b.pacing]
-        self._pace(paced, views, interval, now, report)
+        self._pace(paced, views, interval, now, clock, report)
 
     def _counts(self, now: float, end: float) -> Counts:
         return Counts(hourly_counts(now, end, self.interval_s),
                       weekday_counts(now, end, self.interval_s))
 
     def _rolling(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
-                 now: float, report: WatchReport) -> None:
+                 now: float, clock: Clock, report: WatchReport) -> None:
         """Rolling windows: the forecast at horizons up to one window ahead (one scorer call
         per window length); an overrun alert when the window is forecast to reach its limit
         (again once the forecast has fallen back below it)."""
@@ -155,7 +156,7 @@ class SpendWatch:
             hours = np.tile(np.array([c.hours for c in counts]), (len(group), 1))
             days = np.tile(np.array([c.days for c in counts]), (len(group), 1))
             rest = self.scorer.rest([b.scope for b in group for _ in horizons], hours,
-                                    days=days, now=self._now)
+                                    days=days, now=clock)
             k = len(horizons)
             for i, b in enumerate(group):
                 rows = slice(i * k, (i + 1) * k)
@@ -171,13 +172,13 @@ class SpendWatch:
                     report.alerts.append(overrun_alert(o))
 
     def _pace(self, with_counts: list[tuple[Budget, Counts]], views: dict[str, BudgetView],
-              interval: MeterInterval, now: float, report: WatchReport) -> None:
+              interval: MeterInterval, now: float, clock: Clock, report: WatchReport) -> None:
         if not with_counts:
             return
         paced = [b for b, _ in with_counts]
         demand_rest = self.scorer.rest([b.scope for b in paced],
                                        [c.hours for _, c in with_counts], demand=True,
-                                       days=[c.days for _, c in with_counts], now=self._now)
+                                       days=[c.days for _, c in with_counts], now=clock)
         for b in paced:
             asked = interval.demand.get(b.scope, 0.0)
             if asked > 0:

@@ -256,13 +256,13 @@ class BatchScorer:
         idx = xp.asarray([self.rows[s] for s in distinct], dtype=xp.int64)
         state = self.demand_fc if demand else self.spend_fc
         part = {k: v[..., idx] for k, v in state.items()}
-        learned = part["n"] if rows is None else part["n"][rows]
+        learned = to_host(part["n"] if rows is None else part["n"][rows])
         if now is not None:
-            counts = young_counts(counts, to_host(learned), *now)
+            counts = young_counts(counts, learned, *now)
         out = forecast_rest(xp, part, xp.asarray(counts, dtype=xp.float64),
                             None if days is None else xp.asarray(days, dtype=xp.float64),
                             self.params[1], rows)
-        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), to_host(learned))
+        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), learned)
 
     def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,
              demand_rest: Sequence[float] | Host, spend: Sequence[float] | Host,

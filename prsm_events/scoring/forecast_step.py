@@ -277,9 +277,10 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
         seasonal = seasonal + _weighted(xp, pick(state["week"]),
                                         xp.asarray(days, dtype=xp.float64))
     params = params or ForecastParams()
-    carry = residual_carry(xp, state, k, params, rows)
+    ar = ar3_coefficients(xp, state)
+    carry = residual_carry(xp, state, k, params, rows, ar)
     mean = xp.maximum(k * pick(state["level"]) + seasonal + carry.mean, 0.0)
-    half = Z90 * xp.sqrt(pick(innovation_variance(xp, state, params)) * carry.spread)
+    half = Z90 * xp.sqrt(pick(innovation_variance(xp, state, params, ar)) * carry.spread)
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
 
 
@@ -324,7 +325,8 @@ class ResidualCarry:
 
 
 def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
-                   params: ForecastParams, rows: Array | None = None) -> ResidualCarry:
+                   params: ForecastParams, rows: Array | None = None,
+                   ar: tuple[Array, Array, Array] | None = None) -> ResidualCarry:
     """What the residual adds to the next ``k`` intervals (``k`` per scope, or one for all;
     with ``rows``, per forecast of scope ``rows[i]``): the AR(3)'s forecasts (coefficients
     scaled by ``n / (n + carry_trust)``), the j-th damped by ``carry_damping**(j - 1)`` and
@@ -336,9 +338,10 @@ def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
     ``spread``: a shock now moves the next intervals by the AR(3)'s impulse response (damped
     and held within 3 likewise), so the total's error variance is the one-step variance times
     the sum over the horizon of the squared cumulative responses (``k`` when the residual
-    carries nothing); beyond the damping's horizon the response's sum is taken as settled."""
+    carries nothing); beyond the damping's horizon the response's sum is taken as settled.
+    ``ar``: the coefficients if already solved."""
     trust = state["n"] / (state["n"] + params.carry_trust)
-    a1, a2, a3 = (a * trust for a in ar3_coefficients(xp, state))
+    a1, a2, a3 = (a * trust for a in (ar or ar3_coefficients(xp, state)))
     r1, r2, r3 = state["res"], state["res2"], state["res3"]
     bound = xp.maximum(xp.maximum(xp.abs(r1), xp.abs(r2)),
                        xp.maximum(xp.abs(r3), 3.0 * xp.sqrt(xp.maximum(state["acov0"], 0.0))))
@@ -376,15 +379,15 @@ def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
     return ResidualCarry(carry, spread + (full - k) * response * response)
 
 
-def innovation_variance(xp: ModuleType, state: dict[str, Array],
-                        params: ForecastParams) -> Array:
+def innovation_variance(xp: ModuleType, state: dict[str, Array], params: ForecastParams,
+                        ar: tuple[Array, Array, Array] | None = None) -> Array:
     """Variance of the one-step error of the base plus the (trust-scaled) AR(3) carry: the
     base's error variance less what the carry explains (at least 5% of it). The moments
     are averages that start from 0, so a young scope's are divided by the weight they have
     gathered (``1 - (1 - beta)^(n - 1)``; 0 before a second interval)."""
     n = state["n"]
     trust = n / (n + params.carry_trust)
-    a = ar3_coefficients(xp, state)
+    a = ar or ar3_coefficients(xp, state)
     explained = (2.0 - trust) * trust * (a[0] * state["res_cov"] + a[1] * state["pcov2"]
                                          + a[2] * state["pcov3"])
     gathered = 1.0 - (1.0 - params.beta) ** xp.maximum(n - 1.0, 0.0)
