@@ -133,14 +133,13 @@ class BatchScorer:
             return
         if len(self.rows) > self.capacity:
             size = max(len(self.rows), 2 * self.capacity)
-            self.anomaly = _grow(self.xp, self.anomaly, size)
-            self.spend_fc = _grow(self.xp, self.spend_fc, size)
-            self.demand_fc = _grow(self.xp, self.demand_fc, size)
+            for part in _PARTS:
+                setattr(self, part, _grow(self.xp, getattr(self, part), size))
             self.active = np.concatenate([self.active, np.zeros(size - self.capacity,
                                                                 dtype=np.int64)])
             self.capacity = size
-        for state in (self.anomaly, self.spend_fc, self.demand_fc):
-            for arr in state.values():  # spare rows were stepped on zeros: start them fresh
+        for part in _PARTS:
+            for arr in getattr(self, part).values():  # spare rows stepped on 0: fresh
                 arr[..., first_new:len(self.rows)] = 0
         self.active[first_new:len(self.rows)] = self.ticks
 

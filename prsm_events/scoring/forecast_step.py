@@ -46,11 +46,23 @@ import numpy as np
 
 from prsm_events.scoring.backend import backend_name
 
-__all__ = ["ForecastParams", "RestOfPeriod", "following", "forecast_rest", "forecast_step",
-           "hourly_counts", "new_forecast_state", "weekday_counts", "weekday_of"]
+__all__ = ["TUNED_EVERY_S", "ForecastParams", "RestOfPeriod", "following", "forecast_rest",
+           "forecast_step", "hourly_counts", "new_forecast_state", "per_step", "weekday_counts",
+           "weekday_of"]
 
 Array = Any
 Z90 = 1.6448536269514722
+TUNED_EVERY_S = 600.0
+"""The step (10 minutes) at which the level weight and the pacing controller were tuned."""
+
+
+def per_step(weight: float, steps: float) -> float:
+    """The weight per step that compounds to ``weight`` over ``steps`` steps.
+
+    >>> round(per_step(0.2, 1440.0), 8), per_step(0.3, 1.0)
+    (0.00015495, 0.3)
+    """
+    return float(1.0 - (1.0 - weight) ** (1.0 / max(steps, 1e-12)))
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ class ForecastParams:
     carry_trust: float = 10.0  # AR coefficients scaled by n / (n + this): young fits are noise
 
     @classmethod
-    def every(cls, interval_s: float, timescale_s: float = 600.0) -> ForecastParams:
+    def every(cls, interval_s: float, timescale_s: float = TUNED_EVERY_S) -> ForecastParams:
         """The defaults for a forecaster stepped every ``interval_s``: weekday offsets spread
         over a day's intervals, and the level's weight per ``timescale_s`` (where ``alpha``
         was chosen) spread over the intervals in it (the level forgets 2% per 10 minutes
@@ -77,7 +89,7 @@ class ForecastParams:
         (0.02, 0.002018)
         """
         base = cls()
-        return cls(alpha=_per_step(base.alpha, interval_s / timescale_s),
+        return cls(alpha=per_step(base.alpha, timescale_s / interval_s),
                    intervals_per_day=86400.0 / interval_s)
 
     def __post_init__(self) -> None:
@@ -89,7 +101,7 @@ class ForecastParams:
     @property
     def delta(self) -> float:
         """Weight of one interval in its weekday's offset."""
-        return float(1.0 - (1.0 - self.weekly) ** (1.0 / max(self.intervals_per_day, 1.0)))
+        return per_step(self.weekly, max(self.intervals_per_day, 1.0))
 
 
 @dataclass(frozen=True)
@@ -97,11 +109,6 @@ class RestOfPeriod:
     mean: Array  # predicted spend over the next k intervals (>= 0)
     low: Array  # 90% interval
     high: Array
-
-
-def _per_step(weight: float, fraction: float) -> float:
-    """The weight per step that compounds to ``weight`` over ``1 / fraction`` steps."""
-    return float(1.0 - (1.0 - weight) ** fraction)
 
 
 def new_forecast_state(xp: ModuleType, n: int, season: int) -> dict[str, Array]:
@@ -433,15 +440,20 @@ def young_counts(counts: Any, learned: Any, bucket: int, bucket_intervals: float
     c = np.broadcast_to(c, (len(n), c.shape[-1]))
     season = c.shape[-1]
     per = max(bucket_intervals, 1.0)
+    young = np.flatnonzero(n < season * per)
+    if not len(young):  # the usual case: every scope has lived a whole cycle
+        return c
+    n = n[young]
     here = np.minimum(n, per if into is None else float(into))  # intervals in this bucket
     before = np.ceil((n - here) / per)  # earlier buckets lived in
     settled = (here >= per / 2) | (before == 0)  # this bucket tells the rate now
     back = (bucket - np.arange(season)) % season  # buckets before the current one
     seen = (back[None, :] <= before[:, None]) & ((back[None, :] > 0) | settled[:, None])
-    seen |= (n >= season * per)[:, None]
     rate = np.where(settled, bucket % season, (bucket - 1) % season)
-    out = np.where(seen, c, 0.0)
-    out[np.arange(len(n)), rate] += np.where(seen, 0.0, c).sum(axis=1)
+    rows = np.where(seen, c[young], 0.0)
+    rows[np.arange(len(n)), rate] += np.where(seen, 0.0, c[young]).sum(axis=1)
+    out = c.copy()
+    out[young] = rows
     return out
 
 

@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 from prsm_events.scoring.backend import backend_name
+from prsm_events.scoring.forecast_step import TUNED_EVERY_S, per_step
 
 __all__ = ["PacingOut", "PacingParams", "new_pacing_state", "pacing_step"]
 
@@ -55,7 +56,7 @@ class PacingParams:
     smoothing: float = 0.3  # weight of the last interval in the observed spend/demand
 
     @classmethod
-    def every(cls, interval_s: float, timescale_s: float = 600.0) -> PacingParams:
+    def every(cls, interval_s: float, timescale_s: float = TUNED_EVERY_S) -> PacingParams:
         """The defaults (chosen with 10-minute steps) for a controller stepped every
         ``interval_s``: gains in proportion, smoothing compounded, so the pressure moves as
         fast per ``timescale_s`` whatever the interval.
@@ -67,7 +68,7 @@ class PacingParams:
         base, r = cls(), interval_s / timescale_s
         return cls(gain_up=base.gain_up * r, gain_down=base.gain_down * r,
                    reserve_margin=base.reserve_margin,
-                   smoothing=float(1.0 - (1.0 - base.smoothing) ** r))
+                   smoothing=per_step(base.smoothing, 1.0 / r))
 
 
 @dataclass(frozen=True)
