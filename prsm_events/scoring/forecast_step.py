@@ -59,7 +59,7 @@ TUNED_EVERY_S = 600.0
 def per_step(weight: float, steps: float) -> float:
     """The weight per step that compounds to ``weight`` over ``steps`` steps.
 
-    >>> round(per_step(0.2, 1440.0), 8), per_step(0.3, 1.0)
+    >>> round(per_step(0.2, 1440.0), 8), round(per_step(0.3, 1.0), 12)
     (0.00015495, 0.3)
     """
     return float(1.0 - (1.0 - weight) ** (1.0 / max(steps, 1e-12)))
