@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from prsm_events.scoring.anomaly_step import AnomalyParams, new_anomaly_state
-from prsm_events.scoring.forecast_step import ForecastParams, new_forecast_state
+from prsm_events.scoring.forecast_step import TUNED_EVERY_S, ForecastParams, new_forecast_state
 from prsm_events.scoring.spend_step import spend_step
 
 __all__ = ["DETECTORS", "Detector", "HalfSpaceTreesDetector", "SpendAnomalyDetector",
@@ -80,14 +80,17 @@ class HalfSpaceTreesDetector:
 class SpendAnomalyDetector:
     """Our detector for one series: the seasonal forecaster's one-step error, scored (the
     batch scorer runs the same two steps for many scopes). ``at`` picks the hour-of-day
-    bucket of the forecaster's daily profile and the weekday offset (the spacing of the
-    first two times sets how many intervals make a day); without it, one bucket and no
-    weekday offsets."""
+    bucket of the forecaster's daily profile and the weekday offset; the spacing of the
+    first two times sets how many intervals make a day and the level's weight per interval,
+    as the worker sets them for its scoring interval (``ForecastParams.every``). Without
+    ``at``, one bucket, no weekday offsets and the weights per interval as given."""
 
     def __init__(self, params: AnomalyParams | None = None,
-                 forecast: ForecastParams | None = None) -> None:
+                 forecast: ForecastParams | None = None,
+                 timescale_s: float = TUNED_EVERY_S) -> None:
         self.params = params or AnomalyParams()
         self.forecast = forecast or ForecastParams()
+        self.timescale_s = timescale_s
         self.state = new_anomaly_state(np, 1)
         self.forecaster = new_forecast_state(np, 1, season=24)
         self.last_sigma = 0.0
@@ -99,7 +102,8 @@ class SpendAnomalyDetector:
         if at is not None and not self.spaced:
             if self.last_at is not None and at > self.last_at:
                 gap = (at - self.last_at).total_seconds()
-                self.forecast = replace(self.forecast, intervals_per_day=86400.0 / gap)
+                self.forecast = replace(self.forecast, intervals_per_day=86400.0 / gap,
+                                        alpha=ForecastParams.every(gap, self.timescale_s).alpha)
                 self.spaced = True
             self.last_at = at
         out = spend_step(np, self.forecaster, self.state, np.array([x], dtype=np.float64),

@@ -35,7 +35,12 @@ from prsm_events.scoring.forecast_step import (
     new_forecast_state,
     young_counts,
 )
-from prsm_events.scoring.pacing_step import PacingParams, new_pacing_state, pacing_step
+from prsm_events.scoring.pacing_step import (
+    YOUNG_STATE,
+    PacingParams,
+    new_pacing_state,
+    pacing_step,
+)
 from prsm_events.scoring.spend_step import spend_step
 
 __all__ = ["BatchScorer", "Rest", "ScopeScores", "ScorerState"]
@@ -221,7 +226,8 @@ class BatchScorer:
             for name, arr in arrays.items():
                 saved = state.arrays.get(f"{part}.{name}")
                 want = (*arr.shape[:-1], rows)
-                if saved is None and part in _FORECASTERS and name in CARRY_STATE:
+                if saved is None and ((part in _FORECASTERS and name in CARRY_STATE)
+                                      or (part == "pacing" and name in YOUNG_STATE)):
                     arr[...] = 0
                     continue
                 if saved is None or tuple(saved.shape) != want:

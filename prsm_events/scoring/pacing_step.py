@@ -2,8 +2,8 @@
 
 Throttling-based smooth delivery, as in online-advertising budget pacing. Demand is the cost
 of every request at its requested model, served or not. What the budget can still afford is
-the ratio ``target = remaining / demand_rest`` (``demand_rest``: the demand forecast for the
-rest of the period); what the current pressure lets through is ``observed = spend / demand``
+the ratio ``target = remaining / to_come`` (``to_come``: the demand expected for the rest of
+the period, below); what the current pressure lets through is ``observed = spend / demand``
 over recent intervals (exponentially weighted). Each budget's pressure ``p`` in [0, 1]
 follows an integral controller on their ratio:
 
@@ -15,11 +15,16 @@ The target is re-planned from what is left at every step, so an early burst does
 hours of catch-up throttling. With nothing left the pressure is held (the hard limit blocks
 anyway; relaxing because nothing more is spent would only release a wave at the next
 period). The pressure is turned into actions by ``prsm_events.pacing``.
+
+``to_come`` is ``demand_rest``, the demand forecast for the rest of the period, once the
+forecaster has a day of history. Before that (``young_left``: the intervals left in the
+period while the forecaster is younger than a day, else 0) it has not seen the busy hours
+yet and its forecast follows the last hour, so a quiet stretch would relax the pressure just
+before the traffic comes back: ``to_come`` is at least the mean demand per interval since the
+budget was first paced (``lived`` intervals) times the intervals left.
 ``reserve`` is the part of the budget kept for high and critical requests: their share of
-recent demand times the demand forecast or, while the forecaster has less than a day of
-history (``young_left``: the intervals left in the period then, else 0), the recent demand rate
-times the intervals left if that is more (a forecaster that has not seen the busy hours yet
-must not leave them short); at most what is left.
+recent demand times ``to_come`` (young: times the recent demand rate times the intervals left
+if that is more); at most what is left.
 
 >>> import numpy as np
 >>> state = new_pacing_state(np, 2)
@@ -29,6 +34,16 @@ must not leave them short); at most what is left.
 ...                   young_left=np.array([0.0, 200.0]))
 >>> out.pressure.tolist(), out.reserve.tolist()
 ([0.0, 0.1], [2.0, 10.0])
+
+After a quiet hour the young budget still keeps the demand it has seen on average:
+
+>>> for _ in range(60):
+...     out = pacing_step(np, state, remaining=np.array([10.0, 10.0]),
+...                       demand_rest=np.array([0.0, 0.0]), spend=np.zeros(2),
+...                       demand=np.zeros(2), high_share=np.array([0.2, 0.2]),
+...                       young_left=np.array([0.0, 100.0]))
+>>> out.reserve.round(3).tolist()
+[0.0, 0.328]
 """
 
 from __future__ import annotations
@@ -41,7 +56,8 @@ from typing import Any
 from prsm_events.scoring.backend import backend_name
 from prsm_events.scoring.forecast_step import TUNED_EVERY_S, per_step
 
-__all__ = ["PacingOut", "PacingParams", "new_pacing_state", "pacing_step"]
+__all__ = ["PACING_STATE", "YOUNG_STATE", "PacingOut", "PacingParams", "new_pacing_state",
+           "pacing_step"]
 
 Array = Any
 
@@ -78,7 +94,13 @@ class PacingOut:
 
 
 def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
-    return {name: xp.zeros(n, dtype=xp.float64) for name in ("pressure", "spend", "demand")}
+    return {name: xp.zeros(n, dtype=xp.float64) for name in PACING_STATE}
+
+
+PACING_STATE = ("pressure", "spend", "demand", "lived", "demand_mean")
+YOUNG_STATE = ("lived", "demand_mean")
+"""Added after the first checkpoints: such a checkpoint loads with them at zero (the guard's
+mean starts again)."""
 
 
 def pacing_step(
@@ -94,15 +116,18 @@ def pacing_step(
     if backend_name(xp) == "cupy":
         reserve = xp.empty_like(remaining)
         _kernel()(remaining, demand_rest, spend, demand, high_share, young_left,
-                  params.gain_up,
-                  params.gain_down, params.reserve_margin, params.smoothing,
-                  state["pressure"], state["spend"], state["demand"], reserve)
+                  params.gain_up, params.gain_down, params.reserve_margin, params.smoothing,
+                  *(state[k] for k in PACING_STATE), reserve)
         return PacingOut(state["pressure"], reserve)
     w = params.smoothing
     state["spend"][...] = (1 - w) * state["spend"] + w * spend
     state["demand"][...] = (1 - w) * state["demand"] + w * demand
+    state["lived"][...] = state["lived"] + 1.0
+    mean = state["demand_mean"]
+    mean[...] = mean + (demand - mean) / state["lived"]
     left = xp.maximum(remaining, 0.0)
-    target = left / xp.maximum(demand_rest, 1e-12)
+    to_come = xp.maximum(demand_rest, mean * young_left)
+    target = left / xp.maximum(to_come, 1e-12)
     seen = state["demand"] > 1e-12
     observed = xp.where(seen, state["spend"] / xp.where(seen, state["demand"], 1.0), 0.0)
     error = xp.clip(observed / xp.maximum(target, 1e-12) - 1.0, -1.0, 1.0)
@@ -110,7 +135,7 @@ def pacing_step(
     error = xp.where(left > 0.0, error, 0.0)
     gain = xp.where(error > 0, params.gain_up, params.gain_down)
     state["pressure"][...] = xp.clip(state["pressure"] + gain * error, 0.0, 1.0)
-    to_come = xp.maximum(demand_rest, state["demand"] * young_left)
+    to_come = xp.maximum(to_come, state["demand"] * young_left)
     reserve = xp.minimum(left, params.reserve_margin * high_share * to_come)
     return PacingOut(state["pressure"], reserve)
 
@@ -120,15 +145,18 @@ const double s = (1.0 - smoothing) * spend_ew + smoothing * spend;
 const double d = (1.0 - smoothing) * demand_ew + smoothing * demand;
 spend_ew = s;
 demand_ew = d;
+lived = lived + 1.0;
+demand_mean = demand_mean + (demand - demand_mean) / lived;
 const double left = fmax(remaining, 0.0);
-const double target = left / fmax(demand_rest, 1e-12);
+const double to_come = fmax(demand_rest, demand_mean * young_left);
+const double target = left / fmax(to_come, 1e-12);
 const bool seen = d > 1e-12;
 const double observed = seen ? s / d : 0.0;
 const double error = left <= 0.0 ? 0.0
     : seen ? fmin(fmax(observed / fmax(target, 1e-12) - 1.0, -1.0), 1.0) : -1.0;
 const double gain = error > 0.0 ? gain_up : gain_down;
 pressure = fmin(fmax(pressure + gain * error, 0.0), 1.0);
-reserve = fmin(left, reserve_margin * high_share * fmax(demand_rest, d * young_left));
+reserve = fmin(left, reserve_margin * high_share * fmax(to_come, d * young_left));
 """
 
 
@@ -137,7 +165,8 @@ KERNEL = ("float64 remaining, float64 demand_rest, float64 spend, float64 demand
           "float64 gain_down, "
           "float64 reserve_margin, "
           "float64 smoothing",
-          "float64 pressure, float64 spend_ew, float64 demand_ew, float64 reserve",
+          "float64 pressure, float64 spend_ew, float64 demand_ew, float64 lived, "
+          "float64 demand_mean, float64 reserve",
           KERNEL_BODY, "prsm_pacing_step")
 """(in_params, out_params, operation, name) of the CuPy elementwise kernel."""
 

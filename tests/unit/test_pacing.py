@@ -118,3 +118,34 @@ def test_the_controller_presses_a_fast_spender_and_holds_once_nothing_is_left() 
     held = [step(0.0, 0.0) for _ in range(20)]  # exhausted: the hard limit blocks, nothing spent
     assert held == [pressures[-1]] * 20
     assert step(5.0, 0.0) < pressures[-1]  # room again (next period): relaxes
+
+
+def test_a_young_budget_keeps_pressing_through_a_quiet_stretch() -> None:
+    """A forecaster younger than a day follows the last hour: after a quiet hour it expects
+    nothing more, and without the since-start demand mean the pressure would fall to zero just
+    before the traffic comes back (the pacing benchmark's restart from scratch)."""
+    import numpy as np
+
+    from prsm_events.scoring.pacing_step import new_pacing_state, pacing_step
+
+    def run(young: bool) -> tuple[float, float]:
+        state = new_pacing_state(np, 1)
+        remaining, left = 100.0, 600
+        for k in range(180):
+            busy = k < 120  # two busy hours ($1 asked a minute), then a quiet one
+            demand = 1.0 if busy else 0.0
+            spend = 0.3 * demand
+            remaining -= spend
+            out = pacing_step(np, state, remaining=np.array([remaining]),
+                              demand_rest=np.array([demand * (left - k)]),
+                              spend=np.array([spend]), demand=np.array([demand]),
+                              high_share=np.array([0.2]),
+                              young_left=np.array([float(left - k) if young else 0.0]))
+        return float(out.pressure[0]), float(out.reserve[0])
+
+    young_pressure, young_reserve = run(young=True)
+    grown_pressure, grown_reserve = run(young=False)
+    assert grown_pressure == 0.0 and grown_reserve == 0.0  # trusts its forecast of nothing
+    # $64 left for 421 minutes in which $1 a minute for 2 hours of 3 may come back
+    assert young_pressure > 0.5
+    assert young_reserve == pytest.approx(0.2 * 120 / 180 * 421)

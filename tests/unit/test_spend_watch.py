@@ -158,7 +158,8 @@ def test_a_watch_restored_from_its_checkpoint_goes_on_as_if_never_stopped(tmp_pa
                 sorted(d.key for d in report.directives), report.lifts,
                 {k: round(v.pressure, 12) for k, v in report.pacing.items()})
 
-    reference = [seen(minute_of(kept, minute)) for minute in range(400)]
+    end = 720
+    reference = [seen(minute_of(kept, minute)) for minute in range(end)]
     lifted = next(m for m, (_, _, lifts, _) in enumerate(reference) if lifts)
     overrun = next(m for m, (alerts, *_) in enumerate(reference) if alerts)
     assert overrun < lifted  # restart between the two: the alert is sent, the lift is due
@@ -170,7 +171,7 @@ def test_a_watch_restored_from_its_checkpoint_goes_on_as_if_never_stopped(tmp_pa
     state, memory = read_checkpoint(path, 60.0)
     restarted.watch.scorer.load(state)
     restarted.watch.recall(memory)
-    later = [seen(minute_of(restarted, minute)) for minute in range(lifted, 400)]
+    later = [seen(minute_of(restarted, minute)) for minute in range(lifted, end)]
     assert later == reference[lifted:]  # the overrun alert is not repeated, the lift is sent
 
 

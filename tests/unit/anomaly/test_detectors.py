@@ -65,6 +65,29 @@ def test_single_series_detector_equals_the_batch_scorer() -> None:
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize("interval_s", [60.0, 300.0])
+def test_a_timed_detector_is_set_up_as_the_worker_sets_up_its_scorer(interval_s: float) -> None:
+    """Given times, the detector learns as the worker does at that scoring interval
+    (``ForecastParams.every``): the NAB harness measures the worker's detector."""
+    from datetime import UTC, datetime, timedelta
+
+    from prsm_events.scoring.forecast_step import ForecastParams
+
+    start = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)
+    values = noisy(600, seed=3)
+    values[550] += 30
+    scorer = BatchScorer("numpy", forecast=ForecastParams.every(interval_s))
+    single = SpendAnomalyDetector()
+    got, want = [], []
+    for i, x in enumerate(values):
+        at = start + timedelta(seconds=i * interval_s)
+        got.append(single.update(x, at))
+        want.append(float(scorer.step({"s": x}, {}, at.hour, at.weekday()).score[0]))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert single.forecast.alpha == pytest.approx(ForecastParams.every(interval_s).alpha)
+    assert single.forecast.alpha < ForecastParams().alpha  # 2% per 10 minutes, not per step
+
+
 def test_one_incident_raises_one_top_score_not_a_run() -> None:
     """A sustained level shift scores high at its onset; its continuation scores lower."""
     values = noisy(800, seed=1)

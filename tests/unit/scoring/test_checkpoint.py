@@ -13,6 +13,7 @@ from prsm_events.errors import BackendUnavailable
 from prsm_events.scoring import BatchScorer, array_module
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from prsm_events.scoring.forecast_step import CARRY_STATE
+from prsm_events.scoring.pacing_step import YOUNG_STATE
 
 SCOPES = ["global", "tenant:a", "tenant:a/service:chat", "tenant:b"]
 
@@ -123,6 +124,21 @@ def test_a_checkpoint_from_before_the_residual_carry_loads_with_it_at_zero() -> 
     counts = [[3] * 24] * len(SCOPES)
     np.testing.assert_array_equal(scorer.rest(SCOPES, counts).mean,
                                   original.rest(SCOPES, counts).mean)
+
+
+def test_a_checkpoint_from_before_the_young_pacing_mean_loads_with_it_at_zero() -> None:
+    saved = trained().export()
+    old = {k: v for k, v in saved.arrays.items()
+           if k not in {f"pacing.{name}" for name in YOUNG_STATE}}
+    assert len(old) == len(saved.arrays) - len(YOUNG_STATE)
+    scorer = BatchScorer("numpy")
+    scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
+    row = scorer.budget_rows["tenant:a|day"]
+    assert scorer.pacing["lived"][row] == 0 and scorer.pacing["demand_mean"][row] == 0
+    assert scorer.pacing["spend"][row] == trained().pacing["spend"][row] > 0  # kept
+    with pytest.raises(ValueError, match=r"pacing\.pressure is missing"):
+        scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks,
+                                {k: v for k, v in old.items() if k != "pacing.pressure"}))
 
 
 def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path: Path,
