@@ -5,7 +5,8 @@
 Series groups (all real): the Azure LLM trace priced with the catalog (gpt-4o) as cost per
 10 s, period = the trace's hour; NAB ``nyc_taxi`` (30 min, period = day, season = day);
 NAB's AWS CloudWatch series (5 min, period = day, season = day). Every model learns online,
-one value at a time, and forecasts before it sees the value.
+one value at a time, and forecasts before it sees the value. Ours runs with the weights the
+worker sets for a scoring interval of the series' step (``ForecastParams.every``).
 
 Three horizons: ``next``, the next interval; ``hour``, the total of the next hour (series
 whose budget period is an hour or less have none: their ``rest`` is it); ``rest``, the total
@@ -134,7 +135,8 @@ class Ours(Model):
         self.state = new_forecast_state(np, 1, spec.season)
         self.spec = spec
         self.m = spec.season
-        self.params = ForecastParams(intervals_per_day=86400 / (spec.step_s or 86400))
+        self.params = (ForecastParams.every(spec.step_s) if spec.step_s
+                       else ForecastParams(intervals_per_day=1.0))
         self.t = 0
 
     def _days(self, k: int) -> list[int] | None:
