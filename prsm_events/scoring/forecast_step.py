@@ -23,7 +23,9 @@ are left in each bucket (``following(bucket, k, m)`` for the ``k`` consecutive i
 ``bucket``; ``hourly_counts`` for a stretch of wall-clock time) and on each weekday
 (``weekday_counts``), with a 90% interval: the AR(3)'s one-step error variance times the
 sum over the horizon of its squared cumulative impulse response (``k`` for a residual that
-carries nothing; more where one interval's surprise carries into the next ones).
+carries nothing; more where one interval's surprise carries into the next ones) plus ``k^2``
+times the level's own error (``1/n`` of it while the level is a running mean of ``n``
+intervals, ``alpha / (2 - alpha)`` after: a young scope's interval is wide).
 
 >>> import numpy as np
 >>> state = new_forecast_state(np, 1, season=4)
@@ -286,8 +288,13 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
     params = params or ForecastParams()
     ar = ar3_coefficients(xp, state)
     carry = residual_carry(xp, state, k, params, rows, ar)
-    mean = xp.maximum(k * pick(state["level"]) + seasonal + carry.mean, 0.0)
-    half = Z90 * xp.sqrt(pick(innovation_variance(xp, state, params, ar)) * carry.spread)
+    level, n = pick(state["level"]), pick(state["n"])
+    mean = xp.maximum(k * level + seasonal + carry.mean, 0.0)
+    # the level is an estimate (a running mean while young, then an EWMA): its error is in
+    # every interval ahead alike
+    level_error = xp.maximum(params.alpha / (2.0 - params.alpha), 1.0 / xp.maximum(n, 1.0))
+    variance = pick(innovation_variance(xp, state, params, ar))
+    half = Z90 * xp.sqrt(variance * (carry.spread + k * k * level_error))
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
 
 
