@@ -16,7 +16,7 @@ once for every scope, and returns what the worker must publish and use:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 
 from prsm_events.alerts import Alert
 from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anomalies
-from prsm_events.budgets import Budget, BudgetBook
+from prsm_events.budgets import Budget
 from prsm_events.directives import ThrottleDirective
 from prsm_events.ledger_view import NANO, BudgetView
 from prsm_events.outlook import BudgetOutlook, overrun_alert, rolling_horizons
@@ -97,20 +97,21 @@ class SpendWatch:
         self.anomaly_until = {str(k): float(v)
                               for k, v in memory.get("anomaly_until", {}).items()}
 
-    def tick(self, interval: MeterInterval, book: BudgetBook, view: Callable[[Budget], BudgetView],
-             now: float) -> WatchReport:
+    def tick(self, interval: MeterInterval, book: Iterable[Budget],
+             view: Callable[[Budget], BudgetView], now: float) -> WatchReport:
         mid = now - self.interval_s / 2  # the interval's hour of day and weekday
         bucket = int(mid // 3600) % 24
         clock: Clock = (bucket, 3600.0 / self.interval_s, (mid % 3600) // self.interval_s + 1)
         scores = self.scorer.step(interval.spend, interval.demand, bucket, weekday_of(mid))
         report = WatchReport(scores)
-        calendar = [b for b in book if b.period not in ROLLING]
+        budgets = list(book)
+        calendar = [b for b in budgets if b.period not in ROLLING]
         if calendar:
             self._calendar(calendar, view, interval, now, clock, report)
-        rolling = [b for b in book if b.period in ROLLING]
+        rolling = [b for b in budgets if b.period in ROLLING]
         if rolling:
             self._rolling(rolling, view, now, clock, report)
-        self._anomalies(scores, book, now, report)
+        self._anomalies(scores, budgets, now, report)
         return report
 
     def _calendar(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
@@ -212,7 +213,7 @@ class SpendWatch:
                 self.pacing_directives.discard(key)
                 report.lifts.append(key)
 
-    def _anomalies(self, scores: ScopeScores, book: BudgetBook, now: float,
+    def _anomalies(self, scores: ScopeScores, book: list[Budget], now: float,
                    report: WatchReport) -> None:
         report.findings = find_anomalies(scores, self.rule, now)
         for finding in report.findings:
@@ -227,7 +228,7 @@ class SpendWatch:
             report.directives.append(directive)
 
     @staticmethod
-    def _throttles(scope: str, book: BudgetBook) -> bool:
+    def _throttles(scope: str, book: list[Budget]) -> bool:
         tenant = scope.split("/", 1)[0]
         return any(b.anomaly_throttle for b in book if b.scope in (scope, tenant))
 

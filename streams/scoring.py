@@ -1,7 +1,8 @@
 """The scoring timer: every PRSM_SCORING_INTERVAL_S, one batch-scorer tick for all scopes.
 
-Thin: take the metered interval, run ``SpendWatch.tick`` (pure), hand pacing actions and
-forecasts to the decision desk, publish alerts and directives.
+Thin: take the metered interval, run ``SpendWatch.tick`` (pure; in a thread on snapshots of the
+ledger, so that decisions are not held up by it), hand pacing actions and forecasts to the
+decision desk, publish alerts and directives.
 
 Intervals are not scored while the worker catches up (after it starts, a rebalance or a table
 recovery; ``CatchUp`` says when it reads the usage and request topics as they are written
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +25,29 @@ import faust
 import mode
 
 from prsm_events.anomaly.findings import AnomalyRule
+from prsm_events.budgets import Budget
+from prsm_events.ledger_view import BudgetView
 from prsm_events.scoring.batch import BatchScorer
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from prsm_events.scoring.forecast_step import ForecastParams
 from prsm_events.scoring.pacing_step import PacingParams
 from prsm_events.settings import Settings
+from prsm_events.spend_meter import MeterInterval
 from prsm_events.spend_watch import SpendWatch, WatchReport
 from streams.catch_up import CatchUp
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.ingest import steady
 
-__all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "register_scoring"]
+__all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "register_scoring",
+           "tick_off_loop"]
 
 log = logging.getLogger("prsm.scoring")
 CHECKPOINT_EVERY_S = 300.0
 FORGET_AFTER_S = 14 * 86400.0
 """A scope with neither spend nor demand for this long is dropped from the scorer."""
+VIEWS_AT_ONCE = 500
+"""Budgets whose ledger figures the tick reads between two chances for decisions to run."""
 
 
 class ScorerCheckpoints(mode.Service):
@@ -91,6 +99,30 @@ class ScorerCheckpoints(mode.Service):
 
     async def on_stop(self) -> None:
         await self.save()
+
+
+async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: list[Budget],
+                        view: Callable[[Budget], BudgetView], now: float,
+                        lock: asyncio.Lock) -> WatchReport:
+    """``watch.tick`` with the event loop free to decide meanwhile (with 10,000 budgets a tick
+    is a large part of a second). The ledger views are read here, in the loop, where the
+    agents change the ledger (``VIEWS_AT_ONCE`` at a time: each view is whole, and decisions
+    run in between); the tick runs in a thread on those snapshots, holding ``lock`` until the
+    thread is done, also when cancelled, so that a checkpoint save does not read the scorer
+    halfway through a tick."""
+    views: dict[str, BudgetView] = {}
+    for i, budget in enumerate(budgets):
+        views[budget.key] = view(budget)
+        if i % VIEWS_AT_ONCE == VIEWS_AT_ONCE - 1:
+            await asyncio.sleep(0)  # let decisions in between
+    async with lock:
+        ticking = asyncio.ensure_future(asyncio.to_thread(
+            watch.tick, interval, budgets, lambda b: views[b.key], now))
+        try:
+            return await asyncio.shield(ticking)
+        except asyncio.CancelledError:  # the worker stops: the thread cannot be; the lock
+            await asyncio.wait([ticking])  # is held until it is done (a save comes next)
+            raise
 
 
 def register_scoring(
@@ -145,8 +177,9 @@ def register_scoring(
             log.info("interval not scored: catching up (%d messages to read)",
                      sum(b.waiting for b in backlogs))
             return
-        report = watch.tick(interval, control.book,
-                            lambda b: control.ledger.view(b, b.tenant or "", now), now)
+        report = await tick_off_loop(
+            watch, interval, list(control.book),
+            lambda b: control.ledger.view(b, b.tenant or "", now), now, checkpoints.saving)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
                            "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
                            "findings": len(report.findings), "skipped": skipped,

@@ -1,0 +1,16 @@
+"""The tick benchmark runs both ways on a small book (its figures are for docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.watch_tick import main
+
+
+def test_it_times_the_tick_in_and_beside_the_loop(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--budgets", "40", "--period", "day", "24h", "--warm", "2", "--repeat", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(r[0], r[1], " ".join(r[2:-3])) for r in rows] == [
+        ("40", "day", "in the loop"), ("40", "day", "beside the loop"),
+        ("40", "24h", "in the loop"), ("40", "24h", "beside the loop")]
+    assert all(float(r[-3]) > 0 for r in rows)
