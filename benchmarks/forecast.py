@@ -5,8 +5,10 @@
 Series groups (all real): the Azure LLM trace priced with the catalog (gpt-4o) as cost per
 10 s, period = the trace's hour; NAB ``nyc_taxi`` (30 min, period = day, season = day);
 NAB's AWS CloudWatch series (5 min, period = day, season = day). Every model learns online,
-one value at a time, and forecasts before it sees the value. Ours runs with the weights the
-worker sets for a scoring interval of the series' step (``ForecastParams.every``).
+one value at a time, and forecasts before it sees the value. ``prsm`` is our forecaster as the
+worker runs it (24 hour-of-day buckets, the weights it sets for a scoring interval of the
+series' step: ``ForecastParams.every``); ``prsm-per-interval`` the same model with one profile
+bucket per interval of the season, for reference (the worker does not keep that).
 
 Three horizons: ``next``, the next interval; ``hour``, the total of the next hour (series
 whose budget period is an hour or less have none: their ``rest`` is it); ``rest``, the total
@@ -43,6 +45,7 @@ from prsm_events.scoring.forecast_step import (  # noqa: E402
     following,
     forecast_rest,
     forecast_step,
+    hourly_counts,
     new_forecast_state,
     weekday_of,
 )
@@ -131,13 +134,30 @@ class RiverModel(Model):
 
 
 class Ours(Model):
-    def __init__(self, spec: SeriesSpec) -> None:
-        self.state = new_forecast_state(np, 1, spec.season)
+    """Our forecaster as the worker runs it: 24 hour-of-day buckets (from the interval's
+    timestamp) and the weights it sets for a scoring interval of the series' step
+    (``ForecastParams.every``). ``per_interval``: one bucket per interval of the season
+    instead (a finer daily profile than the worker keeps; for reference)."""
+
+    def __init__(self, spec: SeriesSpec, per_interval: bool = False) -> None:
+        self.hourly = bool(spec.step_s) and not per_interval
+        self.m = 24 if self.hourly else spec.season
+        self.state = new_forecast_state(np, 1, self.m)
         self.spec = spec
-        self.m = spec.season
         self.params = (ForecastParams.every(spec.step_s) if spec.step_s
                        else ForecastParams(intervals_per_day=1.0))
         self.t = 0
+
+    def _at(self, t: int) -> float:
+        return self.spec.start + t * self.spec.step_s
+
+    def _bucket(self, t: int) -> int:
+        return int(self._at(t) // 3600) % 24 if self.hourly else t % self.m
+
+    def _buckets(self, k: int) -> list[int]:
+        if self.hourly:
+            return hourly_counts(self._at(self.t), self._at(self.t + k), self.spec.step_s)
+        return following((self.t - 1) % self.m, k, self.m)
 
     def _days(self, k: int) -> list[int] | None:
         if not self.spec.step_s:
@@ -150,14 +170,13 @@ class Ours(Model):
     def predict(self, ks: list[int]) -> list[float]:
         if self.t == 0:
             return [0.0] * len(ks)
-        last = (self.t - 1) % self.m
-        rests = [forecast_rest(np, self.state, following(last, k, self.m), self._days(k),
-                               self.params) for k in ks]
+        rests = [forecast_rest(np, self.state, self._buckets(k), self._days(k), self.params)
+                 for k in ks]
         self.bands = [(float(r.low[0]), float(r.high[0])) for r in rests]
         return [float(r.mean[0]) for r in rests]
 
     def learn(self, y: float) -> None:
-        forecast_step(np, self.state, np.array([y]), self.t % self.m, self.params,
+        forecast_step(np, self.state, np.array([y]), self._bucket(self.t), self.params,
                       self.spec.weekday(self.t))
         self.t += 1
 
@@ -183,7 +202,8 @@ def models(spec: SeriesSpec) -> dict[str, Callable[[], Model]]:
     # SNARIMAX: the two most accurate of five (p, d, q) tried on nyc_taxi (docs/benchmarks.md)
     return {"seasonal-naive": lambda: SeasonalNaive(season),
             "snarimax(2,0,1)": snarimax(2, 0, 1), "snarimax(3,1,0)": snarimax(3, 1, 0),
-            "holt-winters": holt_winters, "prsm": lambda: Ours(spec)}
+            "holt-winters": holt_winters, "prsm": lambda: Ours(spec),
+            "prsm-per-interval": lambda: Ours(spec, per_interval=True)}
 
 
 HORIZONS = ("next", "hour", "rest")
