@@ -45,8 +45,8 @@ from prsm_events.scoring.forecast_step import (  # noqa: E402
     following,
     forecast_rest,
     forecast_step,
-    hourly_counts,
     new_forecast_state,
+    profile_weights,
     weekday_of,
 )
 
@@ -152,12 +152,15 @@ class Ours(Model):
         return self.spec.start + t * self.spec.step_s
 
     def _bucket(self, t: int) -> int:
-        return int(self._at(t) // 3600) % 24 if self.hourly else t % self.m
+        """Interval ``t``'s bucket (the hour of its middle)."""
+        if not self.hourly:
+            return t % self.m
+        return int((self._at(t) + self.spec.step_s / 2) // 3600) % 24
 
-    def _buckets(self, k: int) -> list[int]:
+    def _buckets(self, k: int) -> list[float]:
         if self.hourly:
-            return hourly_counts(self._at(self.t), self._at(self.t + k), self.spec.step_s)
-        return following((self.t - 1) % self.m, k, self.m)
+            return profile_weights(self._at(self.t), self._at(self.t + k), self.spec.step_s)
+        return [float(c) for c in following((self.t - 1) % self.m, k, self.m)]
 
     def _days(self, k: int) -> list[int] | None:
         if not self.spec.step_s:

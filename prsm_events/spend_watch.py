@@ -32,7 +32,7 @@ from prsm_events.outlook import BudgetOutlook, overrun_alert, rolling_horizons
 from prsm_events.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.periods import ROLLING
 from prsm_events.scoring.batch import BatchScorer, ScopeScores
-from prsm_events.scoring.forecast_step import hourly_counts, weekday_counts, weekday_of
+from prsm_events.scoring.forecast_step import profile_weights, weekday_counts, weekday_of
 from prsm_events.spend_meter import MeterInterval
 
 __all__ = ["OVERRUN_HISTORY", "SpendWatch", "WatchReport"]
@@ -48,9 +48,11 @@ OVERRUN_HISTORY = 10
 
 @dataclass(frozen=True)
 class Counts:
-    """Scoring intervals left until a period end, per hour of day and per weekday."""
+    """Scoring intervals left until a period end: what each hour-of-day bucket weighs in them
+    (the daily profile is interpolated between the hours' middles: ``profile_weights``) and
+    how many fall on each weekday."""
 
-    hours: list[int]
+    hours: list[float]
     days: list[int]
 
 
@@ -140,7 +142,7 @@ class SpendWatch:
         self._pace(paced, views, interval, now, clock, report)
 
     def _counts(self, now: float, end: float) -> Counts:
-        return Counts(hourly_counts(now, end, self.interval_s),
+        return Counts(profile_weights(now, end, self.interval_s),
                       weekday_counts(now, end, self.interval_s))
 
     def _rolling(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],

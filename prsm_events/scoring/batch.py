@@ -245,7 +245,7 @@ class BatchScorer:
         self.budget_rows = {key: i for i, key in enumerate(state.budgets)}
         self.ticks = state.ticks
 
-    def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[int]] | Host,
+    def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[float]] | Host,
              demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,
              now: tuple[int, float, float] | None = None) -> Rest:
         """Forecast of spend (or demand) per scope over its remaining intervals per bucket

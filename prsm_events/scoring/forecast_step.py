@@ -20,7 +20,8 @@ scopes share one clock, so ``b`` and ``d`` are scalars.
 
 ``forecast_rest(counts, days)`` sums the rest of the budget period, given how many intervals
 are left in each bucket (``following(bucket, k, m)`` for the ``k`` consecutive intervals after
-``bucket``; ``hourly_counts`` for a stretch of wall-clock time) and on each weekday
+``bucket``; ``hourly_counts`` for a stretch of wall-clock time, or ``profile_weights`` to read
+the hourly profile as a line through the hours' middles, as the worker does) and on each weekday
 (``weekday_counts``), with a 90% interval: the AR(3)'s one-step error variance times the
 sum over the horizon of its squared cumulative impulse response (``k`` for a residual that
 carries nothing; more where one interval's surprise carries into the next ones) plus ``k^2``
@@ -49,8 +50,8 @@ import numpy as np
 from prsm_events.scoring.backend import backend_name
 
 __all__ = ["TUNED_EVERY_S", "ForecastParams", "RestOfPeriod", "following", "forecast_rest",
-           "forecast_step", "hourly_counts", "new_forecast_state", "per_step", "weekday_counts",
-           "weekday_of"]
+           "forecast_step", "hourly_counts", "new_forecast_state", "per_step", "profile_weights",
+           "weekday_counts", "weekday_of"]
 
 Array = Any
 Z90 = 1.6448536269514722
@@ -223,6 +224,38 @@ def hourly_counts(start: float, end: float, interval_s: float) -> list[int]:
     True
     """
     return _counts(start, end, interval_s, 3600.0, 24, 0)
+
+
+def profile_weights(start: float, end: float, interval_s: float, width: float = 3600.0,
+                    buckets: int = 24) -> list[float]:
+    """How much of each bucket's value the intervals of ``interval_s`` between two epoch times
+    take from the interpolated profile (``profile_rows`` at each interval's middle); they add
+    up to the number of intervals. Whole days cost no more than one.
+
+    >>> w = profile_weights(0.0, 7200.0, 1800.0)  # middles at 0:15, 0:45, 1:15, 1:45
+    >>> w[23], w[0], w[1], w[2]
+    (0.25, 1.75, 1.75, 0.25)
+    >>> profile_weights(0.0, 7200.0, 3600.0)[:3]
+    [1.0, 1.0, 0.0]
+    """
+    out = np.zeros(buckets)
+    k = round((end - start) / interval_s)
+    day = round(width * buckets / interval_s)  # intervals per cycle
+    cycles, k = (k // day, k % day) if day >= 1 and abs(day * interval_s - width * buckets) < 1e-6 \
+        else (0, k)
+    for span, times in ((day, cycles), (k, 1)):
+        if span <= 0 or times == 0:
+            continue
+        mids = start + (np.arange(span) + 0.5) * interval_s
+        pos = (mids % (width * buckets)) / width
+        bucket = np.floor(pos).astype(np.int64)
+        into = pos - bucket
+        ahead = into >= 0.5
+        b0 = np.where(ahead, bucket, bucket - 1) % buckets
+        w1 = np.where(ahead, into - 0.5, into + 0.5)
+        add = np.bincount(b0, 1.0 - w1, buckets) + np.bincount((b0 + 1) % buckets, w1, buckets)
+        out += times * add
+    return [float(v) for v in out]
 
 
 def weekday_of(t: float) -> int:

@@ -13,6 +13,7 @@ from prsm_events.scoring import (
     forecast_rest,
     forecast_step,
     hourly_counts,
+    profile_weights,
     weekday_counts,
 )
 from prsm_events.scoring.forecast_step import CARRY_STATE, new_forecast_state
@@ -155,6 +156,57 @@ def test_hourly_counts_equal_an_hour_by_hour_walk(start_min: int, span_min: int,
                                                   interval_s: float) -> None:
     start, end = _aligned(start_min, span_min, interval_s)
     assert hourly_counts(start, end, interval_s) == _walk(start, end, interval_s, 3600, 24)
+
+
+def _interpolated_walk(start: float, end: float, interval_s: float) -> list[float]:
+    """Each interval's middle read off the line through the hours' middles, one by one."""
+    weights = [0.0] * 24
+    t = start
+    while t < end - 1e-9:
+        hours = (t + interval_s / 2) / 3600 - 0.5  # in units of hours past the first middle
+        low = int(np.floor(hours))
+        weights[low % 24] += 1.0 - (hours - low)
+        weights[(low + 1) % 24] += hours - low
+        t += interval_s
+    return weights
+
+
+@given(st.integers(0, 10_000), st.integers(0, 60 * 24 * 40),
+       st.sampled_from([60.0, 600.0, 1800.0, 3600.0]))
+def test_profile_weights_equal_an_interval_by_interval_walk(start_min: int, span_min: int,
+                                                            interval_s: float) -> None:
+    start, end = _aligned(start_min, span_min, interval_s)
+    got = profile_weights(start, end, interval_s)
+    assert got == pytest.approx(_interpolated_walk(start, end, interval_s), abs=1e-6)
+    assert sum(got) == pytest.approx(round((end - start) / interval_s))
+
+
+def test_hour_long_intervals_read_the_profile_as_steps() -> None:
+    assert profile_weights(3600.0 * 5, 3600.0 * 8, 3600.0) == hourly_counts(
+        3600.0 * 5, 3600.0 * 8, 3600.0)
+
+
+def test_a_ramp_within_the_hour_is_forecast_closer_through_the_hours_middles() -> None:
+    """Spend that climbs through the morning and falls in the evening, learned per minute in
+    hour buckets: the next half hour read off a line through the hours' middles is closer than
+    read off the hours' steps."""
+    interval = 60.0
+    minutes = np.arange(14 * 1440)
+    y = 5 + 4 * np.sin(2 * np.pi * minutes / 1440) + np.random.default_rng(2).normal(0, 0.3,
+                                                                                  len(minutes))
+    params = ForecastParams.every(interval)
+    state = new_forecast_state(np, 1, season=24)
+    errors: dict[str, list[float]] = {"steps": [], "line": []}
+    for t, v in enumerate(y):
+        now = t * interval
+        if t >= 7 * 1440 and t % 7 == 0 and t + 30 <= len(y):
+            truth = float(y[t:t + 30].sum())
+            for name, weights in (("steps", hourly_counts(now, now + 1800, interval)),
+                                  ("line", profile_weights(now, now + 1800, interval))):
+                rest = forecast_rest(np, state, weights, params=params)
+                errors[name].append(abs(float(rest.mean[0]) - truth))
+        forecast_step(np, state, np.array([v]), int((now + interval / 2) // 3600) % 24, params)
+    assert np.mean(errors["line"]) < 0.8 * np.mean(errors["steps"])
 
 
 def weekly(days: int, weekend: float, seed: int = 4) -> np.ndarray:
