@@ -228,33 +228,34 @@ def hourly_counts(start: float, end: float, interval_s: float) -> list[int]:
 
 def profile_weights(start: float, end: float, interval_s: float, width: float = 3600.0,
                     buckets: int = 24) -> list[float]:
-    """How much of each bucket's value the intervals of ``interval_s`` between two epoch times
-    take from the interpolated profile (``profile_rows`` at each interval's middle); they add
-    up to the number of intervals. Whole days cost no more than one.
+    """What each bucket's value weighs in the intervals of ``interval_s`` between two epoch
+    times when the profile is read as a line through the buckets' middles: an interval whose
+    middle is a quarter past a middle takes 3/4 of that bucket and 1/4 of the next. The
+    weights add up to the number of intervals; whole cycles are counted once and multiplied.
 
     >>> w = profile_weights(0.0, 7200.0, 1800.0)  # middles at 0:15, 0:45, 1:15, 1:45
     >>> w[23], w[0], w[1], w[2]
     (0.25, 1.75, 1.75, 0.25)
-    >>> profile_weights(0.0, 7200.0, 3600.0)[:3]
+    >>> profile_weights(0.0, 7200.0, 3600.0)[:3]  # hour-long intervals: the steps
     [1.0, 1.0, 0.0]
     """
-    out = np.zeros(buckets)
+    cycle_s = width * buckets
     k = round((end - start) / interval_s)
-    day = round(width * buckets / interval_s)  # intervals per cycle
-    cycles, k = (k // day, k % day) if day >= 1 and abs(day * interval_s - width * buckets) < 1e-6 \
-        else (0, k)
-    for span, times in ((day, cycles), (k, 1)):
-        if span <= 0 or times == 0:
-            continue
-        mids = start + (np.arange(span) + 0.5) * interval_s
-        pos = (mids % (width * buckets)) / width
-        bucket = np.floor(pos).astype(np.int64)
-        into = pos - bucket
-        ahead = into >= 0.5
-        b0 = np.where(ahead, bucket, bucket - 1) % buckets
-        w1 = np.where(ahead, into - 0.5, into + 0.5)
-        add = np.bincount(b0, 1.0 - w1, buckets) + np.bincount((b0 + 1) % buckets, w1, buckets)
-        out += times * add
+    per_cycle = round(cycle_s / interval_s)
+    whole = k // per_cycle if per_cycle >= 1 and per_cycle * interval_s == cycle_s else 0
+
+    def weights(count: int) -> Array:
+        middles = start + (np.arange(count) + 0.5) * interval_s
+        past = (middles % cycle_s) / width - 0.5  # buckets past the first one's middle
+        low = np.floor(past)
+        w1 = past - low
+        b0 = low.astype(np.int64) % buckets
+        return (np.bincount(b0, 1.0 - w1, buckets)
+                + np.bincount((b0 + 1) % buckets, w1, buckets))
+
+    out = weights(k - whole * per_cycle)  # the cycle repeats: its tail starts where it did
+    if whole:
+        out = out + whole * weights(per_cycle)
     return [float(v) for v in out]
 
 
