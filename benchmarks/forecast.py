@@ -290,15 +290,58 @@ def _median(values: list[float]) -> float:
     return float(np.median(kept)) if kept else math.nan
 
 
+def aggregated(spec: SeriesSpec, k: int) -> SeriesSpec:
+    """The series summed over ``k`` consecutive intervals (a coarser scoring interval)."""
+    v = np.asarray(spec.values[: len(spec.values) // k * k]).reshape(-1, k).sum(axis=1)
+    per_day = round(86400 / (spec.step_s * k))
+    return SeriesSpec(spec.name, [float(x) for x in v], per_day, per_day,
+                      step_s=spec.step_s * k, start=spec.start)
+
+
+def rest_of_day_error(spec: SeriesSpec) -> float:
+    """The worker's forecaster's mean |error| of the rest of the calendar day, forecast at
+    every whole hour after two days, as a share of the series' mean daily total."""
+    values = np.asarray(spec.values)
+    model = Ours(spec)
+    per_day = round(86400 / spec.step_s)
+    daily = float(values.mean()) * per_day or 1.0
+    errors = []
+    for t, y in enumerate(values):
+        at = spec.start + t * spec.step_s
+        left = round((86400 - at % 86400) / spec.step_s)
+        if t >= 2 * per_day and at % 3600 == 0 and t + left <= len(values):
+            predicted = model.predict([left])[0]
+            errors.append(abs(predicted - float(values[t:t + left].sum())) / daily)
+        model.learn(float(y))
+    return float(np.mean(errors)) if errors else math.nan
+
+
+def by_interval(specs: list[SeriesSpec], factors: list[int]) -> None:
+    """The same series and targets scored at coarser intervals (``--aggregate``)."""
+    print(f"{'interval':>10s}{'rest-of-day |error| / daily total (median)':>45s}")
+    for k in factors:
+        errors = [rest_of_day_error(aggregated(s, k)) for s in specs]
+        print(f"{specs[0].step_s * k / 60:8.0f} m{float(np.nanmedian(errors)):45.4f}", flush=True)
+
+
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--stride", type=int, default=12, help="forecast 'rest' every N intervals")
+    ap.add_argument("--aggregate", type=int, nargs="+", metavar="K",
+                    help="instead: the worker's forecaster on the AWS series summed over K "
+                    "intervals each (5 min x K), same rest-of-day targets")
     args = ap.parse_args(list(argv) if argv is not None else None)
     groups = series_groups(args.data)
     if not groups:
         sys.exit(f"no series found under {args.data}")
     print(machine_line())
+    if args.aggregate:
+        aws = groups.get("nab AWS CloudWatch (5 min)")
+        if not aws:
+            sys.exit(f"no AWS CloudWatch series under {args.data}")
+        by_interval(aws, args.aggregate)
+        return
     print(f"{'group':30s}{'model':>16s}" + "".join(f"{'MASE ' + h:>11s}" for h in HORIZONS)
           + f"{'s':>7s}{'diverged':>10s}")
     for group, specs in groups.items():
