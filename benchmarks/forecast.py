@@ -298,30 +298,33 @@ def aggregated(spec: SeriesSpec, k: int) -> SeriesSpec:
                       step_s=spec.step_s * k, start=spec.start)
 
 
-def rest_of_day_error(spec: SeriesSpec) -> float:
-    """The worker's forecaster's mean |error| of the rest of the calendar day, forecast at
-    every whole hour after two days, as a share of the series' mean daily total."""
+def ahead_errors(spec: SeriesSpec, hours: tuple[int, ...] = (1, 12)) -> list[float]:
+    """The worker's forecaster's mean |error| of the total of the next ``hours``, forecast
+    every hour counted from the series' start (the same instants and totals at every
+    aggregation), after two days, as a share of the series' mean daily total."""
     values = np.asarray(spec.values)
     model = Ours(spec)
-    per_day = round(86400 / spec.step_s)
-    daily = float(values.mean()) * per_day or 1.0
-    errors = []
+    per_hour = round(3600 / spec.step_s)
+    daily = float(values.mean()) * 24 * per_hour or 1.0
+    errors: list[list[float]] = [[] for _ in hours]
     for t, y in enumerate(values):
-        at = spec.start + t * spec.step_s
-        left = round((86400 - at % 86400) / spec.step_s)
-        if t >= 2 * per_day and at % 3600 == 0 and t + left <= len(values):
-            predicted = model.predict([left])[0]
-            errors.append(abs(predicted - float(values[t:t + left].sum())) / daily)
+        ks = [h * per_hour for h in hours]
+        if t >= 48 * per_hour and t % per_hour == 0 and t + max(ks) <= len(values):
+            predicted = model.predict(ks)
+            for i, k in enumerate(ks):
+                errors[i].append(abs(predicted[i] - float(values[t:t + k].sum())) / daily)
         model.learn(float(y))
-    return float(np.mean(errors)) if errors else math.nan
+    return [float(np.mean(e)) if e else math.nan for e in errors]
 
 
 def by_interval(specs: list[SeriesSpec], factors: list[int]) -> None:
     """The same series and targets scored at coarser intervals (``--aggregate``)."""
-    print(f"{'interval':>10s}{'rest-of-day |error| / daily total (median)':>45s}")
+    print(f"{'interval':>10s}{'next hour':>12s}{'next 12 hours':>15s}"
+          "   (median over series of mean |error| / daily total)")
     for k in factors:
-        errors = [rest_of_day_error(aggregated(s, k)) for s in specs]
-        print(f"{specs[0].step_s * k / 60:8.0f} m{float(np.nanmedian(errors)):45.4f}", flush=True)
+        errors = np.array([ahead_errors(aggregated(s, k)) for s in specs])
+        hour, half_day = np.nanmedian(errors, axis=0)
+        print(f"{specs[0].step_s * k / 60:8.0f} m{hour:12.4f}{half_day:15.4f}", flush=True)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -330,7 +333,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--stride", type=int, default=12, help="forecast 'rest' every N intervals")
     ap.add_argument("--aggregate", type=int, nargs="+", metavar="K",
                     help="instead: the worker's forecaster on the AWS series summed over K "
-                    "intervals each (5 min x K), same rest-of-day targets")
+                    "intervals each (5 min x K), same instants and targets")
     args = ap.parse_args(list(argv) if argv is not None else None)
     groups = series_groups(args.data)
     if not groups:
