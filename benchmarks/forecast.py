@@ -10,6 +10,10 @@ worker runs it (24 hour-of-day buckets, the weights it sets for a scoring interv
 series' step: ``ForecastParams.every``); ``prsm-per-interval`` the same model with one profile
 bucket per interval of the season, for reference (the worker does not keep that).
 
+``--aggregate K ...`` instead runs the worker's forecaster on the AWS series summed over K
+intervals (a coarser scoring interval) and prints its error over the next hour and the next
+12 hours, forecast at the same instants at every K.
+
 Three horizons: ``next``, the next interval; ``hour``, the total of the next hour (series
 whose budget period is an hour or less have none: their ``rest`` is it); ``rest``, the total
 of the rest of the budget period. ``hour`` and ``rest`` are forecast at every
@@ -307,8 +311,8 @@ def ahead_errors(spec: SeriesSpec, hours: tuple[int, ...] = (1, 12)) -> list[flo
     per_hour = round(3600 / spec.step_s)
     daily = float(values.mean()) * 24 * per_hour or 1.0
     errors: list[list[float]] = [[] for _ in hours]
+    ks = [h * per_hour for h in hours]
     for t, y in enumerate(values):
-        ks = [h * per_hour for h in hours]
         if t >= 48 * per_hour and t % per_hour == 0 and t + max(ks) <= len(values):
             predicted = model.predict(ks)
             for i, k in enumerate(ks):
