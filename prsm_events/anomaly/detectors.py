@@ -102,8 +102,9 @@ class SpendAnomalyDetector:
         if at is not None and not self.spaced:
             if self.last_at is not None and at > self.last_at:
                 gap = (at - self.last_at).total_seconds()
-                self.forecast = replace(self.forecast, intervals_per_day=86400.0 / gap,
-                                        alpha=ForecastParams.every(gap, self.timescale_s).alpha)
+                timed = ForecastParams.every(gap, self.timescale_s)
+                self.forecast = replace(self.forecast, alpha=timed.alpha,
+                                        intervals_per_day=timed.intervals_per_day)
                 self.spaced = True
             self.last_at = at
         out = spend_step(np, self.forecaster, self.state, np.array([x], dtype=np.float64),

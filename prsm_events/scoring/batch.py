@@ -87,7 +87,11 @@ class ScorerState:
 
 
 _PARTS = ("anomaly", "spend_fc", "demand_fc")
-_FORECASTERS = ("spend_fc", "demand_fc")
+_ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "demand_fc")
+                            for name in CARRY_STATE),
+                          *(f"pacing.{name}" for name in YOUNG_STATE)})
+"""State arrays added after the first checkpoints: a checkpoint without them loads with
+them at zero (learned again)."""
 
 
 def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
@@ -206,9 +210,8 @@ class BatchScorer:
 
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
-        does not fit this scorer (another season, missing or misshapen arrays; the
-        forecasters' residual-carry moments may be missing: a checkpoint from before they
-        existed, they start at zero)."""
+        does not fit this scorer (another season, missing or misshapen arrays; those of
+        ``_ADDED_LATER`` may be missing: they start at zero)."""
         if state.season != self.season:
             raise ValueError(f"saved with {state.season} buckets per day, not {self.season}")
         n, m = len(state.scopes), len(state.budgets)
@@ -226,8 +229,7 @@ class BatchScorer:
             for name, arr in arrays.items():
                 saved = state.arrays.get(f"{part}.{name}")
                 want = (*arr.shape[:-1], rows)
-                if saved is None and ((part in _FORECASTERS and name in CARRY_STATE)
-                                      or (part == "pacing" and name in YOUNG_STATE)):
+                if saved is None and f"{part}.{name}" in _ADDED_LATER:
                     arr[...] = 0
                     continue
                 if saved is None or tuple(saved.shape) != want:

@@ -367,9 +367,10 @@ def ar3_coefficients(xp: ModuleType, state: dict[str, Array]) -> tuple[Array, Ar
 
 @dataclass(frozen=True)
 class ResidualCarry:
+    """What the residual adds to a forecast total, and how much it widens its interval."""
+
     mean: Array  # what the residual adds to the next k intervals
     spread: Array  # variance of their total's error, in one-step error variances (k if none)
-
 
 
 def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,

@@ -93,14 +93,14 @@ class PacingOut:
     reserve: Array
 
 
-def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
-    return {name: xp.zeros(n, dtype=xp.float64) for name in PACING_STATE}
-
-
 PACING_STATE = ("pressure", "spend", "demand", "lived", "demand_mean")
 YOUNG_STATE = ("lived", "demand_mean")
 """Added after the first checkpoints: such a checkpoint loads with them at zero (the guard's
 mean starts again)."""
+
+
+def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
+    return {name: xp.zeros(n, dtype=xp.float64) for name in PACING_STATE}
 
 
 def pacing_step(
