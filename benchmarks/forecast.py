@@ -6,9 +6,10 @@ Series groups (all real): the Azure LLM trace priced with the catalog (gpt-4o) a
 10 s, period = the trace's hour; NAB ``nyc_taxi`` (30 min, period = day, season = day);
 NAB's AWS CloudWatch series (5 min, period = day, season = day). Every model learns online,
 one value at a time, and forecasts before it sees the value. ``prsm`` is our forecaster as the
-worker runs it (24 hour-of-day buckets, the weights it sets for a scoring interval of the
-series' step: ``ForecastParams.every``); ``prsm-per-interval`` the same model with one profile
-bucket per interval of the season, for reference (the worker does not keep that).
+worker's outlooks run it (48 half-hour buckets read and learned as a line through their
+middles, the weights it sets for a scoring interval of the series' step:
+``ForecastParams.every``); ``prsm-per-interval`` the same model with one profile bucket per
+interval of the season as steps, for reference (the worker does not keep that).
 
 ``--aggregate K ...`` instead runs the worker's forecaster on the AWS series summed over K
 intervals (a coarser scoring interval) and prints its error over the next hour and the next
@@ -44,12 +45,14 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.harness import machine_line  # noqa: E402
 from prsm_events.catalog import Catalog  # noqa: E402
 from prsm_events.replay import read_trace  # noqa: E402
+from prsm_events.scoring.batch import OUTLOOK_SEASON  # noqa: E402
 from prsm_events.scoring.forecast_step import (  # noqa: E402
     ForecastParams,
     following,
     forecast_rest,
     forecast_step,
     new_forecast_state,
+    profile_place,
     profile_weights,
     weekday_of,
 )
@@ -138,14 +141,16 @@ class RiverModel(Model):
 
 
 class Ours(Model):
-    """Our forecaster as the worker runs it: 24 hour-of-day buckets (from the interval's
-    timestamp) and the weights it sets for a scoring interval of the series' step
-    (``ForecastParams.every``). ``per_interval``: one bucket per interval of the season
-    instead (a finer daily profile than the worker keeps; for reference)."""
+    """Our forecaster as the worker's outlooks run it: the outlook profile's half-hour
+    buckets (``OUTLOOK_SEASON``) read and learned as a line through their middles, placed by
+    the interval's timestamp, and the weights the worker sets for a scoring interval of the
+    series' step (``ForecastParams.every``). ``per_interval``: one bucket per interval of the
+    season instead, as steps (for reference)."""
 
     def __init__(self, spec: SeriesSpec, per_interval: bool = False) -> None:
-        self.hourly = bool(spec.step_s) and not per_interval
-        self.m = 24 if self.hourly else spec.season
+        self.timed = bool(spec.step_s) and not per_interval
+        self.m = OUTLOOK_SEASON if self.timed else spec.season
+        self.width = 86400.0 / self.m
         self.state = new_forecast_state(np, 1, self.m)
         self.spec = spec
         self.params = (ForecastParams.every(spec.step_s) if spec.step_s
@@ -155,15 +160,16 @@ class Ours(Model):
     def _at(self, t: int) -> float:
         return self.spec.start + t * self.spec.step_s
 
-    def _bucket(self, t: int) -> int:
-        """Interval ``t``'s bucket (the hour of its middle)."""
-        if not self.hourly:
-            return t % self.m
-        return int((self._at(t) + self.spec.step_s / 2) // 3600) % 24
+    def _place(self, t: int) -> tuple[int, float]:
+        """Interval ``t``'s bucket and how far past its middle (``profile_place``)."""
+        if not self.timed:
+            return t % self.m, 0.0
+        return profile_place(self._at(t) + self.spec.step_s / 2, self.width, self.m)
 
     def _buckets(self, k: int) -> list[float]:
-        if self.hourly:
-            return profile_weights(self._at(self.t), self._at(self.t + k), self.spec.step_s)
+        if self.timed:
+            return profile_weights(self._at(self.t), self._at(self.t + k), self.spec.step_s,
+                                   self.width, self.m)
         return [float(c) for c in following((self.t - 1) % self.m, k, self.m)]
 
     def _days(self, k: int) -> list[int] | None:
@@ -183,8 +189,9 @@ class Ours(Model):
         return [float(r.mean[0]) for r in rests]
 
     def learn(self, y: float) -> None:
-        forecast_step(np, self.state, np.array([y]), self._bucket(self.t), self.params,
-                      self.spec.weekday(self.t))
+        bucket, past = self._place(self.t)
+        forecast_step(np, self.state, np.array([y]), bucket, self.params,
+                      self.spec.weekday(self.t), past)
         self.t += 1
 
 

@@ -2,12 +2,14 @@
 
     python benchmarks/scoring.py --sizes 1e4 1e5 1e6 1e7 [--backend numpy cupy]
 
-One tick = ``spend_step`` for every scope (forecaster update + anomaly score; on CuPy one
-fused kernel). Reported per size and backend: milliseconds per tick (median of ``--repeat``
-timed ticks after warm-up), scopes per second, the memory traffic the tick needs
-(``BYTES_PER_SCOPE`` per scope) as GB/s, and, on a GPU, that as a fraction of the device's
-peak memory bandwidth (from its memory clock and bus width). The pacing step (budgets only)
-is timed alongside on the same number of rows.
+What a scoring tick does for every scope: ``spend_step`` (the detector's forecaster update +
+anomaly score; on CuPy one fused kernel) and the outlook and demand forecasters' steps
+(``forecast_step``, one kernel each on CuPy). Reported per size and backend: milliseconds of
+the fused step and of the whole tick (medians of ``--repeat`` timed calls after warm-up),
+scopes per second, the memory traffic each needs (``BYTES_PER_SCOPE``, and
+``FORECAST_BYTES_PER_SCOPE`` per forecaster) as GB/s, and, on a GPU, that as a fraction of the
+device's peak memory bandwidth (from its memory clock and bus width). The pacing step (budgets
+only) is timed alongside on the same number of rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,7 +32,13 @@ from benchmarks.harness import machine_line  # noqa: E402
 from prsm_events.errors import BackendUnavailable  # noqa: E402
 from prsm_events.scoring import BYTES_PER_SCOPE, array_module, pacing_step, spend_step  # noqa: E402
 from prsm_events.scoring.anomaly_step import new_anomaly_state  # noqa: E402
-from prsm_events.scoring.forecast_step import new_forecast_state  # noqa: E402
+from prsm_events.scoring.batch import OUTLOOK_SEASON  # noqa: E402
+from prsm_events.scoring.forecast_step import (  # noqa: E402
+    FORECAST_BYTES_PER_SCOPE,
+    forecast_step,
+    new_forecast_state,
+    profile_place,
+)
 from prsm_events.scoring.pacing_step import new_pacing_state  # noqa: E402
 
 
@@ -53,31 +62,49 @@ def device_name(xp: ModuleType) -> str:
     return "CPU (NumPy)"
 
 
-def time_ticks(xp: ModuleType, n: int, repeat: int) -> tuple[float, float]:
-    """(median seconds per spend tick, median seconds per pacing tick) for n scopes."""
-    rng = np.random.default_rng(0)
-    fc, an = new_forecast_state(xp, n, season=24), new_anomaly_state(xp, n)
-    x = xp.asarray(rng.gamma(2.0, 0.5, n))
+def _median_time(xp: ModuleType, step: Callable[[int], object], repeat: int) -> float:
+    """Median seconds of ``step(t)`` over ``repeat`` calls after 60 warm-up calls."""
     for t in range(60):  # past warm-up: the steady-state arithmetic
-        spend_step(xp, fc, an, x, t % 24, day=t // 24 % 7)
+        step(t)
     _sync(xp)
-    spend_times = []
+    times = []
     for t in range(repeat):
         start = time.perf_counter()
-        spend_step(xp, fc, an, x, t % 24, day=t // 24 % 7)
+        step(t)
         _sync(xp)
-        spend_times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _time_fused(xp: ModuleType, x: Any, repeat: int) -> float:
+    fc, an = new_forecast_state(xp, x.size, season=24), new_anomaly_state(xp, x.size)
+    return _median_time(xp, lambda t: spend_step(xp, fc, an, x, t % 24, day=t // 24 % 7),
+                        repeat)
+
+
+def _time_forecasters(xp: ModuleType, x: Any, repeat: int) -> float:
+    outlook = new_forecast_state(xp, x.size, season=OUTLOOK_SEASON)
+    demand = new_forecast_state(xp, x.size, season=24)
+
+    def step(t: int) -> None:  # 10-minute ticks: the outlook's ``past`` varies
+        at, past = profile_place((t + 0.5) * 600.0, 86400.0 / OUTLOOK_SEASON, OUTLOOK_SEASON)
+        forecast_step(xp, outlook, x, at, day=t // 144 % 7, past=past)
+        forecast_step(xp, demand, x, t // 6 % 24, day=t // 144 % 7)
+
+    return _median_time(xp, step, repeat)
+
+
+def time_ticks(xp: ModuleType, n: int, repeat: int) -> tuple[float, float, float]:
+    """Median seconds for n scopes of (the fused spend step, the outlook and demand
+    forecasters' steps, the pacing step), each on its own state (freed after)."""
+    rng = np.random.default_rng(0)
+    x = xp.asarray(rng.gamma(2.0, 0.5, n))
+    fused = _time_fused(xp, x, repeat)
+    both = _time_forecasters(xp, x, repeat)
     pace = new_pacing_state(xp, n)
     args: list[Any] = [xp.asarray(rng.uniform(0, 10, n)) for _ in range(6)]
-    pacing_step(xp, pace, *args)
-    _sync(xp)
-    pace_times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        pacing_step(xp, pace, *args)
-        _sync(xp)
-        pace_times.append(time.perf_counter() - start)
-    return statistics.median(spend_times), statistics.median(pace_times)
+    pacing = _median_time(xp, lambda t: pacing_step(xp, pace, *args), repeat)
+    return fused, both, pacing
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="largest size NumPy runs (host memory and time)")
     args = ap.parse_args(argv)
     print(machine_line())
-    print(f"tick = forecaster + anomaly for every scope, {BYTES_PER_SCOPE} bytes/scope moved")
+    tick_bytes = BYTES_PER_SCOPE + 2 * FORECAST_BYTES_PER_SCOPE
+    print(f"fused = the detector's forecaster + anomaly, {BYTES_PER_SCOPE} bytes/scope moved; "
+          f"tick = fused + the outlook and demand forecasters, {tick_bytes} bytes/scope")
     results: dict[tuple[str, int], float] = {}
     for backend in args.backend:
         try:
@@ -100,20 +129,23 @@ def main(argv: list[str] | None = None) -> None:
         peak = peak_bandwidth(xp)
         print(f"{backend} on {device_name(xp)}"
               + (f", peak {peak / 1e12:.2f} TB/s" if peak else ""))
-        print(f"{'scopes':>10s}{'ms/tick':>10s}{'scopes/s':>14s}{'GB/s':>9s}"
-              f"{'of peak':>9s}{'pacing ms':>11s}{'vs numpy':>10s}")
+        print(f"{'scopes':>10s}{'fused ms':>10s}{'GB/s':>8s}{'of peak':>9s}{'tick ms':>10s}"
+              f"{'scopes/s':>11s}{'GB/s':>8s}{'of peak':>9s}{'pacing ms':>11s}"
+              f"{'tick vs numpy':>15s}")
         for size in args.sizes:
             n = int(size)
             if backend == "numpy" and n > args.max_numpy:
                 continue
-            tick, pace = time_ticks(xp, n, args.repeat)
+            fused, forecasters, pace = time_ticks(xp, n, args.repeat)
+            tick = fused + forecasters
             results[(backend, n)] = tick
-            gbs = BYTES_PER_SCOPE * n / tick / 1e9
-            share = f"{gbs * 1e9 / peak:9.0%}" if peak else f"{'':>9s}"
+            rates = [BYTES_PER_SCOPE * n / fused, tick_bytes * n / tick]
+            cells = "".join(f"{r / 1e9:8.1f}" + (f"{r / peak:9.0%}" if peak else f"{'':>9s}")
+                            for r in rates)
             base = results.get(("numpy", n))
-            speedup = f"{base / tick:9.0f}x" if base and backend != "numpy" else f"{'':>10s}"
-            print(f"{n:10d}{tick * 1e3:10.3f}{n / tick:14.3e}{gbs:9.1f}{share}"
-                  f"{pace * 1e3:11.3f}{speedup}", flush=True)
+            speedup = f"{base / tick:14.0f}x" if base and backend != "numpy" else ""
+            print(f"{n:10d}{fused * 1e3:10.3f}{cells[:17]}{tick * 1e3:10.3f}{n / tick:11.2e}"
+                  f"{cells[17:]}{pace * 1e3:11.3f}{speedup}", flush=True)
 
 
 if __name__ == "__main__":

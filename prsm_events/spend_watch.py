@@ -35,23 +35,30 @@ from prsm_events.scoring.batch import BatchScorer, ScopeScores
 from prsm_events.scoring.forecast_step import profile_weights, weekday_counts, weekday_of
 from prsm_events.spend_meter import MeterInterval
 
-__all__ = ["OVERRUN_HISTORY", "SpendWatch", "WatchReport"]
+__all__ = ["OVERRUN_HISTORY", "REARM_BELOW", "SpendWatch", "WatchReport"]
 
 Clock = tuple[int, float, float]
-"""For young scopes' forecasts: the hour just learned, intervals per hour, intervals of it
-passed (``BatchScorer.rest``'s ``now``)."""
+"""For young scopes' forecasts: the outlook bucket just learned, intervals per bucket,
+intervals of it passed (``BatchScorer.rest``'s ``now``)."""
 
 OVERRUN_HISTORY = 10
 """Intervals a scope's forecaster must have learned before its forecast can raise
 ``forecast_overrun`` (its outlook is shown from the first)."""
 
 
+REARM_BELOW = 0.9
+"""A rolling window's overrun alert is armed again once its forecast falls below this share
+of the limit."""
+
+
 @dataclass(frozen=True)
 class Counts:
-    """Scoring intervals left until a period end: what each hour-of-day bucket weighs in them
-    (the daily profile is interpolated between the hours' middles: ``profile_weights``) and
-    how many fall on each weekday."""
+    """Scoring intervals left until a period end: what each bucket of the spend outlook's
+    half-hour profile and of the demand forecaster's hourly one weighs in them (a daily
+    profile is read as a line through its buckets' middles: ``profile_weights``) and how many
+    fall on each weekday."""
 
+    profile: list[float]
     hours: list[float]
     days: list[int]
 
@@ -101,10 +108,10 @@ class SpendWatch:
 
     def tick(self, interval: MeterInterval, book: Iterable[Budget],
              view: Callable[[Budget], BudgetView], now: float) -> WatchReport:
-        mid = now - self.interval_s / 2  # the interval's hour of day and weekday
-        bucket = int(mid // 3600) % 24
-        clock: Clock = (bucket, 3600.0 / self.interval_s, (mid % 3600) // self.interval_s + 1)
-        scores = self.scorer.step(interval.spend, interval.demand, bucket, weekday_of(mid))
+        mid = now - self.interval_s / 2  # the interval's place in the day and weekday
+        clock = self._clock(mid, self._width)
+        scores = self.scorer.step(interval.spend, interval.demand, int(mid // 3600) % 24,
+                                  weekday_of(mid), (mid % 86400) / 86400)
         report = WatchReport(scores)
         budgets = list(book)
         calendar = [b for b in budgets if b.period not in ROLLING]
@@ -128,7 +135,7 @@ class SpendWatch:
             if end not in by_end:
                 by_end[end] = self._counts(now, end)
         counts = [by_end[views[b.key].end] for b in budgets]
-        rest = self.scorer.rest([b.scope for b in budgets], [c.hours for c in counts],
+        rest = self.scorer.rest([b.scope for b in budgets], [c.profile for c in counts],
                                 days=[c.days for c in counts], now=clock)
         for i, b in enumerate(budgets):
             o = BudgetOutlook.of(views[b.key], (rest.mean[i], rest.low[i], rest.high[i]))
@@ -139,26 +146,41 @@ class SpendWatch:
                 self.overrun_sent[b.key] = o.period_start
                 report.alerts.append(overrun_alert(o))
         paced = [(b, c) for b, c in zip(budgets, counts, strict=True) if b.pacing]
-        self._pace(paced, views, interval, now, clock, report)
+        self._pace(paced, views, interval, now, report)
+
+    @property
+    def _width(self) -> float:
+        """Seconds per bucket of the spend outlook's profile."""
+        return 86400.0 / self.scorer.outlook_season
+
+    def _clock(self, mid: float, width: float) -> Clock:
+        """The young-scope clock for a profile of ``width``-second buckets, the interval's
+        middle at epoch ``mid``."""
+        buckets = round(86400.0 / width)
+        return (int(mid // width) % buckets, width / self.interval_s,
+                (mid % width) // self.interval_s + 1)
 
     def _counts(self, now: float, end: float) -> Counts:
-        return Counts(profile_weights(now, end, self.interval_s),
+        return Counts(profile_weights(now, end, self.interval_s, self._width,
+                                      self.scorer.outlook_season),
+                      profile_weights(now, end, self.interval_s),
                       weekday_counts(now, end, self.interval_s))
 
     def _rolling(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
                  now: float, clock: Clock, report: WatchReport) -> None:
         """Rolling windows: the forecast at horizons up to one window ahead (one scorer call
         per window length); an overrun alert when the window is forecast to reach its limit
-        (again once the forecast has fallen back below it)."""
+        (again once the forecast has fallen back below ``REARM_BELOW`` of the limit: a
+        forecast hovering at the limit alerts once)."""
         by_window: dict[float, list[Budget]] = {}
         for b in budgets:
             by_window.setdefault(ROLLING[b.period], []).append(b)
         for window, group in by_window.items():
             horizons = rolling_horizons(window, self.interval_s)
             counts = [self._counts(now, now + h) for h in horizons]
-            hours = np.tile(np.array([c.hours for c in counts]), (len(group), 1))
+            profile = np.tile(np.array([c.profile for c in counts]), (len(group), 1))
             days = np.tile(np.array([c.days for c in counts]), (len(group), 1))
-            rest = self.scorer.rest([b.scope for b in group for _ in horizons], hours,
+            rest = self.scorer.rest([b.scope for b in group for _ in horizons], profile,
                                     days=days, now=clock)
             k = len(horizons)
             for i, b in enumerate(group):
@@ -168,20 +190,21 @@ class SpendWatch:
                 report.outlooks[b.key] = o
                 if rest.learned[i * k] < OVERRUN_HISTORY:
                     continue
-                if not o.overruns:
+                if o.period_end_spend_usd < REARM_BELOW * o.limit_usd:
                     self.overrun_sent.pop(b.key, None)  # re-armed
-                elif b.key not in self.overrun_sent:
+                elif o.overruns and b.key not in self.overrun_sent:
                     self.overrun_sent[b.key] = now
                     report.alerts.append(overrun_alert(o))
 
     def _pace(self, with_counts: list[tuple[Budget, Counts]], views: dict[str, BudgetView],
-              interval: MeterInterval, now: float, clock: Clock, report: WatchReport) -> None:
+              interval: MeterInterval, now: float, report: WatchReport) -> None:
         if not with_counts:
             return
         paced = [b for b, _ in with_counts]
         demand_rest = self.scorer.rest([b.scope for b in paced],
                                        [c.hours for _, c in with_counts], demand=True,
-                                       days=[c.days for _, c in with_counts], now=clock)
+                                       days=[c.days for _, c in with_counts],
+                                       now=self._clock(now - self.interval_s / 2, 3600.0))
         for b in paced:
             asked = interval.demand.get(b.scope, 0.0)
             if asked > 0:

@@ -10,6 +10,7 @@ from prsm_events.scoring.forecast_step import (
     forecast_rest,
     forecast_step,
     hourly_counts,
+    profile_place,
     profile_weights,
     weekday_counts,
 )
@@ -19,5 +20,5 @@ from prsm_events.scoring.spend_step import BYTES_PER_SCOPE, spend_step
 __all__ = ["BYTES_PER_SCOPE", "AnomalyOut", "AnomalyParams", "BatchScorer", "ForecastParams",
            "PacingOut", "PacingParams", "Rest", "RestOfPeriod", "ScopeScores", "anomaly_step",
            "array_module", "backend_name", "following", "forecast_rest", "forecast_step",
-           "hourly_counts", "pacing_step", "profile_weights", "spend_step", "to_host",
-           "weekday_counts"]
+           "hourly_counts", "pacing_step", "profile_place", "profile_weights", "spend_step",
+           "to_host", "weekday_counts"]

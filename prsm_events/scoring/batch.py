@@ -4,8 +4,13 @@ Each tick (the worker's scoring timer) hands over the last interval's spend per 
 for paced budgets, the demand). A scope with neither for ``forget_after`` ticks is dropped
 (API keys rotate, services come and go: the arrays, each tick's work and the checkpoint stay
 the size of the live scopes); if it comes back it starts fresh. One ``step`` updates, for
-all scopes at once, the anomaly detector and the spend and demand forecasters; ``rest`` sums
-forecasts to the period ends asked for; ``pace`` runs the pacing controller for the paced
+all scopes at once, the anomaly detector and three forecasters: two with a step per
+hour-of-day bucket (``season``), of spend (the one the detector compares with) and of demand
+(what pacing expects), and the spend forecaster the outlooks read (``outlook_season`` buckets,
+48 half hours by default, read and learned as a line through their middles). The finer
+profile forecasts the hours ahead better; the detector ranks anomalies best and pacing
+serves most against the coarser one (docs/benchmarks.md). ``rest`` sums forecasts to the
+period ends asked for; ``pace`` runs the pacing controller for the paced
 budgets. Arrays live on the chosen backend (NumPy or CuPy); results come back to the host as
 NumPy arrays.
 
@@ -33,6 +38,7 @@ from prsm_events.scoring.forecast_step import (
     forecast_rest,
     forecast_step,
     new_forecast_state,
+    profile_place,
     young_counts,
 )
 from prsm_events.scoring.pacing_step import (
@@ -43,7 +49,7 @@ from prsm_events.scoring.pacing_step import (
 )
 from prsm_events.scoring.spend_step import spend_step
 
-__all__ = ["BatchScorer", "Rest", "ScopeScores", "ScorerState"]
+__all__ = ["OUTLOOK_SEASON", "BatchScorer", "Rest", "ScopeScores", "ScorerState"]
 
 Host = np.ndarray[Any, Any]
 
@@ -73,9 +79,9 @@ class Rest:
 @dataclass(frozen=True)
 class ScorerState:
     """Everything a ``BatchScorer`` has learned, as host arrays (``BatchScorer.export`` /
-    ``load``): ``arrays["<part>.<name>"]`` with parts ``anomaly``, ``spend_fc`` and
-    ``demand_fc`` (scopes on the last axis, in the order of ``scopes``) and ``pacing`` (in the
-    order of ``budgets``)."""
+    ``load``): ``arrays["<part>.<name>"]`` with parts ``anomaly``, ``spend_fc`` (the
+    detector's forecaster), ``outlook_fc`` and ``demand_fc`` (scopes on the last axis, in the
+    order of ``scopes``) and ``pacing`` (in the order of ``budgets``)."""
 
     scopes: list[str]
     budgets: list[str]
@@ -86,12 +92,40 @@ class ScorerState:
     """Per scope, the last tick it spent or asked for anything (None: all at ``ticks``)."""
 
 
-_PARTS = ("anomaly", "spend_fc", "demand_fc")
-_ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "demand_fc")
+OUTLOOK_SEASON = 48
+"""Buckets of the outlook forecaster's daily profile: half hours (docs/benchmarks.md)."""
+_PARTS = ("anomaly", "spend_fc", "outlook_fc", "demand_fc")
+_ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "outlook_fc", "demand_fc")
                             for name in CARRY_STATE),
                           *(f"pacing.{name}" for name in YOUNG_STATE)})
 """State arrays added after the first checkpoints: a checkpoint without them loads with
 them at zero (learned again)."""
+_STARTS_FROM = {"outlook_fc": "spend_fc"}
+"""Parts added later that a checkpoint without them starts from another part's state."""
+
+
+def _saved(state: ScorerState, part: str, name: str, want: tuple[int, ...]) -> Host | None:
+    """The saved array for ``part.name``, shaped ``want`` (None: it starts at zero).
+
+    A checkpoint from an earlier version may lack what came later: arrays of
+    ``_ADDED_LATER`` start at zero, parts of ``_STARTS_FROM`` start from the other part's
+    state, and a daily profile saved with fewer buckets (a divisor of the buckets now) is
+    spread over the finer ones, each value in all its parts. Anything else that is missing
+    or misshapen is a ``ValueError``."""
+    key = f"{part}.{name}"
+    saved = state.arrays.get(key)
+    if (saved is None and part in _STARTS_FROM
+            and not any(k.startswith(f"{part}.") for k in state.arrays)):
+        return _saved(state, _STARTS_FROM[part], name, want)
+    if saved is None and key in _ADDED_LATER:
+        return None
+    if (saved is not None and name == "season" and saved.ndim == 2 and saved.shape[0]
+            and want[0] % saved.shape[0] == 0 and saved.shape[1:] == want[1:]):
+        saved = np.repeat(saved, want[0] // saved.shape[0], axis=0)
+    if saved is None or tuple(saved.shape) != want:
+        got = "missing" if saved is None else f"shaped {tuple(saved.shape)}"
+        raise ValueError(f"{key} is {got}, expected {want}")
+    return saved
 
 
 def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
@@ -111,11 +145,12 @@ class BatchScorer:
         self, backend: str = "auto", season: int = 24,
         anomaly: AnomalyParams | None = None, forecast: ForecastParams | None = None,
         pacing: PacingParams | None = None, capacity: int = 1024,
-        forget_after: int | None = None,
+        forget_after: int | None = None, outlook_season: int = OUTLOOK_SEASON,
     ) -> None:
         self.xp = array_module(backend)
         self.backend = backend_name(self.xp)
         self.season = season
+        self.outlook_season = outlook_season
         self.params = (anomaly or AnomalyParams(), forecast or ForecastParams(),
                        pacing or PacingParams())
         self.rows: dict[str, int] = {}
@@ -123,6 +158,7 @@ class BatchScorer:
         self.capacity = capacity
         self.anomaly = new_anomaly_state(self.xp, capacity, season)
         self.spend_fc = new_forecast_state(self.xp, capacity, season)
+        self.outlook_fc = new_forecast_state(self.xp, capacity, outlook_season)
         self.demand_fc = new_forecast_state(self.xp, capacity, season)
         self.pacing = new_pacing_state(self.xp, capacity)
         self.ticks = 0
@@ -183,9 +219,12 @@ class BatchScorer:
         return self.xp.asarray(host)
 
     def step(self, spend: Mapping[str, float], demand: Mapping[str, float],
-             bucket: int, day: int | None = None) -> ScopeScores:
+             bucket: int, day: int | None = None,
+             day_share: float | None = None) -> ScopeScores:
         """Learn one interval (in ``bucket`` on weekday ``day``) for every known scope
-        (silent ones spent 0) and score it."""
+        (silent ones spent 0) and score it. ``day_share``: the share of the cycle gone at the
+        interval's middle (0.5 at noon; the middle of ``bucket`` if not given), which places
+        it in the outlook forecaster's profile."""
         if self.forget_after is not None and self.ticks % max(1, self.forget_after // 10) == 0:
             self.forget_idle()
         self._ensure([*spend, *demand])
@@ -193,6 +232,11 @@ class BatchScorer:
         anomaly, forecast, _ = self.params
         out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,
                          day)
+        if day_share is None:
+            day_share = ((bucket % self.season) + 0.5) / self.season
+        width = 86400.0 / self.outlook_season
+        at, past = profile_place(day_share * 86400.0, width, self.outlook_season)
+        forecast_step(self.xp, self.outlook_fc, x, at, forecast, day, past)
         forecast_step(self.xp, self.demand_fc, self._column(demand), bucket, forecast, day)
         self.ticks += 1
         n = len(self.rows)
@@ -210,8 +254,8 @@ class BatchScorer:
 
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
-        does not fit this scorer (another season, missing or misshapen arrays; those of
-        ``_ADDED_LATER`` may be missing: they start at zero)."""
+        does not fit this scorer (another season, missing or misshapen arrays; see
+        ``_saved`` for what a checkpoint from an earlier version may lack)."""
         if state.season != self.season:
             raise ValueError(f"saved with {state.season} buckets per day, not {self.season}")
         n, m = len(state.scopes), len(state.budgets)
@@ -227,16 +271,10 @@ class BatchScorer:
         for part, arrays in fresh.items():
             rows = m if part == "pacing" else n
             for name, arr in arrays.items():
-                saved = state.arrays.get(f"{part}.{name}")
-                want = (*arr.shape[:-1], rows)
-                if saved is None and f"{part}.{name}" in _ADDED_LATER:
-                    arr[...] = 0
-                    continue
-                if saved is None or tuple(saved.shape) != want:
-                    got = "missing" if saved is None else f"shaped {tuple(saved.shape)}"
-                    raise ValueError(f"{part}.{name} is {got}, expected {want}")
+                saved = _saved(state, part, name, (*arr.shape[:-1], rows))
                 arr[...] = 0
-                arr[..., :rows] = self.xp.asarray(saved, dtype=self.xp.float64)
+                if saved is not None:
+                    arr[..., :rows] = self.xp.asarray(saved, dtype=self.xp.float64)
         for part in _PARTS:
             setattr(self, part, fresh[part])
         self.pacing = fresh["pacing"]
@@ -251,9 +289,16 @@ class BatchScorer:
              demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,
              now: tuple[int, float, float] | None = None) -> Rest:
         """Forecast of spend (or demand) per scope over its remaining intervals per bucket
-        (and per weekday). ``now``: (the bucket just learned, intervals per bucket, intervals
-        of it passed); with it a scope younger than a day forecasts the buckets it has not
-        seen at its rate now (``young_counts``)."""
+        (and per weekday): what each bucket weighs in them (``profile_weights``), of the
+        outlook profile (``outlook_season`` buckets) for spend, of the hourly one
+        (``season``) for demand. ``now``: (the bucket just learned, intervals per bucket,
+        intervals of it passed, in the same profile); with it a scope younger than a day
+        forecasts the buckets it has not seen at its rate now (``young_counts``)."""
+        buckets = self.season if demand else self.outlook_season
+        width = np.shape(counts)[-1] if len(counts) else buckets
+        if width != buckets:
+            raise ValueError(f"counts for {width} buckets; the {'demand' if demand else 'spend'}"
+                             f" forecaster's profile has {buckets}")
         self._ensure(scopes)
         xp = self.xp
         distinct = list(dict.fromkeys(scopes))  # a scope asked for several horizons: once
@@ -261,7 +306,7 @@ class BatchScorer:
         rows = (None if len(distinct) == len(scopes)
                 else xp.asarray([place[s] for s in scopes], dtype=xp.int64))
         idx = xp.asarray([self.rows[s] for s in distinct], dtype=xp.int64)
-        state = self.demand_fc if demand else self.spend_fc
+        state = self.demand_fc if demand else self.outlook_fc
         part = {k: v[..., idx] for k, v in state.items()}
         learned = to_host(part["n"] if rows is None else part["n"][rows])
         if now is not None:

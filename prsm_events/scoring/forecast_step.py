@@ -16,7 +16,10 @@ scope); its forecasts are damped by ``carry_damping`` per interval ahead, so a d
 expected to go on for a while and fade. The one-step prediction each step returns (what the
 anomaly detector compares with) keeps a plain AR(1) carry, ``phi * r`` with ``phi`` the
 residual's lag-1 autocorrelation: a richer carry follows an anomaly as it builds up. All
-scopes share one clock, so ``b`` and ``d`` are scalars.
+scopes share one clock, so ``b`` and ``d`` are scalars. The profile can be a step per bucket
+(each interval reads and learns its bucket's value) or a line through the buckets' middles
+(``past``: an interval between two middles reads both values in proportion and shares its
+error between them likewise; ``profile_place`` finds them for a time of day).
 
 ``forecast_rest(counts, days)`` sums the rest of the budget period, given how many intervals
 are left in each bucket (``following(bucket, k, m)`` for the ``k`` consecutive intervals after
@@ -49,8 +52,9 @@ import numpy as np
 
 from prsm_events.scoring.backend import backend_name
 
-__all__ = ["TUNED_EVERY_S", "ForecastParams", "RestOfPeriod", "following", "forecast_rest",
-           "forecast_step", "hourly_counts", "new_forecast_state", "per_step", "profile_weights",
+__all__ = ["FORECAST_BYTES_PER_SCOPE", "TUNED_EVERY_S", "ForecastParams", "RestOfPeriod",
+           "following", "forecast_rest", "forecast_step", "hourly_counts", "new_forecast_state",
+           "per_step", "profile_place", "profile_weights",
            "weekday_counts", "weekday_of"]
 
 Array = Any
@@ -134,29 +138,48 @@ def new_forecast_state(xp: ModuleType, n: int, season: int) -> dict[str, Array]:
 
 def forecast_step(
     xp: ModuleType, state: dict[str, Array], y: Array, bucket: int,
-    params: ForecastParams = ForecastParams(), day: int | None = None,
+    params: ForecastParams = ForecastParams(), day: int | None = None, past: float = 0.0,
 ) -> Array:
     """Learn ``y`` (spend of the interval in ``bucket`` on weekday ``day``, Monday = 0; no
-    weekly offsets without it); returns what was predicted for it."""
-    column = state["season"][bucket % state["season"].shape[0]]
+    weekly offsets without it); returns what was predicted for it.
+
+    ``past``: how far the interval's middle lies past the middle of ``bucket`` toward the
+    next bucket's, in [0, 1) (``profile_place``). The profile is then read as a line between
+    the two buckets' values, and its error is shared between them in the same proportions; 0
+    reads and learns ``bucket``'s value alone (a step per bucket)."""
+    profile = state["season"]
+    if not 0.0 <= past < 1.0:
+        raise ValueError(f"past must be in [0, 1), not {past}")
+    b0 = bucket % profile.shape[0]
+    b1 = (b0 + 1) % profile.shape[0]
+    if b1 == b0:
+        past = 0.0  # one bucket: a flat profile
+    col0, col1 = profile[b0], profile[b1]
     week, delta, after = weekday_row(state, day, params)
     if backend_name(xp) == "cupy":
         predicted = xp.empty_like(y)
-        _kernel()(y, params.alpha, params.gamma, delta, after, params.beta,
-                  *(state[k] for k in SCALARS), column, week, predicted)
+        spare = col1 if b1 != b0 else xp.zeros_like(col0)  # never the same row twice
+        _kernel()(y, params.alpha, params.gamma, delta, after, params.beta, past,
+                  *(state[k] for k in SCALARS), col0, spare, week, predicted)
         return predicted
     b = params.beta
     n, level, res = state["n"], state["level"], state["res"]
     first = n == 0
     a_lvl = xp.maximum(params.alpha, 1.0 / (n + 1.0))  # young: the running mean
+    column = (1.0 - past) * col0 + past * col1 if past else col0
     base = level + column + week
     predicted = xp.where(first, y, base + _phi(xp, state) * res)
     err = y - predicted
     pre = y - base
     new_level = xp.where(first, y,
                          a_lvl * (y - column - week) + (1 - a_lvl) * level)
-    new_col = xp.where(first, 0.0,
-                       params.gamma * (y - new_level - week) + (1 - params.gamma) * column)
+    miss = params.gamma * (y - new_level - week - column)  # the profile's share of the error
+    new_col0 = xp.where(first, 0.0, col0 + (1.0 - past) * miss)
+    if past:
+        col1[...] = xp.where(first, 0.0, col1 + past * miss)
+        new_col = (1.0 - past) * new_col0 + past * col1
+    else:
+        new_col = new_col0
     d = xp.where(n >= after, delta, 0.0)
     new_week = xp.where(first, 0.0, d * (y - new_level - new_col) + (1 - d) * week)
     state["err_var"][...] = xp.where(first, 0.0, (1 - b) * state["err_var"] + b * err * err)
@@ -169,7 +192,7 @@ def forecast_step(
     res3[...] = res2
     res2[...] = res
     res[...] = y - new_level - new_col - new_week
-    column[...] = new_col
+    col0[...] = new_col0
     week[...] = new_week
     level[...] = new_level
     n[...] = n + 1
@@ -183,6 +206,9 @@ the error of the step's base (``res_cov`` is the lag-1 one). A checkpoint writte
 existed loads with them at zero (learned again within a few hundred intervals)."""
 SCALARS = ("n", "level", "err_var", "res", "res_var", "res_cov", *CARRY_STATE)
 """The per-scope (not per-bucket) state arrays, in the CUDA kernel's order."""
+FORECAST_BYTES_PER_SCOPE = 8 * (1 + 2 * (len(SCALARS) + 3) + 1)
+"""Bytes one ``forecast_step`` kernel moves per scope: y in; the per-scope state, the two
+profile values and the weekday offset in and out; the prediction out."""
 
 
 def weekday_row(state: dict[str, Array], day: int | None,
@@ -257,6 +283,22 @@ def profile_weights(start: float, end: float, interval_s: float, width: float = 
     if whole:
         out = out + whole * weights(per_cycle)
     return [float(v) for v in out]
+
+
+def profile_place(t: float, width: float = 3600.0, buckets: int = 24) -> tuple[int, float]:
+    """Where an interval whose middle is the epoch time ``t`` lies in a profile of
+    ``buckets`` of ``width`` seconds read as a line through their middles: the bucket whose
+    middle it follows and how far it is toward the next one's (``forecast_step``'s
+    ``bucket`` and ``past``; the reading ``profile_weights`` sums).
+
+    >>> profile_place(900.0, 1800.0, 48), profile_place(2700.0, 1800.0, 48)  # 0:15, 0:45
+    ((0, 0.0), (1, 0.0))
+    >>> profile_place(1800.0, 1800.0, 48), profile_place(300.0, 1800.0, 48)  # 0:30, 0:05
+    ((0, 0.5), (47, 0.6666666666666666))
+    """
+    past = (t % (width * buckets)) / width - 0.5
+    low = math.floor(past)
+    return low % buckets, past - low
 
 
 def weekday_of(t: float) -> int:
@@ -508,13 +550,17 @@ KERNEL_BODY = r"""
 const bool first = fn == 0.0;
 const double prior_var = err_var;
 const double phi = fmin(fmax(fres_cov / fmax(fres_var, 1e-300), 0.0), 0.98);
-const double base = level + season + week;
+const double col_now = (1.0 - past) * season + past * season1;
+const double base = level + col_now + week;
 const double pred = first ? y : base + phi * fres;
 const double err = y - pred;
 const double pre = y - base;
 const double al = fmax(alpha, 1.0 / (fn + 1.0));
-const double lvl = first ? y : al * (y - season - week) + (1.0 - al) * level;
-const double col = first ? 0.0 : gamma * (y - lvl - week) + (1.0 - gamma) * season;
+const double lvl = first ? y : al * (y - col_now - week) + (1.0 - al) * level;
+const double miss = gamma * (y - lvl - week - col_now);
+const double col0 = first ? 0.0 : season + (1.0 - past) * miss;
+const double col1 = first ? 0.0 : season1 + past * miss;
+const double col = (1.0 - past) * col0 + past * col1;
 const double dl = fn >= week_after ? delta : 0.0;
 const double wk = first ? 0.0 : dl * (y - lvl - col) + (1.0 - dl) * week;
 err_var = first ? 0.0 : (1.0 - beta) * err_var + beta * err * err;
@@ -528,25 +574,30 @@ fpcov3 = first ? 0.0 : (1.0 - beta) * fpcov3 + beta * pre * fres3;
 fres3 = fres2;
 fres2 = fres;
 fres = y - lvl - col - wk;
-season = col;
+season1 = col1;
+season = col0;
 week = wk;
 level = lvl;
 fn = fn + 1.0;
 """
 """The forecaster's arithmetic for one scope in CUDA C (``spend_step`` fuses it with the
-anomaly step). In: ``y``, ``alpha``, ``gamma``, ``delta``, ``week_after``, ``beta``; state:
-``fn``, ``level``, ``err_var``, ``fres``, ``fres_var``, ``fres_cov``, the AR(3) moments
-(``fres2``, ``fres3``, ``facov0..2``, ``fpcov2``, ``fpcov3``), ``season``, ``week``;
-defines ``pred`` (the forecast of ``y``) and ``prior_var`` (the error variance before it)."""
+anomaly step). In: ``y``, ``alpha``, ``gamma``, ``delta``, ``week_after``, ``beta``,
+``past``; state: ``fn``, ``level``, ``err_var``, ``fres``, ``fres_var``, ``fres_cov``, the
+AR(3) moments (``fres2``, ``fres3``, ``facov0..2``, ``fpcov2``, ``fpcov3``), ``season`` and
+``season1`` (the profile's values in the interval's bucket and the next; written in that
+order, so that the bucket's own value wins should the two be one), ``week``; defines ``pred``
+(the forecast of ``y``) and ``prior_var`` (the error variance before it)."""
 KERNEL_PARAMS = ("float64 fn, float64 level, float64 err_var, float64 fres, float64 fres_var, "
                  "float64 fres_cov, float64 fres2, float64 fres3, float64 facov0, "
                  "float64 facov1, float64 facov2, float64 fpcov2, float64 fpcov3, "
-                 "float64 season, float64 week")
+                 "float64 season")
+"""The kernel's per-scope state parameters (``season1`` and ``week`` follow them)."""
 
 
 KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, float64 week_after, "
-          "float64 beta",
-          KERNEL_PARAMS + ", float64 predicted", KERNEL_BODY + "predicted = pred;\n",
+          "float64 beta, float64 past",
+          KERNEL_PARAMS + ", float64 season1, float64 week, float64 predicted",
+          KERNEL_BODY + "predicted = pred;\n",
           "prsm_forecast_step")
 """(in_params, out_params, operation, name) of the CuPy elementwise kernel."""
 

@@ -68,9 +68,13 @@ def spend_step(
     return AnomalyOut(score, sigma, expected)
 
 
+STEPWISE = "const double past = 0.0;\ndouble season1 = season;\n"
+"""The detector's forecaster reads and learns its hour's value alone (``past`` 0; the next
+hour's value is a local copy that nothing reads)."""
 KERNEL = ("float64 y, float64 alpha, float64 gamma, float64 delta, float64 week_after, "
           + ANOMALY_PARAMS,
-          FORECAST_STATE + ", " + ANOMALY_OUT, FORECAST_BODY + ANOMALY_BODY, "prsm_spend_step")
+          FORECAST_STATE + ", float64 week, " + ANOMALY_OUT,
+          STEPWISE + FORECAST_BODY + ANOMALY_BODY, "prsm_spend_step")
 """(in_params, out_params, operation, name) of the fused CuPy elementwise kernel."""
 
 

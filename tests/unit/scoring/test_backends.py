@@ -25,7 +25,7 @@ from prsm_events.scoring import (
     to_host,
 )
 from prsm_events.scoring.anomaly_step import new_anomaly_state
-from prsm_events.scoring.forecast_step import ForecastParams, new_forecast_state
+from prsm_events.scoring.forecast_step import ForecastParams, new_forecast_state, profile_place
 from prsm_events.scoring.pacing_step import new_pacing_state
 
 RTOL = 1e-9
@@ -93,18 +93,30 @@ def test_fused_spend_step_equals_the_two_reference_steps(xp: ModuleType) -> None
         np.testing.assert_allclose(to_host(out.score), ref[t], rtol=RTOL, atol=1e-12)
 
 
-def test_forecast_step_is_the_same_on_every_backend(xp: ModuleType) -> None:
-    data = series(64, 200)
-    outs = {}
-    for mod in (np, xp):
-        state = new_forecast_state(mod, 64, season=24)
-        preds = [to_host(forecast_step(mod, state, mod.asarray(row), t % 24, HOURLY,
-                                       day(t))).copy()
-                 for t, row in enumerate(data)]
+def run_forecast(xp: ModuleType, data: np.ndarray[Any, Any], season: int = 24,
+                 spaced_s: float = 0.0) -> tuple[list[Any], Any, Any]:
+    """One-step predictions, then a 30-interval forecast with its high end. ``spaced_s``:
+    intervals that far apart, placed on the profile read as a line (``past``); else one
+    interval per bucket, as steps."""
+    state = new_forecast_state(xp, data.shape[1], season=season)
+    preds = []
+    for t, row in enumerate(data):
+        bucket, past = (profile_place((t + 0.5) * spaced_s, 86400 / season, season)
+                        if spaced_s else (t, 0.0))
+        preds.append(to_host(forecast_step(xp, state, xp.asarray(row), bucket, HOURLY,
+                                           day(t), past)).copy())
+    if season == 24:
         assert float(abs(to_host(state["week"])).max()) > 0.1  # the weekday offsets learned
-        rest = forecast_rest(mod, state, following(199 % 24, 30, 24), [0, 0, 0, 0, 0, 6, 24])
-        outs[mod.__name__] = (preds, to_host(rest.mean), to_host(rest.high))
-    ref, got = outs["numpy"], outs[xp.__name__]
+    counts = following(len(data) % season, 30, season)
+    rest = forecast_rest(xp, state, counts, [0, 0, 0, 0, 0, 6, 24])
+    return preds, to_host(rest.mean), to_host(rest.high)
+
+
+@pytest.mark.parametrize(("season", "spaced_s"), [(24, 0.0), (24, 2700.0), (1, 2700.0)])
+def test_forecast_step_is_the_same_on_every_backend(xp: ModuleType, season: int,
+                                                    spaced_s: float) -> None:
+    data = series(64, 200)
+    ref, got = run_forecast(np, data, season, spaced_s), run_forecast(xp, data, season, spaced_s)
     for a, b in zip(ref[0], got[0], strict=True):
         np.testing.assert_allclose(b, a, rtol=RTOL)
     np.testing.assert_allclose(got[1], ref[1], rtol=RTOL)

@@ -32,7 +32,7 @@ def trained(ticks: int = 300, seed: int = 0) -> BatchScorer:
 def next_tick(scorer: BatchScorer) -> dict[str, Any]:
     """Everything a scorer answers on the following tick."""
     out = scorer.step({"tenant:a": 30.0, "tenant:b": 1.0}, {"tenant:a": 2.0}, bucket=5, day=0)
-    rest = scorer.rest(SCOPES, [[3] * 24] * len(SCOPES), days=[[10] * 7] * len(SCOPES))
+    rest = scorer.rest(SCOPES, [[3] * 48] * len(SCOPES), days=[[10] * 7] * len(SCOPES))
     demand = scorer.rest(["tenant:a"], [[1] * 24], demand=True)
     pressure, reserve = scorer.pace(["tenant:a|day", "tenant:b|day"], [5.0, 9.0], [80.0, 1.0],
                                     [3.0, 0.1], [4.0, 0.1], [0.2, 0.0], [0.0, 0.0])
@@ -111,19 +111,34 @@ def test_a_checkpoint_from_before_the_residual_carry_loads_with_it_at_zero() -> 
     saved = trained().export()
     old = {k: v for k, v in saved.arrays.items()
            if k.split(".")[-1] not in CARRY_STATE or k.startswith("anomaly.")}
-    assert len(old) == len(saved.arrays) - 2 * len(CARRY_STATE)
+    assert len(old) == len(saved.arrays) - 3 * len(CARRY_STATE)
     scorer = BatchScorer("numpy")
     scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
     for key in CARRY_STATE:
-        assert not scorer.spend_fc[key].any() and not scorer.demand_fc[key].any()
+        for part in (scorer.spend_fc, scorer.outlook_fc, scorer.demand_fc):
+            assert not part[key].any()
     # what the profiles learned is kept: the daily forecast equals the saved scorer's
     # without its carry
     original = trained()
     for key in CARRY_STATE:
-        original.spend_fc[key][...] = 0
-    counts = [[3] * 24] * len(SCOPES)
+        original.outlook_fc[key][...] = 0
+    counts = [[3] * 48] * len(SCOPES)
     np.testing.assert_array_equal(scorer.rest(SCOPES, counts).mean,
                                   original.rest(SCOPES, counts).mean)
+
+
+def test_a_checkpoint_from_before_the_outlook_forecaster_starts_it_from_the_detectors() -> None:
+    saved = trained().export()
+    old = {k: v for k, v in saved.arrays.items() if not k.startswith("outlook_fc.")}
+    scorer = BatchScorer("numpy")
+    scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
+    for name, arr in scorer.spend_fc.items():  # each hour's value in both its halves
+        want = np.repeat(arr, 2, axis=0) if name == "season" else arr
+        np.testing.assert_array_equal(scorer.outlook_fc[name], want, err_msg=name)
+    assert scorer.outlook_fc["season"].any()
+    with pytest.raises(ValueError, match=r"outlook_fc\.season is shaped \(5, 4\)"):
+        scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks,
+                                saved.arrays | {"outlook_fc.season": old["spend_fc.season"][:5]}))
 
 
 def test_a_checkpoint_from_before_the_young_pacing_mean_loads_with_it_at_zero() -> None:
@@ -176,8 +191,8 @@ def test_scopes_silent_for_longer_than_forget_after_are_dropped(tmp_path: Path) 
     assert scorer.active[:4].tolist() == [399, 399, 360, 360]  # last spend or demand
     for demand_side in (False, True):
         np.testing.assert_array_equal(
-            scorer.rest(scopes, [[1] * 24] * 4, demand=demand_side).mean,
-            alone.rest(scopes, [[1] * 24] * 4, demand=demand_side).mean)
+            scorer.rest(scopes, [[1] * (24 if demand_side else 48)] * 4, demand=demand_side).mean,
+            alone.rest(scopes, [[1] * (24 if demand_side else 48)] * 4, demand=demand_side).mean)
     # a dropped scope that comes back starts fresh; the checkpoint keeps who was active when
     back = scorer.step({"tenant:old/api_key:k1": 3.0}, {}, bucket=0)
     assert back.scopes[-1] == "tenant:old/api_key:k1" and back.expected[-1] == 3.0

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.scoring.test_backends import HOURLY, day, run_anomaly, series
+from tests.unit.scoring.test_backends import HOURLY, day, run_anomaly, run_forecast, series
 
 # the package re-exports functions under the modules' names: fetch the modules themselves
 anomaly_mod, forecast_mod, pacing_mod, spend_mod = (
@@ -100,6 +100,20 @@ def test_standalone_forecast_and_anomaly_kernel_sources(cpu_kernels: None) -> No
         ref = run_anomaly(np, data)
     for a, b in zip(ref, got, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("season", [24, 1])
+def test_forecast_kernel_source_reads_and_learns_between_buckets(cpu_kernels: None,
+                                                                 season: int) -> None:
+    data = series(40, 150, seed=4)
+    got = run_forecast(np, data, season, spaced_s=2700.0)  # 45-minute intervals: all ``past``
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(forecast_mod, "backend_name", lambda xp: "numpy")
+        ref = run_forecast(np, data, season, spaced_s=2700.0)
+    for a, b in zip(ref[0], got[0], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-9)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-9)
 
 
 def test_pacing_kernel_source(cpu_kernels: None) -> None:
