@@ -62,9 +62,13 @@ def device_name(xp: ModuleType) -> str:
     return "CPU (NumPy)"
 
 
+WARMUP = 5
+"""Untimed calls first (CuPy compiles its kernels and fills its memory pool on the first)."""
+
+
 def _median_time(xp: ModuleType, step: Callable[[int], object], repeat: int) -> float:
-    """Median seconds of ``step(t)`` over ``repeat`` calls after 60 warm-up calls."""
-    for t in range(60):  # past warm-up: the steady-state arithmetic
+    """Median seconds of ``step(t)`` over ``repeat`` calls after ``WARMUP`` untimed ones."""
+    for t in range(WARMUP):
         step(t)
     _sync(xp)
     times = []
