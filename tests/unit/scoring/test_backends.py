@@ -6,6 +6,7 @@ kernels do the same float64 arithmetic; only pow/sqrt rounding may differ).
 
 from __future__ import annotations
 
+import importlib.util
 from types import ModuleType
 from typing import Any
 
@@ -188,6 +189,7 @@ def test_the_scoring_package_needs_only_numpy() -> None:
     assert out.stdout.strip() == "[]"
     import prsm_events
 
-    assert prsm_events.Budget.__name__ == "Budget"  # the SDK's names still load on use
+    if importlib.util.find_spec("pydantic") is not None:  # not on a bare GPU machine
+        assert prsm_events.Budget.__name__ == "Budget"  # the SDK's names still load on use
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         prsm_events.Nope  # noqa: B018
