@@ -106,7 +106,7 @@ def time_ticks(xp: ModuleType, n: int, repeat: int) -> tuple[float, float, float
     fused = _time_fused(xp, x, repeat)
     both = _time_forecasters(xp, x, repeat)
     pace = new_pacing_state(xp, n)
-    args: list[Any] = [xp.asarray(rng.uniform(0, 10, n)) for _ in range(6)]
+    args: list[Any] = [xp.asarray(rng.uniform(0, 10, n)) for _ in range(7)]
     pacing = _median_time(xp, lambda t: pacing_step(xp, pace, *args), repeat)
     return fused, both, pacing
 

@@ -217,7 +217,8 @@ class SpendWatch:
             [interval.demand.get(b.scope, 0.0) for b in paced],
             [self.high_share.get(b.key, 0.0) for b in paced],
             [float(sum(c.hours)) if demand_rest.learned[i] < 86400 / self.interval_s else 0.0
-             for i, (_, c) in enumerate(with_counts)])
+             for i, (_, c) in enumerate(with_counts)],
+            [float(sum(c.hours)) for _, c in with_counts])
         stamp = datetime.fromtimestamp(now, UTC)
         for i, b in enumerate(paced):
             action = PacingAction.at(b.key, float(pressure[i]), round(float(reserve[i]) * NANO),

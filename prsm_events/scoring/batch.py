@@ -42,6 +42,7 @@ from prsm_events.scoring.forecast_step import (
     young_counts,
 )
 from prsm_events.scoring.pacing_step import (
+    BURST_STATE,
     YOUNG_STATE,
     PacingParams,
     new_pacing_state,
@@ -97,7 +98,7 @@ OUTLOOK_SEASON = 48
 _PARTS = ("anomaly", "spend_fc", "outlook_fc", "demand_fc")
 _ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "outlook_fc", "demand_fc")
                             for name in CARRY_STATE),
-                          *(f"pacing.{name}" for name in YOUNG_STATE)})
+                          *(f"pacing.{name}" for name in (*YOUNG_STATE, *BURST_STATE))})
 """State arrays added after the first checkpoints: a checkpoint without them loads with
 them at zero (learned again)."""
 _STARTS_FROM = {"outlook_fc": "spend_fc"}
@@ -319,7 +320,8 @@ class BatchScorer:
     def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,
              demand_rest: Sequence[float] | Host, spend: Sequence[float] | Host,
              demand: Sequence[float] | Host, high_share: Sequence[float] | Host,
-             young_left: Sequence[float] | Host) -> tuple[Host, Host]:
+             young_left: Sequence[float] | Host,
+             intervals_left: Sequence[float] | Host) -> tuple[Host, Host]:
         """Pacing pressure and reserve for each budget row (keys are stable across ticks)."""
         for key in budgets:
             if key not in self.budget_rows:
@@ -334,7 +336,8 @@ class BatchScorer:
                           xp.asarray(spend, dtype=xp.float64),
                           xp.asarray(demand, dtype=xp.float64),
                           xp.asarray(high_share, dtype=xp.float64),
-                          xp.asarray(young_left, dtype=xp.float64), self.params[2])
+                          xp.asarray(young_left, dtype=xp.float64),
+                          xp.asarray(intervals_left, dtype=xp.float64), self.params[2])
         for k, v in part.items():
             self.pacing[k][idx] = v
         return to_host(out.pressure).copy(), to_host(out.reserve).copy()

@@ -24,26 +24,33 @@ before the traffic comes back: ``to_come`` is at least the mean demand per inter
 budget was first paced (``lived`` intervals) times the intervals left.
 ``reserve`` is the part of the budget kept for high and critical requests: their share of
 recent demand times ``to_come`` (young: times the recent demand rate times the intervals left
-if that is more); at most what is left.
+if that is more), and at least a burst of them (the busiest ``BURST_WINDOW_S`` of high and
+critical demand seen, its peak halving per ``BURST_HALF_LIFE_S``, scaled down in the last
+window of the period): near the period end the forecast of what is to come is small, and a
+burst that no forecast shows would otherwise find the budget spent by normal traffic. At
+most what is left.
 
 >>> import numpy as np
 >>> state = new_pacing_state(np, 2)
 >>> out = pacing_step(np, state, remaining=np.array([10.0, 10.0]),
 ...                   demand_rest=np.array([10.0, 40.0]), spend=np.array([1.0, 1.0]),
 ...                   demand=np.array([1.0, 1.0]), high_share=np.array([0.2, 0.2]),
-...                   young_left=np.array([0.0, 200.0]))
+...                   young_left=np.array([0.0, 200.0]),
+...                   intervals_left=np.array([200.0, 200.0]))
 >>> out.pressure.tolist(), out.reserve.tolist()
 ([0.0, 0.1], [2.0, 10.0])
 
-After a quiet hour the young budget still keeps the demand it has seen on average:
+After a quiet hour the young budget still keeps the demand it has seen on average, and the
+other one, forecast to see nothing more, the burst of high and critical demand it has seen:
 
 >>> for _ in range(60):
 ...     out = pacing_step(np, state, remaining=np.array([10.0, 10.0]),
 ...                       demand_rest=np.array([0.0, 0.0]), spend=np.zeros(2),
 ...                       demand=np.zeros(2), high_share=np.array([0.2, 0.2]),
-...                       young_left=np.array([0.0, 100.0]))
+...                       young_left=np.array([0.0, 100.0]),
+...                       intervals_left=np.array([100.0, 100.0]))
 >>> out.reserve.round(3).tolist()
-[0.0, 0.328]
+[0.15, 0.328]
 """
 
 from __future__ import annotations
@@ -56,10 +63,16 @@ from typing import Any
 from prsm_events.scoring.backend import backend_name
 from prsm_events.scoring.forecast_step import TUNED_EVERY_S, per_step
 
-__all__ = ["PACING_STATE", "YOUNG_STATE", "PacingOut", "PacingParams", "new_pacing_state",
-           "pacing_step"]
+__all__ = ["BURST_HALF_LIFE_S", "BURST_STATE", "BURST_WINDOW_S", "PACING_STATE", "YOUNG_STATE",
+           "PacingOut", "PacingParams", "new_pacing_state", "pacing_step"]
 
 Array = Any
+
+
+BURST_WINDOW_S = 900.0
+"""The burst a budget keeps in reserve for high and critical requests: this long."""
+BURST_HALF_LIFE_S = 86400.0
+"""How fast the remembered burst fades."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,8 @@ class PacingParams:
     gain_down: float = 0.1
     reserve_margin: float = 1.0  # multiplies the expected high/critical spend
     smoothing: float = 0.3  # weight of the last interval in the observed spend/demand
+    burst_span: float = BURST_WINDOW_S / TUNED_EVERY_S  # intervals in a burst window
+    burst_decay: float = 0.5 ** (TUNED_EVERY_S / BURST_HALF_LIFE_S)  # the peak, per interval
 
     @classmethod
     def every(cls, interval_s: float, timescale_s: float = TUNED_EVERY_S) -> PacingParams:
@@ -84,7 +99,9 @@ class PacingParams:
         base, r = cls(), interval_s / timescale_s
         return cls(gain_up=base.gain_up * r, gain_down=base.gain_down * r,
                    reserve_margin=base.reserve_margin,
-                   smoothing=per_step(base.smoothing, 1.0 / r))
+                   smoothing=per_step(base.smoothing, 1.0 / r),
+                   burst_span=BURST_WINDOW_S / interval_s,
+                   burst_decay=0.5 ** (interval_s / BURST_HALF_LIFE_S))
 
 
 @dataclass(frozen=True)
@@ -93,10 +110,15 @@ class PacingOut:
     reserve: Array
 
 
-PACING_STATE = ("pressure", "spend", "demand", "lived", "demand_mean")
+PACING_STATE = ("pressure", "spend", "demand", "lived", "demand_mean", "burst_rate",
+                "burst_peak")
 YOUNG_STATE = ("lived", "demand_mean")
 """Added after the first checkpoints: such a checkpoint loads with them at zero (the guard's
 mean starts again)."""
+BURST_STATE = ("burst_rate", "burst_peak")
+"""High and critical demand per interval over about a burst window (an average weighted
+``1 / burst_span``) and its decaying peak; added later too (a checkpoint without them loads
+with them at zero)."""
 
 
 def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
@@ -106,18 +128,20 @@ def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
 def pacing_step(
     xp: ModuleType, state: dict[str, Array], remaining: Array, demand_rest: Array,
     spend: Array, demand: Array, high_share: Array, young_left: Array,
-    params: PacingParams | None = None,
+    intervals_left: Array, params: PacingParams | None = None,
 ) -> PacingOut:
     """Move each budget's pressure so that spend fits what is left (see the module doc).
 
-    ``spend`` and ``demand`` are the last interval's; ``remaining`` is limit - spent - reserved.
+    ``spend`` and ``demand`` are the last interval's; ``remaining`` is limit - spent - reserved;
+    ``intervals_left`` in the period (``young_left`` is it while the forecaster is young).
     """
     params = params or PacingParams()
     if backend_name(xp) == "cupy":
         reserve = xp.empty_like(remaining)
         _kernel()(remaining, demand_rest, spend, demand, high_share, young_left,
-                  params.gain_up, params.gain_down, params.reserve_margin, params.smoothing,
-                  *(state[k] for k in PACING_STATE), reserve)
+                  intervals_left, params.gain_up, params.gain_down, params.reserve_margin,
+                  params.smoothing, 1.0 / max(params.burst_span, 1.0), params.burst_span,
+                  params.burst_decay, *(state[k] for k in PACING_STATE), reserve)
         return PacingOut(state["pressure"], reserve)
     w = params.smoothing
     state["spend"][...] = (1 - w) * state["spend"] + w * spend
@@ -136,8 +160,13 @@ def pacing_step(
     gain = xp.where(error > 0, params.gain_up, params.gain_down)
     state["pressure"][...] = xp.clip(state["pressure"] + gain * error, 0.0, 1.0)
     to_come = xp.maximum(to_come, state["demand"] * young_left)
-    reserve = xp.minimum(left, params.reserve_margin * high_share * to_come)
-    return PacingOut(state["pressure"], reserve)
+    rate, peak = state["burst_rate"], state["burst_peak"]
+    weight = 1.0 / max(params.burst_span, 1.0)
+    rate[...] = (1 - weight) * rate + weight * high_share * demand
+    peak[...] = xp.maximum(params.burst_decay * peak, rate)
+    burst = peak * xp.minimum(intervals_left, params.burst_span)
+    reserve = xp.maximum(params.reserve_margin * high_share * to_come, burst)
+    return PacingOut(state["pressure"], xp.minimum(left, reserve))
 
 
 KERNEL_BODY = r"""
@@ -156,17 +185,19 @@ const double error = left <= 0.0 ? 0.0
     : seen ? fmin(fmax(observed / fmax(target, 1e-12) - 1.0, -1.0), 1.0) : -1.0;
 const double gain = error > 0.0 ? gain_up : gain_down;
 pressure = fmin(fmax(pressure + gain * error, 0.0), 1.0);
-reserve = fmin(left, reserve_margin * high_share * fmax(to_come, d * young_left));
+burst_rate = (1.0 - burst_weight) * burst_rate + burst_weight * high_share * demand;
+burst_peak = fmax(burst_decay * burst_peak, burst_rate);
+const double burst = burst_peak * fmin(intervals_left, burst_span);
+reserve = fmin(left, fmax(reserve_margin * high_share * fmax(to_come, d * young_left), burst));
 """
 
 
 KERNEL = ("float64 remaining, float64 demand_rest, float64 spend, float64 demand, "
-          "float64 high_share, float64 young_left, float64 gain_up, "
-          "float64 gain_down, "
-          "float64 reserve_margin, "
-          "float64 smoothing",
+          "float64 high_share, float64 young_left, float64 intervals_left, float64 gain_up, "
+          "float64 gain_down, float64 reserve_margin, float64 smoothing, "
+          "float64 burst_weight, float64 burst_span, float64 burst_decay",
           "float64 pressure, float64 spend_ew, float64 demand_ew, float64 lived, "
-          "float64 demand_mean, float64 reserve",
+          "float64 demand_mean, float64 burst_rate, float64 burst_peak, float64 reserve",
           KERNEL_BODY, "prsm_pacing_step")
 """(in_params, out_params, operation, name) of the CuPy elementwise kernel."""
 

@@ -110,7 +110,7 @@ def test_the_controller_presses_a_fast_spender_and_holds_once_nothing_is_left() 
         out = pacing_step(np, state, remaining=np.array([remaining]),
                           demand_rest=np.array([10.0]), spend=np.array([spend]),
                           demand=np.array([1.0]), high_share=np.array([0.0]),
-                          young_left=np.array([0.0]))
+                          young_left=np.array([0.0]), intervals_left=np.array([10.0]))
         return float(out.pressure[0])
 
     pressures = [step(5.0, 1.0) for _ in range(5)]  # affords half of demand, spends all
@@ -140,12 +140,54 @@ def test_a_young_budget_keeps_pressing_through_a_quiet_stretch() -> None:
                               demand_rest=np.array([demand * (left - k)]),
                               spend=np.array([spend]), demand=np.array([demand]),
                               high_share=np.array([0.2]),
-                              young_left=np.array([float(left - k) if young else 0.0]))
+                              young_left=np.array([float(left - k) if young else 0.0]),
+                              intervals_left=np.array([float(left - k)]))
         return float(out.pressure[0]), float(out.reserve[0])
 
     young_pressure, young_reserve = run(young=True)
     grown_pressure, grown_reserve = run(young=False)
-    assert grown_pressure == 0.0 and grown_reserve == 0.0  # trusts its forecast of nothing
+    # trusts its forecast of nothing: no pressure, and in reserve only a burst of the high
+    # and critical demand it has seen ($0.2 a minute over 1.5 intervals, fading)
+    assert grown_pressure == 0.0 and 0.0 < grown_reserve < 0.3
     # $64 left for 421 minutes in which $1 a minute for 2 hours of 3 may come back
     assert young_pressure > 0.5
     assert young_reserve == pytest.approx(0.2 * 120 / 180 * 421)
+
+
+def test_near_the_period_end_a_burst_of_high_demand_stays_in_reserve() -> None:
+    """A budget forecast to see nothing more in its last half hour keeps, for high and
+    critical requests, the busiest 15 minutes of theirs it has seen (fading by half a day):
+    the pacing benchmark's late burst, which no forecast showed, found the budget spent by
+    normal traffic when the demand forecaster was more accurate."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from prsm_events.scoring.pacing_step import PacingParams, new_pacing_state, pacing_step
+
+    def end_reserve(params: PacingParams) -> list[float]:
+        state = new_pacing_state(np, 1)
+        for k in range(600):  # $0.1 a minute, 30% high, and a 15-minute $1 burst at 03:00
+            demand = 1.0 if 180 <= k < 195 else 0.1
+            pacing_step(np, state, remaining=np.array([100.0]),
+                        demand_rest=np.array([0.1 * (1440 - k)]), spend=np.array([0.5 * demand]),
+                        demand=np.array([demand]), high_share=np.array([0.3]),
+                        young_left=np.array([0.0]), intervals_left=np.array([1440.0 - k]),
+                        params=params)
+        out = []
+        for left in (30.0, 15.0, 1.0):  # then nothing is forecast, nor comes
+            step = pacing_step(np, state, remaining=np.array([5.0]), demand_rest=np.zeros(1),
+                               spend=np.zeros(1), demand=np.zeros(1),
+                               high_share=np.array([0.3]), young_left=np.zeros(1),
+                               intervals_left=np.array([left]), params=params)
+            out.append(float(step.reserve[0]))
+        return out
+
+    params = PacingParams.every(60.0)
+    thirty, fifteen, last = end_reserve(params)
+    # the burst: $0.3 a minute of high demand (the average over ~15 minutes reaches 2/3 of it),
+    # 7 hours ago (0.5 ** (7 / 24) of it left), 15 minutes of it
+    assert 2.0 < thirty < 0.3 * 15
+    assert fifteen == pytest.approx(thirty, rel=1e-3)  # a whole window left: all of it
+    assert last == pytest.approx(thirty / 15, rel=1e-3)  # the last minute: a minute of it
+    assert end_reserve(replace(params, burst_span=0.0)) == [0.0, 0.0, 0.0]  # without it

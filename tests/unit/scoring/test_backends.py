@@ -133,11 +133,13 @@ def test_pacing_step_is_the_same_on_every_backend(xp: ModuleType) -> None:
         trail = []
         for _ in range(20):
             r = rng.uniform(-2, 10, n)  # some budgets with nothing left
-            out = pacing_step(mod, state, mod.asarray(r), mod.asarray(rng.uniform(0, 20, n)),
+            rest, young = rng.uniform(0, 20, n), rng.uniform(0, 100, n)
+            rest[:20] = young[:20] = 0.0  # grown, nothing more forecast: the burst reserve
+            out = pacing_step(mod, state, mod.asarray(r), mod.asarray(rest),
                               mod.asarray(rng.uniform(0, 1, n)),
                               mod.asarray(rng.uniform(0, 2, n)),
                               mod.asarray(rng.uniform(0, 0.5, n)),
-                              mod.asarray(rng.uniform(0, 100, n)))
+                              mod.asarray(young), mod.asarray(rng.uniform(0, 3, n)))
             trail.append((to_host(out.pressure).copy(), to_host(out.reserve).copy()))
         outs[mod.__name__] = trail
         rng = np.random.default_rng(5)

@@ -13,7 +13,7 @@ from prsm_events.errors import BackendUnavailable
 from prsm_events.scoring import BatchScorer, array_module
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from prsm_events.scoring.forecast_step import CARRY_STATE
-from prsm_events.scoring.pacing_step import YOUNG_STATE
+from prsm_events.scoring.pacing_step import BURST_STATE, YOUNG_STATE
 
 SCOPES = ["global", "tenant:a", "tenant:a/service:chat", "tenant:b"]
 
@@ -25,7 +25,7 @@ def trained(ticks: int = 300, seed: int = 0) -> BatchScorer:
         scorer.step({s: float(rng.gamma(2.0, 1.0 + i)) for i, s in enumerate(SCOPES)},
                     {"tenant:a": float(rng.gamma(3.0))}, bucket=(t // 60) % 24, day=t // 1440)
         if t % 10 == 0:
-            scorer.pace(["tenant:a|day"], [50.0], [80.0], [1.0], [2.0], [0.2], [0.0])
+            scorer.pace(["tenant:a|day"], [50.0], [80.0], [1.0], [2.0], [0.2], [0.0], [900.0])
     return scorer
 
 
@@ -35,7 +35,8 @@ def next_tick(scorer: BatchScorer) -> dict[str, Any]:
     rest = scorer.rest(SCOPES, [[3] * 48] * len(SCOPES), days=[[10] * 7] * len(SCOPES))
     demand = scorer.rest(["tenant:a"], [[1] * 24], demand=True)
     pressure, reserve = scorer.pace(["tenant:a|day", "tenant:b|day"], [5.0, 9.0], [80.0, 1.0],
-                                    [3.0, 0.1], [4.0, 0.1], [0.2, 0.0], [0.0, 0.0])
+                                    [3.0, 0.1], [4.0, 0.1], [0.2, 0.0], [0.0, 0.0],
+                                    [300.0, 300.0])
     return {"scopes": out.scopes, "score": out.score, "sigma": out.sigma,
             "expected": out.expected, "rest": rest.mean, "low": rest.low, "learned": rest.learned,
             "demand": demand.mean, "pressure": pressure, "reserve": reserve}
@@ -143,13 +144,16 @@ def test_a_checkpoint_from_before_the_outlook_forecaster_starts_it_from_the_dete
 
 def test_a_checkpoint_from_before_the_young_pacing_mean_loads_with_it_at_zero() -> None:
     saved = trained().export()
+    later = (*YOUNG_STATE, *BURST_STATE)
     old = {k: v for k, v in saved.arrays.items()
-           if k not in {f"pacing.{name}" for name in YOUNG_STATE}}
-    assert len(old) == len(saved.arrays) - len(YOUNG_STATE)
+           if k not in {f"pacing.{name}" for name in later}}
+    assert len(old) == len(saved.arrays) - len(later)
     scorer = BatchScorer("numpy")
     scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
     row = scorer.budget_rows["tenant:a|day"]
-    assert scorer.pacing["lived"][row] == 0 and scorer.pacing["demand_mean"][row] == 0
+    assert trained().pacing["burst_peak"][row] > 0  # what the old checkpoint lacks
+    for name in later:
+        assert scorer.pacing[name][row] == 0
     assert scorer.pacing["spend"][row] == trained().pacing["spend"][row] > 0  # kept
     with pytest.raises(ValueError, match=r"pacing\.pressure is missing"):
         scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks,

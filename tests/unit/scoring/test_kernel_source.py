@@ -118,9 +118,11 @@ def test_forecast_kernel_source_reads_and_learns_between_buckets(cpu_kernels: No
 
 def test_pacing_kernel_source(cpu_kernels: None) -> None:
     rng = np.random.default_rng(9)
-    inputs = [[rng.uniform(0, 10, 50) for _ in range(6)] for _ in range(15)]
-    for args in inputs:  # some budgets with nothing left
+    inputs = [[rng.uniform(0, 10, 50) for _ in range(6)] + [rng.uniform(0, 3, 50)]
+              for _ in range(15)]
+    for args in inputs:  # some budgets with nothing left, some forecast to see nothing more
         args[0] = args[0] - 2.0
+        args[1][:15] = args[5][:15] = 0.0  # grown, no demand forecast: the burst reserve
     got, ref = [], []
     state = pacing_mod.new_pacing_state(np, 50)
     for args in inputs:
