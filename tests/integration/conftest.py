@@ -1,4 +1,8 @@
-"""Integration fixtures: one real Kafka broker per test session, workers per test."""
+"""Integration fixtures: one real Kafka broker per test session, workers per test.
+
+Topic names and consumer groups carry ``RUN`` (fresh per session), so that the tests, which
+read whole topics, find only their own records also on a broker that earlier runs used
+(``PRSM_TEST_KAFKA_BOOTSTRAP``)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +23,13 @@ from prsm_events.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
+RUN = uuid.uuid4().hex[:6]
+"""This session's mark on topic prefixes and consumer groups."""
+
+
+def unique(name: str) -> str:
+    """``name`` marked with this session's ``RUN``."""
+    return f"{name}-{RUN}"
 
 
 def free_port(pairs: bool = False) -> int:
@@ -55,7 +67,8 @@ class WorkerHandle:
     def __init__(self, name: str, kafka: str, home: Path, **overrides: Any) -> None:
         self.name = name
         fields: dict[str, Any] = {
-            "home": home, "kafka_bootstrap": kafka, "topic_prefix": f"{name}.", "app_id": name,
+            "home": home, "kafka_bootstrap": kafka, "topic_prefix": f"{unique(name)}.",
+            "app_id": unique(name),
             "web_port": free_port(), "partitions": 3, "batch_within_s": 0.05,
             "sink_retry_max_s": 1.0,
         }

@@ -25,7 +25,7 @@ from prsm_events.publisher import UsagePublisher
 from prsm_events.request import RequestEvent
 from prsm_events.routing import Ask, estimate
 from prsm_events.throttle_cache import ThrottleCache
-from tests.integration.conftest import WorkerHandle, run, wait_until
+from tests.integration.conftest import WorkerHandle, run, unique, wait_until
 from tests.integration.test_ingest_pipeline import kcat, read_topic
 
 pytestmark = pytest.mark.integration
@@ -337,8 +337,9 @@ def test_decision_client_timeout_applies_its_fallback(kafka: str, tmp_path: Path
     from prsm_events.settings import Settings
     from prsm_events.topics import topic_specs
 
-    settings = Settings(home=tmp_path, kafka_bootstrap=kafka, topic_prefix="nowork.")
-    run(ensure_topics(kafka, topic_specs("nowork.", 2)))
+    prefix = f"{unique('nowork')}."
+    settings = Settings(home=tmp_path, kafka_bootstrap=kafka, topic_prefix=prefix)
+    run(ensure_topics(kafka, topic_specs(prefix, 2)))
 
     async def ask(fail: str) -> Decision:
         async with DecisionClient(settings, timeout_s=0.3, fail=fail) as client:  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from prsm_events.kafka_admin import ensure_topics
 from prsm_events.topics import topic_specs
+from tests.integration.conftest import unique
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +35,17 @@ async def set_retention(bootstrap: str, topic: str, value: str) -> None:
 
 
 def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
-    specs = topic_specs("it-topics.", 3)
+    prefix = f"{unique('it-topics')}."
+    specs = topic_specs(prefix, 3)
     first = asyncio.run(ensure_topics(kafka, specs))
     assert {c.action for c in first} == {"created"} and len(first) == 8
     second = asyncio.run(ensure_topics(kafka, specs))
     assert {c.action for c in second} == {"unchanged"}
-    asyncio.run(set_retention(kafka, "it-topics.usage", "1000"))
+    asyncio.run(set_retention(kafka, f"{prefix}usage", "1000"))
     third = asyncio.run(ensure_topics(kafka, specs))
     altered = [c for c in third if c.action == "altered"]
-    assert [c.topic for c in altered] == ["it-topics.usage"]
+    assert [c.topic for c in altered] == [f"{prefix}usage"]
     assert "retention.ms=604800000" in altered[0].detail
-    more = topic_specs("it-topics.", 6)
+    more = topic_specs(prefix, 6)
     warnings = [c for c in asyncio.run(ensure_topics(kafka, more)) if c.action == "warning"]
     assert len(warnings) == 7  # every per-tenant topic; partitions are never changed
