@@ -137,3 +137,38 @@ def test_pacing_kernel_source(cpu_kernels: None) -> None:
     for (gp, gr), (rp, rr) in zip(got, ref, strict=True):
         np.testing.assert_allclose(gp, rp, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(gr, rr, rtol=1e-9, atol=1e-12)
+
+
+def test_the_batch_scorer_through_the_kernels_equals_numpy(cpu_kernels: None) -> None:
+    """The scorer's own calls (fused spend step, the outlook forecaster placed between two
+    half hours, the demand forecaster, pacing with its burst reserve) through the kernels."""
+    from prsm_events.scoring import BatchScorer
+
+    def run() -> list[np.ndarray[Any, Any]]:
+        rng = np.random.default_rng(11)
+        scorer = BatchScorer("numpy", capacity=4)
+        scopes = [f"tenant:t{i}" for i in range(9)]
+        out = []
+        for t in range(200):  # 10-minute intervals: the outlook's ``past`` is 1/6, 1/2, 5/6
+            spend = {s: float(rng.gamma(2.0, 1.0 + i)) for i, s in enumerate(scopes)}
+            minute = (t * 10 + 5) % 1440
+            scores = scorer.step(spend, {s: 2 * v for s, v in spend.items()}, minute // 60,
+                                 day=t // 144, day_share=minute / 1440)
+            pressure, reserve = scorer.pace(scopes[:3], [50.0, 5.0, 0.0], [80.0, 0.0, 9.0],
+                                            [1.0, 0.5, 0.0], [2.0, 1.0, 3.0], [0.2, 0.5, 0.1],
+                                            [0.0, 0.0, 100.0], [100.0, 1.0, 100.0])
+            out += [scores.score, scores.expected, pressure, reserve]
+        weights = [float(k % 5) for k in range(48)]
+        for demand in (False, True):
+            counts = [weights[:24]] * 9 if demand else [weights] * 9
+            rest = scorer.rest(scopes, counts, demand=demand, days=[[3] * 7] * 9)
+            out += [rest.mean, rest.low, rest.high]
+        return out
+
+    got = run()
+    with pytest.MonkeyPatch.context() as mp:
+        for mod in MODULES:
+            mp.setattr(mod, "backend_name", lambda xp: "numpy")
+        ref = run()
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
