@@ -48,9 +48,11 @@ from prsm_events.replay import read_trace  # noqa: E402
 from prsm_events.scoring.batch import OUTLOOK_SEASON  # noqa: E402
 from prsm_events.scoring.forecast_step import (  # noqa: E402
     ForecastParams,
+    check_step,
     following,
     forecast_rest,
     forecast_step,
+    new_check_state,
     new_forecast_state,
     profile_place,
     profile_weights,
@@ -151,7 +153,7 @@ class Ours(Model):
         self.timed = bool(spec.step_s) and not per_interval
         self.m = OUTLOOK_SEASON if self.timed else spec.season
         self.width = 86400.0 / self.m
-        self.state = new_forecast_state(np, 1, self.m)
+        self.state = new_forecast_state(np, 1, self.m) | new_check_state(np, 1)
         self.spec = spec
         self.params = (ForecastParams.every(spec.step_s) if spec.step_s
                        else ForecastParams(intervals_per_day=1.0))
@@ -193,6 +195,10 @@ class Ours(Model):
         forecast_step(np, self.state, np.array([y]), bucket, self.params,
                       self.spec.weekday(self.t), past)
         self.t += 1
+        if self.timed:  # the worker checks the outlook forecaster's interval
+            ahead = round(self.params.check_intervals)
+            check_step(np, self.state, np.array([y]),
+                       lambda: (self._buckets(ahead), self._days(ahead)), self.params)
 
 
 def models(spec: SeriesSpec) -> dict[str, Callable[[], Model]]:

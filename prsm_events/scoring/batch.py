@@ -34,11 +34,16 @@ from prsm_events.scoring.anomaly_step import AnomalyParams, new_anomaly_state
 from prsm_events.scoring.backend import array_module, backend_name, to_host
 from prsm_events.scoring.forecast_step import (
     CARRY_STATE,
+    CHECK_STATE,
     ForecastParams,
+    check_step,
     forecast_rest,
     forecast_step,
+    new_check_state,
     new_forecast_state,
     profile_place,
+    profile_weights,
+    weekday_counts,
     young_counts,
 )
 from prsm_events.scoring.pacing_step import (
@@ -98,6 +103,7 @@ OUTLOOK_SEASON = 48
 _PARTS = ("anomaly", "spend_fc", "outlook_fc", "demand_fc")
 _ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "outlook_fc", "demand_fc")
                             for name in CARRY_STATE),
+                          *(f"outlook_fc.{name}" for name in CHECK_STATE),
                           *(f"pacing.{name}" for name in (*YOUNG_STATE, *BURST_STATE))})
 """State arrays added after the first checkpoints: a checkpoint without them loads with
 them at zero (learned again)."""
@@ -116,7 +122,8 @@ def _saved(state: ScorerState, part: str, name: str, want: tuple[int, ...]) -> H
     key = f"{part}.{name}"
     saved = state.arrays.get(key)
     if (saved is None and part in _STARTS_FROM
-            and not any(k.startswith(f"{part}.") for k in state.arrays)):
+            and not any(k.startswith(f"{part}.") for k in state.arrays)
+            and f"{_STARTS_FROM[part]}.{name}" in state.arrays):
         return _saved(state, _STARTS_FROM[part], name, want)
     if saved is None and key in _ADDED_LATER:
         return None
@@ -159,7 +166,8 @@ class BatchScorer:
         self.capacity = capacity
         self.anomaly = new_anomaly_state(self.xp, capacity, season)
         self.spend_fc = new_forecast_state(self.xp, capacity, season)
-        self.outlook_fc = new_forecast_state(self.xp, capacity, outlook_season)
+        self.outlook_fc = (new_forecast_state(self.xp, capacity, outlook_season)
+                           | new_check_state(self.xp, capacity))
         self.demand_fc = new_forecast_state(self.xp, capacity, season)
         self.pacing = new_pacing_state(self.xp, capacity)
         self.ticks = 0
@@ -238,11 +246,28 @@ class BatchScorer:
         width = 86400.0 / self.outlook_season
         at, past = profile_place(day_share * 86400.0, width, self.outlook_season)
         forecast_step(self.xp, self.outlook_fc, x, at, forecast, day, past)
+        self._check_outlooks(x, day, day_share, forecast)
         forecast_step(self.xp, self.demand_fc, self._column(demand), bucket, forecast, day)
         self.ticks += 1
         n = len(self.rows)
         return ScopeScores(list(self.rows), to_host(x)[:n], to_host(out.score)[:n],
                            to_host(out.sigma)[:n], to_host(out.expected)[:n])
+
+    def _check_outlooks(self, x: Any, day: int | None, day_share: float,
+                        params: ForecastParams) -> None:
+        """The outlook forecaster's self-check (``check_step``) over the intervals that
+        follow this one (an epoch time on the right weekday stands in for the clock)."""
+        interval = 86400.0 / params.intervals_per_day
+        start = (((day - 3) % 7) if day is not None else 0) * 86400.0 + day_share * 86400.0
+        start += interval / 2  # this interval's middle + half: where the next one begins
+        end = start + round(params.check_intervals) * interval
+
+        def ahead() -> tuple[list[float], list[int] | None]:
+            return (profile_weights(start, end, interval, 86400.0 / self.outlook_season,
+                                    self.outlook_season),
+                    weekday_counts(start, end, interval) if day is not None else None)
+
+        check_step(self.xp, self.outlook_fc, x, ahead, params)
 
     def export(self) -> ScorerState:
         """A copy of the learned state (host arrays, only the rows in use)."""

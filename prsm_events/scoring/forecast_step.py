@@ -43,6 +43,7 @@ intervals, ``alpha / (2 - alpha)`` after: a young scope's interval is wide).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -52,15 +53,18 @@ import numpy as np
 
 from prsm_events.scoring.backend import backend_name
 
-__all__ = ["FORECAST_BYTES_PER_SCOPE", "TUNED_EVERY_S", "ForecastParams", "RestOfPeriod",
-           "following", "forecast_rest", "forecast_step", "hourly_counts", "new_forecast_state",
-           "per_step", "profile_place", "profile_weights",
+__all__ = ["CHECK_HORIZON_S", "CHECK_STATE", "FORECAST_BYTES_PER_SCOPE", "TUNED_EVERY_S",
+           "ForecastParams", "RestOfPeriod", "check_step", "following", "forecast_rest",
+           "forecast_step", "hourly_counts", "new_check_state", "new_forecast_state",
+           "per_step", "profile_place", "profile_weights", "spread_scale",
            "weekday_counts", "weekday_of"]
 
 Array = Any
 Z90 = 1.6448536269514722
 TUNED_EVERY_S = 600.0
 """The step (10 minutes) at which the level weight and the pacing controller were tuned."""
+CHECK_HORIZON_S = 6 * 3600.0
+"""How far ahead a forecaster checks its own interval (``check_step``)."""
 
 
 def per_step(weight: float, steps: float) -> float:
@@ -84,6 +88,8 @@ class ForecastParams:
     weekly_after_days: float = 7.0  # offsets learn once a scope has seen every weekday
     carry_damping: float = 0.93  # the residual's forecast j intervals ahead is damped by this^j
     carry_trust: float = 10.0  # AR coefficients scaled by n / (n + this): young fits are noise
+    check_intervals: float = CHECK_HORIZON_S / TUNED_EVERY_S  # a self-check's horizon
+    check_weight: float = 0.1  # weight of one self-check in the interval's scale
 
     @classmethod
     def every(cls, interval_s: float, timescale_s: float = TUNED_EVERY_S) -> ForecastParams:
@@ -97,7 +103,8 @@ class ForecastParams:
         """
         base = cls()
         return cls(alpha=per_step(base.alpha, timescale_s / interval_s),
-                   intervals_per_day=86400.0 / interval_s)
+                   intervals_per_day=86400.0 / interval_s,
+                   check_intervals=CHECK_HORIZON_S / interval_s)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.carry_damping < 1.0:
@@ -344,13 +351,22 @@ def _counts(start: float, end: float, interval_s: float, width: float, buckets: 
     return counts
 
 
+def _rest_moments(xp: ModuleType, state: dict[str, Array], counts: Any, days: Any,
+                  params: ForecastParams) -> tuple[Array, Array]:
+    """Mean and variance of the forecast total (``forecast_rest`` before its scale)."""
+    out = forecast_rest(xp, state, counts, days, params, calibrated=False)
+    return out.mean, ((out.high - out.mean) / Z90) ** 2
+
+
 def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
                   days: Any = None, params: ForecastParams | None = None,
-                  rows: Array | None = None) -> RestOfPeriod:
+                  rows: Array | None = None, calibrated: bool = True) -> RestOfPeriod:
     """Spend predicted over the intervals still to come: ``counts[b]`` of them in bucket
     ``b`` and ``days[d]`` on weekday ``d`` (one list for every scope, or one row per scope;
     no weekday offsets without ``days``). With ``rows``, row ``i`` of the counts is a forecast
-    for scope ``rows[i]`` of the state (several forecasts of one scope share its carry)."""
+    for scope ``rows[i]`` of the state (several forecasts of one scope share its carry). A
+    state with a self-check (``check_step``) has its interval scaled by what that learned,
+    unless not ``calibrated``."""
     c = xp.asarray(counts, dtype=xp.float64)
     k = c.sum(axis=-1)
 
@@ -371,7 +387,74 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
     level_error = xp.maximum(params.alpha / (2.0 - params.alpha), 1.0 / xp.maximum(n, 1.0))
     variance = pick(innovation_variance(xp, state, params, ar))
     half = Z90 * xp.sqrt(variance * (carry.spread + k * k * level_error))
+    if "spread_excess" in state and calibrated and params.check_intervals > 0:
+        half = half * spread_scale(xp, pick(state["spread_excess"]), k, params)
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
+
+
+CHECK_STATE = ("check_mean", "check_var", "check_sum", "check_left", "spread_excess")
+"""A forecaster's check of its own interval (``check_step``): the forecast total of the next
+``check_intervals`` and its variance, what has come of it so far, the intervals still to
+come (0: no check under way), and the learned scale of the interval's variance, less 1."""
+
+
+def new_check_state(xp: ModuleType, n: int) -> dict[str, Array]:
+    """Zeroed self-check state for ``n`` scopes (an interval's scale of 1)."""
+    return {name: xp.zeros(n, dtype=xp.float64) for name in CHECK_STATE}
+
+
+def check_step(xp: ModuleType, state: dict[str, Array], y: Array,
+               ahead: Callable[[], tuple[Any, Any]], params: ForecastParams) -> None:
+    """The self-check of the interval: after ``forecast_step`` learned ``y``, add it to the
+    check under way; when one ends, learn from how far its total fell from the forecast in
+    the model's own standard deviations (``spread_excess``: the mean squared z-score, weight
+    ``check_weight`` per check, less 1); scopes with no check under way start one over the
+    ``check_intervals`` to come (``ahead()`` gives their counts and days, as for
+    ``forecast_rest``; called only then). The intervals that ``forecast_rest`` gives are
+    scaled by it (``spread_scale``).
+
+    A level that holds for 50 intervals and then jumps: the jumps swell the one-step errors
+    the model's interval is made of, while a 10-interval total mostly lies within one level,
+    so the check learns to narrow it:
+
+    >>> import numpy as np
+    >>> state = new_forecast_state(np, 1, season=1) | new_check_state(np, 1)
+    >>> params = ForecastParams(check_intervals=10.0)
+    >>> rng = np.random.default_rng(0)
+    >>> for t in range(5000):
+    ...     y = np.array([100.0 + 20.0 * (t // 50 % 2) + rng.normal()])
+    ...     _ = forecast_step(np, state, y, 0, params)
+    ...     check_step(np, state, y, lambda: ([10.0], None), params)
+    >>> float(spread_scale(np, state["spread_excess"], 10.0, params)[0]) < 0.8
+    True
+    """
+    left, total = state["check_left"], state["check_sum"]
+    under_way = left > 0
+    total[...] = xp.where(under_way, total + y, total)
+    left[...] = xp.where(under_way, left - 1.0, left)
+    ended = under_way & (left <= 0) & (state["check_var"] > 0)  # nothing to learn from 0
+    var = state["check_var"]
+    z2 = (total - state["check_mean"]) ** 2 / xp.where(var > 0, var, 1.0)
+    w = params.check_weight
+    excess = state["spread_excess"]
+    excess[...] = xp.where(ended, (1 - w) * excess + w * (xp.minimum(z2, 100.0) - 1.0), excess)
+    start = (left <= 0) & (state["n"] > 0)
+    if not bool(start.any()):
+        return
+    mean, variance = _rest_moments(xp, state, *ahead(), params)
+    state["check_mean"][...] = xp.where(start, mean, state["check_mean"])
+    state["check_var"][...] = xp.where(start, variance, state["check_var"])
+    total[...] = xp.where(start, 0.0, total)
+    left[...] = xp.where(start, float(round(params.check_intervals)), left)
+
+
+def spread_scale(xp: ModuleType, excess: Array, k: Array, params: ForecastParams) -> Array:
+    """What the self-check scales a ``k``-interval forecast's interval by: the square root of
+    the mean squared z-score it learned (held within [0.5, 3]) at its horizon and beyond,
+    phased in linearly over the horizons short of it (the next interval's is the model's)."""
+    scale = xp.sqrt(xp.clip(1.0 + excess, 0.25, 9.0))
+    reach = xp.minimum(xp.asarray(k, dtype=xp.float64) / max(params.check_intervals, 1.0), 1.0)
+    return 1.0 + (scale - 1.0) * reach
 
 
 def ar3_coefficients(xp: ModuleType, state: dict[str, Array]) -> tuple[Array, Array, Array]:

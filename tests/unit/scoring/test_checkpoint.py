@@ -12,7 +12,7 @@ import pytest
 from prsm_events.errors import BackendUnavailable
 from prsm_events.scoring import BatchScorer, array_module
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from prsm_events.scoring.forecast_step import CARRY_STATE
+from prsm_events.scoring.forecast_step import CARRY_STATE, CHECK_STATE
 from prsm_events.scoring.pacing_step import BURST_STATE, YOUNG_STATE
 
 SCOPES = ["global", "tenant:a", "tenant:a/service:chat", "tenant:b"]
@@ -137,6 +137,12 @@ def test_a_checkpoint_from_before_the_outlook_forecaster_starts_it_from_the_dete
         want = np.repeat(arr, 2, axis=0) if name == "season" else arr
         np.testing.assert_array_equal(scorer.outlook_fc[name], want, err_msg=name)
     assert scorer.outlook_fc["season"].any()
+    for name in CHECK_STATE:  # the detector's forecaster has no self-check: it starts over
+        assert not scorer.outlook_fc[name].any() and trained().outlook_fc["check_left"].any()
+    without_check = {k: v for k, v in saved.arrays.items()
+                     if k.split(".")[-1] not in CHECK_STATE}  # saved before the self-check
+    scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, without_check))
+    assert not scorer.outlook_fc["check_left"].any() and scorer.outlook_fc["level"].any()
     with pytest.raises(ValueError, match=r"outlook_fc\.season is shaped \(5, 4\)"):
         scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks,
                                 saved.arrays | {"outlook_fc.season": old["spend_fc.season"][:5]}))

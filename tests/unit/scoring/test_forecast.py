@@ -376,6 +376,32 @@ def test_the_scorers_spend_outlook_tells_the_halves_of_an_hour_apart() -> None:
         scorer.rest(["a"], [ahead(8, 1800, 48)], demand=True)
 
 
+def test_the_outlook_interval_is_scaled_by_what_its_self_check_learned() -> None:
+    # the scorer checks the outlook forecaster's 6-hour totals against its interval; what it
+    # learned scales the interval (not the forecast), fully from the check's horizon on
+    from prsm_events.scoring import BatchScorer
+    from prsm_events.scoring.forecast_step import spread_scale
+
+    scorer = BatchScorer("numpy", forecast=ForecastParams.every(600.0))
+    rng = np.random.default_rng(4)
+    level = 5.0
+    for t in range(30 * 144):  # 10-minute intervals; a level that wanders now and then
+        level = max(0.5, level + (rng.normal(0, 1.5) if t % 144 == 0 else 0.0))
+        minute = (t * 10 + 5) % 1440
+        scorer.step({"a": level + rng.normal(0, 0.5)}, {}, minute // 60,
+                    day_share=minute / 1440)
+    excess = float(scorer.outlook_fc["spread_excess"][0])
+    assert excess > 0.0 and scorer.outlook_fc["check_left"][0] > 0  # wider than it thought
+    counts = [[1.0] * 48, [6.0] * 48]  # a day, and 6 days ahead
+    scaled = scorer.rest(["a", "a"], counts)
+    state = {k: v[..., :1] for k, v in scorer.outlook_fc.items()}
+    raw = forecast_rest(np, state, counts, params=scorer.params[1], calibrated=False)
+    np.testing.assert_array_equal(scaled.mean, raw.mean)
+    ratio = (scaled.high - scaled.mean) / (raw.high - raw.mean)
+    want = spread_scale(np, np.array([excess]), 48.0, scorer.params[1])[0]
+    np.testing.assert_allclose(ratio, [want, want], rtol=1e-12)
+
+
 def test_a_young_scopes_interval_is_as_wide_as_what_it_has_seen() -> None:
     # the moments start from 0: without dividing by the weight gathered, an interval after
     # 5 intervals was a fifth as wide as the same process's after 500
