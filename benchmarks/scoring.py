@@ -66,8 +66,12 @@ WARMUP = 5
 """Untimed calls first (CuPy compiles its kernels and fills its memory pool on the first)."""
 
 
-def _median_time(xp: ModuleType, step: Callable[[int], object], repeat: int) -> float:
-    """Median seconds of ``step(t)`` over ``repeat`` calls after ``WARMUP`` untimed ones."""
+def _median_time(xp: ModuleType, step: Callable[[int], object],
+                 repeat: int) -> tuple[float, float]:
+    """Seconds per ``step(t)`` after ``WARMUP`` untimed calls: the median of ``repeat`` calls
+    each waited for (what one tick takes), and the mean of ``repeat`` calls back to back,
+    waited for once (on a GPU the host's work to launch a call then overlaps the previous
+    call's kernels, so this is the kernels' own time, which the bandwidth is computed from)."""
     for t in range(WARMUP):
         step(t)
     _sync(xp)
@@ -77,16 +81,20 @@ def _median_time(xp: ModuleType, step: Callable[[int], object], repeat: int) -> 
         step(t)
         _sync(xp)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    start = time.perf_counter()
+    for t in range(repeat):
+        step(t)
+    _sync(xp)
+    return statistics.median(times), (time.perf_counter() - start) / repeat
 
 
-def _time_fused(xp: ModuleType, x: Any, repeat: int) -> float:
+def _time_fused(xp: ModuleType, x: Any, repeat: int) -> tuple[float, float]:
     fc, an = new_forecast_state(xp, x.size, season=24), new_anomaly_state(xp, x.size)
     return _median_time(xp, lambda t: spend_step(xp, fc, an, x, t % 24, day=t // 24 % 7),
                         repeat)
 
 
-def _time_forecasters(xp: ModuleType, x: Any, repeat: int) -> float:
+def _time_forecasters(xp: ModuleType, x: Any, repeat: int) -> tuple[float, float]:
     outlook = new_forecast_state(xp, x.size, season=OUTLOOK_SEASON)
     demand = new_forecast_state(xp, x.size, season=24)
 
@@ -98,9 +106,9 @@ def _time_forecasters(xp: ModuleType, x: Any, repeat: int) -> float:
     return _median_time(xp, step, repeat)
 
 
-def time_ticks(xp: ModuleType, n: int, repeat: int) -> tuple[float, float, float]:
-    """Median seconds for n scopes of (the fused spend step, the outlook and demand
-    forecasters' steps, the pacing step), each on its own state (freed after)."""
+def time_ticks(xp: ModuleType, n: int, repeat: int) -> tuple[tuple[float, float], ...]:
+    """(each waited for, back to back) seconds for n scopes of the fused spend step, the
+    outlook and demand forecasters' steps and the pacing step, each on its own state."""
     rng = np.random.default_rng(0)
     x = xp.asarray(rng.gamma(2.0, 0.5, n))
     fused = _time_fused(xp, x, repeat)
@@ -133,23 +141,25 @@ def main(argv: list[str] | None = None) -> None:
         peak = peak_bandwidth(xp)
         print(f"{backend} on {device_name(xp)}"
               + (f", peak {peak / 1e12:.2f} TB/s" if peak else ""))
-        print(f"{'scopes':>10s}{'fused ms':>10s}{'GB/s':>8s}{'of peak':>9s}{'tick ms':>10s}"
-              f"{'scopes/s':>11s}{'GB/s':>8s}{'of peak':>9s}{'pacing ms':>11s}"
-              f"{'tick vs numpy':>15s}")
+        print(f"{'scopes':>10s}{'fused ms':>10s}{'b2b ms':>9s}{'GB/s':>8s}{'of peak':>9s}"
+              f"{'tick ms':>10s}{'b2b ms':>9s}{'scopes/s':>11s}{'GB/s':>8s}{'of peak':>9s}"
+              f"{'pacing ms':>11s}{'tick vs numpy':>15s}")
         for size in args.sizes:
             n = int(size)
             if backend == "numpy" and n > args.max_numpy:
                 continue
             fused, forecasters, pace = time_ticks(xp, n, args.repeat)
-            tick = fused + forecasters
-            results[(backend, n)] = tick
-            rates = [BYTES_PER_SCOPE * n / fused, tick_bytes * n / tick]
-            cells = "".join(f"{r / 1e9:8.1f}" + (f"{r / peak:9.0%}" if peak else f"{'':>9s}")
-                            for r in rates)
+            tick = (fused[0] + forecasters[0], fused[1] + forecasters[1])
+            results[(backend, n)] = tick[0]
+            cells = []
+            for (waited, b2b), size_bytes in ((fused, BYTES_PER_SCOPE), (tick, tick_bytes)):
+                rate = size_bytes * n / b2b
+                cells.append(f"{waited * 1e3:10.3f}{b2b * 1e3:9.3f}" + (
+                    f"{n / waited:11.2e}" if size_bytes == tick_bytes else "")
+                    + f"{rate / 1e9:8.1f}" + (f"{rate / peak:9.0%}" if peak else f"{'':>9s}"))
             base = results.get(("numpy", n))
-            speedup = f"{base / tick:14.0f}x" if base and backend != "numpy" else ""
-            print(f"{n:10d}{fused * 1e3:10.3f}{cells[:17]}{tick * 1e3:10.3f}{n / tick:11.2e}"
-                  f"{cells[17:]}{pace * 1e3:11.3f}{speedup}", flush=True)
+            speedup = f"{base / tick[0]:14.0f}x" if base and backend != "numpy" else ""
+            print(f"{n:10d}{cells[0]}{cells[1]}{pace[0] * 1e3:11.3f}{speedup}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,5 +15,5 @@ def test_the_scoring_benchmark_reports_the_fused_step_and_the_whole_tick(
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1000"], ["2000"])]
     assert [r[0] for r in rows] == ["1000", "2000"]
     for r in rows:
-        fused, tick = float(r[1]), float(r[3])
+        fused, tick = float(r[1]), float(r[4])  # each waited for (b2b: back to back)
         assert 0 < fused < tick  # the tick adds the outlook and demand forecasters
