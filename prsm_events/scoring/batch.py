@@ -7,7 +7,8 @@ the size of the live scopes); if it comes back it starts fresh. One ``step`` upd
 all scopes at once, the anomaly detector and three forecasters: two with a step per
 hour-of-day bucket (``season``), of spend (the one the detector compares with) and of demand
 (what pacing expects), and the spend forecaster the outlooks read (``outlook_season`` buckets,
-48 half hours by default, read and learned as a line through their middles). The finer
+48 half hours by default, read and learned as a line through their middles; it also checks
+its own interval every 6 hours and scales it by what it learns: ``check_step``). The finer
 profile forecasts the hours ahead better; the detector ranks anomalies best and pacing
 serves most against the coarser one (docs/benchmarks.md). ``rest`` sums forecasts to the
 period ends asked for; ``pace`` runs the pacing controller for the paced
