@@ -119,6 +119,12 @@ def time_ticks(xp: ModuleType, n: int, repeat: int) -> tuple[tuple[float, float]
     return fused, both, pacing
 
 
+def _bandwidth(moved: int, seconds: float, peak: float | None) -> str:
+    """GB/s, and the share of the device's peak (blank without one)."""
+    rate = moved / seconds
+    return f"{rate / 1e9:8.1f}" + (f"{rate / peak:9.0%}" if peak else f"{'':>9s}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6, 1e7])
@@ -151,15 +157,13 @@ def main(argv: list[str] | None = None) -> None:
             fused, forecasters, pace = time_ticks(xp, n, args.repeat)
             tick = (fused[0] + forecasters[0], fused[1] + forecasters[1])
             results[(backend, n)] = tick[0]
-            cells = []
-            for (waited, b2b), size_bytes in ((fused, BYTES_PER_SCOPE), (tick, tick_bytes)):
-                rate = size_bytes * n / b2b
-                cells.append(f"{waited * 1e3:10.3f}{b2b * 1e3:9.3f}" + (
-                    f"{n / waited:11.2e}" if size_bytes == tick_bytes else "")
-                    + f"{rate / 1e9:8.1f}" + (f"{rate / peak:9.0%}" if peak else f"{'':>9s}"))
             base = results.get(("numpy", n))
             speedup = f"{base / tick[0]:14.0f}x" if base and backend != "numpy" else ""
-            print(f"{n:10d}{cells[0]}{cells[1]}{pace[0] * 1e3:11.3f}{speedup}", flush=True)
+            print(f"{n:10d}{fused[0] * 1e3:10.3f}{fused[1] * 1e3:9.3f}"
+                  f"{_bandwidth(BYTES_PER_SCOPE * n, fused[1], peak)}"
+                  f"{tick[0] * 1e3:10.3f}{tick[1] * 1e3:9.3f}{n / tick[0]:11.2e}"
+                  f"{_bandwidth(tick_bytes * n, tick[1], peak)}{pace[0] * 1e3:11.3f}{speedup}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -54,12 +54,10 @@ of the limit."""
 @dataclass(frozen=True)
 class Counts:
     """Scoring intervals left until a period end: what each bucket of the spend outlook's
-    half-hour profile and of the demand forecaster's hourly one weighs in them (a daily
-    profile is read as a line through its buckets' middles: ``profile_weights``) and how many
-    fall on each weekday."""
+    half-hour profile weighs in them (read as a line through the buckets' middles:
+    ``profile_weights``) and how many fall on each weekday."""
 
     profile: list[float]
-    hours: list[float]
     days: list[int]
 
 
@@ -163,7 +161,6 @@ class SpendWatch:
     def _counts(self, now: float, end: float) -> Counts:
         return Counts(profile_weights(now, end, self.interval_s, self._width,
                                       self.scorer.outlook_season),
-                      profile_weights(now, end, self.interval_s),
                       weekday_counts(now, end, self.interval_s))
 
     def _rolling(self, budgets: list[Budget], view: Callable[[Budget], BudgetView],
@@ -201,8 +198,13 @@ class SpendWatch:
         if not with_counts:
             return
         paced = [b for b, _ in with_counts]
-        demand_rest = self.scorer.rest([b.scope for b in paced],
-                                       [c.hours for _, c in with_counts], demand=True,
+        hourly: dict[float, list[float]] = {}  # the demand forecaster's hour buckets, per end
+        for b in paced:
+            end = views[b.key].end
+            if end not in hourly:
+                hourly[end] = profile_weights(now, end, self.interval_s)
+        hours = [hourly[views[b.key].end] for b in paced]
+        demand_rest = self.scorer.rest([b.scope for b in paced], hours, demand=True,
                                        days=[c.days for _, c in with_counts],
                                        now=self._clock(now - self.interval_s / 2, 3600.0))
         for b in paced:
@@ -216,9 +218,9 @@ class SpendWatch:
             demand_rest.mean, [interval.spend.get(b.scope, 0.0) for b in paced],
             [interval.demand.get(b.scope, 0.0) for b in paced],
             [self.high_share.get(b.key, 0.0) for b in paced],
-            [float(sum(c.hours)) if demand_rest.learned[i] < 86400 / self.interval_s else 0.0
-             for i, (_, c) in enumerate(with_counts)],
-            [float(sum(c.hours)) for _, c in with_counts])
+            [float(sum(h)) if demand_rest.learned[i] < 86400 / self.interval_s else 0.0
+             for i, h in enumerate(hours)],
+            [float(sum(h)) for h in hours])
         stamp = datetime.fromtimestamp(now, UTC)
         for i, b in enumerate(paced):
             action = PacingAction.at(b.key, float(pressure[i]), round(float(reserve[i]) * NANO),

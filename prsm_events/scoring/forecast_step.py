@@ -278,11 +278,7 @@ def profile_weights(start: float, end: float, interval_s: float, width: float = 
     whole = k // per_cycle if per_cycle >= 1 and per_cycle * interval_s == cycle_s else 0
 
     def weights(count: int) -> Array:
-        middles = start + (np.arange(count) + 0.5) * interval_s
-        past = (middles % cycle_s) / width - 0.5  # buckets past the first one's middle
-        low = np.floor(past)
-        w1 = past - low
-        b0 = low.astype(np.int64) % buckets
+        b0, w1 = _on_line(start + (np.arange(count) + 0.5) * interval_s, width, buckets)
         return (np.bincount(b0, 1.0 - w1, buckets)
                 + np.bincount((b0 + 1) % buckets, w1, buckets))
 
@@ -303,9 +299,16 @@ def profile_place(t: float, width: float = 3600.0, buckets: int = 24) -> tuple[i
     >>> profile_place(1800.0, 1800.0, 48), profile_place(300.0, 1800.0, 48)  # 0:30, 0:05
     ((0, 0.5), (47, 0.6666666666666666))
     """
-    past = (t % (width * buckets)) / width - 0.5
-    low = math.floor(past)
-    return low % buckets, past - low
+    bucket, past = _on_line(np.float64(t), width, buckets)
+    return int(bucket), float(past)
+
+
+def _on_line(t: Any, width: float, buckets: int) -> tuple[Any, Any]:
+    """For times ``t`` (one or an array): the bucket whose middle each follows on the line
+    through the buckets' middles, and how far toward the next one's, in [0, 1)."""
+    past = (t % (width * buckets)) / width - 0.5  # buckets past the first one's middle
+    low = np.floor(past)
+    return low.astype(np.int64) % buckets, past - low
 
 
 def weekday_of(t: float) -> int:
@@ -351,13 +354,6 @@ def _counts(start: float, end: float, interval_s: float, width: float, buckets: 
     return counts
 
 
-def _rest_moments(xp: ModuleType, state: dict[str, Array], counts: Any, days: Any,
-                  params: ForecastParams) -> tuple[Array, Array]:
-    """Mean and variance of the forecast total (``forecast_rest`` before its scale)."""
-    out = forecast_rest(xp, state, counts, days, params, calibrated=False)
-    return out.mean, ((out.high - out.mean) / Z90) ** 2
-
-
 def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
                   days: Any = None, params: ForecastParams | None = None,
                   rows: Array | None = None, calibrated: bool = True) -> RestOfPeriod:
@@ -367,6 +363,20 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
     for scope ``rows[i]`` of the state (several forecasts of one scope share its carry). A
     state with a self-check (``check_step``) has its interval scaled by what that learned,
     unless not ``calibrated``."""
+    params = params or ForecastParams()
+    mean, variance, k = _rest_moments(xp, state, counts, days, params, rows)
+    half = Z90 * xp.sqrt(variance)
+    if "spread_excess" in state and calibrated and params.check_intervals > 0:
+        excess = state["spread_excess"]
+        half = half * spread_scale(xp, excess if rows is None else excess[rows], k, params)
+    return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
+
+
+def _rest_moments(xp: ModuleType, state: dict[str, Array], counts: Any, days: Any,
+                  params: ForecastParams,
+                  rows: Array | None = None) -> tuple[Array, Array, Array]:
+    """Mean and variance of the forecast total (before the self-check's scale), and the
+    intervals it covers (``forecast_rest``'s arguments)."""
     c = xp.asarray(counts, dtype=xp.float64)
     k = c.sum(axis=-1)
 
@@ -377,7 +387,6 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
     if days is not None:
         seasonal = seasonal + _weighted(xp, pick(state["week"]),
                                         xp.asarray(days, dtype=xp.float64))
-    params = params or ForecastParams()
     ar = ar3_coefficients(xp, state)
     carry = residual_carry(xp, state, k, params, rows, ar)
     level, n = pick(state["level"]), pick(state["n"])
@@ -386,10 +395,7 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
     # every interval ahead alike
     level_error = xp.maximum(params.alpha / (2.0 - params.alpha), 1.0 / xp.maximum(n, 1.0))
     variance = pick(innovation_variance(xp, state, params, ar))
-    half = Z90 * xp.sqrt(variance * (carry.spread + k * k * level_error))
-    if "spread_excess" in state and calibrated and params.check_intervals > 0:
-        half = half * spread_scale(xp, pick(state["spread_excess"]), k, params)
-    return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
+    return mean, variance * (carry.spread + k * k * level_error), k
 
 
 CHECK_STATE = ("check_mean", "check_var", "check_sum", "check_left", "spread_excess")
@@ -441,7 +447,7 @@ def check_step(xp: ModuleType, state: dict[str, Array], y: Array,
     start = (left <= 0) & (state["n"] > 0)
     if not bool(start.any()):
         return
-    mean, variance = _rest_moments(xp, state, *ahead(), params)
+    mean, variance, _ = _rest_moments(xp, state, *ahead(), params)
     state["check_mean"][...] = xp.where(start, mean, state["check_mean"])
     state["check_var"][...] = xp.where(start, variance, state["check_var"])
     total[...] = xp.where(start, 0.0, total)
