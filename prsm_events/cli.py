@@ -80,7 +80,7 @@ def provision_topics(s: Settings) -> list[Any]:
     from prsm_events.kafka_admin import ensure_topics
     from prsm_events.topics import topic_specs
 
-    specs = topic_specs(s.topic_prefix, s.partitions)
+    specs = topic_specs(s.topic_prefix, s.partitions, s.topic_max_message_bytes)
     return asyncio.run(ensure_topics(s.bootstrap, specs, s.replication_factor))
 
 
@@ -129,8 +129,10 @@ def _event_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--kind")
 def publish(file_: Any, no_validate: bool, **flags: Any) -> None:
     """Publish one event from flags, or JSONL events from --file."""
+    from prsm_events.errors import InvalidEvent
     from prsm_events.models import UsageEvent
     from prsm_events.publisher import UsagePublisher
+    from prsm_events.validation import describe_validation_error, parse_object
 
     s = _settings()
     lines: list[bytes] = []
@@ -140,10 +142,11 @@ def publish(file_: Any, no_validate: bool, **flags: Any) -> None:
         if not no_validate:
             for n, line in enumerate(lines, 1):
                 try:
-                    events.append(UsageEvent.model_validate_json(line))
+                    events.append(UsageEvent.model_validate(parse_object(line)))
+                except InvalidEvent as exc:
+                    _fail(f"line {n}: {exc.reason}; nothing was sent")
                 except ValidationError as exc:
-                    _fail(f"line {n}: {exc.errors(include_url=False)[0]['msg']} "
-                          f"({'.'.join(map(str, exc.errors()[0]['loc']))}); nothing was sent")
+                    _fail(f"line {n}: {describe_validation_error(exc).reason}; nothing was sent")
     else:
         if not flags.get("tenant") or not flags.get("service"):
             _fail("give --tenant and --service (and --model or --cost-usd), or --file")

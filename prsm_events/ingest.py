@@ -94,6 +94,12 @@ class UsageIngestor:
             try:
                 event = decode_usage(msg.value, self.limits, now)
                 priced = price_usage(event, self.catalog)
+                if priced.cost_usd > self.limits.max_cost_usd:
+                    raise InvalidEvent(
+                        "cost_over_cap",
+                        f"cost ${priced.cost_usd:,.2f} ({priced.priced_by}) is above the "
+                        f"per-event cap ${self.limits.max_cost_usd:,.2f} "
+                        "(PRSM_MAX_EVENT_COST_USD)")
             except InvalidEvent as exc:
                 out.dead_letters.append(
                     DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset,

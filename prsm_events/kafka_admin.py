@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,7 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from prsm_events.errors import BrokerError
 from prsm_events.topics import TopicSpec
 
-__all__ = ["TopicChange", "ensure_topics", "wait_for_broker"]
+__all__ = ["TopicChange", "check_message_limits", "ensure_topics", "wait_for_broker"]
 
 _DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source of a per-topic override
 _TOPIC_ALREADY_EXISTS = 36
@@ -67,6 +68,13 @@ async def ensure_topics(
     Partition counts are never changed (that would move tenants between partitions);
     a mismatch is reported as a warning.
     """
+    async with _admin(bootstrap) as admin:
+        return await _ensure(admin, specs, replication_factor)
+
+
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit; BrokerError when Kafka cannot be reached."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()
@@ -74,7 +82,7 @@ async def ensure_topics(
         await admin.close()
         raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
     try:
-        return await _ensure(admin, specs, replication_factor)
+        yield admin
     finally:
         await admin.close()
 
@@ -125,3 +133,32 @@ async def _ensure(
                 f"has {count} partitions, expected {spec.partitions}; left as is",
             ))
     return changes
+
+
+async def check_message_limits(
+    bootstrap: str, topics: Sequence[str], needed: int, setting: str = "PRSM_MAX_MESSAGE_BYTES",
+) -> dict[str, int]:
+    """Each existing topic's ``max.message.bytes`` (its own or the broker's default); raise
+    BrokerError naming every topic that would refuse a record batch of ``needed`` bytes,
+    so that a worker never starts with a producer allowed to send what a topic refuses
+    (such a send fails on every retry and holds its partition)."""
+    async with _admin(bootstrap) as admin:
+        present = sorted(set(topics) & set(await admin.list_topics()))
+        if not present:
+            return {}
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in present])
+    limits: dict[str, int] = {}
+    for response in responses:
+        for _code, _msg, _type, name, entries in response.resources:
+            for entry in entries:
+                if entry[0] == "max.message.bytes":
+                    limits[name] = int(entry[1])
+    short = {name: limit for name, limit in limits.items() if limit < needed}
+    if short:
+        listed = ", ".join(f"{name} ({limit})" for name, limit in sorted(short.items()))
+        raise BrokerError(
+            f"topics accept smaller records than the worker may write ({needed} bytes, from "
+            f"{setting}): {listed}; raise their max.message.bytes (`prsm topics create` does "
+            f"it for the prsm topics) or lower {setting}")
+    return limits

@@ -1,7 +1,10 @@
 """Event contracts: pydantic models of the messages on the prsm topics.
 
-Messages are UTF-8 JSON objects, one event per message, keyed by tenant. Unknown fields are
-rejected so that a typo never silently drops data.
+Messages are UTF-8 JSON objects, one event per message, keyed by tenant. The contract is
+strict, because lenient input costs money: unknown fields are rejected so that a typo never
+silently drops data; counts are JSON integers and money JSON numbers (``true``, ``"0.01"`` or
+``10.0`` as a token count are refused); times are RFC 3339 strings with a zone; ids are
+printable ASCII (see ``Identifier``).
 
 >>> e = UsageEvent.model_validate_json(
 ...     b'{"event_id": "e1", "ts": "2026-01-01T00:00:00Z", "tenant": "acme", '
@@ -12,15 +15,30 @@ rejected so that a typo never silently drops data.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "EventId",
     "EventModel",
     "Identifier",
+    "Money",
+    "Number",
+    "TagValue",
+    "TokenCount",
     "UsageEvent",
     "UsageKind",
     "UsageStatus",
@@ -28,19 +46,53 @@ __all__ = [
 ]
 
 
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_TIMESTAMP_HINT = "an RFC 3339 string with a time zone, e.g. 2026-01-01T00:00:00Z"
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Let only RFC 3339 strings (or, from Python, datetimes) through: no epoch numbers."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise PydanticCustomError("invalid_timestamp", f"timestamp must be {_TIMESTAMP_HINT}")
+
+
 def _to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ValueError("timestamp needs a time zone (RFC 3339, e.g. 2026-01-01T00:00:00Z)")
+        raise PydanticCustomError("invalid_timestamp", f"timestamp must be {_TIMESTAMP_HINT}")
     return value.astimezone(UTC)
 
 
-UtcTimestamp = Annotated[datetime, AfterValidator(_to_utc)]
-"""An RFC 3339 timestamp with a zone, normalised to UTC."""
+UtcTimestamp = Annotated[datetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]
+"""An RFC 3339 timestamp string with a zone (``T``, ``t`` or a space between date and time;
+up to 9 fraction digits), normalised to UTC. Epoch numbers and zone-less times are refused."""
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
-"""A tenant, service, team, key or model id: 1-128 characters, no whitespace, no '/'."""
+ID_CHARACTERS = "printable ASCII (0x21-0x7E) except '/'"
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x2e\x30-\x7e]+$")
+]
+"""A tenant, service, team, key or model id: 1-128 characters of printable ASCII except '/'
+(letters, digits and ``!"#$%&'()*+,-.:;<=>?@[\\]^_`{|}~``): no whitespace, control, zero-width
+or other non-ASCII characters, which would make two ids look alike."""
 
-TokenCount = Annotated[int, Field(ge=0, le=10**10)]
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+"""An idempotency key (``event_id``): 1-128 characters of printable ASCII."""
+
+TagValue = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f"
+                                r"\u2028-\u202e\u2060-\u2064\ufeff]*$")]
+"""A tag value: up to 256 characters, any text but control, zero-width and direction marks."""
+
+TokenCount = Annotated[int, Strict(), Field(ge=0, le=10**10)]
+"""A token count: a JSON integer (not ``true``, ``10.0`` or ``"10"``)."""
+
+Number = Annotated[float, Strict()]
+"""A JSON number (integer or decimal), never a string or a boolean."""
+
+Money = Number
+"""An amount in USD (a ``Number``)."""
 
 
 class EventModel(BaseModel):
@@ -74,13 +126,13 @@ class UsageEvent(EventModel):
     that already count reasoning in their output tokens (OpenAI, Anthropic) send 0.
     """
 
-    event_id: str = Field(min_length=1, max_length=128, description="Idempotency key.")
+    event_id: EventId = Field(description="Idempotency key.")
     ts: UtcTimestamp
     tenant: Identifier
     service: Identifier
     team: Identifier | None = None
     api_key_id: Identifier | None = None
-    request_id: str | None = Field(None, max_length=128)
+    request_id: EventId | None = None
     provider: Identifier | None = None
     model: Identifier | None = None
     input_tokens: TokenCount = 0
@@ -88,13 +140,13 @@ class UsageEvent(EventModel):
     cache_write_input_tokens: TokenCount = 0
     output_tokens: TokenCount = 0
     reasoning_tokens: TokenCount = 0
-    cost_usd: float | None = Field(
+    cost_usd: Money | None = Field(
         None, ge=0, le=1e6, description="Computed from the catalog when absent."
     )
     kind: UsageKind = UsageKind.LLM
-    latency_ms: float | None = Field(None, ge=0)
+    latency_ms: Number | None = Field(None, ge=0)
     status: UsageStatus = UsageStatus.OK
-    tags: dict[str, str] = Field(default_factory=dict, max_length=32)
+    tags: dict[Identifier, TagValue] = Field(default_factory=dict, max_length=32)
 
     @model_validator(mode="after")
     def _check_token_parts(self) -> UsageEvent:

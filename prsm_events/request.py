@@ -14,13 +14,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from prsm_events.models import EventModel, Identifier, UtcTimestamp
+from prsm_events.models import EventModel, Identifier, Money, Number, TokenCount, UtcTimestamp
 from prsm_events.scopes import SCOPE_ID_PATTERN
 
 __all__ = ["Priority", "RequestEvent", "TenantId"]
 
 TenantId = Annotated[str, Field(pattern=SCOPE_ID_PATTERN)]
-"""A tenant id usable in budget scopes: no whitespace, '/', ':', '|' or '#'."""
+"""A tenant id usable in budget scopes: printable ASCII except '/', ':', '|' and '#'."""
 
 
 class Priority(StrEnum):
@@ -37,7 +37,8 @@ class RequestEvent(EventModel):
     and API-key budgets apply to requests as they do to usage.
     """
 
-    request_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\s|]+$")
+    request_id: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7b\x7d\x7e]+$",
+                            description="Printable ASCII except '|'.")
     ts: UtcTimestamp
     tenant: TenantId
     service: Identifier
@@ -45,9 +46,9 @@ class RequestEvent(EventModel):
     provider: Identifier | None = None
     team: Identifier | None = None
     api_key_id: Identifier | None = None
-    est_input_tokens: int | None = Field(None, ge=0, le=10**8)
-    est_output_tokens: int | None = Field(None, ge=0, le=10**8)
+    est_input_tokens: TokenCount | None = Field(None, le=10**8)
+    est_output_tokens: TokenCount | None = Field(None, le=10**8)
     priority: Priority = Priority.NORMAL
-    max_cost_usd: float | None = Field(None, gt=0, le=1e6, description="Per-request ceiling.")
-    min_quality: float | None = Field(None, ge=0, le=1)
+    max_cost_usd: Money | None = Field(None, gt=0, le=1e6, description="Per-request ceiling.")
+    min_quality: Number | None = Field(None, ge=0, le=1)
     capabilities: tuple[Identifier, ...] = Field((), max_length=16)

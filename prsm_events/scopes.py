@@ -23,8 +23,9 @@ __all__ = ["GLOBAL", "SCOPE_ID_PATTERN", "SUB_KINDS", "Scope", "scopes_of"]
 
 GLOBAL = "global"
 SUB_KINDS = ("team", "service", "api_key", "model")
-SCOPE_ID_PATTERN = r"^[^\s/:|#]{1,128}$"
-"""An id that can appear in a scope (tenant, team, ...): no whitespace, '/', ':', '|', '#'."""
+SCOPE_ID_PATTERN = r"^[\x21\x22\x24-\x2e\x30-\x39\x3b-\x7b\x7d\x7e]{1,128}$"
+"""An id that can appear in a scope (tenant, team, ...): 1-128 characters of printable ASCII
+except '/', ':', '|' and '#' (the scope and key separators)."""
 _ID = re.compile(SCOPE_ID_PATTERN)
 
 

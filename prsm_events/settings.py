@@ -18,6 +18,9 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BROKER_PORT = 19092
+TOPIC_BATCH_OVERHEAD = 1024
+"""Bytes a topic's max.message.bytes allows beyond the largest record: the record batch's
+framing around a record of PRSM_MAX_MESSAGE_BYTES."""
 
 
 class Settings(BaseSettings):
@@ -58,7 +61,21 @@ class Settings(BaseSettings):
         "auto", description="PRSM_SCORING_BACKEND: auto | numpy | cupy."
     )
     max_event_bytes: int = Field(
-        64 * 1024, ge=256, description="PRSM_MAX_EVENT_BYTES: larger messages are dead-lettered."
+        64 * 1024, ge=256, description="PRSM_MAX_EVENT_BYTES: larger messages are dead-lettered "
+        "(with a cut copy of the original when it does not fit PRSM_MAX_MESSAGE_BYTES).",
+    )
+    max_message_bytes: int = Field(
+        1_000_000, ge=64 * 1024, le=100 * 1024 * 1024,
+        description="PRSM_MAX_MESSAGE_BYTES: the largest record the worker writes (its "
+        "producer's max_request_size; dead letters are cut to fit) and, with "
+        f"{TOPIC_BATCH_OVERHEAD} bytes of batch framing added, the max.message.bytes of every "
+        "prsm topic. At start the worker checks that each topic it writes accepts it.",
+    )
+    max_event_cost_usd: float = Field(
+        1000.0, gt=0, description="PRSM_MAX_EVENT_COST_USD: the most one usage event may cost "
+        "(given, or priced from the catalog); a costlier event is dead-lettered with code "
+        "cost_over_cap, as a likely bug (a cost in cents, a token count in the wrong field) "
+        "rather than spend.",
     )
     max_future_skew_s: float = Field(
         3600.0, description="PRSM_MAX_FUTURE_SKEW_S: reject events stamped further ahead."
@@ -71,6 +88,19 @@ class Settings(BaseSettings):
         description="PRSM_DEDUP_HORIZON_S: how long the worker remembers an event_id for its "
         "spend tables (one table entry per event; ClickHouse reports collapse repeated "
         "event_ids whatever their age).",
+    )
+    stall_after_s: float = Field(
+        60.0, gt=0, description="PRSM_STALL_AFTER_S: a partition holding unprocessed messages "
+        "that has not moved forward for this long makes /health answer 503.",
+    )
+    health_interval_s: float = Field(
+        2.0, gt=0, description="PRSM_HEALTH_INTERVAL_S: how often the worker probes the broker "
+        "and looks for stalled partitions (what /health reports).",
+    )
+    log_repeat_s: float = Field(
+        10.0, ge=0, description="PRSM_LOG_REPEAT_S: a repeated warning or error (same logger "
+        "and message) is logged once per this interval, with a count of the repeats held back "
+        "(0: log every one).",
     )
     batch_max: int = Field(
         2000, ge=1, description="PRSM_BATCH_MAX: most events per ingest batch."
@@ -144,6 +174,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
+        if self.max_event_bytes > self.max_message_bytes:
+            raise ValueError(
+                f"PRSM_MAX_EVENT_BYTES ({self.max_event_bytes}) must not exceed "
+                f"PRSM_MAX_MESSAGE_BYTES ({self.max_message_bytes})")
         if not self.clickhouse_dsn.get_secret_value():
             dsn = f"chdb://{(self.home / 'clickhouse').absolute()}"
             object.__setattr__(self, "clickhouse_dsn", SecretStr(dsn))
@@ -158,6 +192,16 @@ class Settings(BaseSettings):
     def embedded_clickhouse(self) -> bool:
         """True when the ClickHouse store is the in-process chDB engine."""
         return self.clickhouse_dsn.get_secret_value().startswith("chdb:")
+
+    @property
+    def topic_max_message_bytes(self) -> int:
+        """``max.message.bytes`` of the prsm topics: the largest record plus batch framing."""
+        return self.max_message_bytes + TOPIC_BATCH_OVERHEAD
+
+    @property
+    def changelog_configs(self) -> dict[str, str]:
+        """Topic configs of the tables' changelogs beyond Faust's own (set at creation)."""
+        return {"max.message.bytes": str(self.topic_max_message_bytes)}
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name (``usage`` -> ``prsm.usage``)."""

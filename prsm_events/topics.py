@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DLQ_MAX_MESSAGE_BYTES", "TopicSpec", "topic_specs"]
+__all__ = ["DEFAULT_TOPIC_MAX_MESSAGE_BYTES", "TopicSpec", "topic_specs"]
 
 DAY_MS = 86_400_000
-DLQ_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+DEFAULT_TOPIC_MAX_MESSAGE_BYTES = 1_000_000 + 1024
+"""``Settings().topic_max_message_bytes``: PRSM_MAX_MESSAGE_BYTES plus batch framing."""
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,18 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-def topic_specs(prefix: str, partitions: int) -> list[TopicSpec]:
-    """Every topic of DESIGN.md. Per-tenant topics share ``partitions`` (co-partitioning)."""
+def topic_specs(
+    prefix: str, partitions: int, max_message_bytes: int = DEFAULT_TOPIC_MAX_MESSAGE_BYTES,
+) -> list[TopicSpec]:
+    """Every topic of DESIGN.md. Per-tenant topics share ``partitions`` (co-partitioning);
+    every topic takes records up to ``max_message_bytes`` (from PRSM_MAX_MESSAGE_BYTES)."""
+    size = {"max.message.bytes": str(max_message_bytes)}
 
     def delete(days: int) -> dict[str, str]:
-        return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
+        return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS), **size}
 
-    compact = {"cleanup.policy": "compact", "retention.ms": "-1", "min.compaction.lag.ms": "0"}
+    compact = {"cleanup.policy": "compact", "retention.ms": "-1", "min.compaction.lag.ms": "0",
+               **size}
     return [
         TopicSpec(f"{prefix}usage", partitions, delete(7)),
         TopicSpec(f"{prefix}requests", partitions, delete(1)),
@@ -39,9 +45,5 @@ def topic_specs(prefix: str, partitions: int) -> list[TopicSpec]:
         TopicSpec(f"{prefix}budgets", partitions, dict(compact)),
         TopicSpec(f"{prefix}catalog", 1, dict(compact)),
         TopicSpec(f"{prefix}alerts", partitions, delete(30)),
-        TopicSpec(
-            f"{prefix}dlq",
-            partitions,
-            {**delete(30), "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)},
-        ),
+        TopicSpec(f"{prefix}dlq", partitions, delete(30)),
     ]

@@ -12,18 +12,23 @@ prsm_events.errors.InvalidEvent: invalid_field: cost_usd: Input should be greate
 Traceback (most recent call last):
 ...
 prsm_events.errors.InvalidEvent: invalid_json: message is not UTF-8 JSON (expected value ...)
+>>> decode_usage(b'{"event_id": "e1", "cost_usd": -1, "cost_usd": 0.02}', limits, now)
+Traceback (most recent call last):
+...
+prsm_events.errors.InvalidEvent: duplicate_key: message repeats key "cost_usd" ...
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import jiter
 from pydantic import BaseModel, ValidationError
 
 from prsm_events.errors import InvalidEvent
-from prsm_events.models import UsageEvent
+from prsm_events.models import ID_CHARACTERS, UsageEvent
 from prsm_events.request import RequestEvent
 
 E = TypeVar("E", bound=BaseModel)
@@ -34,6 +39,7 @@ __all__ = [
     "decode_request",
     "decode_usage",
     "describe_validation_error",
+    "parse_object",
 ]
 
 _CODE_BY_PYDANTIC_TYPE = {
@@ -41,7 +47,14 @@ _CODE_BY_PYDANTIC_TYPE = {
     "missing": "missing_field",
     "json_invalid": "invalid_json",
     "model_type": "not_an_object",
+    "invalid_timestamp": "invalid_timestamp",
+    "string_pattern_mismatch": "invalid_identifier",
 }
+_WRONG_TYPES = frozenset({
+    "int_type", "float_type", "string_type", "bool_type", "dict_type", "list_type",
+    "tuple_type", "int_from_float", "none_required",
+})
+"""pydantic error types meaning "this JSON value has the wrong type": code ``wrong_type``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +64,24 @@ class EventLimits:
     max_bytes: int = 64 * 1024
     max_future_skew: timedelta = timedelta(hours=1)
     max_age: timedelta = timedelta(days=400)
+    max_cost_usd: float = 1000.0
+    """Most one usage event may cost (given or priced); more is dead-lettered
+    (``cost_over_cap``) as a likely bug rather than spend."""
+
+
+_TAG_VALUE_RULE = "no control, zero-width or direction-mark characters in a tag value"
+
+
+def _code_of(error_type: str) -> str:
+    if error_type in _WRONG_TYPES:
+        return "wrong_type"
+    return _CODE_BY_PYDANTIC_TYPE.get(error_type, "invalid_field")
 
 
 def describe_validation_error(exc: ValidationError) -> InvalidEvent:
     """One InvalidEvent naming the first problem's code, plus every problem's field."""
     errors = exc.errors(include_url=False, include_input=False)
-    code = _CODE_BY_PYDANTIC_TYPE.get(errors[0]["type"], "invalid_field")
+    code = _code_of(errors[0]["type"])
     if code == "invalid_json":
         detail = errors[0]["msg"].split(": ", 1)[-1]
         return InvalidEvent(code, f"message is not UTF-8 JSON ({detail})")
@@ -65,8 +90,37 @@ def describe_validation_error(exc: ValidationError) -> InvalidEvent:
     parts = []
     for err in errors:
         field = ".".join(str(p) for p in err["loc"]) or "event"
-        parts.append(f"{field}: {err['msg']}")
+        message = err["msg"]
+        if err["type"] == "string_pattern_mismatch":
+            message = (_TAG_VALUE_RULE if err["loc"][0] == "tags" and err["loc"][-1] != "[key]"
+                       else f"characters allowed: {ID_CHARACTERS}")
+        parts.append(f"{field}: {message}")
     return InvalidEvent(code, "; ".join(parts))
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """Parse one JSON object strictly: UTF-8, no NaN/Infinity, no repeated key at any depth
+    (with "last wins" a repeated key could pass one value to a check and count another).
+
+    >>> parse_object(b'{"a": 1}')
+    {'a': 1}
+    >>> parse_object(b'{"a": {"b": 1, "b": 2}}')
+    Traceback (most recent call last):
+    ...
+    prsm_events.errors.InvalidEvent: duplicate_key: message repeats key "b" ...
+    """
+    try:
+        value = jiter.from_json(raw, allow_inf_nan=False, catch_duplicate_keys=True,
+                                cache_mode="keys")
+    except ValueError as exc:
+        text = str(exc)
+        if text.startswith("Detected duplicate key"):
+            raise InvalidEvent("duplicate_key",
+                               "message repeats key " + text.split("key ", 1)[1]) from None
+        raise InvalidEvent("invalid_json", f"message is not UTF-8 JSON ({text})") from None
+    if not isinstance(value, dict):
+        raise InvalidEvent("not_an_object", "message must be a JSON object")
+    return value
 
 
 def decode_event(raw: bytes | None, model: type[E], limits: EventLimits, now: datetime) -> E:
@@ -77,8 +131,9 @@ def decode_event(raw: bytes | None, model: type[E], limits: EventLimits, now: da
         raise InvalidEvent(
             "oversized", f"message is {len(raw)} bytes, the limit is {limits.max_bytes}"
         )
+    fields = parse_object(raw)
     try:
-        event = model.model_validate_json(raw)
+        event = model.model_validate(fields)
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
     ts: datetime = event.ts  # type: ignore[attr-defined]

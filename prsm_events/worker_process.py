@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,15 @@ class WorkerProcess:
         raise PrsmError(f"worker was not ready within {timeout_s:.0f}s; see {self.log_path}")
 
     def get(self, path: str) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.settings.web_url}{path}", timeout=10) as resp:
-            body: dict[str, Any] = orjson.loads(resp.read())
+        """GET a JSON endpoint; a 503 answer (``/health`` while degraded) returns its body."""
+        try:
+            with urllib.request.urlopen(f"{self.settings.web_url}{path}", timeout=10) as resp:
+                body: dict[str, Any] = orjson.loads(resp.read())
+                return body
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
+            body = orjson.loads(exc.read())
             return body
 
     def stop(self, timeout_s: float = 60.0) -> None:

@@ -13,8 +13,11 @@ from prsm_events.settings import Settings
 from prsm_events.validation import EventLimits
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
+from streams.dead_letters import DeadLetterWriter
 from streams.decisions import register_decisions
-from streams.ingest import IngestStats, register_ingest
+from streams.faust_internals import keep_commits_contiguous
+from streams.health import HealthMonitor
+from streams.ingest import IngestStats, register_ingest, steady
 from streams.scoring import register_scoring
 from streams.web import register_views
 
@@ -38,6 +41,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         web_host=settings.web_host,
         producer_acks=-1,
         producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_request_size=settings.max_message_bytes,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_session_timeout=10.0,
@@ -55,17 +59,28 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         max_bytes=settings.max_event_bytes,
         max_future_skew=timedelta(seconds=settings.max_future_skew_s),
         max_age=timedelta(seconds=settings.max_event_age_s),
+        max_cost_usd=settings.max_event_cost_usd,
     )
     catalog = load_catalog(settings.catalog_path)
     ingestor = UsageIngestor(catalog, limits)
     control = SpendControl(app, settings, catalog)
     control.catalog_listeners.append(lambda c: setattr(ingestor, "catalog", c))
-    feeds = ConfigFeeds(settings, control)
+    dead_letters = DeadLetterWriter(app, settings.topic("dlq"), settings.max_message_bytes)
+    feeds = ConfigFeeds(settings, control, dead_letters)
     app.add_dependency(feeds)  # started (budgets and catalog read) with the app
 
     stats = IngestStats()
-    tables = register_ingest(app, settings, store, ingestor, stats, control, feeds)
-    register_decisions(app, settings, control, feeds, limits)
+    tables = register_ingest(app, settings, store, ingestor, stats, control, feeds, dead_letters)
+    register_decisions(app, settings, control, feeds, limits, dead_letters)
     register_scoring(app, settings, control, feeds)
-    register_views(app, settings, store, tables, stats, control, feeds)
+    monitor = HealthMonitor(app, settings)
+    monitor.trackers = control.trackers
+
+    @app.timer(interval=settings.health_interval_s)  # type: ignore[untyped-decorator]
+    async def watch_health() -> None:
+        await monitor.observe(steady(app))
+
+    register_views(app, settings, store, tables, stats, control, feeds, monitor, dead_letters)
+    # the agents read these in order (PartitionProgress): commit exactly what they processed
+    keep_commits_contiguous(app, {settings.topic("usage"), settings.topic("requests")})
     return app

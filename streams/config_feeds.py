@@ -8,6 +8,7 @@ A record that does not parse is dead-lettered with the reason and skipped.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import mode
@@ -16,17 +17,18 @@ from prsm_events.compacted_view import CompactedView
 from prsm_events.dead_letter import DeadLetter
 from prsm_events.settings import Settings
 from streams.control import SpendControl
+from streams.dead_letters import DeadLetterWriter
 from streams.ingest import steady
 
 __all__ = ["ConfigFeeds"]
 
 
 class ConfigFeeds(mode.Service):
-    def __init__(self, settings: Settings, control: SpendControl, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, control: SpendControl,
+                 dead_letters: DeadLetterWriter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.control = control
-        self.dlq = control.app.topic(settings.topic("dlq"), key_serializer="raw",
-                                     value_serializer="raw")
+        self.dead_letters = dead_letters
         self.views = [
             CompactedView(settings.bootstrap, settings.topic("budgets"), control.apply_budget,
                           self._dead_letter(settings.topic("budgets"))),
@@ -42,7 +44,8 @@ class ConfigFeeds(mode.Service):
         def send(topic: str, partition: int, offset: int, key: bytes | None,
                  value: bytes | None, exc: Exception) -> None:
             letter = DeadLetter(code, f"{code}: {exc}", topic, partition, offset, key, value)
-            task = asyncio.ensure_future(self.dlq.send(key=key, value=letter.to_json()))
+            task = asyncio.ensure_future(
+                self.dead_letters.write([letter], datetime.now(UTC)))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return send

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +34,7 @@ from prsm_events.scopes import scopes_of
 from prsm_events.settings import Settings
 from prsm_events.spend_meter import SpendMeter
 from streams.changelog import ChangelogWriter
-from streams.partition_progress import Backlog
+from streams.partition_progress import PartitionProgress
 
 __all__ = ["DecisionStats", "SpendControl"]
 
@@ -73,9 +73,11 @@ class SpendControl:
         self.catalog = default_catalog
         self.book = BudgetBook()
         self.ledger_table: TableT[str, Any] = app.Table(
-            "ledger", default=None, partitions=settings.partitions)
+            "ledger", default=None, partitions=settings.partitions,
+            extra_topic_configs=settings.changelog_configs)
         self.reservation_table: TableT[str, Any] = app.Table(
-            "reservations", default=None, partitions=settings.partitions)
+            "reservations", default=None, partitions=settings.partitions,
+            extra_topic_configs=settings.changelog_configs)
         self.ledger = BudgetLedger(self.ledger_table.data, self.reservation_table.data,
                                    settings.partitions)
         self.health = ProviderHealth(half_life_s=settings.provider_half_life_s)
@@ -106,7 +108,8 @@ class SpendControl:
         self.outlooks: dict[str, BudgetOutlook] = {}
         self.scoring: dict[str, Any] = {}
         """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
-        self.backlogs: list[Callable[[], Awaitable[Backlog]]] = []
+        self.trackers: list[PartitionProgress] = []
+        """The in-order agents' progress (usage, requests): backlogs and stalls."""
         """Per metered agent (usage, requests): messages it has still to read."""
 
     def sync_generation(self) -> None:

@@ -24,6 +24,7 @@ from prsm_events.validation import EventLimits, decode_request
 from streams.batching import EventBatcher, LiveBatchers
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
+from streams.dead_letters import DeadLetterWriter
 from streams.ingest import steady
 from streams.partition_progress import PartitionProgress
 from streams.topics import raw_topic
@@ -33,15 +34,14 @@ __all__ = ["register_decisions"]
 
 def register_decisions(
     app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds,
-    limits: EventLimits,
+    limits: EventLimits, dead_letters: DeadLetterWriter,
 ) -> None:
     requests_topic = raw_topic(app, settings.topic("requests"))
-    dlq_topic = raw_topic(app, settings.topic("dlq"))
     decisions_name = settings.topic("decisions")
     stats = control.stats
     live = LiveBatchers()
     progress = PartitionProgress(app, requests_topic.get_topic_name(), live.idle)
-    control.backlogs.append(progress.backlog)
+    control.trackers.append(progress)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.02)
@@ -75,9 +75,7 @@ def register_decisions(
         futures = await control.persist(wait=False)
         for key, value in answers:
             futures.append(await app.producer.send(decisions_name, key, value, None, None, None))
-        for letter in dead:
-            futures.append(await dlq_topic.send(key=letter.key, value=letter.to_json(stamp)))
-        await asyncio.gather(*futures)
+        await asyncio.gather(*futures, dead_letters.write(dead, stamp))
         stats.requests += len(answers)
         stats.dead_lettered += len(dead)
         await control.announce(now)

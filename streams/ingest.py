@@ -4,7 +4,8 @@ Events are gathered into batches (size or time bound, :class:`EventBatcher`). Co
 per batch (nothing acknowledged is lost, nothing counted twice):
 1. insert accepted rows into ClickHouse, retrying with backoff until it succeeds
    (the batch is not acknowledged meanwhile, so its offsets are not committed);
-2. send dead letters and table changelog records (buffered by the producer);
+2. write dead letters (waiting for the broker; see ``DeadLetterWriter``), send table
+   changelog records (buffered by the producer);
 3. acknowledge the batch's events; Faust flushes the producer before it commits offsets.
 A crash between steps re-delivers the batch: ClickHouse collapses re-inserted event_ids,
 and each spend row skips messages at or below its stored offset. A batch is read against the
@@ -33,6 +34,7 @@ from prsm_events.ingest import RawMessage, SeenEvent, UsageIngestor
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
 from streams.batching import EventBatcher, LiveBatchers
+from streams.dead_letters import DeadLetterWriter
 from streams.partition_progress import PartitionProgress
 from streams.topics import raw_topic
 
@@ -151,12 +153,14 @@ def register_ingest(
     stats: IngestStats,
     control: SpendControl,
     feeds: ConfigFeeds,
+    dead_letters: DeadLetterWriter,
 ) -> IngestTables:
     usage_topic = raw_topic(app, settings.topic("usage"))
-    dlq_topic = raw_topic(app, settings.topic("dlq"))
     tables = IngestTables(
-        spend=app.Table("spend", default=None, partitions=settings.partitions),
-        seen=app.Table("seen", default=None, partitions=settings.partitions),
+        spend=app.Table("spend", default=None, partitions=settings.partitions,
+                        extra_topic_configs=settings.changelog_configs),
+        seen=app.Table("seen", default=None, partitions=settings.partitions,
+                       extra_topic_configs=settings.changelog_configs),
     )
 
     # Reads go to the stores directly (no per-key sensor hooks): this is the hot path.
@@ -170,7 +174,7 @@ def register_ingest(
 
     live = LiveBatchers()
     progress = PartitionProgress(app, usage_topic.get_topic_name(), live.idle)
-    control.backlogs.append(progress.backlog)
+    control.trackers.append(progress)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
         await feeds.until_ready(poll_s=0.05)
@@ -189,8 +193,8 @@ def register_ingest(
             await write_until_stored(store, rows, stats, settings.sink_retry_max_s)
         if app.consumer_generation_id != generation or not steady(app):
             return False  # rebalanced meanwhile: the rows read above may be stale; re-deliver
+        await dead_letters.write(out.dead_letters, now)
         for dead in out.dead_letters:
-            await dlq_topic.send(key=dead.key, value=dead.to_json(now))
             stats.dead_letter_codes[dead.code] += 1
         await _write_rows(app, stream, events, [
             (tables.seen, {k: (v.partition, v.to_list()) for k, v in out.seen.items()}),

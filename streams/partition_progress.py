@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from faust.types import TP, EventT
+
+from prsm_events.health import Stall
 
 __all__ = ["Backlog", "PartitionProgress"]
 
@@ -44,6 +46,10 @@ class Backlog:
     written: int
     """Sum of the partitions' end offsets (the change between two looks: what arrived)."""
     partitions: int
+    ends: Mapping[TP, int] = field(default_factory=dict)
+    """Each partition's end offset at the look."""
+    positions: Mapping[TP, int] = field(default_factory=dict)
+    """Each partition's next offset to process at the look (after the ends were read)."""
 
 
 class PartitionProgress:
@@ -61,6 +67,8 @@ class PartitionProgress:
         """Partition -> when the agent last processed something of it (or it was re-read)."""
         self.sought: dict[TP, tuple[int, float]] = {}
         """Partition -> (offset sought back to, when): one seek per gap, not one per batch."""
+        self.progressed: dict[TP, float] = {}
+        """Partition -> when it last moved forward, or was seen with nothing waiting."""
         self.rewinds = 0
         """Batches refused because they jumped past an offset."""
         self.rereads = 0
@@ -152,6 +160,7 @@ class PartitionProgress:
             m = event.message
             self.next[m.tp] = max(self.next.get(m.tp, 0), m.offset + 1)
             self.moved[m.tp] = now
+            self.progressed[m.tp] = now
 
     async def backlog(self) -> Backlog:
         """What is left to process on this topic's assigned partitions, as the broker reports
@@ -162,8 +171,33 @@ class PartitionProgress:
             return Backlog(0, 0, 0)
         await self._start(tps)
         ends = await self.app.consumer.highwaters(*tps)
-        return Backlog(sum(max(0, ends.get(tp, 0) - self.next.get(tp, 0)) for tp in tps),
-                       sum(ends.get(tp, 0) for tp in tps), len(tps))
+        positions = {tp: self.next.get(tp, 0) for tp in tps}  # read after the ends
+        return Backlog(sum(max(0, ends.get(tp, 0) - positions[tp]) for tp in tps),
+                       sum(ends.get(tp, 0) for tp in tps), len(tps),
+                       {tp: ends.get(tp, 0) for tp in tps}, positions)
+
+    async def stalls(self, after_s: float) -> list[Stall]:
+        """Assigned partitions whose end offset is beyond the next offset to process and
+        that have not moved forward for ``after_s`` seconds."""
+        self._sync_generation()
+        tps = {tp for tp in self.app.consumer.assignment() if tp.topic == self.topic}
+        if not tps:
+            return []
+        generation = self.generation
+        await self._start(tps)
+        ends = await self.app.consumer.highwaters(*tps)
+        if self.app.consumer_generation_id != generation:
+            return []
+        now = time.monotonic()
+        out = []
+        for tp in sorted(tps):
+            waiting = ends.get(tp, 0) - self.next[tp]
+            since = self.progressed.setdefault(tp, now)
+            if waiting <= 0:
+                self.progressed[tp] = now
+            elif now - since >= after_s:
+                out.append(Stall(tp.topic, tp.partition, self.next[tp], ends[tp], now - since))
+        return out
 
     async def check(self) -> bool:
         """If the agent is idle and a partition it has not moved on for ``quiet_s`` holds

@@ -166,17 +166,18 @@ def register_scoring(
         if not (steady(app) and feeds.ready.is_set()):
             catch_up.lost_track()
             return
-        now = time.time()
-        interval = control.meter.take()
         if catch_up.behind:  # this interval holds (part of) a backlog: not learned
-            backlogs = [await backlog() for backlog in control.backlogs]
+            backlogs = [await tracker.backlog() for tracker in control.trackers]
             catch_up.observe(backlogs)
+            control.meter.take()  # after the look, no wait between: it holds what was read
             skipped += 1
             control.scoring = {**control.scoring, "skipped": skipped,
                                "checkpoint": checkpoints.status}
             log.info("interval not scored: catching up (%d messages to read)",
                      sum(b.waiting for b in backlogs))
             return
+        now = time.time()
+        interval = control.meter.take()
         report = await tick_off_loop(
             watch, interval, list(control.book),
             lambda b: control.ledger.view(b, b.tenant or "", now), now, checkpoints.saving)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +18,14 @@ from faust.web import Request, Response, View
 
 from prsm_events.clickhouse_store import ClickHouseStore
 from prsm_events.errors import StoreUnavailable
+from prsm_events.health import HealthFacts, assess
 from prsm_events.reports import SPEND_DIMENSIONS, SpendReport, spend_query
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
+from streams.dead_letters import DeadLetterWriter
+from streams.health import HealthMonitor
 from streams.ingest import IngestStats, IngestTables, steady
 
 __all__ = ["register_views"]
@@ -51,18 +55,40 @@ def register_views(
     stats: IngestStats,
     control: SpendControl,
     feeds: ConfigFeeds,
+    monitor: HealthMonitor,
+    dead_letters: DeadLetterWriter,
 ) -> None:
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
-        ok = await asyncio.to_thread(store.ping)
-        return web.json({"status": "ok", "ready": steady(app) and feeds.ready.is_set(),
-                         "clickhouse": "up" if ok else "unavailable",
-                         "catalog": control.catalog.version, "budgets": len(control.book)})
+        """200 when ready and nothing is degraded, else 503; the body says what is wrong."""
+        clickhouse_up = await asyncio.to_thread(store.ping)
+        now, wall = time.monotonic(), time.time()
+        ready = steady(app) and feeds.ready.is_set()
+        blocked = stats.sink_blocked_since
+        facts = HealthFacts(
+            ready=ready, broker_down_s=monitor.broker_down_s(now),
+            sink_blocked_s=None if blocked is None else max(0.0, wall - blocked),
+            clickhouse_up=clickhouse_up, stalls=monitor.stalls)
+        problems = assess(facts)
+        healthy = ready and not problems
+        return web.json({
+            "status": "ok" if healthy else ("starting" if not ready and len(problems) == 1
+                                            and problems[0].startswith("not ready")
+                                            else "degraded"),
+            "ready": ready, "problems": problems,
+            "broker": "unreachable" if facts.broker_down_s is not None else "up",
+            "clickhouse": "up" if clickhouse_up else "unavailable",
+            "sink": "blocked" if blocked is not None else "ok",
+            "stalled": [asdict(s) for s in monitor.stalls],
+            "catalog": control.catalog.version, "budgets": len(control.book),
+        }, status=200 if healthy else 503)
 
     @app.page("/stats")
     async def stats_view(web: View, request: Request) -> Response:
         return web.json({**stats.as_dict(), "decisions": control.stats.as_dict(),
-                         "scoring": control.scoring})
+                         "scoring": control.scoring,
+                         "dead_letter_summaries": dead_letters.summaries,
+                         "dead_letters_unwritable": dead_letters.unwritable})
 
     @app.page("/budgets")
     async def budgets_view(web: View, request: Request) -> Response:

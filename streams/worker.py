@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import faust
 
-from prsm_events.kafka_admin import ensure_topics, wait_for_broker
+from prsm_events.kafka_admin import check_message_limits, ensure_topics, wait_for_broker
 from prsm_events.settings import Settings
 from prsm_events.topics import topic_specs
 from streams.app import build_app
+from streams.health import install_log_limiter
 
 __all__ = ["run_worker"]
 
@@ -18,19 +20,39 @@ __all__ = ["run_worker"]
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Block running the worker until SIGINT/SIGTERM (it commits and stops cleanly)."""
 
+    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
+    app = build_app(settings)  # no I/O yet: names the changelog topics its tables write
+    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+
     async def prepare() -> None:
         await wait_for_broker(settings.bootstrap)
-        specs = topic_specs(settings.topic_prefix, settings.partitions)
+        specs = topic_specs(settings.topic_prefix, settings.partitions,
+                            settings.topic_max_message_bytes)
         for change in await ensure_topics(settings.bootstrap, specs, settings.replication_factor):
             if change.action != "unchanged":
                 logging.getLogger("prsm.worker").warning("topic %s", change)
+        # what the worker writes: every prsm topic, and the changelogs of its tables
+        written = [s.name for s in specs] + changelogs
+        await check_message_limits(settings.bootstrap, written, settings.topic_max_message_bytes)
 
     asyncio.run(prepare())
-    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
-    app = build_app(settings)
     # aiokafka logs every send at debug level; with the root logger left at NOTSET each call
     # builds a record only to drop it (a few % of the decision path). Keep it quiet.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLevelName(
         loglevel.upper()) if isinstance(logging.getLevelName(loglevel.upper()), int)
         else logging.WARNING))
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    QuietWorker(app, settings.log_repeat_s, loglevel=loglevel,
+                quiet=True).execute_from_commandline()
+
+
+class QuietWorker(faust.Worker):
+    """faust's Worker with repeated warnings and errors rate-limited (PRSM_LOG_REPEAT_S)."""
+
+    def __init__(self, app: faust.App, repeat_s: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.repeat_s = repeat_s
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        if self.repeat_s > 0:
+            install_log_limiter(logger, self.repeat_s)

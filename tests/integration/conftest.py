@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -172,3 +173,43 @@ async def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> li
     finally:
         await consumer.stop()
     return out
+
+
+def send_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]],
+             max_request_size: int = 2_000_000) -> None:
+    """Send (key, value) pairs as they are, one at a time, each acknowledged by the broker
+    (a producer that allows records larger than the worker's limit)."""
+    from aiokafka import AIOKafkaProducer
+
+    async def go() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                    max_request_size=max_request_size)
+        await producer.start()
+        try:
+            for key, value in messages:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    run(go())
+
+
+@contextmanager
+def clickhouse_held(dsn: str) -> Iterator[None]:
+    """Another process holds the embedded ClickHouse data directory of ``dsn`` meanwhile: a
+    worker's store cannot open it, exactly as when a ClickHouse server is down."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, clickhouse_connect; c = clickhouse_connect.get_client(dsn=sys.argv[1]);"
+         " print('locked', flush=True); sys.stdin.read()", dsn],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()  # ClickHouse comes back
+        holder.wait(timeout=30)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +10,7 @@ from prsm_events.catalog import Catalog
 from prsm_events.models import UsageEvent
 from prsm_events.pricing import price_usage
 from prsm_events.publisher import UsagePublisher
-from tests.integration.conftest import run, wait_until
+from tests.integration.conftest import clickhouse_held, run, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = Catalog.shipped()
@@ -79,25 +77,13 @@ def test_nothing_is_lost_while_clickhouse_is_unavailable(start_worker, kafka, tm
     home = tmp_path / "outage"
     dsn = f"chdb://{home / 'clickhouse'}"
     (home / "clickhouse").mkdir(parents=True)
-    # Another process holds the embedded ClickHouse data directory: the worker's store
-    # cannot open it, exactly as when a ClickHouse server is down.
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, clickhouse_connect; c = clickhouse_connect.get_client(dsn=sys.argv[1]);"
-         " print('locked', flush=True); sys.stdin.read()", dsn],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
+    with clickhouse_held(dsn):
         worker = start_worker("it-outage", home=home, clickhouse_dsn=dsn)
         assert worker.get("/health")["clickhouse"] == "unavailable"
         batch = events("o-", 120)
         publish(kafka, worker.topic("usage"), batch)
         wait_until(lambda: worker.get("/stats")["sink_failures"] >= 3, what="sink retries")
         assert worker.get("/stats")["accepted"] == 0  # held back, not acknowledged
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()  # ClickHouse comes back
-        holder.wait(timeout=30)
     wait_until(lambda: worker.get("/stats")["accepted"] >= 120, timeout=90,
                what="sink caught up", details=lambda: worker.get("/stats"))
     assert worker.get("/health")["clickhouse"] == "up"

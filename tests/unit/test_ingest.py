@@ -59,3 +59,15 @@ def test_stored_rows_accumulate():
     spend = {"tenant:acme|total|all": SpendRow(cost_usd=1.0, events=1, partition=0, offset=3)}
     out = run([msg(4, event("z"))], spend=spend)
     assert out.spend["tenant:acme|total|all"].events == 2
+
+
+def test_an_event_above_the_cost_cap_is_dead_lettered_given_or_priced():
+    ingest = UsageIngestor(Catalog.shipped(), EventLimits(max_cost_usd=100.0))
+    out = ingest.process([msg(0, event("given", cost_usd=1e6 - 1)),
+                          msg(1, event("priced", input_tokens=10**9)),  # $150 at catalog prices
+                          msg(2, event("fine", cost_usd=100.0))], {}.get, {}.get, NOW)
+    assert [p.event.event_id for p, _, _ in out.accepted] == ["fine"]
+    assert [(d.code, d.source_offset) for d in out.dead_letters] == [
+        ("cost_over_cap", 0), ("cost_over_cap", 1)]
+    assert "PRSM_MAX_EVENT_COST_USD" in out.dead_letters[1].reason
+    assert out.spend["tenant:acme|total|all"].cost_usd == 100.0

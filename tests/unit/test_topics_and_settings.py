@@ -72,3 +72,12 @@ def test_docker_compose_config_is_valid():
     done = subprocess.run(["docker", "compose", "config", "-q"], cwd=ROOT, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_one_setting_sizes_the_producer_the_topics_and_the_event_limit():
+    s = Settings(max_message_bytes=2_000_000)
+    specs = topic_specs("prsm.", 3, s.topic_max_message_bytes)
+    assert {spec.configs["max.message.bytes"] for spec in specs} == {str(2_000_000 + 1024)}
+    assert s.changelog_configs == {"max.message.bytes": str(2_000_000 + 1024)}
+    with pytest.raises(ValueError, match="PRSM_MAX_EVENT_BYTES"):
+        Settings(max_message_bytes=100_000, max_event_bytes=200_000)

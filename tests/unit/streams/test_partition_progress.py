@@ -165,9 +165,25 @@ async def test_a_rebalance_while_asking_the_broker_drops_the_batch():
 async def test_backlog_counts_what_is_left_to_process_on_this_topic():
     consumer = FakeConsumer({A: 10}, first={B: 3}, end={A: 15, B: 3, TP("other", 0): 99})
     p, _ = progress(consumer)
-    assert await p.backlog() == Backlog(5, 18, 2)  # A 10..14; B never committed, empty
+    # A 10..14; B never committed, empty
+    assert await p.backlog() == Backlog(5, 18, 2, {A: 15, B: 3}, {A: 10, B: 3})
     assert await accept(p, [ev(A, 10), ev(A, 11)])
     assert (await p.backlog()).waiting == 3
     consumer.end[B] = 5
     assert await accept(p, [ev(A, 12), ev(A, 13), ev(A, 14)])
-    assert await p.backlog() == Backlog(2, 20, 2)  # B 3..4 arrived meanwhile
+    # B 3..4 arrived meanwhile
+    assert await p.backlog() == Backlog(2, 20, 2, {A: 15, B: 5}, {A: 15, B: 3})
+
+
+async def test_a_partition_with_waiting_messages_and_no_progress_is_a_stall(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("streams.partition_progress.time.monotonic", lambda: clock[0])
+    consumer = FakeConsumer({A: 10}, first={B: 3}, end={A: 15, B: 3})
+    p, _ = progress(consumer)
+    assert await p.stalls(after_s=60) == []  # first sight starts the clock
+    clock[0] = 170.0
+    [stall] = await p.stalls(after_s=60)  # B has nothing waiting: never stalled
+    assert (stall.partition, stall.next_offset, stall.end_offset, stall.for_s) == (
+        A.partition, 10, 15, 70.0)
+    assert await accept(p, [ev(A, 10)])  # progress restarts the clock
+    assert await p.stalls(after_s=60) == []
