@@ -19,6 +19,7 @@ to the DLQ, changed rows to the tables.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,9 @@ from prsm_events.pricing import PricedUsage, price_usage
 from prsm_events.spend import SpendRow, fold_spend
 from prsm_events.validation import EventLimits, decode_usage
 
-__all__ = ["IngestOutcome", "RawMessage", "SeenEvent", "UsageIngestor"]
+__all__ = ["IngestOutcome", "RawMessage", "SeenEvent", "UsageIngestor", "processing_error"]
+
+log = logging.getLogger("prsm.ingest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,13 @@ class SeenEvent:
 
     def is_same_message(self, partition: int, offset: int) -> bool:
         return self.partition == partition and self.offset == offset
+
+
+def processing_error(exc: Exception, msg: RawMessage) -> DeadLetter:
+    """The dead letter of a message whose processing raised an unexpected error (a bug):
+    code ``processing_error``, so that it is kept and its partition moves on."""
+    return DeadLetter("processing_error", f"processing_error: {type(exc).__name__}: {exc}",
+                      msg.topic, msg.partition, msg.offset, msg.key, msg.value)
 
 
 @dataclass(slots=True)
@@ -105,6 +115,11 @@ class UsageIngestor:
                     DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset,
                                msg.key, msg.value)
                 )
+                continue
+            except Exception as exc:  # a bug must never hold the partition: keep the message
+                log.exception("usage message %s[%d]@%d could not be processed",
+                              msg.topic, msg.partition, msg.offset)
+                out.dead_letters.append(processing_error(exc, msg))
                 continue
             first = out.seen.get(event.event_id) or seen_lookup(event.event_id)
             if first is not None and not first.is_same_message(msg.partition, msg.offset):

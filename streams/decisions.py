@@ -10,6 +10,7 @@ a re-delivered admitted request finds its reservation and is answered ``already_
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from faust.types import EventT, StreamT
 
 from prsm_events.dead_letter import DeadLetter
 from prsm_events.errors import InvalidEvent
+from prsm_events.ingest import RawMessage, processing_error
 from prsm_events.settings import Settings
 from prsm_events.validation import EventLimits, decode_request
 from streams.batching import EventBatcher, LiveBatchers
@@ -30,6 +32,8 @@ from streams.partition_progress import PartitionProgress
 from streams.topics import raw_topic
 
 __all__ = ["register_decisions"]
+
+log = logging.getLogger("prsm.decisions")
 
 
 def register_decisions(
@@ -60,11 +64,17 @@ def register_decisions(
             m = event.message
             try:
                 request = decode_request(m.value, limits, stamp)
+                decision = control.desk.admit(request, stamp)
             except InvalidEvent as exc:
                 dead.append(DeadLetter(exc.code, exc.reason, m.topic, m.partition, m.offset,
                                        m.key, m.value))
                 continue
-            decision = control.desk.admit(request, stamp)
+            except Exception as exc:  # a bug must never hold the partition: keep the request
+                log.exception("request %s[%d]@%d could not be processed", m.topic, m.partition,
+                              m.offset)
+                dead.append(processing_error(exc, RawMessage(m.topic, m.partition, m.offset,
+                                                             m.key, m.value)))
+                continue
             if decision.reason.code != "already_decided":
                 control.meter_demand(request, decision, now)
             stats.actions[decision.action.value] += 1

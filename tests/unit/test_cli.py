@@ -26,6 +26,19 @@ def test_publish_rejects_a_bad_jsonl_line_before_sending(env, tmp_path):
     assert "line 2" in result.output and "nothing was sent" in result.output
 
 
+@pytest.mark.parametrize(("line", "code"), [
+    ('"cost_usd": -1, "cost_usd": 1', "duplicate_key"),
+    ('"cost_usd": "1"', "wrong_type"),
+])
+def test_publish_holds_a_file_to_the_workers_strict_contract(env, tmp_path, line, code):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"event_id": "e1", "ts": "2026-01-01T00:00:00Z", "tenant": "a", '
+                    f'"service": "s", "kind": "other", {line}}}\n')
+    result = CliRunner().invoke(main, ["publish", "--file", str(path)])
+    assert result.exit_code == 2
+    assert f"line 1: {code}: " in result.output and "nothing was sent" in result.output
+
+
 def test_publish_needs_tenant_and_service(env):
     result = CliRunner().invoke(main, ["publish", "--model", "gpt-4o"])
     assert result.exit_code == 2

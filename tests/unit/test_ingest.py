@@ -71,3 +71,17 @@ def test_an_event_above_the_cost_cap_is_dead_lettered_given_or_priced():
         ("cost_over_cap", 0), ("cost_over_cap", 1)]
     assert "PRSM_MAX_EVENT_COST_USD" in out.dead_letters[1].reason
     assert out.spend["tenant:acme|total|all"].cost_usd == 100.0
+
+
+def test_a_message_that_raises_unexpectedly_is_dead_lettered_not_retried(caplog):
+    class Broken(Catalog):
+        def lookup(self, model, provider=None):
+            raise RuntimeError("catalog bug")
+
+    ingest = UsageIngestor(Broken.shipped(), EventLimits())
+    out = ingest.process([msg(0, event("a")), msg(1, event("b", cost_usd=1.0, model=None))],
+                         {}.get, {}.get, NOW)
+    assert [(d.code, d.source_offset) for d in out.dead_letters] == [("processing_error", 0)]
+    assert out.dead_letters[0].reason == "processing_error: RuntimeError: catalog bug"
+    assert [p.event.event_id for p, _, _ in out.accepted] == ["b"]
+    assert "could not be processed" in caplog.text
