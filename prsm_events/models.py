@@ -66,13 +66,18 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcTimestamp = Annotated[datetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]
+UtcTimestamp = Annotated[
+    datetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc),
+    Field(description="RFC 3339 string with a time zone; epoch numbers refused "
+          "(invalid_timestamp)."),
+]
 """An RFC 3339 timestamp string with a zone (``T``, ``t`` or a space between date and time;
 up to 9 fraction digits), normalised to UTC. Epoch numbers and zone-less times are refused."""
 
 ID_CHARACTERS = "printable ASCII (0x21-0x7E) except '/'"
 Identifier = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x2e\x30-\x7e]+$")
+    str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x2e\x30-\x7e]+$",
+               description="Printable ASCII except '/' (invalid_identifier).")
 ]
 """A tenant, service, team, key or model id: 1-128 characters of printable ASCII except '/'
 (letters, digits and ``!"#$%&'()*+,-.:;<=>?@[\\]^_`{|}~``): no whitespace, control, zero-width
@@ -85,10 +90,12 @@ TagValue = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f\
                                 r"\u2028-\u202e\u2060-\u2064\ufeff]*$")]
 """A tag value: up to 256 characters, any text but control, zero-width and direction marks."""
 
-TokenCount = Annotated[int, Strict(), Field(ge=0, le=10**10)]
+TokenCount = Annotated[int, Strict(), Field(
+    ge=0, le=10**10, description="A JSON integer: true, 10.0 or \"10\" are refused (wrong_type).")]
 """A token count: a JSON integer (not ``true``, ``10.0`` or ``"10"``)."""
 
-Number = Annotated[float, Strict()]
+Number = Annotated[float, Strict(), Field(
+    description="A JSON number: strings and booleans are refused (wrong_type).")]
 """A JSON number (integer or decimal), never a string or a boolean."""
 
 Money = Number
@@ -119,7 +126,8 @@ class UsageStatus(StrEnum):
 class UsageEvent(EventModel):
     """One unit of spend on the ``usage`` topic.
 
-    Token fields follow the providers' billing: ``cached_input_tokens`` and
+    One JSON object; a key given twice is refused (duplicate_key). Token fields follow the
+    providers' billing: ``cached_input_tokens`` and
     ``cache_write_input_tokens`` are the parts of ``input_tokens`` read from / written to a
     prompt cache; ``reasoning_tokens`` are reasoning ("thinking") tokens reported *apart from*
     ``output_tokens`` (as Gemini reports them) and are billed at the output rate. Providers
@@ -141,7 +149,8 @@ class UsageEvent(EventModel):
     output_tokens: TokenCount = 0
     reasoning_tokens: TokenCount = 0
     cost_usd: Money | None = Field(
-        None, ge=0, le=1e6, description="Computed from the catalog when absent."
+        None, ge=0, le=1e6, description="Computed from the catalog when absent. A JSON number; "
+        "an event above PRSM_MAX_EVENT_COST_USD (default 1000) is dead-lettered (cost_over_cap).",
     )
     kind: UsageKind = UsageKind.LLM
     latency_ms: Number | None = Field(None, ge=0)
