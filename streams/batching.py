@@ -31,8 +31,10 @@ class EventBatcher:
         process: Callable[[StreamT[Any], list[EventT[Any]]], Awaitable[bool]],
         size: int,
         within: float,
+        on_acked: Callable[[int], None] | None = None,
     ) -> None:
         self.stream = stream
+        self.on_acked = on_acked
         self.process = process
         self.size = size
         self.within = within
@@ -74,6 +76,8 @@ class EventBatcher:
             if done:
                 for event in events:
                     await self.stream.ack(event)
+                if self.on_acked is not None:
+                    self.on_acked(len(events))
 
     async def _flush_when_due(self) -> None:
         while True:

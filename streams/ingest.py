@@ -55,9 +55,13 @@ class IngestStats:
     batches: int = 0
     sink_failures: int = 0
     sink_blocked_since: float | None = None
+    acknowledged: int = 0  # events acknowledged to Faust (committed at the next commit)
     rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
     rereads: int = 0  # times skipped messages were re-read (PartitionProgress)
     dead_letter_codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def count_acknowledged(self, events: int) -> None:
+        self.acknowledged += events
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,7 @@ class IngestStats:
             "batches": self.batches,
             "sink_failures": self.sink_failures,
             "sink_blocked_since": self.sink_blocked_since,
+            "acknowledged": self.acknowledged,
             "rewinds": self.rewinds,
             "rereads": self.rereads,
             "dead_letter_codes": dict(self.dead_letter_codes),
@@ -214,7 +219,8 @@ def register_ingest(
 
     @app.agent(usage_topic, name="ingest-usage")
     async def ingest_usage(stream: StreamT[Any]) -> None:
-        batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s)
+        batcher = EventBatcher(stream, process, settings.batch_max, settings.batch_within_s,
+                               on_acked=stats.count_acknowledged)
         with live.attach(batcher, stream.channel):
             async with batcher:
                 async for event in stream.noack().events():  # type: ignore[attr-defined]

@@ -63,7 +63,9 @@ def test_committed_offsets_reach_the_log_end_after_a_crash_and_at_a_clean_stop(
     publish(kafka, worker.topic("usage"), second)
     wait_until(lambda: table_totals(worker)[0] >= len(first) + len(second), timeout=90,
                what="second burst counted", details=lambda: worker.get("/stats"))
-    worker.stop()  # a clean stop commits what was processed
+    wait_until(lambda: worker.get("/stats")["acknowledged"] >= worker.processed(),
+               what="the processed events acknowledged", details=lambda: worker.get("/stats"))
+    worker.stop()  # a clean stop commits what was acknowledged
     assert lag(worker) == {0: 0, 1: 0, 2: 0}
     restarted = start_worker("it-commits", home=home)
     assert table_totals(restarted) == pytest.approx(totals(first + second))
