@@ -15,9 +15,10 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letters import DeadLetterWriter
 from streams.decisions import register_decisions
-from streams.faust_internals import keep_commits_contiguous
+from streams.faust_internals import commit_positions
 from streams.health import HealthMonitor
 from streams.ingest import IngestStats, register_ingest, steady
+from streams.record_probe import BrokerRecordProbe
 from streams.scoring import register_scoring
 from streams.web import register_views
 
@@ -70,8 +71,10 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     app.add_dependency(feeds)  # started (budgets and catalog read) with the app
 
     stats = IngestStats()
-    tables = register_ingest(app, settings, store, ingestor, stats, control, feeds, dead_letters)
-    register_decisions(app, settings, control, feeds, limits, dead_letters)
+    probe = BrokerRecordProbe(settings.bootstrap)
+    tables = register_ingest(app, settings, store, ingestor, stats, control, feeds, dead_letters,
+                             probe)
+    register_decisions(app, settings, control, feeds, limits, dead_letters, probe)
     register_scoring(app, settings, control, feeds)
     monitor = HealthMonitor(app, settings)
     monitor.trackers = control.trackers
@@ -82,5 +85,5 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
 
     register_views(app, settings, store, tables, stats, control, feeds, monitor, dead_letters)
     # the agents read these in order (PartitionProgress): commit exactly what they processed
-    keep_commits_contiguous(app, {settings.topic("usage"), settings.topic("requests")})
+    commit_positions(app, {tracker.topic: tracker.position for tracker in control.trackers})
     return app

@@ -28,7 +28,7 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letters import DeadLetterWriter
 from streams.ingest import steady
-from streams.partition_progress import PartitionProgress
+from streams.partition_progress import PartitionProgress, RecordProbe
 from streams.topics import raw_topic
 
 __all__ = ["register_decisions"]
@@ -38,13 +38,13 @@ log = logging.getLogger("prsm.decisions")
 
 def register_decisions(
     app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds,
-    limits: EventLimits, dead_letters: DeadLetterWriter,
+    limits: EventLimits, dead_letters: DeadLetterWriter, probe: RecordProbe,
 ) -> None:
     requests_topic = raw_topic(app, settings.topic("requests"))
     decisions_name = settings.topic("decisions")
     stats = control.stats
     live = LiveBatchers()
-    progress = PartitionProgress(app, requests_topic.get_topic_name(), live.idle)
+    progress = PartitionProgress(app, requests_topic.get_topic_name(), live.idle, probe=probe)
     control.trackers.append(progress)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:

@@ -1,55 +1,58 @@
 """Every use of Faust's private internals, each naming the upstream issue it works around.
 
 faust-streaming's consumer commits, per partition, the first run of consecutive acknowledged
-offsets (``Consumer._new_offset``). Two things break that run on the topics our agents read
-strictly in order (``PartitionProgress``: usage and requests, neither compacted nor
-transactional, so their offsets have no holes):
+offsets (``Consumer._new_offset``), filling in offsets it believes no record holds from
+*gaps* it noted while fetching (``Consumer._add_gap``). On the topics our agents read strictly
+in order (``PartitionProgress``: usage and requests) that goes wrong three ways:
 
 - after a seek back (a re-read of skipped messages, or a batch refused for a gap), records
-  fetched before the seek arrive with offsets ahead of the new read position, and Faust
-  records the distance as a *gap* (``Consumer._add_gap``), offsets it later treats as
-  acknowledged. Those offsets are then acknowledged for real a second time: the duplicates
+  fetched before the seek arrive ahead of the new read position and Faust notes the distance
+  as a gap; those offsets are later acknowledged for real a second time, and the duplicates
   split every run, so commits crawl forward by about one offset per commit interval
   (robinhood/faust#625, "Offsets not committed due to duplicate in _acked"; still so in
-  faust-streaming 0.15). Worse, a gap past what was processed would let Faust commit
-  offsets never processed, lost on the next crash;
-- the same duplicates keep a clean stop from committing what was processed.
+  faust-streaming 0.15) and a clean stop leaves thousands uncommitted;
+- the same gap, filled in before its records are processed, lets Faust commit offsets never
+  processed (lost on the next crash);
+- offsets deleted by retention before they were processed are never acknowledged, so commits
+  stop there (robinhood/faust#401 for the kindred case of compacted topics).
 
-``keep_commits_contiguous`` turns gap filling off for those topics and drops duplicate and
-already-committed offsets before Faust looks for its run, so a partition's commit is always
-exactly the next offset the agent must process.
+``commit_positions`` makes Faust commit, for those topics, exactly the next offset their
+agent must process (``PartitionProgress.position``), which already moves past holes,
+retention and re-reads, and turns Faust's gap notes off for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
+from faust.types import TP
 
-__all__ = ["keep_commits_contiguous"]
+__all__ = ["commit_positions"]
 
 
-def keep_commits_contiguous(app: faust.App, topics: Collection[str]) -> None:
-    """For ``topics`` (read in order, without holes in their offsets) commit exactly the
-    acknowledged prefix. Call once, after the app is built."""
-    in_order = frozenset(topics)
+def commit_positions(app: faust.App, positions: Mapping[str, Callable[[TP], int | None]]
+                     ) -> None:
+    """For each topic in ``positions`` commit ``positions[topic](tp)`` (the next offset to
+    process, None while unknown) instead of Faust's acknowledged run. Call once, after the
+    app is built."""
     consumer: Any = app.consumer
     add_gap = consumer._add_gap
     new_offset = consumer._new_offset
 
-    async def _add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
-        if tp.topic not in in_order:
+    async def _add_gap(tp: TP, offset_from: int, offset_to: int) -> None:
+        if tp.topic not in positions:
             await add_gap(tp, offset_from, offset_to)
 
-    def _new_offset(tp: Any) -> int | None:
-        if tp.topic in in_order:
-            acked = consumer._acked[tp]
-            committed = consumer._committed_offset[tp]
-            if acked:
-                acked[:] = sorted({o for o in acked if committed is None or o >= committed})
-        result: int | None = new_offset(tp)
-        return result
+    def _new_offset(tp: TP) -> int | None:
+        position = positions.get(tp.topic)
+        if position is None:
+            result: int | None = new_offset(tp)
+            return result
+        consumer._acked[tp].clear()  # Faust's list is not read for these topics: keep it small
+        consumer._acked_index[tp].clear()
+        return position(tp)
 
     consumer._add_gap = _add_gap
     consumer._new_offset = _new_offset

@@ -35,7 +35,7 @@ from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow, is_expired
 from streams.batching import EventBatcher, LiveBatchers
 from streams.dead_letters import DeadLetterWriter
-from streams.partition_progress import PartitionProgress
+from streams.partition_progress import PartitionProgress, RecordProbe
 from streams.topics import raw_topic
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ def register_ingest(
     control: SpendControl,
     feeds: ConfigFeeds,
     dead_letters: DeadLetterWriter,
+    probe: RecordProbe,
 ) -> IngestTables:
     usage_topic = raw_topic(app, settings.topic("usage"))
     tables = IngestTables(
@@ -178,7 +179,7 @@ def register_ingest(
         return None if raw is None else SeenEvent.from_list(raw)
 
     live = LiveBatchers()
-    progress = PartitionProgress(app, usage_topic.get_topic_name(), live.idle)
+    progress = PartitionProgress(app, usage_topic.get_topic_name(), live.idle, probe=probe)
     control.trackers.append(progress)
 
     async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:

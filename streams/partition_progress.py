@@ -16,16 +16,26 @@ when it was never committed). Two rules hold it:
   partition is sought back to it (the messages were skipped, not merely late).
 
 Processing must be idempotent (it is: re-delivered usage counts once, a re-delivered request
-is answered ``already_decided``), so a needless re-read costs time, never correctness. The
-usage and request topics are neither compacted nor transactional, so offsets are contiguous;
-offsets removed by retention before they were processed are skipped with a warning.
+is answered ``already_decided``), so a needless re-read costs time, never correctness.
+
+Offsets are not always contiguous: a producer using transactions (Kafka Streams, Flink, any
+exactly-once client) leaves a control record after each transaction, an offset no consumer is
+ever handed. Before treating a jump as a gap, or messages beyond the next offset as waiting,
+``probe`` asks the broker (a consumer of its own) whether any record lies in between; if none
+does, those offsets are a *hole* and the partition moves past them. (Without this, one
+transactional producer held its partitions for good: the agent sought back to the control
+record again and again.) Offsets removed by retention before they were processed are skipped
+with a warning.
+
+``position`` is what the worker commits for a partition: the next offset to process. Faust's
+own commit bookkeeping cannot see holes (``streams/faust_internals``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +44,11 @@ from faust.types import TP, EventT
 
 from prsm_events.health import Stall
 
-__all__ = ["Backlog", "PartitionProgress"]
+__all__ = ["Backlog", "PartitionProgress", "RecordProbe"]
+
+RecordProbe = Callable[[TP, int, int], Awaitable[int | None]]
+"""``probe(tp, start, end)``: the offset of the first record in ``[start, end)`` as the agent's
+consumer reads it, None when there is none (only control records, a hole)."""
 
 log = logging.getLogger("prsm.progress")
 
@@ -54,10 +68,14 @@ class Backlog:
 
 class PartitionProgress:
     def __init__(self, app: faust.App, topic: str, idle: Callable[[], bool],
-                 quiet_s: float = 5.0, reseek_s: float = 5.0) -> None:
+                 quiet_s: float = 5.0, reseek_s: float = 5.0,
+                 probe: RecordProbe | None = None) -> None:
         self.app = app
         self.topic = topic
         self.idle = idle
+        self.probe = probe
+        self.holes: dict[TP, dict[int, int]] = {}
+        """Partition -> {first offset of a hole: the record offset after it}, as probed."""
         self.quiet_s = quiet_s
         self.reseek_s = reseek_s
         self.generation: int | None = None
@@ -106,36 +124,62 @@ class PartitionProgress:
         await self._start({e.message.tp for e in events})
         if self.app.consumer_generation_id != generation:
             return False  # rebalanced while asking the broker
-        gaps = self._gaps(events)
-        if gaps:
-            firsts = await self.app.consumer.earliest_offsets(*gaps)
+        for _ in range(len(events) + 1):  # each round explains at least one jump, or stops
+            gaps = self._gaps(events)
+            if not gaps:
+                return True
+            explained = await self._explain(gaps)
             if self.app.consumer_generation_id != generation:
                 return False
-            for tp, missing in list(gaps.items()):
-                if firsts.get(tp, 0) > missing:  # deleted by retention: nothing to wait for
-                    log.warning("%s[%d] offsets %d..%d were deleted before being processed",
-                                tp.topic, tp.partition, missing, firsts[tp] - 1)
-                    self.next[tp] = firsts[tp]
-                    del gaps[tp]
-            if not gaps:
-                gaps = self._gaps(events)
-        if not gaps:
-            return True
-        await self._rewind(gaps)
+            if not explained:
+                break
+        await self._rewind({tp: missing for tp, (missing, _) in self._gaps(events).items()})
         return False
 
-    def _gaps(self, events: list[EventT[Any]]) -> dict[TP, int]:
-        found: dict[TP, int] = {}
+    async def _explain(self, gaps: dict[TP, tuple[int, int]]) -> bool:
+        """Move past jumps that are no gap: offsets deleted by retention, or holes (no record
+        between the missing offset and the one that arrived). True if any was explained."""
+        explained = False
+        firsts = await self.app.consumer.earliest_offsets(*gaps)
+        for tp, (missing, arrived) in gaps.items():
+            if firsts.get(tp, 0) > missing:  # deleted by retention: nothing to wait for
+                log.warning("%s[%d] offsets %d..%d were deleted before being processed",
+                            tp.topic, tp.partition, missing, firsts[tp] - 1)
+                self.next[tp] = max(self.next[tp], firsts[tp])
+                explained = True
+            elif self.probe is not None and await self.probe(tp, missing, arrived) is None:
+                self.holes.setdefault(tp, {})[missing] = arrived
+                explained = True
+        return explained
+
+    def _gaps(self, events: list[EventT[Any]]) -> dict[TP, tuple[int, int]]:
+        """Partition -> (first missing offset, the offset that arrived instead)."""
+        found: dict[TP, tuple[int, int]] = {}
         want = dict(self.next)
         for event in events:
             m = event.message
             if m.tp in found:
                 continue
-            if m.offset > want[m.tp]:
-                found[m.tp] = want[m.tp]
+            if m.offset > want[m.tp] and self.holes.get(m.tp, {}).get(want[m.tp]) != m.offset:
+                found[m.tp] = (want[m.tp], m.offset)
             else:
                 want[m.tp] = max(want[m.tp], m.offset + 1)
         return found
+
+    async def _only_holes(self, tp: TP, start: int, end: int) -> bool:
+        """True if ``[start, end)`` holds no record (probed); the partition then moves past."""
+        if self.probe is None or await self.probe(tp, start, end) is not None:
+            return False
+        if self.next.get(tp) == start:
+            self.next[tp] = end
+        return True
+
+    def position(self, tp: TP) -> int | None:
+        """The offset to commit for ``tp``: the next one to process, once known (this
+        consumer generation)."""
+        if self.app.consumer_generation_id != self.generation:
+            return None
+        return self.next.get(tp)
 
     async def _rewind(self, gaps: dict[TP, int]) -> None:
         now = time.monotonic()
@@ -161,6 +205,9 @@ class PartitionProgress:
             self.next[m.tp] = max(self.next.get(m.tp, 0), m.offset + 1)
             self.moved[m.tp] = now
             self.progressed[m.tp] = now
+        for tp, holes in self.holes.items():  # forget holes behind what was processed
+            for start in [s for s, after in holes.items() if after < self.next.get(tp, 0)]:
+                del holes[start]
 
     async def backlog(self) -> Backlog:
         """What is left to process on this topic's assigned partitions, as the broker reports
@@ -196,6 +243,9 @@ class PartitionProgress:
             if waiting <= 0:
                 self.progressed[tp] = now
             elif now - since >= after_s:
+                if await self._only_holes(tp, self.next[tp], ends[tp]):
+                    self.progressed[tp] = now  # a trailing control record: nothing waits
+                    continue
                 out.append(Stall(tp.topic, tp.partition, self.next[tp], ends[tp], now - since))
         return out
 
@@ -219,6 +269,9 @@ class PartitionProgress:
                    if ends.get(tp, 0) > self.next[tp]]
         for tp in quiet:  # checked: look again after another quiet spell
             self.moved[tp] = now
+        stalled = [(tp, n, e) for tp, n, e in stalled if not await self._only_holes(tp, n, e)]
+        if self.app.consumer_generation_id != generation:
+            return False
         if not stalled:
             return False
         self.rereads += 1

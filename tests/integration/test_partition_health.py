@@ -194,3 +194,42 @@ def test_a_broker_outage_is_reported_and_logged_quietly(tmp_path):
     finally:
         worker.stop()
         broker.stop()
+
+
+def test_a_transactional_producers_markers_hold_no_partition(start_worker, kafka):
+    """Kafka Streams, Flink or any exactly-once client leaves a control record after each
+    transaction: an offset no consumer is handed. Before, the agent sought back to it again
+    and again: 50 of 300 events were counted and the rest waited for good."""
+    import asyncio
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    worker = start_worker("it-txn", stall_after_s=2.0, health_interval_s=0.5)
+    batch = events("tx-", 300)
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka,
+                                    transactional_id=f"it-txn-{uuid.uuid4().hex}")
+        await producer.start()
+        try:
+            for first in range(0, len(batch), 50):
+                async with producer.transaction():
+                    for e in batch[first:first + 50]:
+                        await producer.send(worker.topic("usage"), e.model_dump_json().encode(),
+                                            key=e.tenant.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    wait_until(lambda: table_totals(worker)[0] >= len(batch), timeout=60,
+               what="every event of every transaction counted",
+               details=lambda: worker.get("/stats"))
+    assert table_totals(worker) == pytest.approx(totals(batch))
+    stats = worker.get("/stats")
+    assert (stats["accepted"], stats["rewinds"]) == (len(batch), 0)
+    # the last markers are passed once the agent is idle: committed to the log end, no stall
+    wait_until(lambda: not any(lag(worker).values()), timeout=30,
+               what="offsets committed past the last markers", details=lambda: lag(worker))
+    health = worker.get("/health")
+    assert (health["status"], health["stalled"]) == ("ok", []), health

@@ -1,22 +1,24 @@
-"""The commit bookkeeping fix, on Faust's real consumer (no broker needed to build it)."""
+"""Commits on Faust's real consumer (no broker needed to build it): Faust's own bookkeeping
+after a seek back (the bugs) and with ``commit_positions`` (the fix)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import faust
-import pytest
 from faust.types import TP
 
-from streams.faust_internals import keep_commits_contiguous
+from streams.faust_internals import commit_positions
 
 USAGE = TP("prsm.usage", 0)
 
 
-def consumer(fixed: bool) -> faust.transport.consumer.Consumer:
-    app = faust.App(f"commit-test-{fixed}", broker="kafka://127.0.0.1:1", autodiscover=False)
-    if fixed:
-        keep_commits_contiguous(app, {USAGE.topic})
+def consumer(position: dict[TP, int] | None = None) -> faust.transport.consumer.Consumer:
+    """Faust's consumer; with ``position``, the agent's next offsets are what it commits."""
+    app = faust.App(f"commit-test-{position is not None}", broker="kafka://127.0.0.1:1",
+                    autodiscover=False)
+    if position is not None:
+        commit_positions(app, {USAGE.topic: position.get})
     return app.consumer
 
 
@@ -31,7 +33,7 @@ def commits(c, rounds: int) -> list[int | None]:
     out = []
     for _ in range(rounds):
         offset = c._new_offset(USAGE)
-        if offset is not None:
+        if offset is not None and c._should_commit(USAGE, offset):
             c._committed_offset[USAGE] = offset
         out.append(offset)
     return out
@@ -46,29 +48,33 @@ def after_a_seek_back(c, processed: range) -> None:
     ack(c, processed)
 
 
-@pytest.mark.parametrize(("fixed", "expected"), [
-    (False, [152, 153, 154, 155]),  # robinhood/faust#625: one offset per commit interval
-    (True, [401, None, None, None]),
-])
-def test_commits_follow_the_work_after_a_seek_back(fixed, expected):
-    c = consumer(fixed)
+def test_faust_alone_crawls_one_offset_per_commit_after_a_seek_back():
+    c = consumer()  # robinhood/faust#625
     after_a_seek_back(c, range(151, 401))
-    assert commits(c, 4) == expected
+    assert commits(c, 4) == [152, 153, 154, 155]
 
 
-@pytest.mark.parametrize(("fixed", "expected"), [
-    (False, 301),  # 161..300 never processed: lost on the next crash
-    (True, 161),
-])
-def test_a_gap_never_commits_unprocessed_offsets(fixed, expected):
-    c = consumer(fixed)
-    after_a_seek_back(c, range(151, 161))
+def test_faust_alone_commits_offsets_never_processed():
+    c = consumer()
+    after_a_seek_back(c, range(151, 161))  # 161..300 never processed: lost on a crash
     commits(c, 20)
-    assert c._committed_offset[USAGE] == expected
+    assert c._committed_offset[USAGE] == 301
 
 
-def test_other_topics_keep_fausts_gap_handling():
-    c = consumer(True)
+def test_committed_offsets_are_the_agents_position():
+    position = {USAGE: 401}
+    c = consumer(position)
+    after_a_seek_back(c, range(151, 401))
+    assert commits(c, 2) == [401, 401]
+    assert c._committed_offset[USAGE] == 401 and not c._acked[USAGE] and not c._gap[USAGE]
+    position[USAGE] = 520  # moved past a transaction marker, or offsets deleted by retention
+    assert commits(c, 1) == [520]
+
+
+def test_an_unknown_position_commits_nothing_and_other_topics_keep_fausts_rules():
+    c = consumer({})
+    ack(c, range(0, 10))
+    assert commits(c, 1) == [None]
     other = TP("compacted", 0)
     c._committed_offset[other] = 10
     for offset in (10, 11, 15):  # 12..14 removed by compaction

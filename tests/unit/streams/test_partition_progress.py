@@ -187,3 +187,66 @@ async def test_a_partition_with_waiting_messages_and_no_progress_is_a_stall(monk
         A.partition, 10, 15, 70.0)
     assert await accept(p, [ev(A, 10)])  # progress restarts the clock
     assert await p.stalls(after_s=60) == []
+
+
+class Log:
+    """A partition's record offsets as the broker holds them (others: control records)."""
+
+    def __init__(self, records: set[int]) -> None:
+        self.records = records
+        self.asked: list[tuple[int, int]] = []
+
+    async def __call__(self, tp: TP, start: int, end: int) -> int | None:
+        self.asked.append((start, end))
+        return min((o for o in self.records if start <= o < end), default=None)
+
+
+def with_probe(consumer: FakeConsumer, log: Log, **kw: Any) -> tuple[PartitionProgress, Any]:
+    p, app = progress(consumer, **kw)
+    p.probe = log
+    return p, app
+
+
+async def test_transaction_markers_are_holes_not_gaps():
+    # a transactional producer: records 0..4, marker 5, records 6..9, marker 10, 11..12
+    log = Log({0, 1, 2, 3, 4, 6, 7, 8, 9, 11, 12})
+    consumer = FakeConsumer({A: 0})
+    p, _ = with_probe(consumer, log)
+    assert await accept(p, [ev(A, o) for o in (0, 1, 2, 3, 4, 6, 7)])
+    assert await accept(p, [ev(A, o) for o in (8, 9, 11, 12)])
+    assert consumer.seeks == [] and p.rewinds == 0
+    assert log.asked == [(5, 6), (10, 11)]
+    assert p.position(A) == 13
+
+
+async def test_a_real_gap_is_still_re_read_when_the_probe_finds_records():
+    log = Log(set(range(20)))
+    consumer = FakeConsumer({A: 0})
+    p, _ = with_probe(consumer, log)
+    assert not await accept(p, [ev(A, 0), ev(A, 3)])  # 1..2 exist and never arrived
+    assert consumer.seeks == [(A, 1)]
+
+
+async def test_a_trailing_marker_is_neither_waiting_nor_a_stall(monkeypatch):
+    clock = Clock()
+    log = Log({0, 1, 2})  # marker at 3, end offset 4
+    consumer = FakeConsumer({A: 0}, end={A: 4})
+    p, _ = with_probe(consumer, log, monkeypatch=monkeypatch, clock=clock)
+    assert await accept(p, [ev(A, 0), ev(A, 1), ev(A, 2)])
+    assert await p.stalls(after_s=60) == []
+    clock.now += 61
+    assert await p.stalls(after_s=60) == []  # probed: only the marker is left
+    assert p.position(A) == 4
+    assert (await p.backlog()).waiting == 0
+    assert not await p.check() and consumer.seeks == []
+
+
+async def test_an_idle_agent_moves_past_a_trailing_marker_instead_of_re_reading(monkeypatch):
+    clock = Clock()
+    log = Log({0, 1, 2})
+    consumer = FakeConsumer({A: 0}, end={A: 4})
+    p, _ = with_probe(consumer, log, monkeypatch=monkeypatch, clock=clock)
+    assert await accept(p, [ev(A, 0), ev(A, 1), ev(A, 2)])
+    clock.now += 10
+    assert not await p.check()
+    assert consumer.seeks == [] and p.rereads == 0 and p.position(A) == 4
