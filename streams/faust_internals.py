@@ -13,12 +13,13 @@ in order (``PartitionProgress``: usage and requests) that goes wrong three ways:
   faust-streaming 0.15) and a clean stop leaves thousands uncommitted;
 - the same gap, filled in before its records are processed, lets Faust commit offsets never
   processed (lost on the next crash);
-- offsets deleted by retention before they were processed are never acknowledged, so commits
-  stop there (robinhood/faust#401 for the kindred case of compacted topics).
+- with those gap notes off, offsets that hold no record (a transaction's control record) are
+  never acknowledged, and commits would stop there (robinhood/faust#401 for the kindred case
+  of compacted topics).
 
 ``commit_positions`` makes Faust commit, for those topics, exactly the next offset their
-agent must process (``PartitionProgress.position``), which already moves past holes,
-retention and re-reads, and turns Faust's gap notes off for them.
+agent must process (``PartitionProgress.position``), which moves past holes (probed),
+offsets deleted by retention and re-reads, and turns Faust's gap notes off for them.
 """
 
 from __future__ import annotations

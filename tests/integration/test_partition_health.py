@@ -233,3 +233,43 @@ def test_a_transactional_producers_markers_hold_no_partition(start_worker, kafka
                what="offsets committed past the last markers", details=lambda: lag(worker))
     health = worker.get("/health")
     assert (health["status"], health["stalled"]) == ("ok", []), health
+
+
+def test_commits_go_on_past_offsets_deleted_before_they_were_processed(
+        start_worker, kafka, tmp_path):
+    """A worker down for longer than the usage topic's retention comes back to a committed
+    offset that no longer exists: it counts what is left and commits to the log end."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    home = tmp_path / "retention"
+    worker = start_worker("it-retention", home=home)
+    first = events("rt1-", 30, tenants=1)
+    publish(kafka, worker.topic("usage"), first)
+    wait_until(lambda: table_totals(worker, tenants=1)[0] >= len(first), what="first counted")
+    wait_until(lambda: not any(lag(worker).values()), what="first committed")
+    worker.stop()
+
+    second = events("rt2-", 40, tenants=1)  # one tenant: one partition
+    publish(kafka, worker.topic("usage"), second)
+    [(partition, waiting)] = [(p, n) for p, n in lag(worker).items() if n]
+    assert waiting == len(second)
+
+    async def expire(before: int) -> None:  # what retention does, now
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        try:
+            await admin.delete_records(
+                {TopicPartition(worker.topic("usage"), partition): RecordsToDelete(before)})
+        finally:
+            await admin.close()
+
+    end = len(first) + len(second)  # the partition's end offset: it holds only these
+    run(expire(end - 10))  # 30 of the 40 unprocessed events are gone
+    worker = start_worker("it-retention", home=home)
+    wait_until(lambda: table_totals(worker, tenants=1)[0] >= len(first) + 10, timeout=60,
+               what="the 10 events left counted", details=lambda: worker.get("/stats"))
+    assert table_totals(worker, tenants=1) == pytest.approx(totals(first + second[-10:]))
+    wait_until(lambda: not any(lag(worker).values()), timeout=10,
+               what="committed to the log end past the deleted offsets",
+               details=lambda: lag(worker))
