@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HealthFacts", "Stall", "assess"]
+__all__ = ["HealthFacts", "Stall", "assess", "verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +61,18 @@ def assess(facts: HealthFacts) -> list[str]:
         problems.append("not ready: partitions being assigned, tables recovered, or budgets "
                         "and catalog read")
     return problems
+
+
+def verdict(facts: HealthFacts) -> tuple[str, list[str]]:
+    """``ok``, ``starting`` (not ready, nothing else wrong) or ``degraded``, with the problems.
+
+    >>> verdict(HealthFacts(ready=False, broker_down_s=None, sink_blocked_s=None,
+    ...                     clickhouse_up=True, stalls=()))[0]
+    'starting'
+    """
+    problems = assess(facts)
+    if not problems:
+        return "ok", problems
+    degraded = (facts.broker_down_s is not None or facts.sink_blocked_s is not None
+                or not facts.clickhouse_up or bool(facts.stalls))
+    return ("degraded" if degraded else "starting"), problems

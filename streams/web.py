@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 
 from prsm_events.clickhouse_store import ClickHouseStore
 from prsm_events.errors import StoreUnavailable
-from prsm_events.health import HealthFacts, assess
+from prsm_events.health import HealthFacts, verdict
 from prsm_events.reports import SPEND_DIMENSIONS, SpendReport, spend_query
 from prsm_events.settings import Settings
 from prsm_events.spend import SpendRow
@@ -69,19 +69,15 @@ def register_views(
             ready=ready, broker_down_s=monitor.broker_down_s(now),
             sink_blocked_s=None if blocked is None else max(0.0, wall - blocked),
             clickhouse_up=clickhouse_up, stalls=monitor.stalls)
-        problems = assess(facts)
-        healthy = ready and not problems
+        status, problems = verdict(facts)
         return web.json({
-            "status": "ok" if healthy else ("starting" if not ready and len(problems) == 1
-                                            and problems[0].startswith("not ready")
-                                            else "degraded"),
-            "ready": ready, "problems": problems,
+            "status": status, "ready": ready, "problems": problems,
             "broker": "unreachable" if facts.broker_down_s is not None else "up",
             "clickhouse": "up" if clickhouse_up else "unavailable",
             "sink": "blocked" if blocked is not None else "ok",
             "stalled": [asdict(s) for s in monitor.stalls],
             "catalog": control.catalog.version, "budgets": len(control.book),
-        }, status=200 if healthy else 503)
+        }, status=200 if status == "ok" else 503)
 
     @app.page("/stats")
     async def stats_view(web: View, request: Request) -> Response:

@@ -62,3 +62,16 @@ def test_two_handlers_each_count_a_cause_once():
         rec = record("Unable connect to %s")
         results.append((first.filter(rec), second.filter(rec)))
     assert results == [(True, True), (False, False), (True, True)]
+
+
+@pytest.mark.parametrize(("change", "status"), [
+    ({}, "ok"),
+    ({"ready": False}, "starting"),
+    ({"ready": False, "clickhouse_up": False}, "degraded"),
+    ({"stalls": (STALL,)}, "degraded"),
+    ({"broker_down_s": 1.0}, "degraded"),
+])
+def test_verdict(change, status):
+    from prsm_events.health import verdict
+
+    assert verdict(HealthFacts(**{**HEALTHY, **change}))[0] == status
