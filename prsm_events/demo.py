@@ -102,6 +102,10 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
     for (action, code, model), n in sorted(outcomes.items()):
         click.echo(f"{action:<9} {code:<22} {model:<18} {n}")
     await asyncio.sleep(2.5)  # the last usage events settle; the scorer ticks
+    for _ in range(40):  # after its start the worker skips intervals until it is current
+        if "ticks" in (worker.get("/stats").get("scoring") or {}):
+            break
+        await asyncio.sleep(0.25)
     figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == budget.key)
     click.echo(f"budget {budget.key}: spent ${figures['spent_usd']:.4f}, reserved "
                f"${figures['reserved_usd']:.4f} of ${budget.limit_usd:g}")
@@ -111,6 +115,6 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
                    f"{f['period_end']} (90%: ${f['period_end_spend_low_usd']:.4f}-"
                    f"${f['period_end_spend_high_usd']:.4f}), exhausted at {f['exhaustion_ts']}")
     scoring = worker.get("/stats").get("scoring") or {}
-    if scoring:
+    if "ticks" in scoring:
         click.echo(f"batch scoring: {scoring['scopes']} scopes on {scoring['backend']}, "
                    f"{scoring['ticks']} ticks, last {scoring['tick_ms']} ms")
