@@ -54,6 +54,7 @@ def test_docker_compose_matches_the_code():
     for var in env:
         assert var.removeprefix("PRSM_").lower() in Settings.model_fields, var
     assert (ROOT / services["worker"]["build"]["dockerfile"]).exists()
+    assert "/health" in " ".join(services["worker"]["healthcheck"]["test"])
 
 
 def _compose_available() -> bool:
