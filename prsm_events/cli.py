@@ -256,9 +256,9 @@ def fetch_spend_report(s: Settings, by: str, since: datetime | None) -> Any:
         import urllib.request
 
         query = {"by": by} | ({"since": since.isoformat()} if since else {})
-        url = f"{s.web_url}/reports/spend?{urllib.parse.urlencode(query)}"
+        request = s.web_request(f"/reports/spend?{urllib.parse.urlencode(query)}")
         try:
-            with urllib.request.urlopen(url, timeout=30) as resp:
+            with urllib.request.urlopen(request, timeout=30) as resp:
                 body = orjson.loads(resp.read())
         except urllib.error.HTTPError as exc:
             raise PrsmError(f"worker answered {exc.code}: {exc.read().decode()}") from exc

@@ -115,8 +115,11 @@ def budget_outlook(fmt: str) -> None:
 
     s = Settings()
     try:
-        with urllib.request.urlopen(f"{s.web_url}/budgets", timeout=10) as resp:
+        with urllib.request.urlopen(s.web_request("/budgets"), timeout=10) as resp:
             rows = orjson.loads(resp.read())["budgets"]
+    except urllib.error.HTTPError as exc:
+        _fail(f"worker answered {exc.code}: {exc.read().decode(errors='replace')}")
+        raise
     except (OSError, urllib.error.URLError) as exc:
         _fail(f"no worker at {s.web_url} ({exc}): forecasts live in the worker; "
               "start `prsm worker`")

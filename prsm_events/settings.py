@@ -11,6 +11,7 @@ Every field names its environment variable in its description.
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Literal
 
@@ -51,7 +52,12 @@ class Settings(BaseSettings):
     )
     app_id: str = Field("prsm", description="PRSM_APP_ID: Faust app id (consumer group).")
     web_port: int = Field(6066, description="PRSM_WEB_PORT: the worker's HTTP API port.")
-    web_host: str = Field("127.0.0.1", description="PRSM_WEB_HOST: the worker's HTTP bind host.")
+    web_host: str = Field("127.0.0.1", description="PRSM_WEB_HOST: the worker's HTTP bind host "
+                          "(loopback unless told otherwise).")
+    web_token: SecretStr | None = Field(
+        None, description="PRSM_WEB_TOKEN: when set, every endpoint of the worker's HTTP API "
+        "but /health needs `Authorization: Bearer <token>`; the CLI sends it.",
+    )
     table_store: str = Field(
         "memory://",
         description="PRSM_TABLE_STORE: Faust table store, memory:// or rocksdb:// (extra "
@@ -227,3 +233,14 @@ class Settings(BaseSettings):
     def web_url(self) -> str:
         """Base URL of the worker's HTTP API."""
         return f"http://{self.web_host}:{self.web_port}"
+
+    def web_request(self, path: str) -> urllib.request.Request:
+        """A GET of ``path`` on the worker's HTTP API, with the bearer token when one is set.
+
+        >>> Settings(web_token="s3cret").web_request("/stats").get_header("Authorization")
+        'Bearer s3cret'
+        """
+        headers = {}
+        if self.web_token is not None:
+            headers["Authorization"] = f"Bearer {self.web_token.get_secret_value()}"
+        return urllib.request.Request(f"{self.web_url}{path}", headers=headers)

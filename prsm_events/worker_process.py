@@ -54,7 +54,7 @@ class WorkerProcess:
     def get(self, path: str) -> dict[str, Any]:
         """GET a JSON endpoint; a 503 answer (``/health`` while degraded) returns its body."""
         try:
-            with urllib.request.urlopen(f"{self.settings.web_url}{path}", timeout=10) as resp:
+            with urllib.request.urlopen(self.settings.web_request(path), timeout=10) as resp:
                 body: dict[str, Any] = orjson.loads(resp.read())
                 return body
         except urllib.error.HTTPError as exc:

@@ -40,6 +40,10 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_host=settings.web_host,
+        # Faust's own table and router views would serve table contents without the token;
+        # the worker's API (streams/web.py) reads its tables itself.
+        web_router_enabled=False,
+        web_tables_enabled=False,
         producer_acks=-1,
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_request_size=settings.max_message_bytes,

@@ -1,5 +1,8 @@
 """The worker's HTTP API: health, stats, spend tables and reports from the ClickHouse store.
 
+With PRSM_WEB_TOKEN set, every endpoint but ``/health`` needs ``Authorization: Bearer <token>``
+(compared in constant time); without it, 401.
+
 With the embedded chDB store only the worker may open the data directory, so the CLI's
 reports go through ``GET /reports/spend``.
 """
@@ -7,7 +10,10 @@ reports go through ``GET /reports/spend``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hmac
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -15,6 +21,7 @@ from typing import Any
 import faust
 from faust.types import TableT
 from faust.web import Request, Response, View
+from pydantic import SecretStr
 
 from prsm_events.clickhouse_store import ClickHouseStore
 from prsm_events.errors import StoreUnavailable
@@ -28,7 +35,7 @@ from streams.dead_letters import DeadLetterWriter
 from streams.health import HealthMonitor
 from streams.ingest import IngestStats, IngestTables, steady
 
-__all__ = ["register_views"]
+__all__ = ["bearer_guard", "register_views"]
 
 
 def _spend_rows(
@@ -47,6 +54,28 @@ def _spend_rows(
     return out
 
 
+Handler = Callable[[View, Request], Awaitable[Response]]
+
+
+def bearer_guard(token: SecretStr | None) -> Callable[[Handler], Handler]:
+    """A decorator that answers 401 unless the request carries ``token`` (no-op for None)."""
+
+    def guard(handler: Handler) -> Handler:
+        if token is None:
+            return handler
+        expected = f"Bearer {token.get_secret_value()}".encode()
+
+        @functools.wraps(handler)
+        async def guarded(web: View, request: Request) -> Response:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return web.json({"error": "missing or wrong bearer token (PRSM_WEB_TOKEN)"},
+                                status=401, headers={"WWW-Authenticate": "Bearer"})
+            return await handler(web, request)
+        return guarded
+    return guard
+
+
 def register_views(
     app: faust.App,
     settings: Settings,
@@ -58,6 +87,8 @@ def register_views(
     monitor: HealthMonitor,
     dead_letters: DeadLetterWriter,
 ) -> None:
+    guard = bearer_guard(settings.web_token)
+
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         """200 when ready and nothing is degraded, else 503; the body says what is wrong."""
@@ -80,6 +111,7 @@ def register_views(
         }, status=200 if status == "ok" else 503)
 
     @app.page("/stats")
+    @guard
     async def stats_view(web: View, request: Request) -> Response:
         return web.json({**stats.as_dict(), "decisions": control.stats.as_dict(),
                          "scoring": control.scoring,
@@ -87,22 +119,26 @@ def register_views(
                          "dead_letters_unwritable": dead_letters.unwritable})
 
     @app.page("/budgets")
+    @guard
     async def budgets_view(web: View, request: Request) -> Response:
         """Every budget in force with spent, reserved, remaining and a run-rate forecast."""
         return web.json({"budgets": control.budget_figures(time.time())})
 
     @app.page("/providers")
+    @guard
     async def providers_view(web: View, request: Request) -> Response:
         """Learned availability and latency per (provider, model)."""
         return web.json({"providers": control.health.snapshot(time.time())})
 
     @app.page("/spend")
+    @guard
     async def spend_view(web: View, request: Request) -> Response:
         query = request.query
         rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"))
         return web.json({"rows": rows})
 
     @app.page("/reports/spend")
+    @guard
     async def spend_report(web: View, request: Request) -> Response:
         query = request.query
         by = query.get("by", "tenant")

@@ -55,6 +55,7 @@ def test_docker_compose_matches_the_code():
         assert var.removeprefix("PRSM_").lower() in Settings.model_fields, var
     assert (ROOT / services["worker"]["build"]["dockerfile"]).exists()
     assert "/health" in " ".join(services["worker"]["healthcheck"]["test"])
+    assert env["PRSM_WEB_TOKEN"].startswith("${PRSM_WEB_TOKEN:?")  # bound to 0.0.0.0: required
 
 
 def _compose_available() -> bool:
