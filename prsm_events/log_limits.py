@@ -8,11 +8,12 @@ record of that cause that passes says how many were held back.
 >>> import logging
 >>> clock = iter([0.0, 0.1, 0.2, 10.5]).__next__
 >>> limiter = RepeatLimiter(interval_s=10.0, clock=clock)
->>> def rec(msg): return logging.LogRecord("aiokafka", logging.ERROR, "", 0, msg, (), None)
->>> [limiter.filter(rec("Unable connect to %s")) for _ in range(4)]
+>>> records = [logging.LogRecord("aiokafka", logging.ERROR, "", 0, "Unable connect to %s",
+...                              ("b1",), None) for _ in range(4)]
+>>> [limiter.filter(r) for r in records]
 [True, False, False, True]
->>> limiter.last_message
-'Unable connect to %s (2 more like this in the last 10.5s)'
+>>> records[3].getMessage()
+'Unable connect to b1 (2 more like this in the last 10.5s)'
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ class RepeatLimiter(logging.Filter):
         """Cause -> (when a record of it last passed, repeats held back since)."""
         self.held = 0
         """Records held back in all."""
-        self.last_message = ""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < self.min_level:
@@ -56,5 +56,4 @@ class RepeatLimiter(logging.Filter):
             record.repeat_template = template  # what a second handler's limiter keys on
             record.msg = (f"{template} ({repeats} more like this in the last "
                           f"{now - (now if passed_at is None else passed_at):.1f}s)")
-        self.last_message = str(record.msg)
         return True

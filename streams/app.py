@@ -80,8 +80,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
                              probe)
     register_decisions(app, settings, control, feeds, limits, dead_letters, probe)
     register_scoring(app, settings, control, feeds)
-    monitor = HealthMonitor(app, settings)
-    monitor.trackers = control.trackers
+    monitor = HealthMonitor(settings, control.trackers)
 
     @app.timer(interval=settings.health_interval_s)  # type: ignore[untyped-decorator]
     async def watch_health() -> None:

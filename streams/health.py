@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
-import faust
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
@@ -52,10 +52,9 @@ async def broker_answers(bootstrap: str, timeout_s: float) -> bool:
 
 
 class HealthMonitor:
-    def __init__(self, app: faust.App, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, trackers: Sequence[PartitionProgress]) -> None:
         self.settings = settings
-        self.trackers: list[PartitionProgress] = []
+        self.trackers = trackers
         self.broker_down_since: float | None = None
         self.stalls: list[Stall] = []
 
