@@ -39,6 +39,7 @@ from benchmarks.harness import bench_broker, machine_line  # noqa: E402
 from prsm_events.budgets import Budget  # noqa: E402
 from prsm_events.config_admin import budget_record, publish  # noqa: E402
 from prsm_events.kafka_admin import ensure_topics  # noqa: E402
+from prsm_events.kafka_connection import KafkaConnection  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
 from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
 from prsm_events.worker_process import WorkerProcess  # noqa: E402
@@ -190,7 +191,7 @@ def main() -> None:
         specs = [*topic_specs(prefix, args.partitions),
                  TopicSpec(f"{prefix}echo-req", args.partitions),
                  TopicSpec(f"{prefix}echo-rep", args.partitions)]
-        asyncio.run(ensure_topics(bootstrap, specs))
+        asyncio.run(ensure_topics(KafkaConnection(bootstrap), specs))
         ready = multiprocessing.Event()
         echo = multiprocessing.Process(target=echo_process, daemon=True, args=(
             bootstrap, f"{prefix}echo-req", f"{prefix}echo-rep", ready))

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import bench_broker, machine_line  # noqa: E402
 from prsm_events.kafka_admin import ensure_topics  # noqa: E402
+from prsm_events.kafka_connection import KafkaConnection  # noqa: E402
 from prsm_events.replay import WorkloadSpread, synthetic_trace, trace_events  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
 from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
@@ -162,7 +163,7 @@ def main() -> None:
         specs = [*topic_specs(prefix, args.partitions),
                  TopicSpec(f"{prefix}floor-in", args.partitions),
                  TopicSpec(f"{prefix}floor-out", args.partitions)]
-        asyncio.run(ensure_topics(bootstrap, specs))
+        asyncio.run(ensure_topics(KafkaConnection(bootstrap), specs))
         asyncio.run(preload(bootstrap, f"{prefix}floor-in", messages))
         asyncio.run(preload(bootstrap, f"{prefix}usage", messages))
         floor_s = asyncio.run(raw_floor(bootstrap, f"{prefix}floor-in", f"{prefix}floor-out",

@@ -14,14 +14,18 @@ import click
 import orjson
 from pydantic import ValidationError
 
-from prsm_events.errors import PrsmError
+from prsm_events.errors import ConfigError, PrsmError
 from prsm_events.settings import Settings
 
 SHARED_TRACE = Path("../shared/data/azure-llm-2023/AzureLLMInferenceTrace_code.csv")
 
 
 def _settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:  # inputs are hidden: they may hold secrets
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError(f"invalid PRSM_* settings: {problems}") from None
 
 
 def _fail(message: str) -> None:
@@ -29,7 +33,17 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command's known failures (broker, settings, store) end in one line, exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PrsmError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """prsm-events: real-time AI spend control on Kafka."""
 
@@ -40,34 +54,74 @@ def dev() -> None:
     """The local Kafka broker (real Apache Kafka, KRaft, single node)."""
 
 
-def _broker() -> Any:
+def _broker(secure: bool = False) -> Any:
     from prsm_events.dev_broker import LocalBroker
 
     s = _settings()
-    return LocalBroker(s.home, s.broker_port)
+    return LocalBroker(s.home, s.broker_port, secure=secure)
 
 
 @dev.command("up")
-def dev_up() -> None:
+@click.option("--secure", is_flag=True,
+              help="SASL_SSL (SCRAM) and mutual TLS with ACLs, as a managed cluster; clients "
+              "need PRSM_HOME/kafka-secure/client.env.")
+def dev_up(secure: bool) -> None:
     """Fetch (once) and start the broker; wait until it answers."""
-    broker = _broker()
+    broker = _broker(secure)
     click.echo(f"starting Kafka {broker.kafka_version()} under {broker.dir} ...", err=True)
-    try:
-        bootstrap = broker.start()
-    except PrsmError as exc:
-        _fail(str(exc))
+    bootstrap = broker.start()
+    if secure:
+        click.echo(f"SASL_SSL as admin: set -a; . {broker.dir / 'client.env'}; set +a\n"
+                   f"mutual TLS on {broker.tls_bootstrap}", err=True)
     click.echo(bootstrap)
 
 
 @dev.command("down")
 def dev_down() -> None:
-    """Stop the broker (its data stays under PRSM_HOME)."""
-    click.echo("stopped" if _broker().stop() else "not running")
+    """Stop the broker (and the secure one); their data stays under PRSM_HOME."""
+    stopped = [_broker(secure).stop() for secure in (False, True)]
+    click.echo("stopped" if any(stopped) else "not running")
 
 
 @dev.command("status")
 def dev_status() -> None:
-    click.echo(_broker().status())
+    plain, secure = _broker(), _broker(secure=True)
+    click.echo(plain.status())
+    if secure.pid() is not None:
+        click.echo(f"secure: {secure.status()}")
+
+
+@dev.command("user")
+@click.argument("name")
+@click.password_option(help="The user's password (asked when not given).")
+def dev_user(name: str, password: str) -> None:
+    """Add (or change) a SCRAM-SHA-256/512 user on the secure broker."""
+    from pydantic import SecretStr
+
+    _broker(secure=True).add_user(name, SecretStr(password))
+    click.echo(f"user {name}")
+
+
+def _dev_tool(name: str, args: tuple[str, ...]) -> None:
+    broker = _broker(secure=_broker(secure=True).pid() is not None)
+    done = broker.tool(name, *args)
+    click.echo(done.stdout, nl=False)
+    click.echo(done.stderr, nl=False, err=True)
+    sys.exit(done.returncode)
+
+
+@dev.command("acls", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dev_acls(args: tuple[str, ...]) -> None:
+    """kafka-acls from the broker's jars, as admin (e.g. `prsm dev acls --list`)."""
+    _dev_tool("kafka-acls", args)
+
+
+@dev.command("configs", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dev_configs(args: tuple[str, ...]) -> None:
+    """kafka-configs from the broker's jars, as admin."""
+    _dev_tool("kafka-configs", args)
 
 
 # --- topics --------------------------------------------------------------------------------
@@ -81,7 +135,7 @@ def provision_topics(s: Settings) -> list[Any]:
     from prsm_events.topics import topic_specs
 
     specs = topic_specs(s.topic_prefix, s.partitions, s.topic_max_message_bytes)
-    return asyncio.run(ensure_topics(s.bootstrap, specs, s.replication_factor))
+    return asyncio.run(ensure_topics(s.kafka, specs, s.replication_factor))
 
 
 @topics.command("create")
@@ -156,7 +210,7 @@ def publish(file_: Any, no_validate: bool, **flags: Any) -> None:
             _fail(str(exc))
 
     async def send() -> int:
-        async with UsagePublisher(s.bootstrap, topic=s.topic("usage")) as pub:
+        async with UsagePublisher(s.kafka, topic=s.topic("usage")) as pub:
             if no_validate:
                 for line in lines:
                     await pub.publish_raw(line)
@@ -204,7 +258,7 @@ def replay_trace(s: Settings, trace: Path | None, *, speed: float, seed: int, te
                               id_prefix=prefix)
         sent = 0
         pending: list[Any] = []
-        async with UsagePublisher(s.bootstrap, topic=s.topic("usage")) as pub:
+        async with UsagePublisher(s.kafka, topic=s.topic("usage")) as pub:
             producer = pub.producer
             with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed}/"
                           "{task.total} events"), TimeRemainingColumn(),

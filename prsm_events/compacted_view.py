@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from prsm_events.errors import BrokerError
+from prsm_events.kafka_connection import KafkaConnection, started
 
 __all__ = ["CompactedView", "cancel", "fetch_batches", "wait_for_partitions"]
 
@@ -75,10 +76,10 @@ class CompactedView:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, on_record: OnRecord,
+        self, kafka: KafkaConnection, topic: str, on_record: OnRecord,
         on_error: OnError | None = None, *, fetch_max_wait_ms: int = 100,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topic = topic
         self.on_record = on_record
         self.on_error = on_error
@@ -92,10 +93,10 @@ class CompactedView:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            **self.kafka.client_args(), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
-        await consumer.start()
+        await started(consumer, self.kafka)
         try:
             partitions = await wait_for_partitions(consumer, self.topic)
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]

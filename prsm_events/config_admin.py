@@ -13,11 +13,17 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 
 from prsm_events.budgets import Budget, BudgetBook
 from prsm_events.catalog import Catalog
 from prsm_events.compacted_view import CompactedView, wait_for_partitions
 from prsm_events.errors import BrokerError
+from prsm_events.kafka_connection import KafkaAccessError, started
 from prsm_events.settings import Settings
 
 __all__ = [
@@ -38,22 +44,23 @@ def budget_record(budget: Budget) -> tuple[bytes, bytes]:
 async def publish(settings: Settings, topic: str, records: list[tuple[bytes, bytes | None]]
                   ) -> None:
     """Send records (value None: a tombstone) and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
+    producer = AIOKafkaProducer(**settings.kafka.client_args(), acks="all",
                                 enable_idempotence=True)
-    try:
-        await producer.start()
-    except Exception as exc:
-        await producer.stop()
-        raise BrokerError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+    await started(producer, settings.kafka)
     try:
         for key, value in records:
             await producer.send_and_wait(settings.topic(topic), value, key=key)
+    except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError) as exc:
+        raise KafkaAccessError(f"{settings.kafka.describe()} is not authorized to write "
+                               f"{settings.topic(topic)}: {exc}") from None
+    except KafkaError as exc:
+        raise BrokerError(f"could not write {settings.topic(topic)}: {exc}") from None
     finally:
         await producer.stop()
 
 
 async def _snapshot(settings: Settings, topic: str, apply: Any) -> None:
-    view = CompactedView(settings.bootstrap, settings.topic(topic), apply)
+    view = CompactedView(settings.kafka, settings.topic(topic), apply)
     await view.start()
     try:
         await view.wait_caught_up(30.0)
@@ -91,9 +98,9 @@ async def tail_decisions(
 ) -> Any:
     """Yield decisions (dicts) as they arrive on the decisions topic."""
     topic = settings.topic("decisions")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(**settings.kafka.client_args(), group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=100)
-    await consumer.start()
+    await started(consumer, settings.kafka)
     try:
         partitions = await wait_for_partitions(consumer, topic)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -26,6 +26,7 @@ from prsm_events.client_lifecycle import AsyncClient
 from prsm_events.compacted_view import cancel, fetch_batches, wait_for_partitions
 from prsm_events.decision import Action, Decision, Reason
 from prsm_events.errors import BrokerError
+from prsm_events.kafka_connection import started
 from prsm_events.request import RequestEvent
 from prsm_events.settings import Settings
 
@@ -60,15 +61,16 @@ class DecisionClient(AsyncClient):
 
     async def start(self) -> None:
         topic = self.settings.topic("decisions")
+        kafka = self.settings.kafka
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=self.linger_ms,
+            **kafka.client_args(), acks="all", linger_ms=self.linger_ms,
             enable_idempotence=True)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, group_id=None,
+            **kafka.client_args(), group_id=None,
             enable_auto_commit=False, fetch_max_wait_ms=self.fetch_max_wait_ms)
-        await self._producer.start()
-        await self._consumer.start()
         try:
+            await started(self._producer, kafka)
+            await started(self._consumer, kafka)
             partitions = await wait_for_partitions(self._consumer, topic)
         except BrokerError:
             await self.stop()

@@ -86,7 +86,7 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
                f"against a ${budget.limit_usd:g}/day hard budget (each used as decided)")
     outcomes: Counter[tuple[str, str, str]] = Counter()
     async with DecisionClient(settings, timeout_s=5.0) as client, \
-            UsagePublisher(settings.bootstrap, topic=settings.topic("usage")) as usage:
+            UsagePublisher(settings.kafka, topic=settings.topic("usage")) as usage:
         for i in range(requests):
             d = await client.decide(RequestEvent(
                 request_id=f"{tenant}-{i}", ts=datetime.now(UTC), tenant=tenant,

@@ -32,6 +32,10 @@ class StoreUnavailable(PrsmError):
     """The ClickHouse store cannot be reached or refused a write; retry later."""
 
 
+class ConfigError(PrsmError, ValueError):
+    """Settings that cannot work (a missing credential, a file that is not there)."""
+
+
 class BrokerError(PrsmError):
     """The local Kafka broker could not be resolved, started or reached."""
 

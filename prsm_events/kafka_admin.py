@@ -13,6 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from prsm_events.errors import BrokerError
+from prsm_events.kafka_connection import KafkaAccessError, KafkaConnection, probe_connection
 from prsm_events.topics import TopicSpec
 
 __all__ = ["TopicChange", "check_message_limits", "ensure_topics", "wait_for_broker"]
@@ -31,23 +32,25 @@ class TopicChange:
         return f"{self.action:9} {self.topic}" + (f"  ({self.detail})" if self.detail else "")
 
 
-async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
-    """Return once the cluster answers a metadata request; raise BrokerError after timeout."""
+async def wait_for_broker(kafka: KafkaConnection, timeout_s: float = 60.0) -> None:
+    """Return once the cluster answers a metadata request; raise BrokerError after timeout,
+    and KafkaAccessError at once when the cluster refuses our credentials or TLS."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     aiokafka_log = logging.getLogger("aiokafka")
     level = aiokafka_log.level
     aiokafka_log.setLevel(logging.CRITICAL)  # connection-refused errors are expected here
     try:
-        await _wait(bootstrap, loop, deadline)
+        await _wait(kafka, loop, deadline)
     finally:
         aiokafka_log.setLevel(level)
 
 
-async def _wait(bootstrap: str, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+async def _wait(kafka: KafkaConnection, loop: asyncio.AbstractEventLoop, deadline: float
+                ) -> None:
     last: Exception | None = None
     while loop.time() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(**kafka.client_args(), request_timeout_ms=5000)
         try:
             await admin.start()
             await admin.list_topics()
@@ -56,31 +59,38 @@ async def _wait(bootstrap: str, loop: asyncio.AbstractEventLoop, deadline: float
             last = exc
         finally:
             await admin.close()
+        try:  # refused access fails at once; only an unreachable cluster is waited for
+            await probe_connection(kafka, timeout_s=5.0)
+        except KafkaAccessError:
+            raise
+        except BrokerError:
+            pass
         await asyncio.sleep(0.5)
-    raise BrokerError(f"Kafka at {bootstrap} did not answer in time: {last}")
+    raise BrokerError(f"{kafka.describe()} did not answer in time: {last}")
 
 
 async def ensure_topics(
-    bootstrap: str, specs: Sequence[TopicSpec], replication_factor: int = 1
+    kafka: KafkaConnection, specs: Sequence[TopicSpec], replication_factor: int = 1
 ) -> list[TopicChange]:
     """Create missing topics and align configs of existing ones; never drops data.
 
     Partition counts are never changed (that would move tenants between partitions);
     a mismatch is reported as a warning.
     """
-    async with _admin(bootstrap) as admin:
+    async with _admin(kafka) as admin:
         return await _ensure(admin, specs, replication_factor)
 
 
 @asynccontextmanager
-async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+async def _admin(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on exit; BrokerError when Kafka cannot be reached."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka.client_args(), request_timeout_ms=15000)
     try:
         await admin.start()
-    except KafkaConnectionError as exc:
+    except KafkaConnectionError:
         await admin.close()
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+        await probe_connection(kafka)  # says why (refused access) when it can
+        raise BrokerError(f"cannot reach {kafka.describe()}") from None
     try:
         yield admin
     finally:
@@ -136,13 +146,14 @@ async def _ensure(
 
 
 async def check_message_limits(
-    bootstrap: str, topics: Sequence[str], needed: int, setting: str = "PRSM_MAX_MESSAGE_BYTES",
+    kafka: KafkaConnection, topics: Sequence[str], needed: int,
+    setting: str = "PRSM_MAX_MESSAGE_BYTES",
 ) -> dict[str, int]:
     """Each existing topic's ``max.message.bytes`` (its own or the broker's default); raise
     BrokerError naming every topic that would refuse a record batch of ``needed`` bytes,
     so that a worker never starts with a producer allowed to send what a topic refuses
     (such a send fails on every retry and holds its partition)."""
-    async with _admin(bootstrap) as admin:
+    async with _admin(kafka) as admin:
         present = sorted(set(topics) & set(await admin.list_topics()))
         if not present:
             return {}

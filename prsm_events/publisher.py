@@ -14,6 +14,10 @@ Sync::
 
     with SyncUsagePublisher("127.0.0.1:19092") as pub:
         pub.publish(event)
+
+TLS and SASL come from the ``PRSM_KAFKA_*`` variables (see ``Settings``), also when a
+bootstrap string is given; or pass a ``KafkaConnection``. Refused credentials or an
+untrusted certificate fail ``start()`` at once with ``KafkaAccessError``.
 """
 
 from __future__ import annotations
@@ -28,12 +32,21 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from prsm_events.client_lifecycle import AsyncClient
+from prsm_events.kafka_connection import KafkaConnection, started
 from prsm_events.models import UsageEvent
 from prsm_events.settings import Settings
 
 __all__ = ["SyncUsagePublisher", "UsagePublisher"]
 
 EventLike = UsageEvent | Mapping[str, Any]
+
+
+def _connection(bootstrap: str | KafkaConnection | None, settings: Settings
+                ) -> KafkaConnection:
+    """A given connection; or the PRSM_KAFKA_* security towards the given servers."""
+    if isinstance(bootstrap, KafkaConnection):
+        return bootstrap
+    return settings.kafka.with_bootstrap(bootstrap) if bootstrap else settings.kafka
 
 
 def _encode(event: EventLike) -> tuple[bytes, bytes]:
@@ -46,13 +59,13 @@ class UsagePublisher(AsyncClient):
 
     def __init__(
         self,
-        bootstrap: str | None = None,
+        bootstrap: str | KafkaConnection | None = None,
         *,
         topic: str | None = None,
         **producer_options: Any,
     ) -> None:
         settings = Settings()
-        self.bootstrap = bootstrap or settings.bootstrap
+        self.kafka = _connection(bootstrap, settings)
         self.topic = topic or settings.topic("usage")
         options: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
         options.update(producer_options)
@@ -61,8 +74,8 @@ class UsagePublisher(AsyncClient):
 
     async def start(self) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **self._options)
-            await producer.start()
+            producer = AIOKafkaProducer(**self.kafka.client_args(), **self._options)
+            await started(producer, self.kafka)
             self._producer = producer
 
     async def stop(self) -> None:
@@ -100,13 +113,19 @@ class UsagePublisher(AsyncClient):
 class SyncUsagePublisher:
     """Blocking publisher for code without an event loop; runs one in a daemon thread."""
 
-    def __init__(self, bootstrap: str | None = None, **options: Any) -> None:
+    def __init__(self, bootstrap: str | KafkaConnection | None = None, **options: Any
+                 ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="prsm-publisher")
         self._thread.start()
         self._async = UsagePublisher(bootstrap, **options)
-        self._call(self._async.start())
+        try:
+            self._call(self._async.start())
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            raise
 
     def _call(self, coro: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)

@@ -12,11 +12,14 @@ Every field names its environment variable in its description.
 from __future__ import annotations
 
 import urllib.request
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from prsm_events.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
 
 DEFAULT_BROKER_PORT = 19092
 TOPIC_BATCH_OVERHEAD = 1024
@@ -27,12 +30,39 @@ framing around a record of PRSM_MAX_MESSAGE_BYTES."""
 class Settings(BaseSettings):
     """Runtime configuration; build once per process with ``Settings()``."""
 
-    model_config = SettingsConfigDict(env_prefix="PRSM_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PRSM_", frozen=True, extra="ignore",
+                                      env_ignore_empty=True,  # VAR= means unset
+                                      hide_input_in_errors=True)  # inputs hold secrets
 
     home: Path = Field(Path(".prsm"), description="PRSM_HOME: local state (broker, ClickHouse).")
     kafka_bootstrap: str = Field(
         "",
         description="PRSM_KAFKA_BOOTSTRAP: host:port list; empty means the `prsm dev up` broker.",
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PRSM_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT "
+        "or SASL_SSL, for every Kafka client (worker, SDK, CLI).",
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        None, description="PRSM_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 "
+        "(needed with SASL_*).",
+    )
+    kafka_username: str | None = Field(None, description="PRSM_KAFKA_USERNAME: SASL user.")
+    kafka_password: SecretStr | None = Field(
+        None, description="PRSM_KAFKA_PASSWORD: SASL password (never printed)."
+    )
+    kafka_ca_file: Path | None = Field(
+        None, description="PRSM_KAFKA_CA_FILE: PEM file of the CA(s) that signed the brokers' "
+        "certificates (default: the system's CAs).",
+    )
+    kafka_cert_file: Path | None = Field(
+        None, description="PRSM_KAFKA_CERT_FILE: PEM client certificate, for mutual TLS."
+    )
+    kafka_key_file: Path | None = Field(
+        None, description="PRSM_KAFKA_KEY_FILE: PEM private key of the client certificate."
+    )
+    kafka_key_password: SecretStr | None = Field(
+        None, description="PRSM_KAFKA_KEY_PASSWORD: password of an encrypted key file."
     )
     broker_port: int = Field(
         DEFAULT_BROKER_PORT, description="PRSM_BROKER_PORT: port of the `prsm dev up` broker."
@@ -187,7 +217,16 @@ class Settings(BaseSettings):
         if not self.clickhouse_dsn.get_secret_value():
             dsn = f"chdb://{(self.home / 'clickhouse').absolute()}"
             object.__setattr__(self, "clickhouse_dsn", SecretStr(dsn))
+        self.kafka  # noqa: B018 - validate the Kafka security settings now
         return self
+
+    @cached_property
+    def kafka(self) -> KafkaConnection:
+        """How every Kafka client connects (bootstrap, TLS, SASL)."""
+        return KafkaConnection(
+            self.bootstrap, self.kafka_security_protocol, self.kafka_sasl_mechanism,
+            self.kafka_username, self.kafka_password, self.kafka_ca_file, self.kafka_cert_file,
+            self.kafka_key_file, self.kafka_key_password)
 
     @property
     def bootstrap(self) -> str:

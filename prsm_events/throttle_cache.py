@@ -40,7 +40,7 @@ class ThrottleCache(AsyncClient):
         self.settings = settings or Settings()
         self.directives: dict[str, ThrottleDirective] = {}
         self.bad_records = 0
-        self._view = CompactedView(self.settings.bootstrap, self.settings.topic("policies"),
+        self._view = CompactedView(self.settings.kafka, self.settings.topic("policies"),
                                    self._apply, fetch_max_wait_ms=fetch_max_wait_ms)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:

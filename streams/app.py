@@ -31,6 +31,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     app = faust.App(
         settings.app_id,
         broker=brokers,
+        broker_credentials=settings.kafka.faust_credentials(),
         store=settings.table_store,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -75,7 +76,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     app.add_dependency(feeds)  # started (budgets and catalog read) with the app
 
     stats = IngestStats()
-    probe = BrokerRecordProbe(settings.bootstrap)
+    probe = BrokerRecordProbe(settings.kafka)
     tables = register_ingest(app, settings, store, ingestor, stats, control, feeds, dead_letters,
                              probe)
     register_decisions(app, settings, control, feeds, limits, dead_letters, probe)

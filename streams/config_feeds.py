@@ -30,9 +30,9 @@ class ConfigFeeds(mode.Service):
         self.control = control
         self.dead_letters = dead_letters
         self.views = [
-            CompactedView(settings.bootstrap, settings.topic("budgets"), control.apply_budget,
+            CompactedView(settings.kafka, settings.topic("budgets"), control.apply_budget,
                           self._dead_letter(settings.topic("budgets"))),
-            CompactedView(settings.bootstrap, settings.topic("catalog"), control.apply_catalog,
+            CompactedView(settings.kafka, settings.topic("catalog"), control.apply_catalog,
                           self._dead_letter(settings.topic("catalog"))),
         ]
         self.ready = asyncio.Event()

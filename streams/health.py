@@ -18,6 +18,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from prsm_events.health import Stall
+from prsm_events.kafka_connection import KafkaConnection
 from prsm_events.log_limits import RepeatLimiter
 from prsm_events.settings import Settings
 from streams.partition_progress import PartitionProgress
@@ -38,10 +39,9 @@ def install_log_limiter(logger: logging.Logger, interval_s: float) -> list[Repea
     return limiters
 
 
-async def broker_answers(bootstrap: str, timeout_s: float) -> bool:
+async def broker_answers(kafka: KafkaConnection, timeout_s: float) -> bool:
     """True if a bootstrap server answers a metadata request within ``timeout_s``."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap,
-                            request_timeout_ms=int(timeout_s * 1000))
+    client = AIOKafkaClient(**kafka.client_args(), request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return True
@@ -64,14 +64,14 @@ class HealthMonitor:
     async def observe(self, steady: bool) -> None:
         """Probe the broker; if it answers and the worker is steady, look for stalls."""
         timeout = 5.0
-        if await broker_answers(self.settings.bootstrap, timeout):
+        if await broker_answers(self.settings.kafka, timeout):
             if self.broker_down_since is not None:
                 log.warning("Kafka broker answers again after %.0fs",
                             time.monotonic() - self.broker_down_since)
             self.broker_down_since = None
         elif self.broker_down_since is None:
             self.broker_down_since = time.monotonic()
-            log.error("Kafka broker at %s does not answer", self.settings.bootstrap)
+            log.error("%s does not answer", self.settings.kafka.describe())
         if self.broker_down_since is not None or not steady:
             self.stalls = []
             return

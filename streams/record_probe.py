@@ -14,12 +14,14 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
+from prsm_events.kafka_connection import KafkaConnection
+
 __all__ = ["BrokerRecordProbe"]
 
 
 class BrokerRecordProbe:
-    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, timeout_s: float = 10.0) -> None:
+        self.kafka = kafka
         self.timeout_s = timeout_s
         self.probes = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -27,7 +29,7 @@ class BrokerRecordProbe:
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+            consumer = AIOKafkaConsumer(**self.kafka.client_args(), group_id=None,
                                         enable_auto_commit=False,
                                         isolation_level="read_uncommitted")
             await consumer.start()

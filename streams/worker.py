@@ -25,15 +25,15 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
 
     async def prepare() -> None:
-        await wait_for_broker(settings.bootstrap)
+        await wait_for_broker(settings.kafka)
         specs = topic_specs(settings.topic_prefix, settings.partitions,
                             settings.topic_max_message_bytes)
-        for change in await ensure_topics(settings.bootstrap, specs, settings.replication_factor):
+        for change in await ensure_topics(settings.kafka, specs, settings.replication_factor):
             if change.action != "unchanged":
                 logging.getLogger("prsm.worker").warning("topic %s", change)
         # what the worker writes: every prsm topic, and the changelogs of its tables
         written = [s.name for s in specs] + changelogs
-        await check_message_limits(settings.bootstrap, written, settings.topic_max_message_bytes)
+        await check_message_limits(settings.kafka, written, settings.topic_max_message_bytes)
 
     asyncio.run(prepare())
     # aiokafka logs every send at debug level; with the root logger left at NOTSET each call

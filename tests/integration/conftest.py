@@ -33,21 +33,25 @@ def unique(name: str) -> str:
     return f"{name}-{RUN}"
 
 
-def free_port(pairs: bool = False) -> int:
-    """A free TCP port (and the next one too when ``pairs``)."""
+def free_port(pairs: bool = False, count: int = 1) -> int:
+    """A free TCP port, and the next ones too: one (``pairs``) or ``count - 1``."""
+    count = max(count, 2 if pairs else 1)
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if not pairs:
+        if all(_free(port + i) for i in range(1, count)):
             return port
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port pair")
+    raise RuntimeError(f"no {count} free ports in a row")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 @pytest.fixture(scope="session")

@@ -334,12 +334,13 @@ def test_bad_budget_records_are_dead_lettered(worker: WorkerHandle) -> None:
 def test_decision_client_timeout_applies_its_fallback(kafka: str, tmp_path: Path) -> None:
     """No worker answers on these topics: the client falls back and says so."""
     from prsm_events.kafka_admin import ensure_topics
+    from prsm_events.kafka_connection import KafkaConnection
     from prsm_events.settings import Settings
     from prsm_events.topics import topic_specs
 
     prefix = f"{unique('nowork')}."
     settings = Settings(home=tmp_path, kafka_bootstrap=kafka, topic_prefix=prefix)
-    run(ensure_topics(kafka, topic_specs(prefix, 2)))
+    run(ensure_topics(KafkaConnection(kafka), topic_specs(prefix, 2)))
 
     async def ask(fail: str) -> Decision:
         async with DecisionClient(settings, timeout_s=0.3, fail=fail) as client:  # type: ignore[arg-type]

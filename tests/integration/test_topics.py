@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from prsm_events.kafka_admin import ensure_topics
+from prsm_events.kafka_connection import KafkaConnection
 from prsm_events.topics import topic_specs
 from tests.integration.conftest import unique
 
@@ -37,15 +38,16 @@ async def set_retention(bootstrap: str, topic: str, value: str) -> None:
 def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
     prefix = f"{unique('it-topics')}."
     specs = topic_specs(prefix, 3)
-    first = asyncio.run(ensure_topics(kafka, specs))
+    first = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
     assert {c.action for c in first} == {"created"} and len(first) == 8
-    second = asyncio.run(ensure_topics(kafka, specs))
+    second = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
     assert {c.action for c in second} == {"unchanged"}
     asyncio.run(set_retention(kafka, f"{prefix}usage", "1000"))
-    third = asyncio.run(ensure_topics(kafka, specs))
+    third = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
     altered = [c for c in third if c.action == "altered"]
     assert [c.topic for c in altered] == [f"{prefix}usage"]
     assert "retention.ms=604800000" in altered[0].detail
     more = topic_specs(prefix, 6)
-    warnings = [c for c in asyncio.run(ensure_topics(kafka, more)) if c.action == "warning"]
+    changes = asyncio.run(ensure_topics(KafkaConnection(kafka), more))
+    warnings = [c for c in changes if c.action == "warning"]
     assert len(warnings) == 7  # every per-tenant topic; partitions are never changed
