@@ -15,7 +15,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -76,6 +76,26 @@ def bearer_guard(token: SecretStr | None) -> Callable[[Handler], Handler]:
     return guard
 
 
+def takes(*names: str) -> Callable[[Handler], Handler]:
+    """A decorator that answers 400 for a query parameter the endpoint does not take, or one
+    given twice: nothing from a request reaches a query unchecked."""
+
+    def check(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def checked(web: View, request: Request) -> Response:
+            given = list(request.query.keys())
+            unknown = sorted(set(given) - set(names))
+            repeated = sorted({n for n in given if given.count(n) > 1})
+            if unknown or repeated:
+                what = (f"unknown parameter(s) {', '.join(unknown)}" if unknown
+                        else f"repeated parameter(s) {', '.join(repeated)}")
+                return web.json({"error": f"{what}; this endpoint takes: "
+                                          f"{', '.join(names) or 'none'}"}, status=400)
+            return await handler(web, request)
+        return checked
+    return check
+
+
 def register_views(
     app: faust.App,
     settings: Settings,
@@ -90,6 +110,7 @@ def register_views(
     guard = bearer_guard(settings.web_token)
 
     @app.page("/health")
+    @takes()
     async def health(web: View, request: Request) -> Response:
         """200 when ready and nothing is degraded, else 503; the body says what is wrong."""
         clickhouse_up = await asyncio.to_thread(store.ping)
@@ -112,6 +133,7 @@ def register_views(
 
     @app.page("/stats")
     @guard
+    @takes()
     async def stats_view(web: View, request: Request) -> Response:
         return web.json({**stats.as_dict(), "decisions": control.stats.as_dict(),
                          "scoring": control.scoring,
@@ -120,18 +142,21 @@ def register_views(
 
     @app.page("/budgets")
     @guard
+    @takes()
     async def budgets_view(web: View, request: Request) -> Response:
         """Every budget in force with spent, reserved, remaining and a run-rate forecast."""
         return web.json({"budgets": control.budget_figures(time.time())})
 
     @app.page("/providers")
     @guard
+    @takes()
     async def providers_view(web: View, request: Request) -> Response:
         """Learned availability and latency per (provider, model)."""
         return web.json({"providers": control.health.snapshot(time.time())})
 
     @app.page("/spend")
     @guard
+    @takes("scope", "window")
     async def spend_view(web: View, request: Request) -> Response:
         query = request.query
         rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"))
@@ -139,6 +164,7 @@ def register_views(
 
     @app.page("/reports/spend")
     @guard
+    @takes("by", "since")
     async def spend_report(web: View, request: Request) -> Response:
         query = request.query
         by = query.get("by", "tenant")
@@ -151,6 +177,8 @@ def register_views(
                 since = datetime.fromisoformat(query["since"])
             except ValueError:
                 return web.json({"error": "since must be an ISO 8601 timestamp"}, status=400)
+            if since.tzinfo is None:  # a time without a zone is UTC, as in every report
+                since = since.replace(tzinfo=UTC)
         sql, params = spend_query(by, since)
         try:
             rows = await asyncio.to_thread(store.query, sql, params)

@@ -35,6 +35,13 @@ def test_a_token_guards_every_endpoint_but_health(start_worker):
     for path in ("/router/", "/table/spend/", "/router/spend/"):  # Faust's views: table data
         assert status(f"{base}{path}", "s3cret-t0ken") == 404, path
     assert "s3cret" not in repr(worker.settings)
+    # every parameter is checked before anything reaches a query
+    token = "s3cret-t0ken"
+    for bad in ("/reports/spend?by=model;DROP%20TABLE%20usage", "/reports/spend?since=yesterday",
+                "/reports/spend?by=model&by=tenant", "/reports/spend?by=model&limit=5",
+                "/spend?scope=global&sql=1", "/stats?x=1", "/health?verbose=1"):
+        assert status(f"{base}{bad}", token) == 400, bad
+    assert status(f"{base}/reports/spend?by=model&since=2026-01-01T00:00:00", token) == 200
 
     env = {**os.environ, **worker.settings.as_env()}
     report = [sys.executable, "-m", "prsm_events", "report", "spend", "--by", "model"]
