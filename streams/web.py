@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import faust
 from faust.types import TableT
@@ -83,7 +84,7 @@ def takes(*names: str) -> Callable[[Handler], Handler]:
     def check(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def checked(web: View, request: Request) -> Response:
-            given = list(request.query.keys())
+            given = [name for name, _ in parse_qsl(request.query_string, keep_blank_values=True)]
             unknown = sorted(set(given) - set(names))
             repeated = sorted({n for n in given if given.count(n) > 1})
             if unknown or repeated:
