@@ -74,6 +74,11 @@ class KafkaConnection:
     key_password: SecretStr | None = None
 
     def __post_init__(self) -> None:
+        try:
+            self.hosts  # noqa: B018
+        except ValueError:
+            raise ConfigError(f"PRSM_KAFKA_BOOTSTRAP: not a host:port list: {self.bootstrap!r}"
+                              ) from None
         protocol = self.security_protocol
         if protocol not in ("PLAINTEXT", "SSL", *_SASL):
             raise ConfigError(f"unknown Kafka security protocol {protocol!r}; use PLAINTEXT, "
@@ -118,11 +123,17 @@ class KafkaConnection:
 
     @property
     def hosts(self) -> list[tuple[str, int]]:
-        """The bootstrap servers as (host, port) pairs."""
+        """The bootstrap servers as (host, port) pairs (Kafka's port 9092 when none is given).
+
+        >>> KafkaConnection("k1:9093, k2,[::1]:9094").hosts
+        [('k1', 9093), ('k2', 9092), ('::1', 9094)]
+        """
         pairs = []
-        for item in self.bootstrap.split(","):
-            host, _, port = item.strip().rpartition(":")
-            pairs.append((host.strip("[]") or item.strip(), int(port) if port else 9092))
+        for item in (part.strip() for part in self.bootstrap.split(",")):
+            host, colon, port = item.rpartition(":")
+            if not colon or (host.count(":") and not host.endswith("]")):
+                host, port = item, "9092"  # no port (or a bare IPv6 address)
+            pairs.append((host.strip("[]"), int(port)))
         return pairs
 
     def client_args(self) -> dict[str, Any]:

@@ -34,10 +34,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> DevCertificates:
     ({"security_protocol": "SSL", "cert_file": Path("/x.pem")}, "needs both"),
     ({"security_protocol": "SSL", "ca_file": Path("/nonexistent/ca.pem")}, "no such file"),
     ({"security_protocol": "TLS"}, "unknown Kafka security protocol"),
+    ({"bootstrap": "k1:port"}, "not a host:port list"),
 ])
 def test_settings_that_cannot_work_are_refused(fields: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        KafkaConnection("b:9093", **fields)
+        KafkaConnection(**{"bootstrap": "b:9093", **fields})
 
 
 def test_a_file_that_is_not_a_certificate_is_refused(tmp_path: Path) -> None:
