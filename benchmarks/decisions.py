@@ -36,13 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import bench_broker, machine_line  # noqa: E402
-from prsm_events.budgets import Budget  # noqa: E402
-from prsm_events.config_admin import budget_record, publish  # noqa: E402
-from prsm_events.kafka_admin import ensure_topics  # noqa: E402
-from prsm_events.kafka_connection import KafkaConnection  # noqa: E402
+from prsm_events.accounting.budgets import Budget  # noqa: E402
+from prsm_events.cli.worker_process import WorkerProcess  # noqa: E402
+from prsm_events.kafka.admin import ensure_topics  # noqa: E402
+from prsm_events.kafka.config_topics import budget_record, publish  # noqa: E402
+from prsm_events.kafka.connection import KafkaConnection  # noqa: E402
+from prsm_events.kafka.topics import TopicSpec, topic_specs  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
-from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
-from prsm_events.worker_process import WorkerProcess  # noqa: E402
 from tests.integration.conftest import free_port  # noqa: E402
 
 TENANTS = 20
@@ -148,16 +148,17 @@ async def round_trips(bootstrap: str, req_topic: str, reply_topic: str, rate: fl
 def pure_rate(n: int = 20_000) -> float:
     """Requests/s of the worker's pure step in-process: decode, admit (decide + reserve),
     serialise the decision, and write the ledger rows once per 100 requests."""
-    from prsm_events.admission import AdmissionDesk
-    from prsm_events.budgets import BudgetBook
-    from prsm_events.catalog import Catalog
-    from prsm_events.ledger import BudgetLedger
-    from prsm_events.validation import EventLimits, decode_request
+    from prsm_events.accounting.budgets import BudgetBook
+    from prsm_events.accounting.catalog import Catalog
+    from prsm_events.accounting.ledger import BudgetLedger
+    from prsm_events.decisions.admission import AdmissionDesk
+    from prsm_events.events.validation import EventLimits, decode_request
+    from prsm_events.kafka.partitioning import owner_partition
 
     book = BudgetBook([Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)
                        for i in range(TENANTS)]
                       + [Budget(scope="global", period="month", limit_usd=1e9)])
-    desk = AdmissionDesk(book, BudgetLedger({}, {}, 4), Catalog.shipped())
+    desk = AdmissionDesk(book, BudgetLedger({}, {}, 4, owner_partition), Catalog.shipped())
     raws = [request(i, "pure")[1] for i in range(n)]
     limits = EventLimits()
     now = datetime.now(UTC)

@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import machine_line  # noqa: E402
-from prsm_events.catalog import Catalog  # noqa: E402
-from prsm_events.replay import read_trace  # noqa: E402
+from prsm_events.accounting.catalog import Catalog  # noqa: E402
+from prsm_events.cli.replay import read_trace  # noqa: E402
 from prsm_events.scoring.batch import OUTLOOK_SEASON  # noqa: E402
 from prsm_events.scoring.forecast_step import (  # noqa: E402
     ForecastParams,

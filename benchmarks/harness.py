@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from prsm_events.dev_broker import LocalBroker
+    from prsm_events.kafka.dev_broker import LocalBroker
 
 __all__ = ["bench_broker", "machine_line"]
 
 
 def bench_broker(home: Path) -> tuple[str, LocalBroker | None]:
     """PRSM_KAFKA_BOOTSTRAP when set, else a local broker (1 GiB heap) under ``home``."""
-    from prsm_events.dev_broker import LocalBroker  # not needed by benchmarks without Kafka
+    from prsm_events.kafka.dev_broker import LocalBroker  # not needed by benchmarks without Kafka
     from tests.integration.conftest import free_port
 
     bootstrap = os.environ.get("PRSM_KAFKA_BOOTSTRAP")

@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import bench_broker, machine_line  # noqa: E402
-from prsm_events.kafka_admin import ensure_topics  # noqa: E402
-from prsm_events.kafka_connection import KafkaConnection  # noqa: E402
-from prsm_events.replay import WorkloadSpread, synthetic_trace, trace_events  # noqa: E402
+from prsm_events.cli.replay import WorkloadSpread, synthetic_trace, trace_events  # noqa: E402
+from prsm_events.cli.worker_process import WorkerProcess  # noqa: E402
+from prsm_events.kafka.admin import ensure_topics  # noqa: E402
+from prsm_events.kafka.connection import KafkaConnection  # noqa: E402
+from prsm_events.kafka.topics import TopicSpec, topic_specs  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
-from prsm_events.topics import TopicSpec, topic_specs  # noqa: E402
-from prsm_events.worker_process import WorkerProcess  # noqa: E402
 from tests.integration.conftest import free_port  # noqa: E402
 
 
@@ -124,10 +124,10 @@ def worker_run(settings: Settings, n: int, log: Path) -> float:
 
 def measure_parts(messages: list[tuple[bytes, bytes]], home: Path) -> dict[str, float]:
     """Events/s of the worker's pure step and of the chDB insert, in this process."""
-    from prsm_events.catalog import Catalog
-    from prsm_events.clickhouse_store import ClickHouseStore, usage_row
-    from prsm_events.ingest import RawMessage, UsageIngestor
-    from prsm_events.validation import EventLimits
+    from prsm_events.accounting.catalog import Catalog
+    from prsm_events.accounting.ingest import RawMessage, UsageIngestor
+    from prsm_events.events.validation import EventLimits
+    from prsm_events.store.clickhouse import ClickHouseStore, usage_row
 
     batch = [RawMessage("bench", 0, i, k, v) for i, (k, v) in enumerate(messages)]
     ingestor = UsageIngestor(Catalog.shipped(), EventLimits())

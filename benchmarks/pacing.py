@@ -41,18 +41,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import machine_line  # noqa: E402
-from prsm_events.admission import AdmissionDesk  # noqa: E402
-from prsm_events.budgets import Budget, BudgetBook  # noqa: E402
-from prsm_events.catalog import Catalog  # noqa: E402
-from prsm_events.ledger import BudgetLedger, to_nano  # noqa: E402
-from prsm_events.replay import read_trace  # noqa: E402
-from prsm_events.request import RequestEvent  # noqa: E402
-from prsm_events.scopes import scopes_of  # noqa: E402
+from prsm_events.accounting.budgets import Budget, BudgetBook  # noqa: E402
+from prsm_events.accounting.catalog import Catalog  # noqa: E402
+from prsm_events.accounting.ledger import BudgetLedger, to_nano  # noqa: E402
+from prsm_events.accounting.scopes import scopes_of  # noqa: E402
+from prsm_events.cli.replay import read_trace  # noqa: E402
+from prsm_events.decisions.admission import AdmissionDesk  # noqa: E402
+from prsm_events.events.request import RequestEvent  # noqa: E402
+from prsm_events.kafka.partitioning import owner_partition  # noqa: E402
 from prsm_events.scoring.batch import BatchScorer  # noqa: E402
 from prsm_events.scoring.forecast_step import ForecastParams  # noqa: E402
 from prsm_events.scoring.pacing_step import PacingParams  # noqa: E402
-from prsm_events.spend_meter import SpendMeter  # noqa: E402
-from prsm_events.spend_watch import SpendWatch  # noqa: E402
+from prsm_events.watch.meter import SpendMeter  # noqa: E402
+from prsm_events.watch.spend_watch import SpendWatch  # noqa: E402
 
 DAY = 86400.0
 START = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
@@ -145,7 +146,7 @@ class Pacer:
     def restart(self, checkpoint: bool) -> None:
         """A new worker process: from a checkpoint of this one (saved and restored by the
         worker's own ``ScorerCheckpoints``), or learning from scratch."""
-        from streams.scoring import ScorerCheckpoints  # the worker's glue (imports Faust)
+        from streams.scoring_timer import ScorerCheckpoints  # the worker's glue (imports Faust)
 
         old, self.watch = self.watch, self._new_watch()
         if checkpoint:
@@ -168,8 +169,8 @@ def run_desk(reqs: list[Req], catalog: Catalog, limits: dict[str, float], pacing
     worker is restarted."""
     budgets = [Budget(scope=f"tenant:{t}", period="day", limit_usd=limits[t], pacing=pacing)
                for t in TENANTS]
-    desk = AdmissionDesk(BudgetBook(budgets), BudgetLedger({}, {}, partitions=1), catalog,
-                         reservation_ttl_s=3600)
+    ledger = BudgetLedger({}, {}, partitions=1, partition_of=owner_partition)
+    desk = AdmissionDesk(BudgetBook(budgets), ledger, catalog, reservation_ttl_s=3600)
     pacer = Pacer(desk.book, tick_s) if pacing else None
     next_tick = START + tick_s
     out = Outcome()

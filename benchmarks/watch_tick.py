@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import machine_line  # noqa: E402
-from prsm_events.budgets import Budget  # noqa: E402
-from prsm_events.ledger import BudgetLedger  # noqa: E402
-from prsm_events.ledger_view import BudgetView  # noqa: E402
+from prsm_events.accounting.budgets import Budget  # noqa: E402
+from prsm_events.accounting.ledger import BudgetLedger  # noqa: E402
+from prsm_events.accounting.ledger_view import BudgetView  # noqa: E402
+from prsm_events.kafka.partitioning import owner_partition  # noqa: E402
 from prsm_events.scoring import BatchScorer  # noqa: E402
-from prsm_events.spend_meter import MeterInterval, SpendMeter  # noqa: E402
-from prsm_events.spend_watch import SpendWatch  # noqa: E402
-from streams.scoring import tick_off_loop  # noqa: E402
+from prsm_events.watch.meter import MeterInterval, SpendMeter  # noqa: E402
+from prsm_events.watch.spend_watch import SpendWatch  # noqa: E402
+from streams.scoring_timer import tick_off_loop  # noqa: E402
 
 START = 1_767_225_600.0 + 3 * 86400  # a Sunday, 00:00 UTC
 
@@ -41,7 +42,7 @@ class Rig:
     def __init__(self, budgets: int, period: str, seed: int) -> None:
         self.budgets = [Budget(scope=f"tenant:t{i}", period=period, limit_usd=100.0,
                                pacing=period == "day" and i % 2 == 0) for i in range(budgets)]
-        self.ledger = BudgetLedger({}, {}, partitions=1)
+        self.ledger = BudgetLedger({}, {}, partitions=1, partition_of=owner_partition)
         self.watch = SpendWatch(BatchScorer("numpy"), interval_s=60.0)
         self.rng = np.random.default_rng(seed)
         self.now = START

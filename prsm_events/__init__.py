@@ -10,25 +10,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from prsm_events.budgets import Budget
-    from prsm_events.catalog import Catalog, ModelPrice
-    from prsm_events.decision import Action, Decision
-    from prsm_events.decision_client import DecisionClient
-    from prsm_events.directives import ThrottleDirective
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.accounting.catalog import Catalog, ModelPrice
     from prsm_events.errors import InvalidEvent, PrsmError
-    from prsm_events.models import UsageEvent
-    from prsm_events.publisher import SyncUsagePublisher, UsagePublisher
-    from prsm_events.request import Priority, RequestEvent
+    from prsm_events.events.decision import Action, Decision
+    from prsm_events.events.directives import ThrottleDirective
+    from prsm_events.events.request import Priority, RequestEvent
+    from prsm_events.events.usage import UsageEvent
+    from prsm_events.sdk.decision_client import DecisionClient
+    from prsm_events.sdk.publisher import SyncUsagePublisher, UsagePublisher
+    from prsm_events.sdk.throttle_cache import ThrottleCache, ThrottleCheck
     from prsm_events.settings import Settings
-    from prsm_events.throttle_cache import ThrottleCache, ThrottleCheck
 
 _HOMES = {
-    "Budget": "budgets", "Catalog": "catalog", "ModelPrice": "catalog", "Action": "decision",
-    "Decision": "decision", "DecisionClient": "decision_client",
-    "ThrottleDirective": "directives", "InvalidEvent": "errors", "PrsmError": "errors",
-    "UsageEvent": "models", "SyncUsagePublisher": "publisher", "UsagePublisher": "publisher",
-    "Priority": "request", "RequestEvent": "request", "Settings": "settings",
-    "ThrottleCache": "throttle_cache", "ThrottleCheck": "throttle_cache",
+    "Budget": "accounting.budgets", "Catalog": "accounting.catalog",
+    "ModelPrice": "accounting.catalog", "Action": "events.decision",
+    "Decision": "events.decision", "DecisionClient": "sdk.decision_client",
+    "ThrottleDirective": "events.directives", "InvalidEvent": "errors", "PrsmError": "errors",
+    "UsageEvent": "events.usage", "SyncUsagePublisher": "sdk.publisher",
+    "UsagePublisher": "sdk.publisher", "Priority": "events.request",
+    "RequestEvent": "events.request", "Settings": "settings",
+    "ThrottleCache": "sdk.throttle_cache", "ThrottleCheck": "sdk.throttle_cache",
 }
 
 

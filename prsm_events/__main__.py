@@ -1,3 +1,3 @@
-from prsm_events.cli import main
+from prsm_events.cli.main import main
 
 main()

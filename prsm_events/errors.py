@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+__all__ = ["BackendUnavailable", "BrokerError", "CatalogError", "ConfigError", "InvalidEvent",
+           "PrsmError", "StoreUnavailable"]
+
 
 class PrsmError(Exception):
     """Base class of every error raised by prsm-events."""

@@ -19,7 +19,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from prsm_events.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from prsm_events.kafka.connection import KafkaConnection, SaslMechanism, SecurityProtocol
+
+__all__ = ["DEFAULT_BROKER_PORT", "TOPIC_BATCH_OVERHEAD", "Settings"]
 
 DEFAULT_BROKER_PORT = 19092
 TOPIC_BATCH_OVERHEAD = 1024

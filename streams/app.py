@@ -6,20 +6,20 @@ from datetime import timedelta
 
 import faust
 
-from prsm_events.catalog import load_catalog
-from prsm_events.clickhouse_store import ClickHouseStore
-from prsm_events.ingest import UsageIngestor
+from prsm_events.accounting.catalog import load_catalog
+from prsm_events.accounting.ingest import UsageIngestor
+from prsm_events.events.validation import EventLimits
 from prsm_events.settings import Settings
-from prsm_events.validation import EventLimits
+from prsm_events.store.clickhouse import ClickHouseStore
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
-from streams.dead_letters import DeadLetterWriter
-from streams.decisions import register_decisions
-from streams.faust_internals import commit_positions
-from streams.health import HealthMonitor
-from streams.ingest import IngestStats, register_ingest, steady
+from streams.dead_letter_writer import DeadLetterWriter
+from streams.decision_agent import register_decisions
+from streams.faust_compat import commit_positions, steady
+from streams.health_monitor import HealthMonitor
 from streams.record_probe import BrokerRecordProbe
-from streams.scoring import register_scoring
+from streams.scoring_timer import register_scoring
+from streams.usage_agent import IngestStats, register_ingest
 from streams.web import register_views
 
 __all__ = ["build_app"]
@@ -52,7 +52,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         broker_commit_interval=1.0,
         broker_session_timeout=10.0,
         # Do not hold a rebalance until buffered events are processed: they are re-delivered
-        # after it, and processing is idempotent (see streams/ingest.py).
+        # after it, and processing is idempotent (see streams/usage_agent.py).
         stream_wait_empty=False,
         broker_heartbeat_interval=2.0,
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),

@@ -20,9 +20,7 @@ class EventBatcher:
     """Gather events into batches of at most ``size``, flushed at the latest ``within`` s
     after the first one arrived; acknowledge each event only after its batch was processed.
     ``process`` returns False for a batch it dropped (its events will be delivered again).
-
-    (Faust's ``stream.take()`` was tried first; after a worker crash it left events
-    un-processed in its buffer in about one restart in four, so batching is done here.)
+    Not Faust's ``stream.take()``: docs/decisions/2026-11-26-own-batching.md.
     """
 
     def __init__(

@@ -12,8 +12,9 @@ import asyncio
 from typing import Any
 
 import faust
-import orjson
 from faust.types import TableT
+
+from streams.faust_compat import changelog_send, table_store
 
 __all__ = ["ChangelogWriter"]
 
@@ -38,10 +39,8 @@ class ChangelogWriter:
             pending, self.pending = self.pending, {}
             futures = []
             for (_, key), (table, partition) in pending.items():
-                value = table.data.get(key)
-                futures.append(await self.app.producer.send(
-                    table.changelog_topic.get_topic_name(), orjson.dumps(key),
-                    None if value is None else orjson.dumps(value), partition, None, None))
+                value = table_store(table).get(key)
+                futures.append(await changelog_send(self.app, table, key, value, partition))
             if futures and wait:
                 await asyncio.gather(*futures)
             return futures

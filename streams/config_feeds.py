@@ -13,12 +13,12 @@ from typing import Any
 
 import mode
 
-from prsm_events.compacted_view import CompactedView
-from prsm_events.dead_letter import DeadLetter
+from prsm_events.events.dead_letter import DeadLetter
+from prsm_events.kafka.compacted_view import CompactedView
 from prsm_events.settings import Settings
 from streams.control import SpendControl
-from streams.dead_letters import DeadLetterWriter
-from streams.ingest import steady
+from streams.dead_letter_writer import DeadLetterWriter
+from streams.faust_compat import steady
 
 __all__ = ["ConfigFeeds"]
 

@@ -16,24 +16,26 @@ from typing import Any
 import faust
 from faust.types import TableT
 
-from prsm_events.admission import AdmissionDesk
-from prsm_events.alerts import Alert
-from prsm_events.budget_signals import BudgetFlags, budget_signals
-from prsm_events.budgets import Budget, BudgetBook
-from prsm_events.catalog import Catalog
-from prsm_events.decision import Action, Decision
-from prsm_events.deferred import DeferredRequests
-from prsm_events.directives import ThrottleDirective
-from prsm_events.ledger import BudgetLedger, owner_partition, to_nano
-from prsm_events.outlook import BudgetOutlook
-from prsm_events.policy import PolicyConfig
-from prsm_events.pricing import PricedUsage
-from prsm_events.provider_health import ProviderHealth
-from prsm_events.request import Priority, RequestEvent
-from prsm_events.scopes import scopes_of
+from prsm_events.accounting.budgets import Budget, BudgetBook
+from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.ledger import BudgetLedger, to_nano
+from prsm_events.accounting.pricing import PricedUsage
+from prsm_events.accounting.scopes import scopes_of
+from prsm_events.decisions.admission import AdmissionDesk
+from prsm_events.decisions.budget_signals import BudgetFlags, budget_signals
+from prsm_events.decisions.deferred import DeferredRequests
+from prsm_events.decisions.policy import PolicyConfig
+from prsm_events.decisions.provider_health import ProviderHealth
+from prsm_events.events.alerts import Alert
+from prsm_events.events.decision import Action, Decision
+from prsm_events.events.directives import ThrottleDirective
+from prsm_events.events.request import Priority, RequestEvent
+from prsm_events.kafka.partitioning import owner_partition
 from prsm_events.settings import Settings
-from prsm_events.spend_meter import SpendMeter
+from prsm_events.watch.meter import SpendMeter
+from prsm_events.watch.outlook import BudgetOutlook
 from streams.changelog import ChangelogWriter
+from streams.faust_compat import table_store
 from streams.partition_progress import PartitionProgress
 
 __all__ = ["DecisionStats", "SpendControl"]
@@ -78,8 +80,9 @@ class SpendControl:
         self.reservation_table: TableT[str, Any] = app.Table(
             "reservations", default=None, partitions=settings.partitions,
             extra_topic_configs=settings.changelog_configs)
-        self.ledger = BudgetLedger(self.ledger_table.data, self.reservation_table.data,
-                                   settings.partitions)
+        self.ledger = BudgetLedger(table_store(self.ledger_table),
+                                   table_store(self.reservation_table),
+                                   settings.partitions, owner_partition)
         self.health = ProviderHealth(half_life_s=settings.provider_half_life_s)
         self.config = PolicyConfig(
             unbudgeted=settings.unbudgeted,

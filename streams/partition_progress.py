@@ -22,13 +22,12 @@ Offsets are not always contiguous: a producer using transactions (Kafka Streams,
 exactly-once client) leaves a control record after each transaction, an offset no consumer is
 ever handed. Before treating a jump as a gap, or messages beyond the next offset as waiting,
 ``probe`` asks the broker (a consumer of its own) whether any record lies in between; if none
-does, those offsets are a *hole* and the partition moves past them. (Without this, one
-transactional producer held its partitions for good: the agent sought back to the control
-record again and again.) Offsets removed by retention before they were processed are skipped
-with a warning.
+does, those offsets are a *hole* and the partition moves past them
+(docs/decisions/2026-12-03-commits-and-holes.md). Offsets removed by retention before they
+were processed are skipped with a warning.
 
 ``position`` is what the worker commits for a partition: the next offset to process. Faust's
-own commit bookkeeping cannot see holes (``streams/faust_internals``).
+own commit bookkeeping cannot see holes (``streams/faust_compat``).
 """
 
 from __future__ import annotations
@@ -42,7 +41,8 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
-from prsm_events.health import Stall
+from prsm_events.operations.health import Stall
+from streams.faust_compat import committed_offset
 
 __all__ = ["Backlog", "PartitionProgress", "RecordProbe"]
 
@@ -110,11 +110,11 @@ class PartitionProgress:
         unknown = {tp for tp in tps if tp not in self.next}
         if not unknown:
             return
-        committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
-        fresh = [tp for tp in unknown if committed.get(tp) is None]
+        committed = {tp: committed_offset(self.app, tp) for tp in unknown}
+        fresh = [tp for tp in unknown if committed[tp] is None]
         firsts = await self.app.consumer.earliest_offsets(*fresh) if fresh else {}
         for tp in unknown:
-            start = committed.get(tp)
+            start = committed[tp]
             self.next.setdefault(tp, int(start if start is not None else firsts.get(tp, 0)))
 
     async def in_order(self, events: list[EventT[Any]]) -> bool:

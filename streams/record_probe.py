@@ -14,7 +14,7 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
-from prsm_events.kafka_connection import KafkaConnection
+from prsm_events.kafka.connection import KafkaConnection
 
 __all__ = ["BrokerRecordProbe"]
 

@@ -24,17 +24,18 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
-from prsm_events.clickhouse_store import ClickHouseStore
+from prsm_events.accounting.spend import SpendRow
 from prsm_events.errors import StoreUnavailable
-from prsm_events.health import HealthFacts, verdict
-from prsm_events.reports import SPEND_DIMENSIONS, SpendReport, spend_query
+from prsm_events.operations.health import HealthFacts, verdict
 from prsm_events.settings import Settings
-from prsm_events.spend import SpendRow
+from prsm_events.store.clickhouse import ClickHouseStore
+from prsm_events.store.reports import SPEND_DIMENSIONS, SpendReport, spend_query
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
-from streams.dead_letters import DeadLetterWriter
-from streams.health import HealthMonitor
-from streams.ingest import IngestStats, IngestTables, steady
+from streams.dead_letter_writer import DeadLetterWriter
+from streams.faust_compat import steady, table_store
+from streams.health_monitor import HealthMonitor
+from streams.usage_agent import IngestStats, IngestTables
 
 __all__ = ["bearer_guard", "register_views"]
 
@@ -43,7 +44,7 @@ def _spend_rows(
     table: TableT[str, Any], scope: str | None, window: str | None,
 ) -> list[dict[str, Any]]:
     out = []
-    for key, raw in list(table.data.items()):
+    for key, raw in list(table_store(table).items()):
         row_scope, row_window, start = key.rsplit("|", 2)
         if (scope and row_scope != scope) or (window and row_window != window):
             continue

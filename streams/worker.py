@@ -8,11 +8,11 @@ from typing import Any
 
 import faust
 
-from prsm_events.kafka_admin import check_message_limits, ensure_topics, wait_for_broker
+from prsm_events.kafka.admin import check_message_limits, ensure_topics, wait_for_broker
+from prsm_events.kafka.topics import topic_specs
 from prsm_events.settings import Settings
-from prsm_events.topics import topic_specs
 from streams.app import build_app
-from streams.health import install_log_limiter
+from streams.health_monitor import install_log_limiter
 
 __all__ = ["run_worker"]
 

@@ -65,7 +65,11 @@ class HalfSpaceTreesDetector:
     """river's ``HalfSpaceTrees`` behind a ``MinMaxScaler`` (its inputs must be in [0, 1])."""
 
     def __init__(self, seed: int = 42, **params: Any) -> None:
-        from river import anomaly, compose, preprocessing  # heavy, optional
+        try:
+            from river import anomaly, compose, preprocessing
+        except ImportError:
+            raise ImportError("the HalfSpaceTrees baseline needs river: "
+                              "pip install 'prsm-events[baselines]'") from None
 
         self.model = compose.Pipeline(
             preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(seed=seed, **params))

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from prsm_events.alerts import Alert
-from prsm_events.directives import ThrottleDirective
+from prsm_events.events.alerts import Alert
+from prsm_events.events.directives import ThrottleDirective
 from prsm_events.scoring.batch import ScopeScores
 
 __all__ = ["AnomalyFinding", "AnomalyRule", "find_anomalies"]

@@ -59,7 +59,8 @@ Array = Any
 
 @dataclass(frozen=True)
 class AnomalyParams:
-    """Constants; the defaults were chosen on the NAB benchmark (docs/benchmarks.md)."""
+    """Constants; the defaults were chosen on the NAB benchmark
+    (docs/decisions/2026-11-28-anomaly-detector.md)."""
 
     error_beta: float = 0.01  # the forecaster's error-variance weight (for bias correction)
     long_alpha: float = 0.0002  # weight of a new value in the long-run mean/variance

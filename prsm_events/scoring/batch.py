@@ -10,9 +10,9 @@ hour-of-day bucket (``season``), of spend (the one the detector compares with) a
 48 half hours by default, read and learned as a line through their middles; it also checks
 its own interval every 6 hours and scales it by what it learns: ``check_step``). The finer
 profile forecasts the hours ahead better; the detector ranks anomalies best and pacing
-serves most against the coarser one (docs/benchmarks.md). ``rest`` sums forecasts to the
-period ends asked for; ``pace`` runs the pacing controller for the paced
-budgets. Arrays live on the chosen backend (NumPy or CuPy); results come back to the host as
+serves most against the coarser one (docs/decisions/2026-11-28-forecasters.md). ``rest``
+sums forecasts to the period ends asked for; ``pace`` runs the pacing controller for the
+paced budgets. Arrays live on the chosen backend (NumPy or CuPy); results come back to the host as
 NumPy arrays.
 
 >>> scorer = BatchScorer("numpy")
@@ -100,7 +100,8 @@ class ScorerState:
 
 
 OUTLOOK_SEASON = 48
-"""Buckets of the outlook forecaster's daily profile: half hours (docs/benchmarks.md)."""
+"""Buckets of the outlook forecaster's daily profile: half hours
+(docs/decisions/2026-11-28-forecasters.md)."""
 _PARTS = ("anomaly", "spend_fc", "outlook_fc", "demand_fc")
 _ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "outlook_fc", "demand_fc")
                             for name in CARRY_STATE),

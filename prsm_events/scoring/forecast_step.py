@@ -78,7 +78,8 @@ def per_step(weight: float, steps: float) -> float:
 
 @dataclass(frozen=True)
 class ForecastParams:
-    """Smoothing weights; chosen on the forecasting benchmark (docs/benchmarks.md)."""
+    """Smoothing weights; chosen on the forecasting benchmark
+    (docs/decisions/2026-11-28-forecasters.md)."""
 
     alpha: float = 0.02  # level (1 / (n + 1) before that: the running mean while young)
     gamma: float = 0.05  # seasonal profile (per visit of a bucket)

@@ -14,7 +14,7 @@ follows an integral controller on their ratio:
 The target is re-planned from what is left at every step, so an early burst does not force
 hours of catch-up throttling. With nothing left the pressure is held (the hard limit blocks
 anyway; relaxing because nothing more is spent would only release a wave at the next
-period). The pressure is turned into actions by ``prsm_events.pacing``.
+period). The pressure is turned into actions by ``prsm_events.decisions.pacing``.
 
 ``to_come`` is ``demand_rest``, the demand forecast for the rest of the period, once the
 forecaster has a day of history. Before that (``young_left``: the intervals left in the
@@ -77,7 +77,7 @@ BURST_HALF_LIFE_S = 86400.0
 
 @dataclass(frozen=True)
 class PacingParams:
-    """Controller gains; chosen on the pacing benchmark (docs/benchmarks.md)."""
+    """Controller gains; chosen on the pacing benchmark (docs/decisions/2026-11-28-pacing.md)."""
 
     gain_up: float = 0.1
     gain_down: float = 0.1

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from prsm_events.dev_broker import LocalBroker
+from prsm_events.cli.worker_process import WorkerProcess
+from prsm_events.kafka.dev_broker import LocalBroker
 from prsm_events.settings import Settings
-from prsm_events.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -112,6 +112,20 @@ class WorkerHandle:
         return self.get(f"/reports/spend?by={by}")["rows"]
 
 
+def module_worker(name: str, **overrides: Any) -> Any:
+    """A module-scoped fixture: one worker ``name`` (``overrides``: Settings fields) shared by
+    a test module. Use as ``worker = module_worker("dec", reservation_ttl_s=600.0)``."""
+
+    @pytest.fixture(scope="module")
+    def worker(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
+        handle = WorkerHandle(name, kafka, Path(tmp_path_factory.mktemp(name)), **overrides)
+        handle.start()
+        yield handle
+        handle.stop()
+
+    return worker
+
+
 @pytest.fixture
 def start_worker(kafka: str, tmp_path: Path) -> Iterator[Callable[..., WorkerHandle]]:
     started: list[WorkerHandle] = []
@@ -157,7 +171,7 @@ async def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> li
     """Every record on ``topic``, read up to the end offsets it has now."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from prsm_events.compacted_view import wait_for_partitions
+    from prsm_events.kafka.compacted_view import wait_for_partitions
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")

@@ -7,7 +7,6 @@ import asyncio
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,37 +14,25 @@ from typing import Any
 import orjson
 import pytest
 
-from prsm_events.budgets import Budget
-from prsm_events.catalog import Catalog
-from prsm_events.config_admin import budget_record, publish
-from prsm_events.decision import Decision
-from prsm_events.decision_client import DecisionClient
-from prsm_events.models import UsageEvent
-from prsm_events.publisher import UsagePublisher
-from prsm_events.request import RequestEvent
-from prsm_events.routing import Ask, estimate
-from prsm_events.throttle_cache import ThrottleCache
-from tests.integration.conftest import WorkerHandle, run, unique, wait_until
+from prsm_events.accounting.budgets import Budget
+from prsm_events.accounting.catalog import Catalog
+from prsm_events.decisions.routing import Ask, estimate
+from prsm_events.events.decision import Decision
+from prsm_events.events.request import RequestEvent
+from prsm_events.events.usage import UsageEvent
+from prsm_events.kafka.config_topics import budget_record, publish
+from prsm_events.sdk.decision_client import DecisionClient
+from prsm_events.sdk.publisher import UsagePublisher
+from prsm_events.sdk.throttle_cache import ThrottleCache
+from tests.factories import request
+from tests.integration.conftest import WorkerHandle, module_worker, run, unique, wait_until
 from tests.integration.test_ingest_pipeline import kcat, read_topic
 
 pytestmark = pytest.mark.integration
 CATALOG = Catalog.shipped()
 
 
-@pytest.fixture(scope="module")
-def worker(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
-    handle = WorkerHandle("dec", kafka, Path(tmp_path_factory.mktemp("dec")),
-                          reservation_ttl_s=600.0)
-    handle.start()
-    yield handle
-    handle.stop()
-
-
-def request(tenant: str, **kw: Any) -> RequestEvent:
-    fields = {"request_id": f"{tenant}-{uuid.uuid4().hex[:12]}", "ts": datetime.now(UTC),
-              "tenant": tenant, "service": "chat", "model": "gpt-4o",
-              "est_input_tokens": 1000, "est_output_tokens": 500, **kw}
-    return RequestEvent.model_validate(fields)
+worker = module_worker("dec", reservation_ttl_s=600.0)
 
 
 def set_budget(worker: WorkerHandle, **kw: Any) -> Budget:
@@ -92,7 +79,7 @@ async def send_usage(worker: WorkerHandle, events: list[UsageEvent]) -> None:
 def test_route_defer_reject_and_runtime_change(worker: WorkerHandle) -> None:
     key = set_budget(worker, scope="tenant:route", limit_usd=0.01).key
     wait_budget(worker, key, 0.01)
-    first = run(decide_all(worker, [request("route", min_quality=0.8,
+    first = run(decide_all(worker, [request(tenant="route", min_quality=0.8,
                                             capabilities=("tools", "vision"))]))[0]
     assert (first.action, first.reason.code, first.model) == ("allow", "within_budget", "gpt-4o")
     assert first.est_cost_usd == pytest.approx(0.0075)
@@ -103,14 +90,14 @@ def test_route_defer_reject_and_runtime_change(worker: WorkerHandle) -> None:
     capable = [e for e in CATALOG.entries if e.quality >= 0.8
                and {"tools", "vision"} <= set(e.capabilities)]
     cheapest = min(capable, key=lambda e: estimate(e, ask))
-    routed = run(decide_all(worker, [request("route", min_quality=0.8,
+    routed = run(decide_all(worker, [request(tenant="route", min_quality=0.8,
                                              capabilities=("tools", "vision"))]))[0]
     assert (routed.action, routed.reason.code) == ("route", "routed_cheaper_model")
     assert routed.model == cheapest.model and routed.model != "gpt-4o"
     assert routed.est_cost_usd < 0.0025
 
     # only reservations of requests in flight stand in the way: retry soon
-    low = run(decide_all(worker, [request("route", priority="low")]))[0]
+    low = run(decide_all(worker, [request(tenant="route", priority="low")]))[0]
     assert (low.action, low.reason.code) == ("defer", "deferred_low_priority")
     assert low.retry_after_s == 5.0 and "in flight" in low.reason.message
 
@@ -119,7 +106,7 @@ def test_route_defer_reject_and_runtime_change(worker: WorkerHandle) -> None:
     wait_until(lambda: figures(worker, key)["reserved_usd"] == 0.0, 30, "settled")
     assert figures(worker, key)["spent_usd"] == pytest.approx(
         first.est_cost_usd + routed.est_cost_usd)
-    low = run(decide_all(worker, [request("route", priority="low")]))[0]
+    low = run(decide_all(worker, [request(tenant="route", priority="low")]))[0]
     assert (low.action, low.reason.code) == ("defer", "deferred_low_priority")
     midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0,
                                                                microsecond=0)
@@ -127,20 +114,20 @@ def test_route_defer_reject_and_runtime_change(worker: WorkerHandle) -> None:
     assert low.retry_after_s == pytest.approx((midnight - datetime.now(UTC)).total_seconds(),
                                               abs=30)
 
-    huge = run(decide_all(worker, [request("route", est_input_tokens=10_000_000,
+    huge = run(decide_all(worker, [request(tenant="route", est_input_tokens=10_000_000,
                                            min_quality=0.99)]))[0]
     assert (huge.action, huge.reason.code) == ("reject", "over_budget")
     assert "exceeds" in huge.reason.message and huge.budget is not None
     assert huge.budget["scope"] == "tenant:route" and huge.budget["limit_usd"] == 0.01
 
-    unknown = run(decide_all(worker, [request("route", model="gpt-99")]))[0]
+    unknown = run(decide_all(worker, [request(tenant="route", model="gpt-99")]))[0]
     assert (unknown.action, unknown.reason.code) == ("reject", "unknown_model")
 
     # a budget change at runtime takes effect within a second or so
     set_budget(worker, scope="tenant:route", limit_usd=100.0)
     changed_at = time.monotonic()
     while True:
-        again = run(decide_all(worker, [request("route")]))[0]
+        again = run(decide_all(worker, [request(tenant="route")]))[0]
         if again.action == "allow":
             break
         assert time.monotonic() - changed_at < 5, "the new limit did not take effect in 5 s"
@@ -152,7 +139,7 @@ def test_concurrent_bursts_never_overspend(worker: WorkerHandle) -> None:
     limit = 0.2
     key = set_budget(worker, scope="tenant:burst", limit_usd=limit).key
     wait_budget(worker, key, limit)
-    reqs = [request("burst", service=f"svc{i % 3}", min_quality=0.8) for i in range(240)]
+    reqs = [request(tenant="burst", service=f"svc{i % 3}", min_quality=0.8) for i in range(240)]
     decisions = run(decide_all(worker, reqs, clients=4))
     assert len({d.request_id for d in decisions}) == len(reqs)
     assert all(d.source == "worker" for d in decisions)
@@ -197,7 +184,7 @@ def test_throttle_cache_sees_block_and_lift(worker: WorkerHandle) -> None:
                     break
                 await asyncio.sleep(0.05)
             async with DecisionClient(worker.settings, timeout_s=10) as client:
-                throttled = await client.decide(request("block"))
+                throttled = await client.decide(request(tenant="block"))
             await publish(worker.settings, "budgets", [budget_record(
                 Budget(scope="tenant:block", period="day", limit_usd=10.0))])
             lifted = False
@@ -257,7 +244,7 @@ def test_kcat_request_and_decision(worker: WorkerHandle) -> None:
 def test_cli_budgets_catalog_and_decisions_tail(worker: WorkerHandle, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from prsm_events.cli import main
+    from prsm_events.cli.main import main
 
     env = worker.settings.as_env()
     cli = CliRunner()
@@ -294,7 +281,7 @@ def test_cli_budgets_catalog_and_decisions_tail(worker: WorkerHandle, tmp_path: 
     assert loaded.exit_code == 0 and "test-cli-1" in loaded.output
     assert "inhouse-1" in prsm("catalog", "list").output
     wait_until(lambda: worker.get("/health")["catalog"] == "test-cli-1", 10, "catalog in force")
-    d = run(decide_all(worker, [request("cli", model="inhouse-1")]))[0]
+    d = run(decide_all(worker, [request(tenant="cli", model="inhouse-1")]))[0]
     assert (d.action, d.provider) == ("allow", "acme-cloud")
     broken = tmp_path / "broken.json"
     broken.write_text('{"version": "x", "models": []}')
@@ -333,10 +320,10 @@ def test_bad_budget_records_are_dead_lettered(worker: WorkerHandle) -> None:
 
 def test_decision_client_timeout_applies_its_fallback(kafka: str, tmp_path: Path) -> None:
     """No worker answers on these topics: the client falls back and says so."""
-    from prsm_events.kafka_admin import ensure_topics
-    from prsm_events.kafka_connection import KafkaConnection
+    from prsm_events.kafka.admin import ensure_topics
+    from prsm_events.kafka.connection import KafkaConnection
+    from prsm_events.kafka.topics import topic_specs
     from prsm_events.settings import Settings
-    from prsm_events.topics import topic_specs
 
     prefix = f"{unique('nowork')}."
     settings = Settings(home=tmp_path, kafka_bootstrap=kafka, topic_prefix=prefix)
@@ -345,7 +332,7 @@ def test_decision_client_timeout_applies_its_fallback(kafka: str, tmp_path: Path
     async def ask(fail: str) -> Decision:
         async with DecisionClient(settings, timeout_s=0.3, fail=fail) as client:  # type: ignore[arg-type]
             started = time.monotonic()
-            decision = await client.decide(request("nobody"))
+            decision = await client.decide(request(tenant="nobody"))
             assert time.monotonic() - started < 2.0
             assert client.timeouts == 1
             return decision

@@ -11,21 +11,15 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from prsm_events.catalog import Catalog
-from prsm_events.models import UsageEvent
-from prsm_events.pricing import price_usage
-from prsm_events.publisher import SyncUsagePublisher, UsagePublisher
+from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.pricing import price_usage
+from prsm_events.events.usage import UsageEvent
+from prsm_events.sdk.publisher import SyncUsagePublisher, UsagePublisher
+from tests.factories import usage
 from tests.integration.conftest import run, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = Catalog.shipped()
-
-
-def usage(event_id: str, tenant: str = "acme", **kw: object) -> UsageEvent:
-    fields = {"event_id": event_id, "ts": datetime.now(UTC), "tenant": tenant,
-              "service": "chat", "model": "gpt-4o-mini", "input_tokens": 1000,
-              "output_tokens": 100, **kw}
-    return UsageEvent.model_validate(fields)
 
 
 def cost(*events: UsageEvent) -> float:
@@ -93,7 +87,7 @@ def test_sdk_and_kcat_events_reach_tables_and_clickhouse(start_worker, kafka):
     assert stored["beta"]["cost_usd"] == pytest.approx(cost(*sync_events))
     assert stored["gamma"]["cost_usd"] == pytest.approx(1.25)
     # the CLI's path: `prsm report spend` reaches the embedded store through the worker's API
-    from prsm_events.cli import fetch_spend_report
+    from prsm_events.cli.worker_api import fetch_spend_report
 
     by_model = fetch_spend_report(worker.settings, "model", None).records()
     assert {r["model"]: r["events"] for r in by_model} == {

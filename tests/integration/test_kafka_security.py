@@ -14,7 +14,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
-from prsm_events.decision_client import DecisionClient
-from prsm_events.dev_broker import LocalBroker
 from prsm_events.errors import BrokerError
-from prsm_events.kafka_admin import ensure_topics, wait_for_broker
-from prsm_events.kafka_connection import KafkaAccessError, KafkaConnection, probe_connection
-from prsm_events.models import UsageEvent
-from prsm_events.publisher import UsagePublisher
-from prsm_events.request import RequestEvent
+from prsm_events.kafka.admin import ensure_topics, wait_for_broker
+from prsm_events.kafka.connection import KafkaAccessError, KafkaConnection, probe_connection
+from prsm_events.kafka.dev_broker import LocalBroker
+from prsm_events.kafka.topics import topic_specs
+from prsm_events.sdk.decision_client import DecisionClient
+from prsm_events.sdk.publisher import UsagePublisher
+from prsm_events.sdk.throttle_cache import ThrottleCache
 from prsm_events.settings import Settings
-from prsm_events.throttle_cache import ThrottleCache
-from prsm_events.topics import topic_specs
+from tests.factories import request, usage
 from tests.integration.conftest import WorkerHandle, free_port, run, unique, wait_until
 from tests.integration.test_ingest_pipeline import kcat
 
@@ -107,11 +105,6 @@ def prsm(env: dict[str, str], *args: str, stdin: str | None = None
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
 
 
-def usage(event_id: str, tenant: str = "acme") -> UsageEvent:
-    return UsageEvent(event_id=event_id, ts=datetime.now(UTC), tenant=tenant, service="chat",
-                      model="gpt-4o-mini", input_tokens=1000, output_tokens=100)
-
-
 def test_each_role_works_over_scram_tls_with_the_documented_acls(
     cluster: SecureCluster, tmp_path: Path,
 ) -> None:
@@ -138,7 +131,7 @@ def test_each_role_works_over_scram_tls_with_the_documented_acls(
                 await pub.publish_many([usage(f"sdk-{i}") for i in range(20)])
 
         run(publish())
-        from prsm_events.publisher import SyncUsagePublisher
+        from prsm_events.sdk.publisher import SyncUsagePublisher
 
         with SyncUsagePublisher(cluster.connection("service"),
                                 topic=f"{cluster.prefix}usage") as sync_pub:
@@ -163,10 +156,8 @@ def test_each_role_works_over_scram_tls_with_the_documented_acls(
             gateway = cluster.settings("gateway")
             async with ThrottleCache(gateway) as cache, DecisionClient(
                     gateway, timeout_s=30) as client:
-                decision = await client.decide(RequestEvent(
-                    request_id=f"r-{uuid.uuid4().hex[:8]}", ts=datetime.now(UTC),
-                    tenant="acme", service="chat", model="gpt-4o-mini",
-                    est_input_tokens=100))
+                decision = await client.decide(request(model="gpt-4o-mini",
+                                                       est_input_tokens=100))
                 return decision.action.value, decision.source, len(cache.directives)
 
         action, source, _ = run(decide())

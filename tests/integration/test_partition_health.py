@@ -19,7 +19,7 @@ async def _lag(kafka: str, group: str, topic: str) -> dict[int, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from prsm_events.compacted_view import wait_for_partitions
+    from prsm_events.kafka.compacted_view import wait_for_partitions
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None)
@@ -157,7 +157,7 @@ def test_health_reports_a_blocked_sink_and_stalled_partitions(start_worker, kafk
 
 
 def test_a_broker_outage_is_reported_and_logged_quietly(tmp_path):
-    from prsm_events.dev_broker import LocalBroker
+    from prsm_events.kafka.dev_broker import LocalBroker
     from tests.integration.conftest import WorkerHandle, free_port
 
     broker = LocalBroker(tmp_path / "broker", free_port(pairs=True))

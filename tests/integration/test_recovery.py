@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from prsm_events.catalog import Catalog
-from prsm_events.models import UsageEvent
-from prsm_events.pricing import price_usage
-from prsm_events.publisher import UsagePublisher
+from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.pricing import price_usage
+from prsm_events.events.usage import UsageEvent
+from prsm_events.sdk.publisher import UsagePublisher
 from tests.integration.conftest import clickhouse_held, run, wait_until
 
 pytestmark = pytest.mark.integration
@@ -101,9 +101,9 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
     import orjson
     from aiokafka import AIOKafkaProducer
 
-    from prsm_events.budgets import Budget
-    from prsm_events.config_admin import budget_record
-    from prsm_events.config_admin import publish as publish_config
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.kafka.config_topics import budget_record
+    from prsm_events.kafka.config_topics import publish as publish_config
     from tests.integration.conftest import read_to_end
 
     home = tmp_path / "dec-crash"

@@ -7,17 +7,23 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from prsm_events.models import UsageEvent
-from prsm_events.publisher import UsagePublisher
-from tests.integration.conftest import WorkerHandle, read_to_end, run, wait_until
+from prsm_events.events.usage import UsageEvent
+from prsm_events.sdk.publisher import UsagePublisher
+from tests.factories import usage
+from tests.integration.conftest import (
+    WorkerHandle,
+    module_worker,
+    read_to_end,
+    run,
+    wait_until,
+)
 from tests.integration.test_decisions import (
     decide_all,
     figures,
@@ -32,21 +38,15 @@ pytestmark = pytest.mark.integration
 TICK_S = 0.25
 
 
-@pytest.fixture(scope="module")
-def worker(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHandle]:
-    # a fresh name (topics, group) per run: a reused broker keeps earlier runs' alerts
-    handle = WorkerHandle(f"score{uuid.uuid4().hex[:6]}", kafka,
-                          Path(tmp_path_factory.mktemp("score")),
-                          scoring_interval_s=TICK_S, scoring_timescale_s=TICK_S,
-                          reservation_ttl_s=600.0)
-    handle.start()
-    yield handle
-    handle.stop()
+# a fresh name (topics, group) per run: a reused broker keeps earlier runs' alerts
+worker = module_worker(f"score{uuid.uuid4().hex[:6]}", scoring_interval_s=TICK_S,
+                       scoring_timescale_s=TICK_S, reservation_ttl_s=600.0)
 
 
-def usage(tenant: str, cost: float, **kw: Any) -> UsageEvent:
-    return UsageEvent(event_id=uuid.uuid4().hex, ts=datetime.now(UTC), tenant=tenant,
-                      service="chat", model="gpt-4o", cost_usd=cost, **kw)
+def spend(tenant: str, cost: float, **kw: Any) -> UsageEvent:
+    """A gpt-4o call that cost ``cost`` (given by the client)."""
+    return usage(tenant=tenant, model="gpt-4o", cost_usd=cost, input_tokens=0,
+                 output_tokens=0, **kw)
 
 
 async def steady_then_spike(worker: WorkerHandle, seconds: float) -> float:
@@ -56,12 +56,12 @@ async def steady_then_spike(worker: WorkerHandle, seconds: float) -> float:
         until = time.monotonic() + seconds
         i = 0
         while time.monotonic() < until:
-            await pub.publish(usage("spiky", 0.01, api_key_id=f"k{1 + i % 2}"))
-            await pub.publish(usage("over", 0.001))
+            await pub.publish(spend("spiky", 0.01, api_key_id=f"k{1 + i % 2}"))
+            await pub.publish(spend("over", 0.001))
             i += 1
             await asyncio.sleep(TICK_S / 2)
         spike_at = time.time()
-        await pub.publish_many([usage("spiky", 0.01, api_key_id="k2") for _ in range(100)])
+        await pub.publish_many([spend("spiky", 0.01, api_key_id="k2") for _ in range(100)])
     return spike_at
 
 
@@ -104,7 +104,7 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
 
     from click.testing import CliRunner
 
-    from prsm_events.cli import main
+    from prsm_events.cli.main import main
     cli = CliRunner()
     env = worker.settings.as_env()
     listed = cli.invoke(main, ["budget", "outlook", "--format", "json"], env=env)
@@ -117,7 +117,7 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
 def test_a_rolling_window_gets_its_peak_and_exhaustion_forecast(worker: WorkerHandle) -> None:
     rolling = set_budget(worker, scope="tenant:roll", period="1h", limit_usd=0.05)
     wait_budget(worker, rolling.key, 0.05)
-    run(send_usage(worker, [usage("roll", 0.01)]))
+    run(send_usage(worker, [spend("roll", 0.01)]))
 
     def forecast() -> dict[str, Any]:
         return dict(figures(worker, rolling.key).get("forecast") or {})
@@ -128,7 +128,7 @@ def test_a_rolling_window_gets_its_peak_and_exhaustion_forecast(worker: WorkerHa
         f["period_end_spend_high_usd"])
     from click.testing import CliRunner
 
-    from prsm_events.cli import main
+    from prsm_events.cli.main import main
     table = CliRunner().invoke(main, ["budget", "outlook"], env=worker.settings.as_env()).output
     assert "peak " in table.split(rolling.key)[1].split("\n")[0]
 
@@ -172,10 +172,10 @@ def test_a_restarted_worker_goes_on_from_its_checkpoint_and_skips_its_backlog(
 
     async def trickle(seconds: float, backlog: int = 0) -> None:
         async with UsagePublisher(worker.settings.bootstrap, topic=worker.topic("usage")) as pub:
-            await pub.publish_many([usage("steady", 0.01) for _ in range(backlog)])
+            await pub.publish_many([spend("steady", 0.01) for _ in range(backlog)])
             until = time.monotonic() + seconds
             while time.monotonic() < until:
-                await pub.publish(usage("steady", 0.001))
+                await pub.publish(spend("steady", 0.001))
                 await asyncio.sleep(TICK_S / 2)
 
     def scoring() -> dict[str, Any]:

@@ -8,9 +8,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from prsm_events.kafka_admin import ensure_topics
-from prsm_events.kafka_connection import KafkaConnection
-from prsm_events.topics import topic_specs
+from prsm_events.kafka.admin import ensure_topics
+from prsm_events.kafka.connection import KafkaConnection
+from prsm_events.kafka.topics import topic_specs
 from tests.integration.conftest import unique
 
 pytestmark = pytest.mark.integration

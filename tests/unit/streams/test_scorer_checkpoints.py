@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from prsm_events.scoring import BatchScorer
-from prsm_events.spend_watch import SpendWatch
-from streams.scoring import ScorerCheckpoints
+from prsm_events.watch.spend_watch import SpendWatch
+from streams.scoring_timer import ScorerCheckpoints
 
 
 def watch() -> SpendWatch:

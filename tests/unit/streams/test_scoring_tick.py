@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from prsm_events.budgets import Budget
-from prsm_events.ledger_view import BudgetView
+from prsm_events.accounting.budgets import Budget
+from prsm_events.accounting.ledger_view import BudgetView
 from prsm_events.scoring import BatchScorer
-from prsm_events.spend_meter import MeterInterval, SpendMeter
-from prsm_events.spend_watch import SpendWatch, WatchReport
-from streams.scoring import ScorerCheckpoints, tick_off_loop
+from prsm_events.watch.meter import MeterInterval, SpendMeter
+from prsm_events.watch.spend_watch import SpendWatch, WatchReport
+from streams.scoring_timer import ScorerCheckpoints, tick_off_loop
+from tests.factories import view as budget_view
 
 NOW = 1_767_225_600.0 + 12 * 3600  # 2026-01-01 12:00 UTC
 BUDGET = Budget(scope="tenant:a", period="day", limit_usd=10.0, pacing=True)
@@ -28,8 +29,8 @@ def interval() -> MeterInterval:
 
 
 def view(budget: Budget) -> BudgetView:
-    return BudgetView(budget, NOW, spent=2_000_000_000, reserved=0, start=NOW - 43200,
-                      end=NOW + 43200)
+    """$2 spent, halfway through the day."""
+    return budget_view(budget, 2.0, now=NOW, start=NOW - 43200, end=NOW + 43200)
 
 
 class GatedWatch(SpendWatch):

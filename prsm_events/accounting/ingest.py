@@ -1,0 +1,133 @@
+"""The usage ingest step as one pure function of a batch: validate, price, de-duplicate, fold.
+
+The Faust agent reads a batch of raw messages, calls :meth:`UsageIngestor.process` with
+lookups into its tables, then writes what the outcome says: rows to ClickHouse, dead letters
+to the DLQ, changed rows to the tables.
+
+>>> from datetime import UTC, datetime
+>>> ingest = UsageIngestor(Catalog.shipped(), EventLimits())
+>>> ok = (b'{"event_id": "a", "ts": "2026-01-01T00:00:00Z", "tenant": "t", "service": "s", '
+...       b'"model": "gpt-4o-mini", "input_tokens": 1000000}')
+>>> batch = [RawMessage("prsm.usage", 0, 1, b"t", ok), RawMessage("prsm.usage", 0, 2, b"t", ok),
+...          RawMessage("prsm.usage", 0, 3, b"t", b"{oops")]
+>>> out = ingest.process(batch, lambda k: None, lambda k: None, datetime(2026, 1, 1, tzinfo=UTC))
+>>> len(out.accepted), out.duplicates, [d.code for d in out.dead_letters]
+(1, 1, ['invalid_json'])
+>>> round(out.spend["tenant:t|total|all"].cost_usd, 4)
+0.15
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.pricing import PricedUsage, price_usage
+from prsm_events.accounting.spend import SpendRow, fold_spend
+from prsm_events.errors import InvalidEvent
+from prsm_events.events.dead_letter import DeadLetter
+from prsm_events.events.validation import EventLimits, decode_usage
+
+__all__ = ["IngestOutcome", "RawMessage", "SeenEvent", "UsageIngestor", "processing_error"]
+
+log = logging.getLogger("prsm.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message as it came off the broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeenEvent:
+    """Where an event_id was first accepted, and when (epoch seconds of its ts)."""
+
+    partition: int
+    offset: int
+    ts: float
+
+    def to_list(self) -> list[float | int]:
+        return [self.partition, self.offset, self.ts]
+
+    @classmethod
+    def from_list(cls, raw: list[float | int]) -> SeenEvent:
+        return cls(int(raw[0]), int(raw[1]), float(raw[2]))
+
+    def is_same_message(self, partition: int, offset: int) -> bool:
+        return self.partition == partition and self.offset == offset
+
+
+def processing_error(exc: Exception, msg: RawMessage) -> DeadLetter:
+    """The dead letter of a message whose processing raised an unexpected error (a bug):
+    code ``processing_error``, so that it is kept and its partition moves on."""
+    return DeadLetter("processing_error", f"processing_error: {type(exc).__name__}: {exc}",
+                      msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    accepted: list[tuple[PricedUsage, int, int]] = field(default_factory=list)
+    """Accepted events with their source (partition, offset), in order."""
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+    seen: dict[str, SeenEvent] = field(default_factory=dict)
+    """New event_id entries for the dedup table."""
+    spend: dict[str, SpendRow] = field(default_factory=dict)
+    """Changed spend rows."""
+
+
+class UsageIngestor:
+    """Validates, prices and de-duplicates usage messages; folds them into spend rows."""
+
+    def __init__(self, catalog: Catalog, limits: EventLimits) -> None:
+        self.catalog = catalog
+        self.limits = limits
+
+    def process(
+        self,
+        batch: Sequence[RawMessage],
+        seen_lookup: Callable[[str], SeenEvent | None],
+        spend_lookup: Callable[[str], SpendRow | None],
+        now: datetime,
+    ) -> IngestOutcome:
+        out = IngestOutcome()
+        for msg in batch:
+            try:
+                event = decode_usage(msg.value, self.limits, now)
+                priced = price_usage(event, self.catalog)
+                if priced.cost_usd > self.limits.max_cost_usd:
+                    raise InvalidEvent(
+                        "cost_over_cap",
+                        f"cost ${priced.cost_usd:,.2f} ({priced.priced_by}) is above the "
+                        f"per-event cap ${self.limits.max_cost_usd:,.2f} "
+                        "(PRSM_MAX_EVENT_COST_USD)")
+            except InvalidEvent as exc:
+                out.dead_letters.append(
+                    DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset,
+                               msg.key, msg.value)
+                )
+                continue
+            except Exception as exc:  # a bug must never hold the partition: keep the message
+                log.exception("usage message %s[%d]@%d could not be processed",
+                              msg.topic, msg.partition, msg.offset)
+                out.dead_letters.append(processing_error(exc, msg))
+                continue
+            first = out.seen.get(event.event_id) or seen_lookup(event.event_id)
+            if first is not None and not first.is_same_message(msg.partition, msg.offset):
+                out.duplicates += 1
+                continue
+            if first is None:
+                out.seen[event.event_id] = SeenEvent(msg.partition, msg.offset,
+                                                     event.ts.timestamp())
+            out.accepted.append((priced, msg.partition, msg.offset))
+        out.spend = fold_spend(spend_lookup, out.accepted)
+        return out

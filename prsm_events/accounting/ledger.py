@@ -1,0 +1,317 @@
+"""The budget ledger: spent and reserved amounts per budget, and reservations per request.
+
+Admission rule for a hard budget: ``spent + reserved + estimate <= limit``. An allowed request
+reserves its estimate in every budget that applies; the usage event with the same
+``request_id`` settles it (the reservation is released and the actual cost counted as spent);
+a reservation never settled is released after its TTL. Amounts are integers of nano-USD, so
+sums never drift. Usage is folded at most once per (budget row, source partition, offset).
+
+The ledger reads and writes two plain mappings (Faust tables' stores in the worker) and
+remembers which keys it changed, so the caller can persist exactly those.
+
+>>> from prsm_events.accounting.budgets import Budget
+>>> from prsm_events.kafka.partitioning import owner_partition
+>>> ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
+>>> b = Budget(scope="tenant:acme", period="day", limit_usd=10)
+>>> now = 1_700_000_000.0
+>>> ledger.reserve("acme", "r1", [b], to_nano(4), now, ttl_s=60)
+>>> v = ledger.view(b, "acme", now)
+>>> (v.spent_usd, v.reserved_usd, v.remaining_usd, v.fits(to_nano(7)))
+(0.0, 4.0, 6.0, False)
+>>> ledger.settle("acme", "r1", to_nano(3), now, partition=0, offset=0, budgets=[b])
+True
+>>> v = ledger.view(b, "acme", now)
+>>> (v.spent_usd, v.reserved_usd)
+(3.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prsm_events.accounting.budgets import Budget
+from prsm_events.accounting.ledger_view import NANO, BudgetView
+from prsm_events.accounting.periods import BUCKET_S, ROLLING, calendar_bounds
+
+__all__ = ["BudgetLedger", "BudgetState", "PartitionOf", "Reservation", "to_nano"]
+
+PartitionOf = Callable[[str, int], int]
+"""(tenant, partitions) -> the partition its records land on (``kafka.partitioning``)."""
+
+
+
+def to_nano(usd: float) -> int:
+    """USD -> integer nano-USD, rounded up (estimates are never under-stated)."""
+    return math.ceil(usd * NANO - 1e-6)
+
+
+@dataclass(slots=True)
+class BudgetState:
+    """One ledger row: a budget's amounts (for one tenant shard of a global budget)."""
+
+    period_start: float = 0.0
+    spent: int = 0
+    buckets: dict[int, int] = field(default_factory=dict)
+    applied: dict[int, int] = field(default_factory=dict)
+    """Usage partition -> last offset folded into this row."""
+
+    def to_list(self) -> list[Any]:
+        return [self.period_start, self.spent,
+                sorted(self.buckets.items()), sorted(self.applied.items())]
+
+    @classmethod
+    def from_list(cls, raw: list[Any]) -> BudgetState:
+        return cls(float(raw[0]), int(raw[1]),
+                   {int(k): int(v) for k, v in raw[2]}, {int(k): int(v) for k, v in raw[3]})
+
+
+@dataclass(slots=True)
+class Reservation:
+    """An allowed request's hold on its budgets until settled or expired."""
+
+    amount: int
+    keys: list[str]
+    expires_at: float
+    settled: bool = False
+    decision: list[Any] = field(default_factory=list)
+    """What was decided (action, model, provider, reason code), to answer a re-delivery."""
+
+    def to_list(self) -> list[Any]:
+        return [self.amount, self.keys, self.expires_at, self.settled, self.decision]
+
+    @classmethod
+    def from_list(cls, raw: list[Any]) -> Reservation:
+        return cls(int(raw[0]), list(raw[1]), float(raw[2]), bool(raw[3]), list(raw[4]))
+
+
+class BudgetLedger:
+    """Spent/reserved per budget row and outstanding reservations (see module doc)."""
+
+    def __init__(
+        self,
+        states: MutableMapping[str, Any],
+        reservations: MutableMapping[str, Any],
+        partitions: int,
+        partition_of: PartitionOf,
+    ) -> None:
+        self.states = states
+        self.reservations = reservations
+        self.partitions = partitions
+        self.partition_of = partition_of
+        self.dirty_states: dict[str, int] = {}
+        self.dirty_reservations: dict[str, int] = {}
+        self._expiry: list[tuple[float, str]] = []
+        self._rows: dict[str, BudgetState] = {}
+        """Decoded rows changed or read since the last reload (the mapping holds lists)."""
+        self._held: dict[str, int] = {}
+        """Row key -> sum of the unsettled reservations on it. Derived from the reservations
+        (the only place a hold is stored), so a crash can never leave the two disagreeing."""
+        self._bounds: dict[tuple[str, str], tuple[float, float]] = {}
+        self.reload()
+
+    # --- keys -----------------------------------------------------------------------------
+    def row_key(self, budget: Budget, tenant: str) -> str:
+        """A tenant's budgets have one row; a global budget has one row per tenant shard."""
+        if budget.tenant is not None:
+            return budget.key
+        return f"{budget.key}#p{self.partition_of(tenant, self.partitions)}"
+
+    def _rows_of(self, budget: Budget, tenant: str) -> list[str]:
+        if budget.tenant is not None:
+            return [budget.key]
+        return [f"{budget.key}#p{p}" for p in range(self.partitions)]
+
+    def _state(self, key: str) -> BudgetState:
+        return self._peek(key) or self._rows.setdefault(key, BudgetState())
+
+    def _peek(self, key: str) -> BudgetState | None:
+        state = self._rows.get(key)
+        if state is None:
+            raw = self.states.get(key)
+            if raw is None:
+                return None
+            state = self._rows[key] = BudgetState.from_list(raw)
+        return state
+
+    def _store(self, key: str, state: BudgetState, tenant: str) -> None:
+        self._rows[key] = state
+        self.dirty_states[key] = self._partition_of(key, tenant)
+
+    def _partition_of(self, key: str, tenant: str) -> int:
+        if "#p" in key:
+            return int(key.rsplit("#p", 1)[1])
+        return self.partition_of(tenant, self.partitions)
+
+    # --- periods --------------------------------------------------------------------------
+    def bounds(self, budget: Budget, now: float) -> tuple[float, float]:
+        """(start, end) epoch seconds of the budget's current period (rolling: the window)."""
+        if budget.period in ROLLING:
+            return now - ROLLING[budget.period], now
+        cache_key = (budget.period, budget.timezone)
+        cached = self._bounds.get(cache_key)
+        if cached is not None and cached[0] <= now < cached[1]:
+            return cached
+        start, end = calendar_bounds(budget.period, budget.timezone,
+                                     datetime.fromtimestamp(now, UTC))
+        found = (start.timestamp(), end.timestamp())
+        self._bounds[cache_key] = found
+        return found
+
+    # --- reading --------------------------------------------------------------------------
+    def view(self, budget: Budget, tenant: str, now: float) -> BudgetView:
+        """The budget's figures at ``now`` (a global budget: summed over the shards held)."""
+        start, end = self.bounds(budget, now)
+        spent = reserved = 0
+        releases: list[tuple[float, int]] = []
+        rolling = budget.period in ROLLING
+        width = BUCKET_S.get(budget.period, 0)
+        for key in self._rows_of(budget, tenant):
+            reserved += self._held.get(key, 0)
+            state = self._peek(key)
+            if state is None:
+                continue
+            if rolling:
+                for bucket, amount in state.buckets.items():
+                    if bucket + width > start:
+                        spent += amount
+                        releases.append((bucket + width + ROLLING[budget.period], amount))
+            elif state.period_start >= start:
+                spent += state.spent
+        return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)))
+
+    def reservation(self, tenant: str, request_id: str) -> Reservation | None:
+        raw = self.reservations.get(f"{tenant}|{request_id}")
+        return None if raw is None else Reservation.from_list(raw)
+
+    # --- writing --------------------------------------------------------------------------
+    def reserve(
+        self, tenant: str, request_id: str, budgets: Sequence[Budget], amount: int,
+        now: float, ttl_s: float, decision: list[Any] | None = None,
+    ) -> None:
+        """Hold ``amount`` in every budget row of ``budgets`` until settled or expired."""
+        key = f"{tenant}|{request_id}"
+        if key in self.reservations:
+            raise ValueError(f"request {request_id!r} of {tenant!r} already holds a reservation")
+        rows = [self.row_key(b, tenant) for b in budgets]
+        for row in rows:
+            self._held[row] = self._held.get(row, 0) + amount
+        reservation = Reservation(amount, rows, now + ttl_s, decision=decision or [])
+        self.reservations[key] = reservation.to_list()
+        self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
+        heapq.heappush(self._expiry, (reservation.expires_at, key))
+
+    def _release(self, reservation: Reservation) -> None:
+        if reservation.settled:
+            return
+        for row in reservation.keys:
+            left = self._held.get(row, 0) - reservation.amount
+            if left > 0:
+                self._held[row] = left
+            else:
+                self._held.pop(row, None)
+
+    def settle(
+        self, tenant: str, request_id: str | None, cost: int, ts: float,
+        partition: int, offset: int, budgets: Sequence[Budget],
+    ) -> bool:
+        """Fold one usage event: release its request's reservation, count ``cost`` as spent.
+
+        Returns False when the message was already folded (same partition and offset).
+        The reservation is kept, marked settled, until its TTL so that a re-delivered
+        request is recognised.
+        """
+        if request_id is not None:
+            key = f"{tenant}|{request_id}"
+            reservation = self.reservation(tenant, request_id)
+            if reservation is not None and not reservation.settled:
+                self._release(reservation)
+                reservation.settled = True
+                self.reservations[key] = reservation.to_list()
+                self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
+        return self._record(tenant, budgets, cost, ts, partition, offset)
+
+    def _record(
+        self, tenant: str, budgets: Sequence[Budget], cost: int, ts: float,
+        partition: int, offset: int,
+    ) -> bool:
+        folded = False
+        for budget in budgets:
+            row = self.row_key(budget, tenant)
+            state = self._state(row)
+            if state.applied.get(partition, -1) >= offset:
+                continue
+            state.applied[partition] = offset
+            folded = True
+            if budget.period in ROLLING:
+                width = BUCKET_S[budget.period]
+                bucket = int(ts // width * width)
+                horizon = ts - ROLLING[budget.period] - width
+                state.buckets[bucket] = state.buckets.get(bucket, 0) + cost
+                state.buckets = {b: a for b, a in state.buckets.items() if b > horizon}
+            else:
+                start, _ = self.bounds(budget, ts)
+                if start > state.period_start:
+                    state.period_start, state.spent = start, cost
+                elif start == state.period_start:
+                    state.spent += cost
+                # usage of an earlier period no longer counts against the budget
+            self._store(row, state, tenant)
+        return folded
+
+    def expire(self, now: float) -> list[tuple[str, Reservation]]:
+        """Release reservations past their TTL (settled ones are just forgotten)."""
+        expired = []
+        while self._expiry and self._expiry[0][0] <= now:
+            due, key = heapq.heappop(self._expiry)
+            raw = self.reservations.get(key)
+            if raw is None:
+                continue
+            reservation = Reservation.from_list(raw)
+            if reservation.expires_at != due:
+                continue
+            tenant = key.split("|", 1)[0]
+            self._release(reservation)
+            del self.reservations[key]
+            self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
+            expired.append((key, reservation))
+        return expired
+
+    def reserved(self, row: str) -> int:
+        """Nano-USD held on a ledger row by unsettled reservations."""
+        return self._held.get(row, 0)
+
+    def holds(self) -> dict[str, int]:
+        """Every row with something held on it, and how much."""
+        return dict(self._held)
+
+    def reload(self) -> None:
+        """Re-read the mappings (after they were restored from changelogs): forget decoded
+        rows, re-sum the holds and re-index expiries from the reservations."""
+        self._rows.clear()
+        self._held = {}
+        self._expiry = []
+        for key, raw in list(self.reservations.items()):
+            reservation = Reservation.from_list(raw)
+            self._expiry.append((reservation.expires_at, key))
+            if not reservation.settled:
+                for row in reservation.keys:
+                    self._held[row] = self._held.get(row, 0) + reservation.amount
+        heapq.heapify(self._expiry)
+
+    def take_dirty(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Keys changed since the last call, with the changelog partition of each.
+
+        Changed rows are written to the ``states`` mapping here, once per call.
+        """
+        states, self.dirty_states = self.dirty_states, {}
+        for key in states:
+            state = self._rows.get(key)
+            if state is not None:
+                self.states[key] = state.to_list()
+        reservations, self.dirty_reservations = self.dirty_reservations, {}
+        return states, reservations

@@ -1,0 +1,129 @@
+"""A budget's figures at one instant: what a decision is made from and reports.
+
+>>> from prsm_events.accounting.budgets import Budget
+>>> b = Budget(scope="tenant:acme", period="day", limit_usd=10)
+>>> v = BudgetView(b, now=1000.0, spent=6 * NANO, reserved=3 * NANO, start=0.0, end=86400.0)
+>>> v.remaining_usd, v.fits(NANO), v.fits(2 * NANO)
+(1.0, True, False)
+>>> v.seconds_until_fits(2 * NANO)   # reservations block: settle or expire soon
+(None, 'reservations')
+>>> v.seconds_until_fits(5 * NANO)   # settled spend blocks: the period must roll
+(85400.0, 'period_end')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prsm_events.accounting.budgets import Budget
+from prsm_events.accounting.periods import ROLLING
+
+__all__ = ["NANO", "BudgetView"]
+
+NANO = 1_000_000_000
+
+
+def _usd(nano: int) -> float:
+    return round(nano / NANO, 9)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """Spent and reserved nano-USD of a budget's current period (or rolling window)."""
+
+    budget: Budget
+    now: float
+    spent: int
+    reserved: int
+    start: float
+    end: float
+    releases: tuple[tuple[float, int], ...] = ()
+    """Rolling windows: (time a bucket leaves the window, its amount), oldest first."""
+
+    @property
+    def limit(self) -> int:
+        return round(self.budget.limit_usd * NANO)
+
+    @property
+    def remaining(self) -> int:
+        return self.limit - self.spent - self.reserved
+
+    @property
+    def spent_usd(self) -> float:
+        return _usd(self.spent)
+
+    @property
+    def reserved_usd(self) -> float:
+        return _usd(self.reserved)
+
+    @property
+    def remaining_usd(self) -> float:
+        return _usd(self.remaining)
+
+    @property
+    def rolling(self) -> bool:
+        return self.budget.period in ROLLING
+
+    @property
+    def period_end(self) -> datetime | None:
+        """End of the calendar period (None for rolling windows)."""
+        return None if self.rolling else datetime.fromtimestamp(self.end, UTC)
+
+    def fits(self, amount: int) -> bool:
+        """The admission rule: spent + reserved + amount <= limit."""
+        return self.spent + self.reserved + amount <= self.limit
+
+    def exhausted(self, below: float) -> bool:
+        """Settled spend leaves less than ``below`` (a fraction) of the limit."""
+        return self.limit - self.spent <= below * self.limit
+
+    def seconds_until_fits(self, amount: int) -> tuple[float | None, str]:
+        """When ``amount`` fits at the earliest if nothing else is spent, and why.
+
+        ``(0, 'now')`` if it fits, ``(None, 'reservations')`` if only outstanding
+        reservations stand in the way, ``(None, 'never')`` when it exceeds the limit itself.
+        """
+        if self.fits(amount):
+            return 0.0, "now"
+        if amount > self.limit:
+            return None, "never"
+        excess = self.spent + amount - self.limit
+        if excess <= 0:
+            return None, "reservations"
+        if not self.rolling:
+            return max(0.0, self.end - self.now), "period_end"
+        freed = 0
+        for at, bucket in self.releases:
+            freed += bucket
+            if freed >= excess:
+                return max(0.0, at - self.now), "window"
+        return float(ROLLING[self.budget.period]), "window"
+
+    def figures(self) -> dict[str, object]:
+        """The figures a decision or report carries."""
+        return {
+            "scope": self.budget.scope,
+            "period": self.budget.period,
+            "limit_usd": self.budget.limit_usd,
+            "spent_usd": self.spent_usd,
+            "reserved_usd": self.reserved_usd,
+            "remaining_usd": self.remaining_usd,
+            "period_end": None if self.period_end is None else self.period_end.isoformat(),
+            "hard": self.budget.hard,
+        }
+
+    def run_rate_forecast(self) -> dict[str, object] | None:
+        """Calendar periods: period-end spend and exhaustion time at the run rate so far."""
+        elapsed = self.now - self.start
+        if self.rolling or elapsed <= 0:
+            return None
+        rate = self.spent / elapsed
+        projected = self.spent + rate * max(0.0, self.end - self.now)
+        exhaustion = None
+        if rate > 0 and self.spent < self.limit:
+            at = self.now + (self.limit - self.spent) / rate
+            if at < self.end:
+                exhaustion = datetime.fromtimestamp(at, UTC).isoformat()
+        return {"method": "run_rate", "period_end_spend_usd": _usd(round(projected)),
+                "exhaustion_ts": exhaustion}

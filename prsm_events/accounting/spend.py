@@ -1,0 +1,148 @@
+"""Rolling spend: totals per tenant, service and model over tumbling windows.
+
+Every accepted event adds to one row per (scope, window). A row remembers the source
+partition and offset of the last event folded into it, so re-processing a message after a
+crash (at-least-once delivery) never counts it twice.
+
+>>> from prsm_events.events.usage import UsageEvent
+>>> from prsm_events.accounting.pricing import PricedUsage
+>>> e = UsageEvent(event_id="e1", ts="2026-03-04T05:06:07Z", tenant="acme", service="chat",
+...                model="gpt-4o", cost_usd=0.5)
+>>> p = PricedUsage(e, 0.5, "client", "openai")
+>>> rows = fold_spend(lambda key: None, [(p, 0, 10), (p, 0, 10)])   # the same offset twice
+>>> rows["tenant:acme|day|2026-03-04T00:00:00Z"].cost_usd
+0.5
+>>> sorted({key.split("|")[1] for key in rows})
+['day', 'hour', 'minute', 'month', 'total']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from prsm_events.accounting.pricing import PricedUsage
+
+__all__ = [
+    "RETENTION",
+    "WINDOWS",
+    "SpendRow",
+    "fold_spend",
+    "is_expired",
+    "row_keys",
+    "scopes_of",
+]
+
+WINDOWS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
+"""Tumbling window lengths in seconds; ``month`` (calendar, UTC) and ``total`` are added."""
+
+RETENTION: dict[str, timedelta] = {
+    "minute": timedelta(hours=3),
+    "hour": timedelta(days=3),
+    "day": timedelta(days=62),
+    "month": timedelta(days=800),
+}
+"""How long after its end a window's row is kept in the table (ClickHouse keeps everything)."""
+
+
+@dataclass(slots=True)
+class SpendRow:
+    """Totals of one (scope, window) plus the watermark of the last folded message."""
+
+    cost_usd: float = 0.0
+    events: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    partition: int = -1
+    offset: int = -1
+
+    def to_list(self) -> list[float | int]:
+        return [self.cost_usd, self.events, self.input_tokens, self.output_tokens,
+                self.partition, self.offset]
+
+    @classmethod
+    def from_list(cls, raw: list[float | int]) -> SpendRow:
+        cost, events, inp, out, partition, offset = raw
+        return cls(float(cost), int(events), int(inp), int(out), int(partition), int(offset))
+
+    def copy(self) -> SpendRow:
+        return SpendRow(self.cost_usd, self.events, self.input_tokens, self.output_tokens,
+                        self.partition, self.offset)
+
+
+def scopes_of(priced: PricedUsage) -> tuple[str, str, str]:
+    """The tenant, tenant/service and tenant/model scopes an event counts towards."""
+    e = priced.event
+    tenant = f"tenant:{e.tenant}"
+    model = e.model or f"({e.kind.value})"
+    return tenant, f"{tenant}/service:{e.service}", f"{tenant}/model:{model}"
+
+
+@lru_cache(maxsize=4096)
+def _window_labels(minute: int) -> tuple[str, ...]:
+    """Window labels of every event in the minute starting at epoch second ``minute``."""
+    labels = []
+    for name, length in WINDOWS.items():
+        start = datetime.fromtimestamp(minute - minute % length, UTC)
+        labels.append(f"{name}|{start.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    labels.append(f"month|{datetime.fromtimestamp(minute, UTC).strftime('%Y-%m')}")
+    labels.append("total|all")
+    return tuple(labels)
+
+
+def row_keys(priced: PricedUsage) -> list[str]:
+    """Table keys (``scope|window|start``) of every row the event adds to."""
+    epoch = int(priced.event.ts.timestamp())
+    labels = _window_labels(epoch - epoch % 60)
+    return [f"{scope}|{label}" for scope in scopes_of(priced) for label in labels]
+
+
+def fold_spend(
+    current: Callable[[str], SpendRow | None],
+    items: Iterable[tuple[PricedUsage, int, int]],
+) -> dict[str, SpendRow]:
+    """Fold (priced event, partition, offset) items into rows; return the changed rows.
+
+    ``current(key)`` gives a row's stored value (or None). Rows are copied, never mutated.
+    """
+    changed: dict[str, SpendRow] = {}
+    modified: set[str] = set()
+    for priced, partition, offset in items:
+        event = priced.event
+        for key in row_keys(priced):
+            row = changed.get(key)
+            if row is None:
+                stored = current(key)
+                row = SpendRow() if stored is None else stored.copy()
+                changed[key] = row
+            if row.partition == partition and offset <= row.offset:
+                continue  # already counted before a restart
+            row.cost_usd += priced.cost_usd
+            row.events += 1
+            row.input_tokens += event.input_tokens
+            row.output_tokens += event.output_tokens + event.reasoning_tokens
+            row.partition = partition
+            row.offset = offset
+            modified.add(key)
+    return {key: changed[key] for key in modified}
+
+
+def is_expired(key: str, now: datetime) -> bool:
+    """True when the key's window ended longer ago than its retention.
+
+    >>> is_expired("tenant:a|minute|2026-01-01T00:00:00Z", datetime(2026, 1, 1, 4, tzinfo=UTC))
+    True
+    >>> is_expired("tenant:a|total|all", datetime(2099, 1, 1, tzinfo=UTC))
+    False
+    """
+    _scope, window, start = key.rsplit("|", 2)
+    if window == "total":
+        return False
+    if window == "month":
+        begin = datetime.strptime(start, "%Y-%m").replace(tzinfo=UTC)
+        end = (begin + timedelta(days=32)).replace(day=1)
+    else:
+        end = datetime.fromisoformat(start) + timedelta(seconds=WINDOWS[window])
+    return now - end > RETENTION[window]

@@ -1,0 +1,299 @@
+"""The ``prsm`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from prsm_events.errors import ConfigError, PrsmError
+from prsm_events.settings import Settings
+
+__all__ = ["main"]
+
+SHARED_TRACE = Path("../shared/data/azure-llm-2023/AzureLLMInferenceTrace_code.csv")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:  # inputs are hidden: they may hold secrets
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError(f"invalid PRSM_* settings: {problems}") from None
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+class _Commands(click.Group):
+    """Every command's known failures (broker, settings, store) end in one line, exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PrsmError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Commands)
+def main() -> None:
+    """prsm-events: real-time AI spend control on Kafka."""
+
+
+# --- dev -----------------------------------------------------------------------------------
+@main.group()
+def dev() -> None:
+    """The local Kafka broker (real Apache Kafka, KRaft, single node)."""
+
+
+def _broker(secure: bool = False) -> Any:
+    from prsm_events.kafka.dev_broker import LocalBroker
+
+    s = _settings()
+    return LocalBroker(s.home, s.broker_port, secure=secure)
+
+
+@dev.command("up")
+@click.option("--secure", is_flag=True,
+              help="SASL_SSL (SCRAM) and mutual TLS with ACLs, as a managed cluster; clients "
+              "need PRSM_HOME/kafka-secure/client.env.")
+def dev_up(secure: bool) -> None:
+    """Fetch (once) and start the broker; wait until it answers."""
+    broker = _broker(secure)
+    click.echo(f"starting Kafka {broker.kafka_version()} under {broker.dir} ...", err=True)
+    bootstrap = broker.start()
+    if secure:
+        click.echo(f"SASL_SSL as admin: set -a; . {broker.dir / 'client.env'}; set +a\n"
+                   f"mutual TLS on {broker.tls_bootstrap}", err=True)
+    click.echo(bootstrap)
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop the broker (and the secure one); their data stays under PRSM_HOME."""
+    stopped = [_broker(secure).stop() for secure in (False, True)]
+    click.echo("stopped" if any(stopped) else "not running")
+
+
+@dev.command("status")
+def dev_status() -> None:
+    plain, secure = _broker(), _broker(secure=True)
+    click.echo(plain.status())
+    if secure.pid() is not None:
+        click.echo(f"secure: {secure.status()}")
+
+
+@dev.command("user")
+@click.argument("name")
+@click.password_option(help="The user's password (asked when not given).")
+def dev_user(name: str, password: str) -> None:
+    """Add (or change) a SCRAM-SHA-256/512 user on the secure broker."""
+    from pydantic import SecretStr
+
+    _broker(secure=True).add_user(name, SecretStr(password))
+    click.echo(f"user {name}")
+
+
+def _dev_tool(name: str, args: tuple[str, ...]) -> None:
+    broker = _broker(secure=_broker(secure=True).pid() is not None)
+    done = broker.tool(name, *args)
+    click.echo(done.stdout, nl=False)
+    click.echo(done.stderr, nl=False, err=True)
+    sys.exit(done.returncode)
+
+
+@dev.command("acls", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dev_acls(args: tuple[str, ...]) -> None:
+    """kafka-acls from the broker's jars, as admin (e.g. `prsm dev acls --list`)."""
+    _dev_tool("kafka-acls", args)
+
+
+@dev.command("configs", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dev_configs(args: tuple[str, ...]) -> None:
+    """kafka-configs from the broker's jars, as admin."""
+    _dev_tool("kafka-configs", args)
+
+
+# --- topics --------------------------------------------------------------------------------
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every prsm topic, or align its settings (idempotent)."""
+    from prsm_events.kafka.admin import provision_topics
+
+    try:
+        for change in provision_topics(_settings()):
+            click.echo(str(change))
+    except PrsmError as exc:
+        _fail(str(exc))
+
+
+# --- worker --------------------------------------------------------------------------------
+@main.command()
+@click.option("--loglevel", default="warning", show_default=True, envvar="PRSM_LOGLEVEL")
+def worker(loglevel: str) -> None:
+    """Run the stream worker (ingest agent, tables, ClickHouse sink, HTTP API)."""
+    from streams.worker import run_worker
+
+    run_worker(_settings(), loglevel)
+
+
+# --- publish -------------------------------------------------------------------------------
+def _event_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
+    event = {k: v for k, v in opts.items() if v is not None}
+    event.setdefault("event_id", str(uuid.uuid4()))
+    event.setdefault("ts", datetime.now(UTC).isoformat())
+    return event
+
+
+@main.command()
+@click.option("--file", "file_", type=click.File("rb"), help="JSONL file of events; - for stdin.")
+@click.option("--no-validate", is_flag=True, help="Send lines as they are (to test the DLQ).")
+@click.option("--tenant")
+@click.option("--service")
+@click.option("--model")
+@click.option("--provider")
+@click.option("--team")
+@click.option("--api-key-id")
+@click.option("--request-id")
+@click.option("--event-id")
+@click.option("--input-tokens", type=int)
+@click.option("--output-tokens", type=int)
+@click.option("--cost-usd", type=float)
+@click.option("--kind")
+def publish(file_: Any, no_validate: bool, **flags: Any) -> None:
+    """Publish one event from flags, or JSONL events from --file."""
+    from prsm_events.errors import InvalidEvent
+    from prsm_events.events.usage import UsageEvent
+    from prsm_events.events.validation import describe_validation_error, parse_object
+    from prsm_events.sdk.publisher import UsagePublisher
+
+    s = _settings()
+    lines: list[bytes] = []
+    events: list[UsageEvent] = []
+    if file_ is not None:
+        lines = [ln for ln in file_.read().splitlines() if ln.strip()]
+        if not no_validate:
+            for n, line in enumerate(lines, 1):
+                try:
+                    events.append(UsageEvent.model_validate(parse_object(line)))
+                except InvalidEvent as exc:
+                    _fail(f"line {n}: {exc.reason}; nothing was sent")
+                except ValidationError as exc:
+                    _fail(f"line {n}: {describe_validation_error(exc).reason}; nothing was sent")
+    else:
+        if not flags.get("tenant") or not flags.get("service"):
+            _fail("give --tenant and --service (and --model or --cost-usd), or --file")
+        try:
+            events.append(UsageEvent.model_validate(_event_from_flags(flags)))
+        except ValidationError as exc:
+            _fail(str(exc))
+
+    async def send() -> int:
+        async with UsagePublisher(s.kafka, topic=s.topic("usage")) as pub:
+            if no_validate:
+                for line in lines:
+                    await pub.publish_raw(line)
+                return len(lines)
+            return await pub.publish_many(events)
+
+    click.echo(f"published {asyncio.run(send())} events to {s.topic('usage')}")
+
+
+# --- replay --------------------------------------------------------------------------------
+@main.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                required=False)
+@click.option("--speed", type=float, default=60.0, show_default=True,
+              help="Time compression factor (60: one trace minute per second).")
+@click.option("--max-rate", type=float, default=None,
+              help="Cap on events/s (default: as the trace and --speed dictate).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tenants", type=int, default=5, show_default=True)
+@click.option("--limit", type=int, default=None, help="Replay only the first N rows.")
+@click.option("--run-id", default=None, help="Event id prefix (default: a fresh one).")
+def replay(trace: Path | None, speed: float, max_rate: float | None, seed: int, tenants: int,
+           limit: int | None, run_id: str | None) -> None:
+    """Replay a CSV request trace as usage events (synthetic workload without TRACE)."""
+    from prsm_events.cli.replay import replay_trace
+
+    total = replay_trace(_settings(), trace, speed=speed, seed=seed, tenants=tenants,
+                         limit=limit, run_id=run_id, max_rate=max_rate)
+    click.echo(f"replayed {total} events")
+
+
+# --- report --------------------------------------------------------------------------------
+@main.group()
+def report() -> None:
+    """Cost reports from ClickHouse."""
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        since = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since {value!r} is not an ISO 8601 time (e.g. 2026-11-01T00:00:00Z)")
+        raise
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+@report.command("spend")
+@click.option("--by", type=click.Choice(["tenant", "service", "model"]), default="tenant",
+              show_default=True)
+@click.option("--since", default=None, help="ISO 8601 start time (UTC when no zone).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def report_spend(by: str, since: str | None, fmt: str) -> None:
+    """Spend by tenant, service or model."""
+    from prsm_events.cli.worker_api import fetch_spend_report
+
+    try:
+        rep = fetch_spend_report(_settings(), by, _parse_since(since))
+    except PrsmError as exc:
+        _fail(str(exc))
+    click.echo(rep.render(fmt), nl=False)
+
+
+# --- demo ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--trace", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"Trace CSV (default: {SHARED_TRACE} when present, else synthetic).")
+@click.option("--speed", type=float, default=600.0, show_default=True)
+@click.option("--limit", type=int, default=3000, show_default=True)
+def demo(trace: Path | None, speed: float, limit: int) -> None:
+    """Start a broker and a worker, replay a workload, print the spend report, stop."""
+    from prsm_events.cli.demo import run_demo
+
+    if trace is None and SHARED_TRACE.exists():
+        trace = SHARED_TRACE
+    try:
+        run_demo(_settings(), trace, speed=speed, limit=limit)
+    except PrsmError as exc:
+        _fail(str(exc))
+
+
+# --- spend control (budget, catalog, decisions) ----------------------------------------------
+def _add_control_commands() -> None:
+    from prsm_events.cli.control_commands import budget, catalog, decisions
+
+    for command in (budget, catalog, decisions):
+        main.add_command(command)
+
+
+_add_control_commands()

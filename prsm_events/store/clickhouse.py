@@ -1,0 +1,135 @@
+"""ClickHouse store, only through clickhouse-connect: embedded chDB (``chdb://``) or a server.
+
+The store connects lazily and re-tries connecting on every call after a failure, so a worker
+started while ClickHouse is away keeps running and catches up once it is back. Writes are
+idempotent on ``event_id`` (ReplacingMergeTree), so a retried batch is never counted twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from prsm_events.accounting.pricing import PricedUsage
+from prsm_events.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+__all__ = ["USAGE_COLUMNS", "ClickHouseStore", "ddl_statements", "usage_row"]
+
+USAGE_COLUMNS = (
+    "event_id", "ts", "tenant", "service", "team", "api_key_id", "request_id", "provider",
+    "model", "kind", "status", "input_tokens", "cached_input_tokens",
+    "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "priced_by",
+    "latency_ms", "tags", "src_partition", "src_offset", "ingested_at",
+)
+
+
+def usage_row(priced: PricedUsage, partition: int, offset: int, now: datetime) -> list[Any]:
+    """One ``usage`` table row in USAGE_COLUMNS order."""
+    e = priced.event
+    return [
+        e.event_id, e.ts, e.tenant, e.service, e.team or "", e.api_key_id or "",
+        e.request_id or "", priced.provider, e.model or "", e.kind.value, e.status.value,
+        e.input_tokens, e.cached_input_tokens, e.cache_write_input_tokens, e.output_tokens,
+        e.reasoning_tokens, priced.cost_usd, priced.priced_by, e.latency_ms, e.tags,
+        partition, offset, now,
+    ]
+
+
+def _ddl_dir() -> Path:
+    return Path(str(resources.files("prsm_events").joinpath("schemas/clickhouse")))
+
+
+def ddl_statements(database: str) -> list[str]:
+    """Every DDL statement in ``schemas/clickhouse/*.sql``, in file order."""
+    statements = []
+    for path in sorted(_ddl_dir().glob("*.sql")):
+        lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("--")]
+        for stmt in "\n".join(lines).split(";"):
+            if stmt.strip():
+                statements.append(stmt.strip().replace("{database}", database))
+    return statements
+
+
+class ClickHouseStore:
+    """The usage table and report queries, behind a lock (chDB is one session per process)."""
+
+    def __init__(self, dsn: str, database: str = "prsm") -> None:
+        self.dsn = dsn
+        parsed = urlparse(dsn)
+        path_db = parsed.path.strip("/") if parsed.scheme.startswith("http") else ""
+        self.database = path_db or database
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
+
+    def _connect(self) -> Client:
+        if self._client is not None:
+            return self._client
+        import clickhouse_connect
+
+        try:
+            if self.embedded:
+                path = self.dsn.removeprefix("chdb://")
+                if path:
+                    Path(path).mkdir(parents=True, exist_ok=True)
+            client = clickhouse_connect.get_client(dsn=self.dsn)
+            for stmt in ddl_statements(self.database):
+                client.command(stmt)
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot open ClickHouse ({self.redacted_dsn}): {exc}") from exc
+        self._client = client
+        return client
+
+    @property
+    def redacted_dsn(self) -> str:
+        parsed = urlparse(self.dsn)
+        if parsed.password:
+            return self.dsn.replace(f":{parsed.password}@", ":***@")
+        return self.dsn
+
+    def ping(self) -> bool:
+        """True when the store answers."""
+        try:
+            self.query("SELECT 1")
+        except StoreUnavailable:
+            return False
+        return True
+
+    def write_usage(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows (USAGE_COLUMNS order); raise StoreUnavailable to signal back-pressure."""
+        if not rows:
+            return
+        with self._lock:
+            client = self._connect()
+            try:
+                client.insert(f"{self.database}.usage", rows, column_names=USAGE_COLUMNS)
+            except Exception as exc:
+                raise StoreUnavailable(f"insert of {len(rows)} rows failed: {exc}") from exc
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a read query; ``{db}`` in the SQL is replaced by the database name."""
+        with self._lock:
+            client = self._connect()
+            try:
+                result = client.query(sql.replace("{db}", self.database), parameters=parameters)
+            except Exception as exc:
+                raise StoreUnavailable(f"query failed: {exc}") from exc
+            return [tuple(row) for row in result.result_rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+

@@ -1,0 +1,146 @@
+"""Where a budget's spend is heading: period-end spend with an interval, exhaustion time, and
+the ``forecast_overrun`` alert (before the money is spent).
+
+The forecast for the rest of the period comes from the batch scorer (seasonal forecaster);
+this module only adds it to what is already spent and reserved.
+
+A rolling window (``1h``, ``24h``, ``7d``) has no period end: its spend at a future instant is
+what it holds now, less what will have left it by then, plus what is forecast to come.
+``BudgetOutlook.rolling`` takes the forecast at several horizons up to one window ahead and
+reports the window's peak (``period_end`` is when it peaks) and the first instant it reaches
+the limit.
+
+>>> from prsm_events.accounting.budgets import Budget
+>>> from prsm_events.accounting.ledger_view import BudgetView, NANO
+>>> b = Budget(scope="tenant:acme", period="day", limit_usd=10)
+>>> v = BudgetView(b, now=43200.0, spent=6 * NANO, reserved=0, start=0.0, end=86400.0)
+>>> o = BudgetOutlook.of(v, rest=(6.0, 5.0, 7.0))
+>>> o.period_end_spend_usd, o.exhaustion_ts
+(12.0, '1970-01-01T20:00:00+00:00')
+>>> overrun_alert(o).severity
+'high'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prsm_events.accounting.ledger_view import NANO, BudgetView
+from prsm_events.accounting.periods import ROLLING
+from prsm_events.events.alerts import Alert
+
+__all__ = ["BudgetOutlook", "overrun_alert", "rolling_horizons"]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetOutlook:
+    budget_key: str
+    scope: str
+    period: str
+    now: float
+    period_start: float
+    period_end: float
+    limit_usd: float
+    spent_usd: float
+    period_end_spend_usd: float
+    low_usd: float
+    high_usd: float
+    exhaustion_ts: str | None
+
+    @classmethod
+    def of(cls, view: BudgetView, rest: tuple[float, float, float]) -> BudgetOutlook:
+        """``rest``: (mean, low, high) USD forecast for the rest of the period."""
+        used = (view.spent + view.reserved) / NANO
+        mean, low, high = (max(0.0, float(x)) for x in rest)
+        left_s = max(view.end - view.now, 0.0)
+        exhaustion = None
+        limit = view.budget.limit_usd
+        if used >= limit:
+            exhaustion = _iso(view.now)
+        elif used + mean > limit and mean > 0 and left_s > 0:
+            exhaustion = _iso(view.now + (limit - used) / (mean / left_s))
+        return cls(view.budget.key, view.budget.scope, view.budget.period, view.now,
+                   view.start, view.end, limit, round(used, 9), round(used + mean, 6),
+                   round(used + low, 6), round(used + high, 6), exhaustion)
+
+    @classmethod
+    def rolling(cls, view: BudgetView, horizons: Sequence[float],
+                ahead: Sequence[tuple[float, float, float]]) -> BudgetOutlook:
+        """A rolling window's outlook: ``ahead[k]`` is the (mean, low, high) USD forecast of the
+        spend between now and ``horizons[k]`` seconds from now (increasing horizons)."""
+        used = (view.spent + view.reserved) / NANO
+        limit = view.budget.limit_usd
+        points = [(0.0, used, used, used)]
+        released, k = 0, 0  # releases are sorted by time: one walk for all horizons
+        for h, (mean, low, high) in zip(horizons, ahead, strict=True):
+            while k < len(view.releases) and view.releases[k][0] <= view.now + h:
+                released += view.releases[k][1]
+                k += 1
+            left = used - released / NANO
+            points.append((h, left + max(0.0, float(mean)), left + max(0.0, float(low)),
+                           left + max(0.0, float(high))))
+        peak = max(points, key=lambda p: p[1])
+        exhaustion = None
+        first = next((k for k, p in enumerate(points) if p[1] >= limit), None)
+        if first == 0:
+            exhaustion = _iso(view.now)
+        elif first is not None:  # crossed between two horizons: linear in between
+            (h0, m0, _, _), (h1, m1, _, _) = points[first - 1], points[first]
+            exhaustion = _iso(view.now + h0 + (h1 - h0) * (limit - m0) / (m1 - m0))
+        return cls(view.budget.key, view.budget.scope, view.budget.period, view.now,
+                   view.start, view.now + peak[0], limit, round(used, 9), round(peak[1], 6),
+                   round(peak[2], 6), round(peak[3], 6), exhaustion)
+
+    @property
+    def overruns(self) -> bool:
+        return self.period_end_spend_usd > self.limit_usd
+
+    def figures(self) -> dict[str, Any]:
+        """What decisions, ``/budgets`` and ``prsm budget outlook`` show (rolling windows:
+        ``window_peak: true``, the peak and when it comes in the ``period_end_*`` fields)."""
+        out = {"method": "seasonal", "period_end_spend_usd": self.period_end_spend_usd,
+               "period_end_spend_low_usd": self.low_usd,
+               "period_end_spend_high_usd": self.high_usd, "exhaustion_ts": self.exhaustion_ts,
+               "period_end": _iso(self.period_end)}
+        if self.period in ROLLING:
+            out["window_peak"] = True
+        return out
+
+
+def rolling_horizons(window_s: float, interval_s: float, steps: int = 24) -> list[float]:
+    """Horizons (seconds ahead) at which a rolling window's outlook is evaluated: ``steps``
+    even steps up to one window, none shorter than a scoring interval.
+
+    >>> rolling_horizons(86400.0, 60.0)[:3], rolling_horizons(3600.0, 600.0)
+    ([3600.0, 7200.0, 10800.0], [600.0, 1200.0, 1800.0, 2400.0, 3000.0, 3600.0])
+    """
+    step = max(window_s / steps, interval_s)
+    count = max(1, int(window_s // step))
+    return [window_s * (k + 1) / count for k in range(count)]
+
+
+def overrun_alert(o: BudgetOutlook) -> Alert:
+    """The ``forecast_overrun`` alert for an outlook that crosses its limit."""
+    high = o.low_usd > o.limit_usd  # even the low end of the interval overruns
+    rolling = o.period in ROLLING
+    when = (f"in its trailing {o.period} window around {_iso(o.period_end)}" if rolling
+            else f"by {_iso(o.period_end)}")
+    return Alert(
+        alert_id=f"{o.budget_key}|forecast_overrun|{_iso(o.now if rolling else o.period_start)}",
+        ts=datetime.fromtimestamp(o.now, UTC), kind="forecast_overrun", scope=o.scope,
+        severity="high" if high else "warning", observed=o.period_end_spend_usd,
+        expected=o.limit_usd, score=round(o.period_end_spend_usd / o.limit_usd, 6)
+        if o.limit_usd else 1.0,
+        message=f"the {o.period} budget of {o.scope} (${o.limit_usd:g}) is forecast to reach "
+        f"${o.period_end_spend_usd:.4f} {when} (90%: "
+        f"${o.low_usd:.4f}-${o.high_usd:.4f}); exhausted around {o.exhaustion_ts}",
+        period=o.period,
+        details={"spent_usd": o.spent_usd, "low_usd": o.low_usd, "high_usd": o.high_usd,
+                 "exhaustion_ts": o.exhaustion_ts})

@@ -1,0 +1,99 @@
+"""The decision agent: requests -> AdmissionDesk -> decisions (and DLQ, ledger changelogs).
+
+Requests are processed as they come; while more are already queued they are gathered (up
+to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide each request
+and reserve in the ledger, hand changelog records and decisions to the producer, wait for
+the broker, then acknowledge. A crash before the acknowledgement re-delivers the requests;
+a re-delivered admitted request finds its reservation and is answered ``already_decided``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+import faust
+
+from prsm_events.accounting.ingest import RawMessage, processing_error
+from prsm_events.errors import InvalidEvent
+from prsm_events.events.dead_letter import DeadLetter
+from prsm_events.events.validation import EventLimits, decode_request
+from prsm_events.settings import Settings
+from streams.config_feeds import ConfigFeeds
+from streams.control import SpendControl
+from streams.dead_letter_writer import DeadLetterWriter
+from streams.faust_compat import steady
+from streams.ordered_delivery import Batch, OrderedDelivery
+from streams.partition_progress import RecordProbe
+from streams.raw_topics import raw_topic
+
+__all__ = ["register_decisions"]
+
+log = logging.getLogger("prsm.decisions")
+
+
+def register_decisions(
+    app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds,
+    limits: EventLimits, dead_letters: DeadLetterWriter, probe: RecordProbe,
+) -> None:
+    requests_topic = raw_topic(app, settings.topic("requests"))
+    decisions_name = settings.topic("decisions")
+    stats = control.stats
+    delivery = OrderedDelivery(app, requests_topic, feeds, control, probe, ready_poll_s=0.02)
+
+    async def work(batch: Batch) -> bool:
+        events = batch.events
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, UTC)
+        stats.expired += len(control.ledger.expire(now))
+        answers: list[tuple[bytes, bytes]] = []
+        dead: list[DeadLetter] = []
+        for event in events:
+            m = event.message
+            try:
+                request = decode_request(m.value, limits, stamp)
+                decision = control.desk.admit(request, stamp)
+            except InvalidEvent as exc:
+                dead.append(DeadLetter(exc.code, exc.reason, m.topic, m.partition, m.offset,
+                                       m.key, m.value))
+                continue
+            except Exception as exc:  # a bug must never hold the partition: keep the request
+                log.exception("request %s[%d]@%d could not be processed", m.topic, m.partition,
+                              m.offset)
+                dead.append(processing_error(exc, RawMessage(m.topic, m.partition, m.offset,
+                                                             m.key, m.value)))
+                continue
+            if decision.reason.code != "already_decided":
+                control.meter_demand(request, decision, now)
+            stats.actions[decision.action.value] += 1
+            stats.reasons[decision.reason.code] += 1
+            if decision.reason.code == "already_decided":
+                stats.redelivered += 1
+            answers.append((request.tenant.encode(), decision.model_dump_json().encode()))
+        futures = await control.persist(wait=False)
+        for key, value in answers:
+            futures.append(await app.producer.send(decisions_name, key, value, None, None, None))
+        await asyncio.gather(*futures, dead_letters.write(dead, stamp))
+        stats.requests += len(answers)
+        stats.dead_lettered += len(dead)
+        await delivery.complete(batch, now)
+        return True
+
+    # answered as they come: while more are queued they are gathered into one batch
+    delivery.agent("decide-requests", work, size=settings.batch_max,
+                   within_s=settings.batch_within_s, answer_when_idle=True)
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def expire_reservations() -> None:
+        """Release reservations past their TTL; re-check blocked budgets; announce."""
+        if not (steady(app) and feeds.ready.is_set()):
+            return
+        now = time.time()
+        stats.expired += len(control.ledger.expire(now))
+        control.lift_expired(now)
+        await control.persist()
+        await control.announce(now)
+        await delivery.progress.check()
+        stats.rewinds, stats.rereads = delivery.progress.rewinds, delivery.progress.rereads

@@ -1,0 +1,150 @@
+"""Every use of Faust's private or untyped internals, each naming why: the one place to check
+when faust-streaming is upgraded (tested against the pinned version in
+``tests/unit/streams/test_faust_compat.py``).
+
+Commit positions
+----------------
+faust-streaming's consumer commits, per partition, the first run of consecutive acknowledged
+offsets (``Consumer._new_offset``), filling in offsets it believes no record holds from
+*gaps* it noted while fetching (``Consumer._add_gap``). On the topics our agents read strictly
+in order (``PartitionProgress``: usage and requests) that goes wrong three ways:
+
+- after a seek back (a re-read of skipped messages, or a batch refused for a gap), records
+  fetched before the seek arrive ahead of the new read position and Faust notes the distance
+  as a gap; those offsets are later acknowledged for real a second time, and the duplicates
+  split every run, so commits crawl forward by about one offset per commit interval
+  (robinhood/faust#625, "Offsets not committed due to duplicate in _acked"; still so in
+  faust-streaming 0.15) and a clean stop leaves thousands uncommitted;
+- the same gap, filled in before its records are processed, lets Faust commit offsets never
+  processed (lost on the next crash);
+- with those gap notes off, offsets that hold no record (a transaction's control record) are
+  never acknowledged, and commits would stop there (robinhood/faust#401 for the kindred case
+  of compacted topics).
+
+``commit_positions`` makes Faust commit, for those topics, exactly the next offset their
+agent must process (``PartitionProgress.position``), which moves past holes (probed),
+offsets deleted by retention and re-reads, and turns Faust's gap notes off for them.
+
+Steady state, committed offsets
+-------------------------------
+``steady`` reads the table recovery's state (``app.tables.recovery``, untyped);
+``committed_offset`` the consumer's last committed offsets (``Consumer._committed_offset``),
+where a partition's processing starts; Faust exposes neither.
+
+Table rows and their changelogs
+-------------------------------
+``table_store`` is a table's local store (``Table.data``), read and written without Faust's
+per-key hooks on the hot paths. ``store_rows`` writes rows of several partitions in one
+synchronous block: a RocksDB store picks its shard from the stream's current event, set with
+``Stream._set_current_event`` (private). ``changelog_send`` sends a row's changelog record
+straight to the producer (Faust flushes it before committing offsets) instead of through
+``table[key] = value``, whose per-record buffer hand-off made the agent wait in steps of 0.1 s
+under load.
+
+Acknowledging by hand
+---------------------
+``unacked_events`` iterates a stream without Faust's automatic acknowledgement
+(``Stream.noack().events()``, untyped): the agents acknowledge a batch only once it is
+processed and persisted (``EventBatcher``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP, EventT, StreamT, TableT
+
+__all__ = [
+    "changelog_send",
+    "commit_positions",
+    "committed_offset",
+    "steady",
+    "store_rows",
+    "table_store",
+    "unacked_events",
+]
+
+TableRows = dict[str, tuple[int, Any]]
+"""Changed rows of a table: key -> (source partition, value)."""
+
+
+def commit_positions(app: faust.App, positions: Mapping[str, Callable[[TP], int | None]]
+                     ) -> None:
+    """For each topic in ``positions`` commit ``positions[topic](tp)`` (the next offset to
+    process, None while unknown) instead of Faust's acknowledged run. Call once, after the
+    app is built."""
+    consumer: Any = app.consumer
+    add_gap = consumer._add_gap
+    new_offset = consumer._new_offset
+
+    async def _add_gap(tp: TP, offset_from: int, offset_to: int) -> None:
+        if tp.topic not in positions:
+            await add_gap(tp, offset_from, offset_to)
+
+    def _new_offset(tp: TP) -> int | None:
+        position = positions.get(tp.topic)
+        if position is None:
+            result: int | None = new_offset(tp)
+            return result
+        consumer._acked[tp].clear()  # Faust's list is not read for these topics: keep it small
+        consumer._acked_index[tp].clear()
+        return position(tp)
+
+    consumer._add_gap = _add_gap
+    consumer._new_offset = _new_offset
+
+
+def steady(app: faust.App) -> bool:
+    """True when no rebalance or table recovery is under way."""
+    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+    return bool(not app.rebalancing and app.flow_control.is_active()
+                and recovery.completed.is_set() and not recovery.in_recovery)
+
+
+def committed_offset(app: faust.App, tp: TP) -> int | None:
+    """The offset last committed for ``tp`` by this consumer (None when unknown)."""
+    committed: Mapping[TP, int | None] = app.consumer._committed_offset  # type: ignore[attr-defined]
+    return committed.get(tp)
+
+
+def table_store(table: TableT[str, Any]) -> MutableMapping[str, Any]:
+    """The table's local store: reads and writes that skip Faust's per-key hooks."""
+    store: MutableMapping[str, Any] = table.data
+    return store
+
+
+def store_rows(stream: StreamT[Any], events: Sequence[EventT[Any]],
+               changes: Sequence[tuple[TableT[str, Any], TableRows]]) -> None:
+    """Write each row to its table's store in the shard of its source partition (one of
+    ``events``' partitions). Does not await: the stream never sees the events set here."""
+    by_partition: dict[int, EventT[Any]] = {e.message.partition: e for e in events}
+    saved = stream.current_event
+    current = -1
+    try:
+        for table, rows in changes:
+            store = table_store(table)
+            for key, (partition, value) in rows.items():
+                if partition != current:
+                    stream._set_current_event(by_partition[partition])  # type: ignore[attr-defined]
+                    current = partition
+                store[key] = value
+    finally:
+        stream._set_current_event(saved)  # type: ignore[attr-defined]
+
+
+async def changelog_send(app: faust.App, table: TableT[str, Any], key: str, value: Any,
+                         partition: int) -> Any:
+    """Hand ``table``'s changelog record of ``key`` (``value`` None: a tombstone) to the
+    producer, for ``partition``; return the delivery future."""
+    return await app.producer.send(
+        table.changelog_topic.get_topic_name(), orjson.dumps(key),
+        None if value is None else orjson.dumps(value), partition, None, None)
+
+
+def unacked_events(stream: StreamT[Any]) -> AsyncIterator[EventT[Any]]:
+    """The stream's events, none acknowledged until the caller does."""
+    events: AsyncIterator[EventT[Any]] = stream.noack().events()  # type: ignore[attr-defined]
+    return events

@@ -1,0 +1,195 @@
+"""The scoring timer: every PRSM_SCORING_INTERVAL_S, one batch-scorer tick for all scopes.
+
+Thin: take the metered interval, run ``SpendWatch.tick`` (pure; in a thread on snapshots of the
+ledger, so that decisions are not held up by it), hand pacing actions and forecasts to the
+decision desk, publish alerts and directives.
+
+Intervals are not scored while the worker catches up (after it starts, a rebalance or a table
+recovery; ``CatchUp`` says when it reads the usage and request topics as they are written
+again): what it reads then is a backlog, and one interval holding minutes of spend would be
+learned as a burst. What the scorer has learned is checkpointed to
+``PRSM_HOME/scoring/checkpoint.npz`` every ``CHECKPOINT_EVERY_S`` and when the worker stops,
+and restored when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+import mode
+
+from prsm_events.accounting.budgets import Budget
+from prsm_events.accounting.ledger_view import BudgetView
+from prsm_events.anomaly.findings import AnomalyRule
+from prsm_events.scoring.batch import BatchScorer
+from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from prsm_events.scoring.forecast_step import ForecastParams
+from prsm_events.scoring.pacing_step import PacingParams
+from prsm_events.settings import Settings
+from prsm_events.watch.meter import MeterInterval
+from prsm_events.watch.spend_watch import SpendWatch, WatchReport
+from streams.catch_up import CatchUp
+from streams.config_feeds import ConfigFeeds
+from streams.control import SpendControl
+from streams.faust_compat import steady
+
+__all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "register_scoring",
+           "tick_off_loop"]
+
+log = logging.getLogger("prsm.scoring")
+CHECKPOINT_EVERY_S = 300.0
+FORGET_AFTER_S = 14 * 86400.0
+"""A scope with neither spend nor demand for this long is dropped from the scorer."""
+VIEWS_AT_ONCE = 500
+"""Budgets whose ledger figures the tick reads between two chances for decisions to run."""
+
+
+class ScorerCheckpoints(mode.Service):
+    """Restores the watch's scorer and memory from ``path`` (``restore``, when the worker is
+    built) and saves them (``save``: every ``CHECKPOINT_EVERY_S`` from the timer, and when
+    the worker stops)."""
+
+    def __init__(self, watch: SpendWatch, path: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.watch = watch
+        self.path = path
+        self.saved_at = time.monotonic()
+        self.saving = asyncio.Lock()  # the timer's save and the stop's must not interleave
+        self.status: dict[str, Any] = {"path": str(path), "restored_scopes": 0,
+                                       "saved_ticks": None, "error": None}
+
+    def restore(self) -> None:
+        try:
+            state, memory = read_checkpoint(self.path, self.watch.interval_s)
+            self.watch.scorer.load(state)
+        except FileNotFoundError:
+            return
+        except (CheckpointError, ValueError) as exc:
+            self.status["error"] = str(exc)
+            log.warning("scorer checkpoint not used, learning from scratch: %s", exc)
+            return
+        self.watch.recall(memory)
+        self.status["restored_scopes"] = len(state.scopes)
+        log.warning("scorer restored from %s: %d scopes, %d ticks learned", self.path,
+                    len(state.scopes), state.ticks)
+
+    async def save(self) -> None:
+        async with self.saving:
+            state = self.watch.scorer.export()  # a copy, taken between ticks
+            memory = self.watch.memory()
+            self.saved_at = time.monotonic()
+            try:
+                await asyncio.to_thread(write_checkpoint, self.path, state,
+                                        self.watch.interval_s, memory)
+            except OSError as exc:
+                self.status["error"] = f"saving: {exc}"
+                log.error("scorer checkpoint not saved to %s: %s", self.path, exc)
+                return
+            self.status["saved_ticks"] = state.ticks
+            self.status["error"] = None
+
+    def due(self) -> bool:
+        return time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
+
+    async def on_stop(self) -> None:
+        await self.save()
+
+
+async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: list[Budget],
+                        view: Callable[[Budget], BudgetView], now: float,
+                        lock: asyncio.Lock) -> WatchReport:
+    """``watch.tick`` with the event loop free to decide meanwhile (with 10,000 budgets a tick
+    is a large part of a second). The ledger views are read here, in the loop, where the
+    agents change the ledger (``VIEWS_AT_ONCE`` at a time: each view is whole, and decisions
+    run in between); the tick runs in a thread on those snapshots, holding ``lock`` until the
+    thread is done, also when cancelled, so that a checkpoint save does not read the scorer
+    halfway through a tick."""
+    views: dict[str, BudgetView] = {}
+    for i, budget in enumerate(budgets):
+        views[budget.key] = view(budget)
+        if i % VIEWS_AT_ONCE == VIEWS_AT_ONCE - 1:
+            await asyncio.sleep(0)  # let decisions in between
+    async with lock:
+        ticking = asyncio.ensure_future(asyncio.to_thread(
+            watch.tick, interval, budgets, lambda b: views[b.key], now))
+        try:
+            return await asyncio.shield(ticking)
+        except asyncio.CancelledError:  # the worker stops: the thread cannot be; the lock
+            await asyncio.wait([ticking])  # is held until it is done (a save comes next)
+            raise
+
+
+def register_scoring(
+    app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds
+) -> SpendWatch:
+    interval, timescale = settings.scoring_interval_s, settings.scoring_timescale_s
+    scorer = BatchScorer(settings.scoring_backend,
+                         forecast=ForecastParams.every(interval, timescale),
+                         pacing=PacingParams.every(interval, timescale),
+                         forget_after=round(FORGET_AFTER_S / interval))
+    log.warning("batch scoring on %s every %g s", scorer.backend, settings.scoring_interval_s)
+    watch = SpendWatch(
+        scorer, settings.scoring_interval_s,
+        AnomalyRule(threshold=settings.anomaly_threshold,
+                    min_excess_usd=settings.anomaly_min_excess_usd),
+        settings.anomaly_throttle_fraction, settings.anomaly_throttle_s)
+
+    checkpoints = ScorerCheckpoints(watch, settings.home / "scoring" / "checkpoint.npz")
+    checkpoints.restore()
+    app.add_dependency(checkpoints)
+    catch_up = CatchUp()
+    skipped = 0
+
+    async def publish(report: WatchReport) -> None:
+        for alert in report.alerts:
+            tenant = alert.scope.split("/")[0].removeprefix("tenant:")
+            await control.alerts_topic.send(key=tenant.encode(),
+                                            value=alert.model_dump_json().encode())
+            log.warning("alert %s: %s", alert.kind, alert.message)
+        for directive in report.directives:
+            await control.policies_topic.send(key=directive.key.encode(),
+                                              value=directive.model_dump_json().encode())
+        for key in report.lifts:
+            await control.policies_topic.send(key=key.encode(), value=None)
+        control.stats.alerts += len(report.alerts)
+        control.stats.directives += len(report.directives)
+
+    @app.timer(interval=settings.scoring_interval_s)  # type: ignore[untyped-decorator]
+    async def score_spend() -> None:
+        nonlocal skipped
+        if not (steady(app) and feeds.ready.is_set()):
+            catch_up.lost_track()
+            return
+        if catch_up.behind:  # this interval holds (part of) a backlog: not learned
+            backlogs = [await tracker.backlog() for tracker in control.trackers]
+            catch_up.observe(backlogs)
+            control.meter.take()  # after the look, no wait between: it holds what was read
+            skipped += 1
+            control.scoring = {**control.scoring, "skipped": skipped,
+                               "checkpoint": checkpoints.status}
+            log.info("interval not scored: catching up (%d messages to read)",
+                     sum(b.waiting for b in backlogs))
+            return
+        now = time.time()
+        interval = control.meter.take()
+        report = await tick_off_loop(
+            watch, interval, list(control.book),
+            lambda b: control.ledger.view(b, b.tenant or "", now), now, checkpoints.saving)
+        control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
+                           "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
+                           "findings": len(report.findings), "skipped": skipped,
+                           "checkpoint": checkpoints.status}
+        control.outlooks = report.outlooks
+        control.desk.pacing = report.pacing
+        control.desk.forecasts = {k: o.figures() for k, o in report.outlooks.items()}
+        await publish(report)
+        if checkpoints.due():
+            await checkpoints.save()
+
+    return watch

@@ -1,0 +1,213 @@
+"""The usage ingest agent: batch -> UsageIngestor -> ClickHouse, DLQ, spend tables.
+
+Events are gathered into batches (size or time bound, :class:`EventBatcher`). Commit order
+per batch (nothing acknowledged is lost, nothing counted twice):
+1. insert accepted rows into ClickHouse, retrying with backoff until it succeeds
+   (the batch is not acknowledged meanwhile, so its offsets are not committed);
+2. write dead letters (waiting for the broker; see ``DeadLetterWriter``), send table
+   changelog records (buffered by the producer);
+3. acknowledge the batch's events; Faust flushes the producer before it commits offsets.
+A crash between steps re-delivers the batch: ClickHouse collapses re-inserted event_ids,
+and each spend row skips messages at or below its stored offset. A batch is read against the
+tables only while no rebalance or table recovery runs, and only for the current consumer
+generation; otherwise it is dropped unacknowledged and Faust delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import faust
+from faust.types import EventT, StreamT, TableT
+
+from prsm_events.accounting.ingest import RawMessage, SeenEvent, UsageIngestor
+from prsm_events.accounting.spend import SpendRow, is_expired
+from prsm_events.errors import StoreUnavailable
+from prsm_events.operations.backoff import Backoff
+from prsm_events.settings import Settings
+from prsm_events.store.clickhouse import ClickHouseStore, usage_row
+from streams.dead_letter_writer import DeadLetterWriter
+from streams.faust_compat import (
+    TableRows,
+    changelog_send,
+    store_rows,
+    table_store,
+)
+from streams.ordered_delivery import Batch, OrderedDelivery
+from streams.partition_progress import RecordProbe
+from streams.raw_topics import raw_topic
+
+if TYPE_CHECKING:
+    from streams.config_feeds import ConfigFeeds
+    from streams.control import SpendControl
+
+log = logging.getLogger("prsm.ingest")
+
+__all__ = ["IngestStats", "IngestTables", "register_ingest"]
+
+
+@dataclass
+class IngestStats:
+    accepted: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    sink_failures: int = 0
+    sink_blocked_since: float | None = None
+    acknowledged: int = 0  # events acknowledged to Faust (committed at the next commit)
+    rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
+    rereads: int = 0  # times skipped messages were re-read (PartitionProgress)
+    dead_letter_codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def count_acknowledged(self, events: int) -> None:
+        self.acknowledged += events
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "dead_lettered": self.dead_lettered,
+            "duplicates": self.duplicates,
+            "batches": self.batches,
+            "sink_failures": self.sink_failures,
+            "sink_blocked_since": self.sink_blocked_since,
+            "acknowledged": self.acknowledged,
+            "rewinds": self.rewinds,
+            "rereads": self.rereads,
+            "dead_letter_codes": dict(self.dead_letter_codes),
+        }
+
+
+@dataclass
+class IngestTables:
+    spend: TableT[str, Any]
+    seen: TableT[str, Any]
+
+
+async def write_until_stored(
+    store: ClickHouseStore, rows: list[list[Any]], stats: IngestStats, retry_cap_s: float
+) -> None:
+    """Insert rows, retrying forever with backoff: back-pressure instead of loss."""
+    backoff = Backoff(cap=retry_cap_s)
+    while True:
+        try:
+            await asyncio.to_thread(store.write_usage, rows)
+        except StoreUnavailable as exc:
+            stats.sink_failures += 1
+            if stats.sink_blocked_since is None:
+                stats.sink_blocked_since = datetime.now(UTC).timestamp()
+            delay = next(backoff)
+            log.warning("ClickHouse unavailable, retrying %d rows in %.1fs: %s",
+                        len(rows), delay, exc)
+            await asyncio.sleep(delay)
+        else:
+            stats.sink_blocked_since = None
+            return
+
+
+async def _write_rows(
+    app: faust.App, stream: StreamT[Any], events: Sequence[EventT[Any]],
+    changes: Sequence[tuple[TableT[str, Any], TableRows]],
+) -> None:
+    """Store rows, then send their changelog records to each row's source partition and wait
+    for the broker."""
+    store_rows(stream, events, changes)
+    pending = [await changelog_send(app, table, key, value, partition)
+               for table, rows in changes for key, (partition, value) in rows.items()]
+    if pending:
+        await asyncio.gather(*pending)
+
+
+def register_ingest(
+    app: faust.App,
+    settings: Settings,
+    store: ClickHouseStore,
+    ingestor: UsageIngestor,
+    stats: IngestStats,
+    control: SpendControl,
+    feeds: ConfigFeeds,
+    dead_letters: DeadLetterWriter,
+    probe: RecordProbe,
+) -> IngestTables:
+    usage_topic = raw_topic(app, settings.topic("usage"))
+    tables = IngestTables(
+        spend=app.Table("spend", default=None, partitions=settings.partitions,
+                        extra_topic_configs=settings.changelog_configs),
+        seen=app.Table("seen", default=None, partitions=settings.partitions,
+                       extra_topic_configs=settings.changelog_configs),
+    )
+
+    # Reads go to the stores directly (no per-key sensor hooks): this is the hot path.
+    spend_rows, seen_rows = table_store(tables.spend), table_store(tables.seen)
+
+    def spend_lookup(key: str) -> SpendRow | None:
+        raw = spend_rows.get(key)
+        return None if raw is None else SpendRow.from_list(raw)
+
+    def seen_lookup(event_id: str) -> SeenEvent | None:
+        raw = seen_rows.get(event_id)
+        return None if raw is None else SeenEvent.from_list(raw)
+
+    delivery = OrderedDelivery(app, usage_topic, feeds, control, probe, ready_poll_s=0.05)
+
+    async def work(batch: Batch) -> bool:
+        events = batch.events
+        now = datetime.now(UTC)
+        messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
+                               e.message.key, e.message.value) for e in events]
+        out = ingestor.process(messages, seen_lookup, spend_lookup, now)
+        if out.accepted:
+            rows = [usage_row(p, part, off, now) for p, part, off in out.accepted]
+            await write_until_stored(store, rows, stats, settings.sink_retry_max_s)
+        if not batch.still_current():
+            return False  # rebalanced meanwhile: the rows read above may be stale; re-deliver
+        await dead_letters.write(out.dead_letters, now)
+        for dead in out.dead_letters:
+            stats.dead_letter_codes[dead.code] += 1
+        await _write_rows(app, batch.stream, events, [
+            (tables.seen, {k: (v.partition, v.to_list()) for k, v in out.seen.items()}),
+            (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
+        ])
+        control.sync_generation()
+        for priced, partition, offset in out.accepted:  # settle reservations, count spend
+            control.apply_usage(priced, partition, offset)
+        await control.persist()
+        stats.accepted += len(out.accepted)
+        stats.dead_lettered += len(out.dead_letters)
+        stats.duplicates += out.duplicates
+        stats.batches += 1
+        await delivery.complete(batch, now.timestamp())
+        return True
+
+    delivery.agent("ingest-usage", work, size=settings.batch_max,
+                   within_s=settings.batch_within_s, on_acked=stats.count_acknowledged)
+
+    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
+    async def guard_usage() -> None:
+        """Re-read usage partitions whose fetched messages never reached the agent."""
+        await delivery.guard()
+        stats.rewinds, stats.rereads = delivery.progress.rewinds, delivery.progress.rereads
+
+    @app.timer(interval=300.0)  # type: ignore[untyped-decorator]
+    async def expire_rows() -> None:
+        """Drop spend rows of windows past retention and event ids past the dedup horizon."""
+        now = datetime.now(UTC)
+        horizon = now.timestamp() - settings.dedup_horizon_s
+        # each value carries its row's source partition, where the tombstone must go
+        doomed_spend = [(k, int(v[4])) for k, v in list(spend_rows.items())
+                        if is_expired(k, now)]
+        doomed_seen = [(k, int(v[0])) for k, v in list(seen_rows.items())
+                       if float(v[2]) < horizon]
+        for table, doomed in ((tables.spend, doomed_spend), (tables.seen, doomed_seen)):
+            for key, partition in doomed:
+                table_store(table).pop(key, None)
+                table.send_changelog(partition, key, None, value_serializer="raw")
+            if doomed:
+                log.info("expired %d rows of table %s", len(doomed), table.name)
+
+    return tables

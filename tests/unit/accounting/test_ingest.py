@@ -1,0 +1,87 @@
+from datetime import UTC, datetime
+
+import orjson
+
+from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.ingest import RawMessage, SeenEvent, UsageIngestor
+from prsm_events.accounting.spend import SpendRow
+from prsm_events.events.validation import EventLimits
+
+NOW = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+INGEST = UsageIngestor(Catalog.shipped(), EventLimits())
+
+
+def msg(offset, value, partition=0):
+    body = value if isinstance(value, bytes) else orjson.dumps(value)
+    return RawMessage("prsm.usage", partition, offset, b"acme", body)
+
+
+def event(event_id, **kw):
+    return {"event_id": event_id, "ts": "2026-01-01T00:00:00Z", "tenant": "acme",
+            "service": "chat", "model": "gpt-4o-mini", "input_tokens": 1_000_000, **kw}
+
+
+def run(batch, seen=None, spend=None):
+    seen = seen or {}
+    spend = spend or {}
+    return INGEST.process(batch, seen.get, spend.get, NOW)
+
+
+def test_good_bad_and_duplicate_messages_are_sorted_out():
+    out = run([msg(0, event("a")), msg(1, b"{"), msg(2, event("a")),
+               msg(3, event("b", model="nope")), msg(4, event("c", cost_usd=1.0))])
+    assert [p.event.event_id for p, _, _ in out.accepted] == ["a", "c"]
+    assert out.duplicates == 1
+    assert [(d.code, d.source_offset) for d in out.dead_letters] == [
+        ("invalid_json", 1), ("unknown_model", 3)]
+    assert out.spend["tenant:acme|total|all"].cost_usd == 0.15 + 1.0
+    assert set(out.seen) == {"a", "c"}
+
+
+def test_duplicate_across_batches_uses_the_seen_table():
+    seen = {"a": SeenEvent(0, 0, 0.0)}
+    out = run([msg(7, event("a"))], seen=seen)
+    assert out.accepted == [] and out.duplicates == 1
+
+
+def test_redelivered_message_is_not_a_duplicate_and_not_double_counted():
+    """After a crash the same message (same partition and offset) comes again."""
+    first = run([msg(0, event("a"))])
+    seen = dict(first.seen)
+    spend = dict(first.spend)
+    again = run([msg(0, event("a"))], seen=seen, spend=spend)
+    assert len(again.accepted) == 1  # re-sent to ClickHouse (idempotent there)
+    assert again.duplicates == 0
+    assert "tenant:acme|total|all" not in again.spend  # already counted
+
+
+def test_stored_rows_accumulate():
+    spend = {"tenant:acme|total|all": SpendRow(cost_usd=1.0, events=1, partition=0, offset=3)}
+    out = run([msg(4, event("z"))], spend=spend)
+    assert out.spend["tenant:acme|total|all"].events == 2
+
+
+def test_an_event_above_the_cost_cap_is_dead_lettered_given_or_priced():
+    ingest = UsageIngestor(Catalog.shipped(), EventLimits(max_cost_usd=100.0))
+    out = ingest.process([msg(0, event("given", cost_usd=1e6 - 1)),
+                          msg(1, event("priced", input_tokens=10**9)),  # $150 at catalog prices
+                          msg(2, event("fine", cost_usd=100.0))], {}.get, {}.get, NOW)
+    assert [p.event.event_id for p, _, _ in out.accepted] == ["fine"]
+    assert [(d.code, d.source_offset) for d in out.dead_letters] == [
+        ("cost_over_cap", 0), ("cost_over_cap", 1)]
+    assert "PRSM_MAX_EVENT_COST_USD" in out.dead_letters[1].reason
+    assert out.spend["tenant:acme|total|all"].cost_usd == 100.0
+
+
+def test_a_message_that_raises_unexpectedly_is_dead_lettered_not_retried(caplog):
+    class Broken(Catalog):
+        def lookup(self, model, provider=None):
+            raise RuntimeError("catalog bug")
+
+    ingest = UsageIngestor(Broken.shipped(), EventLimits())
+    out = ingest.process([msg(0, event("a")), msg(1, event("b", cost_usd=1.0, model=None))],
+                         {}.get, {}.get, NOW)
+    assert [(d.code, d.source_offset) for d in out.dead_letters] == [("processing_error", 0)]
+    assert out.dead_letters[0].reason == "processing_error: RuntimeError: catalog bug"
+    assert [p.event.event_id for p, _, _ in out.accepted] == ["b"]
+    assert "could not be processed" in caplog.text

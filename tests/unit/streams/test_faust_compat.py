@@ -1,0 +1,135 @@
+"""Commits on Faust's real consumer (no broker needed to build it): Faust's own bookkeeping
+after a seek back (the bugs) and with ``commit_positions`` (the fix)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from streams.faust_compat import commit_positions
+
+USAGE = TP("prsm.usage", 0)
+
+
+def consumer(position: dict[TP, int] | None = None) -> faust.transport.consumer.Consumer:
+    """Faust's consumer; with ``position``, the agent's next offsets are what it commits."""
+    app = faust.App(f"commit-test-{position is not None}", broker="kafka://127.0.0.1:1",
+                    autodiscover=False)
+    if position is not None:
+        commit_positions(app, {USAGE.topic: position.get})
+    return app.consumer
+
+
+def ack(c, offsets: range) -> None:
+    for offset in offsets:  # what Consumer.ack records for an in-order agent
+        c._acked_index[USAGE].add(offset)
+        c._acked[USAGE].append(offset)
+
+
+def commits(c, rounds: int) -> list[int | None]:
+    """The offsets ``rounds`` commit timer ticks would commit, one after the other."""
+    out = []
+    for _ in range(rounds):
+        offset = c._new_offset(USAGE)
+        if offset is not None and c._should_commit(USAGE, offset):
+            c._committed_offset[USAGE] = offset
+        out.append(offset)
+    return out
+
+
+def after_a_seek_back(c, processed: range) -> None:
+    """Committed at 100, 100..150 processed; the agent seeks back to 151 and a record
+    fetched before the seek (offset 300) arrives first: Faust notes 151..300 as a gap."""
+    c._committed_offset[USAGE] = 100
+    ack(c, range(100, 151))
+    asyncio.run(c._add_gap(USAGE, 151, 300))
+    ack(c, processed)
+
+
+def test_faust_alone_crawls_one_offset_per_commit_after_a_seek_back():
+    c = consumer()  # robinhood/faust#625
+    after_a_seek_back(c, range(151, 401))
+    assert commits(c, 4) == [152, 153, 154, 155]
+
+
+def test_faust_alone_commits_offsets_never_processed():
+    c = consumer()
+    after_a_seek_back(c, range(151, 161))  # 161..300 never processed: lost on a crash
+    commits(c, 20)
+    assert c._committed_offset[USAGE] == 301
+
+
+def test_committed_offsets_are_the_agents_position():
+    position = {USAGE: 401}
+    c = consumer(position)
+    after_a_seek_back(c, range(151, 401))
+    assert commits(c, 2) == [401, 401]
+    assert c._committed_offset[USAGE] == 401 and not c._acked[USAGE] and not c._gap[USAGE]
+    position[USAGE] = 520  # moved past a transaction marker, or offsets deleted by retention
+    assert commits(c, 1) == [520]
+
+
+def test_an_unknown_position_commits_nothing_and_other_topics_keep_fausts_rules():
+    c = consumer({})
+    ack(c, range(0, 10))
+    assert commits(c, 1) == [None]
+    other = TP("compacted", 0)
+    c._committed_offset[other] = 10
+    for offset in (10, 11, 15):  # 12..14 removed by compaction
+        c._acked_index[other].add(offset)
+        c._acked[other].append(offset)
+    asyncio.run(c._add_gap(other, 12, 14))
+    assert c._new_offset(other) == 16
+
+
+def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
+    """A Faust upgrade that renames one of them fails here, not in production."""
+    from streams.faust_compat import committed_offset, steady, table_store
+
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    table = app.Table("rows", default=None)
+    c: Any = app.consumer
+    for name in ("_committed_offset", "_add_gap", "_new_offset", "_acked", "_acked_index"):
+        assert hasattr(c, name), name
+    c._committed_offset[USAGE] = 42
+    assert committed_offset(app, USAGE) == 42
+    assert committed_offset(app, TP("other", 0)) is None
+    assert steady(app) in (True, False)  # reads the recovery's state without error
+    store = table_store(table)
+    store["k"] = [1]
+    assert store.get("k") == [1] and table.changelog_topic.get_topic_name() == (
+        "compat-test-rows-changelog")
+    stream = app.stream(app.topic("t"))
+    assert hasattr(stream, "_set_current_event") and hasattr(stream.noack(), "events")
+
+
+def test_rows_go_to_the_shard_of_their_partition() -> None:
+    """``store_rows`` sets the current event per source partition while it writes (what a
+    RocksDB store reads to pick its shard), and restores the stream's own afterwards."""
+    from types import SimpleNamespace
+
+    from streams.faust_compat import store_rows
+
+    seen: list[tuple[str, int | None]] = []
+
+    class Stream:
+        current_event: Any = "own"
+
+        def _set_current_event(self, event: Any) -> None:
+            self.current_event = event
+
+    stream = Stream()
+
+    class Store(dict):  # type: ignore[type-arg]
+        def __setitem__(self, key: str, value: Any) -> None:
+            seen.append((key, getattr(stream.current_event, "partition", None)))
+            super().__setitem__(key, value)
+
+    table = SimpleNamespace(data=Store())
+    events = [SimpleNamespace(message=SimpleNamespace(partition=p), partition=p) for p in (0, 2)]
+    store_rows(stream, events, [(table, {"a": (2, 1), "b": (0, 2), "c": (2, 3)})])  # type: ignore[arg-type, list-item]
+    assert seen == [("a", 2), ("b", 0), ("c", 2)]
+    assert stream.current_event == "own"
