@@ -55,7 +55,7 @@ bench-forecast: install
 
 bench-pacing: install
 	$(BIN)/python benchmarks/pacing.py \
-	  --trace $(DATA)/azure-llm-2023/AzureLLMInferenceTrace_code.csv
+	  --trace $(DATA)/azure-llm-2023/AzureLLMInferenceTrace_code.csv $(ARGS)
 
 bench-scoring: install
 	$(BIN)/python benchmarks/scoring.py

@@ -46,18 +46,10 @@ from benchmarks.harness import machine_line  # noqa: E402
 from prsm_events.accounting.catalog import Catalog  # noqa: E402
 from prsm_events.cli.replay import read_trace  # noqa: E402
 from prsm_events.scoring.batch import OUTLOOK_SEASON  # noqa: E402
-from prsm_events.scoring.forecast_step import (  # noqa: E402
-    ForecastParams,
-    check_step,
-    following,
-    forecast_rest,
-    forecast_step,
-    new_check_state,
-    new_forecast_state,
-    profile_place,
-    profile_weights,
-    weekday_of,
-)
+from prsm_events.scoring.calendar_math import following, profile_place, profile_weights, weekday_of  # noqa: E402
+from prsm_events.scoring.forecast_params import ForecastParams  # noqa: E402
+from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state  # noqa: E402
+from prsm_events.scoring.rest_of_period import check_step, forecast_rest, new_check_state  # noqa: E402
 
 
 @dataclass

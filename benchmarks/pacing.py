@@ -50,7 +50,7 @@ from prsm_events.decisions.admission import AdmissionDesk  # noqa: E402
 from prsm_events.events.request import RequestEvent  # noqa: E402
 from prsm_events.kafka.partitioning import owner_partition  # noqa: E402
 from prsm_events.scoring.batch import BatchScorer  # noqa: E402
-from prsm_events.scoring.forecast_step import ForecastParams  # noqa: E402
+from prsm_events.scoring.forecast_params import ForecastParams  # noqa: E402
 from prsm_events.scoring.pacing_step import PacingParams  # noqa: E402
 from prsm_events.watch.meter import SpendMeter  # noqa: E402
 from prsm_events.watch.spend_watch import SpendWatch  # noqa: E402

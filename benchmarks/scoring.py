@@ -33,11 +33,11 @@ from prsm_events.errors import BackendUnavailable  # noqa: E402
 from prsm_events.scoring import BYTES_PER_SCOPE, array_module, pacing_step, spend_step  # noqa: E402
 from prsm_events.scoring.anomaly_step import new_anomaly_state  # noqa: E402
 from prsm_events.scoring.batch import OUTLOOK_SEASON  # noqa: E402
+from prsm_events.scoring.calendar_math import profile_place  # noqa: E402
 from prsm_events.scoring.forecast_step import (  # noqa: E402
     FORECAST_BYTES_PER_SCOPE,
     forecast_step,
     new_forecast_state,
-    profile_place,
 )
 from prsm_events.scoring.pacing_step import new_pacing_state  # noqa: E402
 

@@ -29,7 +29,7 @@ from prsm_events.accounting.ledger_view import BudgetView
 from prsm_events.anomaly.findings import AnomalyRule
 from prsm_events.scoring.batch import BatchScorer
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from prsm_events.scoring.forecast_step import ForecastParams
+from prsm_events.scoring.forecast_params import ForecastParams
 from prsm_events.scoring.pacing_step import PacingParams
 from prsm_events.settings import Settings
 from prsm_events.watch.meter import MeterInterval

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from prsm_events.scoring.anomaly_step import AnomalyParams, new_anomaly_state
-from prsm_events.scoring.forecast_step import TUNED_EVERY_S, ForecastParams, new_forecast_state
+from prsm_events.scoring.forecast_params import TUNED_EVERY_S, ForecastParams
+from prsm_events.scoring.forecast_step import new_forecast_state
 from prsm_events.scoring.spend_step import spend_step
 
 __all__ = ["DETECTORS", "Detector", "HalfSpaceTreesDetector", "SpendAnomalyDetector",

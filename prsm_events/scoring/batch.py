@@ -33,28 +33,22 @@ import numpy as np
 
 from prsm_events.scoring.anomaly_step import AnomalyParams, new_anomaly_state
 from prsm_events.scoring.backend import array_module, backend_name, to_host
-from prsm_events.scoring.forecast_step import (
-    CARRY_STATE,
-    CHECK_STATE,
-    ForecastParams,
-    check_step,
-    forecast_rest,
-    forecast_step,
-    new_check_state,
-    new_forecast_state,
-    profile_place,
-    profile_weights,
-    weekday_counts,
-    young_counts,
-)
+from prsm_events.scoring.calendar_math import profile_place, profile_weights, weekday_counts
+from prsm_events.scoring.checkpoint_format import ScorerState, saved_array
+from prsm_events.scoring.forecast_params import ForecastParams
+from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
 from prsm_events.scoring.pacing_step import (
-    BURST_STATE,
-    YOUNG_STATE,
     PacingParams,
     new_pacing_state,
     pacing_step,
 )
+from prsm_events.scoring.rest_of_period import (
+    check_step,
+    forecast_rest,
+    new_check_state,
+)
 from prsm_events.scoring.spend_step import spend_step
+from prsm_events.scoring.young_scopes import young_counts
 
 __all__ = ["OUTLOOK_SEASON", "BatchScorer", "Rest", "ScopeScores", "ScorerState"]
 
@@ -83,61 +77,10 @@ class Rest:
     """Intervals each forecaster has learned."""
 
 
-@dataclass(frozen=True)
-class ScorerState:
-    """Everything a ``BatchScorer`` has learned, as host arrays (``BatchScorer.export`` /
-    ``load``): ``arrays["<part>.<name>"]`` with parts ``anomaly``, ``spend_fc`` (the
-    detector's forecaster), ``outlook_fc`` and ``demand_fc`` (scopes on the last axis, in the
-    order of ``scopes``) and ``pacing`` (in the order of ``budgets``)."""
-
-    scopes: list[str]
-    budgets: list[str]
-    season: int
-    ticks: int
-    arrays: dict[str, Host]
-    active: Host | None = None
-    """Per scope, the last tick it spent or asked for anything (None: all at ``ticks``)."""
-
-
 OUTLOOK_SEASON = 48
 """Buckets of the outlook forecaster's daily profile: half hours
 (docs/decisions/2026-11-28-forecasters.md)."""
 _PARTS = ("anomaly", "spend_fc", "outlook_fc", "demand_fc")
-_ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "outlook_fc", "demand_fc")
-                            for name in CARRY_STATE),
-                          *(f"outlook_fc.{name}" for name in CHECK_STATE),
-                          *(f"pacing.{name}" for name in (*YOUNG_STATE, *BURST_STATE))})
-"""State arrays added after the first checkpoints: a checkpoint without them loads with
-them at zero (learned again)."""
-_STARTS_FROM = {"outlook_fc": "spend_fc"}
-"""Parts added later that a checkpoint without them starts from another part's state."""
-
-
-def _saved(state: ScorerState, part: str, name: str, want: tuple[int, ...]) -> Host | None:
-    """The saved array for ``part.name``, shaped ``want`` (None: it starts at zero).
-
-    A checkpoint from an earlier version may lack what came later: arrays of
-    ``_ADDED_LATER`` start at zero, parts of ``_STARTS_FROM`` start from the other part's
-    state, and a daily profile saved with fewer buckets (a divisor of the buckets now) is
-    spread over the finer ones, each value in all its parts. Anything else that is missing
-    or misshapen is a ``ValueError``."""
-    key = f"{part}.{name}"
-    saved = state.arrays.get(key)
-    if (saved is None and part in _STARTS_FROM
-            and not any(k.startswith(f"{part}.") for k in state.arrays)
-            and f"{_STARTS_FROM[part]}.{name}" in state.arrays):
-        return _saved(state, _STARTS_FROM[part], name, want)
-    if saved is None and key in _ADDED_LATER:
-        return None
-    if (saved is not None and name == "season" and saved.ndim == 2 and saved.shape[0]
-            and want[0] % saved.shape[0] == 0 and saved.shape[1:] == want[1:]):
-        saved = np.repeat(saved, want[0] // saved.shape[0], axis=0)
-    if saved is None or tuple(saved.shape) != want:
-        got = "missing" if saved is None else f"shaped {tuple(saved.shape)}"
-        raise ValueError(f"{key} is {got}, expected {want}")
-    return saved
-
-
 def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
     """Copies with room for ``size`` scopes (scopes are the last axis)."""
     out = {}
@@ -283,7 +226,7 @@ class BatchScorer:
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
         does not fit this scorer (another season, missing or misshapen arrays; see
-        ``_saved`` for what a checkpoint from an earlier version may lack)."""
+        ``checkpoint.saved_array`` for what a checkpoint from an earlier version may lack)."""
         if state.season != self.season:
             raise ValueError(f"saved with {state.season} buckets per day, not {self.season}")
         n, m = len(state.scopes), len(state.budgets)
@@ -299,7 +242,7 @@ class BatchScorer:
         for part, arrays in fresh.items():
             rows = m if part == "pacing" else n
             for name, arr in arrays.items():
-                saved = _saved(state, part, name, (*arr.shape[:-1], rows))
+                saved = saved_array(state, part, name, (*arr.shape[:-1], rows))
                 arr[...] = 0
                 if saved is not None:
                     arr[..., :rows] = self.xp.asarray(saved, dtype=self.xp.float64)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from prsm_events.scoring.batch import ScorerState
+from prsm_events.scoring.checkpoint_format import ScorerState
 
 __all__ = ["CheckpointError", "read_checkpoint", "write_checkpoint"]
 

@@ -61,7 +61,7 @@ from types import ModuleType
 from typing import Any
 
 from prsm_events.scoring.backend import backend_name
-from prsm_events.scoring.forecast_step import TUNED_EVERY_S, per_step
+from prsm_events.scoring.forecast_params import TUNED_EVERY_S, per_step
 
 __all__ = ["BURST_HALF_LIFE_S", "BURST_STATE", "BURST_WINDOW_S", "PACING_STATE", "YOUNG_STATE",
            "PacingOut", "PacingParams", "new_pacing_state", "pacing_step"]

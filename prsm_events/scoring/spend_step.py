@@ -31,10 +31,11 @@ from prsm_events.scoring.anomaly_step import KERNEL_BODY as ANOMALY_BODY
 from prsm_events.scoring.anomaly_step import KERNEL_PARAMS as ANOMALY_PARAMS
 from prsm_events.scoring.anomaly_step import KERNEL_STATE as ANOMALY_OUT
 from prsm_events.scoring.backend import backend_name
+from prsm_events.scoring.forecast_params import ForecastParams
 from prsm_events.scoring.forecast_step import KERNEL_BODY as FORECAST_BODY
 from prsm_events.scoring.forecast_step import KERNEL_PARAMS as FORECAST_STATE
 from prsm_events.scoring.forecast_step import SCALARS as _FORECAST
-from prsm_events.scoring.forecast_step import ForecastParams, forecast_step, weekday_row
+from prsm_events.scoring.forecast_step import forecast_step, weekday_row
 
 __all__ = ["BYTES_PER_SCOPE", "spend_step"]
 

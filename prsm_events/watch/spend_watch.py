@@ -31,7 +31,7 @@ from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.events.alerts import Alert
 from prsm_events.events.directives import ThrottleDirective
 from prsm_events.scoring.batch import BatchScorer, ScopeScores
-from prsm_events.scoring.forecast_step import profile_weights, weekday_counts, weekday_of
+from prsm_events.scoring.calendar_math import profile_weights, weekday_counts, weekday_of
 from prsm_events.watch.meter import MeterInterval
 from prsm_events.watch.outlook import BudgetOutlook, overrun_alert, rolling_horizons
 

@@ -16,7 +16,7 @@ import pytest
 
 from prsm_events.events.usage import UsageEvent
 from prsm_events.sdk.publisher import UsagePublisher
-from tests.factories import usage
+from tests.factories import request, usage
 from tests.integration.conftest import (
     WorkerHandle,
     module_worker,
@@ -27,7 +27,6 @@ from tests.integration.conftest import (
 from tests.integration.test_decisions import (
     decide_all,
     figures,
-    request,
     send_usage,
     set_budget,
     settle,
@@ -96,7 +95,8 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
     assert len(overruns) == 1  # once per period
     assert overruns[0]["observed"] > 0.05 and overruns[0]["details"]["spent_usd"] < 0.05
 
-    d = run(decide_all(worker, [request("over", est_input_tokens=10, est_output_tokens=10)]))[0]
+    asked = request(tenant="over", est_input_tokens=10, est_output_tokens=10)
+    d = run(decide_all(worker, [asked]))[0]
     assert d.forecast is not None and d.forecast["method"] == "seasonal"
     assert d.forecast["period_end_spend_usd"] > 0.05
     row = figures(worker, over.key)
@@ -142,7 +142,8 @@ def test_pacing_presses_a_paced_budget(worker: WorkerHandle) -> None:
     async def traffic(seconds: float) -> None:
         until = time.monotonic() + seconds
         while time.monotonic() < until:
-            batch = [request("paced", priority=p) for p in ("low", "normal", "normal", "high")]
+            batch = [request(tenant="paced", priority=p)
+                     for p in ("low", "normal", "normal", "high")]
             decisions = await decide_all(worker, batch)
             reasons.update(x.reason.code for x in decisions)
             await send_usage(worker, [settle(x) for x in decisions if x.admitted])

@@ -71,7 +71,7 @@ def test_a_timed_detector_is_set_up_as_the_worker_sets_up_its_scorer(interval_s:
     (``ForecastParams.every``): the NAB harness measures the worker's detector."""
     from datetime import UTC, datetime, timedelta
 
-    from prsm_events.scoring.forecast_step import ForecastParams
+    from prsm_events.scoring.forecast_params import ForecastParams
 
     start = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)
     values = noisy(600, seed=3)

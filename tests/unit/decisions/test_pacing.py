@@ -15,6 +15,7 @@ from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.decisions.pacing import PacingAction, spread
 from prsm_events.decisions.policy import DecisionContext, decide
 from prsm_events.events.request import RequestEvent
+from tests.factories import request as new_request
 
 CATALOG = Catalog.shipped()
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
@@ -44,8 +45,7 @@ def test_a_request_keeps_its_place_so_retries_get_the_same_answer() -> None:
 
 
 def request(rid: str, priority: str = "normal", **kw: Any) -> RequestEvent:
-    return RequestEvent(request_id=rid, ts=NOW, tenant="acme", service="chat", model="gpt-4o",
-                        est_input_tokens=1000, est_output_tokens=500, priority=priority, **kw)
+    return new_request(rid, ts=NOW, priority=priority, **kw)
 
 
 def decide_paced(rid: str, priority: str, pressure: float, spent: float = 0.0,

@@ -15,6 +15,7 @@ from prsm_events.decisions.routing import Ask, estimate
 from prsm_events.events.decision import REASON_CODES
 from prsm_events.events.request import RequestEvent
 from tests.factories import DAY_S
+from tests.factories import request as new_request
 from tests.factories import view as budget_view
 
 CATALOG = Catalog.shipped()
@@ -32,9 +33,7 @@ def view(limit: float, spent: float = 0.0, reserved: float = 0.0, *, hard: bool 
 
 
 def req(**kw: Any) -> RequestEvent:
-    fields = {"request_id": "r1", "ts": NOW, "tenant": "acme", "service": "chat",
-              "model": "gpt-4o", "est_input_tokens": 1000, "est_output_tokens": 500, **kw}
-    return RequestEvent.model_validate(fields)
+    return new_request(**{"request_id": "r1", "ts": NOW, **kw})
 
 
 def run(request: RequestEvent, *views: BudgetView, down: tuple[str, ...] = (),

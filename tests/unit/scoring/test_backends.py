@@ -26,7 +26,9 @@ from prsm_events.scoring import (
     to_host,
 )
 from prsm_events.scoring.anomaly_step import new_anomaly_state
-from prsm_events.scoring.forecast_step import ForecastParams, new_forecast_state, profile_place
+from prsm_events.scoring.calendar_math import profile_place
+from prsm_events.scoring.forecast_params import ForecastParams
+from prsm_events.scoring.forecast_step import new_forecast_state
 from prsm_events.scoring.pacing_step import new_pacing_state
 
 RTOL = 1e-9

@@ -12,8 +12,9 @@ import pytest
 from prsm_events.errors import BackendUnavailable
 from prsm_events.scoring import BatchScorer, array_module
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from prsm_events.scoring.forecast_step import CARRY_STATE, CHECK_STATE
 from prsm_events.scoring.pacing_step import BURST_STATE, YOUNG_STATE
+from prsm_events.scoring.residual_carry import CARRY_STATE
+from prsm_events.scoring.rest_of_period import CHECK_STATE
 
 SCOPES = ["global", "tenant:a", "tenant:a/service:chat", "tenant:b"]
 

@@ -16,7 +16,9 @@ from prsm_events.scoring import (
     profile_weights,
     weekday_counts,
 )
-from prsm_events.scoring.forecast_step import CARRY_STATE, new_forecast_state, profile_place
+from prsm_events.scoring.calendar_math import profile_place
+from prsm_events.scoring.forecast_step import new_forecast_state
+from prsm_events.scoring.residual_carry import CARRY_STATE
 
 
 def daily(hours: int, seed: int = 0) -> np.ndarray:
@@ -380,7 +382,7 @@ def test_the_outlook_interval_is_scaled_by_what_its_self_check_learned() -> None
     # the scorer checks the outlook forecaster's 6-hour totals against its interval; what it
     # learned scales the interval (not the forecast), fully from the check's horizon on
     from prsm_events.scoring import BatchScorer
-    from prsm_events.scoring.forecast_step import spread_scale
+    from prsm_events.scoring.rest_of_period import spread_scale
 
     scorer = BatchScorer("numpy", forecast=ForecastParams.every(600.0))
     rng = np.random.default_rng(4)

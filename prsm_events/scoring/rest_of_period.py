@@ -1,0 +1,171 @@
+"""Forecasts to the end of a budget period with a 90% interval, and the forecaster's check of
+its own interval.
+
+``forecast_rest(counts, days)`` sums the intervals still to come, given how many lie in each
+bucket of the profile and on each weekday (``calendar_math``). Its 90% interval: the AR(3)'s
+one-step error variance times the sum over the horizon of its squared cumulative impulse
+response (``k`` for a residual that carries nothing; more where one interval's surprise
+carries into the next ones) plus ``k^2`` times the level's own error (``1/n`` of it while the
+level is a running mean of ``n`` intervals, ``alpha / (2 - alpha)`` after: a young scope's
+interval is wide). ``check_step`` compares the forecaster's interval with what came, every
+``CHECK_HORIZON_S``, and ``spread_scale`` widens or narrows it by what that learned.
+
+>>> import numpy as np
+>>> from prsm_events.scoring.calendar_math import following
+>>> from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
+>>> state = new_forecast_state(np, 1, season=4)
+>>> for t in range(400):
+...     _ = forecast_step(np, state, np.array([[1.0, 1.0, 5.0, 1.0][t % 4]]), t % 4)
+>>> round(float(forecast_rest(np, state, following(3, 4, 4)).mean[0]), 1)
+8.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from prsm_events.scoring.forecast_params import ForecastParams
+from prsm_events.scoring.residual_carry import (
+    ar3_coefficients,
+    innovation_variance,
+    residual_carry,
+)
+
+__all__ = [
+    "CHECK_STATE",
+    "RestOfPeriod",
+    "check_step",
+    "forecast_rest",
+    "new_check_state",
+    "spread_scale",
+]
+
+Array = Any
+
+Z90 = 1.6448536269514722
+
+
+@dataclass(frozen=True)
+
+
+class RestOfPeriod:
+    mean: Array  # predicted spend over the next k intervals (>= 0)
+    low: Array  # 90% interval
+    high: Array
+
+
+def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
+                  days: Any = None, params: ForecastParams | None = None,
+                  rows: Array | None = None, calibrated: bool = True) -> RestOfPeriod:
+    """Spend predicted over the intervals still to come: ``counts[b]`` of them in bucket
+    ``b`` and ``days[d]`` on weekday ``d`` (one list for every scope, or one row per scope;
+    no weekday offsets without ``days``). With ``rows``, row ``i`` of the counts is a forecast
+    for scope ``rows[i]`` of the state (several forecasts of one scope share its carry). A
+    state with a self-check (``check_step``) has its interval scaled by what that learned,
+    unless not ``calibrated``."""
+    params = params or ForecastParams()
+    mean, variance, k = _rest_moments(xp, state, counts, days, params, rows)
+    half = Z90 * xp.sqrt(variance)
+    if "spread_excess" in state and calibrated and params.check_intervals > 0:
+        excess = state["spread_excess"]
+        half = half * spread_scale(xp, excess if rows is None else excess[rows], k, params)
+    return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
+
+
+def _rest_moments(xp: ModuleType, state: dict[str, Array], counts: Any, days: Any,
+                  params: ForecastParams,
+                  rows: Array | None = None) -> tuple[Array, Array, Array]:
+    """Mean and variance of the forecast total (before the self-check's scale), and the
+    intervals it covers (``forecast_rest``'s arguments)."""
+    c = xp.asarray(counts, dtype=xp.float64)
+    k = c.sum(axis=-1)
+
+    def pick(a: Array) -> Array:
+        return a if rows is None else a[..., rows]
+
+    seasonal = _weighted(xp, pick(state["season"]), c)
+    if days is not None:
+        seasonal = seasonal + _weighted(xp, pick(state["week"]),
+                                        xp.asarray(days, dtype=xp.float64))
+    ar = ar3_coefficients(xp, state)
+    carry = residual_carry(xp, state, k, params, rows, ar)
+    level, n = pick(state["level"]), pick(state["n"])
+    mean = xp.maximum(k * level + seasonal + carry.mean, 0.0)
+    # the level is an estimate (a running mean while young, then an EWMA): its error is in
+    # every interval ahead alike
+    level_error = xp.maximum(params.alpha / (2.0 - params.alpha), 1.0 / xp.maximum(n, 1.0))
+    variance = pick(innovation_variance(xp, state, params, ar))
+    return mean, variance * (carry.spread + k * k * level_error), k
+
+
+def _weighted(xp: ModuleType, profile: Array, c: Array) -> Array:
+    """Per scope, the sum over buckets of ``c`` times the profile."""
+    return (profile * c.T).sum(axis=0) if c.ndim == 2 else c @ profile
+
+CHECK_STATE = ("check_mean", "check_var", "check_sum", "check_left", "spread_excess")
+"""A forecaster's check of its own interval (``check_step``): the forecast total of the next
+``check_intervals`` and its variance, what has come of it so far, the intervals still to
+come (0: no check under way), and the learned scale of the interval's variance, less 1."""
+
+
+def new_check_state(xp: ModuleType, n: int) -> dict[str, Array]:
+    """Zeroed self-check state for ``n`` scopes (an interval's scale of 1)."""
+    return {name: xp.zeros(n, dtype=xp.float64) for name in CHECK_STATE}
+
+
+def check_step(xp: ModuleType, state: dict[str, Array], y: Array,
+               ahead: Callable[[], tuple[Any, Any]], params: ForecastParams) -> None:
+    """The self-check of the interval: after ``forecast_step`` learned ``y``, add it to the
+    check under way; when one ends, learn from how far its total fell from the forecast in
+    the model's own standard deviations (``spread_excess``: the mean squared z-score, weight
+    ``check_weight`` per check, less 1); scopes with no check under way start one over the
+    ``check_intervals`` to come (``ahead()`` gives their counts and days, as for
+    ``forecast_rest``; called only then). The intervals that ``forecast_rest`` gives are
+    scaled by it (``spread_scale``).
+
+    A level that holds for 50 intervals and then jumps: the jumps swell the one-step errors
+    the model's interval is made of, while a 10-interval total mostly lies within one level,
+    so the check learns to narrow it:
+
+    >>> import numpy as np
+    >>> from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
+    >>> state = new_forecast_state(np, 1, season=1) | new_check_state(np, 1)
+    >>> params = ForecastParams(check_intervals=10.0)
+    >>> rng = np.random.default_rng(0)
+    >>> for t in range(5000):
+    ...     y = np.array([100.0 + 20.0 * (t // 50 % 2) + rng.normal()])
+    ...     _ = forecast_step(np, state, y, 0, params)
+    ...     check_step(np, state, y, lambda: ([10.0], None), params)
+    >>> float(spread_scale(np, state["spread_excess"], 10.0, params)[0]) < 0.8
+    True
+    """
+    left, total = state["check_left"], state["check_sum"]
+    under_way = left > 0
+    total[...] = xp.where(under_way, total + y, total)
+    left[...] = xp.where(under_way, left - 1.0, left)
+    ended = under_way & (left <= 0) & (state["check_var"] > 0)  # nothing to learn from 0
+    var = state["check_var"]
+    z2 = (total - state["check_mean"]) ** 2 / xp.where(var > 0, var, 1.0)
+    w = params.check_weight
+    excess = state["spread_excess"]
+    excess[...] = xp.where(ended, (1 - w) * excess + w * (xp.minimum(z2, 100.0) - 1.0), excess)
+    start = (left <= 0) & (state["n"] > 0)
+    if not bool(start.any()):
+        return
+    mean, variance, _ = _rest_moments(xp, state, *ahead(), params)
+    state["check_mean"][...] = xp.where(start, mean, state["check_mean"])
+    state["check_var"][...] = xp.where(start, variance, state["check_var"])
+    total[...] = xp.where(start, 0.0, total)
+    left[...] = xp.where(start, float(round(params.check_intervals)), left)
+
+
+def spread_scale(xp: ModuleType, excess: Array, k: Array, params: ForecastParams) -> Array:
+    """What the self-check scales a ``k``-interval forecast's interval by: the square root of
+    the mean squared z-score it learned (held within [0.5, 3]) at its horizon and beyond,
+    phased in linearly over the horizons short of it (the next interval's is the model's)."""
+    scale = xp.sqrt(xp.clip(1.0 + excess, 0.25, 9.0))
+    reach = xp.minimum(xp.asarray(k, dtype=xp.float64) / max(params.check_intervals, 1.0), 1.0)
+    return 1.0 + (scale - 1.0) * reach
