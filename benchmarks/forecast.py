@@ -48,8 +48,9 @@ from prsm_events.cli.replay import read_trace  # noqa: E402
 from prsm_events.scoring.batch import OUTLOOK_SEASON  # noqa: E402
 from prsm_events.scoring.calendar_math import following, profile_place, profile_weights, weekday_of  # noqa: E402
 from prsm_events.scoring.forecast_params import ForecastParams  # noqa: E402
-from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state  # noqa: E402
-from prsm_events.scoring.rest_of_period import check_step, forecast_rest, new_check_state  # noqa: E402
+from prsm_events.scoring.forecast_state import new_forecast_state  # noqa: E402
+from prsm_events.scoring.forecast_step import forecast_step  # noqa: E402
+from prsm_events.scoring.rest_of_period import check_step, forecast_rest  # noqa: E402
 
 
 @dataclass
@@ -145,7 +146,7 @@ class Ours(Model):
         self.timed = bool(spec.step_s) and not per_interval
         self.m = OUTLOOK_SEASON if self.timed else spec.season
         self.width = 86400.0 / self.m
-        self.state = new_forecast_state(np, 1, self.m) | new_check_state(np, 1)
+        self.state = new_forecast_state(np, 1, self.m, check=True)
         self.spec = spec
         self.params = (ForecastParams.every(spec.step_s) if spec.step_s
                        else ForecastParams(intervals_per_day=1.0))

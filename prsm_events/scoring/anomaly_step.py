@@ -31,7 +31,7 @@ elementwise kernel (one read and one write of each state array per step).
 >>> fc, state = new_forecast_state(np, 2, season=1), new_anomaly_state(np, 2, season=1)
 >>> rng = np.random.default_rng(0)
 >>> def step(x):
-...     err_var = fc["err_var"].copy()
+...     err_var = fc.err_var.copy()
 ...     return anomaly_step(np, state, x, forecast_step(np, fc, x, 0), err_var)
 >>> for _ in range(200):
 ...     out = step(1.0 + rng.normal(0, 0.1, 2))
@@ -48,8 +48,10 @@ from types import ModuleType
 from typing import Any
 
 from prsm_events.scoring.backend import backend_name
+from prsm_events.scoring.state_arrays import StateArrays
 
-__all__ = ["ANOMALY_STATE", "AnomalyOut", "AnomalyParams", "anomaly_step", "new_anomaly_state"]
+__all__ = ["ANOMALY_STATE", "AnomalyOut", "AnomalyParams", "AnomalyState", "anomaly_step",
+           "new_anomaly_state"]
 
 ANOMALY_STATE = ("n", "lo", "hi", "res_mean", "res_var", "peak", "shift", "shift_mean",
                  "shift_var", "shift_peak")
@@ -92,16 +94,33 @@ class AnomalyOut:
     expected: Array  # the forecast the value was compared with
 
 
-def new_anomaly_state(xp: ModuleType, n: int, season: int = 24) -> dict[str, Array]:
-    """Zeroed state for ``n`` scopes with ``season`` hour-of-day buckets (bucket-major, as
-    the forecaster's profile: a step touches one contiguous row)."""
-    state = {name: xp.zeros(n, dtype=xp.float64) for name in ANOMALY_STATE}
-    state["hour_peak"] = xp.zeros((season, n), dtype=xp.float64)
-    return state
+@dataclass(eq=False)
+class AnomalyState(StateArrays):
+    """The detector's state for many scopes: the per-scope values (``ANOMALY_STATE``, in the
+    kernel's order) and ``hour_peak``, shaped (buckets, scopes), bucket-major as the
+    forecaster's profile (a step touches one contiguous row)."""
+
+    n: Array
+    lo: Array
+    hi: Array
+    res_mean: Array
+    res_var: Array
+    peak: Array
+    shift: Array
+    shift_mean: Array
+    shift_var: Array
+    shift_peak: Array
+    hour_peak: Array
+
+
+def new_anomaly_state(xp: ModuleType, n: int, season: int = 24) -> AnomalyState:
+    """Zeroed state for ``n`` scopes with ``season`` hour-of-day buckets."""
+    return AnomalyState(**{name: xp.zeros(n, dtype=xp.float64) for name in ANOMALY_STATE},
+                        hour_peak=xp.zeros((season, n), dtype=xp.float64))
 
 
 def anomaly_step(
-    xp: ModuleType, state: dict[str, Array], x: Array, predicted: Array, err_var: Array,
+    xp: ModuleType, state: AnomalyState, x: Array, predicted: Array, err_var: Array,
     params: AnomalyParams | None = None, bucket: int = 0,
 ) -> AnomalyOut:
     """Score ``x`` (in hour-of-day ``bucket``) against ``predicted`` (and the forecaster's
@@ -111,46 +130,46 @@ def anomaly_step(
     if backend_name(xp) == "cupy":
         return _step_cupy(xp, state, x, predicted, err_var, p, hour)
     s = state
-    n = s["n"]
+    n = s.n
     first = n == 0
-    span = s["hi"] - s["lo"]
+    span = s.hi - s.lo
     beyond = ((n > 0) & (span > 0)
-              & ((x > s["hi"] + p.spatial * span) | (x < s["lo"] - p.spatial * span)))
-    lo = xp.where(first, x, xp.minimum(s["lo"], x))
-    hi = xp.where(first, x, xp.maximum(s["hi"], x))
+              & ((x > s.hi + p.spatial * span) | (x < s.lo - p.spatial * span)))
+    lo = xp.where(first, x, xp.minimum(s.lo, x))
+    hi = xp.where(first, x, xp.maximum(s.hi, x))
     floor = 1e-3 * xp.maximum(hi - lo, 1e-9)
     corr = 1.0 - (1.0 - p.error_beta) ** n
     var_c = xp.where(n > 1, err_var / xp.where(n > 1, corr, 1.0), 0.0)
     sd = xp.sqrt(var_c) + floor
     residual = xp.where(first, 0.0, xp.minimum(xp.abs(x - predicted) / sd, p.cap))
     signed = xp.where(first, 0.0, xp.clip((x - predicted) / sd, -p.cap, p.cap))
-    s["lo"][...] = lo
-    s["hi"][...] = hi
+    s.lo[...] = lo
+    s.hi[...] = hi
     n1 = n + 1.0
     lcorr = 1.0 - (1.0 - p.long_alpha) ** n1
     warm = n1 > p.warmup
     # 1. point departure
-    dd = residual - s["res_mean"]
-    sigma = xp.where(warm, xp.maximum(dd / (xp.sqrt(s["res_var"] / lcorr) + p.spread_floor),
+    dd = residual - s.res_mean
+    sigma = xp.where(warm, xp.maximum(dd / (xp.sqrt(s.res_var / lcorr) + p.spread_floor),
                                       0.0), 0.0)
-    s["res_mean"][...] = s["res_mean"] + p.long_alpha * dd
-    s["res_var"][...] = (1.0 - p.long_alpha) * (s["res_var"] + p.long_alpha * dd * dd)
+    s.res_mean[...] = s.res_mean + p.long_alpha * dd
+    s.res_var[...] = (1.0 - p.long_alpha) * (s.res_var + p.long_alpha * dd * dd)
     # 2. sustained shift (not learned from a scope's first value: there is no error yet)
-    shift = xp.where(first, s["shift"], (1.0 - p.shift_alpha) * s["shift"] + p.shift_alpha * signed)
-    d2 = shift - s["shift_mean"]
-    sigma2 = xp.where(warm, xp.abs(d2) / (xp.sqrt(s["shift_var"] / lcorr) + p.spread_floor), 0.0)
-    s["shift"][...] = shift
-    s["shift_mean"][...] = xp.where(first, s["shift_mean"], s["shift_mean"] + p.long_alpha * d2)
-    s["shift_var"][...] = xp.where(first, s["shift_var"], (1.0 - p.long_alpha)
-                                   * (s["shift_var"] + p.long_alpha * d2 * d2))
+    shift = xp.where(first, s.shift, (1.0 - p.shift_alpha) * s.shift + p.shift_alpha * signed)
+    d2 = shift - s.shift_mean
+    sigma2 = xp.where(warm, xp.abs(d2) / (xp.sqrt(s.shift_var / lcorr) + p.spread_floor), 0.0)
+    s.shift[...] = shift
+    s.shift_mean[...] = xp.where(first, s.shift_mean, s.shift_mean + p.long_alpha * d2)
+    s.shift_var[...] = xp.where(first, s.shift_var, (1.0 - p.long_alpha)
+                                   * (s.shift_var + p.long_alpha * d2 * d2))
     # each against its recent maximum and this hour's on earlier days
     usual = p.hour_weight * hour
-    r1 = xp.where(warm, sigma / xp.maximum(xp.maximum(s["peak"] + 1e-9, p.peak_floor), usual),
+    r1 = xp.where(warm, sigma / xp.maximum(xp.maximum(s.peak + 1e-9, p.peak_floor), usual),
                   0.0)
     r2 = xp.where(warm, p.shift_weight * sigma2 / xp.maximum(
-        xp.maximum(s["shift_peak"] + 1e-9, p.peak_floor), usual), 0.0)
-    s["peak"][...] = xp.maximum(s["peak"] * p.decay, sigma)
-    s["shift_peak"][...] = xp.maximum(s["shift_peak"] * p.decay, sigma2)
+        xp.maximum(s.shift_peak + 1e-9, p.peak_floor), usual), 0.0)
+    s.peak[...] = xp.maximum(s.peak * p.decay, sigma)
+    s.shift_peak[...] = xp.maximum(s.shift_peak * p.decay, sigma2)
     hour[...] = xp.maximum(hour * p.hour_decay, xp.maximum(sigma, sigma2))
     n[...] = n1
     # 3. a new extreme
@@ -228,17 +247,17 @@ def _kernel() -> Any:
     return cupy.ElementwiseKernel(*KERNEL)
 
 
-def hour_row(state: dict[str, Array], bucket: int) -> Array:
+def hour_row(state: AnomalyState, bucket: int) -> Array:
     """The ``hour_peak`` row a step in ``bucket`` reads and writes (a view)."""
-    table = state["hour_peak"]
+    table = state.hour_peak
     return table[bucket % table.shape[0]]
 
 
-def _step_cupy(xp: ModuleType, s: dict[str, Array], x: Array, predicted: Array,
+def _step_cupy(xp: ModuleType, s: AnomalyState, x: Array, predicted: Array,
                err_var: Array, p: AnomalyParams, hour: Array) -> AnomalyOut:
     score = xp.empty_like(x)
     sigma = xp.empty_like(x)
     expected = xp.empty_like(x)
     _kernel()(x, predicted, err_var, *p.kernel_args(),
-              *(s[k] for k in ANOMALY_STATE), hour, score, sigma, expected)
+              *s.ordered(ANOMALY_STATE), hour, score, sigma, expected)
     return AnomalyOut(score, sigma, expected)

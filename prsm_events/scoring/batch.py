@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -38,16 +38,15 @@ from prsm_events.scoring.checkpoint_format import ScorerState, saved_array
 from prsm_events.scoring.forecast_params import ForecastParams
 from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
 from prsm_events.scoring.pacing_step import (
+    PacingInputs,
     PacingParams,
+    PacingState,
     new_pacing_state,
     pacing_step,
 )
-from prsm_events.scoring.rest_of_period import (
-    check_step,
-    forecast_rest,
-    new_check_state,
-)
+from prsm_events.scoring.rest_of_period import check_step, forecast_rest
 from prsm_events.scoring.spend_step import spend_step
+from prsm_events.scoring.state_arrays import StateArrays
 from prsm_events.scoring.young_scopes import young_counts
 
 __all__ = ["OUTLOOK_SEASON", "BatchScorer", "Rest", "ScopeScores", "ScorerState"]
@@ -81,14 +80,26 @@ OUTLOOK_SEASON = 48
 """Buckets of the outlook forecaster's daily profile: half hours
 (docs/decisions/2026-11-28-forecasters.md)."""
 _PARTS = ("anomaly", "spend_fc", "outlook_fc", "demand_fc")
-def _grow(xp: Any, state: dict[str, Any], size: int) -> dict[str, Any]:
-    """Copies with room for ``size`` scopes (scopes are the last axis)."""
-    out = {}
-    for name, arr in state.items():
-        bigger = xp.zeros((*arr.shape[:-1], size), dtype=arr.dtype)
-        bigger[..., : arr.shape[-1]] = arr
-        out[name] = bigger
-    return out
+S = TypeVar("S", bound=StateArrays)
+
+
+def _grow(xp: Any, state: S, size: int) -> S:
+    """A copy with room for ``size`` scopes (scopes are the last axis)."""
+    def bigger(arr: Any) -> Any:
+        out = xp.zeros((*arr.shape[:-1], size), dtype=arr.dtype)
+        out[..., : arr.shape[-1]] = arr
+        return out
+
+    return state.map(bigger)
+
+
+@dataclass(frozen=True)
+class ScorerParams:
+    """The constants of the scorer's three models."""
+
+    anomaly: AnomalyParams
+    forecast: ForecastParams
+    pacing: PacingParams
 
 
 class BatchScorer:
@@ -104,15 +115,14 @@ class BatchScorer:
         self.backend = backend_name(self.xp)
         self.season = season
         self.outlook_season = outlook_season
-        self.params = (anomaly or AnomalyParams(), forecast or ForecastParams(),
-                       pacing or PacingParams())
+        self.params = ScorerParams(anomaly or AnomalyParams(), forecast or ForecastParams(),
+                                   pacing or PacingParams())
         self.rows: dict[str, int] = {}
         self.budget_rows: dict[str, int] = {}
         self.capacity = capacity
         self.anomaly = new_anomaly_state(self.xp, capacity, season)
         self.spend_fc = new_forecast_state(self.xp, capacity, season)
-        self.outlook_fc = (new_forecast_state(self.xp, capacity, outlook_season)
-                           | new_check_state(self.xp, capacity))
+        self.outlook_fc = new_forecast_state(self.xp, capacity, outlook_season, check=True)
         self.demand_fc = new_forecast_state(self.xp, capacity, season)
         self.pacing = new_pacing_state(self.xp, capacity)
         self.ticks = 0
@@ -138,7 +148,7 @@ class BatchScorer:
                                                                 dtype=np.int64)])
             self.capacity = size
         for part in _PARTS:
-            for arr in getattr(self, part).values():  # spare rows stepped on 0: fresh
+            for arr in getattr(self, part).arrays().values():  # spare rows stepped on 0
                 arr[..., first_new:len(self.rows)] = 0
         self.active[first_new:len(self.rows)] = self.ticks
 
@@ -155,7 +165,7 @@ class BatchScorer:
         names = list(self.rows)
         index = self.xp.asarray(keep, dtype=self.xp.int64)
         for part in _PARTS:
-            for arr in getattr(self, part).values():
+            for arr in getattr(self, part).arrays().values():
                 arr[..., : len(keep)] = arr[..., index]
                 arr[..., len(keep):n] = 0
         self.active[: len(keep)] = self.active[keep]
@@ -183,7 +193,7 @@ class BatchScorer:
             self.forget_idle()
         self._ensure([*spend, *demand])
         x = self._column(spend)
-        anomaly, forecast, _ = self.params
+        anomaly, forecast = self.params.anomaly, self.params.forecast
         out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,
                          day)
         if day_share is None:
@@ -218,8 +228,9 @@ class BatchScorer:
         """A copy of the learned state (host arrays, only the rows in use)."""
         n, m = len(self.rows), len(self.budget_rows)
         arrays = {f"{part}.{name}": to_host(arr[..., :n]).copy()
-                  for part in _PARTS for name, arr in getattr(self, part).items()}
-        arrays |= {f"pacing.{name}": to_host(arr[:m]).copy() for name, arr in self.pacing.items()}
+                  for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
+        arrays |= {f"pacing.{name}": to_host(arr[:m]).copy()
+                   for name, arr in self.pacing.arrays().items()}
         return ScorerState(list(self.rows), list(self.budget_rows), self.season, self.ticks,
                            arrays, self.active[:n].copy())
 
@@ -236,19 +247,20 @@ class BatchScorer:
                   else np.asarray(state.active, dtype=np.int64))
         if active.shape != (n,):
             raise ValueError(f"activity is shaped {active.shape}, expected {(n,)}")
-        size, pacing_size = max(n, self.capacity), max(m, self.pacing["pressure"].shape[0])
-        fresh = {part: _grow(self.xp, getattr(self, part), size) for part in _PARTS}
+        size, pacing_size = max(n, self.capacity), max(m, self.pacing.pressure.shape[0])
+        fresh: dict[str, StateArrays] = {part: _grow(self.xp, getattr(self, part), size)
+                                         for part in _PARTS}
         fresh["pacing"] = _grow(self.xp, self.pacing, pacing_size)
         for part, arrays in fresh.items():
             rows = m if part == "pacing" else n
-            for name, arr in arrays.items():
+            for name, arr in arrays.arrays().items():
                 saved = saved_array(state, part, name, (*arr.shape[:-1], rows))
                 arr[...] = 0
                 if saved is not None:
                     arr[..., :rows] = self.xp.asarray(saved, dtype=self.xp.float64)
         for part in _PARTS:
             setattr(self, part, fresh[part])
-        self.pacing = fresh["pacing"]
+        self.pacing = cast(PacingState, fresh["pacing"])
         self.capacity = size
         self.active = np.zeros(size, dtype=np.int64)
         self.active[:n] = active
@@ -278,36 +290,26 @@ class BatchScorer:
                 else xp.asarray([place[s] for s in scopes], dtype=xp.int64))
         idx = xp.asarray([self.rows[s] for s in distinct], dtype=xp.int64)
         state = self.demand_fc if demand else self.outlook_fc
-        part = {k: v[..., idx] for k, v in state.items()}
-        learned = to_host(part["n"] if rows is None else part["n"][rows])
+        part = state.map(lambda v: v[..., idx])
+        learned = to_host(part.n if rows is None else part.n[rows])
         if now is not None:
             counts = young_counts(counts, learned, *now)
         out = forecast_rest(xp, part, xp.asarray(counts, dtype=xp.float64),
                             None if days is None else xp.asarray(days, dtype=xp.float64),
-                            self.params[1], rows)
+                            self.params.forecast, rows)
         return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), learned)
 
-    def pace(self, budgets: Sequence[str], remaining: Sequence[float] | Host,
-             demand_rest: Sequence[float] | Host, spend: Sequence[float] | Host,
-             demand: Sequence[float] | Host, high_share: Sequence[float] | Host,
-             young_left: Sequence[float] | Host,
-             intervals_left: Sequence[float] | Host) -> tuple[Host, Host]:
-        """Pacing pressure and reserve for each budget row (keys are stable across ticks)."""
+    def pace(self, budgets: Sequence[str], inputs: PacingInputs) -> tuple[Host, Host]:
+        """Pacing pressure and reserve for each budget (keys are stable across ticks);
+        ``inputs`` aligned with ``budgets``."""
         for key in budgets:
             if key not in self.budget_rows:
                 self.budget_rows[key] = len(self.budget_rows)
-        if len(self.budget_rows) > self.pacing["pressure"].shape[0]:
+        if len(self.budget_rows) > self.pacing.pressure.shape[0]:
             self.pacing = _grow(self.xp, self.pacing, 2 * len(self.budget_rows))
         idx = self.xp.asarray([self.budget_rows[k] for k in budgets], dtype=self.xp.int64)
-        part = {k: v[idx] for k, v in self.pacing.items()}
-        xp = self.xp
-        out = pacing_step(xp, part, xp.asarray(remaining, dtype=xp.float64),
-                          xp.asarray(demand_rest, dtype=xp.float64),
-                          xp.asarray(spend, dtype=xp.float64),
-                          xp.asarray(demand, dtype=xp.float64),
-                          xp.asarray(high_share, dtype=xp.float64),
-                          xp.asarray(young_left, dtype=xp.float64),
-                          xp.asarray(intervals_left, dtype=xp.float64), self.params[2])
-        for k, v in part.items():
-            self.pacing[k][idx] = v
+        part = self.pacing.map(lambda v: v[idx])
+        out = pacing_step(self.xp, part, **inputs.as_arrays(self.xp), params=self.params.pacing)
+        for k, v in part.arrays().items():
+            getattr(self.pacing, k)[idx] = v
         return to_host(out.pressure).copy(), to_host(out.reserve).copy()

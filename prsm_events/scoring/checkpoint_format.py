@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from prsm_events.scoring.forecast_state import CARRY_STATE, CHECK_STATE
 from prsm_events.scoring.pacing_step import BURST_STATE, YOUNG_STATE
-from prsm_events.scoring.residual_carry import CARRY_STATE
-from prsm_events.scoring.rest_of_period import CHECK_STATE
 
 __all__ = ["ScorerState", "saved_array"]
 

@@ -37,7 +37,7 @@ from prsm_events.scoring.backend import backend_name
 from prsm_events.scoring.forecast_kernel import KERNEL, KERNEL_BODY, KERNEL_PARAMS
 from prsm_events.scoring.forecast_kernel import forecast_kernel as _kernel
 from prsm_events.scoring.forecast_params import ForecastParams
-from prsm_events.scoring.residual_carry import CARRY_STATE
+from prsm_events.scoring.forecast_state import SCALARS, ForecastState, new_forecast_state
 
 __all__ = [
     "FORECAST_BYTES_PER_SCOPE",
@@ -45,6 +45,7 @@ __all__ = [
     "KERNEL_BODY",
     "KERNEL_PARAMS",
     "SCALARS",
+    "ForecastState",
     "forecast_step",
     "new_forecast_state",
     "weekday_row",
@@ -54,26 +55,8 @@ Array = Any
 DEFAULTS = ForecastParams()
 
 
-def new_forecast_state(xp: ModuleType, n: int, season: int) -> dict[str, Array]:
-    """Zeroed state for ``n`` scopes with ``season`` buckets per cycle and 7 weekdays.
-
-    Profiles are stored bucket-major, ``(season, n)`` and ``(7, n)``: the bucket a step
-    updates is one contiguous row (coalesced on a GPU)."""
-    return {
-        "n": xp.zeros(n, dtype=xp.float64),
-        "level": xp.zeros(n, dtype=xp.float64),
-        "err_var": xp.zeros(n, dtype=xp.float64),
-        "res": xp.zeros(n, dtype=xp.float64),  # last residual after the update
-        "res_var": xp.zeros(n, dtype=xp.float64),
-        "res_cov": xp.zeros(n, dtype=xp.float64),  # E[r_t * r_(t-1)]
-        **{k: xp.zeros(n, dtype=xp.float64) for k in CARRY_STATE},
-        "season": xp.zeros((season, n), dtype=xp.float64),
-        "week": xp.zeros((7, n), dtype=xp.float64),
-    }
-
-
 def forecast_step(
-    xp: ModuleType, state: dict[str, Array], y: Array, bucket: int,
+    xp: ModuleType, state: ForecastState, y: Array, bucket: int,
     params: ForecastParams = DEFAULTS, day: int | None = None, past: float = 0.0,
 ) -> Array:
     """Learn ``y`` (spend of the interval in ``bucket`` on weekday ``day``, Monday = 0; no
@@ -83,7 +66,7 @@ def forecast_step(
     next bucket's, in [0, 1) (``profile_place``). The profile is then read as a line between
     the two buckets' values, and its error is shared between them in the same proportions; 0
     reads and learns ``bucket``'s value alone (a step per bucket)."""
-    profile = state["season"]
+    profile = state.season
     if not 0.0 <= past < 1.0:
         raise ValueError(f"past must be in [0, 1), not {past}")
     b0 = bucket % profile.shape[0]
@@ -96,10 +79,10 @@ def forecast_step(
         predicted = xp.empty_like(y)
         spare = col1 if b1 != b0 else xp.zeros_like(col0)  # never the same row twice
         _kernel()(y, params.alpha, params.gamma, delta, after, params.beta, past,
-                  *(state[k] for k in SCALARS), col0, spare, week, predicted)
+                  *state.ordered(SCALARS), col0, spare, week, predicted)
         return predicted
     b = params.beta
-    n, level, res = state["n"], state["level"], state["res"]
+    n, level, res = state.n, state.level, state.res
     first = n == 0
     a_lvl = xp.maximum(params.alpha, 1.0 / (n + 1.0))  # young: the running mean
     column = (1.0 - past) * col0 + past * col1 if past else col0
@@ -118,13 +101,12 @@ def forecast_step(
         new_col = new_col0
     d = xp.where(n >= after, delta, 0.0)
     new_week = xp.where(first, 0.0, d * (y - new_level - new_col) + (1 - d) * week)
-    state["err_var"][...] = xp.where(first, 0.0, (1 - b) * state["err_var"] + b * err * err)
-    state["res_cov"][...] = xp.where(first, 0.0, (1 - b) * state["res_cov"] + b * pre * res)
-    state["res_var"][...] = xp.where(first, 0.0, (1 - b) * state["res_var"] + b * pre * pre)
-    res2, res3 = state["res2"], state["res3"]
-    for key, value in (("acov0", res * res), ("acov1", res * res2), ("acov2", res * res3),
-                       ("pcov2", pre * res2), ("pcov3", pre * res3)):
-        state[key][...] = xp.where(first, 0.0, (1 - b) * state[key] + b * value)
+    res2, res3 = state.res2, state.res3
+    for moment, value in ((state.err_var, err * err), (state.res_cov, pre * res),
+                          (state.res_var, pre * pre), (state.acov0, res * res),
+                          (state.acov1, res * res2), (state.acov2, res * res3),
+                          (state.pcov2, pre * res2), (state.pcov3, pre * res3)):
+        moment[...] = xp.where(first, 0.0, (1 - b) * moment + b * value)
     res3[...] = res2
     res2[...] = res
     res[...] = y - new_level - new_col - new_week
@@ -134,25 +116,22 @@ def forecast_step(
     n[...] = n + 1
     return predicted
 
-SCALARS = ("n", "level", "err_var", "res", "res_var", "res_cov", *CARRY_STATE)
-"""The per-scope (not per-bucket) state arrays, in the CUDA kernel's order."""
-
 FORECAST_BYTES_PER_SCOPE = 8 * (1 + 2 * (len(SCALARS) + 3) + 1)
 """Bytes one ``forecast_step`` kernel moves per scope: y in; the per-scope state, the two
 profile values and the weekday offset in and out; the prediction out."""
 
 
-def weekday_row(state: dict[str, Array], day: int | None,
+def weekday_row(state: ForecastState, day: int | None,
                 params: ForecastParams) -> tuple[Array, float, float]:
     """The weekday offsets a step reads and writes, their weight, and the intervals a scope
     must have learned before they move (row 0, unchanged, when the day is unknown)."""
     if day is None:
-        return state["week"][0], 0.0, 0.0
-    return (state["week"][day % 7], params.delta,
+        return state.week[0], 0.0, 0.0
+    return (state.week[day % 7], params.delta,
             params.weekly_after_days * params.intervals_per_day)
 
 
-def _phi(xp: ModuleType, state: dict[str, Array]) -> Array:
+def _phi(xp: ModuleType, state: ForecastState) -> Array:
     """The residual's lag-1 autocorrelation, kept in [0, 0.98]."""
-    ratio = state["res_cov"] / xp.maximum(state["res_var"], 1e-300)
+    ratio = state.res_cov / xp.maximum(state.res_var, 1e-300)
     return xp.clip(ratio, 0.0, 0.98)

@@ -62,9 +62,11 @@ from typing import Any
 
 from prsm_events.scoring.backend import backend_name
 from prsm_events.scoring.forecast_params import TUNED_EVERY_S, per_step
+from prsm_events.scoring.state_arrays import StateArrays
 
 __all__ = ["BURST_HALF_LIFE_S", "BURST_STATE", "BURST_WINDOW_S", "PACING_STATE", "YOUNG_STATE",
-           "PacingOut", "PacingParams", "new_pacing_state", "pacing_step"]
+           "PacingInputs", "PacingOut", "PacingParams", "PacingState", "new_pacing_state",
+           "pacing_step"]
 
 Array = Any
 
@@ -105,6 +107,24 @@ class PacingParams:
 
 
 @dataclass(frozen=True)
+class PacingInputs:
+    """What the controller reads each tick, one value per budget (sequences or arrays)."""
+
+    remaining: Any  # limit - spent - reserved
+    demand_rest: Any  # forecast demand to the period's end
+    spend: Any  # the last interval's spend
+    demand: Any  # the last interval's demand (what was asked)
+    high_share: Any  # share of high and critical requests in the demand
+    young_left: Any  # intervals left while the demand forecaster is young, else 0
+    intervals_left: Any  # intervals left in the period
+
+    def as_arrays(self, xp: ModuleType) -> dict[str, Array]:
+        """The inputs as float64 arrays of ``xp``, by name (``pacing_step``'s arguments)."""
+        return {name: xp.asarray(getattr(self, name), dtype=xp.float64)
+                for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
 class PacingOut:
     pressure: Array
     reserve: Array
@@ -121,12 +141,26 @@ BURST_STATE = ("burst_rate", "burst_peak")
 with them at zero)."""
 
 
-def new_pacing_state(xp: ModuleType, n: int) -> dict[str, Array]:
-    return {name: xp.zeros(n, dtype=xp.float64) for name in PACING_STATE}
+@dataclass(eq=False)
+class PacingState(StateArrays):
+    """The controller's state per budget (``PACING_STATE``, in the kernel's order)."""
+
+    pressure: Array
+    spend: Array
+    demand: Array
+    lived: Array
+    demand_mean: Array
+    burst_rate: Array
+    burst_peak: Array
+
+
+def new_pacing_state(xp: ModuleType, n: int) -> PacingState:
+    """Zeroed state for ``n`` budgets."""
+    return PacingState.zeros(xp, n)
 
 
 def pacing_step(
-    xp: ModuleType, state: dict[str, Array], remaining: Array, demand_rest: Array,
+    xp: ModuleType, state: PacingState, remaining: Array, demand_rest: Array,
     spend: Array, demand: Array, high_share: Array, young_left: Array,
     intervals_left: Array, params: PacingParams | None = None,
 ) -> PacingOut:
@@ -141,32 +175,32 @@ def pacing_step(
         _kernel()(remaining, demand_rest, spend, demand, high_share, young_left,
                   intervals_left, params.gain_up, params.gain_down, params.reserve_margin,
                   params.smoothing, 1.0 / max(params.burst_span, 1.0), params.burst_span,
-                  params.burst_decay, *(state[k] for k in PACING_STATE), reserve)
-        return PacingOut(state["pressure"], reserve)
+                  params.burst_decay, *state.ordered(PACING_STATE), reserve)
+        return PacingOut(state.pressure, reserve)
     w = params.smoothing
-    state["spend"][...] = (1 - w) * state["spend"] + w * spend
-    state["demand"][...] = (1 - w) * state["demand"] + w * demand
-    state["lived"][...] = state["lived"] + 1.0
-    mean = state["demand_mean"]
-    mean[...] = mean + (demand - mean) / state["lived"]
+    state.spend[...] = (1 - w) * state.spend + w * spend
+    state.demand[...] = (1 - w) * state.demand + w * demand
+    state.lived[...] = state.lived + 1.0
+    mean = state.demand_mean
+    mean[...] = mean + (demand - mean) / state.lived
     left = xp.maximum(remaining, 0.0)
     to_come = xp.maximum(demand_rest, mean * young_left)
     target = left / xp.maximum(to_come, 1e-12)
-    seen = state["demand"] > 1e-12
-    observed = xp.where(seen, state["spend"] / xp.where(seen, state["demand"], 1.0), 0.0)
+    seen = state.demand > 1e-12
+    observed = xp.where(seen, state.spend / xp.where(seen, state.demand, 1.0), 0.0)
     error = xp.clip(observed / xp.maximum(target, 1e-12) - 1.0, -1.0, 1.0)
     error = xp.where(seen, error, -1.0)
     error = xp.where(left > 0.0, error, 0.0)
     gain = xp.where(error > 0, params.gain_up, params.gain_down)
-    state["pressure"][...] = xp.clip(state["pressure"] + gain * error, 0.0, 1.0)
-    to_come = xp.maximum(to_come, state["demand"] * young_left)
-    rate, peak = state["burst_rate"], state["burst_peak"]
+    state.pressure[...] = xp.clip(state.pressure + gain * error, 0.0, 1.0)
+    to_come = xp.maximum(to_come, state.demand * young_left)
+    rate, peak = state.burst_rate, state.burst_peak
     weight = 1.0 / max(params.burst_span, 1.0)
     rate[...] = (1 - weight) * rate + weight * high_share * demand
     peak[...] = xp.maximum(params.burst_decay * peak, rate)
     burst = peak * xp.minimum(intervals_left, params.burst_span)
     reserve = xp.maximum(params.reserve_margin * high_share * to_come, burst)
-    return PacingOut(state["pressure"], xp.minimum(left, reserve))
+    return PacingOut(state.pressure, xp.minimum(left, reserve))
 
 
 KERNEL_BODY = r"""

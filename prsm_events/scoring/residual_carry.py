@@ -17,9 +17,9 @@ from types import ModuleType
 from typing import Any
 
 from prsm_events.scoring.forecast_params import ForecastParams
+from prsm_events.scoring.forecast_state import ForecastState
 
 __all__ = [
-    "CARRY_STATE",
     "ResidualCarry",
     "ar3_coefficients",
     "carry_horizon",
@@ -29,21 +29,14 @@ __all__ = [
 
 Array = Any
 
-CARRY_STATE = ("res2", "res3", "acov0", "acov1", "acov2", "pcov2", "pcov3")
-"""The residual AR(3)'s state: the two residuals before ``res``; E[r_t r_t], E[r_t r_(t-1)],
-E[r_t r_(t-2)] over residuals after their update; E[pre r_(t-2)] and E[pre r_(t-3)] with ``pre``
-the error of the step's base (``res_cov`` is the lag-1 one). A checkpoint written before they
-existed loads with them at zero (``checkpoint_format``; learned again within a few hundred
-intervals)."""
-
-
-def ar3_coefficients(xp: ModuleType, state: dict[str, Array]) -> tuple[Array, Array, Array]:
+def ar3_coefficients(xp: ModuleType, state: ForecastState) -> tuple[Array, Array, Array]:
     """The residual's AR(3) coefficients per scope: the Toeplitz system of the residual's
     autocovariances solved by Cramer's rule for the cross-moments with the next error; scopes
     whose system is (nearly) singular get 0 (no carry).
 
     >>> import numpy as np
-    >>> from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
+    >>> from prsm_events.scoring.forecast_state import new_forecast_state
+    >>> from prsm_events.scoring.forecast_step import forecast_step
     >>> rng = np.random.default_rng(1)
     >>> state = new_forecast_state(np, 1, season=1)
     >>> r = np.zeros(4000)
@@ -56,8 +49,8 @@ def ar3_coefficients(xp: ModuleType, state: dict[str, Array]) -> tuple[Array, Ar
     >>> a1, a2, abs(a3) < 0.2
     (1.2, -0.5, True)
     """
-    c0, c1, c2 = state["acov0"], state["acov1"], state["acov2"]
-    p1, p2, p3 = state["res_cov"], state["pcov2"], state["pcov3"]
+    c0, c1, c2 = state.acov0, state.acov1, state.acov2
+    p1, p2, p3 = state.res_cov, state.pcov2, state.pcov3
     # [[c0, c1, c2], [c1, c0, c1], [c2, c1, c0]] a = p
     m00 = c0 * c0 - c1 * c1
     m01 = c1 * c0 - c1 * c2
@@ -81,7 +74,7 @@ class ResidualCarry:
     spread: Array  # variance of their total's error, in one-step error variances (k if none)
 
 
-def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
+def residual_carry(xp: ModuleType, state: ForecastState, k: Array,
                    params: ForecastParams, rows: Array | None = None,
                    ar: tuple[Array, Array, Array] | None = None) -> ResidualCarry:
     """What the residual adds to the next ``k`` intervals (``k`` per scope, or one for all;
@@ -97,11 +90,11 @@ def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
     the sum over the horizon of the squared cumulative responses (``k`` when the residual
     carries nothing); beyond the damping's horizon the response's sum is taken as settled.
     ``ar``: the coefficients if already solved."""
-    trust = state["n"] / (state["n"] + params.carry_trust)
+    trust = state.n / (state.n + params.carry_trust)
     a1, a2, a3 = (a * trust for a in (ar or ar3_coefficients(xp, state)))
-    r1, r2, r3 = state["res"], state["res2"], state["res3"]
+    r1, r2, r3 = state.res, state.res2, state.res3
     bound = xp.maximum(xp.maximum(xp.abs(r1), xp.abs(r2)),
-                       xp.maximum(xp.abs(r3), 3.0 * xp.sqrt(xp.maximum(state["acov0"], 0.0))))
+                       xp.maximum(xp.abs(r3), 3.0 * xp.sqrt(xp.maximum(state.acov0, 0.0))))
     full = xp.asarray(k, dtype=xp.float64)
     steps = int(min(float(full.max()) if full.size else 0.0,
                     carry_horizon(params.carry_damping)))
@@ -136,19 +129,19 @@ def residual_carry(xp: ModuleType, state: dict[str, Array], k: Array,
     return ResidualCarry(carry, spread + (full - k) * response * response)
 
 
-def innovation_variance(xp: ModuleType, state: dict[str, Array], params: ForecastParams,
+def innovation_variance(xp: ModuleType, state: ForecastState, params: ForecastParams,
                         ar: tuple[Array, Array, Array] | None = None) -> Array:
     """Variance of the one-step error of the base plus the (trust-scaled) AR(3) carry: the
     base's error variance less what the carry explains (at least 5% of it). The moments
     are averages that start from 0, so a young scope's are divided by the weight they have
     gathered (``1 - (1 - beta)^(n - 1)``; 0 before a second interval)."""
-    n = state["n"]
+    n = state.n
     trust = n / (n + params.carry_trust)
     a = ar or ar3_coefficients(xp, state)
-    explained = (2.0 - trust) * trust * (a[0] * state["res_cov"] + a[1] * state["pcov2"]
-                                         + a[2] * state["pcov3"])
+    explained = (2.0 - trust) * trust * (a[0] * state.res_cov + a[1] * state.pcov2
+                                         + a[2] * state.pcov3)
     gathered = 1.0 - (1.0 - params.beta) ** xp.maximum(n - 1.0, 0.0)
-    variance = xp.maximum(state["res_var"] - explained, 0.05 * state["res_var"])
+    variance = xp.maximum(state.res_var - explained, 0.05 * state.res_var)
     return variance / xp.where(gathered > 0, gathered, 1.0)
 
 

@@ -12,7 +12,8 @@ interval is wide). ``check_step`` compares the forecaster's interval with what c
 
 >>> import numpy as np
 >>> from prsm_events.scoring.calendar_math import following
->>> from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
+>>> from prsm_events.scoring.forecast_state import new_forecast_state
+>>> from prsm_events.scoring.forecast_step import forecast_step
 >>> state = new_forecast_state(np, 1, season=4)
 >>> for t in range(400):
 ...     _ = forecast_step(np, state, np.array([[1.0, 1.0, 5.0, 1.0][t % 4]]), t % 4)
@@ -28,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from prsm_events.scoring.forecast_params import ForecastParams
+from prsm_events.scoring.forecast_state import ForecastState
 from prsm_events.scoring.residual_carry import (
     ar3_coefficients,
     innovation_variance,
@@ -35,11 +37,9 @@ from prsm_events.scoring.residual_carry import (
 )
 
 __all__ = [
-    "CHECK_STATE",
     "RestOfPeriod",
     "check_step",
     "forecast_rest",
-    "new_check_state",
     "spread_scale",
 ]
 
@@ -57,7 +57,7 @@ class RestOfPeriod:
     high: Array
 
 
-def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
+def forecast_rest(xp: ModuleType, state: ForecastState, counts: Any,
                   days: Any = None, params: ForecastParams | None = None,
                   rows: Array | None = None, calibrated: bool = True) -> RestOfPeriod:
     """Spend predicted over the intervals still to come: ``counts[b]`` of them in bucket
@@ -69,13 +69,13 @@ def forecast_rest(xp: ModuleType, state: dict[str, Array], counts: Any,
     params = params or ForecastParams()
     mean, variance, k = _rest_moments(xp, state, counts, days, params, rows)
     half = Z90 * xp.sqrt(variance)
-    if "spread_excess" in state and calibrated and params.check_intervals > 0:
-        excess = state["spread_excess"]
+    if state.check is not None and calibrated and params.check_intervals > 0:
+        excess = state.check.spread_excess
         half = half * spread_scale(xp, excess if rows is None else excess[rows], k, params)
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
 
 
-def _rest_moments(xp: ModuleType, state: dict[str, Array], counts: Any, days: Any,
+def _rest_moments(xp: ModuleType, state: ForecastState, counts: Any, days: Any,
                   params: ForecastParams,
                   rows: Array | None = None) -> tuple[Array, Array, Array]:
     """Mean and variance of the forecast total (before the self-check's scale), and the
@@ -86,13 +86,13 @@ def _rest_moments(xp: ModuleType, state: dict[str, Array], counts: Any, days: An
     def pick(a: Array) -> Array:
         return a if rows is None else a[..., rows]
 
-    seasonal = _weighted(xp, pick(state["season"]), c)
+    seasonal = _weighted(xp, pick(state.season), c)
     if days is not None:
-        seasonal = seasonal + _weighted(xp, pick(state["week"]),
+        seasonal = seasonal + _weighted(xp, pick(state.week),
                                         xp.asarray(days, dtype=xp.float64))
     ar = ar3_coefficients(xp, state)
     carry = residual_carry(xp, state, k, params, rows, ar)
-    level, n = pick(state["level"]), pick(state["n"])
+    level, n = pick(state.level), pick(state.n)
     mean = xp.maximum(k * level + seasonal + carry.mean, 0.0)
     # the level is an estimate (a running mean while young, then an EWMA): its error is in
     # every interval ahead alike
@@ -105,18 +105,8 @@ def _weighted(xp: ModuleType, profile: Array, c: Array) -> Array:
     """Per scope, the sum over buckets of ``c`` times the profile."""
     return (profile * c.T).sum(axis=0) if c.ndim == 2 else c @ profile
 
-CHECK_STATE = ("check_mean", "check_var", "check_sum", "check_left", "spread_excess")
-"""A forecaster's check of its own interval (``check_step``): the forecast total of the next
-``check_intervals`` and its variance, what has come of it so far, the intervals still to
-come (0: no check under way), and the learned scale of the interval's variance, less 1."""
 
-
-def new_check_state(xp: ModuleType, n: int) -> dict[str, Array]:
-    """Zeroed self-check state for ``n`` scopes (an interval's scale of 1)."""
-    return {name: xp.zeros(n, dtype=xp.float64) for name in CHECK_STATE}
-
-
-def check_step(xp: ModuleType, state: dict[str, Array], y: Array,
+def check_step(xp: ModuleType, state: ForecastState, y: Array,
                ahead: Callable[[], tuple[Any, Any]], params: ForecastParams) -> None:
     """The self-check of the interval: after ``forecast_step`` learned ``y``, add it to the
     check under way; when one ends, learn from how far its total fell from the forecast in
@@ -131,33 +121,37 @@ def check_step(xp: ModuleType, state: dict[str, Array], y: Array,
     so the check learns to narrow it:
 
     >>> import numpy as np
-    >>> from prsm_events.scoring.forecast_step import forecast_step, new_forecast_state
-    >>> state = new_forecast_state(np, 1, season=1) | new_check_state(np, 1)
+    >>> from prsm_events.scoring.forecast_state import new_forecast_state
+    >>> from prsm_events.scoring.forecast_step import forecast_step
+    >>> state = new_forecast_state(np, 1, season=1, check=True)
     >>> params = ForecastParams(check_intervals=10.0)
     >>> rng = np.random.default_rng(0)
     >>> for t in range(5000):
     ...     y = np.array([100.0 + 20.0 * (t // 50 % 2) + rng.normal()])
     ...     _ = forecast_step(np, state, y, 0, params)
     ...     check_step(np, state, y, lambda: ([10.0], None), params)
-    >>> float(spread_scale(np, state["spread_excess"], 10.0, params)[0]) < 0.8
+    >>> float(spread_scale(np, state.check.spread_excess, 10.0, params)[0]) < 0.8
     True
     """
-    left, total = state["check_left"], state["check_sum"]
+    check = state.check
+    if check is None:
+        raise ValueError("this forecaster keeps no self-check (new_forecast_state(check=True))")
+    left, total = check.check_left, check.check_sum
     under_way = left > 0
     total[...] = xp.where(under_way, total + y, total)
     left[...] = xp.where(under_way, left - 1.0, left)
-    ended = under_way & (left <= 0) & (state["check_var"] > 0)  # nothing to learn from 0
-    var = state["check_var"]
-    z2 = (total - state["check_mean"]) ** 2 / xp.where(var > 0, var, 1.0)
+    ended = under_way & (left <= 0) & (check.check_var > 0)  # nothing to learn from 0
+    var = check.check_var
+    z2 = (total - check.check_mean) ** 2 / xp.where(var > 0, var, 1.0)
     w = params.check_weight
-    excess = state["spread_excess"]
+    excess = check.spread_excess
     excess[...] = xp.where(ended, (1 - w) * excess + w * (xp.minimum(z2, 100.0) - 1.0), excess)
-    start = (left <= 0) & (state["n"] > 0)
+    start = (left <= 0) & (state.n > 0)
     if not bool(start.any()):
         return
     mean, variance, _ = _rest_moments(xp, state, *ahead(), params)
-    state["check_mean"][...] = xp.where(start, mean, state["check_mean"])
-    state["check_var"][...] = xp.where(start, variance, state["check_var"])
+    check.check_mean[...] = xp.where(start, mean, check.check_mean)
+    check.check_var[...] = xp.where(start, variance, check.check_var)
     total[...] = xp.where(start, 0.0, total)
     left[...] = xp.where(start, float(round(params.check_intervals)), left)
 

@@ -9,7 +9,7 @@ scope per tick: of the daily and weekly profiles only the current bucket's rows)
 >>> from prsm_events.scoring.forecast_step import new_forecast_state
 >>> fc, an = new_forecast_state(np, 3, season=24), new_anomaly_state(np, 3)
 >>> out = spend_step(np, fc, an, np.array([1.0, 2.0, 3.0]), bucket=5)
->>> out.expected.tolist(), fc["level"].tolist()
+>>> out.expected.tolist(), fc.level.tolist()
 ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
 """
 
@@ -24,6 +24,7 @@ from prsm_events.scoring.anomaly_step import (
     ANOMALY_STATE,
     AnomalyOut,
     AnomalyParams,
+    AnomalyState,
     anomaly_step,
     hour_row,
 )
@@ -32,6 +33,7 @@ from prsm_events.scoring.anomaly_step import KERNEL_PARAMS as ANOMALY_PARAMS
 from prsm_events.scoring.anomaly_step import KERNEL_STATE as ANOMALY_OUT
 from prsm_events.scoring.backend import backend_name
 from prsm_events.scoring.forecast_params import ForecastParams
+from prsm_events.scoring.forecast_state import ForecastState
 from prsm_events.scoring.forecast_step import KERNEL_BODY as FORECAST_BODY
 from prsm_events.scoring.forecast_step import KERNEL_PARAMS as FORECAST_STATE
 from prsm_events.scoring.forecast_step import SCALARS as _FORECAST
@@ -47,7 +49,7 @@ expected out."""
 
 
 def spend_step(
-    xp: ModuleType, forecast: dict[str, Array], anomaly: dict[str, Array], x: Array,
+    xp: ModuleType, forecast: ForecastState, anomaly: AnomalyState, x: Array,
     bucket: int, forecast_params: ForecastParams | None = None,
     anomaly_params: AnomalyParams | None = None, day: int | None = None,
 ) -> AnomalyOut:
@@ -56,15 +58,15 @@ def spend_step(
     fp = forecast_params or ForecastParams()
     ap = replace(anomaly_params or AnomalyParams(), error_beta=fp.beta)
     if backend_name(xp) != "cupy":
-        err_var = forecast["err_var"].copy()
+        err_var = forecast.err_var.copy()
         predicted = forecast_step(xp, forecast, x, bucket, fp, day)
         return anomaly_step(xp, anomaly, x, predicted, err_var, ap, bucket)
-    column = forecast["season"][bucket % forecast["season"].shape[0]]
+    column = forecast.season[bucket % forecast.season.shape[0]]
     week, delta, after = weekday_row(forecast, day, fp)
     score, sigma, expected = xp.empty_like(x), xp.empty_like(x), xp.empty_like(x)
     _kernel()(x, fp.alpha, fp.gamma, delta, after, *ap.kernel_args(),
-              *(forecast[k] for k in _FORECAST), column, week,
-              *(anomaly[k] for k in ANOMALY_STATE), hour_row(anomaly, bucket), score, sigma,
+              *forecast.ordered(_FORECAST), column, week,
+              *anomaly.ordered(ANOMALY_STATE), hour_row(anomaly, bucket), score, sigma,
               expected)
     return AnomalyOut(score, sigma, expected)
 

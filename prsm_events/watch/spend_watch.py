@@ -32,6 +32,7 @@ from prsm_events.events.alerts import Alert
 from prsm_events.events.directives import ThrottleDirective
 from prsm_events.scoring.batch import BatchScorer, ScopeScores
 from prsm_events.scoring.calendar_math import profile_weights, weekday_counts, weekday_of
+from prsm_events.scoring.pacing_step import PacingInputs
 from prsm_events.watch.meter import MeterInterval
 from prsm_events.watch.outlook import BudgetOutlook, overrun_alert, rolling_horizons
 
@@ -213,14 +214,15 @@ class SpendWatch:
                 share = interval.demand_high.get(b.scope, 0.0) / asked
                 prev = self.high_share.get(b.key)
                 self.high_share[b.key] = share if prev is None else 0.9 * prev + 0.1 * share
-        pressure, reserve = self.scorer.pace(
-            [b.key for b in paced], [views[b.key].remaining / NANO for b in paced],
-            demand_rest.mean, [interval.spend.get(b.scope, 0.0) for b in paced],
-            [interval.demand.get(b.scope, 0.0) for b in paced],
-            [self.high_share.get(b.key, 0.0) for b in paced],
-            [float(sum(h)) if demand_rest.learned[i] < 86400 / self.interval_s else 0.0
-             for i, h in enumerate(hours)],
-            [float(sum(h)) for h in hours])
+        pressure, reserve = self.scorer.pace([b.key for b in paced], PacingInputs(
+            remaining=[views[b.key].remaining / NANO for b in paced],
+            demand_rest=demand_rest.mean,
+            spend=[interval.spend.get(b.scope, 0.0) for b in paced],
+            demand=[interval.demand.get(b.scope, 0.0) for b in paced],
+            high_share=[self.high_share.get(b.key, 0.0) for b in paced],
+            young_left=[float(sum(h)) if demand_rest.learned[i] < 86400 / self.interval_s
+                        else 0.0 for i, h in enumerate(hours)],
+            intervals_left=[float(sum(h)) for h in hours]))
         stamp = datetime.fromtimestamp(now, UTC)
         for i, b in enumerate(paced):
             action = PacingAction.at(b.key, float(pressure[i]), round(float(reserve[i]) * NANO),

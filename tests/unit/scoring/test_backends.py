@@ -70,7 +70,7 @@ def run_anomaly(xp: ModuleType, data: np.ndarray[Any, Any]) -> list[np.ndarray[A
     out = []
     for t, row in enumerate(data):
         x = xp.asarray(row)
-        err_var = fc["err_var"].copy()
+        err_var = fc.err_var.copy()
         predicted = forecast_step(xp, fc, x, t % 24, HOURLY, day(t))
         out.append(to_host(anomaly_step(xp, state, x, predicted, err_var, bucket=t % 24)
                            .score).copy())
@@ -109,7 +109,7 @@ def run_forecast(xp: ModuleType, data: np.ndarray[Any, Any], season: int = 24,
         preds.append(to_host(forecast_step(xp, state, xp.asarray(row), bucket, HOURLY,
                                            day(t), past)).copy())
     if season == 24:
-        assert float(abs(to_host(state["week"])).max()) > 0.1  # the weekday offsets learned
+        assert float(abs(to_host(state.week)).max()) > 0.1  # the weekday offsets learned
     counts = following(len(data) % season, 30, season)
     rest = forecast_rest(xp, state, counts, [0, 0, 0, 0, 0, 6, 24])
     return preds, to_host(rest.mean), to_host(rest.high)

@@ -12,9 +12,8 @@ import pytest
 from prsm_events.errors import BackendUnavailable
 from prsm_events.scoring import BatchScorer, array_module
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from prsm_events.scoring.pacing_step import BURST_STATE, YOUNG_STATE
-from prsm_events.scoring.residual_carry import CARRY_STATE
-from prsm_events.scoring.rest_of_period import CHECK_STATE
+from prsm_events.scoring.forecast_state import CARRY_STATE, CHECK_STATE
+from prsm_events.scoring.pacing_step import BURST_STATE, YOUNG_STATE, PacingInputs
 
 SCOPES = ["global", "tenant:a", "tenant:a/service:chat", "tenant:b"]
 
@@ -26,7 +25,9 @@ def trained(ticks: int = 300, seed: int = 0) -> BatchScorer:
         scorer.step({s: float(rng.gamma(2.0, 1.0 + i)) for i, s in enumerate(SCOPES)},
                     {"tenant:a": float(rng.gamma(3.0))}, bucket=(t // 60) % 24, day=t // 1440)
         if t % 10 == 0:
-            scorer.pace(["tenant:a|day"], [50.0], [80.0], [1.0], [2.0], [0.2], [0.0], [900.0])
+            scorer.pace(["tenant:a|day"], PacingInputs(
+                remaining=[50.0], demand_rest=[80.0], spend=[1.0], demand=[2.0],
+                high_share=[0.2], young_left=[0.0], intervals_left=[900.0]))
     return scorer
 
 
@@ -35,9 +36,9 @@ def next_tick(scorer: BatchScorer) -> dict[str, Any]:
     out = scorer.step({"tenant:a": 30.0, "tenant:b": 1.0}, {"tenant:a": 2.0}, bucket=5, day=0)
     rest = scorer.rest(SCOPES, [[3] * 48] * len(SCOPES), days=[[10] * 7] * len(SCOPES))
     demand = scorer.rest(["tenant:a"], [[1] * 24], demand=True)
-    pressure, reserve = scorer.pace(["tenant:a|day", "tenant:b|day"], [5.0, 9.0], [80.0, 1.0],
-                                    [3.0, 0.1], [4.0, 0.1], [0.2, 0.0], [0.0, 0.0],
-                                    [300.0, 300.0])
+    pressure, reserve = scorer.pace(["tenant:a|day", "tenant:b|day"], PacingInputs(
+        remaining=[5.0, 9.0], demand_rest=[80.0, 1.0], spend=[3.0, 0.1], demand=[4.0, 0.1],
+        high_share=[0.2, 0.0], young_left=[0.0, 0.0], intervals_left=[300.0, 300.0]))
     return {"scopes": out.scopes, "score": out.score, "sigma": out.sigma,
             "expected": out.expected, "rest": rest.mean, "low": rest.low, "learned": rest.learned,
             "demand": demand.mean, "pressure": pressure, "reserve": reserve}
@@ -118,12 +119,12 @@ def test_a_checkpoint_from_before_the_residual_carry_loads_with_it_at_zero() -> 
     scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
     for key in CARRY_STATE:
         for part in (scorer.spend_fc, scorer.outlook_fc, scorer.demand_fc):
-            assert not part[key].any()
+            assert not getattr(part, key).any()
     # what the profiles learned is kept: the daily forecast equals the saved scorer's
     # without its carry
     original = trained()
     for key in CARRY_STATE:
-        original.outlook_fc[key][...] = 0
+        getattr(original.outlook_fc, key)[...] = 0
     counts = [[3] * 48] * len(SCOPES)
     np.testing.assert_array_equal(scorer.rest(SCOPES, counts).mean,
                                   original.rest(SCOPES, counts).mean)
@@ -134,16 +135,17 @@ def test_a_checkpoint_from_before_the_outlook_forecaster_starts_it_from_the_dete
     old = {k: v for k, v in saved.arrays.items() if not k.startswith("outlook_fc.")}
     scorer = BatchScorer("numpy")
     scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
-    for name, arr in scorer.spend_fc.items():  # each hour's value in both its halves
+    for name, arr in scorer.spend_fc.arrays().items():  # each hour's value in both its halves
         want = np.repeat(arr, 2, axis=0) if name == "season" else arr
-        np.testing.assert_array_equal(scorer.outlook_fc[name], want, err_msg=name)
-    assert scorer.outlook_fc["season"].any()
+        np.testing.assert_array_equal(getattr(scorer.outlook_fc, name), want, err_msg=name)
+    assert scorer.outlook_fc.season.any()
     for name in CHECK_STATE:  # the detector's forecaster has no self-check: it starts over
-        assert not scorer.outlook_fc[name].any() and trained().outlook_fc["check_left"].any()
+        assert not getattr(scorer.outlook_fc.check, name).any()
+    assert trained().outlook_fc.check.check_left.any()
     without_check = {k: v for k, v in saved.arrays.items()
                      if k.split(".")[-1] not in CHECK_STATE}  # saved before the self-check
     scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, without_check))
-    assert not scorer.outlook_fc["check_left"].any() and scorer.outlook_fc["level"].any()
+    assert not scorer.outlook_fc.check.check_left.any() and scorer.outlook_fc.level.any()
     with pytest.raises(ValueError, match=r"outlook_fc\.season is shaped \(5, 4\)"):
         scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks,
                                 saved.arrays | {"outlook_fc.season": old["spend_fc.season"][:5]}))
@@ -158,10 +160,10 @@ def test_a_checkpoint_from_before_the_young_pacing_mean_loads_with_it_at_zero() 
     scorer = BatchScorer("numpy")
     scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks, old))
     row = scorer.budget_rows["tenant:a|day"]
-    assert trained().pacing["burst_peak"][row] > 0  # what the old checkpoint lacks
+    assert trained().pacing.burst_peak[row] > 0  # what the old checkpoint lacks
     for name in later:
-        assert scorer.pacing[name][row] == 0
-    assert scorer.pacing["spend"][row] == trained().pacing["spend"][row] > 0  # kept
+        assert getattr(scorer.pacing, name)[row] == 0
+    assert scorer.pacing.spend[row] == trained().pacing.spend[row] > 0  # kept
     with pytest.raises(ValueError, match=r"pacing\.pressure is missing"):
         scorer.load(type(saved)(saved.scopes, saved.budgets, 24, saved.ticks,
                                 {k: v for k, v in old.items() if k != "pacing.pressure"}))

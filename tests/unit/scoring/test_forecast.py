@@ -17,8 +17,8 @@ from prsm_events.scoring import (
     weekday_counts,
 )
 from prsm_events.scoring.calendar_math import profile_place
+from prsm_events.scoring.forecast_state import CARRY_STATE
 from prsm_events.scoring.forecast_step import new_forecast_state
-from prsm_events.scoring.residual_carry import CARRY_STATE
 
 
 def daily(hours: int, seed: int = 0) -> np.ndarray:
@@ -83,7 +83,7 @@ def test_the_residual_carry_follows_a_swing_beyond_the_next_interval() -> None:
     errors = []
     for t, v in enumerate(y):
         if t >= 1000 and t + 4 <= len(y):
-            errors.append(abs(4 * float(state["level"][0]) - float(y[t:t + 4].sum())))
+            errors.append(abs(4 * float(state.level[0]) - float(y[t:t + 4].sum())))
         forecast_step(np, state, np.array([v]), 0)
     assert carried < 0.8 * one_step and carried < 0.6 * float(np.mean(errors))
 
@@ -106,10 +106,10 @@ def test_the_interval_of_a_total_widens_with_how_long_the_residual_carries() -> 
 def test_a_runaway_fit_cannot_run_the_carry_away() -> None:
     state = new_forecast_state(np, 2, season=1)
     # moments whose solution is explosive (a1 = 1.9, a2 = a3 = 0 for scope 0)
-    state["acov0"][...], state["acov1"][...], state["acov2"][...] = 1.0, 0.0, 0.0
-    state["res_cov"][...] = [1.9, 0.5]
-    state["res"][...], state["res2"][...], state["res3"][...] = 2.0, 1.0, 0.5
-    state["level"][...], state["n"][...] = 10.0, 1e9  # long learned: trusted fully
+    state.acov0[...], state.acov1[...], state.acov2[...] = 1.0, 0.0, 0.0
+    state.res_cov[...] = [1.9, 0.5]
+    state.res[...], state.res2[...], state.res3[...] = 2.0, 1.0, 0.5
+    state.level[...], state.n[...] = 10.0, 1e9  # long learned: trusted fully
     rest = forecast_rest(np, state, [100_000])
     # each forecast held within max(|last residuals|, 3 sd) = 3, damped 0.93 per interval
     bound = 3.0 / (1 - 0.93)
@@ -125,7 +125,7 @@ def test_a_young_scope_does_not_take_its_first_interval_for_its_level() -> None:
     state = new_forecast_state(np, 1, season=24)
     for t, v in enumerate([10.0] + [1.0] * 29):
         forecast_step(np, state, np.array([v]), t // 60)
-    assert float(state["level"][0]) < 2.5
+    assert float(state.level[0]) < 2.5
     assert float(forecast_rest(np, state, following(0, 60, 24)).mean[0]) < 2.5 * 60
 
 
@@ -258,7 +258,7 @@ def test_past_must_lie_between_two_buckets_middles() -> None:
     state = new_forecast_state(np, 1, season=24)
     with pytest.raises(ValueError, match=r"past must be in \[0, 1\), not 1.0"):
         forecast_step(np, state, np.array([1.0]), 3, past=1.0)
-    assert not state["n"].any()  # nothing learned
+    assert not state.n.any()  # nothing learned
 
 
 def weekly(days: int, weekend: float, seed: int = 4) -> np.ndarray:
@@ -300,7 +300,7 @@ def test_without_a_weekly_pattern_the_offsets_stay_small_and_cost_little() -> No
     for t, v in enumerate(y):
         forecast_step(np, state, np.array([v]), t % 24, ForecastParams(intervals_per_day=24),
                       (t // 24) % 7)
-    assert float(np.abs(state["week"]).max()) < 0.1 * 10  # within 10% of the mean spend
+    assert float(np.abs(state.week).max()) < 0.1 * 10  # within 10% of the mean spend
 
 
 @given(st.integers(0, 100_000), st.integers(0, 60 * 24 * 70), st.sampled_from([60.0, 600.0]))
@@ -321,9 +321,9 @@ def test_weekday_offsets_wait_until_every_weekday_was_seen() -> None:
     state = new_forecast_state(np, 1, season=24)
     for t, v in enumerate(y):
         if t == 24 * 7:
-            assert not state["week"].any()  # a first week teaches level and daily profile
+            assert not state.week.any()  # a first week teaches level and daily profile
         forecast_step(np, state, np.array([v]), t % 24, params, (t // 24) % 7)
-    assert state["week"].any()
+    assert state.week.any()
 
 
 def test_several_horizons_of_one_scope_equal_one_forecast_each() -> None:
@@ -344,7 +344,7 @@ def test_several_horizons_of_one_scope_equal_one_forecast_each() -> None:
         assert together.learned[i] == alone.learned[0] == 600
     # the carry is part of what was compared: without it the short horizons differ
     for key in CARRY_STATE:
-        scorer.outlook_fc[key][...] = 0
+        getattr(scorer.outlook_fc, key)[...] = 0
     without = scorer.rest(asked, [c for c in counts for _ in "ab"])
     assert np.abs(without.mean[2:8] - together.mean[2:8]).min() > 1e-6
 
@@ -392,15 +392,15 @@ def test_the_outlook_interval_is_scaled_by_what_its_self_check_learned() -> None
         minute = (t * 10 + 5) % 1440
         scorer.step({"a": level + rng.normal(0, 0.5)}, {}, minute // 60,
                     day_share=minute / 1440)
-    excess = float(scorer.outlook_fc["spread_excess"][0])
-    assert excess > 0.0 and scorer.outlook_fc["check_left"][0] > 0  # wider than it thought
+    excess = float(scorer.outlook_fc.check.spread_excess[0])
+    assert excess > 0.0 and scorer.outlook_fc.check.check_left[0] > 0  # wider than it thought
     counts = [[1.0] * 48, [6.0] * 48]  # a day, and 6 days ahead
     scaled = scorer.rest(["a", "a"], counts)
-    state = {k: v[..., :1] for k, v in scorer.outlook_fc.items()}
-    raw = forecast_rest(np, state, counts, params=scorer.params[1], calibrated=False)
+    state = scorer.outlook_fc.map(lambda v: v[..., :1])
+    raw = forecast_rest(np, state, counts, params=scorer.params.forecast, calibrated=False)
     np.testing.assert_array_equal(scaled.mean, raw.mean)
     ratio = (scaled.high - scaled.mean) / (raw.high - raw.mean)
-    want = spread_scale(np, np.array([excess]), 48.0, scorer.params[1])[0]
+    want = spread_scale(np, np.array([excess]), 48.0, scorer.params.forecast)[0]
     np.testing.assert_allclose(ratio, [want, want], rtol=1e-12)
 
 
@@ -439,9 +439,9 @@ def test_the_level_forgets_as_fast_per_minute_whatever_the_interval() -> None:
     moved = {}
     for interval_s, steps in ((600.0, 6), (60.0, 60)):  # one hour of spend at 2 per 10 min
         state = new_forecast_state(np, 1, season=1)
-        state["n"][...], state["level"][...] = 1e6, 1.0 * interval_s / 600  # an old scope
+        state.n[...], state.level[...] = 1e6, 1.0 * interval_s / 600  # an old scope
         params = replace(ForecastParams.every(interval_s), gamma=0.0)  # the level alone
         for _ in range(steps):
             forecast_step(np, state, np.array([2.0 * interval_s / 600]), 0, params)
-        moved[interval_s] = float(state["level"][0]) * 600 / interval_s
+        moved[interval_s] = float(state.level[0]) * 600 / interval_s
     assert moved[60.0] == pytest.approx(moved[600.0], rel=0.05)

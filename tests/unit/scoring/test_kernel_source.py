@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from prsm_events.scoring.pacing_step import PacingInputs
 from tests.unit.scoring.test_backends import HOURLY, day, run_anomaly, run_forecast, series
 
 # the package re-exports functions under the modules' names: fetch the modules themselves
@@ -154,9 +155,10 @@ def test_the_batch_scorer_through_the_kernels_equals_numpy(cpu_kernels: None) ->
             minute = (t * 10 + 5) % 1440
             scores = scorer.step(spend, {s: 2 * v for s, v in spend.items()}, minute // 60,
                                  day=t // 144, day_share=minute / 1440)
-            pressure, reserve = scorer.pace(scopes[:3], [50.0, 5.0, 0.0], [80.0, 0.0, 9.0],
-                                            [1.0, 0.5, 0.0], [2.0, 1.0, 3.0], [0.2, 0.5, 0.1],
-                                            [0.0, 0.0, 100.0], [100.0, 1.0, 100.0])
+            pressure, reserve = scorer.pace(scopes[:3], PacingInputs(
+                remaining=[50.0, 5.0, 0.0], demand_rest=[80.0, 0.0, 9.0],
+                spend=[1.0, 0.5, 0.0], demand=[2.0, 1.0, 3.0], high_share=[0.2, 0.5, 0.1],
+                young_left=[0.0, 0.0, 100.0], intervals_left=[100.0, 1.0, 100.0]))
             out += [scores.score, scores.expected, pressure, reserve]
         weights = [float(k % 5) for k in range(48)]
         for demand in (False, True):
