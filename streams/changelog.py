@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from faust.types import TableT
 
-from streams.faust_compat import changelog_send, table_store
+from streams.faust_compat import TableRows, changelog_send, table_store
 
 __all__ = ["ChangelogWriter"]
 
@@ -37,10 +37,11 @@ class ChangelogWriter:
         """
         async with self.lock:
             pending, self.pending = self.pending, {}
-            futures = []
-            for (_, key), (table, partition) in pending.items():
-                value = table_store(table).get(key)
-                futures.append(await changelog_send(self.app, table, key, value, partition))
+            by_table: dict[str, tuple[TableT[str, Any], TableRows]] = {}
+            for (name, key), (table, partition) in pending.items():
+                rows = by_table.setdefault(name, (table, {}))[1]
+                rows[key] = (partition, table_store(table).get(key))  # its value now
+            futures = await changelog_send(self.app, list(by_table.values()))
             if futures and wait:
                 await asyncio.gather(*futures)
             return futures

@@ -36,7 +36,7 @@ Table rows and their changelogs
 ``table_store`` is a table's local store (``Table.data``), read and written without Faust's
 per-key hooks on the hot paths. ``store_rows`` writes rows of several partitions in one
 synchronous block: a RocksDB store picks its shard from the stream's current event, set with
-``Stream._set_current_event`` (private). ``changelog_send`` sends a row's changelog record
+``Stream._set_current_event`` (private). ``changelog_send`` sends rows' changelog records
 straight to the producer (Faust flushes it before committing offsets) instead of through
 ``table[key] = value``, whose per-record buffer hand-off made the agent wait in steps of 0.1 s
 under load.
@@ -135,13 +135,19 @@ def store_rows(stream: StreamT[Any], events: Sequence[EventT[Any]],
         stream._set_current_event(saved)  # type: ignore[attr-defined]
 
 
-async def changelog_send(app: faust.App, table: TableT[str, Any], key: str, value: Any,
-                         partition: int) -> Any:
-    """Hand ``table``'s changelog record of ``key`` (``value`` None: a tombstone) to the
-    producer, for ``partition``; return the delivery future."""
-    return await app.producer.send(
-        table.changelog_topic.get_topic_name(), orjson.dumps(key),
-        None if value is None else orjson.dumps(value), partition, None, None)
+async def changelog_send(app: faust.App, changes: Sequence[tuple[TableT[str, Any], TableRows]]
+                         ) -> list[Any]:
+    """Hand each changed row's changelog record (``value`` None: a tombstone) to the producer,
+    for its source partition; return the delivery futures (one per row)."""
+    send = app.producer.send
+    futures = []
+    for table, rows in changes:
+        topic = table.changelog_topic.get_topic_name()
+        for key, (partition, value) in rows.items():
+            futures.append(await send(topic, orjson.dumps(key),
+                                      None if value is None else orjson.dumps(value),
+                                      partition, None, None))
+    return futures
 
 
 def unacked_events(stream: StreamT[Any]) -> AsyncIterator[EventT[Any]]:

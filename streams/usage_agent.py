@@ -117,8 +117,7 @@ async def _write_rows(
     """Store rows, then send their changelog records to each row's source partition and wait
     for the broker."""
     store_rows(stream, events, changes)
-    pending = [await changelog_send(app, table, key, value, partition)
-               for table, rows in changes for key, (partition, value) in rows.items()]
+    pending = await changelog_send(app, changes)
     if pending:
         await asyncio.gather(*pending)
 
