@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,7 +12,12 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from prsm_events.errors import BrokerError
-from prsm_events.kafka.connection import KafkaAccessError, KafkaConnection, probe_connection
+from prsm_events.kafka.connection import (
+    KafkaAccessError,
+    KafkaConnection,
+    probe_connection,
+    quiet_aiokafka,
+)
 from prsm_events.kafka.topics import TopicSpec, topic_specs
 from prsm_events.settings import Settings
 
@@ -44,13 +48,8 @@ async def wait_for_broker(kafka: KafkaConnection, timeout_s: float = 60.0) -> No
     and KafkaAccessError at once when the cluster refuses our credentials or TLS."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    aiokafka_log = logging.getLogger("aiokafka")
-    level = aiokafka_log.level
-    aiokafka_log.setLevel(logging.CRITICAL)  # connection-refused errors are expected here
-    try:
+    with quiet_aiokafka():  # connection-refused errors are expected here
         await _wait(kafka, loop, deadline)
-    finally:
-        aiokafka_log.setLevel(level)
 
 
 async def _wait(kafka: KafkaConnection, loop: asyncio.AbstractEventLoop, deadline: float

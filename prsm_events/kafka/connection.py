@@ -45,6 +45,7 @@ __all__ = [
     "SaslMechanism",
     "SecurityProtocol",
     "probe_connection",
+    "quiet_aiokafka",
     "started",
 ]
 
@@ -228,10 +229,11 @@ class _Startable(Protocol):
 
 
 @contextlib.contextmanager
-def _quiet_aiokafka() -> Iterator[None]:
+def quiet_aiokafka() -> Iterator[None]:
+    """aiokafka's own error logs held back meanwhile (callers report failures better)."""
     log = logging.getLogger("aiokafka")
     level = log.level
-    log.setLevel(logging.CRITICAL)  # its own report of the failure says less than ours
+    log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
@@ -242,10 +244,10 @@ async def started(client: _Startable, connection: KafkaConnection) -> None:
     """``await client.start()``; when it cannot bootstrap, say why in one clear error
     (``KafkaAccessError`` for refused access, else ``BrokerError``)."""
     try:
-        with _quiet_aiokafka():  # a failure is told once, below, and better
+        with quiet_aiokafka():  # a failure is told once, below, and better
             await client.start()
     except KafkaConnectionError:
         await client.stop()
-        with _quiet_aiokafka():
+        with quiet_aiokafka():
             await probe_connection(connection)
         raise BrokerError(f"cannot reach {connection.describe()}") from None

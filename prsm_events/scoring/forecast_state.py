@@ -11,7 +11,7 @@ and optionally the check of its own interval (``rest_of_period.check_step``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Self
@@ -92,9 +92,6 @@ class ForecastState(StateArrays):
         check = (CheckState.from_arrays(arrays) if all(k in arrays for k in CHECK_STATE)
                  else None)
         return cls(**{name: arrays[name] for name in cls.names()}, check=check)
-
-    def map(self, fn: Callable[[Array], Array]) -> Self:
-        return self.from_arrays({name: fn(arr) for name, arr in self.arrays().items()})
 
 
 def new_forecast_state(xp: ModuleType, n: int, season: int, check: bool = False
