@@ -25,6 +25,23 @@ in order (``PartitionProgress``: usage and requests) that goes wrong three ways:
 agent must process (``PartitionProgress.position``), which moves past holes (probed),
 offsets deleted by retention and re-reads, and turns Faust's gap notes off for them.
 
+It also mends the commit at a clean stop. ``Consumer.commit`` returns at once, committing
+nothing, when another commit is under way (``maybe_wait_for_commit_to_finish``); the stop's
+final commit (``commit_and_end_transactions``) is such a call. Under load a timer commit
+takes over a second (Faust warns "Timer commit is overlapping"), and its offsets were read
+before the last batches were acknowledged: a stop during it left hundreds of processed
+offsets uncommitted (faust-streaming 0.11 to 0.15). The final commit now waits for the one
+under way and then commits.
+
+Seeking
+-------
+``Consumer.seek`` calls the aiokafka consumer's ``seek`` from the app's event loop while that
+consumer runs in Faust's consumer thread (``ThreadDelegateConsumer._seek`` is the one method
+not handed to the thread). The seek clears the fetcher's buffered records while the thread
+iterates them, and the thread crashes with ``KeyError`` in ``Fetcher.fetched_records``
+(faust-streaming 0.11 to 0.15; the same race as robinhood/aiokafka#19). ``seek`` runs it in
+the consumer thread through ``Consumer.seek_wait``.
+
 Steady state, committed offsets
 -------------------------------
 ``steady`` reads the table recovery's state (``app.tables.recovery``, untyped);
@@ -61,6 +78,7 @@ __all__ = [
     "changelog_send",
     "commit_positions",
     "committed_offset",
+    "seek",
     "steady",
     "store_rows",
     "table_store",
@@ -95,6 +113,19 @@ def commit_positions(app: faust.App, positions: Mapping[str, Callable[[TP], int 
 
     consumer._add_gap = _add_gap
     consumer._new_offset = _new_offset
+
+    final_commit = consumer.commit_and_end_transactions
+
+    async def _commit_and_end_transactions() -> None:
+        await consumer.maybe_wait_for_commit_to_finish()  # its offsets may predate the last acks
+        await final_commit()
+
+    consumer.commit_and_end_transactions = _commit_and_end_transactions
+
+
+async def seek(app: faust.App, positions: Mapping[TP, int]) -> None:
+    """Move each partition's fetch position to its offset, in the consumer's own thread."""
+    await app.consumer.seek_wait(positions)
 
 
 def steady(app: faust.App) -> bool:

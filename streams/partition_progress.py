@@ -42,7 +42,7 @@ import faust
 from faust.types import TP, EventT
 
 from prsm_events.operations.health import Stall
-from streams.faust_compat import committed_offset
+from streams.faust_compat import committed_offset, seek
 
 __all__ = ["Backlog", "PartitionProgress", "RecordProbe"]
 
@@ -193,7 +193,7 @@ class PartitionProgress:
                     ", ".join(f"{tp.topic}[{tp.partition}] missing {o}" for tp, o in fresh.items()))
         for tp, offset in fresh.items():
             self.sought[tp] = (offset, now)
-            await self.app.consumer.seek(tp, offset)
+        await seek(self.app, fresh)
 
     def done(self, events: list[EventT[Any]]) -> None:
         """The batch was processed: its partitions continue after its last offsets."""
@@ -280,5 +280,5 @@ class PartitionProgress:
                               for tp, n, e in stalled))
         for tp, offset, _ in stalled:
             self.sought[tp] = (offset, now)
-            await self.app.consumer.seek(tp, offset)
+        await seek(self.app, {tp: offset for tp, offset, _ in stalled})
         return True

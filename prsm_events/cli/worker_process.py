@@ -41,8 +41,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise PrsmError(f"worker exited; see {self.log_path}:\n"
-                                + self.log_path.read_text(errors="replace")[-3000:])
+                raise self._exited()
             try:
                 if self.get("/health").get("ready"):
                     return  # tables recovered from their changelogs, partitions assigned
@@ -52,7 +51,8 @@ class WorkerProcess:
         raise PrsmError(f"worker was not ready within {timeout_s:.0f}s; see {self.log_path}")
 
     def get(self, path: str) -> dict[str, Any]:
-        """GET a JSON endpoint; a 503 answer (``/health`` while degraded) returns its body."""
+        """GET a JSON endpoint; a 503 answer (``/health`` while degraded) returns its body.
+        If the worker has exited, raise ``PrsmError`` with the end of its log."""
         try:
             with urllib.request.urlopen(self.settings.web_request(path), timeout=10) as resp:
                 body: dict[str, Any] = orjson.loads(resp.read())
@@ -62,6 +62,15 @@ class WorkerProcess:
                 raise
             body = orjson.loads(exc.read())
             return body
+        except OSError:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise self._exited() from None
+            raise
+
+    def _exited(self) -> PrsmError:
+        assert self.proc is not None
+        return PrsmError(f"worker exited ({self.proc.returncode}); see {self.log_path}:\n"
+                         + self.log_path.read_text(errors="replace")[-3000:])
 
     def stop(self, timeout_s: float = 60.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -85,6 +85,69 @@ def test_an_unknown_position_commits_nothing_and_other_topics_keep_fausts_rules(
     assert c._new_offset(other) == 16
 
 
+def final_commit_during_a_timer_commit(c) -> list[int | None]:
+    """A timer commit reads the position (100), then flushes the producer; meanwhile the last
+    batches are acknowledged (position 250) and the worker stops: the offsets committed."""
+    committed: list[int | None] = []
+    position = c.test_position
+
+    async def force_commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
+        offset = c._new_offset(USAGE)  # read first, as Faust's _commit_tps does
+        await asyncio.sleep(0.05)  # the producer flush before the offsets go out
+        committed.append(offset)
+        return True
+
+    c.force_commit = force_commit
+
+    async def stop_during_a_timer_commit() -> None:
+        c.loop = asyncio.get_running_loop()
+        timer = asyncio.ensure_future(c.commit())
+        await asyncio.sleep(0)
+        position[USAGE] = 250
+        await c.commit_and_end_transactions()  # what Consumer.on_stop calls
+        await timer
+
+    asyncio.run(stop_during_a_timer_commit())
+    return committed
+
+
+def test_faust_alone_skips_the_final_commit_while_a_timer_commit_runs():
+    position = {USAGE: 100}
+    c = consumer()
+    c.test_position = position
+    c._new_offset = lambda tp: position[tp]  # Faust's own run, in the form of a position
+    assert final_commit_during_a_timer_commit(c) == [100]  # 100..249 never committed
+
+
+def test_the_final_commit_waits_for_the_one_under_way_then_commits_the_last_position():
+    position = {USAGE: 100}
+    c = consumer(position)
+    c.test_position = position
+    assert final_commit_during_a_timer_commit(c) == [100, 250]
+
+
+def test_seek_runs_in_the_consumer_thread():
+    """``seek`` goes through ``seek_wait`` (the consumer thread), never ``Consumer.seek``."""
+    from types import SimpleNamespace
+
+    from streams.faust_compat import seek
+
+    calls: list[dict[TP, int]] = []
+
+    class Consumer:
+        async def seek_wait(self, positions: dict[TP, int]) -> None:
+            calls.append(dict(positions))
+
+        async def seek(self, tp: TP, offset: int) -> None:
+            raise AssertionError("Consumer.seek runs aiokafka's seek outside its thread")
+
+    app: Any = SimpleNamespace(consumer=Consumer())
+    asyncio.run(seek(app, {USAGE: 7}))
+    assert calls == [{USAGE: 7}]
+    real: Any = faust.App("seek-test", broker="kafka://127.0.0.1:1", autodiscover=False).consumer
+    assert hasattr(real, "seek_wait") and hasattr(real._thread, "seek_wait")
+
+
 def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
     """A Faust upgrade that renames one of them fails here, not in production."""
     from streams.faust_compat import committed_offset, steady, table_store
@@ -92,7 +155,8 @@ def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
     app = faust.App("compat-test", broker="kafka://127.0.0.1:1", autodiscover=False)
     table = app.Table("rows", default=None)
     c: Any = app.consumer
-    for name in ("_committed_offset", "_add_gap", "_new_offset", "_acked", "_acked_index"):
+    for name in ("_committed_offset", "_add_gap", "_new_offset", "_acked", "_acked_index",
+                 "maybe_wait_for_commit_to_finish", "commit_and_end_transactions"):
         assert hasattr(c, name), name
     c._committed_offset[USAGE] = 42
     assert committed_offset(app, USAGE) == 42

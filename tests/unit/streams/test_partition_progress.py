@@ -31,8 +31,8 @@ class FakeConsumer:
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.end.get(tp, 0) for tp in tps}
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
+    async def seek_wait(self, positions: dict[TP, int]) -> None:
+        self.seeks.extend(positions.items())
 
 
 class Clock:
