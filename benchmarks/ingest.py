@@ -1,12 +1,19 @@
 """Ingest throughput: usage events/s through the worker vs a raw aiokafka loop (the floor).
 
-Both drain the same pre-loaded backlog on the same broker in the same run:
+Both take the same messages on the same broker in the same run:
 - floor: one aiokafka consumer reads the topic and an aiokafka producer writes every value
   to another topic (consume-and-produce, no parsing);
 - worker: ``prsm worker`` (validate, price, dedup, spend tables with changelogs, ClickHouse
-  sink, offsets committed after the sink).
+  sink, offsets committed after the sink), started on an empty topic that is then loaded
+  (the load is many times faster than the worker; a worker started on a loaded topic would
+  take part of it while it gets ready, before it can be measured).
 
-    python benchmarks/ingest.py --events 100000
+    python benchmarks/ingest.py --events 100000               # one event per message (kcat)
+    python benchmarks/ingest.py --events 100000 --envelope 500  # the SDK's batch envelopes
+
+With ``--envelope N`` the events are grouped as ``UsagePublisher.publish_many`` sends them
+(per tenant, up to N per message); the floor then moves those same messages, and both rates
+are in events/s.
 
 Uses PRSM_KAFKA_BOOTSTRAP when set, else starts a local broker under a temporary home.
 """
@@ -19,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,22 +45,29 @@ from prsm_events.settings import Settings  # noqa: E402
 from tests.integration.conftest import free_port  # noqa: E402
 
 
-def make_events(n: int, tenants: int) -> list[tuple[bytes, bytes]]:
+def make_events(n: int, tenants: int, envelope: int) -> list[tuple[bytes, bytes, int]]:
+    """(key, value, events in it) per message: single events, or the SDK's envelopes."""
     rows = synthetic_trace(n, seconds=600, seed=1)
     prefix = uuid.uuid4().hex[:8]
     events = trace_events(rows, WorkloadSpread(tenants=tenants, seed=1), datetime.now(UTC),
                           speed=1000, id_prefix=prefix)
-    return [(e.tenant.encode(), e.model_dump_json(exclude_none=True).encode())
+    if envelope > 1:
+        from prsm_events.sdk.publisher import UsagePublisher
+
+        return list(UsagePublisher("127.0.0.1:1", batch_events=envelope).envelopes(
+            e for _, e in events))
+    return [(e.tenant.encode(), e.model_dump_json(exclude_none=True).encode(), 1)
             for _, e in events]
 
 
-async def preload(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+async def preload(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, int]]
+                  ) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024, acks=1)
+                                max_batch_size=512 * 1024, max_request_size=1_000_000, acks=1)
     await producer.start()
     try:
         pending = []
-        for key, value in messages:
+        for key, value, _ in messages:
             pending.append(await producer.send(topic, value=value, key=key))
             if len(pending) >= 10_000:
                 await asyncio.gather(*pending)
@@ -67,7 +82,8 @@ async def raw_floor(bootstrap: str, source: str, sink: str, n: int) -> float:
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"floor-{source}",
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 max_poll_records=2000)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=-1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=-1,
+                                max_request_size=1_000_000)
     await consumer.start()
     await producer.start()
     moved = 0
@@ -102,11 +118,13 @@ def faust_noop(bootstrap: str, topic: str, n: int, home: Path) -> float:
     return float(out.read_text())
 
 
-def worker_run(settings: Settings, n: int, log: Path) -> float:
-    """Seconds for the worker to take n backlog events from first to last accepted."""
+def worker_run(settings: Settings, n: int, log: Path, load: Callable[[], None]) -> float:
+    """Seconds for the worker to take n events from first to last accepted: it starts on an
+    empty topic, then ``load()`` writes the backlog (much faster than the worker reads it)."""
     worker = WorkerProcess(settings, log)
     worker.start()
     try:
+        load()
         start_count, started = 0, None
         while True:
             accepted = worker.get("/stats")["accepted"]
@@ -122,19 +140,19 @@ def worker_run(settings: Settings, n: int, log: Path) -> float:
         worker.stop()
 
 
-def measure_parts(messages: list[tuple[bytes, bytes]], home: Path) -> dict[str, float]:
+def measure_parts(messages: list[tuple[bytes, bytes, int]], home: Path) -> dict[str, float]:
     """Events/s of the worker's pure step and of the chDB insert, in this process."""
     from prsm_events.accounting.catalog import Catalog
     from prsm_events.accounting.ingest import RawMessage, UsageIngestor
     from prsm_events.events.validation import EventLimits
     from prsm_events.store.clickhouse import ClickHouseStore, usage_row
 
-    batch = [RawMessage("bench", 0, i, k, v) for i, (k, v) in enumerate(messages)]
+    batch = [RawMessage("bench", 0, i, k, v) for i, (k, v, _) in enumerate(messages)]
     ingestor = UsageIngestor(Catalog.shipped(), EventLimits())
     now = datetime.now(UTC)
     t0 = time.perf_counter()
     out = ingestor.process(batch, lambda k: None, lambda k: None, now)
-    pure = len(batch) / (time.perf_counter() - t0)
+    pure = sum(c for _, _, c in messages) / (time.perf_counter() - t0)
     rows = [usage_row(p, part, off, now) for p, part, off in out.accepted]
     store = ClickHouseStore(f"chdb://{home / 'parts-ch'}")
     store.write_usage(rows[:10])  # open the engine and apply the DDL outside the timing
@@ -152,6 +170,8 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-max", type=int, default=2000)
+    parser.add_argument("--envelope", type=int, default=1,
+                        help="events per message, grouped by tenant as the SDK does (1: none)")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="prsm-bench-"))
@@ -159,29 +179,36 @@ def main() -> None:
     run_id = uuid.uuid4().hex[:6]
     prefix = f"bench{run_id}."
     try:
-        messages = make_events(args.events, args.tenants)
+        messages = make_events(args.events, args.tenants, args.envelope)
         specs = [*topic_specs(prefix, args.partitions),
                  TopicSpec(f"{prefix}floor-in", args.partitions),
                  TopicSpec(f"{prefix}floor-out", args.partitions)]
         asyncio.run(ensure_topics(KafkaConnection(bootstrap), specs))
         asyncio.run(preload(bootstrap, f"{prefix}floor-in", messages))
-        asyncio.run(preload(bootstrap, f"{prefix}usage", messages))
         floor_s = asyncio.run(raw_floor(bootstrap, f"{prefix}floor-in", f"{prefix}floor-out",
-                                        args.events))
+                                        len(messages)))
         settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
                             topic_prefix=prefix, app_id=f"bench{run_id}", web_port=free_port(),
                             partitions=args.partitions, batch_max=args.batch_max)
-        worker_s = worker_run(settings, args.events, home / "worker.log")
-        parts = measure_parts(messages[:20_000], home)
-        noop_rate = faust_noop(bootstrap, f"{prefix}floor-in", args.events, home)
+        worker_s = worker_run(settings, args.events, home / "worker.log", lambda: asyncio.run(
+            preload(bootstrap, f"{prefix}usage", messages)))
+        sample, count = [], 0
+        for message in messages:
+            if count >= 20_000:
+                break
+            sample.append(message)
+            count += message[2]
+        parts = measure_parts(sample, home)
+        noop_rate = faust_noop(bootstrap, f"{prefix}floor-in", len(messages), home) * (
+            args.events / len(messages))
     finally:
         if broker is not None:
             broker.stop()
     floor_rate = args.events / floor_s
     worker_rate = args.events / worker_s
     print(machine_line())
-    print(f"events: {args.events}, tenants: {args.tenants}, partitions: {args.partitions}, "
-          f"batch max: {args.batch_max}")
+    print(f"events: {args.events} in {len(messages)} messages, tenants: {args.tenants}, "
+          f"partitions: {args.partitions}, batch max: {args.batch_max}")
     print(f"raw aiokafka consume->produce (floor): {floor_rate:,.0f} events/s")
     print(f"prsm worker (validate, price, dedup, tables, ClickHouse): {worker_rate:,.0f} "
           "events/s")

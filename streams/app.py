@@ -63,6 +63,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     )
     limits = EventLimits(
         max_bytes=settings.max_event_bytes,
+        max_batch_bytes=settings.max_message_bytes,
         max_future_skew=timedelta(seconds=settings.max_future_skew_s),
         max_age=timedelta(seconds=settings.max_event_age_s),
         max_cost_usd=settings.max_event_cost_usd,

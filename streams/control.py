@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,7 @@ from faust.types import TableT
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
 from prsm_events.accounting.catalog import Catalog
-from prsm_events.accounting.ledger import BudgetLedger, to_nano
+from prsm_events.accounting.ledger import BudgetLedger, Settlement, to_nano
 from prsm_events.accounting.pricing import PricedUsage
 from prsm_events.accounting.scopes import scopes_of
 from prsm_events.decisions.admission import AdmissionDesk
@@ -147,22 +147,26 @@ class SpendControl:
     def touch(self, budgets: list[Budget], tenant: str) -> None:
         self.touched.update((b.key, tenant) for b in budgets)
 
-    def apply_usage(self, priced: PricedUsage, partition: int, offset: int) -> None:
-        """Fold an accepted usage event into the ledger and the provider health."""
-        e = priced.event
-        scopes = scopes_of(e.tenant, team=e.team, service=e.service, api_key_id=e.api_key_id,
-                           model=e.model)
-        budgets = self.book.applicable(scopes)
-        had = e.request_id is not None and self.ledger.reservation(e.tenant, e.request_id)
-        self.ledger.settle(e.tenant, e.request_id, to_nano(priced.cost_usd), e.ts.timestamp(),
-                           partition, offset, budgets)
-        if had:
-            self.stats.settled += 1
-        self.touch(budgets, e.tenant)
-        self.meter.add_spend(scopes, priced.cost_usd)
-        if e.model and priced.provider:
-            self.health.observe(priced.provider, e.model, str(e.status), e.latency_ms,
-                                e.ts.timestamp())
+    def apply_message(self, partition: int, offset: int, usages: Sequence[PricedUsage]
+                      ) -> None:
+        """Fold the accepted usage events of one message into the ledger and the provider
+        health (a message folded before counts nothing again)."""
+        settlements = []
+        for priced in usages:
+            e = priced.event
+            scopes = scopes_of(e.tenant, team=e.team, service=e.service,
+                               api_key_id=e.api_key_id, model=e.model)
+            budgets = self.book.applicable(scopes)
+            if e.request_id is not None and self.ledger.reservation(e.tenant, e.request_id):
+                self.stats.settled += 1
+            settlements.append(Settlement(e.tenant, e.request_id, to_nano(priced.cost_usd),
+                                          e.ts.timestamp(), budgets))
+            self.touch(budgets, e.tenant)
+            self.meter.add_spend(scopes, priced.cost_usd)
+            if e.model and priced.provider:
+                self.health.observe(priced.provider, e.model, str(e.status), e.latency_ms,
+                                    e.ts.timestamp())
+        self.ledger.settle_message(partition, offset, settlements)
 
     def meter_demand(self, request: RequestEvent, decision: Decision, now: float) -> None:
         """Count a request's cost at the model it asked for (pacing compares demand and

@@ -1,6 +1,7 @@
 """The usage ingest agent: batch -> UsageIngestor -> ClickHouse, DLQ, spend tables.
 
-Events are gathered into batches (size or time bound, :class:`EventBatcher`). Commit order
+Events are gathered into batches (size or time bound, :class:`EventBatcher`); a message may
+itself be a batch envelope of many events (``events.envelope``). Commit order
 per batch (nothing acknowledged is lost, nothing counted twice):
 1. insert accepted rows into ClickHouse, retrying with backoff until it succeeds
    (the batch is not acknowledged meanwhile, so its offsets are not committed);
@@ -60,7 +61,8 @@ class IngestStats:
     batches: int = 0
     sink_failures: int = 0
     sink_blocked_since: float | None = None
-    acknowledged: int = 0  # events acknowledged to Faust (committed at the next commit)
+    messages: int = 0  # messages processed (a batch envelope is one message of many events)
+    acknowledged: int = 0  # messages acknowledged to Faust (committed at the next commit)
     rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
     rereads: int = 0  # times skipped messages were re-read (PartitionProgress)
     dead_letter_codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -76,6 +78,7 @@ class IngestStats:
             "batches": self.batches,
             "sink_failures": self.sink_failures,
             "sink_blocked_since": self.sink_blocked_since,
+            "messages": self.messages,
             "acknowledged": self.acknowledged,
             "rewinds": self.rewinds,
             "rereads": self.rereads,
@@ -173,12 +176,13 @@ def register_ingest(
             (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
         ])
         control.sync_generation()
-        for priced, partition, offset in out.accepted:  # settle reservations, count spend
-            control.apply_usage(priced, partition, offset)
+        for (partition, offset), usages in out.by_message():
+            control.apply_message(partition, offset, usages)  # settle reservations, count spend
         await control.persist()
         stats.accepted += len(out.accepted)
         stats.dead_lettered += len(out.dead_letters)
         stats.duplicates += out.duplicates
+        stats.messages += len(events)
         stats.batches += 1
         await delivery.complete(batch, now.timestamp())
         return True

@@ -1,5 +1,8 @@
 """The usage ingest step as one pure function of a batch: validate, price, de-duplicate, fold.
 
+A message is one event, or a batch envelope of many (``events.envelope``): each event of a
+batch is judged alone, and dead-lettered alone with its index.
+
 The Faust agent reads a batch of raw messages, calls :meth:`UsageIngestor.process` with
 lookups into its tables, then writes what the outcome says: rows to ClickHouse, dead letters
 to the DLQ, changed rows to the tables.
@@ -23,13 +26,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.pricing import PricedUsage, price_usage
 from prsm_events.accounting.spend import SpendRow, fold_spend
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
-from prsm_events.events.validation import EventLimits, decode_usage
+from prsm_events.events.envelope import Element, decode_envelope
+from prsm_events.events.usage import UsageEvent
+from prsm_events.events.validation import EventLimits
 
 __all__ = ["IngestOutcome", "RawMessage", "SeenEvent", "UsageIngestor", "processing_error"]
 
@@ -49,40 +55,60 @@ class RawMessage:
 
 @dataclass(frozen=True, slots=True)
 class SeenEvent:
-    """Where an event_id was first accepted, and when (epoch seconds of its ts)."""
+    """Where an event_id was first accepted (message, and place in it when the message is a
+    batch), and when (epoch seconds of its ts)."""
 
     partition: int
     offset: int
     ts: float
+    index: int = 0
 
     def to_list(self) -> list[float | int]:
+        if self.index:
+            return [self.partition, self.offset, self.ts, self.index]
         return [self.partition, self.offset, self.ts]
 
     @classmethod
     def from_list(cls, raw: list[float | int]) -> SeenEvent:
-        return cls(int(raw[0]), int(raw[1]), float(raw[2]))
+        return cls(int(raw[0]), int(raw[1]), float(raw[2]), int(raw[3]) if len(raw) > 3 else 0)
 
-    def is_same_message(self, partition: int, offset: int) -> bool:
-        return self.partition == partition and self.offset == offset
+    def is_same_event(self, partition: int, offset: int, index: int) -> bool:
+        """True when this is where the event was first accepted (a re-delivery of it)."""
+        return self.partition == partition and self.offset == offset and self.index == index
 
 
-def processing_error(exc: Exception, msg: RawMessage) -> DeadLetter:
-    """The dead letter of a message whose processing raised an unexpected error (a bug):
-    code ``processing_error``, so that it is kept and its partition moves on."""
+def processing_error(exc: Exception, msg: RawMessage, element: Element[Any] | None = None
+                     ) -> DeadLetter:
+    """The dead letter of a message (or one event of a batch) whose processing raised an
+    unexpected error (a bug): code ``processing_error``, so that it is kept and its
+    partition moves on."""
+    index = None if element is None else element.index
+    original = msg.value if element is None or element.index is None else element.original
     return DeadLetter("processing_error", f"processing_error: {type(exc).__name__}: {exc}",
-                      msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+                      msg.topic, msg.partition, msg.offset, msg.key, original, index)
 
 
 @dataclass(slots=True)
 class IngestOutcome:
     accepted: list[tuple[PricedUsage, int, int]] = field(default_factory=list)
-    """Accepted events with their source (partition, offset), in order."""
+    """Accepted events with their source (partition, offset), in order (the events of a
+    batch message share its offset)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     seen: dict[str, SeenEvent] = field(default_factory=dict)
     """New event_id entries for the dedup table."""
     spend: dict[str, SpendRow] = field(default_factory=dict)
     """Changed spend rows."""
+
+    def by_message(self) -> list[tuple[tuple[int, int], list[PricedUsage]]]:
+        """The accepted events grouped by their message (partition, offset), in order."""
+        out: list[tuple[tuple[int, int], list[PricedUsage]]] = []
+        for priced, partition, offset in self.accepted:
+            if out and out[-1][0] == (partition, offset):
+                out[-1][1].append(priced)
+            else:
+                out.append(((partition, offset), [priced]))
+        return out
 
 
 class UsageIngestor:
@@ -100,34 +126,57 @@ class UsageIngestor:
         now: datetime,
     ) -> IngestOutcome:
         out = IngestOutcome()
+        taken: set[tuple[int, int]] = set()
         for msg in batch:
+            if (msg.partition, msg.offset) in taken:
+                continue  # delivered twice in one batch: once is processed
+            taken.add((msg.partition, msg.offset))
             try:
-                event = decode_usage(msg.value, self.limits, now)
-                priced = price_usage(event, self.catalog)
-                if priced.cost_usd > self.limits.max_cost_usd:
-                    raise InvalidEvent(
-                        "cost_over_cap",
-                        f"cost ${priced.cost_usd:,.2f} ({priced.priced_by}) is above the "
-                        f"per-event cap ${self.limits.max_cost_usd:,.2f} "
-                        "(PRSM_MAX_EVENT_COST_USD)")
-            except InvalidEvent as exc:
-                out.dead_letters.append(
-                    DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset,
-                               msg.key, msg.value)
-                )
-                continue
+                elements = decode_envelope(msg.value, UsageEvent, self.limits, now)
             except Exception as exc:  # a bug must never hold the partition: keep the message
                 log.exception("usage message %s[%d]@%d could not be processed",
                               msg.topic, msg.partition, msg.offset)
                 out.dead_letters.append(processing_error(exc, msg))
                 continue
-            first = out.seen.get(event.event_id) or seen_lookup(event.event_id)
-            if first is not None and not first.is_same_message(msg.partition, msg.offset):
-                out.duplicates += 1
-                continue
-            if first is None:
-                out.seen[event.event_id] = SeenEvent(msg.partition, msg.offset,
-                                                     event.ts.timestamp())
-            out.accepted.append((priced, msg.partition, msg.offset))
+            for element in elements:
+                self._take(msg, element, seen_lookup, out)
         out.spend = fold_spend(spend_lookup, out.accepted)
         return out
+
+    def _take(self, msg: RawMessage, element: Element[UsageEvent],
+              seen_lookup: Callable[[str], SeenEvent | None], out: IngestOutcome) -> None:
+        """Price and de-duplicate one event of ``msg``, or dead-letter it."""
+        index = element.index
+        try:
+            if element.error is not None:
+                raise element.error
+            assert element.event is not None
+            event = element.event
+            priced = price_usage(event, self.catalog)
+            if priced.cost_usd > self.limits.max_cost_usd:
+                where = "" if index is None else f"event {index} of the batch: "
+                raise InvalidEvent(
+                    "cost_over_cap",
+                    f"{where}cost ${priced.cost_usd:,.2f} ({priced.priced_by}) is above the "
+                    f"per-event cap ${self.limits.max_cost_usd:,.2f} "
+                    "(PRSM_MAX_EVENT_COST_USD)")
+        except InvalidEvent as exc:
+            out.dead_letters.append(
+                DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset,
+                           msg.key, element.original if index is not None else msg.value,
+                           index))
+            return
+        except Exception as exc:  # a bug must never hold the partition: keep the event
+            log.exception("usage message %s[%d]@%d (event %s) could not be processed",
+                          msg.topic, msg.partition, msg.offset, index)
+            out.dead_letters.append(processing_error(exc, msg, element))
+            return
+        place = index or 0
+        first = out.seen.get(event.event_id) or seen_lookup(event.event_id)
+        if first is not None and not first.is_same_event(msg.partition, msg.offset, place):
+            out.duplicates += 1
+            return
+        if first is None:
+            out.seen[event.event_id] = SeenEvent(msg.partition, msg.offset,
+                                                 event.ts.timestamp(), place)
+        out.accepted.append((priced, msg.partition, msg.offset))

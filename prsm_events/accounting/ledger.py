@@ -4,7 +4,8 @@ Admission rule for a hard budget: ``spent + reserved + estimate <= limit``. An a
 reserves its estimate in every budget that applies; the usage event with the same
 ``request_id`` settles it (the reservation is released and the actual cost counted as spent);
 a reservation never settled is released after its TTL. Amounts are integers of nano-USD, so
-sums never drift. Usage is folded at most once per (budget row, source partition, offset).
+sums never drift. Usage is folded at most once per (budget row, source partition, offset):
+the events of one message (a batch envelope) are folded together, all or none.
 
 The ledger reads and writes two plain mappings (Faust tables' stores in the worker) and
 remembers which keys it changed, so the caller can persist exactly those.
@@ -38,7 +39,7 @@ from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.accounting.periods import BUCKET_S, ROLLING, calendar_bounds
 
-__all__ = ["BudgetLedger", "BudgetState", "PartitionOf", "Reservation", "to_nano"]
+__all__ = ["BudgetLedger", "BudgetState", "PartitionOf", "Reservation", "Settlement", "to_nano"]
 
 PartitionOf = Callable[[str, int], int]
 """(tenant, partitions) -> the partition its records land on (``kafka.partitioning``)."""
@@ -68,6 +69,18 @@ class BudgetState:
     def from_list(cls, raw: list[Any]) -> BudgetState:
         return cls(float(raw[0]), int(raw[1]),
                    {int(k): int(v) for k, v in raw[2]}, {int(k): int(v) for k, v in raw[3]})
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One usage event as the ledger counts it (``BudgetLedger.settle_message``)."""
+
+    tenant: str
+    request_id: str | None
+    cost: int
+    """Nano-USD."""
+    ts: float
+    budgets: Sequence[Budget]
 
 
 @dataclass(slots=True)
@@ -219,31 +232,48 @@ class BudgetLedger:
         self, tenant: str, request_id: str | None, cost: int, ts: float,
         partition: int, offset: int, budgets: Sequence[Budget],
     ) -> bool:
-        """Fold one usage event: release its request's reservation, count ``cost`` as spent.
+        """Fold one usage event, alone in its message: release its request's reservation,
+        count ``cost`` as spent.
 
         Returns False when the message was already folded (same partition and offset).
         The reservation is kept, marked settled, until its TTL so that a re-delivered
         request is recognised.
         """
-        if request_id is not None:
-            key = f"{tenant}|{request_id}"
-            reservation = self.reservation(tenant, request_id)
-            if reservation is not None and not reservation.settled:
-                self._release(reservation)
-                reservation.settled = True
-                self.reservations[key] = reservation.to_list()
-                self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
-        return self._record(tenant, budgets, cost, ts, partition, offset)
+        return self.settle_message(partition, offset, [
+            Settlement(tenant, request_id, cost, ts, budgets)]) > 0
 
-    def _record(
-        self, tenant: str, budgets: Sequence[Budget], cost: int, ts: float,
-        partition: int, offset: int,
-    ) -> bool:
+    def settle_message(self, partition: int, offset: int, usages: Sequence[Settlement]) -> int:
+        """Fold the usage events of one message (several when it is a batch envelope), as
+        ``settle`` does each: a row counts them all, or none when it folded the message
+        before. Returns how many were counted in at least one row."""
+        marks: dict[str, int] = {}
+        folded = 0
+        for usage in usages:
+            if usage.request_id is not None:
+                self._settle_reservation(usage.tenant, usage.request_id)
+            if self._record(usage, partition, offset, marks):
+                folded += 1
+        return folded
+
+    def _settle_reservation(self, tenant: str, request_id: str) -> None:
+        key = f"{tenant}|{request_id}"
+        reservation = self.reservation(tenant, request_id)
+        if reservation is not None and not reservation.settled:
+            self._release(reservation)
+            reservation.settled = True
+            self.reservations[key] = reservation.to_list()
+            self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
+
+    def _record(self, usage: Settlement, partition: int, offset: int, marks: dict[str, int]
+                ) -> bool:
+        """Count one event in each row of its budgets that had not folded its message
+        (``marks``: each row's last folded offset before the message)."""
         folded = False
-        for budget in budgets:
+        tenant, cost, ts = usage.tenant, usage.cost, usage.ts
+        for budget in usage.budgets:
             row = self.row_key(budget, tenant)
             state = self._state(row)
-            if state.applied.get(partition, -1) >= offset:
+            if marks.setdefault(row, state.applied.get(partition, -1)) >= offset:
                 continue
             state.applied[partition] = offset
             folded = True

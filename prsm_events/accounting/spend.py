@@ -1,17 +1,20 @@
 """Rolling spend: totals per tenant, service and model over tumbling windows.
 
 Every accepted event adds to one row per (scope, window). A row remembers the source
-partition and offset of the last event folded into it, so re-processing a message after a
-crash (at-least-once delivery) never counts it twice.
+partition and offset of the last message folded into it, so re-processing a message after a
+crash (at-least-once delivery) never counts it twice. The events of one message (a batch
+envelope: consecutive items with the same partition and offset) are folded together.
 
 >>> from prsm_events.events.usage import UsageEvent
 >>> from prsm_events.accounting.pricing import PricedUsage
 >>> e = UsageEvent(event_id="e1", ts="2026-03-04T05:06:07Z", tenant="acme", service="chat",
 ...                model="gpt-4o", cost_usd=0.5)
 >>> p = PricedUsage(e, 0.5, "client", "openai")
->>> rows = fold_spend(lambda key: None, [(p, 0, 10), (p, 0, 10)])   # the same offset twice
+>>> rows = fold_spend(lambda key: None, [(p, 0, 10), (p, 0, 10)])  # two events of message 10
 >>> rows["tenant:acme|day|2026-03-04T00:00:00Z"].cost_usd
-0.5
+1.0
+>>> fold_spend(rows.get, [(p, 0, 10)])  # message 10 again, after a crash
+{}
 >>> sorted({key.split("|")[1] for key in rows})
 ['day', 'hour', 'minute', 'month', 'total']
 """
@@ -104,12 +107,18 @@ def fold_spend(
     items: Iterable[tuple[PricedUsage, int, int]],
 ) -> dict[str, SpendRow]:
     """Fold (priced event, partition, offset) items into rows; return the changed rows.
+A message seen more than once must be given once (``UsageIngestor`` drops repeats).
 
     ``current(key)`` gives a row's stored value (or None). Rows are copied, never mutated.
     """
     changed: dict[str, SpendRow] = {}
     modified: set[str] = set()
+    message: tuple[int, int] | None = None
+    marks: dict[str, tuple[int, int]] = {}
+    """Row -> its (partition, offset) before the current message."""
     for priced, partition, offset in items:
+        if (partition, offset) != message:
+            message, marks = (partition, offset), {}
         event = priced.event
         for key in row_keys(priced):
             row = changed.get(key)
@@ -117,7 +126,8 @@ def fold_spend(
                 stored = current(key)
                 row = SpendRow() if stored is None else stored.copy()
                 changed[key] = row
-            if row.partition == partition and offset <= row.offset:
+            mark = marks.setdefault(key, (row.partition, row.offset))
+            if mark[0] == partition and offset <= mark[1]:
                 continue  # already counted before a restart
             row.cost_usd += priced.cost_usd
             row.events += 1

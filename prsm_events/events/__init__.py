@@ -9,6 +9,7 @@ __all__ = [
     "dead_letter",
     "decision",
     "directives",
+    "envelope",
     "json_schemas",
     "request",
     "usage",

@@ -47,6 +47,8 @@ class DeadLetter:
     source_offset: int
     key: bytes | None
     original: bytes | None
+    source_index: int | None = None
+    """The event's place in a batch message (``events.envelope``); None for a whole message."""
 
     @property
     def record_key(self) -> bytes | None:
@@ -61,6 +63,7 @@ class DeadLetter:
             "source_topic": self.source_topic,
             "source_partition": self.source_partition,
             "source_offset": self.source_offset,
+            "source_index": self.source_index,
             "key": None if self.key is None
             else self.key[:MAX_KEY_BYTES].decode("utf-8", "replace"),
             "original": None,

@@ -44,6 +44,12 @@ def render_schemas() -> dict[str, str]:
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                   "$id": f"prsm-events/{name}.schema.json", **schema}
         out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    batch = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+             "$id": "prsm-events/usage-batch.schema.json", "title": "UsageBatch",
+             "description": "A batch envelope: one prsm.usage message carrying many usage "
+             "events, each validated (and dead-lettered) on its own (events.envelope).",
+             "type": "array", "minItems": 1, "items": {"$ref": "usage.schema.json"}}
+    out["usage-batch.schema.json"] = json.dumps(batch, indent=2, sort_keys=True) + "\n"
     return out
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "decode_usage",
     "describe_validation_error",
     "parse_object",
+    "validate_fields",
 ]
 
 _CODE_BY_PYDANTIC_TYPE = {
@@ -62,6 +63,9 @@ class EventLimits:
     """Bounds on incoming messages (see ``Settings`` for their environment variables)."""
 
     max_bytes: int = 64 * 1024
+    """The largest event: a single-event message, or one element of a batch."""
+    max_batch_bytes: int = 1_000_000
+    """The largest batch message (a JSON array of events; ``events.envelope``)."""
     max_future_skew: timedelta = timedelta(hours=1)
     max_age: timedelta = timedelta(days=400)
     max_cost_usd: float = 1000.0
@@ -131,7 +135,13 @@ def decode_event(raw: bytes | None, model: type[E], limits: EventLimits, now: da
         raise InvalidEvent(
             "oversized", f"message is {len(raw)} bytes, the limit is {limits.max_bytes}"
         )
-    fields = parse_object(raw)
+    return validate_fields(parse_object(raw), model, limits, now)
+
+
+def validate_fields(fields: Any, model: type[E], limits: EventLimits, now: datetime) -> E:
+    """Validate parsed JSON as ``model`` (and its ``ts`` against the limits)."""
+    if not isinstance(fields, dict):
+        raise InvalidEvent("not_an_object", "message must be a JSON object")
     try:
         event = model.model_validate(fields)
     except ValidationError as exc:

@@ -30,8 +30,9 @@ def _event(event_id: str, tenant: str = "fz", cost: float = 0.25, **kw: object) 
 
 
 def hostile_usage(rng: random.Random) -> tuple[list[tuple[bytes | None, bytes | None]],
-                                               list[dict]]:
-    """(key, value) messages, and the valid events among them."""
+                                               list[dict], int]:
+    """(key, value) messages, the valid events among them, and how many events they hold
+    (a batch envelope holds one per element)."""
     valid = [_event(f"ok-{i}", cost=round(0.01 * (i + 1), 2)) for i in range(20)]
     valid += [  # odd but valid: SQL-looking and quote-heavy ids and tags reach the store intact
         _event("sql-1", tenant="acme';DROP_TABLE_usage;--", cost=1.5),
@@ -44,7 +45,6 @@ def hostile_usage(rng: random.Random) -> tuple[list[tuple[bytes | None, bytes | 
 
     bad: list[bytes | None] = [
         None, b"", b"   ", b"null", b"true", b"42", b'"text"', b"[]",
-        b"[" + orjson.dumps(_event("arr")) + b"]",  # a batch is not a single event
         b"{" * 50_000, b"[" * 200_000, b'{"a":' * 3000 + b"1" + b"}" * 3000,
         b"\xef\xbb\xbf" + orjson.dumps(_event("bom")),
         orjson.dumps(_event("ctl")) + b"\x00",
@@ -75,6 +75,17 @@ def hostile_usage(rng: random.Random) -> tuple[list[tuple[bytes | None, bytes | 
         orjson.dumps({**_event("sql-ws"), "tenant": "a'; DROP TABLE usage; --"}),
     ]
     bad += [rng.randbytes(rng.randint(1, 3000)) for _ in range(40)]
+    # batch envelopes: each element is judged alone, valid ones among bad ones are kept
+    in_batches = [_event("arr-1", cost=0.03), _event("arr-2", cost=0.07), _event("arr-3")]
+    envelopes = [
+        orjson.dumps([in_batches[0]]),
+        b"[" + orjson.dumps(in_batches[1]) + b', "x", null, [1], {"event_id": "e"}, '
+        + splice(b'"cost_usd": 0.02', "arr-dup") + b"]",  # 1 valid, 5 bad
+        b"[" + orjson.dumps(in_batches[2]) + b", " + b"{" * 3000 + b"]",  # not JSON: one letter
+        orjson.dumps([_event("arr-neg", cost=-1), _event("arr-cap", cost=5000.0)]),
+    ]
+    events = len(bad) + len(valid) + 1 + 6 + 1 + 2
+    bad += envelopes
     messages: list[tuple[bytes | None, bytes | None]] = []
     keys = [None, b"fz", b"k" * 5000, rng.randbytes(16)]
     for value in bad:  # a record needs a key or a value
@@ -82,20 +93,20 @@ def hostile_usage(rng: random.Random) -> tuple[list[tuple[bytes | None, bytes | 
     for event in valid:
         messages.append((event["tenant"].encode(), orjson.dumps(event)))
     rng.shuffle(messages)
-    return messages, valid
+    return messages, valid + in_batches[:2], events
 
 
 def test_every_hostile_message_ends_accepted_or_dead_lettered(start_worker, kafka):
     worker = start_worker("it-hostile")
-    messages, valid = hostile_usage(random.Random(13))
+    messages, valid, events = hostile_usage(random.Random(13))
 
     send_raw(kafka, worker.topic("usage"), messages)
-    wait_until(lambda: worker.processed() >= len(messages), timeout=90,
-               what="every message accepted or dead-lettered",
+    wait_until(lambda: worker.processed() >= events, timeout=90,
+               what="every event accepted or dead-lettered",
                details=lambda: worker.get("/stats"))
     stats = worker.get("/stats")
     assert stats["accepted"] == len(valid)
-    assert stats["accepted"] + stats["dead_lettered"] + stats["duplicates"] == len(messages)
+    assert stats["accepted"] + stats["dead_lettered"] + stats["duplicates"] == events
     assert stats["duplicates"] == 0
     assert set(stats["dead_letter_codes"]) <= DLQ_CODES
 
@@ -109,6 +120,11 @@ def test_every_hostile_message_ends_accepted_or_dead_lettered(start_worker, kafk
             with contextlib.suppress(orjson.JSONDecodeError, TypeError, KeyError):
                 by_id[orjson.loads(letter["original"])["event_id"]] = letter["code"]
     assert by_id["over-cap"] == "cost_over_cap" and by_id["dup"] == "duplicate_key"
+    assert by_id["arr-dup"] == "duplicate_key" and by_id["arr-cap"] == "cost_over_cap"
+    assert by_id["arr-neg"] == "invalid_field"
+    indexed = sorted(letter["source_index"] for letter in letters
+                     if letter["source_index"] is not None)
+    assert indexed == [0, 1, 1, 2, 3, 4, 5]  # the bad elements of two envelopes
     assert by_id["str-cost"] == "wrong_type" and by_id["epoch"] == "invalid_timestamp"
 
     health = worker.get("/health")

@@ -101,7 +101,7 @@ def test_bad_messages_go_to_the_dlq_and_the_worker_keeps_going(start_worker, kaf
     now = datetime.now(UTC)
     bad = {
         "invalid_json": b"this is not json",
-        "not_an_object": b"[1, 2, 3]",
+        "not_an_object": b'"a string"',
         "unknown_field": orjson.dumps({**orjson.loads(usage("u1").model_dump_json()),
                                        "colour": "red"}),
         "invalid_field": orjson.dumps({**orjson.loads(usage("u2").model_dump_json()),
@@ -161,3 +161,28 @@ def test_duplicate_event_ids_count_once(start_worker, kafka):
     assert worker.spend("tenant:acme")["events"] == 10
     assert worker.spend("tenant:acme")["cost_usd"] == pytest.approx(cost(*events))
     assert worker.report("tenant")[0]["events"] == 10
+
+
+def test_a_batch_envelope_from_kcat_is_judged_event_by_event(start_worker, kafka):
+    """Any client may send many events in one message (a JSON array): each counts once,
+    a bad one is dead-lettered alone with its index, and the message is not split."""
+    worker = start_worker("it-envelope")
+    good = [usage(f"env{i}", tenant="delta") for i in range(3)]
+    bad = {**orjson.loads(usage("env-bad", tenant="delta").model_dump_json()), "input_tokens": -1}
+    elements = [orjson.loads(e.model_dump_json()) for e in good]
+    envelope = orjson.dumps([elements[0], bad, elements[1], elements[0], elements[2]])
+    subprocess.run([kcat(), "-b", kafka, "-t", worker.topic("usage"), "-P", "-K", "|"],
+                   input=b"delta|" + envelope + b"\n", check=True, timeout=30)
+
+    wait_until(lambda: worker.processed() >= 5, what="the five events processed")
+    stats = worker.get("/stats")
+    assert (stats["accepted"], stats["duplicates"], stats["dead_letter_codes"]) == (
+        3, 1, {"invalid_field": 1})
+    row = worker.spend("tenant:delta")
+    assert row["events"] == 3 and row["cost_usd"] == pytest.approx(cost(*good))
+    assert {r["tenant"]: r["events"] for r in worker.report("tenant")}["delta"] == 3
+    letter = orjson.loads(run(read_topic(kafka, worker.topic("dlq"), 1))[0].value)
+    assert (letter["code"], letter["source_offset"], letter["source_index"]) == (
+        "invalid_field", 0, 1)
+    assert letter["reason"].startswith("invalid_field: event 1 of the batch: input_tokens")
+    assert orjson.loads(letter["original"]) == bad

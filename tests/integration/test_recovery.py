@@ -23,9 +23,10 @@ def events(prefix: str, n: int, tenants: int = 3) -> list[UsageEvent]:
                        output_tokens=10 + i % 7) for i in range(n)]
 
 
-def publish(kafka: str, topic: str, batch: list[UsageEvent]) -> None:
+def publish(kafka: str, topic: str, batch: list[UsageEvent], batch_events: int = 500) -> None:
+    """Publish with the SDK: batch envelopes, or one message per event (``batch_events=1``)."""
     async def go() -> None:
-        async with UsagePublisher(kafka, topic=topic) as pub:
+        async with UsagePublisher(kafka, topic=topic, batch_events=batch_events) as pub:
             await pub.publish_many(batch)
 
     run(go())

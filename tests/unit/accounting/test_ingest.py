@@ -85,3 +85,52 @@ def test_a_message_that_raises_unexpectedly_is_dead_lettered_not_retried(caplog)
     assert out.dead_letters[0].reason == "processing_error: RuntimeError: catalog bug"
     assert [p.event.event_id for p, _, _ in out.accepted] == ["b"]
     assert "could not be processed" in caplog.text
+
+
+def batch(offset, events, partition=0):
+    """A batch envelope: one message carrying ``events`` as a JSON array."""
+    return msg(offset, orjson.dumps(events), partition)
+
+
+def test_a_batch_message_is_judged_event_by_event():
+    out = run([batch(5, [event("a"), event("b", model="nope"), "x", event("c")]),
+               msg(6, event("d"))])
+    assert [p.event.event_id for p, _, _ in out.accepted] == ["a", "c", "d"]
+    assert [(p, o) for _, p, o in out.accepted] == [(0, 5), (0, 5), (0, 6)]
+    assert [(d.code, d.source_offset, d.source_index) for d in out.dead_letters] == [
+        ("unknown_model", 5, 1), ("not_an_object", 5, 2)]
+    assert orjson.loads(out.dead_letters[0].original)["event_id"] == "b"
+    assert out.spend["tenant:acme|total|all"].events == 3
+    assert out.seen["c"] == SeenEvent(0, 5, out.seen["c"].ts, 3)
+    assert out.by_message() == [((0, 5), [out.accepted[0][0], out.accepted[1][0]]),
+                                ((0, 6), [out.accepted[2][0]])]
+
+
+def test_a_redelivered_batch_counts_once_and_its_events_are_not_duplicates():
+    first = run([batch(5, [event("a"), event("b"), event("c")])])
+    assert first.spend["tenant:acme|total|all"].events == 3
+    seen, spend = dict(first.seen), dict(first.spend)
+    again = run([batch(5, [event("a"), event("b"), event("c")])], seen=seen, spend=spend)
+    assert again.duplicates == 0 and len(again.accepted) == 3  # ClickHouse collapses them
+    assert again.spend == {}  # every row folded message 5 before
+    later = run([batch(6, [event("a"), event("d")])], seen=seen, spend=spend)
+    assert later.duplicates == 1 and later.spend["tenant:acme|total|all"].events == 4
+
+
+def test_the_same_event_twice_in_one_batch_counts_once():
+    out = run([batch(1, [event("a"), event("a"), event("b")])])
+    assert out.duplicates == 1
+    assert out.spend["tenant:acme|total|all"].events == 2
+
+
+def test_a_message_delivered_twice_in_one_batch_is_processed_once():
+    body = [event("a"), event("b")]
+    out = run([batch(1, body), batch(1, body), msg(2, event("c"))])
+    assert out.duplicates == 0 and len(out.accepted) == 3
+    assert out.spend["tenant:acme|total|all"].events == 3
+
+
+def test_seen_rows_written_before_batches_read_back_as_index_zero():
+    assert SeenEvent.from_list([0, 7, 1.5]) == SeenEvent(0, 7, 1.5, 0)
+    assert SeenEvent.from_list(SeenEvent(0, 7, 1.5, 4).to_list()) == SeenEvent(0, 7, 1.5, 4)
+    assert SeenEvent(0, 7, 1.5).to_list() == [0, 7, 1.5]  # the format single events had

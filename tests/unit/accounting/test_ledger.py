@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
 from prsm_events.accounting.catalog import Catalog
-from prsm_events.accounting.ledger import BudgetLedger, Reservation, to_nano
+from prsm_events.accounting.ledger import BudgetLedger, Reservation, Settlement, to_nano
 from prsm_events.accounting.ledger_view import NANO
 from prsm_events.accounting.scopes import scopes_of
 from prsm_events.decisions.admission import AdmissionDesk
@@ -24,6 +24,25 @@ MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "gpt-5-nano", "o3"]
 
 def budget(scope: str, period: str = "day", limit: float = 1.0, hard: bool = True) -> Budget:
     return Budget(scope=scope, period=period, limit_usd=limit, hard=hard)
+
+
+def test_the_events_of_one_message_are_folded_together_all_or_none() -> None:
+    """A batch envelope: its events share one offset; a row counts them all once."""
+    ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
+    b, g = budget("tenant:a", limit=10), budget("global", limit=100)
+    now = T0.timestamp()
+    ledger.reserve("a", "r1", [b, g], to_nano(2), now, ttl_s=60)
+    message = [Settlement("a", "r1", to_nano(1), now, [b, g]),
+               Settlement("a", None, to_nano(2), now, [b, g]),
+               Settlement("c", None, to_nano(4), now, [g])]
+    assert ledger.settle_message(0, 9, message) == 3
+    assert ledger.view(b, "a", now).spent == 3 * NANO and ledger.view(b, "a", now).reserved == 0
+    assert ledger.view(g, "a", now).spent == 7 * NANO  # a global view sums its shards
+    assert ledger.settle_message(0, 9, message) == 0  # re-delivered after a crash
+    assert ledger.settle_message(0, 8, message[:1]) == 0  # an earlier message
+    assert ledger.view(b, "a", now).spent == 3 * NANO
+    assert ledger.settle_message(1, 9, message[1:2]) == 1  # another partition's offset 9
+    assert ledger.view(b, "a", now).spent == 5 * NANO
 
 
 def test_reserve_settle_expire_round_trip() -> None:

@@ -1,0 +1,163 @@
+"""Batch envelopes: one Kafka message that carries many events as a JSON array.
+
+A message whose value is a JSON object is one event (any client can send it). A value that
+is a JSON array is a batch: each element is an event, validated on its own; a bad element is
+dead-lettered with its index and the others are kept. The array may be as large as the
+largest record the topics take (``EventLimits.max_batch_bytes``); each element, re-encoded,
+must fit ``max_bytes`` like a single-event message. A batch that is not JSON, or is empty, is
+one dead letter.
+
+>>> from datetime import UTC, datetime
+>>> from prsm_events.events.usage import UsageEvent
+>>> raw = (b'[{"event_id": "a", "ts": "2026-01-01T00:00:00Z", "tenant": "t", "service": "s"},'
+...        b' {"event_id": "b"}, 7]')
+>>> got = decode_envelope(raw, UsageEvent, EventLimits(), datetime(2026, 1, 1, tzinfo=UTC))
+>>> [(e.index, e.event is not None, e.error and e.error.code) for e in got]
+[(0, True, None), (1, False, 'missing_field'), (2, False, 'not_an_object')]
+>>> got[2].original, got[2].error.detail
+(b'7', 'event 2 of the batch: message must be a JSON object')
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import jiter
+import orjson
+from pydantic import BaseModel
+
+from prsm_events.errors import InvalidEvent
+from prsm_events.events.validation import EventLimits, decode_event, validate_fields
+
+__all__ = ["Element", "decode_envelope", "encode_envelope", "split_array"]
+
+E = TypeVar("E", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Element(Generic[E]):
+    """One event of a message: valid (``event``) or not (``error``)."""
+
+    index: int | None
+    """Its place in the batch; None when the message is one event (or one dead letter)."""
+    event: E | None
+    error: InvalidEvent | None
+    source: Any
+    """The message's bytes, or the element as written (bytes) or as parsed."""
+
+    @property
+    def original(self) -> bytes | None:
+        """What a dead letter of it carries: the element's JSON, or the whole message."""
+        if self.source is None or isinstance(self.source, bytes):
+            return self.source
+        return _element_bytes(self.source)
+
+
+def decode_envelope(raw: bytes | None, model: type[E], limits: EventLimits, now: datetime
+                    ) -> list[Element[E]]:
+    """The events of one message (a JSON object, or a JSON array of them), each validated."""
+    if raw is None or raw.lstrip()[:1] != b"[":
+        try:
+            return [Element(None, decode_event(raw, model, limits, now), None, raw)]
+        except InvalidEvent as exc:
+            return [Element(None, None, exc, raw)]
+    if len(raw) > limits.max_batch_bytes:
+        return [_whole(raw, "oversized", f"batch is {len(raw)} bytes, the limit is "
+                       f"{limits.max_batch_bytes}")]
+    items: list[Any]
+    spans: list[bytes] | None = None
+    try:
+        items = jiter.from_json(raw, allow_inf_nan=False, catch_duplicate_keys=True,
+                                cache_mode="keys")
+    except ValueError as exc:
+        # a repeated key anywhere fails the whole parse: find the elements, judge each alone
+        spans = split_array(raw) if str(exc).startswith("Detected duplicate key") else None
+        if spans is None:
+            return [_whole(raw, "invalid_json", f"message is not UTF-8 JSON ({exc})")]
+        items = spans
+    if not items:
+        return [_whole(raw, "empty", "batch has no events")]
+    check_size = len(raw) > limits.max_bytes
+    out: list[Element[E]] = []
+    for i, item in enumerate(items):
+        try:
+            if spans is not None:
+                event = decode_event(item, model, limits, now)
+            else:
+                if check_size and len(size := _element_bytes(item)) > limits.max_bytes:
+                    raise InvalidEvent("oversized", f"event is {len(size)} bytes, the limit "
+                                       f"is {limits.max_bytes}")
+                event = validate_fields(item, model, limits, now)
+            out.append(Element(i, event, None, item))
+        except InvalidEvent as exc:
+            out.append(Element(i, None, InvalidEvent(
+                exc.code, f"event {i} of the batch: {exc.detail}"), item))
+    return out
+
+
+def encode_envelope(values: list[bytes]) -> bytes:
+    """A batch message from events already encoded as JSON objects.
+
+    >>> encode_envelope([b'{"a":1}', b'{"a":2}'])
+    b'[{"a":1},{"a":2}]'
+    """
+    return b"[" + b",".join(values) + b"]"
+
+
+def split_array(raw: bytes) -> list[bytes] | None:
+    """The bytes of each element of a JSON array, as written; None when ``raw`` is not one
+    array (elements themselves are not checked: each is parsed on its own afterwards).
+
+    >>> split_array(b'[{"a": "x,]"}, [1, 2] , 3]')
+    [b'{"a": "x,]"}', b'[1, 2]', b'3']
+    >>> split_array(b'[1,]'), split_array(b'[1') , split_array(b'[]')
+    (None, None, [])
+    """
+    text = raw.strip()
+    if len(text) < 2 or text[0] != 0x5B or text[-1] != 0x5D:
+        return None
+    parts: list[bytes] = []
+    depth, start, in_string, escaped = 0, 1, False, False
+    for i in range(1, len(text) - 1):
+        c = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x7B, 0x5B):
+            depth += 1
+        elif c in (0x7D, 0x5D):
+            depth -= 1
+            if depth < 0:
+                return None
+        elif c == 0x2C and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    if in_string or depth:
+        return None
+    last = text[start:-1].strip()
+    if last:
+        parts.append(last)
+    elif parts:
+        return None  # a trailing comma
+    return None if any(not p for p in parts) else parts
+
+
+def _whole(raw: bytes, code: str, detail: str) -> Element[Any]:
+    return Element(None, None, InvalidEvent(code, detail), raw)
+
+
+def _element_bytes(item: Any) -> bytes:
+    """An element parsed from the batch, as JSON again."""
+    try:
+        return orjson.dumps(item)
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,95 @@
+"""Batch envelopes: every element judged alone, bad ones named by index, whole-message
+failures as one dead letter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from prsm_events.events.envelope import decode_envelope, encode_envelope, split_array
+from prsm_events.events.usage import UsageEvent
+from prsm_events.events.validation import EventLimits
+
+NOW = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+
+
+def event(event_id: str, **kw: object) -> dict[str, object]:
+    return {"event_id": event_id, "ts": "2026-01-01T00:00:00Z", "tenant": "acme",
+            "service": "chat", **kw}
+
+
+def decode(raw: bytes, limits: EventLimits | None = None):
+    return decode_envelope(raw, UsageEvent, limits or EventLimits(), NOW)
+
+
+def codes(elements) -> list[tuple[int | None, str | None]]:
+    return [(e.index, e.error.code if e.error else None) for e in elements]
+
+
+def test_a_json_object_is_one_event_and_an_array_is_many():
+    one = decode(orjson.dumps(event("a")))
+    assert codes(one) == [(None, None)] and one[0].event.event_id == "a"
+    many = decode(encode_envelope([orjson.dumps(event(f"e{i}")) for i in range(3)]))
+    assert codes(many) == [(0, None), (1, None), (2, None)]
+    assert [e.event.event_id for e in many] == ["e0", "e1", "e2"]
+
+
+def test_each_bad_element_is_named_by_index_and_carries_its_own_json():
+    raw = orjson.dumps([event("ok"), event("neg", cost_usd=-1), "text", event("x", extra=1),
+                        event("late", ts="2020-01-01T00:00:00Z"), event("ok2")])
+    got = decode(raw, EventLimits(max_age=EventLimits().max_age / 100))
+    assert codes(got) == [(0, None), (1, "invalid_field"), (2, "not_an_object"),
+                          (3, "unknown_field"), (4, "ts_out_of_range"), (5, None)]
+    assert got[1].error.detail.startswith("event 1 of the batch: cost_usd")
+    assert orjson.loads(got[1].original) == event("neg", cost_usd=-1)
+    assert got[2].original == b'"text"'
+    assert orjson.loads(got[0].original) == event("ok")  # for a rejection after decoding
+
+
+def test_a_repeated_key_in_one_element_fails_that_element_alone():
+    raw = (b'[{"event_id": "a", "ts": "2026-01-01T00:00:00Z", "tenant": "t", "service": "s"},'
+           b' {"event_id": "b", "cost_usd": -1, "cost_usd": 0.5, "ts": "2026-01-01T00:00:00Z",'
+           b' "tenant": "t", "service": "s"}]')
+    got = decode(raw)
+    assert codes(got) == [(0, None), (1, "duplicate_key")]
+    assert got[1].original.startswith(b'{"event_id": "b", "cost_usd": -1, "cost_usd": 0.5')
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    (b"[", "invalid_json"),
+    (b"[{}, ", "invalid_json"),
+    (b"[]", "empty"),
+    (b"  [ ]  ", "empty"),
+    (b'[{"a": 1, "a": 2},]', "invalid_json"),  # a repeated key, and not an array either
+])
+def test_a_batch_that_is_not_an_array_of_json_is_one_dead_letter(raw, code):
+    got = decode(raw)
+    assert codes(got) == [(None, code)] and got[0].original == raw
+
+
+def test_elements_over_the_event_limit_and_batches_over_the_message_limit():
+    limits = EventLimits(max_bytes=300, max_batch_bytes=2000)
+    small, big = event("s"), event("b", tags={"note": "x" * 400})
+    got = decode(orjson.dumps([small, big, small]), limits)
+    assert codes(got) == [(0, None), (1, "oversized"), (2, None)]
+    assert "event is" in got[1].error.detail
+    too_many = decode(orjson.dumps([small] * 40), limits)
+    assert codes(too_many) == [(None, "oversized")]
+    assert "batch is" in too_many[0].error.detail
+
+
+def test_an_integer_beyond_64_bits_is_dead_lettered_with_its_digits():
+    got = decode(b'[{"event_id": "a", "input_tokens": 123456789012345678901234567890}]')
+    assert got[0].error is not None
+    assert b"123456789012345678901234567890" in got[0].original
+
+
+def test_split_array_finds_elements_as_written():
+    assert split_array(b' [ {"a": "],[\\"{"} , 2,[3,[4]] ] ') == [
+        b'{"a": "],[\\"{"}', b"2", b"[3,[4]]"]
+    assert split_array(b"[1,,2]") is None
+    assert split_array(b"[1]]") is None
+    assert split_array(b'["open]') is None
+    assert split_array(b"{}") is None
