@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from prsm_events.accounting.pricing import PricedUsage
 
@@ -107,36 +108,66 @@ def fold_spend(
     items: Iterable[tuple[PricedUsage, int, int]],
 ) -> dict[str, SpendRow]:
     """Fold (priced event, partition, offset) items into rows; return the changed rows.
-A message seen more than once must be given once (``UsageIngestor`` drops repeats).
+    A message seen more than once must be given once (``UsageIngestor`` drops repeats).
 
     ``current(key)`` gives a row's stored value (or None). Rows are copied, never mutated.
+    The events of a message are summed per (scopes, minute) first, then added to their rows.
     """
     changed: dict[str, SpendRow] = {}
     modified: set[str] = set()
+    for (partition, offset), sums in _sums_by_message(items):
+        marks: dict[str, tuple[int, int]] = {}
+        """Row -> its (partition, offset) before this message."""
+        for (scopes, minute), (cost, events, inp, out) in sums.items():
+            labels = _window_labels(minute)
+            for scope in scopes:
+                for label in labels:
+                    key = f"{scope}|{label}"
+                    row = changed.get(key)
+                    if row is None:
+                        stored = current(key)
+                        row = SpendRow() if stored is None else stored.copy()
+                        changed[key] = row
+                    mark = marks.setdefault(key, (row.partition, row.offset))
+                    if mark[0] == partition and offset <= mark[1]:
+                        continue  # already counted before a restart
+                    row.cost_usd += cost
+                    row.events += events
+                    row.input_tokens += inp
+                    row.output_tokens += out
+                    row.partition = partition
+                    row.offset = offset
+                    modified.add(key)
+    return {key: changed[key] for key in modified}
+
+
+_Sums = dict[tuple[tuple[str, str, str], int], list[Any]]
+"""(scopes, minute) -> [cost, events, input tokens, output tokens] of one message."""
+
+
+def _sums_by_message(items: Iterable[tuple[PricedUsage, int, int]]
+                     ) -> list[tuple[tuple[int, int], _Sums]]:
+    """Each message's events (consecutive items of one partition and offset), summed."""
+    out: list[tuple[tuple[int, int], _Sums]] = []
     message: tuple[int, int] | None = None
-    marks: dict[str, tuple[int, int]] = {}
-    """Row -> its (partition, offset) before the current message."""
+    sums: _Sums = {}
     for priced, partition, offset in items:
         if (partition, offset) != message:
-            message, marks = (partition, offset), {}
-        event = priced.event
-        for key in row_keys(priced):
-            row = changed.get(key)
-            if row is None:
-                stored = current(key)
-                row = SpendRow() if stored is None else stored.copy()
-                changed[key] = row
-            mark = marks.setdefault(key, (row.partition, row.offset))
-            if mark[0] == partition and offset <= mark[1]:
-                continue  # already counted before a restart
-            row.cost_usd += priced.cost_usd
-            row.events += 1
-            row.input_tokens += event.input_tokens
-            row.output_tokens += event.output_tokens + event.reasoning_tokens
-            row.partition = partition
-            row.offset = offset
-            modified.add(key)
-    return {key: changed[key] for key in modified}
+            message, sums = (partition, offset), {}
+            out.append((message, sums))
+        e = priced.event
+        epoch = int(e.ts.timestamp())
+        group = (scopes_of(priced), epoch - epoch % 60)
+        acc = sums.get(group)
+        if acc is None:
+            sums[group] = [priced.cost_usd, 1, e.input_tokens,
+                           e.output_tokens + e.reasoning_tokens]
+        else:
+            acc[0] += priced.cost_usd
+            acc[1] += 1
+            acc[2] += e.input_tokens
+            acc[3] += e.output_tokens + e.reasoning_tokens
+    return out
 
 
 def is_expired(key: str, now: datetime) -> bool:
