@@ -17,8 +17,10 @@ log = logging.getLogger("prsm.batching")
 
 
 class EventBatcher:
-    """Gather events into batches of at most ``size``, flushed at the latest ``within`` s
-    after the first one arrived; acknowledge each event only after its batch was processed.
+    """Gather events into batches of at most ``size`` messages (and about ``max_bytes`` of
+    values: a batch envelope carries many events in one message), flushed at the latest
+    ``within`` s after the first one arrived; acknowledge each event only after its batch
+    was processed.
     ``process`` returns False for a batch it dropped (its events will be delivered again).
     Not Faust's ``stream.take()``: docs/decisions/2026-11-26-own-batching.md.
     """
@@ -30,8 +32,11 @@ class EventBatcher:
         size: int,
         within: float,
         on_acked: Callable[[int], None] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.stream = stream
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.on_acked = on_acked
         self.process = process
         self.size = size
@@ -53,7 +58,10 @@ class EventBatcher:
         if not self.pending:
             self.first_at = time.monotonic()
         self.pending.append(event)
-        if len(self.pending) >= self.size:
+        if self.max_bytes is not None:
+            self.bytes += len(event.message.value or b"")
+        if len(self.pending) >= self.size or (
+                self.max_bytes is not None and self.bytes >= self.max_bytes):
             await self.flush()
 
     @property
@@ -64,12 +72,15 @@ class EventBatcher:
     async def flush(self) -> None:
         async with self.lock:
             events, self.pending = self.pending, []
+            self.bytes = 0
             if not events:
                 return
             try:
                 done = await self.process(self.stream, events)
             except BaseException:
                 self.pending = events + self.pending  # not lost: retried with the next flush
+                if self.max_bytes is not None:
+                    self.bytes = sum(len(e.message.value or b"") for e in self.pending)
                 raise
             if done:
                 for event in events:

@@ -87,16 +87,19 @@ class OrderedDelivery:
 
     def agent(self, name: str, work: Work, *, size: int, within_s: float,
               answer_when_idle: bool = False,
-              on_acked: Callable[[int], None] | None = None) -> Any:
-        """Register the agent: batches of at most ``size`` events, flushed within
-        ``within_s`` (at once when nothing else is queued, with ``answer_when_idle``)."""
+              on_acked: Callable[[int], None] | None = None,
+              max_bytes: int | None = None) -> Any:
+        """Register the agent: batches of at most ``size`` messages (and about ``max_bytes``),
+        flushed within ``within_s`` (at once when nothing else is queued, with
+        ``answer_when_idle``)."""
 
         async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
             batch = await self.accept(stream, events)
             return batch is not None and await work(batch)
 
         async def run(stream: StreamT[Any]) -> None:
-            batcher = EventBatcher(stream, process, size, within_s, on_acked=on_acked)
+            batcher = EventBatcher(stream, process, size, within_s, on_acked=on_acked,
+                                   max_bytes=max_bytes)
             channel: Any = stream.channel
             with self.live.attach(batcher, channel):
                 async with batcher:

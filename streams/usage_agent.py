@@ -50,7 +50,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prsm.ingest")
 
-__all__ = ["IngestStats", "IngestTables", "register_ingest"]
+__all__ = ["BYTES_PER_EVENT", "IngestStats", "IngestTables", "register_ingest"]
+
+BYTES_PER_EVENT = 400
+"""About the size of one usage event: a batch holds at most PRSM_BATCH_MAX messages and
+about PRSM_BATCH_MAX times this many bytes, so that batch envelopes (many events in a message)
+keep batches, and the time a batch holds the event loop, near PRSM_BATCH_MAX events."""
 
 
 @dataclass
@@ -188,7 +193,8 @@ def register_ingest(
         return True
 
     delivery.agent("ingest-usage", work, size=settings.batch_max,
-                   within_s=settings.batch_within_s, on_acked=stats.count_acknowledged)
+                   within_s=settings.batch_within_s, on_acked=stats.count_acknowledged,
+                   max_bytes=settings.batch_max * BYTES_PER_EVENT)
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def guard_usage() -> None:

@@ -36,6 +36,28 @@ async def test_full_batches_flush_at_once_and_acks_follow_processing():
     assert stream.acked == list(range(7))
 
 
+async def test_big_messages_flush_a_batch_before_it_has_size_messages():
+    """Batch envelopes: a batch stops at about ``max_bytes`` of values."""
+    from types import SimpleNamespace
+
+    stream = Recorder()
+    batches: list[list[int]] = []
+
+    async def process(_stream, events):
+        batches.append([e.n for e in events])
+        return True
+
+    def message(n: int, size: int) -> SimpleNamespace:
+        return SimpleNamespace(n=n, message=SimpleNamespace(value=b"x" * size))
+
+    async with EventBatcher(stream, process, size=100, within=60, max_bytes=1000) as batcher:
+        for n, size in enumerate([400, 400, 300, 50, 990, 10]):
+            await batcher.add(message(n, size))
+        assert batches == [[0, 1, 2], [3, 4]]
+        await batcher.flush()
+    assert batches[-1] == [5]
+
+
 async def test_partial_batch_flushes_within_the_time_bound():
     stream = Recorder()
     batches: list[list[int]] = []
