@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench bench-decisions bench-anomaly bench-forecast \
+.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-anomaly bench-forecast \
 	bench-pacing bench-scoring clean
 
 DATA ?= ../shared/data
@@ -41,7 +41,10 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/ingest.py --events 100000
+
+bench-envelopes: install
+	$(BIN)/python benchmarks/ingest.py --events 100000 --envelope 500
 
 bench-decisions: install
 	$(BIN)/python benchmarks/decisions.py --seconds 10

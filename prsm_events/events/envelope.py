@@ -4,8 +4,8 @@ A message whose value is a JSON object is one event (any client can send it). A 
 is a JSON array is a batch: each element is an event, validated on its own; a bad element is
 dead-lettered with its index and the others are kept. The array may be as large as the
 largest record the topics take (``EventLimits.max_batch_bytes``); each element, re-encoded,
-must fit ``max_bytes`` like a single-event message. A batch that is not JSON, or is empty, is
-one dead letter.
+must fit ``max_bytes`` like a single-event message; at most ``max_batch_events`` (10,000)
+elements. A batch that is not JSON, is empty or holds too many elements is one dead letter.
 
 >>> from datetime import UTC, datetime
 >>> from prsm_events.events.usage import UsageEvent
@@ -80,6 +80,9 @@ def decode_envelope(raw: bytes | None, model: type[E], limits: EventLimits, now:
         items = spans
     if not items:
         return [_whole(raw, "empty", "batch has no events")]
+    if len(items) > limits.max_batch_events:
+        return [_whole(raw, "oversized", f"batch has {len(items)} events, the limit is "
+                       f"{limits.max_batch_events}")]
     check_size = len(raw) > limits.max_bytes
     out: list[Element[E]] = []
     for i, item in enumerate(items):

@@ -66,6 +66,9 @@ class EventLimits:
     """The largest event: a single-event message, or one element of a batch."""
     max_batch_bytes: int = 1_000_000
     """The largest batch message (a JSON array of events; ``events.envelope``)."""
+    max_batch_events: int = 10_000
+    """The most events in one batch message: a megabyte of tiny bad elements must not become
+    half a million dead letters."""
     max_future_skew: timedelta = timedelta(hours=1)
     max_age: timedelta = timedelta(days=400)
     max_cost_usd: float = 1000.0

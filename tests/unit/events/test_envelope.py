@@ -80,6 +80,13 @@ def test_elements_over_the_event_limit_and_batches_over_the_message_limit():
     assert "batch is" in too_many[0].error.detail
 
 
+def test_a_batch_of_too_many_elements_is_one_dead_letter():
+    """A megabyte of tiny bad elements would otherwise be half a million dead letters."""
+    got = decode(b"[" + b",".join([b"1"] * 11) + b"]", EventLimits(max_batch_events=10))
+    assert codes(got) == [(None, "oversized")] and "11 events" in got[0].error.detail
+    assert len(decode(b"[" + b",".join([b"1"] * 10) + b"]", EventLimits(max_batch_events=10))) == 10
+
+
 def test_an_integer_beyond_64_bits_is_dead_lettered_with_its_digits():
     got = decode(b'[{"event_id": "a", "input_tokens": 123456789012345678901234567890}]')
     assert got[0].error is not None
