@@ -213,8 +213,10 @@ def main() -> None:
     print(f"prsm worker (validate, price, dedup, tables, ClickHouse): {worker_rate:,.0f} "
           "events/s")
     print(f"ratio worker/floor: {worker_rate / floor_rate:.2f}")
-    print(f"Faust agent that only iterates and acks: {noop_rate:,.0f} events/s "
-          f"(ratio to floor {noop_rate / floor_rate:.2f})")
+    per_message = args.events / len(messages)
+    print(f"Faust agent that only iterates and acks: {noop_rate / per_message:,.0f} messages/s"
+          + (f" (ratio to floor {noop_rate / floor_rate:.2f})" if per_message == 1 else
+             f" ({noop_rate:,.0f} events/s at {per_message:.0f} events a message)"))
     print(f"in-process parts: validate+price+dedup+fold {parts['pure']:,.0f} events/s, "
           f"chDB insert (batches of 2000) {parts['insert']:,.0f} rows/s")
 
