@@ -30,7 +30,7 @@ from typing import Any
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.pricing import PricedUsage, price_usage
-from prsm_events.accounting.spend import SpendRow, fold_spend
+from prsm_events.accounting.spend import SpendRow, by_message, fold_spend
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.events.envelope import Element, decode_envelope
@@ -83,7 +83,7 @@ def processing_error(exc: Exception, msg: RawMessage, element: Element[Any] | No
     unexpected error (a bug): code ``processing_error``, so that it is kept and its
     partition moves on."""
     index = None if element is None else element.index
-    original = msg.value if element is None or element.index is None else element.original
+    original = msg.value if element is None else element.original
     return DeadLetter("processing_error", f"processing_error: {type(exc).__name__}: {exc}",
                       msg.topic, msg.partition, msg.offset, msg.key, original, index)
 
@@ -102,13 +102,7 @@ class IngestOutcome:
 
     def by_message(self) -> list[tuple[tuple[int, int], list[PricedUsage]]]:
         """The accepted events grouped by their message (partition, offset), in order."""
-        out: list[tuple[tuple[int, int], list[PricedUsage]]] = []
-        for priced, partition, offset in self.accepted:
-            if out and out[-1][0] == (partition, offset):
-                out[-1][1].append(priced)
-            else:
-                out.append(((partition, offset), [priced]))
-        return out
+        return by_message(self.accepted)
 
 
 class UsageIngestor:
@@ -163,8 +157,7 @@ class UsageIngestor:
         except InvalidEvent as exc:
             out.dead_letters.append(
                 DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset,
-                           msg.key, element.original if index is not None else msg.value,
-                           index))
+                           msg.key, element.original, index))
             return
         except Exception as exc:  # a bug must never hold the partition: keep the event
             log.exception("usage message %s[%d]@%d (event %s) could not be processed",

@@ -33,6 +33,7 @@ __all__ = [
     "RETENTION",
     "WINDOWS",
     "SpendRow",
+    "by_message",
     "fold_spend",
     "is_expired",
     "row_keys",
@@ -145,28 +146,39 @@ _Sums = dict[tuple[tuple[str, str, str], int], list[Any]]
 """(scopes, minute) -> [cost, events, input tokens, output tokens] of one message."""
 
 
+def by_message(items: Iterable[tuple[PricedUsage, int, int]]
+               ) -> list[tuple[tuple[int, int], list[PricedUsage]]]:
+    """(priced event, partition, offset) items grouped by message: consecutive items of one
+    partition and offset (the events of a batch envelope), in order."""
+    out: list[tuple[tuple[int, int], list[PricedUsage]]] = []
+    for priced, partition, offset in items:
+        if out and out[-1][0] == (partition, offset):
+            out[-1][1].append(priced)
+        else:
+            out.append(((partition, offset), [priced]))
+    return out
+
+
 def _sums_by_message(items: Iterable[tuple[PricedUsage, int, int]]
                      ) -> list[tuple[tuple[int, int], _Sums]]:
-    """Each message's events (consecutive items of one partition and offset), summed."""
+    """Each message's events, summed per (scopes, minute)."""
     out: list[tuple[tuple[int, int], _Sums]] = []
-    message: tuple[int, int] | None = None
-    sums: _Sums = {}
-    for priced, partition, offset in items:
-        if (partition, offset) != message:
-            message, sums = (partition, offset), {}
-            out.append((message, sums))
-        e = priced.event
-        epoch = int(e.ts.timestamp())
-        group = (scopes_of(priced), epoch - epoch % 60)
-        acc = sums.get(group)
-        if acc is None:
-            sums[group] = [priced.cost_usd, 1, e.input_tokens,
-                           e.output_tokens + e.reasoning_tokens]
-        else:
-            acc[0] += priced.cost_usd
-            acc[1] += 1
-            acc[2] += e.input_tokens
-            acc[3] += e.output_tokens + e.reasoning_tokens
+    for message, events in by_message(items):
+        sums: _Sums = {}
+        for priced in events:
+            e = priced.event
+            epoch = int(e.ts.timestamp())
+            group = (scopes_of(priced), epoch - epoch % 60)
+            acc = sums.get(group)
+            if acc is None:
+                sums[group] = [priced.cost_usd, 1, e.input_tokens,
+                               e.output_tokens + e.reasoning_tokens]
+            else:
+                acc[0] += priced.cost_usd
+                acc[1] += 1
+                acc[2] += e.input_tokens
+                acc[3] += e.output_tokens + e.reasoning_tokens
+        out.append((message, sums))
     return out
 
 

@@ -90,8 +90,9 @@ def decode_envelope(raw: bytes | None, model: type[E], limits: EventLimits, now:
             if spans is not None:
                 event = decode_event(item, model, limits, now)
             else:
-                if check_size and len(size := _element_bytes(item)) > limits.max_bytes:
-                    raise InvalidEvent("oversized", f"event is {len(size)} bytes, the limit "
+                size = len(_element_bytes(item)) if check_size else 0
+                if size > limits.max_bytes:
+                    raise InvalidEvent("oversized", f"event is {size} bytes, the limit "
                                        f"is {limits.max_bytes}")
                 event = validate_fields(item, model, limits, now)
             out.append(Element(i, event, None, item))

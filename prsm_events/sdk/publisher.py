@@ -128,18 +128,20 @@ class UsagePublisher(AsyncClient):
         """(key, value, events in it) of each message ``publish_many`` sends: the events
         grouped by tenant in order, at most ``batch_events`` and ``batch_bytes`` per message;
         a message of one event is a plain JSON object."""
-        groups: dict[bytes, tuple[list[bytes], list[int]]] = {}
+        groups: dict[bytes, list[bytes]] = {}
+        sizes: dict[bytes, int] = {}  # bytes of each group's message: brackets and commas
         for event in events:
             key, value = _encode(event)
-            values, size = groups.setdefault(key, ([], [2]))  # the brackets
+            values = groups.setdefault(key, [])
             if values and (len(values) >= self.batch_events
-                           or size[0] + len(value) + 1 > self.batch_bytes):
+                           or sizes[key] + len(value) + 1 > self.batch_bytes):
                 yield key, _message(values), len(values)
                 values.clear()
-                size[0] = 2
+            if not values:
+                sizes[key] = 2
             values.append(value)
-            size[0] += len(value) + 1  # and its comma
-        for key, (values, _) in groups.items():
+            sizes[key] += len(value) + 1
+        for key, values in groups.items():
             if values:
                 yield key, _message(values), len(values)
 

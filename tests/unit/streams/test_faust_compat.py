@@ -85,11 +85,10 @@ def test_an_unknown_position_commits_nothing_and_other_topics_keep_fausts_rules(
     assert c._new_offset(other) == 16
 
 
-def final_commit_during_a_timer_commit(c) -> list[int | None]:
+def final_commit_during_a_timer_commit(c, position: dict[TP, int]) -> list[int | None]:
     """A timer commit reads the position (100), then flushes the producer; meanwhile the last
     batches are acknowledged (position 250) and the worker stops: the offsets committed."""
     committed: list[int | None] = []
-    position = c.test_position
 
     async def force_commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
         offset = c._new_offset(USAGE)  # read first, as Faust's _commit_tps does
@@ -114,16 +113,14 @@ def final_commit_during_a_timer_commit(c) -> list[int | None]:
 def test_faust_alone_skips_the_final_commit_while_a_timer_commit_runs():
     position = {USAGE: 100}
     c = consumer()
-    c.test_position = position
     c._new_offset = lambda tp: position[tp]  # Faust's own run, in the form of a position
-    assert final_commit_during_a_timer_commit(c) == [100]  # 100..249 never committed
+    assert final_commit_during_a_timer_commit(c, position) == [100]  # 100..249 never committed
 
 
 def test_the_final_commit_waits_for_the_one_under_way_then_commits_the_last_position():
     position = {USAGE: 100}
     c = consumer(position)
-    c.test_position = position
-    assert final_commit_during_a_timer_commit(c) == [100, 250]
+    assert final_commit_during_a_timer_commit(c, position) == [100, 250]
 
 
 def test_seek_runs_in_the_consumer_thread():
