@@ -1,8 +1,10 @@
 """A Faust agent that only iterates and acknowledges events: Faust's per-event ceiling.
 
-    python benchmarks/faust_noop.py BOOTSTRAP TOPIC COUNT OUT_FILE
+    python benchmarks/faust_noop.py BOOTSTRAP TOPIC COUNT OUT_FILE [--in-place]
 
-Writes the events/s between its first and its COUNT-th event to OUT_FILE, then exits.
+Writes the events/s between its first and its COUNT-th event to OUT_FILE, then exits. With
+``--in-place`` the consumer hands messages to the stream as the worker's does
+(``faust_compat.deliver_without_tasks``).
 """
 
 from __future__ import annotations
@@ -10,14 +12,23 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import faust
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 bootstrap, topic_name, count, out_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 app = faust.App(f"noop-{topic_name}", broker=f"kafka://{bootstrap}", web_enabled=False,
                 consumer_auto_offset_reset="earliest", autodiscover=False)
 topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw",
                   value_serializer="raw")
+
+
+if "--in-place" in sys.argv[5:]:
+    from streams.faust_compat import deliver_without_tasks
+
+    deliver_without_tasks(app)
 
 
 @app.agent(topic)

@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     dedup_horizon_s: float = Field(
         3600.0,
         description="PRSM_DEDUP_HORIZON_S: how long the worker remembers an event_id for its "
-        "spend tables (one table entry per event; ClickHouse reports collapse repeated "
+        "spend tables (held in memory, and in one table row per batch of new ids; ClickHouse "
+        "reports collapse repeated "
         "event_ids whatever their age).",
     )
     stall_after_s: float = Field(

@@ -15,7 +15,7 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.decision_agent import register_decisions
-from streams.faust_compat import commit_positions, steady
+from streams.faust_compat import commit_positions, deliver_without_tasks, steady
 from streams.health_monitor import HealthMonitor
 from streams.record_probe import BrokerRecordProbe
 from streams.scoring_timer import register_scoring
@@ -91,4 +91,5 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     register_views(app, settings, store, tables, stats, control, feeds, monitor, dead_letters)
     # the agents read these in order (PartitionProgress): commit exactly what they processed
     commit_positions(app, {tracker.topic: tracker.position for tracker in control.trackers})
+    deliver_without_tasks(app)
     return app

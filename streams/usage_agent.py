@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.types import EventT, StreamT, TableT
 
-from prsm_events.accounting.ingest import RawMessage, SeenEvent, UsageIngestor
+from prsm_events.accounting.dedup import SeenIndex
+from prsm_events.accounting.ingest import RawMessage, UsageIngestor
 from prsm_events.accounting.spend import SpendRow, is_expired
 from prsm_events.errors import StoreUnavailable
 from prsm_events.operations.backoff import Backoff
@@ -37,6 +38,7 @@ from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import (
     TableRows,
     changelog_send,
+    steady,
     store_rows,
     table_store,
 )
@@ -156,9 +158,10 @@ def register_ingest(
         raw = spend_rows.get(key)
         return None if raw is None else SpendRow.from_list(raw)
 
-    def seen_lookup(event_id: str) -> SeenEvent | None:
-        raw = seen_rows.get(event_id)
-        return None if raw is None else SeenEvent.from_list(raw)
+    # one seen row per (partition, batch) of new event_ids (prsm_events.accounting.dedup); the
+    # index is read again from the rows whenever a rebalance may have restored them
+    seen = SeenIndex(max_row_bytes=settings.max_message_bytes - 4096)
+    seen_generation: list[int | None] = [None]
 
     delivery = OrderedDelivery(app, usage_topic, feeds, control, probe, ready_poll_s=0.05)
 
@@ -167,7 +170,11 @@ def register_ingest(
         now = datetime.now(UTC)
         messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
                                e.message.key, e.message.value) for e in events]
-        out = ingestor.process(messages, seen_lookup, spend_lookup, now)
+        if seen_generation[0] != batch.generation:
+            seen.rebuild(list(seen_rows.items()))
+            # read again next batch while a recovery may still be restoring rows
+            seen_generation[0] = batch.generation if steady(app) else None
+        out = ingestor.process(messages, seen.get, spend_lookup, now)
         if out.accepted:
             rows = [usage_row(p, part, off, now) for p, part, off in out.accepted]
             await write_until_stored(store, rows, stats, settings.sink_retry_max_s)
@@ -177,7 +184,7 @@ def register_ingest(
         for dead in out.dead_letters:
             stats.dead_letter_codes[dead.code] += 1
         await _write_rows(app, batch.stream, events, [
-            (tables.seen, {k: (v.partition, v.to_list()) for k, v in out.seen.items()}),
+            (tables.seen, seen.accept(out.seen)),
             (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
         ])
         control.sync_generation()
@@ -210,8 +217,7 @@ def register_ingest(
         # each value carries its row's source partition, where the tombstone must go
         doomed_spend = [(k, int(v[4])) for k, v in list(spend_rows.items())
                         if is_expired(k, now)]
-        doomed_seen = [(k, int(v[0])) for k, v in list(seen_rows.items())
-                       if float(v[2]) < horizon]
+        doomed_seen = seen.expire(list(seen_rows.items()), horizon)
         for table, doomed in ((tables.spend, doomed_spend), (tables.seen, doomed_seen)):
             for key, partition in doomed:
                 table_store(table).pop(key, None)

@@ -7,6 +7,7 @@ Each module has its own ``__all__``; import names from the module.
 __all__ = [
     "budgets",
     "catalog",
+    "dedup",
     "ingest",
     "ledger",
     "ledger_view",

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.dedup import SeenEvent
 from prsm_events.accounting.pricing import PricedUsage, price_usage
 from prsm_events.accounting.spend import SpendRow, by_message, fold_spend
 from prsm_events.errors import InvalidEvent
@@ -37,7 +38,7 @@ from prsm_events.events.envelope import Element, decode_envelope
 from prsm_events.events.usage import UsageEvent
 from prsm_events.events.validation import EventLimits
 
-__all__ = ["IngestOutcome", "RawMessage", "SeenEvent", "UsageIngestor", "processing_error"]
+__all__ = ["IngestOutcome", "RawMessage", "UsageIngestor", "processing_error"]
 
 log = logging.getLogger("prsm.ingest")
 
@@ -51,30 +52,6 @@ class RawMessage:
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class SeenEvent:
-    """Where an event_id was first accepted (message, and place in it when the message is a
-    batch), and when (epoch seconds of its ts)."""
-
-    partition: int
-    offset: int
-    ts: float
-    index: int = 0
-
-    def to_list(self) -> list[float | int]:
-        if self.index:
-            return [self.partition, self.offset, self.ts, self.index]
-        return [self.partition, self.offset, self.ts]
-
-    @classmethod
-    def from_list(cls, raw: list[float | int]) -> SeenEvent:
-        return cls(int(raw[0]), int(raw[1]), float(raw[2]), int(raw[3]) if len(raw) > 3 else 0)
-
-    def is_same_event(self, partition: int, offset: int, index: int) -> bool:
-        """True when this is where the event was first accepted (a re-delivery of it)."""
-        return self.partition == partition and self.offset == offset and self.index == index
 
 
 def processing_error(exc: Exception, msg: RawMessage, element: Element[Any] | None = None

@@ -97,11 +97,17 @@ def _window_labels(minute: int) -> tuple[str, ...]:
     return tuple(labels)
 
 
+@lru_cache(maxsize=16384)
+def _row_keys(scopes: tuple[str, ...], minute: int) -> tuple[str, ...]:
+    """Table keys of every row an event of ``scopes`` in the minute ``minute`` adds to."""
+    labels = _window_labels(minute)
+    return tuple(f"{scope}|{label}" for scope in scopes for label in labels)
+
+
 def row_keys(priced: PricedUsage) -> list[str]:
     """Table keys (``scope|window|start``) of every row the event adds to."""
     epoch = int(priced.event.ts.timestamp())
-    labels = _window_labels(epoch - epoch % 60)
-    return [f"{scope}|{label}" for scope in scopes_of(priced) for label in labels]
+    return list(_row_keys(scopes_of(priced), epoch - epoch % 60))
 
 
 def fold_spend(
@@ -120,25 +126,22 @@ def fold_spend(
         marks: dict[str, tuple[int, int]] = {}
         """Row -> its (partition, offset) before this message."""
         for (scopes, minute), (cost, events, inp, out) in sums.items():
-            labels = _window_labels(minute)
-            for scope in scopes:
-                for label in labels:
-                    key = f"{scope}|{label}"
-                    row = changed.get(key)
-                    if row is None:
-                        stored = current(key)
-                        row = SpendRow() if stored is None else stored.copy()
-                        changed[key] = row
-                    mark = marks.setdefault(key, (row.partition, row.offset))
-                    if mark[0] == partition and offset <= mark[1]:
-                        continue  # already counted before a restart
-                    row.cost_usd += cost
-                    row.events += events
-                    row.input_tokens += inp
-                    row.output_tokens += out
-                    row.partition = partition
-                    row.offset = offset
-                    modified.add(key)
+            for key in _row_keys(scopes, minute):
+                row = changed.get(key)
+                if row is None:
+                    stored = current(key)
+                    row = SpendRow() if stored is None else stored.copy()
+                    changed[key] = row
+                mark = marks.setdefault(key, (row.partition, row.offset))
+                if mark[0] == partition and offset <= mark[1]:
+                    continue  # already counted before a restart
+                row.cost_usd += cost
+                row.events += events
+                row.input_tokens += inp
+                row.output_tokens += out
+                row.partition = partition
+                row.offset = offset
+                modified.add(key)
     return {key: changed[key] for key in modified}
 
 

@@ -56,6 +56,12 @@ def test_tables_survive_a_clean_restart_and_a_crash(start_worker, kafka, tmp_pat
 
     worker = start_worker("it-restart", home=home)  # memory store: rebuilt from changelog
     assert table_totals(worker) == pytest.approx(totals(first))
+    # a client retry after the restart: the restored dedup rows know these event_ids
+    publish(kafka, worker.topic("usage"), first[:50])
+    wait_until(lambda: worker.get("/stats")["duplicates"] >= 50, what="retries found duplicate",
+               details=lambda: worker.get("/stats"))
+    assert worker.get("/stats")["accepted"] == 0
+    assert table_totals(worker) == pytest.approx(totals(first))
 
     second = events("r2-", 3000)
     publish(kafka, worker.topic("usage"), second)

@@ -3,7 +3,8 @@ from datetime import UTC, datetime
 import orjson
 
 from prsm_events.accounting.catalog import Catalog
-from prsm_events.accounting.ingest import RawMessage, SeenEvent, UsageIngestor
+from prsm_events.accounting.dedup import SeenEvent
+from prsm_events.accounting.ingest import RawMessage, UsageIngestor
 from prsm_events.accounting.spend import SpendRow
 from prsm_events.events.validation import EventLimits
 

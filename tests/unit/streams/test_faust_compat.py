@@ -194,3 +194,108 @@ def test_rows_go_to_the_shard_of_their_partition() -> None:
     store_rows(stream, events, [(table, {"a": (2, 1), "b": (0, 2), "c": (2, 3)})])  # type: ignore[arg-type, list-item]
     assert seen == [("a", 2), ("b", 0), ("c", 2)]
     assert stream.current_event == "own"
+
+
+def hand_offs() -> faust.transport.consumer.Consumer:
+    """Faust's consumer with ``deliver_without_tasks`` (built in the running loop: its
+    events belong to it)."""
+    from streams.faust_compat import deliver_without_tasks
+
+    app = faust.App("hand-off-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    deliver_without_tasks(app)
+    return app.consumer
+
+
+def test_a_hand_off_that_need_not_wait_runs_in_place_without_tasks() -> None:
+    import gc
+    import warnings
+
+    ran_in: list[object] = []
+
+    async def ready() -> None:
+        return None
+
+    async def hand_off() -> str:
+        await ready()  # an await that does not suspend
+        ran_in.append(asyncio.current_task())
+        return "delivered"
+
+    async def deliver() -> tuple[object, Any]:
+        c: Any = hand_offs()
+        before = len(asyncio.all_tasks())
+        result = await c.wait_first(hand_off(), c.suspend_flow.wait())
+        assert len(asyncio.all_tasks()) == before
+        return asyncio.current_task(), result
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task, result = asyncio.run(deliver())
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert ran_in == [task]
+    assert result.results == ["delivered"] and not result.stopped
+
+
+def test_a_hand_off_that_waits_for_room_goes_on_under_wait_first() -> None:
+    steps: list[str] = []
+
+    async def deliver() -> Any:
+        c: Any = hand_offs()
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        queue.put_nowait(1)  # the stream's buffer is full
+
+        async def hand_off() -> str:
+            steps.append("started")
+            await queue.put(2)
+            steps.append("put")
+            return "delivered"
+
+        waiting = asyncio.ensure_future(c.wait_first(hand_off(), c.suspend_flow.wait()))
+        await asyncio.sleep(0.01)
+        assert steps == ["started"] and not waiting.done()
+        assert await queue.get() == 1  # the agent takes one: room for the hand-off
+        result = await waiting
+        assert await queue.get() == 2
+        return result
+
+    result = asyncio.run(deliver())
+    assert steps == ["started", "put"] and result.results[0] == "delivered"
+
+
+def test_a_rebalance_still_abandons_a_waiting_hand_off_and_errors_still_propagate() -> None:
+    async def deliver() -> tuple[Any, bool]:
+        c: Any = hand_offs()
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        queue.put_nowait(1)
+        cancelled = asyncio.Event()
+
+        async def hand_off() -> None:
+            try:
+                await queue.put(2)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        waiting = asyncio.ensure_future(c.wait_first(hand_off(), c.suspend_flow.wait()))
+        await asyncio.sleep(0.01)
+        c.stop_flow()  # what a rebalance does
+        result = await waiting
+        await asyncio.sleep(0)
+        return result, cancelled.is_set() and queue.qsize() == 1
+
+    result, cancelled = asyncio.run(deliver())
+    assert "delivered" not in result.results and cancelled
+
+    async def failing() -> None:
+        raise ValueError("bad hand-off")
+
+    async def deliver_failing() -> None:
+        c: Any = hand_offs()
+        await c.wait_first(failing(), c.suspend_flow.wait())
+
+    try:
+        asyncio.run(deliver_failing())
+    except ValueError as exc:
+        assert str(exc) == "bad hand-off"
+    else:
+        raise AssertionError("the hand-off's error was swallowed")
