@@ -41,7 +41,8 @@ def register_decisions(
     requests_topic = raw_topic(app, settings.topic("requests"))
     decisions_name = settings.topic("decisions")
     stats = control.stats
-    delivery = OrderedDelivery(app, requests_topic, feeds, control, probe, ready_poll_s=0.02)
+    delivery = OrderedDelivery(app, requests_topic, feeds, control, probe, ready_poll_s=0.02,
+                               buffer_high=max(4096, settings.batch_max * 2))
 
     async def work(batch: Batch) -> bool:
         events = batch.events

@@ -68,42 +68,55 @@ straight to the producer (Faust flushes it before committing offsets) instead of
 ``table[key] = value``, whose per-record buffer hand-off made the agent wait in steps of 0.1 s
 under load.
 
-Acknowledging by hand
----------------------
-``unacked_events`` iterates a stream without Faust's automatic acknowledgement
-(``Stream.noack().events()``, untyped): the agents acknowledge a batch only once it is
-processed and persisted (``EventBatcher``).
+Reading a topic in batches
+--------------------------
+``divert_messages`` has Faust's conductor hand every message of a topic to a function in
+the fetch loop (``Conductor._build_handler``, private) instead of decoding it into an event
+for the topic's streams, after waiting, as Faust's own handler does, while a rebalance has
+the flow stopped (``streams/batching.py`` says why). No message of such a topic is acknowledged,
+so ``commit_positions`` also lists its assigned partitions among those Faust commits
+(``Consumer._filter_tps_with_pending_acks``, which lists only partitions with
+acknowledgements), and ``note_inbound`` keeps Faust's monitor told that the partitions' streams
+take messages (``Monitor.stream_inbound_time``; without it Faust logs "Stream stopped
+processing" for a busy partition).
 """
 
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import (
-    AsyncIterator,
+    Awaitable,
     Callable,
     Coroutine,
     Generator,
+    Iterable,
+    Iterator,
     Mapping,
     MutableMapping,
     Sequence,
 )
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
-from faust.types import TP, EventT, StreamT, TableT
+from faust.types import TP, Message, StreamT, TableT
 from mode.services import WaitResults
+
+if TYPE_CHECKING:
+    from streams.batching import Delivered
 
 __all__ = [
     "changelog_send",
     "commit_positions",
     "committed_offset",
     "deliver_without_tasks",
+    "divert_messages",
+    "note_inbound",
     "seek",
     "steady",
     "store_rows",
     "table_store",
-    "unacked_events",
 ]
 
 TableRows = dict[str, tuple[int, Any]]
@@ -134,6 +147,19 @@ def commit_positions(app: faust.App, positions: Mapping[str, Callable[[TP], int 
 
     consumer._add_gap = _add_gap
     consumer._new_offset = _new_offset
+
+    with_acks = consumer._filter_tps_with_pending_acks
+
+    def _filter_tps_with_pending_acks(topics: Any = None) -> Iterator[TP]:
+        listed = list(with_acks(topics))
+        known = set(listed)
+        for tp in consumer.assignment():
+            if tp.topic in positions and tp not in known and (
+                    topics is None or tp in topics or tp.topic in topics):
+                listed.append(tp)
+        return iter(listed)
+
+    consumer._filter_tps_with_pending_acks = _filter_tps_with_pending_acks
 
     final_commit = consumer.commit_and_end_transactions
 
@@ -227,11 +253,11 @@ def table_store(table: TableT[str, Any]) -> MutableMapping[str, Any]:
     return store
 
 
-def store_rows(stream: StreamT[Any], events: Sequence[EventT[Any]],
+def store_rows(stream: StreamT[Any], events: Sequence[Delivered],
                changes: Sequence[tuple[TableT[str, Any], TableRows]]) -> None:
     """Write each row to its table's store in the shard of its source partition (one of
     ``events``' partitions). Does not await: the stream never sees the events set here."""
-    by_partition: dict[int, EventT[Any]] = {e.message.partition: e for e in events}
+    by_partition: dict[int, Delivered] = {e.message.partition: e for e in events}
     saved = stream.current_event
     current = -1
     try:
@@ -261,7 +287,32 @@ async def changelog_send(app: faust.App, changes: Sequence[tuple[TableT[str, Any
     return futures
 
 
-def unacked_events(stream: StreamT[Any]) -> AsyncIterator[EventT[Any]]:
-    """The stream's events, none acknowledged until the caller does."""
-    events: AsyncIterator[EventT[Any]] = stream.noack().events()  # type: ignore[attr-defined]
-    return events
+def divert_messages(app: faust.App, topic: str, receive: Callable[[Message], None]) -> None:
+    """Hand every fetched message of ``topic`` to ``receive`` instead of the topic's streams
+    (see the module doc). Call once, before the app starts."""
+    conductor: Any = app.topics
+    build_handler = conductor._build_handler
+    flow_control = app.flow_control
+
+    def _build_handler(tp: TP, channels: Any) -> Callable[[Message], Awaitable[None]]:
+        if tp.topic != topic:
+            handler: Callable[[Message], Awaitable[None]] = build_handler(tp, channels)
+            return handler
+
+        async def on_message(message: Message) -> None:
+            await flow_control.acquire()  # waits while a rebalance stopped the flow
+            receive(message)
+
+        return on_message
+
+    conductor._build_handler = _build_handler
+
+
+def note_inbound(app: faust.App, tps: Iterable[TP]) -> None:
+    """Tell Faust's monitor that the partitions' messages reach their agent (see the module
+    doc)."""
+    monitor: Any = app.monitor
+    if monitor is not None:
+        now = time.monotonic()
+        for tp in tps:
+            monitor.stream_inbound_time[tp] = now

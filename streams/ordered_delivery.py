@@ -1,31 +1,34 @@
 """The delivery protocol both agents follow, written once.
 
-An agent reads one topic in batches of unacknowledged events (``EventBatcher``) and, per
-batch:
+An agent reads one topic in batches of messages handed over by Faust's fetch loop
+(``MessageBuffer``, below Faust's per-message stream) and, per batch:
 
 1. waits until the budgets and the catalog are read (``ConfigFeeds``);
 2. re-reads the ledger if the consumer generation changed (a rebalance restored tables);
 3. keeps only the events of the current generation (older ones are delivered again);
 4. checks that each partition continues without a gap, else seeks back and drops the batch
    (``PartitionProgress``): events are processed strictly in offset order;
-5. does its work (``work(stream, batch)``, True when it kept the batch);
-6. announces the alerts and directives due, and marks the events done, which moves the
+5. does its work (``work(batch)``, True when it kept the batch);
+6. announces the alerts and directives due, and marks the messages done, which moves the
    offsets the worker commits.
 
-A dropped batch (False anywhere) is never acknowledged: its events come again.
+A dropped batch (False anywhere) does not move them: its messages come again (read again
+after the seek back, or after the rebalance). A batch whose work raised is taken again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
-from streams.batching import EventBatcher, LiveBatchers
-from streams.faust_compat import steady, unacked_events
+from streams.batching import Delivered, MessageBuffer
+from streams.faust_compat import divert_messages, note_inbound, steady
 from streams.partition_progress import PartitionProgress, RecordProbe
 
 if TYPE_CHECKING:
@@ -34,14 +37,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Batch", "OrderedDelivery"]
 
+log = logging.getLogger("prsm.delivery")
+
+RETRY_AFTER_S = 1.0
+"""Pause before a batch whose work raised is taken again."""
+
 
 @dataclass
 class Batch:
-    """Events accepted for work, and the consumer generation they belong to."""
+    """Messages accepted for work, and the consumer generation they belong to."""
 
     app: faust.App
-    stream: StreamT[Any]
-    events: list[EventT[Any]]
+    stream: StreamT[Any]  # the agent's (its current event picks a RocksDB store's shard)
+    events: list[Delivered]
     generation: int
 
     def still_current(self) -> bool:
@@ -57,18 +65,19 @@ class OrderedDelivery:
     """One agent's reading of ``topic`` under the protocol in the module doc."""
 
     def __init__(self, app: faust.App, topic: Any, feeds: ConfigFeeds, control: SpendControl,
-                 probe: RecordProbe, *, ready_poll_s: float) -> None:
+                 probe: RecordProbe, *, ready_poll_s: float, buffer_high: int) -> None:
         self.app = app
         self.topic = topic
         self.feeds = feeds
         self.control = control
         self.ready_poll_s = ready_poll_s
-        self.live = LiveBatchers()
-        self.progress = PartitionProgress(app, topic.get_topic_name(), self.live.idle,
+        self.buffer = MessageBuffer(app, high=buffer_high)
+        divert_messages(app, topic.get_topic_name(), self.buffer.receive)
+        self.progress = PartitionProgress(app, topic.get_topic_name(), self.buffer.idle,
                                           probe=probe)
         control.trackers.append(self.progress)
 
-    async def accept(self, stream: StreamT[Any], events: list[EventT[Any]]) -> Batch | None:
+    async def accept(self, stream: StreamT[Any], events: list[Delivered]) -> Batch | None:
         """Steps 1-4: the batch to work on, or None when it must be dropped."""
         await self.feeds.until_ready(poll_s=self.ready_poll_s)
         generation = self.app.consumer_generation_id
@@ -90,23 +99,34 @@ class OrderedDelivery:
               on_acked: Callable[[int], None] | None = None,
               max_bytes: int | None = None) -> Any:
         """Register the agent: batches of at most ``size`` messages (and about ``max_bytes``),
-        flushed within ``within_s`` (at once when nothing else is queued, with
-        ``answer_when_idle``)."""
+        taken within ``within_s`` of the first (at once when nothing else is waiting, with
+        ``answer_when_idle``). ``on_acked`` is told how many messages each kept batch had."""
+        buffer = self.buffer
 
-        async def process(stream: StreamT[Any], events: list[EventT[Any]]) -> bool:
-            batch = await self.accept(stream, events)
-            return batch is not None and await work(batch)
+        async def process(stream: StreamT[Any], events: list[Delivered]) -> None:
+            buffer.busy = True
+            try:
+                batch = await self.accept(stream, events)
+                kept = batch is not None and await work(batch)
+            except Exception:  # a failing batch must not stop the agent: it is taken again
+                log.exception("processing a batch of %d messages failed; retrying in %.0fs",
+                              len(events), RETRY_AFTER_S)
+                buffer.put_back(events)
+                await asyncio.sleep(RETRY_AFTER_S)
+                return
+            finally:
+                buffer.busy = False
+            if kept:
+                note_inbound(self.app, {e.message.tp for e in events})
+                if on_acked is not None:
+                    on_acked(len(events))
 
         async def run(stream: StreamT[Any]) -> None:
-            batcher = EventBatcher(stream, process, size, within_s, on_acked=on_acked,
-                                   max_bytes=max_bytes)
-            channel: Any = stream.channel
-            with self.live.attach(batcher, channel):
-                async with batcher:
-                    async for event in unacked_events(stream):
-                        await batcher.add(event)
-                        if answer_when_idle and channel.empty():
-                            await batcher.flush()
+            # the agent's stream stays empty: the topic's messages go to the buffer
+            while True:
+                events = await buffer.next_batch(size, within_s, max_bytes,
+                                                 at_once=answer_when_idle)
+                await process(stream, events)
 
         run.__name__ = run.__qualname__ = name.replace("-", "_")
         return self.app.agent(self.topic, name=name)(run)

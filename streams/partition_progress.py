@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import faust
-from faust.types import TP, EventT
+from faust.types import TP
 
 from prsm_events.operations.health import Stall
+from streams.batching import Delivered
 from streams.faust_compat import committed_offset, seek
 
 __all__ = ["Backlog", "PartitionProgress", "RecordProbe"]
@@ -99,7 +99,7 @@ class PartitionProgress:
             self.next.clear()
             self.sought.clear()
 
-    def current(self, events: list[EventT[Any]]) -> list[EventT[Any]]:
+    def current(self, events: Sequence[Delivered]) -> list[Delivered]:
         """The events of the current consumer generation (the others were fetched before a
         rebalance; Faust delivers them again, or the idle check re-reads them)."""
         self._sync_generation()
@@ -117,7 +117,7 @@ class PartitionProgress:
             start = committed[tp]
             self.next.setdefault(tp, int(start if start is not None else firsts.get(tp, 0)))
 
-    async def in_order(self, events: list[EventT[Any]]) -> bool:
+    async def in_order(self, events: Sequence[Delivered]) -> bool:
         """True if ``events`` continue each partition without a gap; otherwise the partitions
         are sought back to their first missing offset and the batch must be dropped."""
         generation = self.generation
@@ -152,7 +152,7 @@ class PartitionProgress:
                 explained = True
         return explained
 
-    def _gaps(self, events: list[EventT[Any]]) -> dict[TP, tuple[int, int]]:
+    def _gaps(self, events: Sequence[Delivered]) -> dict[TP, tuple[int, int]]:
         """Partition -> (first missing offset, the offset that arrived instead)."""
         found: dict[TP, tuple[int, int]] = {}
         want = dict(self.next)
@@ -195,7 +195,7 @@ class PartitionProgress:
             self.sought[tp] = (offset, now)
         await seek(self.app, fresh)
 
-    def done(self, events: list[EventT[Any]]) -> None:
+    def done(self, events: Sequence[Delivered]) -> None:
         """The batch was processed: its partitions continue after its last offsets."""
         if self.app.consumer_generation_id != self.generation:
             return

@@ -1,13 +1,14 @@
 """The usage ingest agent: batch -> UsageIngestor -> ClickHouse, DLQ, spend tables.
 
-Events are gathered into batches (size or time bound, :class:`EventBatcher`); a message may
-itself be a batch envelope of many events (``events.envelope``). Commit order
+Messages are taken in batches (size, bytes or time bound, ``streams.batching``); a message
+may itself be a batch envelope of many events (``events.envelope``). Commit order
 per batch (nothing acknowledged is lost, nothing counted twice):
 1. insert accepted rows into ClickHouse, retrying with backoff until it succeeds
    (the batch is not acknowledged meanwhile, so its offsets are not committed);
 2. write dead letters (waiting for the broker; see ``DeadLetterWriter``), send table
    changelog records (buffered by the producer);
-3. acknowledge the batch's events; Faust flushes the producer before it commits offsets.
+3. mark the batch's messages done (``PartitionProgress``: the offsets the worker commits);
+   Faust flushes the producer before it commits offsets.
 A crash between steps re-delivers the batch: ClickHouse collapses re-inserted event_ids,
 and each spend row skips messages at or below its stored offset. A batch is read against the
 tables only while no rebalance or table recovery runs, and only for the current consumer
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
-from faust.types import EventT, StreamT, TableT
+from faust.types import StreamT, TableT
 
 from prsm_events.accounting.dedup import SeenIndex
 from prsm_events.accounting.ingest import RawMessage, UsageIngestor
@@ -34,6 +35,7 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.operations.backoff import Backoff
 from prsm_events.settings import Settings
 from prsm_events.store.clickhouse import ClickHouseStore, usage_row
+from streams.batching import Delivered
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import (
     TableRows,
@@ -121,7 +123,7 @@ async def write_until_stored(
 
 
 async def _write_rows(
-    app: faust.App, stream: StreamT[Any], events: Sequence[EventT[Any]],
+    app: faust.App, stream: StreamT[Any], events: Sequence[Delivered],
     changes: Sequence[tuple[TableT[str, Any], TableRows]],
 ) -> None:
     """Store rows, then send their changelog records to each row's source partition and wait
@@ -163,7 +165,8 @@ def register_ingest(
     seen = SeenIndex(max_row_bytes=settings.max_message_bytes - 4096)
     seen_generation: list[int | None] = [None]
 
-    delivery = OrderedDelivery(app, usage_topic, feeds, control, probe, ready_poll_s=0.05)
+    delivery = OrderedDelivery(app, usage_topic, feeds, control, probe, ready_poll_s=0.05,
+                               buffer_high=max(4096, settings.batch_max * 2))
 
     async def work(batch: Batch) -> bool:
         events = batch.events

@@ -1,107 +1,121 @@
-"""EventBatcher: size- and time-bound batches, acks only after a batch was processed."""
+"""MessageBuffer: batches bound by size, bytes and time; back-pressure at the fetcher."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
 
-from streams.batching import EventBatcher, LiveBatchers
+from aiokafka import TopicPartition
+from faust.types import TP
+
+from streams.batching import MessageBuffer
+
+TP0, TP1 = TP("prsm.usage", 0), TP("prsm.usage", 1)
 
 
-class Recorder:
-    """Stands in for the Faust stream: EventBatcher only calls ack() on it."""
+class Fetcher:
+    """Stands in for Faust's consumer: which partitions the buffer paused."""
 
     def __init__(self) -> None:
-        self.acked: list[int] = []
+        self.paused: set[TP] = set()
+        self.calls: list[tuple[str, TP]] = []
 
-    async def ack(self, event: int) -> bool:
-        self.acked.append(event)
-        return True
+    def on_buffer_full(self, tp: TP) -> None:
+        assert type(tp) is TP  # Faust's consumer asserts it (aiokafka's kind is refused)
+        self.paused.add(tp)
+        self.calls.append(("pause", tp))
 
-
-async def test_full_batches_flush_at_once_and_acks_follow_processing():
-    stream = Recorder()
-    batches: list[list[int]] = []
-
-    async def process(_stream, events):
-        assert not set(events) & set(stream.acked)  # nothing acked before it is processed
-        batches.append(list(events))
-        return True
-
-    async with EventBatcher(stream, process, size=3, within=60) as batcher:
-        for event in range(7):
-            await batcher.add(event)
-        assert batches == [[0, 1, 2], [3, 4, 5]]
-        await batcher.flush()
-    assert batches[-1] == [6]
-    assert stream.acked == list(range(7))
+    def on_buffer_drop(self, tp: TP) -> None:
+        self.paused.discard(tp)
+        self.calls.append(("resume", tp))
 
 
-async def test_big_messages_flush_a_batch_before_it_has_size_messages():
-    """Batch envelopes: a batch stops at about ``max_bytes`` of values."""
-    from types import SimpleNamespace
-
-    stream = Recorder()
-    batches: list[list[int]] = []
-
-    async def process(_stream, events):
-        batches.append([e.n for e in events])
-        return True
-
-    def message(n: int, size: int) -> SimpleNamespace:
-        return SimpleNamespace(n=n, message=SimpleNamespace(value=b"x" * size))
-
-    async with EventBatcher(stream, process, size=100, within=60, max_bytes=1000) as batcher:
-        for n, size in enumerate([400, 400, 300, 50, 990, 10]):
-            await batcher.add(message(n, size))
-        assert batches == [[0, 1, 2], [3, 4]]
-        await batcher.flush()
-    assert batches[-1] == [5]
+def buffer(high: int = 1000) -> tuple[MessageBuffer, Fetcher]:
+    fetcher = Fetcher()
+    app: Any = SimpleNamespace(consumer=fetcher)
+    return MessageBuffer(app, high=high), fetcher
 
 
-async def test_partial_batch_flushes_within_the_time_bound():
-    stream = Recorder()
-    batches: list[list[int]] = []
-
-    async def process(_stream, events):
-        batches.append(list(events))
-        return True
-
-    async with EventBatcher(stream, process, size=100, within=0.05) as batcher:
-        await batcher.add(1)
-        await batcher.add(2)
-        await asyncio.sleep(0.3)
-    assert batches == [[1, 2]]
+def message(offset: int, tp: TP = TP0, size: int = 10) -> Any:
+    """A fetched message: its ``tp`` is aiokafka's TopicPartition, as Faust's consumer sets."""
+    return SimpleNamespace(tp=TopicPartition(tp.topic, tp.partition), topic=tp.topic,
+                           partition=tp.partition, offset=offset, value=b"x" * size)
 
 
-async def test_dropped_batch_is_not_acknowledged():
-    stream = Recorder()
-
-    async def process(_stream, events):
-        return False
-
-    async with EventBatcher(stream, process, size=2, within=60) as batcher:
-        await batcher.add(1)
-        await batcher.add(2)
-    assert stream.acked == []
+def offsets(batch: list[Any]) -> list[int]:
+    return [d.message.offset for d in batch]
 
 
-async def test_live_batchers_are_idle_only_when_nothing_is_gathered_or_queued():
-    async def process(_stream, events):
-        return True
+async def test_a_batch_is_taken_at_size_in_fetch_order_and_the_rest_waits():
+    buf, _ = buffer()
+    for offset in range(7):
+        buf.receive(message(offset))
+    assert offsets(await buf.next_batch(3, within_s=60)) == [0, 1, 2]
+    assert offsets(await buf.next_batch(3, within_s=60)) == [3, 4, 5]
+    assert len(buf) == 1 and not buf.idle()
 
-    live = LiveBatchers()
-    batcher = EventBatcher(Recorder(), process, size=10, within=60)
-    channel = asyncio.Queue()
-    assert live.idle()
-    try:
-        with live.attach(batcher, channel):
-            await batcher.add(1)
-            assert not live.idle()  # gathered, not processed
-            await batcher.flush()
-            assert live.idle()
-            channel.put_nowait(2)
-            assert not live.idle()  # waiting in the channel
-            raise RuntimeError("the agent crashed")
-    except RuntimeError:
-        pass
-    assert live.live == [] and live.idle()  # a crashed instance leaves with its batcher
+
+async def test_big_messages_end_a_batch_at_about_max_bytes():
+    """Batch envelopes: a batch stops once it holds max_bytes of values."""
+    buf, _ = buffer()
+    for offset in range(10):
+        buf.receive(message(offset, size=400))
+    assert offsets(await buf.next_batch(100, within_s=60, max_bytes=1000)) == [0, 1, 2]
+    assert buf.bytes == 7 * 400
+
+
+async def test_a_short_batch_is_taken_within_the_time_bound_of_its_first_message():
+    buf, _ = buffer()
+    buf.receive(message(0))
+    started = time.monotonic()
+    batch = await buf.next_batch(100, within_s=0.05)
+    assert offsets(batch) == [0] and time.monotonic() - started >= 0.04
+
+
+async def test_a_waiting_agent_wakes_when_its_batch_fills_and_at_once_takes_what_is_there():
+    buf, _ = buffer()
+    waiting = asyncio.ensure_future(buf.next_batch(3, within_s=60))
+    await asyncio.sleep(0)
+    buf.receive(message(0))
+    buf.receive(message(1))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    buf.receive(message(2))
+    assert offsets(await asyncio.wait_for(waiting, 1)) == [0, 1, 2]
+    buf.receive(message(3))
+    assert offsets(await buf.next_batch(100, within_s=60, at_once=True)) == [3]
+
+
+async def test_a_failed_batch_put_back_is_the_next_one_taken():
+    buf, _ = buffer()
+    for offset in range(5):
+        buf.receive(message(offset))
+    first = await buf.next_batch(3, within_s=60)
+    buf.put_back(first)
+    assert buf.bytes == 50
+    assert offsets(await buf.next_batch(10, within_s=0)) == [0, 1, 2, 3, 4]
+    assert buf.idle()
+
+
+async def test_a_full_buffer_pauses_the_sending_partitions_until_it_is_down_to_half():
+    buf, fetcher = buffer(high=4)
+    for offset in range(3):
+        buf.receive(message(offset, TP0))
+    assert not fetcher.paused
+    buf.receive(message(0, TP1))
+    buf.receive(message(3, TP0))
+    assert fetcher.paused == {TP1, TP0}
+    await buf.next_batch(2, within_s=60)  # 3 left: above half
+    assert fetcher.paused == {TP1, TP0}
+    await buf.next_batch(1, within_s=60)  # 2 left: half
+    assert not fetcher.paused and not buf.paused
+    assert fetcher.calls.count(("pause", TP0)) == 1  # once per partition while paused
+
+
+async def test_busy_is_not_idle():
+    buf, _ = buffer()
+    assert buf.idle() and buf.empty()
+    buf.busy = True
+    assert not buf.idle()

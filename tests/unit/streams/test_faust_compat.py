@@ -4,6 +4,7 @@ after a seek back (the bugs) and with ``commit_positions`` (the fix)."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -153,8 +154,13 @@ def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
     table = app.Table("rows", default=None)
     c: Any = app.consumer
     for name in ("_committed_offset", "_add_gap", "_new_offset", "_acked", "_acked_index",
-                 "maybe_wait_for_commit_to_finish", "commit_and_end_transactions"):
+                 "maybe_wait_for_commit_to_finish", "commit_and_end_transactions",
+                 "_filter_tps_with_pending_acks", "wait_first", "suspend_flow", "assignment",
+                 "on_buffer_full", "on_buffer_drop"):
         assert hasattr(c, name), name
+    conductor: Any = app.topics
+    assert hasattr(conductor, "_build_handler") and hasattr(app.flow_control, "acquire")
+    assert hasattr(app.monitor, "stream_inbound_time")
     c._committed_offset[USAGE] = 42
     assert committed_offset(app, USAGE) == 42
     assert committed_offset(app, TP("other", 0)) is None
@@ -164,36 +170,31 @@ def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
     assert store.get("k") == [1] and table.changelog_topic.get_topic_name() == (
         "compat-test-rows-changelog")
     stream = app.stream(app.topic("t"))
-    assert hasattr(stream, "_set_current_event") and hasattr(stream.noack(), "events")
+    assert hasattr(stream, "_set_current_event")
 
 
 def test_rows_go_to_the_shard_of_their_partition() -> None:
     """``store_rows`` sets the current event per source partition while it writes (what a
-    RocksDB store reads to pick its shard), and restores the stream's own afterwards."""
-    from types import SimpleNamespace
-
+    RocksDB store reads to pick its shard: ``faust.current_event()``), on Faust's real stream,
+    and restores the stream's own afterwards."""
+    from streams.batching import Delivered
     from streams.faust_compat import store_rows
 
+    app = faust.App("shard-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    stream: Any = app.stream(app.topic("t"))
     seen: list[tuple[str, int | None]] = []
-
-    class Stream:
-        current_event: Any = "own"
-
-        def _set_current_event(self, event: Any) -> None:
-            self.current_event = event
-
-    stream = Stream()
 
     class Store(dict):  # type: ignore[type-arg]
         def __setitem__(self, key: str, value: Any) -> None:
-            seen.append((key, getattr(stream.current_event, "partition", None)))
+            current: Any = faust.current_event()
+            seen.append((key, current.message.partition))
             super().__setitem__(key, value)
 
     table = SimpleNamespace(data=Store())
-    events = [SimpleNamespace(message=SimpleNamespace(partition=p), partition=p) for p in (0, 2)]
-    store_rows(stream, events, [(table, {"a": (2, 1), "b": (0, 2), "c": (2, 3)})])  # type: ignore[arg-type, list-item]
+    events = [Delivered(SimpleNamespace(partition=p), 0.0) for p in (0, 2)]  # type: ignore[arg-type]
+    store_rows(stream, events, [(table, {"a": (2, 1), "b": (0, 2), "c": (2, 3)})])  # type: ignore[list-item]
     assert seen == [("a", 2), ("b", 0), ("c", 2)]
-    assert stream.current_event == "own"
+    assert stream.current_event is None
 
 
 def hand_offs() -> faust.transport.consumer.Consumer:
@@ -299,3 +300,44 @@ def test_a_rebalance_still_abandons_a_waiting_hand_off_and_errors_still_propagat
         assert str(exc) == "bad hand-off"
     else:
         raise AssertionError("the hand-off's error was swallowed")
+
+
+def test_a_diverted_topics_messages_skip_its_streams_and_other_topics_keep_them() -> None:
+    from streams.faust_compat import divert_messages
+
+    async def run() -> tuple[list[int], bool]:
+        app = faust.App("divert-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+        received: list[int] = []
+        divert_messages(app, "prsm.usage", lambda m: received.append(m.offset))
+        conductor: Any = app.topics
+        usage = conductor._build_handler(USAGE, set())
+        other = conductor._build_handler(TP("other", 0), set())
+        app.flow_control.resume()  # what the app does once it started
+        await asyncio.wait_for(usage(SimpleNamespace(offset=7, tp=USAGE)), 1)
+        app.flow_control.suspend()  # a rebalance: the hand-off waits for the flow
+        waiting = asyncio.ensure_future(usage(SimpleNamespace(offset=8, tp=USAGE)))
+        await asyncio.sleep(0.01)
+        held = not waiting.done()
+        app.flow_control.resume()
+        await asyncio.wait_for(waiting, 1)
+        return received, held and other is not usage and not hasattr(other, "__wrapped__")
+
+    received, held = asyncio.run(run())
+    assert received == [7, 8] and held
+
+
+def test_assigned_partitions_of_position_topics_are_committed_without_acks() -> None:
+    from streams.faust_compat import note_inbound
+
+    position = {USAGE: 40}
+    c: Any = consumer(position)
+    other = TP("compacted", 0)
+    c.assignment = lambda: {USAGE, other}
+    assert list(c._filter_tps_with_pending_acks()) == [USAGE]  # no ack ever recorded
+    c._acked[other].append(3)  # Faust's own topics keep Faust's rule
+    assert set(c._filter_tps_with_pending_acks()) == {USAGE, other}
+    assert list(c._filter_tps_with_pending_acks({"compacted"})) == [other]
+    assert c._filter_committable_offsets([USAGE]) == {USAGE: 40}
+    app = faust.App("inbound-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    note_inbound(app, [USAGE])
+    assert USAGE in app.monitor.stream_inbound_time
