@@ -13,7 +13,7 @@ value ``[P, O, ts(, index)]``), as written before, are read too and expire the s
 >>> index = SeenIndex(max_row_bytes=64 * 1024)
 >>> rows = index.accept({"a": SeenEvent(0, 5, 100.0), "b": SeenEvent(0, 6, 160.0, 2)})
 >>> rows
-{'seen 0:5:0': (0, [0, [['a', 5, 100.0], ['b', 6, 160.0, 2]]])}
+{'seen 0:5:0': (0, (0, [('a', 5, 100.0), ('b', 6, 160.0, 2)]))}
 >>> index.get("b")
 SeenEvent(partition=0, offset=6, ts=160.0, index=2)
 >>> index.expire(rows_of(rows), horizon=150.0)  # the row's newest event is still remembered
@@ -59,10 +59,10 @@ class SeenEvent:
         return self.partition == partition and self.offset == offset and self.index == index
 
 
-def _entry(event_id: str, seen: SeenEvent) -> list[Any]:
+def _entry(event_id: str, seen: SeenEvent) -> tuple[Any, ...]:
     if seen.index:
-        return [event_id, seen.offset, seen.ts, seen.index]
-    return [event_id, seen.offset, seen.ts]
+        return (event_id, seen.offset, seen.ts, seen.index)
+    return (event_id, seen.offset, seen.ts)
 
 
 def _events(key: str, value: Any) -> Iterable[tuple[str, SeenEvent]]:
@@ -81,57 +81,69 @@ def rows_of(rows: Mapping[str, tuple[int, Any]]) -> list[tuple[str, Any]]:
     return [(key, value) for key, (_, value) in rows.items()]
 
 
+_Place = tuple[int, int, float, int]
+"""A SeenEvent as the index holds it: a tuple of numbers, which Python's garbage collector
+stops tracking (an index of millions of ids would otherwise make every full collection
+walk them)."""
+
+
+def _place(seen: SeenEvent) -> _Place:
+    return (seen.partition, seen.offset, seen.ts, seen.index)
+
+
 class SeenIndex:
     """The accepted event_ids by id, and the table rows that remember them."""
 
     def __init__(self, max_row_bytes: int) -> None:
         self.max_row_bytes = max_row_bytes
-        self.events: dict[str, SeenEvent] = {}
+        self.events: dict[str, _Place] = {}
 
     def get(self, event_id: str) -> SeenEvent | None:
-        return self.events.get(event_id)
+        place = self.events.get(event_id)
+        return None if place is None else SeenEvent(*place)
 
     def __len__(self) -> int:
         return len(self.events)
 
     def rebuild(self, rows: Iterable[tuple[str, Any]]) -> None:
         """Read the index again from the table's rows (after a recovery restored them)."""
-        events: dict[str, SeenEvent] = {}
+        events: dict[str, _Place] = {}
         for key, value in rows:
             if value is None:
                 continue
             for event_id, seen in _events(key, value):
                 first = events.get(event_id)
                 if first is None or (seen.ts, seen.partition, seen.offset) < (
-                        first.ts, first.partition, first.offset):
-                    events[event_id] = seen
+                        first[2], first[0], first[1]):
+                    events[event_id] = _place(seen)
         self.events = events
 
-    def accept(self, new: Mapping[str, SeenEvent]) -> dict[str, tuple[int, list[Any]]]:
+    def accept(self, new: Mapping[str, SeenEvent]) -> dict[str, tuple[int, Any]]:
         """Remember newly accepted events; return the table rows that store them (key ->
         (partition, value)), one per partition unless a row would pass ``max_row_bytes``."""
         by_partition: dict[int, list[tuple[str, SeenEvent]]] = {}
+        events = self.events
         for event_id, seen in new.items():
             by_partition.setdefault(seen.partition, []).append((event_id, seen))
-            self.events[event_id] = seen
-        rows: dict[str, tuple[int, list[Any]]] = {}
+            events[event_id] = _place(seen)
+        rows: dict[str, tuple[int, Any]] = {}
         for partition, pairs in by_partition.items():
             pairs.sort(key=lambda pair: (pair[1].offset, pair[1].index))
-            entries: list[list[Any]] = []
+            entries: list[tuple[Any, ...]] = []
             size = 0
             for event_id, seen in pairs:
                 grow = len(event_id) + ENTRY_OVERHEAD_BYTES
                 if entries and size + grow > self.max_row_bytes:
-                    rows[self._key(partition, entries[0])] = (partition, [partition, entries])
+                    rows[self._key(partition, entries[0])] = (partition, (partition, entries))
                     entries, size = [], 0
                 entries.append(_entry(event_id, seen))
                 size += grow
             if entries:
-                rows[self._key(partition, entries[0])] = (partition, [partition, entries])
+                rows[self._key(partition, entries[0])] = (partition, (partition, entries))
         return rows
 
     @staticmethod
-    def _key(partition: int, first: list[Any]) -> str:
+    def _key(partition: int, first: tuple[Any, ...]) -> str:
         index = first[3] if len(first) > 3 else 0
         return f"{ROW_PREFIX}{partition}:{first[1]}:{index}"
 
@@ -148,6 +160,6 @@ class SeenIndex:
                 continue
             doomed.append((key, events[0][1].partition if events else int(value[0])))
             for event_id, seen in events:
-                if self.events.get(event_id) == seen:
+                if self.events.get(event_id) == _place(seen):
                     del self.events[event_id]
         return doomed

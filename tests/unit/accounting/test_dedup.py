@@ -70,6 +70,7 @@ def test_a_row_expires_when_its_newest_event_is_past_the_horizon():
 def test_an_event_accepted_again_after_its_row_expired_keeps_its_new_entry():
     index = SeenIndex(max_row_bytes=1_000_000)
     first = index.accept({"a": SeenEvent(0, 1, 10.0)})
-    index.events["a"] = SeenEvent(0, 90, 900.0)  # accepted again later (its old entry gone)
+    index.events.clear()  # its old entry gone, then the id accepted again later
+    index.accept({"a": SeenEvent(0, 90, 900.0)})
     assert index.expire(rows_of(first), horizon=100.0) == [("seen 0:1:0", 0)]
     assert index.get("a") == SeenEvent(0, 90, 900.0)
