@@ -9,7 +9,8 @@ the agents' topics commit the position their ``PartitionProgress`` reached.
 
 When ``high`` messages (or ``HIGH_BYTES`` of values) wait, the partitions that keep sending
 are paused at the fetcher (Faust's own back-pressure, ``Consumer.on_buffer_full``) and resumed
-once the buffer is down to half.
+once the buffer is down to half (unless a rebalance came between: Faust then fetches every
+partition it still has).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class MessageBuffer:
         self.bytes = 0
         self.busy = False  # a batch taken from here is being processed
         self.paused: set[TP] = set()
+        self.paused_generation = -1  # the consumer generation the partitions were paused in
         self._wake = asyncio.Event()
         self._wanted: tuple[int, int | None] = (1, None)  # what wakes a waiting agent
 
@@ -58,6 +60,8 @@ class MessageBuffer:
         if (len(self.pending) >= self.high or self.bytes >= HIGH_BYTES) and (
                 message.tp not in self.paused):
             tp = TP(message.topic, message.partition)  # message.tp is aiokafka's kind
+            if not self.paused:
+                self.paused_generation = self.app.consumer_generation_id
             self.paused.add(tp)
             self.app.consumer.on_buffer_full(tp)
         size, max_bytes = self._wanted
@@ -103,8 +107,11 @@ class MessageBuffer:
             taken += len(item.message.value or b"")
         self.bytes -= taken
         if self.paused and len(pending) <= self.high // 2 and self.bytes <= HIGH_BYTES // 2:
-            for tp in self.paused:
-                self.app.consumer.on_buffer_drop(tp)
+            # after a rebalance Faust fetches every assigned partition again: resuming one
+            # it no longer has would make the fetcher ask for it
+            if self.app.consumer_generation_id == self.paused_generation:
+                for tp in self.paused:
+                    self.app.consumer.on_buffer_drop(tp)
             self.paused.clear()
         return batch
 

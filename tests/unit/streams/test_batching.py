@@ -34,7 +34,7 @@ class Fetcher:
 
 def buffer(high: int = 1000) -> tuple[MessageBuffer, Fetcher]:
     fetcher = Fetcher()
-    app: Any = SimpleNamespace(consumer=fetcher)
+    app: Any = SimpleNamespace(consumer=fetcher, consumer_generation_id=1)
     return MessageBuffer(app, high=high), fetcher
 
 
@@ -119,3 +119,14 @@ async def test_busy_is_not_idle():
     assert buf.idle() and buf.empty()
     buf.busy = True
     assert not buf.idle()
+
+
+async def test_partitions_paused_before_a_rebalance_are_not_resumed_after_it():
+    """Faust fetches every partition it was assigned again; one it lost must stay unasked."""
+    buf, fetcher = buffer(high=2)
+    buf.receive(message(0, TP0))
+    buf.receive(message(1, TP0))
+    assert fetcher.paused == {TP0}
+    buf.app.consumer_generation_id = 2  # a rebalance
+    await buf.next_batch(2, within_s=60)
+    assert ("resume", TP0) not in fetcher.calls and not buf.paused
