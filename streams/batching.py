@@ -50,6 +50,7 @@ class MessageBuffer:
         self.busy = False  # a batch taken from here is being processed
         self.paused: set[TP] = set()
         self.paused_generation = -1  # the consumer generation the partitions were paused in
+        self.pauses = 0  # partitions paused at the fetcher so far (for /stats)
         self._wake = asyncio.Event()
         self._wanted: tuple[int, int | None] = (1, None)  # what wakes a waiting agent
 
@@ -63,6 +64,7 @@ class MessageBuffer:
             if not self.paused:
                 self.paused_generation = self.app.consumer_generation_id
             self.paused.add(tp)
+            self.pauses += 1
             self.app.consumer.on_buffer_full(tp)
         size, max_bytes = self._wanted
         if len(self.pending) == 1 or len(self.pending) >= size or (

@@ -54,6 +54,7 @@ class DecisionStats:
     directives: int = 0
     rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
     rereads: int = 0  # times skipped requests were re-read (PartitionProgress)
+    fetch_pauses: int = 0  # partitions paused at the fetcher: requests waiting (MessageBuffer)
     actions: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -62,6 +63,7 @@ class DecisionStats:
                 "redelivered": self.redelivered, "settled": self.settled,
                 "expired": self.expired, "alerts": self.alerts, "directives": self.directives,
                 "rewinds": self.rewinds, "rereads": self.rereads,
+                "fetch_pauses": self.fetch_pauses,
                 "actions": dict(self.actions), "reasons": dict(self.reasons)}
 
 

@@ -98,3 +98,4 @@ def register_decisions(
         await control.announce(now)
         await delivery.progress.check()
         stats.rewinds, stats.rereads = delivery.progress.rewinds, delivery.progress.rereads
+        stats.fetch_pauses = delivery.buffer.pauses

@@ -173,3 +173,23 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
     assert figures["reserved_usd"] <= limit
     final = {rid: ds[-1]["action"] for rid, ds in answers.items()}
     assert sum(a == "allow" for a in final.values()) == 66
+
+
+def test_a_backlog_beyond_the_buffer_pauses_the_fetcher_and_is_counted_exactly(
+        start_worker, kafka, tmp_path):
+    """12,000 single-event messages wait when the worker starts: more than its buffer holds
+    (4,096), so partitions are paused at Faust's fetcher and resumed; every event counts once."""
+    home = tmp_path / "backlog"
+    worker = start_worker("it-backlog", home=home)
+    worker.stop()  # the topics exist; the backlog builds while no worker runs
+    backlog = events("bl-", 12_000, tenants=4)
+    publish(kafka, worker.topic("usage"), backlog, batch_events=1)
+    worker = start_worker("it-backlog", home=home)
+    expected = totals(backlog)
+    wait_until(lambda: table_totals(worker, tenants=4)[0] >= expected[0], timeout=120,
+               what="the backlog counted", details=lambda: worker.get("/stats"))
+    assert table_totals(worker, tenants=4) == pytest.approx(expected)
+    assert store_totals(worker) == pytest.approx(expected)
+    wait_until(lambda: worker.get("/stats")["fetch_pauses"] >= 1, timeout=10,
+               what="back-pressure on record", details=lambda: worker.get("/stats"))
+    assert worker.get("/stats")["duplicates"] == 0

@@ -112,6 +112,7 @@ async def test_a_full_buffer_pauses_the_sending_partitions_until_it_is_down_to_h
     await buf.next_batch(1, within_s=60)  # 2 left: half
     assert not fetcher.paused and not buf.paused
     assert fetcher.calls.count(("pause", TP0)) == 1  # once per partition while paused
+    assert buf.pauses == 2
 
 
 async def test_busy_is_not_idle():
