@@ -75,9 +75,6 @@ class MessageBuffer:
         """Nothing waiting and no batch being processed."""
         return not self.pending and not self.busy
 
-    def empty(self) -> bool:
-        return not self.pending
-
     async def next_batch(self, size: int, within_s: float, max_bytes: int | None = None,
                          at_once: bool = False) -> list[Delivered]:
         """The next batch: at most ``size`` messages and about ``max_bytes`` of values (at
@@ -124,6 +121,3 @@ class MessageBuffer:
 
     def __len__(self) -> int:
         return len(self.pending)
-
-    def __repr__(self) -> str:
-        return f"MessageBuffer(pending={len(self.pending)}, bytes={self.bytes})"
