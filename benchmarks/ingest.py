@@ -118,34 +118,41 @@ def faust_noop(bootstrap: str, topic: str, n: int, home: Path) -> float:
     return float(out.read_text())
 
 
-def worker_run(settings: Settings, n: int, log: Path, load: Callable[[], None]) -> float:
-    """Seconds for the worker to take n events from first to last accepted: it starts on an
-    empty topic, then ``load()`` writes the backlog (much faster than the worker reads it)."""
+def worker_run(settings: Settings, n: int, log: Path, load: Callable[[], None]
+               ) -> tuple[float, float]:
+    """Seconds for the worker to take n events from first to last accepted, and from first
+    accepted until its sink has written all n to ClickHouse: it starts on an empty topic, then
+    ``load()`` writes the backlog (much faster than the worker reads it)."""
     worker = WorkerProcess(settings, log)
     worker.start()
     try:
         load()
-        start_count, started = 0, None
+        start_count, started, ingest_s = 0, None, None
         while True:
-            accepted = worker.get("/stats")["accepted"]
+            stats = worker.get("/stats")
             now = time.perf_counter()
-            if started is None and accepted > 0:
-                start_count, started = accepted, now
-            if accepted >= n:
+            if started is None and stats["accepted"] > 0:
+                start_count, started = stats["accepted"], now
+            if ingest_s is None and stats["accepted"] >= n:
                 assert started is not None
                 # the first observed batch is not counted: rate over the rest
-                return (now - started) * n / max(1, n - start_count)
+                ingest_s = (now - started) * n / max(1, n - start_count)
+            if ingest_s is not None and stats["sink"]["rows"] >= n:
+                assert started is not None
+                return ingest_s, (now - started) * n / max(1, n - start_count)
             time.sleep(0.05)
     finally:
         worker.stop()
 
 
 def measure_parts(messages: list[tuple[bytes, bytes, int]], home: Path) -> dict[str, float]:
-    """Events/s of the worker's pure step and of the chDB insert, in this process."""
+    """Events/s of the worker's pure step, of encoding accepted records and of the sink's
+    chDB insert, in this process."""
     from prsm_events.accounting.catalog import Catalog
     from prsm_events.accounting.ingest import RawMessage, UsageIngestor
     from prsm_events.events.validation import EventLimits
-    from prsm_events.store.clickhouse import ClickHouseStore, usage_row
+    from prsm_events.store.accepted_rows import accepted_records
+    from prsm_events.store.clickhouse import ClickHouseStore
 
     batch = [RawMessage("bench", 0, i, k, v) for i, (k, v, _) in enumerate(messages)]
     ingestor = UsageIngestor(Catalog.shipped(), EventLimits())
@@ -153,15 +160,18 @@ def measure_parts(messages: list[tuple[bytes, bytes, int]], home: Path) -> dict[
     t0 = time.perf_counter()
     out = ingestor.process(batch, lambda k: None, lambda k: None, now)
     pure = sum(c for _, _, c in messages) / (time.perf_counter() - t0)
-    rows = [usage_row(p, part, off, now) for p, part, off in out.accepted]
-    store = ClickHouseStore(f"chdb://{home / 'parts-ch'}")
-    store.write_usage(rows[:10])  # open the engine and apply the DDL outside the timing
     t0 = time.perf_counter()
-    for i in range(0, len(rows), 2000):
-        store.write_usage(rows[i:i + 2000])
-    insert = len(rows) / (time.perf_counter() - t0)
+    records = [accepted_records(out.accepted[i:i + 2000], now)
+               for i in range(0, len(out.accepted), 2000)]
+    encode = len(out.accepted) / (time.perf_counter() - t0)
+    store = ClickHouseStore(f"chdb://{home / 'parts-ch'}")
+    store.ping()  # open the engine and apply the DDL outside the timing
+    t0 = time.perf_counter()
+    for batch_records in records:
+        store.insert_usage_json(b"".join(batch_records))
+    insert = len(out.accepted) / (time.perf_counter() - t0)
     store.close()
-    return {"pure": pure, "insert": insert}
+    return {"pure": pure, "encode": encode, "insert": insert}
 
 
 def main() -> None:
@@ -190,8 +200,9 @@ def main() -> None:
         settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
                             topic_prefix=prefix, app_id=f"bench{run_id}", web_port=free_port(),
                             partitions=args.partitions, batch_max=args.batch_max)
-        worker_s = worker_run(settings, args.events, home / "worker.log", lambda: asyncio.run(
-            preload(bootstrap, f"{prefix}usage", messages)))
+        worker_s, stored_s = worker_run(
+            settings, args.events, home / "worker.log",
+            lambda: asyncio.run(preload(bootstrap, f"{prefix}usage", messages)))
         sample, count = [], 0
         for message in messages:
             if count >= 20_000:
@@ -210,14 +221,17 @@ def main() -> None:
     print(f"events: {args.events} in {len(messages)} messages, tenants: {args.tenants}, "
           f"partitions: {args.partitions}, batch max: {args.batch_max}")
     print(f"raw aiokafka consume->produce (floor): {floor_rate:,.0f} events/s")
-    print(f"prsm worker (validate, price, dedup, tables, ClickHouse): {worker_rate:,.0f} "
+    print(f"prsm worker (validate, price, dedup, tables, accepted topic): {worker_rate:,.0f} "
           "events/s")
     print(f"ratio worker/floor: {worker_rate / floor_rate:.2f}")
+    print(f"all in ClickHouse (its sink in the worker's process): "
+          f"{args.events / stored_s:,.0f} events/s")
     per_message = args.events / len(messages)
     print(f"Faust agent that only iterates and acks: {noop_rate / per_message:,.0f} messages/s"
           + (f" (ratio to floor {noop_rate / floor_rate:.2f})" if per_message == 1 else
              f" ({noop_rate:,.0f} events/s at {per_message:.0f} events a message)"))
     print(f"in-process parts: validate+price+dedup+fold {parts['pure']:,.0f} events/s, "
+          f"accepted records {parts['encode']:,.0f} events/s, "
           f"chDB insert (batches of 2000) {parts['insert']:,.0f} rows/s")
 
 

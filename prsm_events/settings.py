@@ -148,8 +148,18 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(
         0.2, gt=0, description="PRSM_BATCH_WITHIN_S: longest wait to fill a batch."
     )
+    sink: Literal["worker", "off"] = Field(
+        "worker", description="PRSM_SINK: where the ClickHouse sink runs (it consumes accepted "
+        "events from the accepted topic and writes them to ClickHouse). worker: in this worker's "
+        "process, which then owns the embedded store and serves reports; off: elsewhere (one "
+        "other worker, or `prsm sink`), and this worker does not open ClickHouse.",
+    )
     sink_retry_max_s: float = Field(
         30.0, gt=0, description="PRSM_SINK_RETRY_MAX_S: cap of the sink's retry backoff."
+    )
+    sink_flush_s: float = Field(
+        0.5, gt=0, description="PRSM_SINK_FLUSH_S: longest the sink gathers accepted records "
+        "before one insert (fewer, larger inserts; reports trail the tables by about this)."
     )
     reservation_ttl_s: float = Field(
         120.0, gt=0, description="PRSM_RESERVATION_TTL_S: an allowed request's reservation is "

@@ -20,13 +20,15 @@ from streams.health_monitor import HealthMonitor
 from streams.record_probe import BrokerRecordProbe
 from streams.scoring_timer import register_scoring
 from streams.usage_agent import IngestStats, register_ingest
+from streams.usage_sink import UsageSink
 from streams.web import register_views
 
 __all__ = ["build_app"]
 
 
 def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust.App:
-    """The worker's Faust app; ``store`` defaults to the one named by PRSM_CLICKHOUSE_DSN."""
+    """The worker's Faust app; ``store`` defaults to the one named by PRSM_CLICKHOUSE_DSN (used
+    only with PRSM_SINK=worker: this process then runs the ClickHouse sink)."""
     brokers = [f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")]
     app = faust.App(
         settings.app_id,
@@ -58,9 +60,15 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         datadir=str(settings.home.absolute() / "faust"),
     )
-    store = store or ClickHouseStore(
-        settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database
-    )
+    sink: UsageSink | None = None
+    if settings.sink == "worker":  # this process runs the sink, and owns an embedded store
+        store = store or ClickHouseStore(
+            settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database
+        )
+        sink = UsageSink(settings, store)
+        app.add_dependency(sink)
+    else:
+        store = None
     limits = EventLimits(
         max_bytes=settings.max_event_bytes,
         max_batch_bytes=settings.max_message_bytes,
@@ -78,8 +86,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
 
     stats = IngestStats()
     probe = BrokerRecordProbe(settings.kafka)
-    tables = register_ingest(app, settings, store, ingestor, stats, control, feeds, dead_letters,
-                             probe)
+    tables = register_ingest(app, settings, ingestor, stats, control, feeds, dead_letters, probe)
     register_decisions(app, settings, control, feeds, limits, dead_letters, probe)
     register_scoring(app, settings, control, feeds)
     monitor = HealthMonitor(settings, control.trackers)
@@ -88,7 +95,8 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     async def watch_health() -> None:
         await monitor.observe(steady(app))
 
-    register_views(app, settings, store, tables, stats, control, feeds, monitor, dead_letters)
+    register_views(app, settings, store, None if sink is None else sink.stats, tables, stats,
+                   control, feeds, monitor, dead_letters)
     # the agents read these in order (PartitionProgress): commit exactly what they processed
     commit_positions(app, {tracker.topic: tracker.position for tracker in control.trackers})
     deliver_without_tasks(app)

@@ -1,15 +1,16 @@
-"""The usage ingest agent: batch -> UsageIngestor -> ClickHouse, DLQ, spend tables.
+"""The usage ingest agent: batch -> UsageIngestor -> accepted topic, DLQ, spend tables.
 
 Messages are taken in batches (size, bytes or time bound, ``streams.batching``); a message
 may itself be a batch envelope of many events (``events.envelope``). Commit order
 per batch (nothing acknowledged is lost, nothing counted twice):
-1. insert accepted rows into ClickHouse, retrying with backoff until it succeeds
-   (the batch is not acknowledged meanwhile, so its offsets are not committed);
+1. write accepted, priced events to the accepted topic and wait for the broker (the sink,
+   ``streams.usage_sink``, inserts them into ClickHouse: a slow or absent ClickHouse never
+   holds ingest up);
 2. write dead letters (waiting for the broker; see ``DeadLetterWriter``), send table
    changelog records (buffered by the producer);
 3. mark the batch's messages done (``PartitionProgress``: the offsets the worker commits);
    Faust flushes the producer before it commits offsets.
-A crash between steps re-delivers the batch: ClickHouse collapses re-inserted event_ids,
+A crash between steps re-delivers the batch: ClickHouse collapses event_ids written twice,
 and each spend row skips messages at or below its stored offset. A batch is read against the
 tables only while no rebalance or table recovery runs, and only for the current consumer
 generation; otherwise it is dropped unacknowledged and Faust delivers it again.
@@ -30,11 +31,10 @@ from faust.types import StreamT, TableT
 
 from prsm_events.accounting.dedup import SeenIndex
 from prsm_events.accounting.ingest import RawMessage, UsageIngestor
+from prsm_events.accounting.pricing import PricedUsage
 from prsm_events.accounting.spend import SpendRow, is_expired
-from prsm_events.errors import StoreUnavailable
-from prsm_events.operations.backoff import Backoff
 from prsm_events.settings import Settings
-from prsm_events.store.clickhouse import ClickHouseStore, usage_row
+from prsm_events.store.accepted_rows import accepted_records
 from streams.batching import Delivered
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import (
@@ -68,8 +68,6 @@ class IngestStats:
     dead_lettered: int = 0
     duplicates: int = 0
     batches: int = 0
-    sink_failures: int = 0
-    sink_blocked_since: float | None = None
     messages: int = 0  # messages processed (a batch envelope is one message of many events)
     acknowledged: int = 0  # messages acknowledged to Faust (committed at the next commit)
     rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
@@ -86,8 +84,6 @@ class IngestStats:
             "dead_lettered": self.dead_lettered,
             "duplicates": self.duplicates,
             "batches": self.batches,
-            "sink_failures": self.sink_failures,
-            "sink_blocked_since": self.sink_blocked_since,
             "messages": self.messages,
             "acknowledged": self.acknowledged,
             "rewinds": self.rewinds,
@@ -103,25 +99,20 @@ class IngestTables:
     seen: TableT[str, Any]
 
 
-async def write_until_stored(
-    store: ClickHouseStore, rows: list[list[Any]], stats: IngestStats, retry_cap_s: float
+async def send_accepted(
+    app: faust.App, topic: str, accepted: Sequence[tuple[PricedUsage, int, int]],
+    now: datetime, max_bytes: int,
 ) -> None:
-    """Insert rows, retrying forever with backoff: back-pressure instead of loss."""
-    backoff = Backoff(cap=retry_cap_s)
-    while True:
-        try:
-            await asyncio.to_thread(store.write_usage, rows)
-        except StoreUnavailable as exc:
-            stats.sink_failures += 1
-            if stats.sink_blocked_since is None:
-                stats.sink_blocked_since = datetime.now(UTC).timestamp()
-            delay = next(backoff)
-            log.warning("ClickHouse unavailable, retrying %d rows in %.1fs: %s",
-                        len(rows), delay, exc)
-            await asyncio.sleep(delay)
-        else:
-            stats.sink_blocked_since = None
-            return
+    """Write accepted events to the accepted topic, each to its source partition, and wait
+    for the broker: the sink (``streams.usage_sink``) inserts them into ClickHouse."""
+    by_partition: dict[int, list[tuple[PricedUsage, int, int]]] = defaultdict(list)
+    for item in accepted:
+        by_partition[item[1]].append(item)
+    sends = []
+    for partition, items in by_partition.items():
+        for value in accepted_records(items, now, max_bytes):
+            sends.append(await app.producer.send(topic, None, value, partition, None, None))
+    await asyncio.gather(*sends)
 
 
 async def _write_rows(
@@ -139,7 +130,6 @@ async def _write_rows(
 def register_ingest(
     app: faust.App,
     settings: Settings,
-    store: ClickHouseStore,
     ingestor: UsageIngestor,
     stats: IngestStats,
     control: SpendControl,
@@ -148,6 +138,8 @@ def register_ingest(
     probe: RecordProbe,
 ) -> IngestTables:
     usage_topic = raw_topic(app, settings.topic("usage"))
+    accepted_topic = settings.topic("accepted")
+    record_bytes = settings.max_message_bytes - 4096
     tables = IngestTables(
         spend=app.Table("spend", default=None, partitions=settings.partitions,
                         extra_topic_configs=settings.changelog_configs),
@@ -181,8 +173,7 @@ def register_ingest(
             seen_generation[0] = batch.generation if steady(app) else None
         out = ingestor.process(messages, seen.get, spend_lookup, now)
         if out.accepted:
-            rows = [usage_row(p, part, off, now) for p, part, off in out.accepted]
-            await write_until_stored(store, rows, stats, settings.sink_retry_max_s)
+            await send_accepted(app, accepted_topic, out.accepted, now, record_bytes)
         if not batch.still_current():
             return False  # rebalanced meanwhile: the rows read above may be stale; re-deliver
         await dead_letters.write(out.dead_letters, now)

@@ -3,8 +3,9 @@
 With PRSM_WEB_TOKEN set, every endpoint but ``/health`` needs ``Authorization: Bearer <token>``
 (compared in constant time); without it, 401.
 
-With the embedded chDB store only the worker may open the data directory, so the CLI's
-reports go through ``GET /reports/spend``.
+With the embedded chDB store only the process running the sink may open the data directory,
+so the CLI's reports go through ``GET /reports/spend`` of the worker that runs it; a worker with
+PRSM_SINK=off does not open ClickHouse and answers 409 there.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import steady, table_store
 from streams.health_monitor import HealthMonitor
 from streams.usage_agent import IngestStats, IngestTables
+from streams.usage_sink import SinkStats
 
 __all__ = ["bearer_guard", "register_views"]
 
@@ -101,7 +103,8 @@ def takes(*names: str) -> Callable[[Handler], Handler]:
 def register_views(
     app: faust.App,
     settings: Settings,
-    store: ClickHouseStore,
+    store: ClickHouseStore | None,
+    sink: SinkStats | None,
     tables: IngestTables,
     stats: IngestStats,
     control: SpendControl,
@@ -115,10 +118,10 @@ def register_views(
     @takes()
     async def health(web: View, request: Request) -> Response:
         """200 when ready and nothing is degraded, else 503; the body says what is wrong."""
-        clickhouse_up = await asyncio.to_thread(store.ping)
+        clickhouse_up = True if store is None else await asyncio.to_thread(store.ping)
         now, wall = time.monotonic(), time.time()
         ready = steady(app) and feeds.ready.is_set()
-        blocked = stats.sink_blocked_since
+        blocked = None if sink is None else sink.blocked_since
         facts = HealthFacts(
             ready=ready, broker_down_s=monitor.broker_down_s(now),
             sink_blocked_s=None if blocked is None else max(0.0, wall - blocked),
@@ -127,8 +130,9 @@ def register_views(
         return web.json({
             "status": status, "ready": ready, "problems": problems,
             "broker": "unreachable" if facts.broker_down_s is not None else "up",
-            "clickhouse": "up" if clickhouse_up else "unavailable",
-            "sink": "blocked" if blocked is not None else "ok",
+            "clickhouse": "not used" if store is None else (
+                "up" if clickhouse_up else "unavailable"),
+            "sink": "off" if sink is None else ("blocked" if blocked is not None else "ok"),
             "stalled": [asdict(s) for s in monitor.stalls],
             "catalog": control.catalog.version, "budgets": len(control.book),
         }, status=200 if status == "ok" else 503)
@@ -138,6 +142,7 @@ def register_views(
     @takes()
     async def stats_view(web: View, request: Request) -> Response:
         return web.json({**stats.as_dict(), "decisions": control.stats.as_dict(),
+                         "sink": {"running": False} if sink is None else sink.as_dict(),
                          "scoring": control.scoring,
                          "dead_letter_summaries": dead_letters.summaries,
                          "dead_letters_unwritable": dead_letters.unwritable})
@@ -181,6 +186,10 @@ def register_views(
                 return web.json({"error": "since must be an ISO 8601 timestamp"}, status=400)
             if since.tzinfo is None:  # a time without a zone is UTC, as in every report
                 since = since.replace(tzinfo=UTC)
+        if store is None:
+            return web.json({"error": "this worker does not run the ClickHouse sink "
+                                      "(PRSM_SINK=off): ask the worker that does, or query the "
+                                      "ClickHouse server"}, status=409)
         sql, params = spend_query(by, since)
         try:
             rows = await asyncio.to_thread(store.query, sql, params)

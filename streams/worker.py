@@ -1,4 +1,4 @@
-"""Run the worker: make sure the topics exist, then start Faust."""
+"""Run the worker (make sure the topics exist, then start Faust), or the sink on its own."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prsm_events.settings import Settings
 from streams.app import build_app
 from streams.health_monitor import install_log_limiter
 
-__all__ = ["GC_THRESHOLDS", "run_worker"]
+__all__ = ["GC_THRESHOLDS", "run_sink", "run_worker"]
 
 GC_THRESHOLDS = (50_000, 20, 10)
 """Python's collector runs a young collection every 50,000 allocations instead of 700: the hot
@@ -53,6 +53,27 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     QuietWorker(app, settings.log_repeat_s, loglevel=loglevel,
                 quiet=True).execute_from_commandline()
+
+
+def run_sink(settings: Settings, loglevel: str = "warning") -> None:
+    """Block running the ClickHouse sink alone (``streams.usage_sink``) until SIGINT/SIGTERM:
+    for workers run with PRSM_SINK=off."""
+    import mode
+
+    from prsm_events.store.clickhouse import ClickHouseStore
+    from streams.usage_sink import UsageSink
+
+    async def prepare() -> None:
+        await wait_for_broker(settings.kafka)
+        specs = topic_specs(settings.topic_prefix, settings.partitions,
+                            settings.topic_max_message_bytes)
+        await ensure_topics(settings.kafka, specs, settings.replication_factor)
+
+    asyncio.run(prepare())
+    store = ClickHouseStore(settings.clickhouse_dsn.get_secret_value(),
+                            settings.clickhouse_database)
+    sink = UsageSink(settings, store)
+    mode.Worker(sink, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
 class QuietWorker(faust.Worker):

@@ -146,10 +146,21 @@ def topics_create() -> None:
 @main.command()
 @click.option("--loglevel", default="warning", show_default=True, envvar="PRSM_LOGLEVEL")
 def worker(loglevel: str) -> None:
-    """Run the stream worker (ingest agent, tables, ClickHouse sink, HTTP API)."""
+    """Run the stream worker (ingest agent, tables, HTTP API; the ClickHouse sink unless
+    PRSM_SINK=off)."""
     from streams.worker import run_worker
 
     run_worker(_settings(), loglevel)
+
+
+@main.command()
+@click.option("--loglevel", default="warning", show_default=True, envvar="PRSM_LOGLEVEL")
+def sink(loglevel: str) -> None:
+    """Run the ClickHouse sink on its own: accepted events from the accepted topic into
+    ClickHouse (for workers run with PRSM_SINK=off)."""
+    from streams.worker import run_sink
+
+    run_sink(_settings(), loglevel)
 
 
 # --- publish -------------------------------------------------------------------------------

@@ -46,4 +46,6 @@ def topic_specs(
         TopicSpec(f"{prefix}catalog", 1, dict(compact)),
         TopicSpec(f"{prefix}alerts", partitions, delete(30)),
         TopicSpec(f"{prefix}dlq", partitions, delete(30)),
+        # accepted, priced usage events on their way to ClickHouse (the sink's input)
+        TopicSpec(f"{prefix}accepted", partitions, delete(7)),
     ]

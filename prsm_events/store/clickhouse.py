@@ -2,13 +2,13 @@
 
 The store connects lazily and re-tries connecting on every call after a failure, so a worker
 started while ClickHouse is away keeps running and catches up once it is back. Writes are
-idempotent on ``event_id`` (ReplacingMergeTree), so a retried batch is never counted twice.
+idempotent on ``(tenant, event_id)`` (ReplacingMergeTree), so a retried batch is never counted
+twice. Only the sink writes (``store.sink``); rows come as NDJSON (``store.accepted_rows``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,12 @@ USAGE_COLUMNS = (
     "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "priced_by",
     "latency_ms", "tags", "src_partition", "src_offset", "ingested_at",
 )
+
+
+_JSON_INSERT_SETTINGS = {
+    "date_time_input_format": "best_effort",  # RFC 3339 times, as the events carry them
+    "input_format_skip_unknown_fields": 0,  # a field the table lacks is an error, not dropped
+}
 
 
 def usage_row(priced: PricedUsage, partition: int, offset: int, now: datetime) -> list[Any]:
@@ -59,7 +65,8 @@ def ddl_statements(database: str) -> list[str]:
 
 
 class ClickHouseStore:
-    """The usage table and report queries, behind a lock (chDB is one session per process)."""
+    """The usage table's inserts and report queries, behind a lock (chDB is one session per
+    process)."""
 
     def __init__(self, dsn: str, database: str = "prsm") -> None:
         self.dsn = dsn
@@ -106,16 +113,19 @@ class ClickHouseStore:
             return False
         return True
 
-    def write_usage(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert rows (USAGE_COLUMNS order); raise StoreUnavailable to signal back-pressure."""
-        if not rows:
+    def insert_usage_json(self, rows: bytes) -> None:
+        """Insert ``usage`` rows given as NDJSON (``store.accepted_rows``); raise
+        StoreUnavailable when the insert fails (ClickHouse away, or rows it refuses)."""
+        if not rows.strip():
             return
         with self._lock:
             client = self._connect()
             try:
-                client.insert(f"{self.database}.usage", rows, column_names=USAGE_COLUMNS)
+                client.raw_insert(f"{self.database}.usage", USAGE_COLUMNS, rows,
+                                  settings=_JSON_INSERT_SETTINGS, fmt="JSONEachRow")
             except Exception as exc:
-                raise StoreUnavailable(f"insert of {len(rows)} rows failed: {exc}") from exc
+                raise StoreUnavailable(f"insert of {len(rows)} bytes of rows failed: {exc}"
+                                       ) from exc
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query; ``{db}`` in the SQL is replaced by the database name."""

@@ -111,6 +111,13 @@ class WorkerHandle:
     def report(self, by: str) -> list[dict]:
         return self.get(f"/reports/spend?by={by}")["rows"]
 
+    def stored(self, by: str, events: int, timeout: float = 60.0) -> list[dict]:
+        """The spend report once ClickHouse holds at least ``events`` events: the sink writes
+        them after the tables count them (``streams.usage_sink``)."""
+        wait_until(lambda: sum(r["events"] for r in self.report(by)) >= events, timeout,
+                   what=f"{events} events in ClickHouse", details=lambda: self.get("/stats"))
+        return self.report(by)
+
 
 def module_worker(name: str, **overrides: Any) -> Any:
     """A module-scoped fixture: one worker ``name`` (``overrides``: Settings fields) shared by

@@ -130,7 +130,7 @@ def test_every_hostile_message_ends_accepted_or_dead_lettered(start_worker, kafk
     health = worker.get("/health")
     assert health["status"] == "ok", health
     expected = sum(e["cost_usd"] for e in valid)
-    rows = {r["tenant"]: r for r in worker.report("tenant")}
+    rows = {r["tenant"]: r for r in worker.stored("tenant", len(valid))}
     assert sum(r["cost_usd"] for r in rows.values()) == pytest.approx(expected, abs=1e-9)
     assert rows["acme';DROP_TABLE_usage;--"]["cost_usd"] == pytest.approx(1.5)
     tables = sum(worker.spend(f"tenant:{t}")["cost_usd"] for t in {e["tenant"] for e in valid})

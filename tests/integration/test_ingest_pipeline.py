@@ -82,7 +82,7 @@ def test_sdk_and_kcat_events_reach_tables_and_clickhouse(start_worker, kafka):
         assert row["cost_usd"] == pytest.approx(cost(*events))
     assert worker.spend("tenant:gamma/service:batch")["events"] == 5
     assert worker.spend("tenant:beta/model:claude-sonnet-4", "month")["events"] == 10
-    stored = {r["tenant"]: r for r in worker.report("tenant")}
+    stored = {r["tenant"]: r for r in worker.stored("tenant", 35)}
     assert stored["acme"]["events"] == 20
     assert stored["beta"]["cost_usd"] == pytest.approx(cost(*sync_events))
     assert stored["gamma"]["cost_usd"] == pytest.approx(1.25)
@@ -160,7 +160,7 @@ def test_duplicate_event_ids_count_once(start_worker, kafka):
     assert (stats["accepted"], stats["duplicates"]) == (10, 6)
     assert worker.spend("tenant:acme")["events"] == 10
     assert worker.spend("tenant:acme")["cost_usd"] == pytest.approx(cost(*events))
-    assert worker.report("tenant")[0]["events"] == 10
+    assert worker.stored("tenant", 10)[0]["events"] == 10
 
 
 def test_a_batch_envelope_from_kcat_is_judged_event_by_event(start_worker, kafka):
@@ -180,7 +180,7 @@ def test_a_batch_envelope_from_kcat_is_judged_event_by_event(start_worker, kafka
         3, 1, {"invalid_field": 1})
     row = worker.spend("tenant:delta")
     assert row["events"] == 3 and row["cost_usd"] == pytest.approx(cost(*good))
-    assert {r["tenant"]: r["events"] for r in worker.report("tenant")}["delta"] == 3
+    assert {r["tenant"]: r["events"] for r in worker.stored("tenant", 3)}["delta"] == 3
     letter = orjson.loads(run(read_topic(kafka, worker.topic("dlq"), 1))[0].value)
     assert (letter["code"], letter["source_offset"], letter["source_index"]) == (
         "invalid_field", 0, 1)

@@ -39,7 +39,7 @@ def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
     prefix = f"{unique('it-topics')}."
     specs = topic_specs(prefix, 3)
     first = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
-    assert {c.action for c in first} == {"created"} and len(first) == 8
+    assert {c.action for c in first} == {"created"} and len(first) == 9
     second = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
     assert {c.action for c in second} == {"unchanged"}
     asyncio.run(set_retention(kafka, f"{prefix}usage", "1000"))
@@ -50,4 +50,4 @@ def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
     more = topic_specs(prefix, 6)
     changes = asyncio.run(ensure_topics(KafkaConnection(kafka), more))
     warnings = [c for c in changes if c.action == "warning"]
-    assert len(warnings) == 7  # every per-tenant topic; partitions are never changed
+    assert len(warnings) == 8  # every per-tenant topic; partitions are never changed

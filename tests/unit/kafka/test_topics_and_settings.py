@@ -12,13 +12,16 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_every_design_topic_is_provisioned_with_explicit_policy():
     specs = {s.name: s for s in topic_specs("prsm.", 6)}
     assert set(specs) == {f"prsm.{n}" for n in (
-        "usage", "requests", "decisions", "policies", "budgets", "catalog", "alerts", "dlq")}
+        "usage", "requests", "decisions", "policies", "budgets", "catalog", "alerts", "dlq",
+        "accepted")}
     for name in ("policies", "budgets", "catalog"):
         assert specs[f"prsm.{name}"].configs["cleanup.policy"] == "compact"
     for spec in specs.values():
         assert "cleanup.policy" in spec.configs and "retention.ms" in spec.configs
     # co-partitioning: per-tenant topics share one partition count
-    assert {specs[f"prsm.{n}"].partitions for n in ("usage", "requests", "decisions")} == {6}
+    # co-partitioning: the sink's input keeps each event on its source partition
+    assert {specs[f"prsm.{n}"].partitions
+            for n in ("usage", "requests", "decisions", "accepted")} == {6}
 
 
 def test_settings_from_environment(monkeypatch, tmp_path):

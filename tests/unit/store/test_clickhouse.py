@@ -23,15 +23,16 @@ def test_writes_are_idempotent_and_ddl_reapplies(tmp_path):
     out = run_py(f"""
         from datetime import UTC, datetime
         from prsm_events.accounting.catalog import Catalog
-        from prsm_events.store.clickhouse import ClickHouseStore, usage_row
+        from prsm_events.store.accepted_rows import accepted_records
+        from prsm_events.store.clickhouse import ClickHouseStore
         from prsm_events.events.usage import UsageEvent
         from prsm_events.accounting.pricing import price_usage
         e = UsageEvent(event_id="e1", ts="2026-01-01T00:00:00Z", tenant="acme", service="chat",
                        model="gpt-4o", input_tokens=1000, tags={{"team": "x"}})
-        row = usage_row(price_usage(e, Catalog.shipped()), 0, 7, datetime.now(UTC))
+        [record] = accepted_records([(price_usage(e, Catalog.shipped()), 0, 7)], datetime.now(UTC))
         store = ClickHouseStore("chdb://{tmp_path}/ch")
-        store.write_usage([row])
-        store.write_usage([row])          # a retried batch
+        store.insert_usage_json(record)
+        store.insert_usage_json(record)   # a retried batch
         store.close()
         store = ClickHouseStore("chdb://{tmp_path}/ch")   # DDL applied again on open
         print(store.query("SELECT count(), sum(cost_usd), any(priced_by) FROM {{db}}.usage FINAL"))

@@ -1,0 +1,85 @@
+"""The ClickHouse sink's write: a batch of ``prsm.accepted`` records into the ``usage`` table.
+
+The sink's runner (``streams.usage_sink``) owns batching, flush timing and offsets; ``write``
+only inserts, and raises ``StoreUnavailable`` to signal back-pressure (the runner retries the
+same batch with backoff and commits nothing meanwhile). A record that ClickHouse refuses while it
+answers (not NDJSON of ``usage`` rows: someone else wrote to the topic) cannot hold the batch up:
+it is returned, and the runner dead-letters it with the reason. Inserts are idempotent on
+``(tenant, event_id)`` (ReplacingMergeTree), so a batch written twice counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from prsm_events.errors import StoreUnavailable
+
+__all__ = ["ClickHouseSink", "Refused", "RowStore"]
+
+
+class RowStore(Protocol):
+    def insert_usage_json(self, rows: bytes) -> None: ...
+
+    def ping(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    index: int
+    """The record's place in the batch given to ``write``."""
+    reason: str
+
+
+class ClickHouseSink:
+    """Insert batches of records; one insert per batch while every record is good.
+
+    >>> class Store:
+    ...     rows: list[bytes] = []
+    ...     def insert_usage_json(self, rows: bytes) -> None:
+    ...         if b"bad" in rows:
+    ...             raise StoreUnavailable("cannot parse")
+    ...         self.rows.append(rows)
+    ...     def ping(self) -> bool:
+    ...         return True
+    >>> store = Store()
+    >>> ClickHouseSink(store).write([b'{"a":1}\\n', b"bad", b'{"a":2}'])
+    [Refused(index=1, reason='cannot parse')]
+    >>> store.rows
+    [b'{"a":1}\\n', b'{"a":2}\\n']
+    """
+
+    def __init__(self, store: RowStore) -> None:
+        self.store = store
+
+    def write(self, records: Sequence[bytes]) -> list[Refused]:
+        """Insert every record's rows; return the records refused while ClickHouse answers.
+
+        Raises StoreUnavailable when ClickHouse does not answer: nothing is known to be
+        written, and the whole batch must be written again."""
+        lines = [r if r.endswith(b"\n") else r + b"\n" for r in records if r.strip()]
+        if not lines:
+            return []
+        try:
+            self.store.insert_usage_json(b"".join(lines))
+            return []
+        except StoreUnavailable:
+            if not self.store.ping():
+                raise
+        return self._one_by_one(records)
+
+    def _one_by_one(self, records: Sequence[bytes]) -> list[Refused]:
+        """Some record is refused: insert each alone, to find which."""
+        refused = []
+        for index, record in enumerate(records):
+            if not record.strip():
+                continue
+            try:
+                self.store.insert_usage_json(record if record.endswith(b"\n")
+                                             else record + b"\n")
+            except StoreUnavailable as exc:
+                if not self.store.ping():
+                    raise
+                refused.append(Refused(index, str(exc)))
+        return refused

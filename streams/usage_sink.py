@@ -1,0 +1,199 @@
+"""The ClickHouse sink role: consume the accepted topic and insert its records into ``usage``.
+
+The usage agent writes accepted, priced events to ``prsm.accepted`` (``store.accepted_rows``)
+and goes on; this role alone writes them to ClickHouse, so that a slow or absent ClickHouse never
+holds up ingest, budgets or decisions, and one store is whole whatever the number of workers.
+It runs inside a worker (PRSM_SINK=worker, the default) or on its own (``prsm sink``), in the
+consumer group ``<PRSM_APP_ID>-sink``: with a ClickHouse server several sinks may share the
+partitions; the embedded store has exactly one (the process that opens it).
+
+Commit order per batch: insert (``store.sink.ClickHouseSink``; retried with backoff while
+ClickHouse is away, nothing committed meanwhile), dead-letter the records ClickHouse refuses
+(waiting for the broker), then commit the batch's offsets. A crash anywhere re-delivers the
+batch, and inserting it again counts nothing twice (ReplacingMergeTree on (tenant, event_id)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import mode
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
+
+from prsm_events.errors import StoreUnavailable
+from prsm_events.events.dead_letter import DeadLetter
+from prsm_events.operations.backoff import Backoff
+from prsm_events.settings import Settings
+from prsm_events.store.accepted_rows import row_count
+from prsm_events.store.sink import ClickHouseSink, RowStore
+
+__all__ = ["FLUSH_BYTES", "SinkStats", "UsageSink"]
+
+log = logging.getLogger("prsm.sink")
+
+FLUSH_BYTES = 16 * 1024 * 1024
+"""The sink inserts once this many bytes of records have gathered (or PRSM_SINK_FLUSH_S)."""
+
+
+@dataclass
+class SinkStats:
+    running: bool = False
+    records: int = 0  # accepted-topic records written (a record holds a batch's rows)
+    rows: int = 0  # rows inserted (a record re-delivered after a crash counts again)
+    inserts: int = 0
+    failures: int = 0  # inserts that failed because ClickHouse did not answer
+    blocked_since: float | None = None  # wall time of the first failure of the current outage
+    refused: int = 0  # records ClickHouse refused while it answered: dead-lettered
+    waiting: dict[int, int] = field(default_factory=dict)  # records behind, per partition
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"running": self.running, "records": self.records, "rows": self.rows,
+                "inserts": self.inserts, "failures": self.failures,
+                "blocked_since": self.blocked_since, "refused": self.refused,
+                "waiting": sum(self.waiting.values())}
+
+
+class UsageSink(mode.Service):
+    def __init__(self, settings: Settings, store: RowStore, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.topic = settings.topic("accepted")
+        self.sink = ClickHouseSink(store)
+        self.stats = SinkStats()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._committed: dict[int, int] = {}  # partition -> next offset to write
+
+    async def on_start(self) -> None:
+        args = self.settings.kafka.client_args()
+        self._consumer = AIOKafkaConsumer(
+            self.topic, **args, group_id=f"{self.settings.app_id}-sink",
+            client_id=f"prsm-sink-{socket.gethostname()}-{os.getpid()}",  # who, in the group
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=max(1 << 20, self.settings.topic_max_message_bytes),
+            session_timeout_ms=10_000, heartbeat_interval_ms=2_000)
+        self._producer = AIOKafkaProducer(**args, acks="all",
+                                          max_request_size=self.settings.topic_max_message_bytes)
+        await self._producer.start()
+        await self._consumer.start()
+        self.stats.running = True
+
+    async def on_stop(self) -> None:
+        self.stats.running = False
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                await client.stop()
+
+    @mode.Service.task
+    async def _run(self) -> None:
+        while not self.should_stop:
+            try:
+                records = await self._gather()
+                if records:
+                    await self.write(records)
+            except ConsumerStoppedError:
+                return  # stopping: a batch not committed is written again by the next sink
+            except KafkaError as exc:
+                log.warning("cannot read or commit %s: %r; trying again in 1s", self.topic, exc)
+                await asyncio.sleep(1.0)
+
+    async def _gather(self) -> list[ConsumerRecord[bytes, bytes]]:
+        """Records for one insert: what has come within PRSM_SINK_FLUSH_S, up to FLUSH_BYTES."""
+        assert self._consumer is not None
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        size = 0
+        deadline = None
+        while size < FLUSH_BYTES:
+            wait_s = 1.0 if deadline is None else deadline - time.monotonic()
+            if wait_s <= 0:
+                break
+            got = await self._consumer.getmany(timeout_ms=int(wait_s * 1000))
+            for part in got.values():
+                records.extend(part)
+                size += sum(len(r.value or b"") for r in part)
+            if not records:
+                return []
+            if deadline is None:
+                deadline = time.monotonic() + self.settings.sink_flush_s
+        self._note_waiting(records)
+        return records
+
+    def _note_waiting(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Records behind per partition: the broker's end less the next one to write."""
+        consumer = self._consumer
+        assert consumer is not None
+        for r in records:
+            self._committed.setdefault(r.partition, r.offset)
+        waiting = {}
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None and tp.partition in self._committed:
+                waiting[tp.partition] = max(0, end - self._committed[tp.partition])
+        self.stats.waiting = waiting
+
+    async def write(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Insert the records (until ClickHouse takes them), dead-letter refused ones, commit."""
+        values = [r.value or b"" for r in records]
+        backoff = Backoff(cap=self.settings.sink_retry_max_s)
+        while True:
+            try:
+                refused = await asyncio.to_thread(self.sink.write, values)
+                break
+            except StoreUnavailable as exc:
+                self.stats.failures += 1
+                if self.stats.blocked_since is None:
+                    self.stats.blocked_since = time.time()
+                delay = next(backoff)
+                log.warning("ClickHouse unavailable, retrying %d records in %.1fs: %s",
+                            len(records), delay, exc)
+                await asyncio.sleep(delay)
+        self.stats.blocked_since = None
+        self.stats.inserts += 1
+        if refused:
+            await self._dead_letter([(records[r.index], r.reason) for r in refused])
+        bad = {r.index for r in refused}
+        self.stats.rows += sum(row_count(v) for i, v in enumerate(values) if i not in bad)
+        self.stats.records += len(records)
+        await self._commit(records)
+
+    async def _dead_letter(self, refused: list[tuple[ConsumerRecord[bytes, bytes], str]]
+                           ) -> None:
+        assert self._producer is not None
+        now = datetime.now(UTC)
+        room = self.settings.max_message_bytes - 4096
+        sends = []
+        for record, reason in refused:
+            letter = DeadLetter("sink_refused", f"sink_refused: {reason}", record.topic,
+                                record.partition, record.offset, record.key, record.value)
+            log.error("ClickHouse refused %s[%d]@%d: %s", record.topic, record.partition,
+                      record.offset, reason)
+            sends.append(await self._producer.send(
+                self.settings.topic("dlq"), letter.to_json(now, room), key=letter.record_key))
+        await asyncio.gather(*sends)
+        self.stats.refused += len(refused)
+
+    async def _commit(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        assert self._consumer is not None
+        offsets: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # the group rebalanced meanwhile: the partitions' new owner inserts them again
+            log.info("sink commit refused after a rebalance (%s); the batch is re-delivered",
+                     exc)
+            return
+        for tp, offset in offsets.items():
+            self._committed[tp.partition] = offset
+        self._note_waiting([])

@@ -1,0 +1,75 @@
+"""Accepted-topic records: NDJSON usage rows, cut by size, that ClickHouse takes as they are."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.pricing import price_usage
+from prsm_events.events.usage import UsageEvent
+from prsm_events.store.accepted_rows import accepted_records, row_count
+from prsm_events.store.clickhouse import USAGE_COLUMNS
+from tests.unit.store.test_clickhouse import run_py
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+HOSTILE = {"note": '"quoted" \\ back {"json": [1]}\'; DROP TABLE usage',
+           "emoji": "\u00e9\u2603\U0001f600"}
+
+
+def priced(i: int, **fields: object):
+    event = UsageEvent(event_id=f"e{i}", ts="2026-12-03T11:59:00.123Z", tenant="acme",
+                       service="chat", model="gpt-4o", input_tokens=100 + i,
+                       output_tokens=10, **fields)
+    return price_usage(event, Catalog.shipped())
+
+
+def test_every_row_lands_in_exactly_one_record_under_the_size_bound():
+    accepted = [(priced(i), 1, 100 + i) for i in range(200)]
+    records = accepted_records(accepted, NOW, max_bytes=5_000)
+    assert len(records) > 1 and all(len(r) <= 5_000 for r in records)
+    rows = [orjson.loads(line) for r in records for line in r.splitlines()]
+    assert [r["event_id"] for r in rows] == [f"e{i}" for i in range(200)]
+    assert [r["src_offset"] for r in rows] == list(range(100, 300))
+    assert sum(row_count(r) for r in records) == 200
+    assert set(rows[0]) == set(USAGE_COLUMNS)
+
+
+def test_a_row_larger_than_the_bound_is_a_record_of_its_own():
+    big = (priced(0, tags={"pad": "x" * 200}), 0, 1)
+    records = accepted_records([(priced(1), 0, 0), big, (priced(2), 0, 2)], NOW, max_bytes=100)
+    assert [row_count(r) for r in records] == [1, 1, 1]
+
+
+def test_hostile_text_stays_on_its_line():
+    records = accepted_records([(priced(0, tags=HOSTILE), 0, 0), (priced(1), 0, 1)], NOW)
+    assert row_count(records[0]) == 2
+    assert orjson.loads(records[0].splitlines()[0])["tags"] == HOSTILE
+
+
+def test_clickhouse_takes_the_records_as_they_are(tmp_path):
+    """Inserted as JSONEachRow, each column reads back as the event said (times to the ms)."""
+    records = accepted_records([(priced(0, tags=HOSTILE, team="t", latency_ms=12.5), 3, 7),
+                                (priced(1), 3, 8)], NOW)
+    out = run_py(f"""
+        from prsm_events.store.clickhouse import ClickHouseStore
+        store = ClickHouseStore("chdb://{tmp_path}/ch")
+        for record in {records!r}:
+            store.insert_usage_json(record)
+            store.insert_usage_json(record)  # written twice: counted once
+        rows = store.query("SELECT event_id, toString(ts), tags, team, latency_ms, "
+                           "src_partition, src_offset, cost_usd, toString(ingested_at) "
+                           "FROM {{db}}.usage FINAL ORDER BY event_id")
+        print(rows)
+    """)
+    rows = ast.literal_eval(out)
+    assert [r[0] for r in rows] == ["e0", "e1"]
+    assert rows[0][1] == "2026-12-03 11:59:00.123"
+    assert rows[0][2] == HOSTILE and rows[0][3] == "t" and rows[0][4] == 12.5
+    assert rows[1][4] is None
+    assert (rows[0][5], rows[0][6], rows[1][6]) == (3, 7, 8)
+    assert rows[0][7] == pytest.approx(priced(0).cost_usd)
+    assert rows[0][8] == "2026-12-03 12:00:00.000"
