@@ -43,14 +43,18 @@ __all__ = ["bearer_guard", "register_views"]
 
 
 def _spend_rows(
-    table: TableT[str, Any], scope: str | None, window: str | None,
+    table: TableT[str, Any], scope: str | None, window: str | None, owned: set[int],
 ) -> list[dict[str, Any]]:
+    """Rows of the usage partitions this worker owns now: the store may still hold rows of
+    partitions a rebalance moved to another worker, which that worker now counts."""
     out = []
     for key, raw in list(table_store(table).items()):
         row_scope, row_window, start = key.rsplit("|", 2)
         if (scope and row_scope != scope) or (window and row_window != window):
             continue
         row = SpendRow.from_list(raw)
+        if row.partition not in owned:
+            continue
         out.append({"scope": row_scope, "window": row_window, "start": start,
                     "cost_usd": row.cost_usd, "events": row.events,
                     "input_tokens": row.input_tokens, "output_tokens": row.output_tokens})
@@ -166,7 +170,9 @@ def register_views(
     @takes("scope", "window")
     async def spend_view(web: View, request: Request) -> Response:
         query = request.query
-        rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"))
+        usage = settings.topic("usage")
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == usage}
+        rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"), owned)
         return web.json({"rows": rows})
 
     @app.page("/reports/spend")
