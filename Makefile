@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-anomaly bench-forecast \
+.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-anomaly bench-forecast \
 	bench-pacing bench-scoring clean
 
 DATA ?= ../shared/data
@@ -48,6 +48,9 @@ bench-envelopes: install
 
 bench-decisions: install
 	$(BIN)/python benchmarks/decisions.py --seconds 10
+
+bench-takeover: install
+	$(BIN)/python benchmarks/takeover.py --runs 3
 
 bench-anomaly: install
 	$(BIN)/python benchmarks/anomaly_nab.py --data $(DATA)/nab/data \
