@@ -19,6 +19,7 @@ from faust.types import TableT
 from prsm_events.accounting.budgets import Budget, BudgetBook
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.ledger import BudgetLedger, Settlement, to_nano
+from prsm_events.accounting.ledger_view import NANO
 from prsm_events.accounting.pricing import PricedUsage
 from prsm_events.accounting.scopes import scopes_of
 from prsm_events.decisions.admission import AdmissionDesk
@@ -121,6 +122,9 @@ class SpendControl:
         """After a rebalance the tables may have been restored: re-read them."""
         if self.app.consumer_generation_id != self.generation:
             self.ledger.reload()
+            requests = self.settings.topic("requests")
+            self.ledger.owned = frozenset(tp.partition for tp in self.app.consumer.assignment()
+                                          if tp.topic == requests)
             self.generation = self.app.consumer_generation_id
 
     # --- config feeds ---------------------------------------------------------------------
@@ -280,6 +284,8 @@ class SpendControl:
             outlook = self.outlooks.get(budget.key)
             paced = self.desk.pacing.get(budget.key)
             out.append({**view.figures(), "key": budget.key, "alert_at": budget.alert_at,
+                        "allotment_usd": None if view.allotment is None
+                        else view.allotment / NANO,
                         "pacing": budget.pacing,
                         "pacing_action": paced.figures() if paced else None,
                         "forecast": outlook.figures() if outlook else view.run_rate_forecast()})

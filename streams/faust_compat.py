@@ -100,6 +100,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, Message, StreamT, TableT
 from mode.services import WaitResults
 
@@ -153,7 +154,11 @@ def commit_positions(app: faust.App, positions: Mapping[str, Callable[[TP], int 
     def _filter_tps_with_pending_acks(topics: Any = None) -> Iterator[TP]:
         listed = list(with_acks(topics))
         known = set(listed)
-        for tp in consumer.assignment():
+        try:
+            assigned = consumer.assignment()
+        except ConsumerNotStarted:  # a worker stopping before its consumer ever started
+            return iter(listed)
+        for tp in assigned:
             if tp.topic in positions and tp not in known and (
                     topics is None or tp in topics or tp.topic in topics):
                 listed.append(tp)

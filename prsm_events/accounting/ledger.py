@@ -102,6 +102,17 @@ class Reservation:
         return cls(int(raw[0]), list(raw[1]), float(raw[2]), bool(raw[3]), list(raw[4]))
 
 
+def global_allotment(limit: int, owned: int, partitions: int) -> int:
+    """The part of a global budget's ``limit`` (nano-USD) that a worker owning ``owned`` of
+    ``partitions`` partitions may admit against: workers own disjoint partitions, so their
+    allotments never add up to more than the limit, whatever their number.
+
+    >>> global_allotment(NANO, 2, 6), global_allotment(NANO, 4, 6), global_allotment(NANO, 6, 6)
+    (333333333, 666666666, 1000000000)
+    """
+    return limit * owned // partitions
+
+
 class BudgetLedger:
     """Spent/reserved per budget row and outstanding reservations (see module doc)."""
 
@@ -125,6 +136,9 @@ class BudgetLedger:
         """Row key -> sum of the unsettled reservations on it. Derived from the reservations
         (the only place a hold is stored), so a crash can never leave the two disagreeing."""
         self._bounds: dict[tuple[str, str], tuple[float, float]] = {}
+        self.owned: frozenset[int] | None = None
+        """The partitions this worker owns (None: all). A global budget's view holds the shards
+        of these only, against their share of the limit (``global_allotment``)."""
         self.reload()
 
     # --- keys -----------------------------------------------------------------------------
@@ -183,7 +197,13 @@ class BudgetLedger:
         releases: list[tuple[float, int]] = []
         rolling = budget.period in ROLLING
         width = BUCKET_S.get(budget.period, 0)
-        for key in self._rows_of(budget, tenant):
+        rows, allotment = self._rows_of(budget, tenant), None
+        if budget.tenant is None and self.owned is not None and (
+                len(self.owned) < self.partitions):
+            rows = [f"{budget.key}#p{p}" for p in sorted(self.owned)]
+            allotment = global_allotment(round(budget.limit_usd * NANO), len(self.owned),
+                                         self.partitions)
+        for key in rows:
             reserved += self._held.get(key, 0)
             state = self._peek(key)
             if state is None:
@@ -195,7 +215,8 @@ class BudgetLedger:
                         releases.append((bucket + width + ROLLING[budget.period], amount))
             elif state.period_start >= start:
                 spent += state.spent
-        return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)))
+        return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)),
+                          allotment)
 
     def reservation(self, tenant: str, request_id: str) -> Reservation | None:
         raw = self.reservations.get(f"{tenant}|{request_id}")

@@ -40,9 +40,14 @@ class BudgetView:
     end: float
     releases: tuple[tuple[float, int], ...] = ()
     """Rolling windows: (time a bucket leaves the window, its amount), oldest first."""
+    allotment: int | None = None
+    """A global budget on a worker that owns only some partitions: the part of the limit it
+    may admit against (``ledger.global_allotment``); None: the whole limit."""
 
     @property
     def limit(self) -> int:
+        if self.allotment is not None:
+            return self.allotment
         return round(self.budget.limit_usd * NANO)
 
     @property

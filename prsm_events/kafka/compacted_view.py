@@ -28,6 +28,10 @@ OnError = Callable[[str, int, int, bytes | None, bytes | None, Exception], None]
 """(topic, partition, offset, key, value, error) of a record ``on_record`` rejected."""
 
 
+TOPIC_WAIT_S = 60.0
+"""How long ``CompactedView.start`` waits for its topic to show in the broker's metadata."""
+
+
 async def wait_for_partitions(
     consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 10.0
 ) -> set[int]:
@@ -97,7 +101,9 @@ class CompactedView:
         )
         await started(consumer, self.kafka)
         try:
-            partitions = await wait_for_partitions(consumer, self.topic)
+            # the worker created the topic a moment ago: on a loaded broker its metadata may
+            # take a while to show it
+            partitions = await wait_for_partitions(consumer, self.topic, TOPIC_WAIT_S)
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)

@@ -52,3 +52,52 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
     # `prsm report spend` asks the worker that runs the sink: the same whole report
     by_tenant = fetch_spend_report(sink.settings, "tenant", None).records()
     assert sum(r["events"] for r in by_tenant) == expected[0]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_a_global_budget_is_never_overspent_whatever_the_number_of_workers(
+        count, start_worker, kafka, tmp_path):
+    """A global $1 hard budget, requests of 12 tenants from four clients at once: what the
+    workers admit together never exceeds it (each worker admits against the share of the
+    limit of the partitions it owns); one worker can use it all."""
+    import asyncio
+
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.kafka.config_topics import budget_record
+    from prsm_events.kafka.config_topics import publish as publish_config
+    from prsm_events.sdk.decision_client import DecisionClient
+    from tests.factories import request
+    from tests.integration.conftest import run
+
+    name = unique(f"it-global{count}")
+    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
+              "reservation_ttl_s": 600.0}
+    workers = [start_worker(f"g{i}", home=tmp_path / f"g{i}", sink="worker" if i == 0 else "off",
+                            **common) for i in range(count)]
+    limit = 1.0
+    budget = Budget(scope="global", period="day", limit_usd=limit)
+    run(publish_config(workers[0].settings, "budgets", [budget_record(budget)]))
+    wait_until(lambda: all(w.get("/health")["budgets"] == 1 for w in workers),
+               what="every worker read the budget")
+    reqs = [request(tenant=f"t{i % TENANTS}") for i in range(400)]  # $0.0075 each: 133 fit
+
+    async def decide_all() -> list:
+        clients = [DecisionClient(workers[0].settings, timeout_s=60.0) for _ in range(4)]
+        for c in clients:
+            await c.start()
+        try:
+            return list(await asyncio.gather(*(clients[i % 4].decide(r)
+                                               for i, r in enumerate(reqs))))
+        finally:
+            for c in clients:
+                await c.stop()
+
+    decisions = run(decide_all())
+    assert all(d.source == "worker" for d in decisions)
+    admitted = sum(d.est_cost_usd for d in decisions if d.admitted)
+    assert admitted <= limit + 1e-9, f"{count} workers admitted ${admitted:.4f} of ${limit}"
+    if count == 1:
+        assert admitted >= 0.98 * limit
+    held = sum(b["reserved_usd"] for w in workers for b in w.get("/budgets")["budgets"])
+    assert held == pytest.approx(admitted, abs=1e-9)  # each worker holds its own shards
+    print(f"{count} worker(s): ${admitted:.4f} of ${limit} admitted")

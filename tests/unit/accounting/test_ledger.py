@@ -225,3 +225,50 @@ def test_any_interleaving_never_exceeds_a_hard_budget(steps: list, limits: tuple
     ledger.take_dirty()
     assert ledger.holds() == {}
     assert not ledger.reservations
+
+
+GLOBAL = Budget(scope="global", period="day", limit_usd=1.0)
+
+
+def test_a_worker_owning_some_partitions_admits_against_their_share_of_a_global_budget():
+    ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC).timestamp()
+    tenants = {owner_partition(f"t{i}", 4): f"t{i}" for i in range(40)}  # one per partition
+    assert ledger.view(GLOBAL, "t0", now).limit == NANO  # None: every partition
+    ledger.owned = frozenset({0, 1})
+    view = ledger.view(GLOBAL, tenants[0], now)
+    assert (view.limit, view.allotment) == (NANO // 2, NANO // 2)
+    ledger.reserve(tenants[0], "r1", [GLOBAL], NANO // 4, now, 60)
+    ledger.reserve(tenants[2], "r2", [GLOBAL], NANO // 4, now, 60)  # a shard it does not own
+    view = ledger.view(GLOBAL, tenants[1], now)
+    assert (view.reserved, view.remaining) == (NANO // 4, NANO // 4)
+    assert view.fits(NANO // 4) and not view.fits(NANO // 4 + 1)
+    ledger.owned = frozenset(range(4))  # every partition again: the whole limit
+    assert ledger.view(GLOBAL, tenants[0], now).allotment is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(owners=st.lists(st.integers(0, 2), min_size=6, max_size=6),
+       amounts=st.lists(st.integers(NANO // 50, NANO // 5), min_size=60, max_size=80),
+       tenants=st.lists(st.integers(0, 29), min_size=80, max_size=80))
+def test_workers_owning_disjoint_partitions_never_admit_more_than_a_global_limit(
+        owners, amounts, tenants):
+    """Six partitions split among up to three workers, each with its own ledger (the tables
+    of its partitions): whatever each admits greedily, together they stay within the limit
+    (the requests ask several times the limit, so each worker fills its share)."""
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC).timestamp()
+    workers = sorted(set(owners))
+    ledgers = {}
+    for w in workers:
+        ledgers[w] = BudgetLedger({}, {}, partitions=6, partition_of=owner_partition)
+        ledgers[w].owned = frozenset(p for p, o in enumerate(owners) if o == w)
+    admitted = 0
+    for i, amount in enumerate(amounts):
+        tenant = f"t{tenants[i]}"
+        ledger = ledgers[owners[owner_partition(tenant, 6)]]
+        if ledger.view(GLOBAL, tenant, now).fits(amount):
+            ledger.reserve(tenant, f"r{i}", [GLOBAL], amount, now, 60)
+            admitted += amount
+    assert admitted <= NANO
+    if len(workers) == 1:  # one worker owns every partition: the whole limit is usable
+        assert all(lg.view(GLOBAL, "t0", now).allotment is None for lg in ledgers.values())

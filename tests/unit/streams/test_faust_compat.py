@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from streams.faust_compat import commit_positions
@@ -338,6 +339,12 @@ def test_assigned_partitions_of_position_topics_are_committed_without_acks() -> 
     assert set(c._filter_tps_with_pending_acks()) == {USAGE, other}
     assert list(c._filter_tps_with_pending_acks({"compacted"})) == [other]
     assert c._filter_committable_offsets([USAGE]) == {USAGE: 40}
+
+    def not_started() -> set[TP]:
+        raise ConsumerNotStarted("Consumer thread not yet started")
+    c.assignment = not_started  # a worker stopping before its consumer started: Faust's rule
+    assert set(c._filter_tps_with_pending_acks()) == set(
+        type(c)._filter_tps_with_pending_acks(c))
     app = faust.App("inbound-test", broker="kafka://127.0.0.1:1", autodiscover=False)
     note_inbound(app, [USAGE])
     assert USAGE in app.monitor.stream_inbound_time
