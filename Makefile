@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-anomaly bench-forecast \
+.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-anomaly bench-forecast \
 	bench-pacing bench-scoring clean
 
 DATA ?= ../shared/data
@@ -51,6 +51,9 @@ bench-decisions: install
 
 bench-takeover: install
 	$(BIN)/python benchmarks/takeover.py --runs 3
+
+bench-scale-out: install
+	$(BIN)/python benchmarks/scale_out.py --workers 1 2 3
 
 bench-anomaly: install
 	$(BIN)/python benchmarks/anomaly_nab.py --data $(DATA)/nab/data \
