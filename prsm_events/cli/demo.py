@@ -22,15 +22,16 @@ __all__ = ["run_demo"]
 def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int) -> None:
     from prsm_events.cli.replay import replay_trace
     from prsm_events.cli.worker_api import fetch_spend_report
-    from prsm_events.kafka.admin import provision_topics
+    from prsm_events.kafka.admin import provision_topics, wait_for_broker
     from prsm_events.kafka.dev_broker import LocalBroker
 
     broker = None
     if not settings.kafka_bootstrap:
         broker = LocalBroker(settings.home, settings.broker_port)
         if broker.pid() is not None:
-            broker = None  # already running: leave it running
+            broker = None  # already running: leave it running (it may still be starting)
             click.echo("using the running local broker", err=True)
+            asyncio.run(wait_for_broker(settings.kafka))
         else:
             click.echo("starting the local Kafka broker ...", err=True)
             broker.start()
@@ -51,11 +52,14 @@ def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int
         while time.monotonic() < deadline:
             stats = worker.get("/stats")
             done = sum(stats[k] - before[k] for k in ("accepted", "dead_lettered", "duplicates"))
-            if done >= sent:
+            # the report reads ClickHouse, which the sink writes after the tables count
+            stored = stats["sink"]["rows"] - before["sink"]["rows"]
+            if done >= sent and stored >= stats["accepted"] - before["accepted"]:
                 break
             time.sleep(0.5)
         else:
-            raise PrsmError(f"the worker processed {done} of {sent} events in time")
+            raise PrsmError(f"the worker processed {done} of {sent} events in time "
+                            f"({stored} written to ClickHouse)")
         for by in ("tenant", "service", "model"):
             click.echo(f"\nspend by {by} (this run, from ClickHouse)")
             click.echo(fetch_spend_report(settings, by, since).render("table"), nl=False)
