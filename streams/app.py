@@ -13,7 +13,7 @@ from prsm_events.settings import Settings
 from prsm_events.store.clickhouse import ClickHouseStore
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
-from streams.dead_letter_writer import DeadLetterWriter
+from streams.dead_letter_writer import DeadLetterWriter, faust_sender
 from streams.decision_agent import register_decisions
 from streams.faust_compat import commit_positions, deliver_without_tasks, steady
 from streams.health_monitor import HealthMonitor
@@ -80,7 +80,8 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     ingestor = UsageIngestor(catalog, limits)
     control = SpendControl(app, settings, catalog)
     control.catalog_listeners.append(lambda c: setattr(ingestor, "catalog", c))
-    dead_letters = DeadLetterWriter(app, settings.topic("dlq"), settings.max_message_bytes)
+    dead_letters = DeadLetterWriter(faust_sender(app), settings.topic("dlq"),
+                                    settings.max_message_bytes)
     feeds = ConfigFeeds(settings, control, dead_letters)
     app.add_dependency(feeds)  # started (budgets and catalog read) with the app
 
@@ -95,8 +96,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     async def watch_health() -> None:
         await monitor.observe(steady(app))
 
-    register_views(app, settings, store, None if sink is None else sink.stats, tables, stats,
-                   control, feeds, monitor, dead_letters)
+    register_views(app, settings, sink, tables, stats, control, feeds, monitor, dead_letters)
     # the agents read these in order (PartitionProgress): commit exactly what they processed
     commit_positions(app, {tracker.topic: tracker.position for tracker in control.trackers})
     deliver_without_tasks(app)

@@ -122,10 +122,14 @@ class SpendControl:
         """After a rebalance the tables may have been restored: re-read them."""
         if self.app.consumer_generation_id != self.generation:
             self.ledger.reload()
-            requests = self.settings.topic("requests")
-            self.ledger.owned = frozenset(tp.partition for tp in self.app.consumer.assignment()
-                                          if tp.topic == requests)
+            self.ledger.owned = self.owned_partitions()
             self.generation = self.app.consumer_generation_id
+
+    def owned_partitions(self) -> frozenset[int]:
+        """The partitions of the per-tenant topics (co-partitioned) this worker owns now."""
+        requests = self.settings.topic("requests")
+        return frozenset(tp.partition for tp in self.app.consumer.assignment()
+                         if tp.topic == requests)
 
     # --- config feeds ---------------------------------------------------------------------
     def apply_budget(self, key: bytes | None, value: bytes | None) -> None:

@@ -13,16 +13,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import faust
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 
 from prsm_events.events.dead_letter import DeadLetter
 
-__all__ = ["DeadLetterWriter"]
+__all__ = ["DeadLetterWriter", "SendRecord", "aiokafka_sender", "faust_sender"]
+
+SendRecord = Callable[[str, bytes | None, bytes], Awaitable[None]]
+"""Send (topic, key, value) and wait until the broker has it."""
+
+
+def faust_sender(app: faust.App) -> SendRecord:
+    """Send with the worker's Faust producer (flushed before each commit)."""
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        delivery = await app.producer.send(topic, key, value, None, None, None)
+        await delivery
+    return send
+
+
+def aiokafka_sender(producer: AIOKafkaProducer) -> SendRecord:
+    """Send with a plain aiokafka producer (the sink running on its own)."""
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        await (await producer.send(topic, value, key=key))
+    return send
 
 log = logging.getLogger("prsm.dlq")
 
@@ -37,8 +56,8 @@ def _unfixable(exc: BaseException) -> bool:
 
 
 class DeadLetterWriter:
-    def __init__(self, app: faust.App, topic: str, max_bytes: int) -> None:
-        self.app = app
+    def __init__(self, send: SendRecord, topic: str, max_bytes: int) -> None:
+        self.send = send
         self.topic = topic
         self.max_bytes = max_bytes
         self.summaries = 0
@@ -52,8 +71,7 @@ class DeadLetterWriter:
             await asyncio.gather(*(self._write_one(letter, now) for letter in letters))
 
     async def _send(self, key: bytes | None, value: bytes) -> None:
-        delivery = await self.app.producer.send(self.topic, key, value, None, None, None)
-        await delivery
+        await self.send(self.topic, key, value)
 
     async def _write_one(self, letter: DeadLetter, now: datetime) -> None:
         key = letter.record_key

@@ -33,7 +33,9 @@ from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.operations.backoff import Backoff
 from prsm_events.settings import Settings
 from prsm_events.store.accepted_rows import row_count
-from prsm_events.store.sink import ClickHouseSink, RowStore
+from prsm_events.store.clickhouse import ClickHouseStore
+from prsm_events.store.sink import ClickHouseSink
+from streams.dead_letter_writer import DeadLetterWriter, aiokafka_sender
 
 __all__ = ["FLUSH_BYTES", "SinkStats", "UsageSink"]
 
@@ -62,14 +64,16 @@ class SinkStats:
 
 
 class UsageSink(mode.Service):
-    def __init__(self, settings: Settings, store: RowStore, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, store: ClickHouseStore, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.topic = settings.topic("accepted")
+        self.store = store
         self.sink = ClickHouseSink(store)
         self.stats = SinkStats()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._dead_letters: DeadLetterWriter | None = None
         self._committed: dict[int, int] = {}  # partition -> next offset to write
 
     async def on_start(self) -> None:
@@ -84,6 +88,9 @@ class UsageSink(mode.Service):
         self._producer = AIOKafkaProducer(**args, acks="all",
                                           max_request_size=self.settings.topic_max_message_bytes)
         await self._producer.start()
+        self._dead_letters = DeadLetterWriter(aiokafka_sender(self._producer),
+                                              self.settings.topic("dlq"),
+                                              self.settings.max_message_bytes)
         await self._consumer.start()
         self.stats.running = True
 
@@ -167,18 +174,14 @@ class UsageSink(mode.Service):
 
     async def _dead_letter(self, refused: list[tuple[ConsumerRecord[bytes, bytes], str]]
                            ) -> None:
-        assert self._producer is not None
-        now = datetime.now(UTC)
-        room = self.settings.max_message_bytes - 4096
-        sends = []
+        assert self._dead_letters is not None
+        letters = []
         for record, reason in refused:
-            letter = DeadLetter("sink_refused", f"sink_refused: {reason}", record.topic,
-                                record.partition, record.offset, record.key, record.value)
+            letters.append(DeadLetter("sink_refused", f"sink_refused: {reason}", record.topic,
+                                      record.partition, record.offset, record.key, record.value))
             log.error("ClickHouse refused %s[%d]@%d: %s", record.topic, record.partition,
                       record.offset, reason)
-            sends.append(await self._producer.send(
-                self.settings.topic("dlq"), letter.to_json(now, room), key=letter.record_key))
-        await asyncio.gather(*sends)
+        await self._dead_letters.write(letters, datetime.now(UTC))
         self.stats.refused += len(refused)
 
     async def _commit(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:

@@ -29,7 +29,6 @@ from prsm_events.accounting.spend import SpendRow
 from prsm_events.errors import StoreUnavailable
 from prsm_events.operations.health import HealthFacts, verdict
 from prsm_events.settings import Settings
-from prsm_events.store.clickhouse import ClickHouseStore
 from prsm_events.store.reports import SPEND_DIMENSIONS, SpendReport, spend_query
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
@@ -37,13 +36,13 @@ from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import steady, table_store
 from streams.health_monitor import HealthMonitor
 from streams.usage_agent import IngestStats, IngestTables
-from streams.usage_sink import SinkStats
+from streams.usage_sink import UsageSink
 
 __all__ = ["bearer_guard", "register_views"]
 
 
 def _spend_rows(
-    table: TableT[str, Any], scope: str | None, window: str | None, owned: set[int],
+    table: TableT[str, Any], scope: str | None, window: str | None, owned: frozenset[int],
 ) -> list[dict[str, Any]]:
     """Rows of the usage partitions this worker owns now: the store may still hold rows of
     partitions a rebalance moved to another worker, which that worker now counts."""
@@ -107,8 +106,7 @@ def takes(*names: str) -> Callable[[Handler], Handler]:
 def register_views(
     app: faust.App,
     settings: Settings,
-    store: ClickHouseStore | None,
-    sink: SinkStats | None,
+    sink: UsageSink | None,
     tables: IngestTables,
     stats: IngestStats,
     control: SpendControl,
@@ -117,6 +115,7 @@ def register_views(
     dead_letters: DeadLetterWriter,
 ) -> None:
     guard = bearer_guard(settings.web_token)
+    store = None if sink is None else sink.store  # only the process running the sink opens it
 
     @app.page("/health")
     @takes()
@@ -125,7 +124,7 @@ def register_views(
         clickhouse_up = True if store is None else await asyncio.to_thread(store.ping)
         now, wall = time.monotonic(), time.time()
         ready = steady(app) and feeds.ready.is_set()
-        blocked = None if sink is None else sink.blocked_since
+        blocked = None if sink is None else sink.stats.blocked_since
         facts = HealthFacts(
             ready=ready, broker_down_s=monitor.broker_down_s(now),
             sink_blocked_s=None if blocked is None else max(0.0, wall - blocked),
@@ -146,7 +145,7 @@ def register_views(
     @takes()
     async def stats_view(web: View, request: Request) -> Response:
         return web.json({**stats.as_dict(), "decisions": control.stats.as_dict(),
-                         "sink": {"running": False} if sink is None else sink.as_dict(),
+                         "sink": {"running": False} if sink is None else sink.stats.as_dict(),
                          "scoring": control.scoring,
                          "dead_letter_summaries": dead_letters.summaries,
                          "dead_letters_unwritable": dead_letters.unwritable})
@@ -170,9 +169,8 @@ def register_views(
     @takes("scope", "window")
     async def spend_view(web: View, request: Request) -> Response:
         query = request.query
-        usage = settings.topic("usage")
-        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == usage}
-        rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"), owned)
+        rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"),
+                           control.owned_partitions())
         return web.json({"rows": rows})
 
     @app.page("/reports/spend")

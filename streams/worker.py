@@ -9,7 +9,12 @@ from typing import Any
 
 import faust
 
-from prsm_events.kafka.admin import check_message_limits, ensure_topics, wait_for_broker
+from prsm_events.kafka.admin import (
+    check_message_limits,
+    ensure_topics,
+    provision_topics,
+    wait_for_broker,
+)
 from prsm_events.kafka.topics import topic_specs
 from prsm_events.settings import Settings
 from streams.app import build_app
@@ -63,13 +68,8 @@ def run_sink(settings: Settings, loglevel: str = "warning") -> None:
     from prsm_events.store.clickhouse import ClickHouseStore
     from streams.usage_sink import UsageSink
 
-    async def prepare() -> None:
-        await wait_for_broker(settings.kafka)
-        specs = topic_specs(settings.topic_prefix, settings.partitions,
-                            settings.topic_max_message_bytes)
-        await ensure_topics(settings.kafka, specs, settings.replication_factor)
-
-    asyncio.run(prepare())
+    asyncio.run(wait_for_broker(settings.kafka))
+    provision_topics(settings)
     store = ClickHouseStore(settings.clickhouse_dsn.get_secret_value(),
                             settings.clickhouse_database)
     sink = UsageSink(settings, store)

@@ -32,6 +32,11 @@ class Refused:
     reason: str
 
 
+def _ended(record: bytes) -> bytes:
+    """The record with its last row ended, so that records join into one NDJSON block."""
+    return record if record.endswith(b"\n") else record + b"\n"
+
+
 class ClickHouseSink:
     """Insert batches of records; one insert per batch while every record is good.
 
@@ -58,7 +63,7 @@ class ClickHouseSink:
 
         Raises StoreUnavailable when ClickHouse does not answer: nothing is known to be
         written, and the whole batch must be written again."""
-        lines = [r if r.endswith(b"\n") else r + b"\n" for r in records if r.strip()]
+        lines = [_ended(r) for r in records if r.strip()]
         if not lines:
             return []
         try:
@@ -76,8 +81,7 @@ class ClickHouseSink:
             if not record.strip():
                 continue
             try:
-                self.store.insert_usage_json(record if record.endswith(b"\n")
-                                             else record + b"\n")
+                self.store.insert_usage_json(_ended(record))
             except StoreUnavailable as exc:
                 if not self.store.ping():
                     raise
