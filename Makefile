@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-anomaly bench-forecast \
-	bench-pacing bench-scoring clean
+	bench-pacing bench-scoring bench-tick clean
 
 DATA ?= ../shared/data
 
@@ -68,6 +68,9 @@ bench-pacing: install
 
 bench-scoring: install
 	$(BIN)/python benchmarks/scoring.py
+
+bench-tick: install
+	$(BIN)/python benchmarks/watch_tick.py --budgets 10000 100000 1000000 --warm 3
 
 clean:
 	-$(BIN)/prsm dev down

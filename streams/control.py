@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -111,7 +111,7 @@ class SpendControl:
         self.generation = -1
         self.meter = SpendMeter()
         self.deferred = DeferredRequests()
-        self.outlooks: dict[str, BudgetOutlook] = {}
+        self.outlooks: Mapping[str, BudgetOutlook] = {}
         self.scoring: dict[str, Any] = {}
         """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
         self.trackers: list[PartitionProgress] = []

@@ -17,15 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
 import mode
 
+from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
-from prsm_events.accounting.ledger_view import BudgetView
 from prsm_events.anomaly.findings import AnomalyRule
 from prsm_events.scoring.batch import BatchScorer
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
@@ -46,8 +46,9 @@ log = logging.getLogger("prsm.scoring")
 CHECKPOINT_EVERY_S = 300.0
 FORGET_AFTER_S = 14 * 86400.0
 """A scope with neither spend nor demand for this long is dropped from the scorer."""
-VIEWS_AT_ONCE = 500
-"""Budgets whose ledger figures the tick reads between two chances for decisions to run."""
+FIGURES_AT_ONCE = 5_000
+"""Budgets whose ledger figures the tick reads between two chances for decisions to run
+(about 5 ms of the loop)."""
 
 
 class ScorerCheckpoints(mode.Service):
@@ -102,22 +103,22 @@ class ScorerCheckpoints(mode.Service):
 
 
 async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: list[Budget],
-                        view: Callable[[Budget], BudgetView], now: float,
+                        figures: Callable[[Sequence[Budget]], BudgetFigures], now: float,
                         lock: asyncio.Lock) -> WatchReport:
-    """``watch.tick`` with the event loop free to decide meanwhile (with 10,000 budgets a tick
-    is a large part of a second). The ledger views are read here, in the loop, where the
-    agents change the ledger (``VIEWS_AT_ONCE`` at a time: each view is whole, and decisions
-    run in between); the tick runs in a thread on those snapshots, holding ``lock`` until the
-    thread is done, also when cancelled, so that a checkpoint save does not read the scorer
-    halfway through a tick."""
-    views: dict[str, BudgetView] = {}
-    for i, budget in enumerate(budgets):
-        views[budget.key] = view(budget)
-        if i % VIEWS_AT_ONCE == VIEWS_AT_ONCE - 1:
-            await asyncio.sleep(0)  # let decisions in between
+    """``watch.tick`` with the event loop free to decide meanwhile (with 10^6 budgets a tick
+    takes seconds). The ledger's figures are read here, in the loop, where the agents change
+    the ledger (``figures(slice)``, ``FIGURES_AT_ONCE`` budgets at a time: each budget's
+    figures are whole, and decisions run in between); the tick runs in a thread on them,
+    holding ``lock`` until the thread is done, also when cancelled, so that a checkpoint save
+    does not read the scorer halfway through a tick."""
+    parts: list[BudgetFigures] = []
+    for lo in range(0, len(budgets), FIGURES_AT_ONCE):
+        parts.append(figures(budgets[lo:lo + FIGURES_AT_ONCE]))
+        await asyncio.sleep(0)  # let decisions in between
+    read = BudgetFigures.concat(parts) if parts else BudgetFigures.of_views([], now)
     async with lock:
         ticking = asyncio.ensure_future(asyncio.to_thread(
-            watch.tick, interval, budgets, lambda b: views[b.key], now))
+            watch.tick, interval, budgets, read, now))
         try:
             return await asyncio.shield(ticking)
         except asyncio.CancelledError:  # the worker stops: the thread cannot be; the lock
@@ -180,14 +181,14 @@ def register_scoring(
         interval = control.meter.take()
         report = await tick_off_loop(
             watch, interval, list(control.book),
-            lambda b: control.ledger.view(b, b.tenant or "", now), now, checkpoints.saving)
+            lambda some: control.ledger.figures(some, now), now, checkpoints.saving)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
                            "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
                            "findings": len(report.findings), "skipped": skipped,
                            "checkpoint": checkpoints.status}
         control.outlooks = report.outlooks
         control.desk.pacing = report.pacing
-        control.desk.forecasts = {k: o.figures() for k, o in report.outlooks.items()}
+        control.desk.forecasts = report.outlooks.figures()
         await publish(report)
         if checkpoints.due():
             await checkpoints.save()

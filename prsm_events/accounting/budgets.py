@@ -20,7 +20,7 @@ every scope it falls in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -85,11 +85,13 @@ class Budget(EventModel):
             raise ValueError("alert_at fractions must be in (0, 1]")
         return tuple(sorted(set(value)))
 
-    @property
+    # cached: read for every budget of every decision and tick (a budget is immutable; a
+    # changed budget is a new object, from the budgets topic)
+    @cached_property
     def key(self) -> str:
         return budget_key(self.scope, self.period)
 
-    @property
+    @cached_property
     def tenant(self) -> str | None:
         return _tenant_of(self.scope)
 

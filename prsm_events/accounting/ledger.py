@@ -35,6 +35,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
+from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.accounting.periods import BUCKET_S, ROLLING, calendar_bounds
@@ -217,6 +220,90 @@ class BudgetLedger:
                 spent += state.spent
         return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)),
                           allotment)
+
+    def figures(self, budgets: Sequence[Budget], now: float) -> BudgetFigures:
+        """``view`` of each budget at ``now``, as columns (what a scoring tick reads). A
+        tenant's calendar budget, the common case, is read in place; the others (global
+        budgets, rolling windows) through ``view``. Equal to ``BudgetFigures.of_views``."""
+        n = len(budgets)
+        used, remaining = [0.0] * n, [0.0] * n
+        start, end = [0.0] * n, [0.0] * n
+        release_row: list[int] = []
+        release_at: list[float] = []
+        release_nano: list[int] = []
+        # rolling rows (row, limit, held, state): their buckets are summed below, at once
+        windows: list[tuple[int, int, int, BudgetState | None]] = []
+        held, rows, states = self._held, self._rows, self.states
+        bounds: dict[tuple[str, str], tuple[float, float]] = {}
+        for i, budget in enumerate(budgets):
+            tenant, period = budget.tenant, budget.period
+            if tenant is None:
+                v = self.view(budget, "", now)
+                used[i], remaining[i] = (v.spent + v.reserved) / NANO, v.remaining / NANO
+                start[i], end[i] = v.start, v.end
+                for when, amount in v.releases:
+                    release_row.append(i)
+                    release_at.append(when)
+                    release_nano.append(amount)
+                continue
+            key = budget.key
+            state = rows.get(key)
+            if state is None and key in states:
+                state = self._peek(key)
+            window = ROLLING.get(period)
+            if window is not None:
+                start[i], end[i] = now - window, now
+                windows.append((i, round(budget.limit_usd * NANO), held.get(key, 0),
+                                state if state is not None and state.buckets else None))
+                continue
+            zone = (period, budget.timezone)
+            found = bounds.get(zone)
+            if found is None:
+                found = bounds[zone] = self.bounds(budget, now)
+            start[i], end[i] = found
+            spent = state.spent if state is not None and state.period_start >= found[0] else 0
+            taken = spent + held.get(key, 0)
+            used[i] = taken / NANO
+            remaining[i] = (round(budget.limit_usd * NANO) - taken) / NANO
+        row, at, nano = (np.array(release_row, dtype=np.int64),
+                         np.array(release_at, dtype=np.float64),
+                         np.array(release_nano, dtype=np.int64))
+        if windows:
+            more = self._fill_windows(budgets, windows, now, used, remaining)
+            row, at, nano = (np.concatenate([a, b]) for a, b in zip((row, at, nano), more,
+                                                                     strict=True))
+        return BudgetFigures.of_lists(now, used, remaining, start, end, row, at, nano)
+
+    @staticmethod
+    def _fill_windows(budgets: Sequence[Budget],
+                      windows: list[tuple[int, int, int, BudgetState | None]], now: float,
+                      used: list[float], remaining: list[float],
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``figures`` of rolling rows: each row's buckets still in its window summed at once
+        (exact, in nano-USD integers); returns when each leaves it (row, time, nano-USD)."""
+        with_buckets = [(i, state) for i, _, _, state in windows if state is not None]
+        counts = [len(state.buckets) for _, state in with_buckets]
+        flat_bucket: list[int] = []
+        flat_nano: list[int] = []
+        for _, state in with_buckets:
+            flat_bucket.extend(state.buckets)
+            flat_nano.extend(state.buckets.values())
+        row = np.repeat(np.array([i for i, _ in with_buckets], dtype=np.int64), counts)
+        period = [budgets[i].period for i, _ in with_buckets]
+        width = np.repeat(np.array([BUCKET_S[p] for p in period], dtype=np.int64), counts)
+        length = np.repeat(np.array([ROLLING[p] for p in period], dtype=np.int64), counts)
+        bucket = np.array(flat_bucket, dtype=np.int64)
+        nano = np.array(flat_nano, dtype=np.int64)
+        inside = bucket + width > now - length
+        spent = np.zeros(len(budgets), dtype=np.int64)
+        np.add.at(spent, row[inside], nano[inside])
+        by_row = spent.tolist()
+        for i, limit, hold, _ in windows:
+            taken = by_row[i] + hold
+            used[i] = taken / NANO
+            remaining[i] = (limit - taken) / NANO
+        return (row[inside], (bucket + width + length)[inside].astype(np.float64),
+                nano[inside])
 
     def reservation(self, tenant: str, request_id: str) -> Reservation | None:
         raw = self.reservations.get(f"{tenant}|{request_id}")

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from prsm_events.events.alerts import Alert
 from prsm_events.events.directives import ThrottleDirective
 from prsm_events.scoring.batch import ScopeScores
@@ -94,15 +96,16 @@ def _parent(scope: str) -> str | None:
 def find_anomalies(scores: ScopeScores, rule: AnomalyRule, now: float) -> list[AnomalyFinding]:
     """Findings of one tick (tenant findings name their driving dimension)."""
     excess = scores.observed - scores.expected
-    hits = {i for i in range(len(scores.scopes))
-            if scores.score[i] >= rule.threshold and scores.sigma[i] >= rule.min_sigma
-            and excess[i] >= rule.min_excess_usd}
+    hits = set(np.flatnonzero((np.asarray(scores.score) >= rule.threshold)
+                              & (np.asarray(scores.sigma) >= rule.min_sigma)
+                              & (excess >= rule.min_excess_usd)).tolist())
     hit_scopes = {scores.scopes[i] for i in hits}
     children: dict[str, list[int]] = {}
-    for i, scope in enumerate(scores.scopes):
-        parent = _parent(scope)
-        if parent is not None:
-            children.setdefault(parent, []).append(i)
+    if any("/" not in s for s in hit_scopes):  # a tenant or the global scope: its children
+        for i, scope in enumerate(scores.scopes):
+            parent = _parent(scope)
+            if parent in hit_scopes:
+                children.setdefault(parent, []).append(i)
     tenants_hit = any(s.startswith("tenant:") and "/" not in s for s in hit_scopes)
     out = []
     for i in sorted(hits, key=lambda j: scores.scopes[j]):

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
@@ -56,9 +57,9 @@ class AdmissionDesk:
         self.health = health or ProviderHealth()
         self.config = config or PolicyConfig()
         self.reservation_ttl_s = reservation_ttl_s
-        self.pacing: dict[str, PacingAction] = {}
+        self.pacing: Mapping[str, PacingAction] = {}
         """Pacing actions by budget key, replaced by the scorer at each tick."""
-        self.forecasts: dict[str, dict[str, object]] = {}
+        self.forecasts: Mapping[str, dict[str, object]] = {}
         """Forecast figures by budget key, replaced by the scorer at each tick."""
 
     def budgets_for(self, request: RequestEvent, model: str | None = None) -> list[Budget]:

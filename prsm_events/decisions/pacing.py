@@ -22,10 +22,15 @@ True
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["PACED_PRIORITIES", "PacingAction", "PacingStep", "spread"]
+import numpy as np
+
+from prsm_events.accounting.ledger_view import NANO
+
+__all__ = ["PACED_PRIORITIES", "PacingAction", "PacingActions", "PacingStep", "spread"]
 
 PACED_PRIORITIES = frozenset({"low", "normal"})
 PacingStep = Literal["route", "defer", "throttle"]
@@ -79,3 +84,49 @@ class PacingAction:
                 "defer_share": round(self.defer_share, 4),
                 "throttle_share": round(self.throttle_share, 4),
                 "reserve_usd": round(self.reserve / 1e9, 9)}
+
+
+class PacingActions(Mapping[str, PacingAction]):
+    """A tick's pacing actions by budget key, kept as arrays of pressure and reserve (USD,
+    as the scorer gives them); an action is built when asked for.
+
+    >>> actions = PacingActions(["tenant:a|day", "tenant:b|day"], [0.5, 0.9], [0.0, 2.0])
+    >>> a = actions["tenant:b|day"]
+    >>> round(a.throttle_share, 6), a.reserve, actions.throttling().tolist()
+    (0.6, 2000000000, [1])
+    """
+
+    def __init__(self, keys: Sequence[str] = (), pressure: Sequence[float] | np.ndarray = (),
+                 reserve: Sequence[float] | np.ndarray = (),
+                 retry_after_s: float = 60.0) -> None:
+        self.budget_keys = list(keys)
+        self.pressure = np.asarray(pressure, dtype=np.float64)
+        self.reserve = np.asarray(reserve, dtype=np.float64)
+        self.retry_after_s = retry_after_s
+        self._rows: dict[str, int] = {}
+        for lo in range(0, len(self.budget_keys), 50_000):  # a tick beside the event loop:
+            self._rows.update(zip(self.budget_keys[lo:lo + 50_000],  # it runs in between
+                                  range(lo, len(self.budget_keys)), strict=False))
+
+    def action(self, row: int) -> PacingAction:
+        return PacingAction.at(self.budget_keys[row], float(self.pressure[row]),
+                               round(float(self.reserve[row]) * NANO), self.retry_after_s)
+
+    def row(self, key: str) -> int | None:
+        return self._rows.get(key)
+
+    def throttling(self) -> np.ndarray:
+        """Rows whose action throttles (``throttle_share > 0``)."""
+        return np.flatnonzero(self.pressure > 0.75)
+
+    def __getitem__(self, key: str) -> PacingAction:
+        return self.action(self._rows[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.budget_keys)
+
+    def __len__(self) -> int:
+        return len(self.budget_keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows

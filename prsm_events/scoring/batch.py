@@ -44,10 +44,10 @@ from prsm_events.scoring.pacing_step import (
     new_pacing_state,
     pacing_step,
 )
-from prsm_events.scoring.rest_of_period import check_step, forecast_rest
+from prsm_events.scoring.rest_of_period import check_step, forecast_ahead, forecast_rest
 from prsm_events.scoring.spend_step import spend_step
 from prsm_events.scoring.state_arrays import StateArrays
-from prsm_events.scoring.young_scopes import young_counts
+from prsm_events.scoring.young_scopes import young_counts, young_profile
 
 __all__ = ["OUTLOOK_SEASON", "BatchScorer", "Rest", "ScopeScores", "ScorerState"]
 
@@ -75,6 +75,10 @@ class Rest:
     learned: Host
     """Intervals each forecaster has learned."""
 
+
+GIL_SLICE = 50_000
+"""Items one call into C handles at most while a tick runs beside the event loop: such a call
+holds the interpreter, and the loop waits for it (50,000 dictionary lookups: about 20 ms)."""
 
 OUTLOOK_SEASON = 48
 """Buckets of the outlook forecaster's daily profile: half hours
@@ -133,12 +137,21 @@ class BatchScorer:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _rows_of(self, scopes: Sequence[str]) -> list[int]:
+        """The scopes' rows (new scopes are added)."""
+        found = [self.rows.get(s, -1) for s in scopes]
+        if -1 in found:
+            self._ensure(scopes)
+            found = [self.rows[s] for s in scopes]
+        return found
+
     def _ensure(self, scopes: Sequence[str]) -> None:
-        first_new = len(self.rows)
-        for scope in scopes:
-            if scope not in self.rows:
-                self.rows[scope] = len(self.rows)
-        if len(self.rows) == first_new:
+        rows = self.rows
+        first_new = len(rows)
+        for scope in [s for s in scopes if s not in rows]:
+            if scope not in rows:  # (named twice)
+                rows[scope] = len(rows)
+        if len(rows) == first_new:
             return
         if len(self.rows) > self.capacity:
             size = max(len(self.rows), 2 * self.capacity)
@@ -175,11 +188,13 @@ class BatchScorer:
     def _column(self, values: Mapping[str, float]) -> Any:
         """The values as one array over the rows; a scope with a nonzero value is active."""
         host = np.zeros(self.capacity)
-        for scope, value in values.items():
-            row = self.rows[scope]
-            host[row] = value
-            if value:
-                self.active[row] = self.ticks
+        scopes, amounts = list(values), list(values.values())
+        for lo in range(0, len(scopes), GIL_SLICE):  # (a tick runs beside the event loop)
+            rows = np.fromiter(map(self.rows.__getitem__, scopes[lo:lo + GIL_SLICE]),
+                               dtype=np.int64)
+            got = np.array(amounts[lo:lo + GIL_SLICE], dtype=np.float64)
+            host[rows] = got
+            self.active[rows[got != 0]] = self.ticks
         return self.xp.asarray(host)
 
     def step(self, spend: Mapping[str, float], demand: Mapping[str, float],
@@ -282,13 +297,13 @@ class BatchScorer:
         if width != buckets:
             raise ValueError(f"counts for {width} buckets; the {'demand' if demand else 'spend'}"
                              f" forecaster's profile has {buckets}")
-        self._ensure(scopes)
         xp = self.xp
         distinct = list(dict.fromkeys(scopes))  # a scope asked for several horizons: once
-        place = {s: i for i, s in enumerate(distinct)}
-        rows = (None if len(distinct) == len(scopes)
-                else xp.asarray([place[s] for s in scopes], dtype=xp.int64))
-        idx = xp.asarray([self.rows[s] for s in distinct], dtype=xp.int64)
+        rows = None
+        if len(distinct) != len(scopes):
+            place = {s: i for i, s in enumerate(distinct)}
+            rows = xp.asarray([place[s] for s in scopes], dtype=xp.int64)
+        idx = xp.asarray(self._rows_of(distinct), dtype=xp.int64)
         state = self.demand_fc if demand else self.outlook_fc
         part = state.map(lambda v: v[..., idx])
         learned = to_host(part.n if rows is None else part.n[rows])
@@ -297,6 +312,28 @@ class BatchScorer:
         out = forecast_rest(xp, part, xp.asarray(counts, dtype=xp.float64),
                             None if days is None else xp.asarray(days, dtype=xp.float64),
                             self.params.forecast, rows)
+        return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), learned)
+
+    def ahead(self, scopes: Sequence[str], counts: Sequence[Sequence[float]] | Host,
+              demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,
+              now: tuple[int, float, float] | None = None) -> Rest:
+        """``rest`` of every scope at each of several horizons, the same for all: row ``h``
+        of ``counts`` (and ``days``) is horizon ``h``; ``mean``, ``low`` and ``high`` are
+        shaped (scopes, horizons). Equal to ``rest`` with each scope asked once per horizon
+        (to rounding: the profile is weighed by one matrix product)."""
+        buckets = self.season if demand else self.outlook_season
+        width = np.shape(counts)[-1]
+        if width != buckets:
+            raise ValueError(f"counts for {width} buckets; the {'demand' if demand else 'spend'}"
+                             f" forecaster's profile has {buckets}")
+        xp = self.xp
+        idx = xp.asarray(self._rows_of(scopes), dtype=xp.int64)
+        part = (self.demand_fc if demand else self.outlook_fc).map(lambda v: v[..., idx])
+        learned = to_host(part.n)
+        profile = None if now is None else young_profile(xp, part.season, learned, *now)
+        out = forecast_ahead(xp, part, xp.asarray(counts, dtype=xp.float64),
+                             None if days is None else xp.asarray(days, dtype=xp.float64),
+                             self.params.forecast, profile)
         return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), learned)
 
     def pace(self, budgets: Sequence[str], inputs: PacingInputs) -> tuple[Host, Host]:

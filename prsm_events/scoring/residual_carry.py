@@ -98,7 +98,9 @@ def residual_carry(xp: ModuleType, state: ForecastState, k: Array,
     full = xp.asarray(k, dtype=xp.float64)
     steps = int(min(float(full.max()) if full.size else 0.0,
                     carry_horizon(params.carry_damping)))
-    k = xp.minimum(full, float(steps))
+    # whole intervals: a count summed from moved parts (``young_counts``) may fall an ulp
+    # short of one; a fraction beyond them counts as settled, like those past ``steps``
+    k = xp.minimum(xp.floor(full + 1e-6), float(steps))
     wanted = {int(v) for v in xp.unique(k).tolist()}
     zero = xp.zeros_like(r1)
     sums = {0: (zero, zero, zero + 1.0)}  # intervals -> (carry, spread, cumulative response)
@@ -126,7 +128,7 @@ def residual_carry(xp: ModuleType, state: ForecastState, k: Array,
             carry = xp.where(at, sums[j][0], carry)
             spread = xp.where(at, sums[j][1], spread)
             response = xp.where(at, sums[j][2], response)
-    return ResidualCarry(carry, spread + (full - k) * response * response)
+    return ResidualCarry(carry, spread + xp.maximum(full - k, 0.0) * response * response)
 
 
 def innovation_variance(xp: ModuleType, state: ForecastState, params: ForecastParams,

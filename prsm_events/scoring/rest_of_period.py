@@ -39,6 +39,7 @@ from prsm_events.scoring.residual_carry import (
 __all__ = [
     "RestOfPeriod",
     "check_step",
+    "forecast_ahead",
     "forecast_rest",
     "spread_scale",
 ]
@@ -72,6 +73,47 @@ def forecast_rest(xp: ModuleType, state: ForecastState, counts: Any,
     if state.check is not None and calibrated and params.check_intervals > 0:
         excess = state.check.spread_excess
         half = half * spread_scale(xp, excess if rows is None else excess[rows], k, params)
+    return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
+
+
+def forecast_ahead(xp: ModuleType, state: ForecastState, counts: Any, days: Any = None,
+                   params: ForecastParams | None = None, profile: Array | None = None,
+                   calibrated: bool = True) -> RestOfPeriod:
+    """``forecast_rest`` of every scope of ``state`` at several horizons at once, the same
+    for every scope: ``counts[h]`` (and ``days[h]``) of horizon ``h``; each result is shaped
+    (scopes, horizons). The profile is weighed with one matrix product (no per-scope copy of
+    the counts); ``profile``: the one to weigh (``state.season`` if not given;
+    ``young_scopes.young_profile`` for scopes younger than a cycle).
+
+    >>> import numpy as np
+    >>> from prsm_events.scoring.calendar_math import following
+    >>> from prsm_events.scoring.forecast_state import new_forecast_state
+    >>> from prsm_events.scoring.forecast_step import forecast_step
+    >>> state = new_forecast_state(np, 2, season=4)
+    >>> for t in range(400):
+    ...     _ = forecast_step(np, state, np.array([1.0, 2.0]) * [1, 1, 5, 1][t % 4], t % 4)
+    >>> ahead = forecast_ahead(np, state, [following(3, 4, 4), following(3, 8, 4)])
+    >>> np.round(ahead.mean, 1).tolist()
+    [[8.0, 16.0], [16.0, 32.0]]
+    >>> bool(np.allclose(ahead.high[:, 1], forecast_rest(np, state, following(3, 8, 4)).high))
+    True
+    """
+    params = params or ForecastParams()
+    c = xp.asarray(counts, dtype=xp.float64)
+    k = c.sum(axis=-1)
+    seasonal = (state.season if profile is None else profile).T @ c.T
+    if days is not None:
+        seasonal = seasonal + state.week.T @ xp.asarray(days, dtype=xp.float64).T
+    col = state.map(lambda v: v[..., None])  # per scope a column: broadcast over horizons
+    ar = ar3_coefficients(xp, col)
+    carry = residual_carry(xp, col, xp.broadcast_to(k, seasonal.shape), params, None, ar)
+    mean = xp.maximum(k * col.level + seasonal + carry.mean, 0.0)
+    level_error = xp.maximum(params.alpha / (2.0 - params.alpha),
+                             1.0 / xp.maximum(col.n, 1.0))
+    variance = innovation_variance(xp, col, params, ar) * (carry.spread + k * k * level_error)
+    half = Z90 * xp.sqrt(variance)
+    if col.check is not None and calibrated and params.check_intervals > 0:
+        half = half * spread_scale(xp, col.check.spread_excess, k, params)
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "young_counts",
+    "young_profile",
 ]
 
 
@@ -52,4 +54,45 @@ def young_counts(counts: Any, learned: Any, bucket: int, bucket_intervals: float
     rows[np.arange(len(n)), rate] += np.where(seen, 0.0, c[young]).sum(axis=1)
     out = c.copy()
     out[young] = rows
+    return out
+
+
+def young_profile(xp: ModuleType, profile: Any, learned: Any, bucket: int,
+                  bucket_intervals: float, into: float | None = None) -> Any:
+    """The profile (buckets, scopes) that weighs any counts as ``young_counts`` would move
+    them: a bucket a young scope has not lived through takes the value of the bucket that
+    tells its rate now (``profile`` itself when every scope has lived a whole cycle). The
+    same forecasts, without a copy of the counts per scope (``rest_of_period.forecast_ahead``).
+
+    >>> import numpy as np
+    >>> p = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]])
+    >>> counts = np.array([[1.0, 2.0, 3.0, 4.0]])
+    >>> learned = [3.0, 8.0]
+    >>> (counts @ young_profile(np, p, learned, bucket=1, bucket_intervals=2.0)).tolist()
+    [[19.0, 30.0]]
+    >>> [float(young_counts(counts, [n], 1, 2.0)[0] @ p[:, i]) for i, n in enumerate(learned)]
+    [19.0, 30.0]
+    """
+    n = np.asarray(learned, dtype=np.float64)
+    season = profile.shape[0]
+    per = max(bucket_intervals, 1.0)
+    young = np.flatnonzero(n < season * per)
+    if not len(young):
+        return profile
+    n = n[young]
+    here = np.minimum(n, per if into is None else float(into))
+    before = np.ceil((n - here) / per)
+    settled = (here >= per / 2) | (before == 0)
+    back = (bucket - np.arange(season)) % season
+    seen = (back[:, None] <= before[None, :]) & ((back[:, None] > 0) | settled[None, :])
+    rate = np.where(settled, bucket % season, (bucket - 1) % season)
+    every = len(young) == profile.shape[1]
+    cols = xp.asarray(young, dtype=xp.int64)
+    part = profile if every else profile[:, cols]
+    at_rate = part[xp.asarray(rate, dtype=xp.int64), xp.arange(len(young))]
+    moved = xp.where(xp.asarray(seen), part, at_rate[None, :])
+    if every:
+        return moved
+    out = profile.copy()
+    out[:, cols] = moved
     return out

@@ -23,16 +23,22 @@ the limit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
+from prsm_events.accounting.budget_figures import BudgetFigures
+from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.accounting.periods import ROLLING
 from prsm_events.events.alerts import Alert
+from prsm_events.scoring.batch import GIL_SLICE
 
-__all__ = ["BudgetOutlook", "overrun_alert", "rolling_horizons"]
+__all__ = ["BudgetOutlook", "OutlookColumns", "Outlooks", "overrun_alert", "rolling_horizons"]
 
 
 def _iso(epoch: float) -> str:
@@ -112,6 +118,161 @@ class BudgetOutlook:
         if self.period in ROLLING:
             out["window_peak"] = True
         return out
+
+
+@dataclass(frozen=True)
+class OutlookColumns:
+    """Many budgets' outlooks as columns (what ``BudgetOutlook.of`` and ``.rolling`` compute,
+    before rounding); ``outlook(i)`` is the ``BudgetOutlook`` of row ``i``, equal to theirs.
+
+    ``calendar`` and ``rolling`` compute them from ``BudgetFigures`` and the forecasts, for
+    a whole column of budgets at once.
+
+    >>> b = Budget(scope="tenant:acme", period="day", limit_usd=10)
+    >>> v = BudgetView(b, now=43200.0, spent=6 * NANO, reserved=0, start=0.0, end=86400.0)
+    >>> f = BudgetFigures.of_views([v], now=43200.0)
+    >>> cols = OutlookColumns.calendar([b], f, *(np.array([x]) for x in (6.0, 5.0, 7.0)))
+    >>> cols.outlook(0) == BudgetOutlook.of(v, rest=(6.0, 5.0, 7.0))
+    True
+    """
+
+    budgets: Sequence[Budget]
+    now: float
+    start: np.ndarray
+    end: np.ndarray
+    limit: np.ndarray
+    used: np.ndarray
+    period_end_spend: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    exhaustion: np.ndarray
+    """Epoch seconds; NaN: not forecast to be exhausted."""
+
+    def __len__(self) -> int:
+        return len(self.budgets)
+
+    @classmethod
+    def calendar(cls, budgets: Sequence[Budget], figures: BudgetFigures, mean: np.ndarray,
+                 low: np.ndarray, high: np.ndarray) -> OutlookColumns:
+        """``BudgetOutlook.of`` for every row: ``mean``/``low``/``high`` forecast the rest of
+        each budget's period."""
+        now, used = figures.now, figures.used
+        mean, low, high = (np.maximum(np.asarray(x, dtype=np.float64), 0.0)
+                           for x in (mean, low, high))
+        limit = np.array([b.limit_usd for b in budgets], dtype=np.float64)
+        left_s = np.maximum(figures.end - now, 0.0)
+        crossing = (used + mean > limit) & (mean > 0) & (left_s > 0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            at = now + (limit - used) / (mean / left_s)
+        exhaustion = np.where(used >= limit, now, np.where(crossing, at, np.nan))
+        return cls(budgets, now, figures.start, figures.end, limit, used, used + mean,
+                   used + low, used + high, exhaustion)
+
+    @classmethod
+    def rolling(cls, budgets: Sequence[Budget], figures: BudgetFigures,
+                horizons: Sequence[float], mean: np.ndarray, low: np.ndarray,
+                high: np.ndarray) -> OutlookColumns:
+        """``BudgetOutlook.rolling`` for every row: ``mean[i, k]`` (and ``low``, ``high``)
+        forecast row ``i``'s spend between now and ``horizons[k]`` seconds ahead."""
+        now, used = figures.now, figures.used
+        n = len(budgets)
+        left = used[:, None] - figures.released(horizons)
+        points = [np.concatenate([used[:, None], left + np.maximum(x, 0.0)], axis=1)
+                  for x in (mean, low, high)]
+        limit = np.array([b.limit_usd for b in budgets], dtype=np.float64)
+        at_h = np.concatenate([[0.0], np.asarray(horizons, dtype=np.float64)])
+        rows = np.arange(n)
+        peak = np.argmax(points[0], axis=1)  # the first of equal peaks, as max() takes
+        reached = points[0] >= limit[:, None]
+        first = np.argmax(reached, axis=1)
+        before = np.maximum(first - 1, 0)
+        m0, m1 = points[0][rows, before], points[0][rows, first]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            cross = now + at_h[before] + (at_h[first] - at_h[before]) * (limit - m0) / (m1 - m0)
+        exhaustion = np.where(~reached.any(axis=1), np.nan, np.where(first == 0, now, cross))
+        return cls(budgets, now, figures.start, now + at_h[peak], limit, used,
+                   points[0][rows, peak], points[1][rows, peak], points[2][rows, peak],
+                   exhaustion)
+
+    def may_overrun(self) -> np.ndarray:
+        """Rows whose outlook may overrun (a superset of ``outlook(i).overruns``: that
+        compares the rounded figure)."""
+        return np.flatnonzero(self.period_end_spend > self.limit - 1e-6)
+
+    def outlook(self, i: int) -> BudgetOutlook:
+        b = self.budgets[i]
+        at = float(self.exhaustion[i])
+        return BudgetOutlook(
+            b.key, b.scope, b.period, self.now, float(self.start[i]), float(self.end[i]),
+            b.limit_usd, round(float(self.used[i]), 9),
+            round(float(self.period_end_spend[i]), 6), round(float(self.low[i]), 6),
+            round(float(self.high[i]), 6), None if at != at else _iso(at))
+
+
+class Outlooks(Mapping[str, BudgetOutlook]):
+    """A tick's outlooks by budget key, kept as columns; an outlook is built when asked for
+    (a tick over a million budgets builds none it does not need).
+
+    >>> b = Budget(scope="tenant:acme", period="day", limit_usd=10)
+    >>> v = BudgetView(b, now=43200.0, spent=6 * NANO, reserved=0, start=0.0, end=86400.0)
+    >>> f = BudgetFigures.of_views([v], now=43200.0)
+    >>> outlooks = Outlooks()
+    >>> outlooks.add(OutlookColumns.calendar([b], f, *(np.array([x]) for x in (6.0, 5, 7))))
+    >>> outlooks["tenant:acme|day"].period_end_spend_usd, len(outlooks)
+    (12.0, 1)
+    >>> outlooks.figures()["tenant:acme|day"]["period_end_spend_high_usd"]
+    13.0
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[OutlookColumns] = []
+        self._offsets: list[int] = []
+        self._rows: dict[str, int] = {}
+
+    def add(self, columns: OutlookColumns) -> None:
+        offset = len(self._rows)
+        self._parts.append(columns)
+        self._offsets.append(offset)
+        keys = [b.key for b in columns.budgets]
+        for lo in range(0, len(keys), GIL_SLICE):  # the loop runs in between
+            self._rows.update(zip(keys[lo:lo + GIL_SLICE], range(offset + lo, offset + len(keys)),
+                                  strict=False))
+
+    def __getitem__(self, key: str) -> BudgetOutlook:
+        row = self._rows[key]
+        part = bisect.bisect_right(self._offsets, row) - 1
+        return self._parts[part].outlook(row - self._offsets[part])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def figures(self) -> Mapping[str, dict[str, Any]]:
+        """``BudgetOutlook.figures`` by budget key, built when asked for (what decisions
+        carry)."""
+        return _OutlookFigures(self)
+
+
+class _OutlookFigures(Mapping[str, dict[str, Any]]):
+    def __init__(self, outlooks: Outlooks) -> None:
+        self._outlooks = outlooks
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return self._outlooks[key].figures()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outlooks)
+
+    def __len__(self) -> int:
+        return len(self._outlooks)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._outlooks
 
 
 def rolling_horizons(window_s: float, interval_s: float, steps: int = 24) -> list[float]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import BudgetView
 from prsm_events.scoring import BatchScorer
@@ -33,6 +35,10 @@ def view(budget: Budget) -> BudgetView:
     return budget_view(budget, 2.0, now=NOW, start=NOW - 43200, end=NOW + 43200)
 
 
+def figures(budgets: Sequence[Budget]) -> BudgetFigures:
+    return BudgetFigures.of_views([view(b) for b in budgets], NOW)
+
+
 class GatedWatch(SpendWatch):
     """Its tick waits (in its thread) until the loop has run a coroutine."""
 
@@ -55,9 +61,9 @@ async def test_the_loop_runs_while_a_tick_runs_and_reads_the_ledger_itself() -> 
     loop_thread = threading.get_ident()
     read_in: set[int] = set()
 
-    def ledger_view(budget: Budget) -> BudgetView:
+    def ledger_figures(budgets: Sequence[Budget]) -> BudgetFigures:
         read_in.add(threading.get_ident())
-        return view(budget)
+        return figures(budgets)
 
     async def decide_meanwhile() -> None:
         while not watch.log:
@@ -66,10 +72,10 @@ async def test_the_loop_runs_while_a_tick_runs_and_reads_the_ledger_itself() -> 
         watch.gate.set()
 
     report, _ = await asyncio.gather(
-        tick_off_loop(watch, interval(), [BUDGET], ledger_view, NOW, asyncio.Lock()),
+        tick_off_loop(watch, interval(), [BUDGET], ledger_figures, NOW, asyncio.Lock()),
         decide_meanwhile())
     assert watch.log == ["tick started", "decided", "tick done"]
-    assert read_in == {loop_thread}  # the views are snapshots taken in the loop
+    assert read_in == {loop_thread}  # the figures are snapshots taken in the loop
     assert report.outlooks[BUDGET.key].spent_usd == pytest.approx(2.0)
     assert BUDGET.key in report.pacing
 
@@ -88,7 +94,7 @@ async def test_a_checkpoint_waits_for_the_tick_under_way(tmp_path: Path) -> None
         await saving
 
     await asyncio.gather(
-        tick_off_loop(watch, interval(), [BUDGET], view, NOW, checkpoints.saving),
+        tick_off_loop(watch, interval(), [BUDGET], figures, NOW, checkpoints.saving),
         save_meanwhile())
     assert checkpoints.status["saved_ticks"] == 1  # saved after the tick, not halfway
 
@@ -98,7 +104,7 @@ async def test_a_tick_cancelled_by_a_stop_still_finishes_before_the_last_save(
     watch = GatedWatch()
     checkpoints = ScorerCheckpoints(watch, tmp_path / "checkpoint.npz")
     tick = asyncio.create_task(
-        tick_off_loop(watch, interval(), [BUDGET], view, NOW, checkpoints.saving))
+        tick_off_loop(watch, interval(), [BUDGET], figures, NOW, checkpoints.saving))
     while not watch.log:
         await asyncio.sleep(0.001)
     tick.cancel()  # the worker stops: Faust cancels the timer

@@ -10,10 +10,13 @@ import pytest
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
 from prsm_events.accounting.ledger import BudgetLedger, to_nano
+from prsm_events.accounting.periods import ROLLING
 from prsm_events.accounting.scopes import scopes_of
 from prsm_events.kafka.partitioning import owner_partition
 from prsm_events.scoring import BatchScorer
+from prsm_events.scoring.calendar_math import profile_weights, weekday_counts
 from prsm_events.watch.meter import SpendMeter
+from prsm_events.watch.outlook import BudgetOutlook, rolling_horizons
 from prsm_events.watch.spend_watch import OVERRUN_HISTORY, SpendWatch, WatchReport
 
 DAY0 = datetime(2026, 3, 10, tzinfo=UTC).timestamp()
@@ -199,3 +202,69 @@ def test_a_rolling_window_alerts_when_forecast_to_fill_and_again_after_it_draine
     # the second time the forecaster first re-learns that spend is back (a few hours)
     assert first < 60 and 3 * 1440 <= second < 3 * 1440 + 360
     assert a1.alert_id != a2.alert_id and "trailing 24h window" in a2.message
+
+
+def test_a_tick_over_columns_is_the_same_in_any_slices_and_from_views(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker reads the ledger's figures as columns and forecasts ``CHUNK`` budgets at a
+    time: with slices of 3, and with views read one by one, every outlook, pacing action,
+    alert and directive is the same."""
+    budgets = [Budget(scope=f"tenant:t{i}", period=period, limit_usd=limit, pacing=paced)
+               for i in range(5)
+               for period, limit, paced in (("day", 3.0, i % 2 == 0), ("1h", 0.4, False),
+                                            ("week", 9.0, False))]
+    budgets += [Budget(scope="global", period="day", limit_usd=6.0, pacing=True),
+                Budget(scope="global", period="24h", limit_usd=6.0),
+                Budget(scope="tenant:t1/service:chat", period="7d", limit_usd=1.0)]
+    whole, sliced = Rig(*budgets), Rig(*budgets)
+    reports: dict[str, list[WatchReport]] = {"whole": [], "sliced": []}
+    for minute in range(150):
+        for rig in (whole, sliced):
+            for i in range(5):
+                rig.spend(f"t{i}", 0.002 * (1 + i) * (6 if 60 <= minute < 90 and i == 3 else 1))
+                rig.meter.add_demand(scopes_of(f"t{i}", service="chat"), 0.004 * (1 + i),
+                                     high=False)
+        reports["whole"].append(whole.tick())  # views, one by one
+        with monkeypatch.context() as patch:
+            patch.setattr("prsm_events.watch.spend_watch.CHUNK", 3)
+            sliced.now += 60.0
+            reports["sliced"].append(sliced.watch.tick(
+                sliced.meter.take(), sliced.book,
+                sliced.ledger.figures(list(sliced.book), sliced.now), sliced.now))
+    kinds: set[str] = set()
+    for a, b in zip(reports["whole"], reports["sliced"], strict=True):
+        assert list(a.outlooks) == list(b.outlooks)
+        assert set(a.outlooks) == {x.key for x in budgets}
+        for key, o in a.outlooks.items():
+            assert b.outlooks[key].period_end_spend_usd == pytest.approx(
+                o.period_end_spend_usd, rel=1e-9, abs=1e-6)
+            assert b.outlooks[key].high_usd == pytest.approx(o.high_usd, rel=1e-9, abs=1e-6)
+        assert {k: round(v.pressure, 9) for k, v in a.pacing.items()} == {
+            k: round(v.pressure, 9) for k, v in b.pacing.items()}
+        assert [x.alert_id for x in a.alerts] == [x.alert_id for x in b.alerts]
+        assert [x.key for x in a.directives] == [x.key for x in b.directives]
+        assert a.lifts == b.lifts
+        kinds |= {x.kind for x in a.alerts}
+    assert kinds == {"forecast_overrun", "anomaly"}  # the comparison covered both
+    assert any(r.directives for r in reports["whole"])
+    # and each outlook is the one forecast for its budget alone, row by row
+    watch, now, last = whole.watch, whole.now, reports["whole"][-1]
+    mid = now - 30.0
+    clock = (int(mid // 1800) % 48, 30.0, (mid % 1800) // 60 + 1)
+    for b in budgets:
+        view = whole.ledger.view(b, b.tenant or "", now)
+        if b.period in ROLLING:
+            horizons = rolling_horizons(ROLLING[b.period], 60.0)
+            ends = [now + h for h in horizons]
+        else:
+            ends = [view.end]
+        rest = watch.scorer.rest(
+            [b.scope] * len(ends),
+            [profile_weights(now, end, 60.0, 1800.0, 48) for end in ends],
+            days=[weekday_counts(now, end, 60.0) for end in ends], now=clock)
+        ahead = list(zip(rest.mean, rest.low, rest.high, strict=True))
+        want = (BudgetOutlook.rolling(view, horizons, ahead) if b.period in ROLLING
+                else BudgetOutlook.of(view, ahead[0]))
+        got = last.outlooks[b.key]
+        assert (got.period_end_spend_usd, got.low_usd, got.high_usd) == pytest.approx(
+            (want.period_end_spend_usd, want.low_usd, want.high_usd), rel=1e-9, abs=1e-6)
