@@ -223,8 +223,9 @@ class BudgetLedger:
 
     def figures(self, budgets: Sequence[Budget], now: float) -> BudgetFigures:
         """``view`` of each budget at ``now``, as columns (what a scoring tick reads). A
-        tenant's calendar budget, the common case, is read in place; the others (global
-        budgets, rolling windows) through ``view``. Equal to ``BudgetFigures.of_views``."""
+        tenant's budget is read in place (rolling windows' buckets summed at once, with
+        numpy); a global budget through ``view`` (its shards). Equal to
+        ``BudgetFigures.of_views`` of the views."""
         n = len(budgets)
         used, remaining = [0.0] * n, [0.0] * n
         start, end = [0.0] * n, [0.0] * n

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from prsm_events.accounting.ledger_view import NANO
+from prsm_events.scoring.batch import GIL_SLICE
 
 __all__ = ["PACED_PRIORITIES", "PacingAction", "PacingActions", "PacingStep", "spread"]
 
@@ -104,9 +105,10 @@ class PacingActions(Mapping[str, PacingAction]):
         self.reserve = np.asarray(reserve, dtype=np.float64)
         self.retry_after_s = retry_after_s
         self._rows: dict[str, int] = {}
-        for lo in range(0, len(self.budget_keys), 50_000):  # a tick beside the event loop:
-            self._rows.update(zip(self.budget_keys[lo:lo + 50_000],  # it runs in between
-                                  range(lo, len(self.budget_keys)), strict=False))
+        keys = self.budget_keys
+        for lo in range(0, len(keys), GIL_SLICE):  # built beside the event loop: it runs
+            self._rows.update(zip(keys[lo:lo + GIL_SLICE], range(lo, len(keys)),  # between
+                                  strict=False))
 
     def action(self, row: int) -> PacingAction:
         return PacingAction.at(self.budget_keys[row], float(self.pressure[row]),

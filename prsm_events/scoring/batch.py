@@ -149,7 +149,7 @@ class BatchScorer:
         rows = self.rows
         first_new = len(rows)
         for scope in [s for s in scopes if s not in rows]:
-            if scope not in rows:  # (named twice)
+            if scope not in rows:  # a new scope named twice in ``scopes`` gets one row
                 rows[scope] = len(rows)
         if len(rows) == first_new:
             return
