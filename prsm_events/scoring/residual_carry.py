@@ -76,7 +76,8 @@ class ResidualCarry:
 
 def residual_carry(xp: ModuleType, state: ForecastState, k: Array,
                    params: ForecastParams, rows: Array | None = None,
-                   ar: tuple[Array, Array, Array] | None = None) -> ResidualCarry:
+                   ar: tuple[Array, Array, Array] | None = None,
+                   horizons: bool = False) -> ResidualCarry:
     """What the residual adds to the next ``k`` intervals (``k`` per scope, or one for all;
     with ``rows``, per forecast of scope ``rows[i]``): the AR(3)'s forecasts (coefficients
     scaled by ``n / (n + carry_trust)``), the j-th damped by ``carry_damping**(j - 1)`` and
@@ -89,7 +90,8 @@ def residual_carry(xp: ModuleType, state: ForecastState, k: Array,
     and held within 3 likewise), so the total's error variance is the one-step variance times
     the sum over the horizon of the squared cumulative responses (``k`` when the residual
     carries nothing); beyond the damping's horizon the response's sum is taken as settled.
-    ``ar``: the coefficients if already solved."""
+    ``ar``: the coefficients if already solved. ``horizons``: ``k`` lists horizons asked of
+    every scope; the results are shaped (scopes, horizons)."""
     trust = state.n / (state.n + params.carry_trust)
     a1, a2, a3 = (a * trust for a in (ar or ar3_coefficients(xp, state)))
     r1, r2, r3 = state.res, state.res2, state.res3
@@ -119,7 +121,10 @@ def residual_carry(xp: ModuleType, state: ForecastState, k: Array,
         weight *= params.carry_damping
     if rows is not None:
         sums = {j: tuple(v[rows] for v in vs) for j, vs in sums.items()}
-    if k.ndim == 0:
+    if horizons:
+        picked = [sums[int(j)] for j in k.tolist()]
+        carry, spread, response = (xp.stack([p[i] for p in picked], axis=-1) for i in range(3))
+    elif k.ndim == 0:
         carry, spread, response = sums[int(k)]
     else:
         carry = spread = response = xp.zeros_like(k)

@@ -104,16 +104,16 @@ def forecast_ahead(xp: ModuleType, state: ForecastState, counts: Any, days: Any 
     seasonal = (state.season if profile is None else profile).T @ c.T
     if days is not None:
         seasonal = seasonal + state.week.T @ xp.asarray(days, dtype=xp.float64).T
-    col = state.map(lambda v: v[..., None])  # per scope a column: broadcast over horizons
-    ar = ar3_coefficients(xp, col)
-    carry = residual_carry(xp, col, xp.broadcast_to(k, seasonal.shape), params, None, ar)
-    mean = xp.maximum(k * col.level + seasonal + carry.mean, 0.0)
+    ar = ar3_coefficients(xp, state)
+    carry = residual_carry(xp, state, k, params, None, ar, horizons=True)
+    mean = xp.maximum(k * state.level[:, None] + seasonal + carry.mean, 0.0)
     level_error = xp.maximum(params.alpha / (2.0 - params.alpha),
-                             1.0 / xp.maximum(col.n, 1.0))
-    variance = innovation_variance(xp, col, params, ar) * (carry.spread + k * k * level_error)
+                             1.0 / xp.maximum(state.n[:, None], 1.0))
+    variance = (innovation_variance(xp, state, params, ar)[:, None]
+                * (carry.spread + k * k * level_error))
     half = Z90 * xp.sqrt(variance)
-    if col.check is not None and calibrated and params.check_intervals > 0:
-        half = half * spread_scale(xp, col.check.spread_excess, k, params)
+    if state.check is not None and calibrated and params.check_intervals > 0:
+        half = half * spread_scale(xp, state.check.spread_excess[:, None], k, params)
     return RestOfPeriod(mean, xp.maximum(mean - half, 0.0), mean + half)
 
 
