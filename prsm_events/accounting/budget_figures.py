@@ -80,6 +80,21 @@ class BudgetFigures:
                    np.asarray(release_at, dtype=np.float64)[order],
                    np.asarray(release_nano, dtype=np.int64)[order])
 
+    def with_views(self, placed: Sequence[tuple[int, BudgetView]]) -> BudgetFigures:
+        """These figures with row ``i`` read from ``view`` for each ``(i, view)`` placed (the
+        budgets read through ``BudgetLedger.view``)."""
+        rows = np.array([row for row, _ in placed], dtype=np.int64)
+        part = BudgetFigures.of_views([view for _, view in placed], self.now)
+        columns = {}
+        for name in ("used", "remaining", "start", "end"):
+            columns[name] = getattr(self, name).copy()
+            columns[name][rows] = getattr(part, name)
+        return BudgetFigures.of_lists(
+            self.now, **columns,
+            release_row=np.concatenate([self.release_row, rows[part.release_row]]),
+            release_at=np.concatenate([self.release_at, part.release_at]),
+            release_nano=np.concatenate([self.release_nano, part.release_nano]))
+
     def take(self, rows: Sequence[int] | np.ndarray) -> BudgetFigures:
         """The figures of ``rows`` (distinct, in that order), renumbered from 0."""
         idx = np.asarray(rows, dtype=np.int64)

@@ -229,9 +229,7 @@ class BudgetLedger:
         n = len(budgets)
         used, remaining = [0.0] * n, [0.0] * n
         start, end = [0.0] * n, [0.0] * n
-        release_row: list[int] = []
-        release_at: list[float] = []
-        release_nano: list[int] = []
+        shared: list[tuple[int, BudgetView]] = []  # global budgets: read through ``view``
         # rolling rows (row, limit, held, state): their buckets are summed below, at once
         windows: list[tuple[int, int, int, BudgetState | None]] = []
         held, rows, states = self._held, self._rows, self.states
@@ -239,13 +237,7 @@ class BudgetLedger:
         for i, budget in enumerate(budgets):
             tenant, period = budget.tenant, budget.period
             if tenant is None:
-                v = self.view(budget, "", now)
-                used[i], remaining[i] = (v.spent + v.reserved) / NANO, v.remaining / NANO
-                start[i], end[i] = v.start, v.end
-                for when, amount in v.releases:
-                    release_row.append(i)
-                    release_at.append(when)
-                    release_nano.append(amount)
+                shared.append((i, self.view(budget, "", now)))
                 continue
             key = budget.key
             state = rows.get(key)
@@ -266,14 +258,11 @@ class BudgetLedger:
             taken = spent + held.get(key, 0)
             used[i] = taken / NANO
             remaining[i] = (round(budget.limit_usd * NANO) - taken) / NANO
-        row, at, nano = (np.array(release_row, dtype=np.int64),
-                         np.array(release_at, dtype=np.float64),
-                         np.array(release_nano, dtype=np.int64))
-        if windows:
-            more = self._fill_windows(budgets, windows, now, used, remaining)
-            row, at, nano = (np.concatenate([a, b]) for a, b in zip((row, at, nano), more,
-                                                                     strict=True))
-        return BudgetFigures.of_lists(now, used, remaining, start, end, row, at, nano)
+        releases = self._fill_windows(budgets, windows, now, used, remaining)  # fills both
+        figures = BudgetFigures.of_lists(now, used, remaining, start, end, *releases)
+        if shared:
+            figures = figures.with_views(shared)
+        return figures
 
     @staticmethod
     def _fill_windows(budgets: Sequence[Budget],

@@ -22,14 +22,14 @@ True
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from prsm_events.accounting.ledger_view import NANO
-from prsm_events.scoring.batch import GIL_SLICE
+from prsm_events.scoring.rows_by_key import RowsByKey
 
 __all__ = ["PACED_PRIORITIES", "PacingAction", "PacingActions", "PacingStep", "spread"]
 
@@ -87,7 +87,7 @@ class PacingAction:
                 "reserve_usd": round(self.reserve / 1e9, 9)}
 
 
-class PacingActions(Mapping[str, PacingAction]):
+class PacingActions(RowsByKey[PacingAction]):
     """A tick's pacing actions by budget key, kept as arrays of pressure and reserve (USD,
     as the scorer gives them); an action is built when asked for.
 
@@ -100,35 +100,17 @@ class PacingActions(Mapping[str, PacingAction]):
     def __init__(self, keys: Sequence[str] = (), pressure: Sequence[float] | np.ndarray = (),
                  reserve: Sequence[float] | np.ndarray = (),
                  retry_after_s: float = 60.0) -> None:
+        super().__init__(self.action)
         self.budget_keys = list(keys)
         self.pressure = np.asarray(pressure, dtype=np.float64)
         self.reserve = np.asarray(reserve, dtype=np.float64)
         self.retry_after_s = retry_after_s
-        self._rows: dict[str, int] = {}
-        keys = self.budget_keys
-        for lo in range(0, len(keys), GIL_SLICE):  # built beside the event loop: it runs
-            self._rows.update(zip(keys[lo:lo + GIL_SLICE], range(lo, len(keys)),  # between
-                                  strict=False))
+        self.index(self.budget_keys)
 
     def action(self, row: int) -> PacingAction:
         return PacingAction.at(self.budget_keys[row], float(self.pressure[row]),
                                round(float(self.reserve[row]) * NANO), self.retry_after_s)
 
-    def row(self, key: str) -> int | None:
-        return self._rows.get(key)
-
     def throttling(self) -> np.ndarray:
         """Rows whose action throttles (``throttle_share > 0``)."""
         return np.flatnonzero(self.pressure > 0.75)
-
-    def __getitem__(self, key: str) -> PacingAction:
-        return self.action(self._rows[key])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.budget_keys)
-
-    def __len__(self) -> int:
-        return len(self.budget_keys)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._rows

@@ -292,11 +292,7 @@ class BatchScorer:
         (``season``) for demand. ``now``: (the bucket just learned, intervals per bucket,
         intervals of it passed, in the same profile); with it a scope younger than a day
         forecasts the buckets it has not seen at its rate now (``young_counts``)."""
-        buckets = self.season if demand else self.outlook_season
-        width = np.shape(counts)[-1] if len(counts) else buckets
-        if width != buckets:
-            raise ValueError(f"counts for {width} buckets; the {'demand' if demand else 'spend'}"
-                             f" forecaster's profile has {buckets}")
+        self._check_width(counts, demand)
         xp = self.xp
         distinct = list(dict.fromkeys(scopes))  # a scope asked for several horizons: once
         rows = None
@@ -314,6 +310,13 @@ class BatchScorer:
                             self.params.forecast, rows)
         return Rest(to_host(out.mean), to_host(out.low), to_host(out.high), learned)
 
+    def _check_width(self, counts: Sequence[Sequence[float]] | Host, demand: bool) -> None:
+        buckets = self.season if demand else self.outlook_season
+        width = np.shape(counts)[-1] if len(counts) else buckets
+        if width != buckets:
+            raise ValueError(f"counts for {width} buckets; the {'demand' if demand else 'spend'}"
+                             f" forecaster's profile has {buckets}")
+
     def ahead(self, scopes: Sequence[str], counts: Sequence[Sequence[float]] | Host,
               demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,
               now: tuple[int, float, float] | None = None) -> Rest:
@@ -321,11 +324,7 @@ class BatchScorer:
         of ``counts`` (and ``days``) is horizon ``h``; ``mean``, ``low`` and ``high`` are
         shaped (scopes, horizons). Equal to ``rest`` with each scope asked once per horizon
         (to rounding: the profile is weighed by one matrix product)."""
-        buckets = self.season if demand else self.outlook_season
-        width = np.shape(counts)[-1]
-        if width != buckets:
-            raise ValueError(f"counts for {width} buckets; the {'demand' if demand else 'spend'}"
-                             f" forecaster's profile has {buckets}")
+        self._check_width(counts, demand)
         xp = self.xp
         idx = xp.asarray(self._rows_of(scopes), dtype=xp.int64)
         part = (self.demand_fc if demand else self.outlook_fc).map(lambda v: v[..., idx])

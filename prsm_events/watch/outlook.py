@@ -24,7 +24,7 @@ the limit.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +36,7 @@ from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.accounting.periods import ROLLING
 from prsm_events.events.alerts import Alert
-from prsm_events.scoring.batch import GIL_SLICE
+from prsm_events.scoring.rows_by_key import RowsByKey
 
 __all__ = ["BudgetOutlook", "OutlookColumns", "Outlooks", "overrun_alert", "rolling_horizons"]
 
@@ -209,7 +209,7 @@ class OutlookColumns:
             round(float(self.high[i]), 6), None if at != at else _iso(at))
 
 
-class Outlooks(Mapping[str, BudgetOutlook]):
+class Outlooks(RowsByKey[BudgetOutlook]):
     """A tick's outlooks by budget key, kept as columns; an outlook is built when asked for
     (a tick over a million budgets builds none it does not need).
 
@@ -225,54 +225,24 @@ class Outlooks(Mapping[str, BudgetOutlook]):
     """
 
     def __init__(self) -> None:
+        super().__init__(self._outlook)
         self._parts: list[OutlookColumns] = []
         self._offsets: list[int] = []
-        self._rows: dict[str, int] = {}
 
     def add(self, columns: OutlookColumns) -> None:
-        offset = len(self._rows)
+        offset = len(self)
         self._parts.append(columns)
         self._offsets.append(offset)
-        keys = [b.key for b in columns.budgets]
-        for lo in range(0, len(keys), GIL_SLICE):  # the loop runs in between
-            self._rows.update(zip(keys[lo:lo + GIL_SLICE], range(offset + lo, offset + len(keys)),
-                                  strict=False))
+        self.index([b.key for b in columns.budgets], offset)
 
-    def __getitem__(self, key: str) -> BudgetOutlook:
-        row = self._rows[key]
+    def _outlook(self, row: int) -> BudgetOutlook:
         part = bisect.bisect_right(self._offsets, row) - 1
         return self._parts[part].outlook(row - self._offsets[part])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._rows
 
     def figures(self) -> Mapping[str, dict[str, Any]]:
         """``BudgetOutlook.figures`` by budget key, built when asked for (what decisions
         carry)."""
-        return _OutlookFigures(self)
-
-
-class _OutlookFigures(Mapping[str, dict[str, Any]]):
-    def __init__(self, outlooks: Outlooks) -> None:
-        self._outlooks = outlooks
-
-    def __getitem__(self, key: str) -> dict[str, Any]:
-        return self._outlooks[key].figures()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._outlooks)
-
-    def __len__(self) -> int:
-        return len(self._outlooks)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._outlooks
+        return self.map(BudgetOutlook.figures)
 
 
 def rolling_horizons(window_s: float, interval_s: float, steps: int = 24) -> list[float]:
