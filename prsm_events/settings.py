@@ -189,6 +189,12 @@ class Settings(BaseSettings):
         "share of its limit unspent is exhausted: requests are throttled and a block directive "
         "goes to the policies topic.",
     )
+    fetch_max_wait_ms: int = Field(
+        50, ge=1, le=1500, description="PRSM_FETCH_MAX_WAIT_MS: longest time the broker holds "
+        "the worker's fetch while none of its partitions has new records. Under load a fetch "
+        "can leave out the busy partitions, which then wait for it (Faust's 1500 ms stalled "
+        "ingest); an idle worker sends about 1000 / this fetches a second.",
+    )
     producer_linger_ms: float = Field(
         1.0, ge=0, description="PRSM_PRODUCER_LINGER_MS: the worker producer's linger "
         "(decisions wait at most this long to be batched).",

@@ -15,7 +15,7 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter, faust_sender
 from streams.decision_agent import register_decisions
-from streams.faust_compat import commit_positions, deliver_without_tasks, steady
+from streams.faust_compat import commit_positions, deliver_without_tasks, fetch_wait, steady
 from streams.health_monitor import HealthMonitor
 from streams.record_probe import BrokerRecordProbe
 from streams.scoring_timer import register_scoring
@@ -100,4 +100,5 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     # the agents read these in order (PartitionProgress): commit exactly what they processed
     commit_positions(app, {tracker.topic: tracker.position for tracker in control.trackers})
     deliver_without_tasks(app)
+    fetch_wait(app, settings.fetch_max_wait_ms)
     return app

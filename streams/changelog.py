@@ -3,7 +3,10 @@
 Agents and timers change rows synchronously in memory and mark them here; ``flush`` sends
 each marked row's value *as it is at flush time* (a tombstone for a deleted row). Flushes
 never interleave, so the last record of a key in its changelog is always its latest value,
-whichever agent changed it last.
+whichever agent changed it last. A row whose record the producer could not deliver is marked
+again, so the next flush sends it: a batch retried after a failed write finds its rows
+already changed in memory (and changes nothing more), yet their records still reach the
+changelog.
 """
 
 from __future__ import annotations
@@ -18,17 +21,20 @@ from streams.faust_compat import TableRows, changelog_send, table_store
 
 __all__ = ["ChangelogWriter"]
 
+_Marked = dict[tuple[str, str], tuple[TableT[str, Any], int]]
+
 
 class ChangelogWriter:
     def __init__(self, app: faust.App) -> None:
         self.app = app
-        self.pending: dict[tuple[str, str], tuple[TableT[str, Any], int]] = {}
+        self.pending: _Marked = {}
         self.lock = asyncio.Lock()
 
     def mark(self, table: TableT[str, Any], keys: dict[str, int]) -> None:
         """Mark ``keys`` (key -> changelog partition) of ``table`` as changed."""
+        name = table.name
         for key, partition in keys.items():
-            self.pending[(table.name, key)] = (table, partition)
+            self.pending[(name, key)] = (table, partition)
 
     async def flush(self, wait: bool = True) -> list[Any]:
         """Send the marked rows; with ``wait``, return once the broker has them all.
@@ -41,7 +47,25 @@ class ChangelogWriter:
             for (name, key), (table, partition) in pending.items():
                 rows = by_table.setdefault(name, (table, {}))[1]
                 rows[key] = (partition, table_store(table).get(key))  # its value now
-            futures = await changelog_send(self.app, list(by_table.values()))
+            try:
+                futures = await changelog_send(self.app, list(by_table.values()))
+            except BaseException:
+                self._mark_again(pending)
+                raise
+            # changelog_send returns one future per row, in the order of by_table's rows
+            sent = [((name, key), (table, partition)) for name, (table, rows) in by_table.items()
+                    for key, (partition, _) in rows.items()]
+            for future, marked in zip(futures, sent, strict=True):
+                future.add_done_callback(lambda f, m=marked: self._undelivered(f, m))
             if futures and wait:
                 await asyncio.gather(*futures)
             return futures
+
+    def _mark_again(self, rows: _Marked) -> None:
+        for name_key, marked in rows.items():
+            self.pending.setdefault(name_key, marked)
+
+    def _undelivered(self, future: asyncio.Future[Any],
+                     marked: tuple[tuple[str, str], tuple[TableT[str, Any], int]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._mark_again(dict([marked]))

@@ -157,34 +157,38 @@ class SpendControl:
     def touch(self, budgets: list[Budget], tenant: str) -> None:
         self.touched.update((b.key, tenant) for b in budgets)
 
-    def apply_message(self, partition: int, offset: int, usages: Sequence[PricedUsage]
-                      ) -> None:
-        """Fold the accepted usage events of one message into the ledger and the provider
-        health (a message folded before counts nothing again). The scopes and budgets of
-        events alike (a batch envelope's) are looked up once."""
-        settlements = []
+    def apply_messages(self, messages: Sequence[tuple[tuple[int, int], Sequence[PricedUsage]]]
+                       ) -> None:
+        """Fold the accepted usage events of a batch, message by message ((partition, offset)
+        and its events), into the ledger and the provider health (a message folded before
+        counts nothing again). The scopes and budgets of events alike are looked up once per
+        batch, and their spend is metered once."""
         groups: dict[tuple[Any, ...], tuple[list[str], list[Budget]]] = {}
         spent: dict[tuple[Any, ...], float] = {}
-        for priced in usages:
-            e = priced.event
-            alike = (e.tenant, e.team, e.service, e.api_key_id, e.model)
-            found = groups.get(alike)
-            if found is None:
-                scopes = scopes_of(e.tenant, team=e.team, service=e.service,
-                                   api_key_id=e.api_key_id, model=e.model)
-                found = groups[alike] = (scopes, self.book.applicable(scopes))
-                self.touch(found[1], e.tenant)
-            if e.request_id is not None and self.ledger.reservation(e.tenant, e.request_id):
-                self.stats.settled += 1
-            settlements.append(Settlement(e.tenant, e.request_id, to_nano(priced.cost_usd),
-                                          e.ts.timestamp(), found[1]))
-            spent[alike] = spent.get(alike, 0.0) + priced.cost_usd
-            if e.model and priced.provider:
-                self.health.observe(priced.provider, e.model, str(e.status), e.latency_ms,
-                                    e.ts.timestamp())
+        reservation = self.ledger.reservation
+        observe = self.health.observe
+        for (partition, offset), usages in messages:
+            settlements = []
+            for priced in usages:
+                e = priced.event
+                alike = (e.tenant, e.team, e.service, e.api_key_id, e.model)
+                found = groups.get(alike)
+                if found is None:
+                    scopes = scopes_of(e.tenant, team=e.team, service=e.service,
+                                       api_key_id=e.api_key_id, model=e.model)
+                    found = groups[alike] = (scopes, self.book.applicable(scopes))
+                    self.touch(found[1], e.tenant)
+                if e.request_id is not None and reservation(e.tenant, e.request_id):
+                    self.stats.settled += 1
+                ts = e.ts.timestamp()
+                settlements.append(Settlement(e.tenant, e.request_id, to_nano(priced.cost_usd),
+                                              ts, found[1]))
+                spent[alike] = spent.get(alike, 0.0) + priced.cost_usd
+                if e.model and priced.provider:
+                    observe(priced.provider, e.model, e.status.value, e.latency_ms, ts)
+            self.ledger.settle_message(partition, offset, settlements)
         for alike, cost in spent.items():
             self.meter.add_spend(groups[alike][0], cost)
-        self.ledger.settle_message(partition, offset, settlements)
 
     def meter_demand(self, request: RequestEvent, decision: Decision, now: float) -> None:
         """Count a request's cost at the model it asked for (pacing compares demand and

@@ -52,6 +52,27 @@ abandon a hand-off blocked on a full stream buffer. That starts four tasks and a
 runs the hand-off in place; only one that suspends (a full buffer, flow stopped, a full
 producer buffer) goes on, from where it stopped, under ``wait_first`` as before.
 
+How long a fetch may wait
+-------------------------
+Faust builds the worker's aiokafka consumer with ``fetch_max_wait_ms=1500`` written into
+``AIOKafkaConsumerThread._create_worker_consumer`` (no setting; robinhood/faust#281, "Make
+fetch_max_wait_ms configurable", never merged; still so in faust-streaming 0.15). aiokafka
+keeps one fetch in flight per broker, and a fetch leaves out the partitions whose records
+still wait to be taken. So while an agent works through a burst of one topic, the next fetch
+asks only for the quiet partitions (the other topic's, say), and the broker holds it for the
+whole wait; the busy partitions cannot be fetched again until it returns. Under load the
+usage agent ran dry for 0.4-1.2 s after every couple of batches (a third of its time).
+``fetch_wait`` sets the wait of the consumer Faust creates (``AIOKafkaConsumer
+._fetch_max_wait_ms``, read when the consumer starts its fetcher).
+
+The fetch loop has the same kind of wait one level up: it asks the consumer thread for the
+records of the partitions active *now* and waits up to 1 s (``Consumer._drain_messages``
+calls ``getmany(timeout=1.0)``). When an agent's buffer is full, its partitions are paused
+(``on_buffer_full``); the call in flight then waits for the others only, and resuming them
+(``on_buffer_drop``) cannot wake it: the agent ran dry for up to a second after each pause.
+``fetch_wait`` caps that timeout too (``Consumer.getmany``, replaced on the instance before
+the fetch loop starts).
+
 Steady state, committed offsets
 -------------------------------
 ``steady`` reads the table recovery's state (``app.tables.recovery``, untyped);
@@ -113,6 +134,7 @@ __all__ = [
     "committed_offset",
     "deliver_without_tasks",
     "divert_messages",
+    "fetch_wait",
     "note_inbound",
     "seek",
     "steady",
@@ -232,6 +254,30 @@ def deliver_without_tasks(app: faust.App) -> None:
         return results
 
     consumer.wait_first = _wait_first
+
+
+def fetch_wait(app: faust.App, max_wait_ms: int) -> None:
+    """Build the worker's consumer with ``fetch_max_wait_ms=max_wait_ms`` instead of Faust's
+    1500, and let the fetch loop wait at most as long for records (see the module doc). Call
+    once, before the app starts."""
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    create = thread._create_worker_consumer
+
+    def _create_worker_consumer(transport: Any) -> Any:
+        consumer = create(transport)
+        consumer._fetch_max_wait_ms = max_wait_ms
+        return consumer
+
+    thread._create_worker_consumer = _create_worker_consumer
+
+    consumer: Any = app.consumer
+    getmany = consumer.getmany
+    cap = max_wait_ms / 1000
+
+    def _getmany(timeout: float) -> Any:
+        return getmany(timeout=min(timeout, cap))
+
+    consumer.getmany = _getmany
 
 
 async def seek(app: faust.App, positions: Mapping[TP, int]) -> None:

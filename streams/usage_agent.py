@@ -1,19 +1,22 @@
 """The usage ingest agent: batch -> UsageIngestor -> accepted topic, DLQ, spend tables.
 
 Messages are taken in batches (size, bytes or time bound, ``streams.batching``); a message
-may itself be a batch envelope of many events (``events.envelope``). Commit order
-per batch (nothing acknowledged is lost, nothing counted twice):
-1. write accepted, priced events to the accepted topic and wait for the broker (the sink,
-   ``streams.usage_sink``, inserts them into ClickHouse: a slow or absent ClickHouse never
-   holds ingest up);
-2. write dead letters (waiting for the broker; see ``DeadLetterWriter``), send table
-   changelog records (buffered by the producer);
+may itself be a batch envelope of many events (``events.envelope``). Per batch (nothing
+acknowledged is lost, nothing counted twice):
+1. in one synchronous step, read the tables and the ledger, and write the batch's changes to
+   them (spend rows, the ``seen`` rows, settlements): no rebalance can come between;
+2. write, all at once, and wait for the broker once: the accepted, priced events to the
+   accepted topic (the sink, ``streams.usage_sink``, inserts them into ClickHouse: a slow or
+   absent ClickHouse never holds ingest up), the dead letters (``DeadLetterWriter``) and the
+   changed rows' changelog records;
 3. mark the batch's messages done (``PartitionProgress``: the offsets the worker commits);
    Faust flushes the producer before it commits offsets.
-A crash between steps re-delivers the batch: ClickHouse collapses event_ids written twice,
-and each spend row skips messages at or below its stored offset. A batch is read against the
-tables only while no rebalance or table recovery runs, and only for the current consumer
-generation; otherwise it is dropped unacknowledged and Faust delivers it again.
+A crash before step 3 re-delivers the batch, whichever of its records reached the broker:
+ClickHouse collapses event_ids written twice, an event_id seen at the same place is accepted
+again (not a duplicate), and each spend and ledger row skips messages at or below its stored
+offset. A batch is read against the tables only while no rebalance or table recovery runs,
+and only for the current consumer generation; otherwise it is dropped unacknowledged and
+Faust delivers it again.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
-from faust.types import StreamT, TableT
+from faust.types import TableT
 
 from prsm_events.accounting.dedup import SeenIndex
 from prsm_events.accounting.ingest import RawMessage, UsageIngestor
@@ -35,11 +38,8 @@ from prsm_events.accounting.pricing import PricedUsage
 from prsm_events.accounting.spend import SpendRow, is_expired
 from prsm_events.settings import Settings
 from prsm_events.store.accepted_rows import accepted_records
-from streams.batching import Delivered
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import (
-    TableRows,
-    changelog_send,
     steady,
     store_rows,
     table_store,
@@ -105,6 +105,8 @@ async def send_accepted(
 ) -> None:
     """Write accepted events to the accepted topic, each to its source partition, and wait
     for the broker: the sink (``streams.usage_sink``) inserts them into ClickHouse."""
+    if not accepted:
+        return
     by_partition: dict[int, list[tuple[PricedUsage, int, int]]] = defaultdict(list)
     for item in accepted:
         by_partition[item[1]].append(item)
@@ -113,18 +115,6 @@ async def send_accepted(
         for value in accepted_records(items, now, max_bytes):
             sends.append(await app.producer.send(topic, None, value, partition, None, None))
     await asyncio.gather(*sends)
-
-
-async def _write_rows(
-    app: faust.App, stream: StreamT[Any], events: Sequence[Delivered],
-    changes: Sequence[tuple[TableT[str, Any], TableRows]],
-) -> None:
-    """Store rows, then send their changelog records to each row's source partition and wait
-    for the broker."""
-    store_rows(stream, events, changes)
-    pending = await changelog_send(app, changes)
-    if pending:
-        await asyncio.gather(*pending)
 
 
 def register_ingest(
@@ -163,6 +153,8 @@ def register_ingest(
                                buffer_high=max(4096, settings.batch_max * 2))
 
     async def work(batch: Batch) -> bool:
+        if not batch.still_current():
+            return False  # rebalanced since it was accepted: tables may be restored; re-deliver
         events = batch.events
         now = datetime.now(UTC)
         messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
@@ -171,22 +163,27 @@ def register_ingest(
             seen.rebuild(list(seen_rows.items()))
             # read again next batch while a recovery may still be restoring rows
             seen_generation[0] = batch.generation if steady(app) else None
+        # read and change every table and the ledger in one synchronous step (no rebalance
+        # can come between) ...
         out = ingestor.process(messages, seen.get, spend_lookup, now)
-        if out.accepted:
-            await send_accepted(app, accepted_topic, out.accepted, now, record_bytes)
-        if not batch.still_current():
-            return False  # rebalanced meanwhile: the rows read above may be stale; re-deliver
-        await dead_letters.write(out.dead_letters, now)
-        for dead in out.dead_letters:
-            stats.dead_letter_codes[dead.code] += 1
-        await _write_rows(app, batch.stream, events, [
+        changes = [
             (tables.seen, seen.accept(out.seen)),
             (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
-        ])
+        ]
+        store_rows(batch.stream, events, changes)
+        for table, rows in changes:
+            control.writer.mark(table, {key: partition for key, (partition, _) in rows.items()})
         control.sync_generation()
-        for (partition, offset), usages in out.by_message():
-            control.apply_message(partition, offset, usages)  # settle reservations, count spend
-        await control.persist()
+        control.apply_messages(out.by_message())  # settle reservations, count spend
+        # ... then write it all and wait for the broker once (a failed write raises: the
+        # batch is taken again, and rows whose records were not delivered are sent again)
+        await asyncio.gather(
+            send_accepted(app, accepted_topic, out.accepted, now, record_bytes),
+            dead_letters.write(out.dead_letters, now),
+            control.persist(),
+        )
+        for dead in out.dead_letters:
+            stats.dead_letter_codes[dead.code] += 1
         stats.accepted += len(out.accepted)
         stats.dead_lettered += len(out.dead_letters)
         stats.duplicates += out.duplicates

@@ -348,3 +348,36 @@ def test_assigned_partitions_of_position_topics_are_committed_without_acks() -> 
     app = faust.App("inbound-test", broker="kafka://127.0.0.1:1", autodiscover=False)
     note_inbound(app, [USAGE])
     assert USAGE in app.monitor.stream_inbound_time
+
+
+def test_fetch_wait_builds_the_workers_consumer_with_a_short_fetch_wait() -> None:
+    """Faust writes 1500 ms into the consumer it builds; ``fetch_wait`` replaces it on that
+    consumer (the one aiokafka's fetcher reads at start), on Faust's real consumer thread."""
+    from streams.faust_compat import fetch_wait
+
+    def built(app: faust.App) -> Any:
+        thread: Any = app.consumer._thread
+        return thread._create_worker_consumer(app.transport)
+
+    async def both() -> tuple[int, int]:
+        plain = faust.App("fetch-wait-plain", broker="kafka://127.0.0.1:1", autodiscover=False)
+        short = faust.App("fetch-wait-short", broker="kafka://127.0.0.1:1", autodiscover=False)
+        fetch_wait(short, 50)
+        return built(plain)._fetch_max_wait_ms, built(short)._fetch_max_wait_ms
+
+    assert asyncio.run(both()) == (1500, 50)
+
+
+def test_fetch_wait_caps_how_long_the_fetch_loop_waits_for_records() -> None:
+    """Faust's fetch loop asks for records with ``getmany(timeout=1.0)``; after ``fetch_wait``
+    the consumer is asked with the cap (a resumed partition waits at most that long)."""
+    from streams.faust_compat import fetch_wait
+
+    app = faust.App("fetch-wait-loop", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer: Any = app.consumer
+    asked: list[float] = []
+    consumer.getmany = lambda timeout: asked.append(timeout)  # what the loop calls
+    fetch_wait(app, 50)
+    consumer.getmany(timeout=1.0)
+    consumer.getmany(timeout=0.01)
+    assert asked == [0.05, 0.01]

@@ -1,0 +1,89 @@
+"""ChangelogWriter: each marked row's latest value goes to its changelog, and a row whose
+record was not delivered goes again with the next flush."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+import pytest
+
+from streams.changelog import ChangelogWriter
+from streams.faust_compat import table_store
+
+
+class Producer:
+    """Stands in for the worker's producer: records what is sent; ``fail`` names keys whose
+    delivery fails (the broker refused them after the producer's retries)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None, int]] = []
+        self.fail: set[bytes] = set()
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int,
+                   timestamp: Any, headers: Any) -> asyncio.Future[None]:
+        self.sent.append((topic, key, value, partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key in self.fail:
+            done.set_exception(RuntimeError("not delivered"))
+        else:
+            done.set_result(None)
+        return done
+
+
+def writer() -> tuple[ChangelogWriter, Producer, Any, Any]:
+    app = faust.App("changelog-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    producer = Producer()
+    app.producer = producer
+    return ChangelogWriter(app), producer, app.Table("a", default=None), app.Table("b",
+                                                                                   default=None)
+
+
+def test_marked_rows_go_with_their_value_at_flush_time_and_a_failed_one_goes_again() -> None:
+    async def run() -> list[list[tuple[str, bytes, bytes | None, int]]]:
+        w, producer, a, b = writer()
+        table_store(a)["x"], table_store(b)["y"], table_store(a)["z"] = [1], [2], [3]
+        w.mark(a, {"x": 0})
+        w.mark(b, {"y": 1})
+        w.mark(a, {"z": 2})
+        producer.fail = {b'"y"'}
+        rounds = []
+        with pytest.raises(RuntimeError, match="not delivered"):
+            await w.flush()
+        rounds.append(producer.sent)
+        producer.sent, producer.fail = [], set()
+        table_store(b)["y"] = [20]  # changed again meanwhile: its latest value goes
+        await w.flush()
+        rounds.append(producer.sent)
+        producer.sent = []
+        await w.flush()  # everything delivered: nothing more
+        rounds.append(producer.sent)
+        return rounds
+
+    first, second, third = asyncio.run(run())
+    assert sorted(first) == [("changelog-test-a-changelog", b'"x"', b"[1]", 0),
+                             ("changelog-test-a-changelog", b'"z"', b"[3]", 2),
+                             ("changelog-test-b-changelog", b'"y"', b"[2]", 1)]
+    assert second == [("changelog-test-b-changelog", b'"y"', b"[20]", 1)]
+    assert third == []
+
+
+def test_rows_of_a_send_that_raised_are_marked_again() -> None:
+    async def run() -> list[tuple[str, bytes, bytes | None, int]]:
+        w, producer, a, _ = writer()
+        table_store(a)["x"] = [1]
+        w.mark(a, {"x": 0})
+        real = producer.send
+
+        async def broken(*args: Any) -> asyncio.Future[None]:
+            raise RuntimeError("producer stopped")
+
+        producer.send = broken  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="producer stopped"):
+            await w.flush()
+        producer.send = real  # type: ignore[method-assign]
+        await w.flush()
+        return producer.sent
+
+    assert asyncio.run(run()) == [("changelog-test-a-changelog", b'"x"', b"[1]", 0)]
