@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 from prsm_events.accounting.pricing import PricedUsage
 
@@ -118,35 +117,55 @@ def fold_spend(
     A message seen more than once must be given once (``UsageIngestor`` drops repeats).
 
     ``current(key)`` gives a row's stored value (or None). Rows are copied, never mutated.
-    The events of a message are summed per (scopes, minute) first, then added to their rows.
+    A row counts a message unless it last counted a message of the same partition at that
+    offset or later (it was counted before a restart); it then remembers the message. As if
+    messages were folded one by one in order, but a run of consecutive messages of one
+    partition (offsets rising, as a batch has them) is folded per (scopes, minute) at once.
     """
     changed: dict[str, SpendRow] = {}
     modified: set[str] = set()
-    for (partition, offset), sums in _sums_by_message(items):
-        marks: dict[str, tuple[int, int]] = {}
-        """Row -> its (partition, offset) before this message."""
-        for (scopes, minute), (cost, events, inp, out) in sums.items():
+    for partition, groups in _runs(items):
+        before: dict[str, tuple[int, int]] = {}
+        """Row -> its (partition, offset) before the run."""
+        for (scopes, minute), sums in groups.items():
+            first, last = sums[0][0], sums[-1][0]
+            whole = _total(sums)
             for key in _row_keys(scopes, minute):
                 row = changed.get(key)
                 if row is None:
                     stored = current(key)
                     row = SpendRow() if stored is None else stored.copy()
                     changed[key] = row
-                mark = marks.setdefault(key, (row.partition, row.offset))
-                if mark[0] == partition and offset <= mark[1]:
-                    continue  # already counted before a restart
-                row.cost_usd += cost
-                row.events += events
-                row.input_tokens += inp
-                row.output_tokens += out
-                row.partition = partition
-                row.offset = offset
+                mark_partition, mark = before.setdefault(key, (row.partition, row.offset))
+                if mark_partition != partition or first > mark:
+                    add, top = whole, last  # none of the run was counted before
+                else:  # counted up to ``mark`` before a restart: the rest only
+                    later = [entry for entry in sums if entry[0] > mark]
+                    if not later:
+                        continue
+                    add, top = _total(later), later[-1][0]
+                row.cost_usd += add[0]
+                row.events += add[1]
+                row.input_tokens += add[2]
+                row.output_tokens += add[3]
+                if row.partition != partition or row.offset < top:
+                    row.partition, row.offset = partition, top
                 modified.add(key)
     return {key: changed[key] for key in modified}
 
 
-_Sums = dict[tuple[tuple[str, str, str], int], list[Any]]
-"""(scopes, minute) -> [cost, events, input tokens, output tokens] of one message."""
+_Sums = list[tuple[int, float, int, int, int]]
+"""(offset, cost, events, input tokens, output tokens) per message of a run, in order."""
+
+
+def _total(sums: _Sums) -> tuple[float, int, int, int]:
+    cost, events, inp, out = 0.0, 0, 0, 0
+    for _, c, n, i, o in sums:
+        cost += c
+        events += n
+        inp += i
+        out += o
+    return cost, events, inp, out
 
 
 def by_message(items: Iterable[tuple[PricedUsage, int, int]]
@@ -162,27 +181,33 @@ def by_message(items: Iterable[tuple[PricedUsage, int, int]]
     return out
 
 
-def _sums_by_message(items: Iterable[tuple[PricedUsage, int, int]]
-                     ) -> list[tuple[tuple[int, int], _Sums]]:
-    """Each message's events, summed per (scopes, minute)."""
-    out: list[tuple[tuple[int, int], _Sums]] = []
-    for message, events in by_message(items):
-        sums: _Sums = {}
-        for priced in events:
-            e = priced.event
-            epoch = int(e.ts.timestamp())
-            group = (scopes_of(priced), epoch - epoch % 60)
-            acc = sums.get(group)
-            if acc is None:
-                sums[group] = [priced.cost_usd, 1, e.input_tokens,
-                               e.output_tokens + e.reasoning_tokens]
-            else:
-                acc[0] += priced.cost_usd
-                acc[1] += 1
-                acc[2] += e.input_tokens
-                acc[3] += e.output_tokens + e.reasoning_tokens
-        out.append((message, sums))
-    return out
+def _runs(items: Iterable[tuple[PricedUsage, int, int]]
+          ) -> list[tuple[int, dict[tuple[tuple[str, str, str], int], _Sums]]]:
+    """Runs of consecutive messages of one partition at rising offsets, each as its
+    messages' sums per (scopes, minute), message by message."""
+    runs: list[tuple[int, dict[tuple[tuple[str, str, str], int], _Sums]]] = []
+    groups: dict[tuple[tuple[str, str, str], int], _Sums] = {}
+    previous = -1
+    for priced, partition, offset in items:
+        if not runs or runs[-1][0] != partition or offset < previous:
+            groups = {}
+            runs.append((partition, groups))
+        previous = offset
+        e = priced.event
+        epoch = int(e.ts.timestamp())
+        group = (scopes_of(priced), epoch - epoch % 60)
+        sums = groups.get(group)
+        if sums is None:
+            groups[group] = [(offset, priced.cost_usd, 1, e.input_tokens,
+                              e.output_tokens + e.reasoning_tokens)]
+        elif sums[-1][0] == offset:  # another event of the same message (an envelope)
+            o, c, n, i, out = sums[-1]
+            sums[-1] = (o, c + priced.cost_usd, n + 1, i + e.input_tokens,
+                        out + e.output_tokens + e.reasoning_tokens)
+        else:
+            sums.append((offset, priced.cost_usd, 1, e.input_tokens,
+                         e.output_tokens + e.reasoning_tokens))
+    return runs
 
 
 def is_expired(key: str, now: datetime) -> bool:

@@ -135,3 +135,19 @@ def test_seen_rows_written_before_batches_read_back_as_index_zero():
     assert SeenEvent.from_list([0, 7, 1.5]) == SeenEvent(0, 7, 1.5, 0)
     assert SeenEvent.from_list(SeenEvent(0, 7, 1.5, 4).to_list()) == SeenEvent(0, 7, 1.5, 4)
     assert SeenEvent(0, 7, 1.5).to_list() == [0, 7, 1.5]  # the format single events had
+
+
+def test_a_batch_alternating_partitions_is_taken_partition_by_partition():
+    """Fetched batches alternate partitions message by message; the events are taken
+    partition by partition, each in its order, and a replay of part of the batch (after a
+    crash) counts nothing twice."""
+    batch = [msg(offset, event(f"{partition}-{offset}"), partition)
+             for offset in range(3) for partition in (1, 0)]
+    out = run(batch)
+    assert [(p, o) for _, p, o in out.accepted] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1),
+                                                    (1, 2)]
+    total = out.spend["tenant:acme|total|all"]
+    assert (total.events, total.partition, total.offset) == (6, 1, 2)
+    again = run([msg(2, event("1-2"), 1), msg(3, event("1-3"), 1)], seen=dict(out.seen),
+                spend=dict(out.spend))
+    assert again.spend["tenant:acme|total|all"].events == 7

@@ -87,3 +87,72 @@ def test_row_round_trips_through_a_list():
 )
 def test_expiry_by_window(key, now, expired):
     assert is_expired(key, now) is expired
+
+
+def fold_one_by_one(current, items):
+    """The rule ``fold_spend`` keeps, message by message: a row counts a message unless its
+    last counted message is of the same partition at that offset or later."""
+    changed: dict[str, SpendRow] = {}
+    modified: set[str] = set()
+    messages: list[tuple[tuple[int, int], list[PricedUsage]]] = []
+    for p, partition, offset in items:
+        if messages and messages[-1][0] == (partition, offset):
+            messages[-1][1].append(p)
+        else:
+            messages.append(((partition, offset), [p]))
+    for (partition, offset), events in messages:
+        before: dict[str, tuple[int, int]] = {}
+        for p in events:
+            for key in row_keys(p):
+                row = changed.get(key)
+                if row is None:
+                    stored = current(key)
+                    row = changed[key] = SpendRow() if stored is None else stored.copy()
+                mark = before.setdefault(key, (row.partition, row.offset))
+                if mark[0] == partition and offset <= mark[1]:
+                    continue
+                row.cost_usd += p.cost_usd
+                row.events += 1
+                row.input_tokens += p.event.input_tokens
+                row.output_tokens += p.event.output_tokens + p.event.reasoning_tokens
+                row.partition, row.offset = partition, offset
+                modified.add(key)
+    return {key: changed[key] for key in modified}
+
+
+_message = st.tuples(
+    st.integers(0, 2),  # partition
+    st.integers(0, 3),  # offset step: 0 repeats the offset (another message of the batch)
+    st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["chat", "rag"]),
+                       st.sampled_from(["05:06:07", "05:06:59", "05:07:00", "06:00:00"]),
+                       st.integers(0, 9)), min_size=1, max_size=3),  # events: an envelope
+)
+
+
+@given(st.lists(_message, max_size=30), st.booleans(),
+       st.dictionaries(st.sampled_from(["tenant:a|total|all", "tenant:b|total|all",
+                                        "tenant:a/service:chat|month|2026-03",
+                                        "tenant:b|hour|2026-03-04T05:00:00Z"]),
+                       st.tuples(st.integers(0, 2), st.integers(-1, 12)), max_size=4))
+def test_folding_runs_at_once_counts_as_folding_message_by_message(messages, sorted_, stored):
+    """Batches as the agent gives them (each partition's offsets rising, partitions
+    interleaved, envelopes) and any order at all, over rows counted up to some offset
+    before a restart: the same rows, counts and marks as one message at a time."""
+    items, offsets = [], {0: 0, 1: 0, 2: 0}
+    for partition, step, events in messages:
+        offsets[partition] += step
+        for tenant, service, clock, tokens in events:
+            items.append((priced(f"2026-03-04T{clock}Z", cost=tokens / 7, tenant=tenant,
+                                 service=service, input_tokens=tokens), partition,
+                          offsets[partition]))
+    if not sorted_:
+        items.reverse()
+    rows = {k: SpendRow(cost_usd=1.5, events=3, input_tokens=4, output_tokens=0,
+                        partition=p, offset=o) for k, (p, o) in stored.items()}
+    fast, slow = fold_spend(rows.get, items), fold_one_by_one(rows.get, items)
+    assert fast.keys() == slow.keys()
+    for key, row in slow.items():
+        got = fast[key]
+        assert (got.events, got.input_tokens, got.output_tokens, got.partition, got.offset) == (
+            row.events, row.input_tokens, row.output_tokens, row.partition, row.offset), key
+        assert got.cost_usd == pytest.approx(row.cost_usd)
