@@ -3,10 +3,13 @@
 Agents and timers change rows synchronously in memory and mark them here; ``flush`` sends
 each marked row's value *as it is at flush time* (a tombstone for a deleted row). Flushes
 never interleave, so the last record of a key in its changelog is always its latest value,
-whichever agent changed it last. A row whose record the producer could not deliver is marked
-again, so the next flush sends it: a batch retried after a failed write finds its rows
-already changed in memory (and changes nothing more), yet their records still reach the
-changelog.
+whichever agent changed it last. The lock covers handing the records to the producer, which
+keeps them in order per partition; the wait for the broker is outside it, so that one flush
+(a decision batch's) never waits for another's round trip.
+
+A row whose record the producer could not deliver is marked again, so the next flush sends
+it: a batch retried after a failed write finds its rows already changed in memory (and
+changes nothing more), yet their records still reach the changelog.
 """
 
 from __future__ import annotations
@@ -57,9 +60,10 @@ class ChangelogWriter:
                     for key, (partition, _) in rows.items()]
             for future, marked in zip(futures, sent, strict=True):
                 future.add_done_callback(lambda f, m=marked: self._undelivered(f, m))
-            if futures and wait:
-                await asyncio.gather(*futures)
-            return futures
+        # the records are queued in order: another flush need not wait for these to arrive
+        if futures and wait:
+            await asyncio.gather(*futures)
+        return futures
 
     def _mark_again(self, rows: _Marked) -> None:
         for name_key, marked in rows.items():

@@ -87,3 +87,34 @@ def test_rows_of_a_send_that_raised_are_marked_again() -> None:
         return producer.sent
 
     assert asyncio.run(run()) == [("changelog-test-a-changelog", b'"x"', b"[1]", 0)]
+
+
+def test_a_flush_waiting_for_the_broker_does_not_hold_up_the_next() -> None:
+    """A timer's flush waits for its records; a decision batch's flush meanwhile hands its
+    own to the producer at once, after the first's (their order is kept)."""
+
+    async def run() -> tuple[bool, list[bytes]]:
+        w, producer, a, _ = writer()
+        loop = asyncio.get_running_loop()
+        slow: list[asyncio.Future[None]] = []
+
+        async def send(topic: str, key: bytes, value: bytes | None, partition: int,
+                       timestamp: Any, headers: Any) -> asyncio.Future[None]:
+            producer.sent.append((topic, key, value, partition))
+            slow.append(loop.create_future())  # the broker has not answered yet
+            return slow[-1]
+
+        producer.send = send  # type: ignore[method-assign]
+        table_store(a)["x"], table_store(a)["y"] = [1], [2]
+        w.mark(a, {"x": 0})
+        first = asyncio.create_task(w.flush())
+        await asyncio.sleep(0)
+        w.mark(a, {"y": 0})
+        await asyncio.wait_for(w.flush(wait=False), 1.0)
+        waiting = not first.done()
+        for future in slow:
+            future.set_result(None)
+        await first
+        return waiting, [key for _, key, _, _ in producer.sent]
+
+    assert asyncio.run(run()) == (True, [b'"x"', b'"y"'])
