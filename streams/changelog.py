@@ -15,6 +15,7 @@ changes nothing more), yet their records still reach the changelog.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import faust
@@ -53,23 +54,23 @@ class ChangelogWriter:
             try:
                 futures = await changelog_send(self.app, list(by_table.values()))
             except BaseException:
-                self._mark_again(pending)
+                for name_key, marked in pending.items():
+                    self._mark_again(name_key, marked)
                 raise
             # changelog_send returns one future per row, in the order of by_table's rows
-            sent = [((name, key), (table, partition)) for name, (table, rows) in by_table.items()
-                    for key, (partition, _) in rows.items()]
-            for future, marked in zip(futures, sent, strict=True):
-                future.add_done_callback(lambda f, m=marked: self._undelivered(f, m))
+            sent = [(name, key) for name, (_, rows) in by_table.items() for key in rows]
+            for future, name_key in zip(futures, sent, strict=True):
+                future.add_done_callback(partial(self._undelivered, name_key, pending[name_key]))
         # the records are queued in order: another flush need not wait for these to arrive
         if futures and wait:
             await asyncio.gather(*futures)
         return futures
 
-    def _mark_again(self, rows: _Marked) -> None:
-        for name_key, marked in rows.items():
-            self.pending.setdefault(name_key, marked)
+    def _mark_again(self, name_key: tuple[str, str], marked: tuple[TableT[str, Any], int]
+                    ) -> None:
+        self.pending.setdefault(name_key, marked)  # unless marked again meanwhile
 
-    def _undelivered(self, future: asyncio.Future[Any],
-                     marked: tuple[tuple[str, str], tuple[TableT[str, Any], int]]) -> None:
+    def _undelivered(self, name_key: tuple[str, str], marked: tuple[TableT[str, Any], int],
+                     future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
-            self._mark_again(dict([marked]))
+            self._mark_again(name_key, marked)

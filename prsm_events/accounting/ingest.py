@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from prsm_events.accounting.catalog import Catalog
@@ -82,10 +83,6 @@ class IngestOutcome:
         return by_message(self.accepted)
 
 
-def _partition(msg: RawMessage) -> int:
-    return msg.partition
-
-
 class UsageIngestor:
     """Validates, prices and de-duplicates usage messages; folds them into spend rows."""
 
@@ -104,7 +101,7 @@ class UsageIngestor:
         taken: set[tuple[int, int]] = set()
         # partition by partition, each in its order: consecutive messages of a partition
         # are folded into their spend rows at once (fetched batches alternate partitions)
-        for msg in sorted(batch, key=_partition):
+        for msg in sorted(batch, key=attrgetter("partition")):
             if (msg.partition, msg.offset) in taken:
                 continue  # delivered twice in one batch: once is processed
             taken.add((msg.partition, msg.offset))

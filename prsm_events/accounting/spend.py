@@ -125,8 +125,7 @@ def fold_spend(
     changed: dict[str, SpendRow] = {}
     modified: set[str] = set()
     for partition, groups in _runs(items):
-        before: dict[str, tuple[int, int]] = {}
-        """Row -> its (partition, offset) before the run."""
+        before: dict[str, tuple[int, int]] = {}  # row -> its (partition, offset) before the run
         for (scopes, minute), sums in groups.items():
             first, last = sums[0][0], sums[-1][0]
             whole = _total(sums)
