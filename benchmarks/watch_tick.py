@@ -10,13 +10,15 @@ day: the slower path of the forecasts). Then ticks alternate between the whole t
 loop (``BudgetLedger.figures`` then ``SpendWatch.tick``) and ``tick_off_loop`` (the figures
 read in the loop in slices, the tick in a thread), while a coroutine in the loop wakes every
 millisecond: the longest and the 99th percentile of the gaps between its wake-ups is how
-long a decision could have waited. Medians over ``--repeat`` ticks of each.
+long a decision could have waited. Medians over ``--repeat`` ticks of each. Python's
+collector runs as in the worker (``streams.worker.GC_THRESHOLDS``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import time
@@ -39,6 +41,7 @@ from prsm_events.scoring import BatchScorer  # noqa: E402
 from prsm_events.watch.meter import MeterInterval, SpendMeter  # noqa: E402
 from prsm_events.watch.spend_watch import SpendWatch  # noqa: E402
 from streams.scoring_timer import tick_off_loop  # noqa: E402
+from streams.worker import GC_THRESHOLDS  # noqa: E402
 
 START = 1_767_225_600.0 + 3 * 86400  # a Sunday, 00:00 UTC
 
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=3, help="measured ticks of each kind")
     ap.add_argument("--backend", default="numpy", help="numpy | cupy | auto")
     args = ap.parse_args(argv)
+    gc.set_threshold(*GC_THRESHOLDS)  # the collector as the worker runs it
     print(machine_line())
     print(f"{'budgets':>8s} {'period':>6s} {'tick':>16s} {'tick ms':>10s} "
           f"{'longest gap ms':>14s} {'p99 gap ms':>10s}")

@@ -67,8 +67,9 @@ class BudgetFigures:
                             [v.end for v in views], rows, at, nano)
 
     @classmethod
-    def of_lists(cls, now: float, used: Sequence[float], remaining: Sequence[float],
-                 start: Sequence[float], end: Sequence[float],
+    def of_lists(cls, now: float, used: Sequence[float] | np.ndarray,
+                 remaining: Sequence[float] | np.ndarray, start: Sequence[float] | np.ndarray,
+                 end: Sequence[float] | np.ndarray,
                  release_row: Sequence[int] | np.ndarray,
                  release_at: Sequence[float] | np.ndarray,
                  release_nano: Sequence[int] | np.ndarray) -> BudgetFigures:

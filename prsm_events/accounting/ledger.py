@@ -33,6 +33,8 @@ import math
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,10 @@ __all__ = ["BudgetLedger", "BudgetState", "PartitionOf", "Reservation", "Settlem
 
 PartitionOf = Callable[[str, int], int]
 """(tenant, partitions) -> the partition its records land on (``kafka.partitioning``)."""
+
+_KEY, _TENANT, _LIMIT = attrgetter("key"), attrgetter("tenant"), attrgetter("limit_usd")
+_ZONE = attrgetter("period", "timezone")
+_NO_BUCKETS: dict[int, int] = {}
 
 
 
@@ -223,77 +229,69 @@ class BudgetLedger:
 
     def figures(self, budgets: Sequence[Budget], now: float) -> BudgetFigures:
         """``view`` of each budget at ``now``, as columns (what a scoring tick reads). A
-        tenant's budget is read in place (rolling windows' buckets summed at once, with
-        numpy); a global budget through ``view`` (its shards). Equal to
-        ``BudgetFigures.of_views`` of the views."""
+        tenant's budget is read in place, the rows' fields gathered column by column and
+        summed with numpy (exact, in nano-USD integers); a global budget through ``view``
+        (its shards). Equal to ``BudgetFigures.of_views`` of the views."""
         n = len(budgets)
-        used, remaining = [0.0] * n, [0.0] * n
-        start, end = [0.0] * n, [0.0] * n
+        keys = list(map(_KEY, budgets))
+        found = list(map(self._rows.get, keys))
+        if None in found:  # rows not decoded yet (or without any spend)
+            for i in [i for i, state in enumerate(found) if state is None]:
+                found[i] = self._peek(keys[i])
+        held = np.fromiter(map(self._held.get, keys, repeat(0, n)), dtype=np.int64, count=n)
+        limit = np.rint(np.fromiter(map(_LIMIT, budgets), dtype=np.float64, count=n) * NANO)
+        spent = np.zeros(n, dtype=np.int64)
+        start, end = np.zeros(n), np.zeros(n)
         shared: list[tuple[int, BudgetView]] = []  # global budgets: read through ``view``
-        # rolling rows (row, limit, held, state): their buckets are summed below, at once
-        windows: list[tuple[int, int, int, BudgetState | None]] = []
-        held, rows, states = self._held, self._rows, self.states
-        bounds: dict[tuple[str, str], tuple[float, float]] = {}
-        for i, budget in enumerate(budgets):
-            tenant, period = budget.tenant, budget.period
+        by_zone: dict[tuple[str, str], list[int]] = {}  # (period, zone) -> rows of tenants
+        for i, zone, tenant in zip(range(n), map(_ZONE, budgets), map(_TENANT, budgets),
+                                   strict=True):
             if tenant is None:
-                shared.append((i, self.view(budget, "", now)))
-                continue
-            key = budget.key
-            state = rows.get(key)
-            if state is None and key in states:
-                state = self._peek(key)
+                shared.append((i, self.view(budgets[i], "", now)))
+            else:
+                by_zone.setdefault(zone, []).append(i)
+        releases = []
+        for (period, _), rows in by_zone.items():
+            at = np.array(rows, dtype=np.int64)
+            states = [found[i] for i in rows]
             window = ROLLING.get(period)
-            if window is not None:
-                start[i], end[i] = now - window, now
-                windows.append((i, round(budget.limit_usd * NANO), held.get(key, 0),
-                                state if state is not None and state.buckets else None))
-                continue
-            zone = (period, budget.timezone)
-            found = bounds.get(zone)
-            if found is None:
-                found = bounds[zone] = self.bounds(budget, now)
-            start[i], end[i] = found
-            spent = state.spent if state is not None and state.period_start >= found[0] else 0
-            taken = spent + held.get(key, 0)
-            used[i] = taken / NANO
-            remaining[i] = (round(budget.limit_usd * NANO) - taken) / NANO
-        releases = self._fill_windows(budgets, windows, now, used, remaining)  # fills both
-        figures = BudgetFigures.of_lists(now, used, remaining, start, end, *releases)
+            if window is None:
+                first, last = self.bounds(budgets[rows[0]], now)
+                start[at], end[at] = first, last
+                begun = np.array([-math.inf if s is None else s.period_start for s in states])
+                spent[at] = np.where(begun >= first, np.fromiter(
+                    (0 if s is None else s.spent for s in states), dtype=np.int64,
+                    count=len(rows)), 0)
+            else:
+                start[at], end[at] = now - window, now
+                spent[at], leaving = self._windows(at, states, window, BUCKET_S[period], now)
+                releases.append(leaving)
+        taken = spent + held
+        leaves = [np.concatenate(column) for column in zip(*releases, strict=True)]
+        figures = BudgetFigures.of_lists(
+            now, taken / NANO, (limit.astype(np.int64) - taken) / NANO, start, end,
+            *(leaves or ([], [], [])))
         if shared:
             figures = figures.with_views(shared)
         return figures
 
     @staticmethod
-    def _fill_windows(budgets: Sequence[Budget],
-                      windows: list[tuple[int, int, int, BudgetState | None]], now: float,
-                      used: list[float], remaining: list[float],
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``figures`` of rolling rows: each row's buckets still in its window summed at once
-        (exact, in nano-USD integers); returns when each leaves it (row, time, nano-USD)."""
-        with_buckets = [(i, state) for i, _, _, state in windows if state is not None]
-        counts = [len(state.buckets) for _, state in with_buckets]
-        flat_bucket: list[int] = []
-        flat_nano: list[int] = []
-        for _, state in with_buckets:
-            flat_bucket.extend(state.buckets)
-            flat_nano.extend(state.buckets.values())
-        row = np.repeat(np.array([i for i, _ in with_buckets], dtype=np.int64), counts)
-        period = [budgets[i].period for i, _ in with_buckets]
-        width = np.repeat(np.array([BUCKET_S[p] for p in period], dtype=np.int64), counts)
-        length = np.repeat(np.array([ROLLING[p] for p in period], dtype=np.int64), counts)
-        bucket = np.array(flat_bucket, dtype=np.int64)
-        nano = np.array(flat_nano, dtype=np.int64)
-        inside = bucket + width > now - length
-        spent = np.zeros(len(budgets), dtype=np.int64)
-        np.add.at(spent, row[inside], nano[inside])
-        by_row = spent.tolist()
-        for i, limit, hold, _ in windows:
-            taken = by_row[i] + hold
-            used[i] = taken / NANO
-            remaining[i] = (limit - taken) / NANO
-        return (row[inside], (bucket + width + length)[inside].astype(np.float64),
-                nano[inside])
+    def _windows(rows: np.ndarray, states: list[BudgetState | None], window: int, width: int,
+                 now: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Rolling rows of one period: the spend of each row's buckets still in the window,
+        and (row, when it leaves the window, nano-USD) of each such bucket."""
+        held = [_NO_BUCKETS if s is None else s.buckets for s in states]
+        counts = np.fromiter(map(len, held), dtype=np.int64, count=len(held))
+        total = int(counts.sum())
+        bucket = np.fromiter(chain.from_iterable(held), dtype=np.int64, count=total)
+        nano = np.fromiter(chain.from_iterable(map(dict.values, held)), dtype=np.int64,
+                           count=total)
+        row = np.repeat(rows, counts)
+        inside = bucket + width > now - window
+        spent = np.zeros(len(held), dtype=np.int64)
+        np.add.at(spent, np.repeat(np.arange(len(held)), counts)[inside], nano[inside])
+        return spent, (row[inside], (bucket[inside] + width + window).astype(np.float64),
+                       nano[inside])
 
     def reservation(self, tenant: str, request_id: str) -> Reservation | None:
         raw = self.reservations.get(f"{tenant}|{request_id}")

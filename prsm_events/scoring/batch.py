@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -137,16 +138,21 @@ class BatchScorer:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _rows_of(self, scopes: Sequence[str]) -> list[int]:
+    def _rows_of(self, scopes: Sequence[str]) -> np.ndarray:
         """The scopes' rows (new scopes are added)."""
-        found = [self.rows.get(s, -1) for s in scopes]
-        if -1 in found:
+        n = len(scopes)
+        found = np.fromiter(map(self.rows.get, scopes, repeat(-1, n)), dtype=np.int64, count=n)
+        if n and found.min() < 0:
             self._ensure(scopes)
-            found = [self.rows[s] for s in scopes]
+            found = np.fromiter(map(self.rows.__getitem__, scopes), dtype=np.int64, count=n)
         return found
 
     def _ensure(self, scopes: Sequence[str]) -> None:
         rows = self.rows
+        known = rows.__contains__
+        if all(all(map(known, scopes[lo:lo + GIL_SLICE]))  # (checked in C, a slice at a
+               for lo in range(0, len(scopes), GIL_SLICE)):  # time: beside the event loop)
+            return
         first_new = len(rows)
         for scope in [s for s in scopes if s not in rows]:
             if scope not in rows:  # a new scope named twice in ``scopes`` gets one row
@@ -206,7 +212,8 @@ class BatchScorer:
         it in the outlook forecaster's profile."""
         if self.forget_after is not None and self.ticks % max(1, self.forget_after // 10) == 0:
             self.forget_idle()
-        self._ensure([*spend, *demand])
+        self._ensure(list(spend))
+        self._ensure(list(demand))
         x = self._column(spend)
         anomaly, forecast = self.params.anomaly, self.params.forecast
         out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,

@@ -50,10 +50,15 @@ def test_the_ledgers_figures_are_its_views(steps: list[tuple[str, float, int, bo
         else:
             ledger.settle(tenant, None, to_nano(usd), now, 0, offset, budgets)
     budgets = list(BOOK)
+    ledger.take_dirty()  # rows written to the mapping, as a restarted worker finds them
+    restarted = BudgetLedger(ledger.states, ledger.reservations, partitions=4,
+                             partition_of=owner_partition)
+    restarted.owned = owned
     for at in (now, now + 1800, now + 7200):  # later: periods and windows have moved on
         views = [ledger.view(b, b.tenant or "", at) for b in budgets]
         figures = ledger.figures(budgets, at)
         figures_equal(figures, BudgetFigures.of_views(views, at))
+        figures_equal(restarted.figures(budgets, at), figures)
         halves = [ledger.figures(budgets[:5], at), ledger.figures(budgets[5:], at)]
         figures_equal(BudgetFigures.concat(halves), figures)
         rows = [7, 0, 3]
