@@ -48,6 +48,7 @@ class MessageBuffer:
         self.pending: deque[Delivered] = deque()
         self.bytes = 0
         self.busy = False  # a batch taken from here is being processed
+        self.delivering = 0  # batches processed whose records the broker has not confirmed
         self.paused: set[TP] = set()
         self.paused_generation = -1  # the consumer generation the partitions were paused in
         self.pauses = 0  # partitions paused at the fetcher so far (for /stats)
@@ -72,8 +73,8 @@ class MessageBuffer:
             self._wake.set()
 
     def idle(self) -> bool:
-        """Nothing waiting and no batch being processed."""
-        return not self.pending and not self.busy
+        """Nothing waiting and no batch being processed or delivered."""
+        return not self.pending and not self.busy and not self.delivering
 
     async def next_batch(self, size: int, within_s: float, max_bytes: int | None = None,
                          at_once: bool = False) -> list[Delivered]:

@@ -2,9 +2,11 @@
 
 Requests are processed as they come; while more are already queued they are gathered (up
 to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide each request
-and reserve in the ledger, hand changelog records and decisions to the producer, wait for
-the broker, then acknowledge. A crash before the acknowledgement re-delivers the requests;
-a re-delivered admitted request finds its reservation and is answered ``already_decided``.
+and reserve in the ledger, hand changelog records and decisions to the producer; once the
+broker has them all, acknowledge. Meanwhile the next batch is decided (a pipelined agent,
+``OrderedDelivery.pipelined_agent``: at most one batch waits for the broker). A crash before
+the acknowledgement re-delivers the requests; a re-delivered admitted request finds its
+reservation and is answered ``already_decided``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def register_decisions(
     delivery = OrderedDelivery(app, requests_topic, feeds, control, probe, ready_poll_s=0.02,
                                buffer_high=max(4096, settings.batch_max * 2))
 
-    async def work(batch: Batch) -> bool:
+    async def hand(batch: Batch) -> asyncio.Future[None]:
         events = batch.events
         now = time.time()
         stamp = datetime.fromtimestamp(now, UTC)
@@ -76,15 +78,17 @@ def register_decisions(
         futures = await control.persist(wait=False)
         for key, value in answers:
             futures.append(await app.producer.send(decisions_name, key, value, None, None, None))
-        await asyncio.gather(*futures, dead_letters.write(dead, stamp))
-        stats.requests += len(answers)
-        stats.dead_lettered += len(dead)
-        await delivery.complete(batch, now)
-        return True
+        futures.append(asyncio.ensure_future(dead_letters.write(dead, stamp)))
+
+        async def delivered() -> None:
+            await asyncio.gather(*futures)
+            stats.requests += len(answers)
+            stats.dead_lettered += len(dead)
+        return asyncio.ensure_future(delivered())
 
     # answered as they come: while more are queued they are gathered into one batch
-    delivery.agent("decide-requests", work, size=settings.batch_max,
-                   within_s=settings.batch_within_s, answer_when_idle=True)
+    delivery.pipelined_agent("decide-requests", hand, size=settings.batch_max,
+                             within_s=settings.batch_within_s, answer_when_idle=True)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def expire_reservations() -> None:

@@ -14,12 +14,19 @@ An agent reads one topic in batches of messages handed over by Faust's fetch loo
 
 A dropped batch (False anywhere) does not move them: its messages come again (read again
 after the seek back, or after the rebalance). A batch whose work raised is taken again.
+
+A pipelined agent (``pipelined_agent``) splits step 5: it changes the state and hands the
+batch's records to the producer, then takes the next batch while the broker takes them; step
+6 follows once they are all delivered, batch after batch in order, with at most one batch in
+flight. If a batch's records fail, every partition is read again from what was delivered
+(``PartitionProgress.undelivered``), and the batch taken after it is not marked done either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +66,9 @@ class Batch:
 
 
 Work = Callable[[Batch], Awaitable[bool]]
+Handover = Callable[[Batch], Awaitable[Awaitable[None] | None]]
+"""A pipelined agent's work: change the state and hand the batch's records to the producer;
+returns what waits until the broker has them all (None: the batch is dropped)."""
 
 
 class OrderedDelivery:
@@ -89,10 +99,10 @@ class OrderedDelivery:
             return None  # a later message before an earlier one: re-read in order
         return Batch(self.app, stream, current, generation)
 
-    async def complete(self, batch: Batch, now: float) -> None:
-        """Step 6."""
+    async def complete(self, batch: Batch, now: float, epoch: int | None = None) -> None:
+        """Step 6 (``epoch``: what ``PartitionProgress.take`` returned for a pipelined batch)."""
         await self.control.announce(now)
-        self.progress.done(batch.events)
+        self.progress.done(batch.events, epoch)
 
     def agent(self, name: str, work: Work, *, size: int, within_s: float,
               answer_when_idle: bool = False,
@@ -127,6 +137,59 @@ class OrderedDelivery:
                 events = await buffer.next_batch(size, within_s, max_bytes,
                                                  at_once=answer_when_idle)
                 await process(stream, events)
+
+        run.__name__ = run.__qualname__ = name.replace("-", "_")
+        return self.app.agent(self.topic, name=name)(run)
+
+    def pipelined_agent(self, name: str, hand: Handover, *, size: int, within_s: float,
+                        answer_when_idle: bool = False) -> Any:
+        """Register an agent that takes its next batch while the broker takes the records of
+        the one before (module doc); batching as in ``agent``."""
+        buffer = self.buffer
+
+        async def deliver(batch: Batch, waiting: Awaitable[None], epoch: int,
+                          previous: asyncio.Future[None] | None) -> None:
+            try:
+                if previous is not None:
+                    await previous  # batches are done in the order they were taken
+                try:
+                    await waiting
+                except Exception:
+                    log.exception("the records of a batch of %d messages were not delivered; "
+                                  "re-reading from what was", len(batch.events))
+                    await self.progress.undelivered()
+                    await asyncio.sleep(RETRY_AFTER_S)
+                    return
+                await self.complete(batch, time.time(), epoch)
+            finally:
+                buffer.delivering -= 1
+            note_inbound(self.app, {e.message.tp for e in batch.events})
+
+        async def run(stream: StreamT[Any]) -> None:
+            in_flight: asyncio.Future[None] | None = None
+            while True:
+                events = await buffer.next_batch(size, within_s, at_once=answer_when_idle)
+                buffer.busy = True
+                try:
+                    batch = await self.accept(stream, events)
+                    waiting = None if batch is None else await hand(batch)
+                except Exception:  # a failing batch must not stop the agent: taken again
+                    log.exception("processing a batch of %d messages failed; retrying in "
+                                  "%.0fs", len(events), RETRY_AFTER_S)
+                    buffer.put_back(events)
+                    await asyncio.sleep(RETRY_AFTER_S)
+                    continue
+                finally:
+                    buffer.busy = False
+                previous = in_flight
+                if batch is not None and waiting is not None:
+                    buffer.delivering += 1
+                    in_flight = asyncio.ensure_future(deliver(
+                        batch, waiting, self.progress.take(batch.events), previous))
+                if previous is not None:
+                    await previous  # at most one batch in flight while the next is taken
+                    if in_flight is previous:
+                        in_flight = None
 
         run.__name__ = run.__qualname__ = name.replace("-", "_")
         return self.app.agent(self.topic, name=name)(run)

@@ -26,7 +26,11 @@ does, those offsets are a *hole* and the partition moves past them
 (docs/decisions/2026-12-03-commits-and-holes.md). Offsets removed by retention before they
 were processed are skipped with a warning.
 
-``position`` is what the worker commits for a partition: the next offset to process. Faust's
+``position`` is what the worker commits for a partition: the offset after the last message
+whose batch was delivered (``done``). An agent that works on the next batch while the broker
+takes the records of the one before (``take``, then ``done``) checks each batch against the
+offsets taken; if a batch's records fail, ``undelivered`` seeks every partition back to what
+was delivered, and the batches taken after it are not marked done (they come again). Faust's
 own commit bookkeeping cannot see holes (``streams/faust_compat``).
 """
 
@@ -80,7 +84,14 @@ class PartitionProgress:
         self.reseek_s = reseek_s
         self.generation: int | None = None
         self.next: dict[TP, int] = {}
-        """Partition -> next offset to process (this consumer generation)."""
+        """Partition -> next offset to process (this consumer generation): after the last
+        message taken for work."""
+        self.delivered: dict[TP, int] = {}
+        """Partition -> after the last message whose batch's records the broker has (what is
+        committed); behind ``next`` while a batch is in flight."""
+        self.epoch = 0
+        """Times the partitions were sought back to what was delivered (``undelivered``): a
+        batch taken in an earlier epoch is not marked done."""
         self.moved: dict[TP, float] = {}
         """Partition -> when the agent last processed something of it (or it was re-read)."""
         self.sought: dict[TP, tuple[int, float]] = {}
@@ -97,6 +108,7 @@ class PartitionProgress:
         if generation != self.generation:
             self.generation = generation
             self.next.clear()
+            self.delivered.clear()
             self.sought.clear()
 
     def current(self, events: Sequence[Delivered]) -> list[Delivered]:
@@ -116,6 +128,7 @@ class PartitionProgress:
         for tp in unknown:
             start = committed[tp]
             self.next.setdefault(tp, int(start if start is not None else firsts.get(tp, 0)))
+            self.delivered.setdefault(tp, self.next[tp])
 
     async def in_order(self, events: Sequence[Delivered]) -> bool:
         """True if ``events`` continue each partition without a gap; otherwise the partitions
@@ -145,7 +158,7 @@ class PartitionProgress:
             if firsts.get(tp, 0) > missing:  # deleted by retention: nothing to wait for
                 log.warning("%s[%d] offsets %d..%d were deleted before being processed",
                             tp.topic, tp.partition, missing, firsts[tp] - 1)
-                self.next[tp] = max(self.next[tp], firsts[tp])
+                self._skip(tp, firsts[tp])
                 explained = True
             elif self.probe is not None and await self.probe(tp, missing, arrived) is None:
                 self.holes.setdefault(tp, {})[missing] = arrived
@@ -171,15 +184,22 @@ class PartitionProgress:
         if self.probe is None or await self.probe(tp, start, end) is not None:
             return False
         if self.next.get(tp) == start:
-            self.next[tp] = end
+            self._skip(tp, end)
         return True
 
+    def _skip(self, tp: TP, to: int) -> None:
+        """Move past offsets with no record to process (deleted, or a hole); what was
+        delivered moves too unless a batch is in flight (its ``done`` moves it)."""
+        if self.delivered.get(tp) == self.next[tp]:
+            self.delivered[tp] = max(self.delivered[tp], to)
+        self.next[tp] = max(self.next[tp], to)
+
     def position(self, tp: TP) -> int | None:
-        """The offset to commit for ``tp``: the next one to process, once known (this
+        """The offset to commit for ``tp``: after what was delivered, once known (this
         consumer generation)."""
         if self.app.consumer_generation_id != self.generation:
             return None
-        return self.next.get(tp)
+        return self.delivered.get(tp)
 
     async def _rewind(self, gaps: dict[TP, int]) -> None:
         now = time.monotonic()
@@ -195,10 +215,11 @@ class PartitionProgress:
             self.sought[tp] = (offset, now)
         await seek(self.app, fresh)
 
-    def done(self, events: Sequence[Delivered]) -> None:
-        """The batch was processed: its partitions continue after its last offsets."""
+    def take(self, events: Sequence[Delivered]) -> int:
+        """The batch was taken for work (its records handed to the producer): the next batch
+        continues after its last offsets. Returns the epoch to pass to ``done``."""
         if self.app.consumer_generation_id != self.generation:
-            return
+            return self.epoch
         now = time.monotonic()
         for event in events:
             m = event.message
@@ -208,6 +229,37 @@ class PartitionProgress:
         for tp, holes in self.holes.items():  # forget holes behind what was processed
             for start in [s for s, after in holes.items() if after < self.next.get(tp, 0)]:
                 del holes[start]
+        return self.epoch
+
+    def done(self, events: Sequence[Delivered], epoch: int | None = None) -> None:
+        """The batch's records reached the broker: its offsets may be committed. ``epoch``:
+        what ``take`` returned (a batch taken before ``undelivered`` is not done: it comes
+        again); without it the batch is taken and done at once."""
+        if self.app.consumer_generation_id != self.generation:
+            return
+        if epoch is None:
+            self.take(events)
+        elif epoch != self.epoch:
+            return
+        for event in events:
+            m = event.message
+            self.delivered[m.tp] = max(self.delivered.get(m.tp, 0), m.offset + 1)
+
+    async def undelivered(self) -> None:
+        """A batch's records did not reach the broker: seek every partition back to what was
+        delivered (batches taken since then are not marked done; all come again)."""
+        self.epoch += 1
+        back = {tp: self.delivered[tp] for tp, taken in self.next.items()
+                if self.delivered.get(tp, taken) < taken}
+        if not back:
+            return
+        now = time.monotonic()
+        for tp, offset in back.items():
+            self.next[tp] = offset
+            self.sought[tp] = (offset, now)
+        log.warning("records of a batch were not delivered; re-reading from %s",
+                    ", ".join(f"{tp.topic}[{tp.partition}] {o}" for tp, o in back.items()))
+        await seek(self.app, back)
 
     async def backlog(self) -> Backlog:
         """What is left to process on this topic's assigned partitions, as the broker reports

@@ -1,0 +1,139 @@
+"""A pipelined agent (OrderedDelivery.pipelined_agent) takes its next batch while the broker
+takes the records of the one before, yet commits only what was delivered, in order; when a
+batch's records fail, every partition is read again from what was delivered."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from streams.ordered_delivery import Batch, OrderedDelivery
+
+TOPIC = "prsm.requests"
+A, B = TP(TOPIC, 0), TP(TOPIC, 1)
+
+
+class FakeConsumer:
+    def __init__(self, committed: dict[TP, int]) -> None:
+        self._committed_offset = committed
+        self.seeks: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return {A, B}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
+
+    async def seek_wait(self, positions: dict[TP, int]) -> None:
+        self.seeks.extend(positions.items())
+
+
+class Rig:
+    """An OrderedDelivery on fakes of the app, the feeds and the control; ``hand`` records
+    each batch's offsets and returns a future the test resolves (the broker's answer)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("streams.ordered_delivery.divert_messages", lambda *a: None)
+        monkeypatch.setattr("streams.ordered_delivery.RETRY_AFTER_S", 0.0)
+        self.consumer = FakeConsumer({A: 10, B: 0})
+        agents: list[Any] = []
+        self.app = SimpleNamespace(
+            consumer=self.consumer, consumer_generation_id=1, monitor=None,
+            agent=lambda topic, name: lambda fn: agents.append(fn) or fn)
+        feeds = SimpleNamespace(until_ready=self._ready)
+        control = SimpleNamespace(sync_generation=lambda: None, announce=self._announce,
+                                  trackers=[])
+        topic = SimpleNamespace(get_topic_name=lambda: TOPIC)
+        self.delivery = OrderedDelivery(self.app, topic, feeds, control,  # type: ignore[arg-type]
+                                        None, ready_poll_s=0.01, buffer_high=100)
+        self.handed: list[list[tuple[int, int]]] = []
+        self.answers: list[asyncio.Future[None]] = []
+        self.delivery.pipelined_agent("decide", self._hand, size=100, within_s=0.0,
+                                      answer_when_idle=True)
+        self.run = agents[0]
+
+    async def _ready(self, poll_s: float) -> None:
+        return None
+
+    async def _announce(self, now: float) -> None:
+        return None
+
+    async def _hand(self, batch: Batch) -> asyncio.Future[None]:
+        self.handed.append([(e.message.partition, e.message.offset) for e in batch.events])
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.answers.append(answer)
+        return answer
+
+    def send(self, tp: TP, *offsets: int) -> None:
+        for offset in offsets:
+            self.delivery.buffer.receive(SimpleNamespace(  # type: ignore[arg-type]
+                tp=tp, topic=tp.topic, partition=tp.partition, offset=offset, value=b"{}",
+                generation_id=1))
+
+    def committed(self) -> tuple[int | None, int | None]:
+        return self.delivery.progress.position(A), self.delivery.progress.position(B)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_the_next_batch_is_decided_while_the_one_before_is_delivered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(monkeypatch)
+    agent = asyncio.ensure_future(rig.run(None))
+    rig.send(A, 10, 11)
+    await settle()
+    rig.send(B, 0)
+    await settle()
+    # the second batch was handed while the first one's records are still on their way
+    assert rig.handed == [[(0, 10), (0, 11)], [(1, 0)]]
+    assert rig.committed() == (10, 0)
+    rig.send(A, 12)
+    await settle()
+    assert len(rig.handed) == 2  # at most one batch in flight beside the one being taken
+    rig.answers[1].set_result(None)  # the second is delivered first: nothing moves yet
+    await settle()
+    assert rig.committed() == (10, 0)
+    rig.answers[0].set_result(None)
+    await settle()
+    assert rig.committed() == (12, 1)  # both, in order
+    assert rig.handed[2] == [(0, 12)]
+    rig.answers[2].set_result(None)
+    await settle()
+    assert rig.committed() == (13, 1)
+    assert rig.delivery.buffer.idle()
+    agent.cancel()
+
+
+async def test_a_batch_whose_records_fail_is_read_again_with_the_one_taken_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(monkeypatch)
+    agent = asyncio.ensure_future(rig.run(None))
+    rig.send(A, 10, 11)
+    await settle()
+    rig.send(A, 12)
+    rig.send(B, 0)
+    await settle()
+    assert rig.handed == [[(0, 10), (0, 11)], [(0, 12), (1, 0)]]
+    rig.answers[0].set_exception(OSError("broker gone"))
+    rig.answers[1].set_result(None)  # delivered, but taken after a batch that was not
+    await settle()
+    assert sorted(rig.consumer.seeks) == [(A, 10), (B, 0)]
+    assert rig.committed() == (10, 0)
+    rig.send(A, 13)  # fetched before the seek took effect: refused, no second seek
+    await settle()
+    assert len(rig.handed) == 2 and len(rig.consumer.seeks) == 2
+    rig.send(A, 10, 11, 12, 13)  # read again from what was delivered
+    rig.send(B, 0)
+    await settle()
+    assert rig.handed[2] == [(0, 10), (0, 11), (0, 12), (0, 13), (1, 0)]
+    rig.answers[2].set_result(None)
+    await settle()
+    assert rig.committed() == (14, 1)
+    agent.cancel()
