@@ -142,7 +142,9 @@ class OrderedDelivery:
         return self.app.agent(self.topic, name=name)(run)
 
     def pipelined_agent(self, name: str, hand: Handover, *, size: int, within_s: float,
-                        answer_when_idle: bool = False) -> Any:
+                        answer_when_idle: bool = False,
+                        on_acked: Callable[[int], None] | None = None,
+                        max_bytes: int | None = None) -> Any:
         """Register an agent that takes its next batch while the broker takes the records of
         the one before (module doc); batching as in ``agent``."""
         buffer = self.buffer
@@ -164,11 +166,14 @@ class OrderedDelivery:
             finally:
                 buffer.delivering -= 1
             note_inbound(self.app, {e.message.tp for e in batch.events})
+            if on_acked is not None:
+                on_acked(len(batch.events))
 
         async def run(stream: StreamT[Any]) -> None:
             in_flight: asyncio.Future[None] | None = None
             while True:
-                events = await buffer.next_batch(size, within_s, at_once=answer_when_idle)
+                events = await buffer.next_batch(size, within_s, max_bytes,
+                                                 at_once=answer_when_idle)
                 buffer.busy = True
                 try:
                     batch = await self.accept(stream, events)

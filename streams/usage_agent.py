@@ -5,12 +5,14 @@ may itself be a batch envelope of many events (``events.envelope``). Per batch (
 acknowledged is lost, nothing counted twice):
 1. in one synchronous step, read the tables and the ledger, and write the batch's changes to
    them (spend rows, the ``seen`` rows, settlements): no rebalance can come between;
-2. write, all at once, and wait for the broker once: the accepted, priced events to the
-   accepted topic (the sink, ``streams.usage_sink``, inserts them into ClickHouse: a slow or
-   absent ClickHouse never holds ingest up), the dead letters (``DeadLetterWriter``) and the
-   changed rows' changelog records;
-3. mark the batch's messages done (``PartitionProgress``: the offsets the worker commits);
-   Faust flushes the producer before it commits offsets.
+2. hand to the producer, all at once: the accepted, priced events to the accepted topic (the
+   sink, ``streams.usage_sink``, inserts them into ClickHouse: a slow or absent ClickHouse
+   never holds ingest up), the dead letters (``DeadLetterWriter``) and the changed rows'
+   changelog records; the next batch is taken meanwhile (a pipelined agent,
+   ``OrderedDelivery.pipelined_agent``: at most one batch waits for the broker);
+3. once the broker has them all, mark the batch's messages done (``PartitionProgress``: the
+   offsets the worker commits); Faust flushes the producer before it commits offsets.
+A write that fails makes every partition be read again from what was delivered.
 A crash before step 3 re-delivers the batch, whichever of its records reached the broker:
 ClickHouse collapses event_ids written twice, an event_id seen at the same place is accepted
 again (not a duplicate), and each spend and ledger row skips messages at or below its stored
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -102,11 +104,10 @@ class IngestTables:
 async def send_accepted(
     app: faust.App, topic: str, accepted: Sequence[tuple[PricedUsage, int, int]],
     now: datetime, max_bytes: int,
-) -> None:
-    """Write accepted events to the accepted topic, each to its source partition, and wait
-    for the broker: the sink (``streams.usage_sink``) inserts them into ClickHouse."""
-    if not accepted:
-        return
+) -> list[Awaitable[Any]]:
+    """Hand accepted events to the producer for the accepted topic, each to its source
+    partition (the sink, ``streams.usage_sink``, inserts them into ClickHouse); returns the
+    futures of their delivery."""
     by_partition: dict[int, list[tuple[PricedUsage, int, int]]] = defaultdict(list)
     for item in accepted:
         by_partition[item[1]].append(item)
@@ -114,7 +115,7 @@ async def send_accepted(
     for partition, items in by_partition.items():
         for value in accepted_records(items, now, max_bytes):
             sends.append(await app.producer.send(topic, None, value, partition, None, None))
-    await asyncio.gather(*sends)
+    return sends
 
 
 def register_ingest(
@@ -152,9 +153,9 @@ def register_ingest(
     delivery = OrderedDelivery(app, usage_topic, feeds, control, probe, ready_poll_s=0.05,
                                buffer_high=max(4096, settings.batch_max * 2))
 
-    async def work(batch: Batch) -> bool:
+    async def hand(batch: Batch) -> asyncio.Future[None] | None:
         if not batch.still_current():
-            return False  # rebalanced since it was accepted: tables may be restored; re-deliver
+            return None  # rebalanced since it was accepted: tables may be restored; re-deliver
         events = batch.events
         now = datetime.now(UTC)
         messages = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
@@ -175,26 +176,28 @@ def register_ingest(
             control.writer.mark(table, {key: partition for key, (partition, _) in rows.items()})
         control.sync_generation()
         control.apply_messages(out.by_message())  # settle reservations, count spend
-        # ... then write it all and wait for the broker once (a failed write raises: the
-        # batch is taken again, and rows whose records were not delivered are sent again)
-        await asyncio.gather(
-            send_accepted(app, accepted_topic, out.accepted, now, record_bytes),
-            dead_letters.write(out.dead_letters, now),
-            control.persist(),
-        )
-        for dead in out.dead_letters:
-            stats.dead_letter_codes[dead.code] += 1
-        stats.accepted += len(out.accepted)
-        stats.dead_lettered += len(out.dead_letters)
-        stats.duplicates += out.duplicates
-        stats.messages += len(events)
-        stats.batches += 1
-        await delivery.complete(batch, now.timestamp())
-        return True
+        # ... then hand it all to the producer; the next batch is taken while the broker
+        # takes it (if a write fails, the partitions are read again from what was delivered,
+        # and rows whose records were not delivered are sent again)
+        sends = await send_accepted(app, accepted_topic, out.accepted, now, record_bytes)
+        sends.append(asyncio.ensure_future(dead_letters.write(out.dead_letters, now)))
+        sends.extend(await control.persist(wait=False))
 
-    delivery.agent("ingest-usage", work, size=settings.batch_max,
-                   within_s=settings.batch_within_s, on_acked=stats.count_acknowledged,
-                   max_bytes=settings.batch_max * BYTES_PER_EVENT)
+        async def delivered() -> None:
+            await asyncio.gather(*sends)
+            for dead in out.dead_letters:
+                stats.dead_letter_codes[dead.code] += 1
+            stats.accepted += len(out.accepted)
+            stats.dead_lettered += len(out.dead_letters)
+            stats.duplicates += out.duplicates
+            stats.messages += len(events)
+            stats.batches += 1
+        return asyncio.ensure_future(delivered())
+
+    delivery.pipelined_agent("ingest-usage", hand, size=settings.batch_max,
+                             within_s=settings.batch_within_s,
+                             on_acked=stats.count_acknowledged,
+                             max_bytes=settings.batch_max * BYTES_PER_EVENT)
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def guard_usage() -> None:
