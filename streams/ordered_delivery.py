@@ -156,13 +156,16 @@ class OrderedDelivery:
                     await previous  # batches are done in the order they were taken
                 try:
                     await waiting
-                except Exception:
+                    await self.complete(batch, time.time(), epoch)
+                except Exception:  # a later batch must not be done past this one: re-read
                     log.exception("the records of a batch of %d messages were not delivered; "
                                   "re-reading from what was", len(batch.events))
-                    await self.progress.undelivered()
+                    try:
+                        await self.progress.undelivered()
+                    except Exception:  # not sought back: the idle check re-reads them
+                        log.exception("seeking back to what was delivered failed")
                     await asyncio.sleep(RETRY_AFTER_S)
                     return
-                await self.complete(batch, time.time(), epoch)
             finally:
                 buffer.delivering -= 1
             note_inbound(self.app, {e.message.tp for e in batch.events})

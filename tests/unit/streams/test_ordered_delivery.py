@@ -50,6 +50,7 @@ class Rig:
         topic = SimpleNamespace(get_topic_name=lambda: TOPIC)
         self.delivery = OrderedDelivery(self.app, topic, feeds, control,  # type: ignore[arg-type]
                                         None, ready_poll_s=0.01, buffer_high=100)
+        self.announce_fails = 0
         self.handed: list[list[tuple[int, int]]] = []
         self.answers: list[asyncio.Future[None]] = []
         self.delivery.pipelined_agent("decide", self._hand, size=100, within_s=0.0,
@@ -60,7 +61,9 @@ class Rig:
         return None
 
     async def _announce(self, now: float) -> None:
-        return None
+        if self.announce_fails:
+            self.announce_fails -= 1
+            raise OSError("alerts topic gone")
 
     async def _hand(self, batch: Batch) -> asyncio.Future[None]:
         self.handed.append([(e.message.partition, e.message.offset) for e in batch.events])
@@ -136,4 +139,29 @@ async def test_a_batch_whose_records_fail_is_read_again_with_the_one_taken_after
     rig.answers[2].set_result(None)
     await settle()
     assert rig.committed() == (14, 1)
+    agent.cancel()
+
+
+async def test_a_batch_whose_alerts_fail_after_delivery_is_read_again_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(monkeypatch)
+    rig.announce_fails = 1
+    agent = asyncio.ensure_future(rig.run(None))
+    rig.send(A, 10)
+    await settle()
+    rig.send(B, 0)
+    await settle()
+    rig.answers[0].set_result(None)
+    rig.answers[1].set_result(None)
+    await settle()
+    # the first batch's announcement raised: it is not done, and neither is the second
+    assert rig.committed() == (10, 0)
+    assert sorted(rig.consumer.seeks) == [(A, 10), (B, 0)]
+    assert not agent.done()  # the agent goes on
+    rig.send(A, 10)
+    rig.send(B, 0)
+    await settle()
+    rig.answers[2].set_result(None)
+    await settle()
+    assert rig.committed() == (11, 1)
     agent.cancel()
