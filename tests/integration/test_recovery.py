@@ -186,13 +186,17 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
 def test_a_backlog_beyond_the_buffer_pauses_the_fetcher_and_is_counted_exactly(
         start_worker, kafka, tmp_path):
     """12,000 single-event messages wait when the worker starts: more than its buffer holds
-    (4,096), so partitions are paused at Faust's fetcher and resumed; every event counts once."""
+    (4,096), so partitions are paused at Faust's fetcher and resumed; every event counts once.
+    The agent takes 100 messages a batch, and each batch waits for a broker round trip, in
+    which Faust's fetch loop hands over what a fetch brought (up to 1 MiB a partition,
+    thousands of these messages): the buffer fills whatever the machine's speed (with 2,000 a
+    batch, a pipelined agent on a fast machine kept it below the mark)."""
     home = tmp_path / "backlog"
-    worker = start_worker("it-backlog", home=home)
+    worker = start_worker("it-backlog", home=home, batch_max=100)
     worker.stop()  # the topics exist; the backlog builds while no worker runs
     backlog = events("bl-", 12_000, tenants=4)
     publish(kafka, worker.topic("usage"), backlog, batch_events=1)
-    worker = start_worker("it-backlog", home=home)
+    worker = start_worker("it-backlog", home=home, batch_max=100)
     expected = totals(backlog)
     wait_until(lambda: table_totals(worker, tenants=4)[0] >= expected[0], timeout=120,
                what="the backlog counted", details=lambda: worker.get("/stats"))
