@@ -4,7 +4,7 @@ Requests are processed as they come; while more are already queued they are gath
 to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide each request
 and reserve in the ledger, hand changelog records and decisions to the producer; once the
 broker has them all, acknowledge. Meanwhile the next batch is decided (a pipelined agent,
-``OrderedDelivery.pipelined_agent``: at most one batch waits for the broker). A crash before
+``OrderedDelivery.agent``: at most one batch waits for the broker). A crash before
 the acknowledgement re-delivers the requests; a re-delivered admitted request finds its
 reservation and is answered ``already_decided``.
 """
@@ -87,8 +87,8 @@ def register_decisions(
         return asyncio.ensure_future(delivered())
 
     # answered as they come: while more are queued they are gathered into one batch
-    delivery.pipelined_agent("decide-requests", hand, size=settings.batch_max,
-                             within_s=settings.batch_within_s, answer_when_idle=True)
+    delivery.agent("decide-requests", hand, size=settings.batch_max,
+                   within_s=settings.batch_within_s, answer_when_idle=True)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def expire_reservations() -> None:

@@ -8,17 +8,15 @@ An agent reads one topic in batches of messages handed over by Faust's fetch loo
 3. keeps only the events of the current generation (older ones are delivered again);
 4. checks that each partition continues without a gap, else seeks back and drops the batch
    (``PartitionProgress``): events are processed strictly in offset order;
-5. does its work (``work(batch)``, True when it kept the batch);
-6. announces the alerts and directives due, and marks the messages done, which moves the
-   offsets the worker commits.
+5. does its work (``hand(batch)``): changes the state and hands the batch's records to the
+   producer, then takes the next batch while the broker takes them (a pipelined agent: at
+   most one batch in flight);
+6. once they are all delivered, batch after batch in order, announces the alerts and
+   directives due and marks the messages done, which moves the offsets the worker commits.
 
-A dropped batch (False anywhere) does not move them: its messages come again (read again
-after the seek back, or after the rebalance). A batch whose work raised is taken again.
-
-A pipelined agent (``pipelined_agent``) splits step 5: it changes the state and hands the
-batch's records to the producer, then takes the next batch while the broker takes them; step
-6 follows once they are all delivered, batch after batch in order, with at most one batch in
-flight. If a batch's records fail, every partition is read again from what was delivered
+A dropped batch (None anywhere) does not move them: its messages come again (read again
+after the seek back, or after the rebalance). A batch whose work raised is taken again. If a
+batch's records fail, every partition is read again from what was delivered
 (``PartitionProgress.undelivered``), and the batch taken after it is not marked done either.
 """
 
@@ -65,10 +63,9 @@ class Batch:
         return self.app.consumer_generation_id == self.generation and steady(self.app)
 
 
-Work = Callable[[Batch], Awaitable[bool]]
 Handover = Callable[[Batch], Awaitable[Awaitable[None] | None]]
-"""A pipelined agent's work: change the state and hand the batch's records to the producer;
-returns what waits until the broker has them all (None: the batch is dropped)."""
+"""An agent's work: change the state and hand the batch's records to the producer; returns
+what waits until the broker has them all (None: the batch is dropped)."""
 
 
 class OrderedDelivery:
@@ -99,54 +96,18 @@ class OrderedDelivery:
             return None  # a later message before an earlier one: re-read in order
         return Batch(self.app, stream, current, generation)
 
-    async def complete(self, batch: Batch, now: float, epoch: int | None = None) -> None:
-        """Step 6 (``epoch``: what ``PartitionProgress.take`` returned for a pipelined batch)."""
+    async def complete(self, batch: Batch, now: float, epoch: int) -> None:
+        """Step 6 (``epoch``: what ``PartitionProgress.take`` returned for the batch)."""
         await self.control.announce(now)
         self.progress.done(batch.events, epoch)
 
-    def agent(self, name: str, work: Work, *, size: int, within_s: float,
-              answer_when_idle: bool = False,
-              on_acked: Callable[[int], None] | None = None,
+    def agent(self, name: str, hand: Handover, *, size: int, within_s: float,
+              answer_when_idle: bool = False, on_acked: Callable[[int], None] | None = None,
               max_bytes: int | None = None) -> Any:
         """Register the agent: batches of at most ``size`` messages (and about ``max_bytes``),
         taken within ``within_s`` of the first (at once when nothing else is waiting, with
-        ``answer_when_idle``). ``on_acked`` is told how many messages each kept batch had."""
-        buffer = self.buffer
-
-        async def process(stream: StreamT[Any], events: list[Delivered]) -> None:
-            buffer.busy = True
-            try:
-                batch = await self.accept(stream, events)
-                kept = batch is not None and await work(batch)
-            except Exception:  # a failing batch must not stop the agent: it is taken again
-                log.exception("processing a batch of %d messages failed; retrying in %.0fs",
-                              len(events), RETRY_AFTER_S)
-                buffer.put_back(events)
-                await asyncio.sleep(RETRY_AFTER_S)
-                return
-            finally:
-                buffer.busy = False
-            if kept:
-                note_inbound(self.app, {e.message.tp for e in events})
-                if on_acked is not None:
-                    on_acked(len(events))
-
-        async def run(stream: StreamT[Any]) -> None:
-            # the agent's stream stays empty: the topic's messages go to the buffer
-            while True:
-                events = await buffer.next_batch(size, within_s, max_bytes,
-                                                 at_once=answer_when_idle)
-                await process(stream, events)
-
-        run.__name__ = run.__qualname__ = name.replace("-", "_")
-        return self.app.agent(self.topic, name=name)(run)
-
-    def pipelined_agent(self, name: str, hand: Handover, *, size: int, within_s: float,
-                        answer_when_idle: bool = False,
-                        on_acked: Callable[[int], None] | None = None,
-                        max_bytes: int | None = None) -> Any:
-        """Register an agent that takes its next batch while the broker takes the records of
-        the one before (module doc); batching as in ``agent``."""
+        ``answer_when_idle``), each handed over while the one before is delivered (module
+        doc). ``on_acked`` is told how many messages each batch done had."""
         buffer = self.buffer
 
         async def deliver(batch: Batch, waiting: Awaitable[None], epoch: int,
@@ -189,15 +150,13 @@ class OrderedDelivery:
                     continue
                 finally:
                     buffer.busy = False
-                previous = in_flight
+                previous, in_flight = in_flight, None
                 if batch is not None and waiting is not None:
                     buffer.delivering += 1
                     in_flight = asyncio.ensure_future(deliver(
                         batch, waiting, self.progress.take(batch.events), previous))
                 if previous is not None:
                     await previous  # at most one batch in flight while the next is taken
-                    if in_flight is previous:
-                        in_flight = None
 
         run.__name__ = run.__qualname__ = name.replace("-", "_")
         return self.app.agent(self.topic, name=name)(run)

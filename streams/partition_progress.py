@@ -231,15 +231,11 @@ class PartitionProgress:
                 del holes[start]
         return self.epoch
 
-    def done(self, events: Sequence[Delivered], epoch: int | None = None) -> None:
+    def done(self, events: Sequence[Delivered], epoch: int) -> None:
         """The batch's records reached the broker: its offsets may be committed. ``epoch``:
         what ``take`` returned (a batch taken before ``undelivered`` is not done: it comes
-        again); without it the batch is taken and done at once."""
-        if self.app.consumer_generation_id != self.generation:
-            return
-        if epoch is None:
-            self.take(events)
-        elif epoch != self.epoch:
+        again)."""
+        if self.app.consumer_generation_id != self.generation or epoch != self.epoch:
             return
         for event in events:
             m = event.message

@@ -9,7 +9,7 @@ acknowledged is lost, nothing counted twice):
    sink, ``streams.usage_sink``, inserts them into ClickHouse: a slow or absent ClickHouse
    never holds ingest up), the dead letters (``DeadLetterWriter``) and the changed rows'
    changelog records; the next batch is taken meanwhile (a pipelined agent,
-   ``OrderedDelivery.pipelined_agent``: at most one batch waits for the broker);
+   ``OrderedDelivery.agent``: at most one batch waits for the broker);
 3. once the broker has them all, mark the batch's messages done (``PartitionProgress``: the
    offsets the worker commits); Faust flushes the producer before it commits offsets.
 A write that fails makes every partition be read again from what was delivered.
@@ -194,10 +194,9 @@ def register_ingest(
             stats.batches += 1
         return asyncio.ensure_future(delivered())
 
-    delivery.pipelined_agent("ingest-usage", hand, size=settings.batch_max,
-                             within_s=settings.batch_within_s,
-                             on_acked=stats.count_acknowledged,
-                             max_bytes=settings.batch_max * BYTES_PER_EVENT)
+    delivery.agent("ingest-usage", hand, size=settings.batch_max,
+                   within_s=settings.batch_within_s, on_acked=stats.count_acknowledged,
+                   max_bytes=settings.batch_max * BYTES_PER_EVENT)
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def guard_usage() -> None:

@@ -1,4 +1,4 @@
-"""A pipelined agent (OrderedDelivery.pipelined_agent) takes its next batch while the broker
+"""A pipelined agent (OrderedDelivery.agent) takes its next batch while the broker
 takes the records of the one before, yet commits only what was delivered, in order; when a
 batch's records fail, every partition is read again from what was delivered."""
 
@@ -53,8 +53,8 @@ class Rig:
         self.announce_fails = 0
         self.handed: list[list[tuple[int, int]]] = []
         self.answers: list[asyncio.Future[None]] = []
-        self.delivery.pipelined_agent("decide", self._hand, size=100, within_s=0.0,
-                                      answer_when_idle=True)
+        self.delivery.agent("decide", self._hand, size=100, within_s=0.0,
+                            answer_when_idle=True)
         self.run = agents[0]
 
     async def _ready(self, poll_s: float) -> None:

@@ -60,7 +60,7 @@ async def accept(p: PartitionProgress, batch: list[Any]) -> bool:
     batch = p.current(batch)
     ok = await p.in_order(batch)
     if ok:
-        p.done(batch)
+        p.done(batch, p.take(batch))
     return ok
 
 
