@@ -50,6 +50,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         producer_acks=-1,
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_request_size=settings.max_message_bytes,
+        producer_max_batch_size=min(256 * 1024, settings.max_message_bytes),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_session_timeout=10.0,

@@ -2,11 +2,12 @@
 
 Requests are processed as they come; while more are already queued they are gathered (up
 to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide each request
-and reserve in the ledger, hand changelog records and decisions to the producer; once the
-broker has them all, acknowledge. Meanwhile the next batch is decided (a pipelined agent,
-``OrderedDelivery.agent``: at most one batch waits for the broker). A crash before
-the acknowledgement re-delivers the requests; a re-delivered admitted request finds its
-reservation and is answered ``already_decided``.
+and reserve in the ledger, hand changelog records and decisions to the producer (one record
+batch per partition, ``streams.record_batches``); once the broker has them all, acknowledge.
+Meanwhile the next batch is decided (a pipelined agent, ``OrderedDelivery.agent``: at most
+one batch waits for the broker). A crash before the acknowledgement re-delivers the
+requests; a re-delivered admitted request finds its reservation and is answered
+``already_decided``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from prsm_events.settings import Settings
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
-from streams.faust_compat import steady
+from streams.faust_compat import record_batches, steady
 from streams.ordered_delivery import Batch, OrderedDelivery
 from streams.partition_progress import RecordProbe
 from streams.raw_topics import raw_topic
@@ -51,7 +52,7 @@ def register_decisions(
         now = time.time()
         stamp = datetime.fromtimestamp(now, UTC)
         stats.expired += len(control.ledger.expire(now))
-        answers: list[tuple[bytes, bytes]] = []
+        answers = record_batches(app)
         dead: list[DeadLetter] = []
         for event in events:
             m = event.message
@@ -74,15 +75,16 @@ def register_decisions(
             stats.reasons[decision.reason.code] += 1
             if decision.reason.code == "already_decided":
                 stats.redelivered += 1
-            answers.append((request.tenant.encode(), decision.model_dump_json().encode()))
+            answers.add_keyed(decisions_name, request.tenant.encode(),
+                              decision.model_dump_json().encode())
+        answered = len(answers)
         futures = await control.persist(wait=False)
-        for key, value in answers:
-            futures.append(await app.producer.send(decisions_name, key, value, None, None, None))
+        futures += await answers.send()
         futures.append(asyncio.ensure_future(dead_letters.write(dead, stamp)))
 
         async def delivered() -> None:
             await asyncio.gather(*futures)
-            stats.requests += len(answers)
+            stats.requests += answered
             stats.dead_lettered += len(dead)
         return asyncio.ensure_future(delivered())
 

@@ -89,6 +89,16 @@ straight to the producer (Faust flushes it before committing offsets) instead of
 ``table[key] = value``, whose per-record buffer hand-off made the agent wait in steps of 0.1 s
 under load.
 
+Record batches
+--------------
+Faust's producer offers only a record at a time (``Producer.send``; faust-streaming 0.10 to
+0.15 have no batch send). ``record_batches`` reaches the aiokafka producer Faust started
+(``Producer._ensure_producer``, private) so that ``streams.record_batches`` can hand it a
+partition's records as one batch through aiokafka's public ``create_batch`` and
+``send_batch``; ``changelog_send`` sends the rows that way. It refuses an app whose producer
+has a partitioner of its own (keyed records are placed with Kafka's default partitioner) or
+runs transactions (``send_batch`` would bypass Faust's transaction producers).
+
 Reading a topic in batches
 --------------------------
 ``divert_messages`` has Faust's conductor hand every message of a topic to a function in
@@ -121,9 +131,13 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, Message, StreamT, TableT
+from faust.types.enums import ProcessingGuarantee
 from mode.services import WaitResults
+
+from streams.record_batches import RecordBatches
 
 if TYPE_CHECKING:
     from streams.batching import Delivered
@@ -136,6 +150,7 @@ __all__ = [
     "divert_messages",
     "fetch_wait",
     "note_inbound",
+    "record_batches",
     "seek",
     "steady",
     "store_rows",
@@ -326,16 +341,29 @@ def store_rows(stream: StreamT[Any], events: Sequence[Delivered],
 async def changelog_send(app: faust.App, changes: Sequence[tuple[TableT[str, Any], TableRows]]
                          ) -> list[Any]:
     """Hand each changed row's changelog record (``value`` None: a tombstone) to the producer,
-    for its source partition; return the delivery futures (one per row)."""
-    send = app.producer.send
-    futures = []
+    for its source partition, in record batches; return the delivery futures (one per row,
+    shared by the rows of a batch)."""
+    batches = record_batches(app)
     for table, rows in changes:
         topic = table.changelog_topic.get_topic_name()
         for key, (partition, value) in rows.items():
-            futures.append(await send(topic, orjson.dumps(key),
-                                      None if value is None else orjson.dumps(value),
-                                      partition, None, None))
-    return futures
+            batches.add(topic, partition, orjson.dumps(key),
+                        None if value is None else orjson.dumps(value))
+    return await batches.send()
+
+
+def record_batches(app: faust.App) -> RecordBatches:
+    """An empty ``RecordBatches`` on the aiokafka producer of ``app``'s started producer."""
+    guarantee: Any = app.conf.processing_guarantee  # typed as the enum class upstream
+    if guarantee != ProcessingGuarantee.AT_LEAST_ONCE:
+        raise RuntimeError("record batches bypass Faust's transaction producers: "
+                           "processing_guarantee must be at_least_once")
+    producer: Any = app.producer
+    if producer.partitioner is not None and not isinstance(producer.partitioner,
+                                                           DefaultPartitioner):
+        raise RuntimeError("record batches place keyed records with Kafka's default "
+                           "partitioner; the app's producer has another")
+    return RecordBatches(producer._ensure_producer())
 
 
 def divert_messages(app: faust.App, topic: str, receive: Callable[[Message], None]) -> None:

@@ -6,42 +6,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import faust
 import pytest
 
 from streams.changelog import ChangelogWriter
 from streams.faust_compat import table_store
+from tests.unit.streams.fake_producer import FakeProducer, Sent, app_with
 
 
-class Producer:
-    """Stands in for the worker's producer: records what is sent; ``fail`` names keys whose
-    delivery fails (the broker refused them after the producer's retries)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None, int]] = []
-        self.fail: set[bytes] = set()
-
-    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int,
-                   timestamp: Any, headers: Any) -> asyncio.Future[None]:
-        self.sent.append((topic, key, value, partition))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if key in self.fail:
-            done.set_exception(RuntimeError("not delivered"))
-        else:
-            done.set_result(None)
-        return done
-
-
-def writer() -> tuple[ChangelogWriter, Producer, Any, Any]:
-    app = faust.App("changelog-test", broker="kafka://127.0.0.1:1", autodiscover=False)
-    producer = Producer()
-    app.producer = producer
+def writer() -> tuple[ChangelogWriter, FakeProducer, Any, Any]:
+    producer = FakeProducer()
+    app = app_with(producer, "changelog-test")
     return ChangelogWriter(app), producer, app.Table("a", default=None), app.Table("b",
                                                                                    default=None)
 
 
 def test_marked_rows_go_with_their_value_at_flush_time_and_a_failed_one_goes_again() -> None:
-    async def run() -> list[list[tuple[str, bytes, bytes | None, int]]]:
+    async def run() -> list[list[Sent]]:
         w, producer, a, b = writer()
         table_store(a)["x"], table_store(b)["y"], table_store(a)["z"] = [1], [2], [3]
         w.mark(a, {"x": 0})
@@ -70,19 +50,19 @@ def test_marked_rows_go_with_their_value_at_flush_time_and_a_failed_one_goes_aga
 
 
 def test_rows_of_a_send_that_raised_are_marked_again() -> None:
-    async def run() -> list[tuple[str, bytes, bytes | None, int]]:
+    async def run() -> list[Sent]:
         w, producer, a, _ = writer()
         table_store(a)["x"] = [1]
         w.mark(a, {"x": 0})
-        real = producer.send
+        real = producer.send_batch
 
-        async def broken(*args: Any) -> asyncio.Future[None]:
+        async def broken(*args: Any, **kwargs: Any) -> asyncio.Future[None]:
             raise RuntimeError("producer stopped")
 
-        producer.send = broken  # type: ignore[method-assign]
+        producer.send_batch = broken  # type: ignore[method-assign]
         with pytest.raises(RuntimeError, match="producer stopped"):
             await w.flush()
-        producer.send = real  # type: ignore[method-assign]
+        producer.send_batch = real  # type: ignore[method-assign]
         await w.flush()
         return producer.sent
 
@@ -95,16 +75,7 @@ def test_a_flush_waiting_for_the_broker_does_not_hold_up_the_next() -> None:
 
     async def run() -> tuple[bool, list[bytes]]:
         w, producer, a, _ = writer()
-        loop = asyncio.get_running_loop()
-        slow: list[asyncio.Future[None]] = []
-
-        async def send(topic: str, key: bytes, value: bytes | None, partition: int,
-                       timestamp: Any, headers: Any) -> asyncio.Future[None]:
-            producer.sent.append((topic, key, value, partition))
-            slow.append(loop.create_future())  # the broker has not answered yet
-            return slow[-1]
-
-        producer.send = send  # type: ignore[method-assign]
+        producer.hold = True  # the broker has not answered yet
         table_store(a)["x"], table_store(a)["y"] = [1], [2]
         w.mark(a, {"x": 0})
         first = asyncio.create_task(w.flush())
@@ -112,7 +83,7 @@ def test_a_flush_waiting_for_the_broker_does_not_hold_up_the_next() -> None:
         w.mark(a, {"y": 0})
         await asyncio.wait_for(w.flush(wait=False), 1.0)
         waiting = not first.done()
-        for future in slow:
+        for future in producer.pending:
             future.set_result(None)
         await first
         return waiting, [key for _, key, _, _ in producer.sent]

@@ -1,0 +1,93 @@
+"""Hand many records to the producer as one record batch per partition.
+
+Faust's ``Producer.send`` hands aiokafka one record at a time, and aiokafka's ``send`` costs
+about 12 us of CPU per record (metadata wait, partitioner, accumulator, one future each):
+more than deciding a request's budget check. aiokafka's public ``create_batch`` and
+``send_batch`` take a partition's records as one batch for about 1.3 us a record. The agents
+gather a batch's records here and send them at once: the decisions, and the changelog rows.
+
+Records of one partition keep the order they were added in, and records sent earlier (by
+``send`` or another batch) stay ahead of them: aiokafka queues a partition's batches in
+order. A record larger than a batch goes alone through ``send``, which checks its size.
+Records sent this way do not fire Faust's ``on_produce_message`` signal (nothing here
+listens to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from prsm_events.kafka.partitioning import owner_partition
+
+__all__ = ["RecordBatches"]
+
+
+class RecordBatches:
+    """Records gathered per (topic, partition), sent as one batch each by :meth:`send`."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self._records: dict[tuple[str, int], list[tuple[int, bytes | None, bytes | None]]] = {}
+        self._keyed: dict[str, list[tuple[int, bytes, bytes | None]]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+        """Add a record for ``partition`` of ``topic``."""
+        self._records.setdefault((topic, partition), []).append((self._count, key, value))
+        self._count += 1
+
+    def add_keyed(self, topic: str, key: bytes, value: bytes | None) -> None:
+        """Add a record for the partition Kafka's default partitioner gives ``key``."""
+        self._keyed.setdefault(topic, []).append((self._count, key, value))
+        self._count += 1
+
+    async def send(self) -> list[asyncio.Future[Any]]:
+        """Hand every record to the producer; the futures of their delivery, one per record
+        in the order they were added (records of one batch share its future)."""
+        for topic, keyed in self._keyed.items():
+            partitions = len(await self.producer.partitions_for(topic))
+            for place, key, value in keyed:
+                self._records.setdefault((topic, owner_partition(key.decode(), partitions)),
+                                         []).append((place, key, value))
+        futures: list[asyncio.Future[Any] | None] = [None] * self._count
+        records, self._records, self._keyed, self._count = self._records, {}, {}, 0
+        for (topic, partition), rows in records.items():
+            rows.sort(key=_place)  # keyed records joined the partition's list at the end
+            await self._send_partition(topic, partition, rows, futures)
+        assert all(f is not None for f in futures)
+        return futures  # type: ignore[return-value]
+
+    async def _send_partition(self, topic: str, partition: int,
+                              rows: list[tuple[int, bytes | None, bytes | None]],
+                              futures: list[asyncio.Future[Any] | None]) -> None:
+        producer = self.producer
+        batch = producer.create_batch()
+        places: list[int] = []
+        for place, key, value in rows:
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                places.append(place)
+                continue
+            if places:  # the batch is full: send it, start the next
+                sent = await producer.send_batch(batch, topic, partition=partition)
+                for p in places:
+                    futures[p] = sent
+                batch, places = producer.create_batch(), []
+                if batch.append(key=key, value=value, timestamp=None) is not None:
+                    places.append(place)
+                    continue
+            # larger than a batch: alone, through send (which refuses one too large)
+            futures[place] = await producer.send(topic, value, key=key, partition=partition)
+        if places:
+            sent = await producer.send_batch(batch, topic, partition=partition)
+            for p in places:
+                futures[p] = sent
+
+
+def _place(row: tuple[int, bytes | None, bytes | None]) -> int:
+    return row[0]

@@ -1,0 +1,90 @@
+"""A stand-in for the worker's producer (Faust's, and the aiokafka producer it starts) that
+records what is sent, batch by batch, and fails the delivery of chosen keys."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+
+Sent = tuple[str, bytes | None, bytes | None, int]
+"""A record as sent: topic, key, value, partition."""
+
+
+class FakeBatch:
+    """aiokafka's BatchBuilder: takes records until ``capacity`` bytes (the first always)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.size = 0
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any) -> Any:
+        size = len(key or b"") + len(value or b"")
+        if self.records and self.size + size > self.capacity:
+            return None
+        if size > self.capacity:
+            return None  # aiokafka's builder refuses a record larger than a batch too
+        self.records.append((key, value))
+        self.size += size
+        return object()
+
+
+class FakeProducer:
+    """Faust's producer and the aiokafka producer in one. ``sent`` lists every record;
+    ``calls`` each hand-over (``("batch", n)`` or ``("send", 1)``); ``fail`` names keys
+    whose delivery fails (with everything in their batch); ``hold`` keeps deliveries
+    pending in ``pending`` until a test completes them."""
+
+    partitioner = None
+
+    def __init__(self, partitions: int = 4, capacity: int = 16384) -> None:
+        self.partitions = partitions
+        self.capacity = capacity
+        self.sent: list[Sent] = []
+        self.calls: list[tuple[str, int]] = []
+        self.fail: set[bytes] = set()
+        self.hold = False
+        self.pending: list[asyncio.Future[None]] = []
+
+    def _ensure_producer(self) -> FakeProducer:
+        return self
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.capacity)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int
+                         ) -> asyncio.Future[None]:
+        self.calls.append(("batch", len(batch.records)))
+        self.sent += [(topic, key, value, partition) for key, value in batch.records]
+        return self._delivery([key for key, _ in batch.records])
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None) -> asyncio.Future[None]:
+        if len(value or b"") > 10 * self.capacity:
+            raise ValueError("record too large")  # as aiokafka's MessageSizeTooLargeError
+        assert partition is not None
+        self.calls.append(("send", 1))
+        self.sent.append((topic, key, value, partition))
+        return self._delivery([key])
+
+    def _delivery(self, keys: list[bytes | None]) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.hold:
+            self.pending.append(done)
+        elif any(key in self.fail for key in keys):
+            done.set_exception(RuntimeError("not delivered"))
+        else:
+            done.set_result(None)
+        return done
+
+
+def app_with(producer: FakeProducer, name: str = "fake-producer-test", **conf: Any
+             ) -> faust.App:
+    app = faust.App(name, broker="kafka://127.0.0.1:1", autodiscover=False, **conf)
+    app.producer = producer  # type: ignore[assignment]
+    return app
