@@ -37,6 +37,7 @@ from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.events.envelope import Element, decode_envelope
 from prsm_events.events.usage import UsageEvent
+from prsm_events.events.usage_record import Usage, usage_record
 from prsm_events.events.validation import EventLimits
 
 __all__ = ["IngestOutcome", "RawMessage", "UsageIngestor", "processing_error"]
@@ -106,7 +107,8 @@ class UsageIngestor:
                 continue  # delivered twice in one batch: once is processed
             taken.add((msg.partition, msg.offset))
             try:
-                elements = decode_envelope(msg.value, UsageEvent, self.limits, now)
+                elements: list[Element[Usage]] = decode_envelope(
+                    msg.value, UsageEvent, self.limits, now, usage_record)
             except Exception as exc:  # a bug must never hold the partition: keep the message
                 log.exception("usage message %s[%d]@%d could not be processed",
                               msg.topic, msg.partition, msg.offset)
@@ -117,7 +119,7 @@ class UsageIngestor:
         out.spend = fold_spend(spend_lookup, out.accepted)
         return out
 
-    def _take(self, msg: RawMessage, element: Element[UsageEvent],
+    def _take(self, msg: RawMessage, element: Element[Usage],
               seen_lookup: Callable[[str], SeenEvent | None], out: IngestOutcome) -> None:
         """Price and de-duplicate one event of ``msg``, or dead-letter it."""
         index = element.index

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.errors import InvalidEvent
-from prsm_events.events.usage import UsageEvent
+from prsm_events.events.usage_record import Usage
 
 __all__ = ["PricedUsage", "price_usage"]
 
@@ -27,7 +27,7 @@ CLIENT_PRICED = "client"
 class PricedUsage:
     """An accepted usage event with its final cost and who priced it."""
 
-    event: UsageEvent
+    event: Usage
     cost_usd: float
     priced_by: str
     """``client`` when the event carried cost_usd, else ``catalog:<version>``."""
@@ -35,7 +35,7 @@ class PricedUsage:
     """The event's provider, or the catalog's provider of its model, or ``''``."""
 
 
-def price_usage(event: UsageEvent, catalog: Catalog) -> PricedUsage:
+def price_usage(event: Usage, catalog: Catalog) -> PricedUsage:
     """Return the priced event; raise InvalidEvent when it cannot be priced."""
     entry = catalog.lookup(event.model, event.provider) if event.model else None
     provider = event.provider or (entry.provider if entry else "")
