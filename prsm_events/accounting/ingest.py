@@ -36,8 +36,8 @@ from prsm_events.accounting.spend import SpendRow, by_message, fold_spend
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.events.envelope import Element, decode_envelope
+from prsm_events.events.fast_path import Usage, usage_record
 from prsm_events.events.usage import UsageEvent
-from prsm_events.events.usage_record import Usage, usage_record
 from prsm_events.events.validation import EventLimits
 
 __all__ = ["IngestOutcome", "RawMessage", "UsageIngestor", "processing_error"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.errors import InvalidEvent
-from prsm_events.events.usage_record import Usage
+from prsm_events.events.fast_path import Usage
 
 __all__ = ["PricedUsage", "price_usage"]
 

@@ -34,7 +34,7 @@ from prsm_events.decisions.pacing import PacingAction
 from prsm_events.decisions.policy import DecisionContext, PolicyConfig, decide
 from prsm_events.decisions.provider_health import ProviderHealth
 from prsm_events.events.decision import Action, Decision, Reason
-from prsm_events.events.request import RequestEvent
+from prsm_events.events.fast_path import Request
 
 __all__ = ["AdmissionDesk"]
 
@@ -62,12 +62,12 @@ class AdmissionDesk:
         self.forecasts: Mapping[str, dict[str, object]] = {}
         """Forecast figures by budget key, replaced by the scorer at each tick."""
 
-    def budgets_for(self, request: RequestEvent, model: str | None = None) -> list[Budget]:
+    def budgets_for(self, request: Request, model: str | None = None) -> list[Budget]:
         return self.book.applicable(scopes_of(
             request.tenant, team=request.team, service=request.service,
             api_key_id=request.api_key_id, model=model or request.model))
 
-    def admit(self, request: RequestEvent, now: datetime) -> Decision:
+    def admit(self, request: Request, now: datetime) -> Decision:
         """Decide ``request``; reserve its estimate in every budget if it is admitted."""
         held = self.ledger.reservation(request.tenant, request.request_id)
         if held is not None:
@@ -90,7 +90,7 @@ class AdmissionDesk:
                      decision.est_cost_usd])
         return decision
 
-    def _again(self, request: RequestEvent, held: list[object], now: datetime) -> Decision:
+    def _again(self, request: Request, held: list[object], now: datetime) -> Decision:
         action, model, provider, cost = (held + [None] * 4)[:4]
         return Decision(
             request_id=request.request_id, ts=now, tenant=request.tenant,

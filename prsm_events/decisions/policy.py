@@ -42,7 +42,8 @@ from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.decisions.routing import Ask, Offer, cheaper_model, estimate, other_provider
 from prsm_events.events.decision import Action, Decision, Reason
-from prsm_events.events.request import Priority, RequestEvent
+from prsm_events.events.fast_path import Request
+from prsm_events.events.request import Priority
 
 __all__ = ["DecisionContext", "PolicyConfig", "decide"]
 
@@ -82,7 +83,7 @@ def _usd(nano: int) -> float:
     return round(nano / NANO, 9)
 
 
-def decide(request: RequestEvent, ctx: DecisionContext) -> Decision:
+def decide(request: Request, ctx: DecisionContext) -> Decision:
     """The decision for one request (the caller reserves the estimate if it is admitted)."""
     cfg = ctx.config
     now = ctx.now or request.ts
@@ -202,7 +203,7 @@ def decide(request: RequestEvent, ctx: DecisionContext) -> Decision:
 
 
 def _refuse(
-    request: RequestEvent, entry: ModelPrice, cost: int, blocking: list[BudgetView],
+    request: Request, entry: ModelPrice, cost: int, blocking: list[BudgetView],
     over_ceiling: bool, cfg: PolicyConfig, answer: Callable[..., Decision],
 ) -> Decision:
     if blocking:

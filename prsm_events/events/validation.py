@@ -29,13 +29,14 @@ import jiter
 from pydantic import BaseModel, ValidationError
 
 from prsm_events.errors import InvalidEvent
+from prsm_events.events.fast_path import Request, request_record
 from prsm_events.events.request import RequestEvent
 from prsm_events.events.usage import ID_CHARACTERS, UsageEvent
 
 E = TypeVar("E")
 
 FastPath = Callable[[dict[str, Any]], E | None]
-"""A faster decoder of a model's valid fields (``events.usage_record``): the event, with the
+"""A faster decoder of a model's valid fields (``events.fast_path``): the event, with the
 same values the model would give, or None to let the model judge the fields."""
 
 __all__ = [
@@ -178,6 +179,7 @@ def decode_usage(raw: bytes | None, limits: EventLimits, now: datetime) -> Usage
     return decode_event(raw, UsageEvent, limits, now)
 
 
-def decode_request(raw: bytes | None, limits: EventLimits, now: datetime) -> RequestEvent:
+def decode_request(raw: bytes | None, limits: EventLimits, now: datetime) -> Request:
     """Parse and validate one request message; raise InvalidEvent with the reason."""
-    return decode_event(raw, RequestEvent, limits, now)
+    model: type[Request] = RequestEvent  # judges what request_record does not take
+    return decode_event(raw, model, limits, now, request_record)
