@@ -8,9 +8,10 @@ gather a batch's records here and send them at once: the decisions, and the chan
 
 Records of one partition keep the order they were added in, and records sent earlier (by
 ``send`` or another batch) stay ahead of them: aiokafka queues a partition's batches in
-order. A record larger than a batch goes alone through ``send``, which checks its size.
-Records sent this way do not fire Faust's ``on_produce_message`` signal (nothing here
-listens to it).
+order. A record larger than a batch goes in a batch of its own (aiokafka's builder takes any
+first record; the broker refuses one above the topic's ``max.message.bytes``, and its future
+fails). Records sent this way do not fire Faust's ``on_produce_message`` signal (nothing
+here listens to it).
 """
 
 from __future__ import annotations
@@ -70,19 +71,14 @@ class RecordBatches:
         batch = producer.create_batch()
         places: list[int] = []
         for place, key, value in rows:
-            if batch.append(key=key, value=value, timestamp=None) is not None:
-                places.append(place)
-                continue
-            if places:  # the batch is full: send it, start the next
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
                 sent = await producer.send_batch(batch, topic, partition=partition)
                 for p in places:
                     futures[p] = sent
                 batch, places = producer.create_batch(), []
-                if batch.append(key=key, value=value, timestamp=None) is not None:
-                    places.append(place)
-                    continue
-            # larger than a batch: alone, through send (which refuses one too large)
-            futures[place] = await producer.send(topic, value, key=key, partition=partition)
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise RuntimeError(f"an empty record batch refused a record of {topic}")
+            places.append(place)
         if places:
             sent = await producer.send_batch(batch, topic, partition=partition)
             for p in places:

@@ -13,7 +13,7 @@ Sent = tuple[str, bytes | None, bytes | None, int]
 
 
 class FakeBatch:
-    """aiokafka's BatchBuilder: takes records until ``capacity`` bytes (the first always)."""
+    """aiokafka's BatchBuilder: takes records until ``capacity`` bytes, and any first one."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -24,8 +24,6 @@ class FakeBatch:
         size = len(key or b"") + len(value or b"")
         if self.records and self.size + size > self.capacity:
             return None
-        if size > self.capacity:
-            return None  # aiokafka's builder refuses a record larger than a batch too
         self.records.append((key, value))
         self.size += size
         return object()
@@ -33,7 +31,7 @@ class FakeBatch:
 
 class FakeProducer:
     """Faust's producer and the aiokafka producer in one. ``sent`` lists every record;
-    ``calls`` each hand-over (``("batch", n)`` or ``("send", 1)``); ``fail`` names keys
+    ``calls`` each batch handed over (``("batch", n)``); ``fail`` names keys
     whose delivery fails (with everything in their batch); ``hold`` keeps deliveries
     pending in ``pending`` until a test completes them."""
 
@@ -62,15 +60,6 @@ class FakeProducer:
         self.calls.append(("batch", len(batch.records)))
         self.sent += [(topic, key, value, partition) for key, value in batch.records]
         return self._delivery([key for key, _ in batch.records])
-
-    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                   partition: int | None = None) -> asyncio.Future[None]:
-        if len(value or b"") > 10 * self.capacity:
-            raise ValueError("record too large")  # as aiokafka's MessageSizeTooLargeError
-        assert partition is not None
-        self.calls.append(("send", 1))
-        self.sent.append((topic, key, value, partition))
-        return self._delivery([key])
 
     def _delivery(self, keys: list[bytes | None]) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
