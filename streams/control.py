@@ -56,6 +56,7 @@ class DecisionStats:
     directives: int = 0
     rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
     rereads: int = 0  # times skipped requests were re-read (PartitionProgress)
+    undelivered: int = 0  # batches whose records the broker did not take: read again
     fetch_pauses: int = 0  # partitions paused at the fetcher: requests waiting (MessageBuffer)
     actions: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -65,7 +66,7 @@ class DecisionStats:
                 "redelivered": self.redelivered, "settled": self.settled,
                 "expired": self.expired, "alerts": self.alerts, "directives": self.directives,
                 "rewinds": self.rewinds, "rereads": self.rereads,
-                "fetch_pauses": self.fetch_pauses,
+                "undelivered": self.undelivered, "fetch_pauses": self.fetch_pauses,
                 "actions": dict(self.actions), "reasons": dict(self.reasons)}
 
 

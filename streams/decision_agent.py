@@ -104,4 +104,5 @@ def register_decisions(
         await control.announce(now)
         await delivery.progress.check()
         stats.rewinds, stats.rereads = delivery.progress.rewinds, delivery.progress.rereads
+        stats.undelivered = delivery.progress.epoch
         stats.fetch_pauses = delivery.buffer.pauses

@@ -74,6 +74,7 @@ class IngestStats:
     acknowledged: int = 0  # messages acknowledged to Faust (committed at the next commit)
     rewinds: int = 0  # batches refused for a gap in offsets (PartitionProgress)
     rereads: int = 0  # times skipped messages were re-read (PartitionProgress)
+    undelivered: int = 0  # batches whose records the broker did not take: read again
     fetch_pauses: int = 0  # partitions paused at the fetcher: messages waiting (MessageBuffer)
     dead_letter_codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -90,6 +91,7 @@ class IngestStats:
             "acknowledged": self.acknowledged,
             "rewinds": self.rewinds,
             "rereads": self.rereads,
+            "undelivered": self.undelivered,
             "fetch_pauses": self.fetch_pauses,
             "dead_letter_codes": dict(self.dead_letter_codes),
         }
@@ -203,6 +205,7 @@ def register_ingest(
         """Re-read usage partitions whose fetched messages never reached the agent."""
         await delivery.guard()
         stats.rewinds, stats.rereads = delivery.progress.rewinds, delivery.progress.rereads
+        stats.undelivered = delivery.progress.epoch
         stats.fetch_pauses = delivery.buffer.pauses
 
     @app.timer(interval=300.0)  # type: ignore[untyped-decorator]

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from prsm_events.cli.worker_process import WorkerProcess
 from prsm_events.kafka.dev_broker import LocalBroker
@@ -198,6 +200,31 @@ async def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> li
     finally:
         await consumer.stop()
     return out
+
+
+async def set_topic_config(bootstrap: str, topic: str, name: str, value: str) -> str:
+    """Change one config of a topic behind prsm's back (Kafka's AlterConfigs: the topic's
+    other overrides go back to the broker's defaults); return its value before, once the
+    broker reports the new one."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+
+    async def current() -> str:
+        described = await admin.describe_configs([resource])
+        return str({e[0]: e[1] for e in described[0].resources[0][4]}[name])
+
+    try:
+        before = await current()
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                  configs={name: value})])
+        for _ in range(100):  # config changes propagate through the metadata log
+            if await current() == value:
+                return before
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the broker never reported {name}={value} for {topic}")
+    finally:
+        await admin.close()
 
 
 def send_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]],

@@ -25,7 +25,16 @@ from prsm_events.sdk.decision_client import DecisionClient
 from prsm_events.sdk.publisher import UsagePublisher
 from prsm_events.sdk.throttle_cache import ThrottleCache
 from tests.factories import request
-from tests.integration.conftest import WorkerHandle, module_worker, run, unique, wait_until
+from tests.integration.conftest import (
+    WorkerHandle,
+    module_worker,
+    read_to_end,
+    run,
+    send_raw,
+    set_topic_config,
+    unique,
+    wait_until,
+)
 from tests.integration.test_ingest_pipeline import kcat, read_topic
 
 pytestmark = pytest.mark.integration
@@ -343,3 +352,39 @@ def test_decision_client_timeout_applies_its_fallback(kafka: str, tmp_path: Path
     assert "failing closed" in closed.reason.message and not closed.admitted
     assert (opened.action, opened.model, opened.source) == ("allow", "gpt-4o", "client")
     assert opened.admitted
+
+
+def test_decisions_the_broker_refuses_are_answered_again_and_reserved_once(
+        start_worker: Any, kafka: str, tmp_path: Path) -> None:
+    """For a while the decisions topic refuses every record (its max.message.bytes lowered
+    below one decision): the agent reads the requests again from what was delivered and no
+    decision is acknowledged. Once the topic takes them, every request is answered, the ones
+    admitted the first time as ``already_decided`` with the model they were given, and each
+    admitted request holds one reservation: the budget is never overspent."""
+    w = start_worker("it-dec-refused", home=tmp_path / "refused", reservation_ttl_s=600.0)
+    limit = 0.06
+    key = set_budget(w, scope="tenant:refused", limit_usd=limit).key
+    wait_budget(w, key, limit)
+    before = run(set_topic_config(kafka, w.topic("decisions"), "max.message.bytes", "100"))
+    reqs = [request(tenant="refused", service=f"svc{i % 3}") for i in range(30)]
+    send_raw(kafka, w.topic("requests"),
+             [(r.tenant.encode(), r.model_dump_json().encode()) for r in reqs])
+    wait_until(lambda: w.get("/stats")["decisions"]["undelivered"] >= 3, 60,
+               "refused decision batches read again", lambda: w.get("/stats")["decisions"])
+    assert w.get("/stats")["decisions"]["requests"] == 0
+    held = figures(w, key)["reserved_usd"]
+    assert 0 < held <= limit + 1e-9  # reserved once, while every answer is refused
+    run(set_topic_config(kafka, w.topic("decisions"), "max.message.bytes", before))
+    wait_until(lambda: w.get("/stats")["decisions"]["requests"] >= len(reqs), 60,
+               "every request answered", lambda: w.get("/stats")["decisions"])
+    answers = [Decision.model_validate_json(r.value)
+               for r in run(read_to_end(kafka, w.topic("decisions")))]
+    by_request = {d.request_id: d for d in answers}
+    assert set(by_request) == {r.request_id for r in reqs}
+    admitted = [d for d in by_request.values() if d.admitted]
+    assert admitted and all(d.reason.code == "already_decided" for d in admitted)
+    assert {d.action for d in by_request.values()} - {"allow", "route"}  # the budget binds
+    assert sum(d.est_cost_usd for d in admitted) <= limit + 1e-9
+    assert figures(w, key)["reserved_usd"] == pytest.approx(held, abs=1e-12)
+    assert figures(w, key)["reserved_usd"] == pytest.approx(
+        sum(d.est_cost_usd for d in admitted), abs=1e-9)

@@ -10,7 +10,7 @@ from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.pricing import price_usage
 from prsm_events.events.usage import UsageEvent
 from prsm_events.sdk.publisher import UsagePublisher
-from tests.integration.conftest import clickhouse_held, run, wait_until
+from tests.integration.conftest import clickhouse_held, run, set_topic_config, wait_until
 
 pytestmark = pytest.mark.integration
 CATALOG = Catalog.shipped()
@@ -205,3 +205,30 @@ def test_a_backlog_beyond_the_buffer_pauses_the_fetcher_and_is_counted_exactly(
     wait_until(lambda: worker.get("/stats")["fetch_pauses"] >= 1, timeout=10,
                what="back-pressure on record", details=lambda: worker.get("/stats"))
     assert worker.get("/stats")["duplicates"] == 0
+
+
+def test_records_the_broker_refuses_are_read_again_and_counted_once(start_worker, kafka,
+                                                                     tmp_path):
+    """For a while the accepted topic refuses every record (its max.message.bytes lowered
+    below one row): each batch's records fail at the broker, the agent reads its partitions
+    again from what was delivered, and nothing is acknowledged. Once the topic takes them,
+    every event counts once, in the tables and in ClickHouse."""
+    home = tmp_path / "refused"
+    worker = start_worker("it-refused", home=home)
+    accepted = worker.topic("accepted")
+    limit = run(set_topic_config(kafka, accepted, "max.message.bytes", "100"))
+    batch = events("rf-", 200)
+    publish(kafka, worker.topic("usage"), batch, batch_events=1)
+    wait_until(lambda: worker.get("/stats")["undelivered"] >= 3, timeout=60,
+               what="refused batches read again", details=lambda: worker.get("/stats"))
+    stats = worker.get("/stats")
+    assert stats["acknowledged"] == 0 and stats["sink"]["rows"] == 0, stats
+    run(set_topic_config(kafka, accepted, "max.message.bytes", limit))
+    wait_until(lambda: worker.get("/stats")["acknowledged"] >= len(batch), timeout=60,
+               what="every message acknowledged", details=lambda: worker.get("/stats"))
+    expected = totals(batch)
+    assert table_totals(worker) == pytest.approx(expected)
+    assert store_totals(worker, len(batch)) == pytest.approx(expected)
+    stats = worker.get("/stats")
+    assert (stats["duplicates"], stats["dead_lettered"], stats["acknowledged"]) == (
+        0, 0, len(batch)), stats
