@@ -27,12 +27,14 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
+from prsm_events.accounting.scopes import SCOPE_ID_PATTERN
 from prsm_events.events.request import Priority, RequestEvent
 from prsm_events.events.usage import UsageEvent, UsageKind, UsageStatus
 
 __all__ = ["Request", "RequestRecord", "Usage", "UsageRecord", "request_record", "usage_record"]
 
-# UsageEvent's patterns with \Z, not $ (which lets a trailing newline through in Python's re)
+# the models' patterns with \A and \Z, not ^ and $ ($ lets a trailing newline through in
+# Python's re, not in pydantic's)
 _Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
                                           pattern=r"\A[\x21-\x2e\x30-\x7e]+\Z")]
 _EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
@@ -42,7 +44,7 @@ _TagValue = Annotated[str, msgspec.Meta(
     r"\ufeff]*\Z")]
 _TokenCount = Annotated[int, msgspec.Meta(ge=0, le=10**10)]
 _TenantId = Annotated[str, msgspec.Meta(
-    pattern=r"\A[\x21\x22\x24-\x2e\x30-\x39\x3b-\x7b\x7d\x7e]{1,128}\Z")]
+    pattern=r"\A" + SCOPE_ID_PATTERN.removeprefix("^").removesuffix("$") + r"\Z")]
 _RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
                                          pattern=r"\A[\x21-\x7b\x7d\x7e]+\Z")]
 _EstimatedTokens = Annotated[int, msgspec.Meta(ge=0, le=10**8)]
@@ -50,8 +52,8 @@ _Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
 _RFC3339_UP_TO_MICROSECONDS = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
-"""UsageEvent's timestamp shape with at most 6 fraction digits: beyond that UsageEvent
-truncates and msgspec rounds, so those go to UsageEvent."""
+"""The models' timestamp shape (``events.usage._RFC3339``) with at most 6 fraction digits:
+beyond that pydantic truncates and msgspec rounds, so those go to the model."""
 
 
 class UsageRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -172,6 +172,8 @@ def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
         "compat-test-rows-changelog")
     stream = app.stream(app.topic("t"))
     assert hasattr(stream, "_set_current_event")
+    producer: Any = app.producer
+    assert hasattr(producer, "_ensure_producer") and hasattr(producer, "partitioner")
 
 
 def test_rows_go_to_the_shard_of_their_partition() -> None:
