@@ -211,9 +211,13 @@ class PartitionProgress:
         self.rewinds += 1
         log.warning("messages arrived out of order (%s); re-reading from the first missing one",
                     ", ".join(f"{tp.topic}[{tp.partition}] missing {o}" for tp, o in fresh.items()))
-        for tp, offset in fresh.items():
+        await self._seek_back(fresh, now)
+
+    async def _seek_back(self, offsets: dict[TP, int], now: float) -> None:
+        """Seek to ``offsets``, noting each (one seek per offset, not one per batch)."""
+        for tp, offset in offsets.items():
             self.sought[tp] = (offset, now)
-        await seek(self.app, fresh)
+        await seek(self.app, offsets)
 
     def take(self, events: Sequence[Delivered]) -> int:
         """The batch was taken for work (its records handed to the producer): the next batch
@@ -249,13 +253,10 @@ class PartitionProgress:
                 if self.delivered.get(tp, taken) < taken}
         if not back:
             return
-        now = time.monotonic()
-        for tp, offset in back.items():
-            self.next[tp] = offset
-            self.sought[tp] = (offset, now)
+        self.next.update(back)
         log.warning("records of a batch were not delivered; re-reading from %s",
                     ", ".join(f"{tp.topic}[{tp.partition}] {o}" for tp, o in back.items()))
-        await seek(self.app, back)
+        await self._seek_back(back, time.monotonic())
 
     async def backlog(self) -> Backlog:
         """What is left to process on this topic's assigned partitions, as the broker reports
@@ -326,7 +327,5 @@ class PartitionProgress:
         log.warning("messages never reached the agent (%s); re-reading them",
                     ", ".join(f"{tp.topic}[{tp.partition}] from {n}, {e - n} waiting"
                               for tp, n, e in stalled))
-        for tp, offset, _ in stalled:
-            self.sought[tp] = (offset, now)
-        await seek(self.app, {tp: offset for tp, offset, _ in stalled})
+        await self._seek_back({tp: offset for tp, offset, _ in stalled}, now)
         return True

@@ -4,7 +4,8 @@ Faust's ``Producer.send`` hands aiokafka one record at a time, and aiokafka's ``
 about 12 us of CPU per record (metadata wait, partitioner, accumulator, one future each):
 more than deciding a request's budget check. aiokafka's public ``create_batch`` and
 ``send_batch`` take a partition's records as one batch for about 1.3 us a record. The agents
-gather a batch's records here and send them at once: the decisions, and the changelog rows.
+gather a batch's records here and send them at once: the decisions, the accepted usage
+records and the changelog rows.
 
 Records of one partition keep the order they were added in, and records sent earlier (by
 ``send`` or another batch) stay ahead of them: aiokafka queues a partition's batches in
@@ -17,6 +18,7 @@ here listens to it).
 from __future__ import annotations
 
 import asyncio
+from operator import itemgetter
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -59,7 +61,7 @@ class RecordBatches:
         futures: list[asyncio.Future[Any] | None] = [None] * self._count
         records, self._records, self._keyed, self._count = self._records, {}, {}, 0
         for (topic, partition), rows in records.items():
-            rows.sort(key=_place)  # keyed records joined the partition's list at the end
+            rows.sort(key=itemgetter(0))  # keyed records joined the partition's list last
             await self._send_partition(topic, partition, rows, futures)
         assert all(f is not None for f in futures)
         return futures  # type: ignore[return-value]
@@ -83,7 +85,3 @@ class RecordBatches:
             sent = await producer.send_batch(batch, topic, partition=partition)
             for p in places:
                 futures[p] = sent
-
-
-def _place(row: tuple[int, bytes | None, bytes | None]) -> int:
-    return row[0]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ from prsm_events.settings import Settings
 from prsm_events.store.accepted_rows import accepted_records
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import (
+    record_batches,
     steady,
     store_rows,
     table_store,
@@ -106,18 +107,18 @@ class IngestTables:
 async def send_accepted(
     app: faust.App, topic: str, accepted: Sequence[tuple[PricedUsage, int, int]],
     now: datetime, max_bytes: int,
-) -> list[Awaitable[Any]]:
+) -> list[asyncio.Future[Any]]:
     """Hand accepted events to the producer for the accepted topic, each to its source
-    partition (the sink, ``streams.usage_sink``, inserts them into ClickHouse); returns the
-    futures of their delivery."""
+    partition, in record batches (the sink, ``streams.usage_sink``, inserts them into
+    ClickHouse); returns the futures of their delivery."""
     by_partition: dict[int, list[tuple[PricedUsage, int, int]]] = defaultdict(list)
     for item in accepted:
         by_partition[item[1]].append(item)
-    sends = []
+    batches = record_batches(app)
     for partition, items in by_partition.items():
         for value in accepted_records(items, now, max_bytes):
-            sends.append(await app.producer.send(topic, None, value, partition, None, None))
-    return sends
+            batches.add(topic, partition, None, value)
+    return await batches.send()
 
 
 def register_ingest(

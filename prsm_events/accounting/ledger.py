@@ -286,11 +286,11 @@ class BudgetLedger:
         bucket = np.fromiter(chain.from_iterable(held), dtype=np.int64, count=total)
         nano = np.fromiter(chain.from_iterable(map(dict.values, held)), dtype=np.int64,
                            count=total)
-        row = np.repeat(rows, counts)
         inside = bucket + width > now - window
+        index = np.repeat(np.arange(len(held)), counts)[inside]  # each bucket's place in rows
         spent = np.zeros(len(held), dtype=np.int64)
-        np.add.at(spent, np.repeat(np.arange(len(held)), counts)[inside], nano[inside])
-        return spent, (row[inside], (bucket[inside] + width + window).astype(np.float64),
+        np.add.at(spent, index, nano[inside])
+        return spent, (rows[index], (bucket[inside] + width + window).astype(np.float64),
                        nano[inside])
 
     def reservation(self, tenant: str, request_id: str) -> Reservation | None:

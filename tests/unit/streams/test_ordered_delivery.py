@@ -77,6 +77,12 @@ class Rig:
                 tp=tp, topic=tp.topic, partition=tp.partition, offset=offset, value=b"{}",
                 generation_id=1))
 
+    async def fetched(self, *batches: tuple[Any, ...]) -> None:
+        """Each (partition, offsets...) reaches the agent's buffer, and the agent runs."""
+        for tp, *offsets in batches:
+            self.send(tp, *offsets)
+        await settle()
+
     def committed(self) -> tuple[int | None, int | None]:
         return self.delivery.progress.position(A), self.delivery.progress.position(B)
 
@@ -90,15 +96,12 @@ async def test_the_next_batch_is_decided_while_the_one_before_is_delivered(
         monkeypatch: pytest.MonkeyPatch) -> None:
     rig = Rig(monkeypatch)
     agent = asyncio.ensure_future(rig.run(None))
-    rig.send(A, 10, 11)
-    await settle()
-    rig.send(B, 0)
-    await settle()
+    await rig.fetched((A, 10, 11))
+    await rig.fetched((B, 0))
     # the second batch was handed while the first one's records are still on their way
     assert rig.handed == [[(0, 10), (0, 11)], [(1, 0)]]
     assert rig.committed() == (10, 0)
-    rig.send(A, 12)
-    await settle()
+    await rig.fetched((A, 12))
     assert len(rig.handed) == 2  # at most one batch in flight beside the one being taken
     rig.answers[1].set_result(None)  # the second is delivered first: nothing moves yet
     await settle()
@@ -118,23 +121,17 @@ async def test_a_batch_whose_records_fail_is_read_again_with_the_one_taken_after
         monkeypatch: pytest.MonkeyPatch) -> None:
     rig = Rig(monkeypatch)
     agent = asyncio.ensure_future(rig.run(None))
-    rig.send(A, 10, 11)
-    await settle()
-    rig.send(A, 12)
-    rig.send(B, 0)
-    await settle()
+    await rig.fetched((A, 10, 11))
+    await rig.fetched((A, 12), (B, 0))
     assert rig.handed == [[(0, 10), (0, 11)], [(0, 12), (1, 0)]]
     rig.answers[0].set_exception(OSError("broker gone"))
     rig.answers[1].set_result(None)  # delivered, but taken after a batch that was not
     await settle()
     assert sorted(rig.consumer.seeks) == [(A, 10), (B, 0)]
     assert rig.committed() == (10, 0)
-    rig.send(A, 13)  # fetched before the seek took effect: refused, no second seek
-    await settle()
+    await rig.fetched((A, 13))  # fetched before the seek took effect: refused, no second seek
     assert len(rig.handed) == 2 and len(rig.consumer.seeks) == 2
-    rig.send(A, 10, 11, 12, 13)  # read again from what was delivered
-    rig.send(B, 0)
-    await settle()
+    await rig.fetched((A, 10, 11, 12, 13), (B, 0))  # read again from what was delivered
     assert rig.handed[2] == [(0, 10), (0, 11), (0, 12), (0, 13), (1, 0)]
     rig.answers[2].set_result(None)
     await settle()
@@ -147,10 +144,8 @@ async def test_a_batch_whose_alerts_fail_after_delivery_is_read_again_too(
     rig = Rig(monkeypatch)
     rig.announce_fails = 1
     agent = asyncio.ensure_future(rig.run(None))
-    rig.send(A, 10)
-    await settle()
-    rig.send(B, 0)
-    await settle()
+    await rig.fetched((A, 10))
+    await rig.fetched((B, 0))
     rig.answers[0].set_result(None)
     rig.answers[1].set_result(None)
     await settle()
@@ -158,9 +153,7 @@ async def test_a_batch_whose_alerts_fail_after_delivery_is_read_again_too(
     assert rig.committed() == (10, 0)
     assert sorted(rig.consumer.seeks) == [(A, 10), (B, 0)]
     assert not agent.done()  # the agent goes on
-    rig.send(A, 10)
-    rig.send(B, 0)
-    await settle()
+    await rig.fetched((A, 10), (B, 0))
     rig.answers[2].set_result(None)
     await settle()
     assert rig.committed() == (11, 1)
