@@ -152,6 +152,7 @@ def pure_rate(n: int = 20_000) -> float:
     from prsm_events.accounting.catalog import Catalog
     from prsm_events.accounting.ledger import BudgetLedger
     from prsm_events.decisions.admission import AdmissionDesk
+    from prsm_events.events.decision import encode_decision
     from prsm_events.events.validation import EventLimits, decode_request
     from prsm_events.kafka.partitioning import owner_partition
 
@@ -164,7 +165,7 @@ def pure_rate(n: int = 20_000) -> float:
     now = datetime.now(UTC)
     start = time.perf_counter()
     for i, raw in enumerate(raws):
-        desk.admit(decode_request(raw, limits, now), now).model_dump_json()
+        encode_decision(desk.admit(decode_request(raw, limits, now), now))
         if i % 100 == 99:
             desk.ledger.take_dirty()
     return n / (time.perf_counter() - start)

@@ -19,9 +19,9 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import faust
+import msgspec
 from faust.types import TP, Message
 
 __all__ = ["HIGH_BYTES", "Delivered", "MessageBuffer"]
@@ -30,8 +30,7 @@ HIGH_BYTES = 64 * 1024 * 1024
 """Values waiting above which the fetcher pauses the partitions that send more."""
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)  # a stream's current event is weak
-class Delivered:
+class Delivered(msgspec.Struct, frozen=True, weakref=True):  # a stream's current event is weak
     """A fetched message as an agent handles it (``message``, as on a Faust event) and when
     it arrived (``time.monotonic``)."""
 

@@ -28,7 +28,7 @@ from prsm_events.decisions.deferred import DeferredRequests
 from prsm_events.decisions.policy import PolicyConfig
 from prsm_events.decisions.provider_health import ProviderHealth
 from prsm_events.events.alerts import Alert
-from prsm_events.events.decision import Action, Decision
+from prsm_events.events.decision import Action, DecisionRecord
 from prsm_events.events.directives import ThrottleDirective
 from prsm_events.events.fast_path import Request
 from prsm_events.events.request import Priority
@@ -192,7 +192,7 @@ class SpendControl:
         for alike, cost in spent.items():
             self.meter.add_spend(groups[alike][0], cost)
 
-    def meter_demand(self, request: Request, decision: Decision, now: float) -> None:
+    def meter_demand(self, request: Request, decision: DecisionRecord, now: float) -> None:
         """Count a request's cost at the model it asked for (pacing compares demand and
         spend), once: a deferred request asked again is not new demand."""
         retry = self.deferred.retry(request.tenant, request.request_id, now)

@@ -22,6 +22,7 @@ import faust
 from prsm_events.accounting.ingest import RawMessage, processing_error
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
+from prsm_events.events.decision import encode_decision
 from prsm_events.events.validation import EventLimits, decode_request
 from prsm_events.settings import Settings
 from streams.config_feeds import ConfigFeeds
@@ -76,7 +77,7 @@ def register_decisions(
             if decision.reason.code == "already_decided":
                 stats.redelivered += 1
             answers.add_keyed(decisions_name, request.tenant.encode(),
-                              decision.model_dump_json().encode())
+                              encode_decision(decision))
         answered = len(answers)
         futures = await control.persist(wait=False)
         futures += await answers.send()

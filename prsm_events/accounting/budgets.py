@@ -95,6 +95,11 @@ class Budget(EventModel):
     def tenant(self) -> str | None:
         return _tenant_of(self.scope)
 
+    @cached_property
+    def limit_nano(self) -> int:
+        """The limit in integer nano-USD (``ledger_view.NANO``), as the ledger counts."""
+        return round(self.limit_usd * 1_000_000_000)
+
 
 class BudgetBook:
     """The budgets in force, by key, built from the budgets topic (last record wins)."""

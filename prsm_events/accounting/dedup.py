@@ -25,8 +25,9 @@ SeenEvent(partition=0, offset=6, ts=160.0, index=2)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 __all__ = ["SeenEvent", "SeenIndex", "rows_of"]
 
@@ -35,8 +36,7 @@ ENTRY_OVERHEAD_BYTES = 48
 """The JSON around one entry beside its event_id: brackets, quotes, offset, ts, index."""
 
 
-@dataclass(frozen=True, slots=True)
-class SeenEvent:
+class SeenEvent(msgspec.Struct, frozen=True):
     """Where an event_id was first accepted (message, and place in it when the message is a
     batch), and when (epoch seconds of its ts)."""
 

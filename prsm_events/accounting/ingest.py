@@ -29,6 +29,8 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
+import msgspec
+
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.dedup import SeenEvent
 from prsm_events.accounting.pricing import PricedUsage, price_usage
@@ -45,8 +47,7 @@ __all__ = ["IngestOutcome", "RawMessage", "UsageIngestor", "processing_error"]
 log = logging.getLogger("prsm.ingest")
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(msgspec.Struct, frozen=True):
     """A message as it came off the broker."""
 
     topic: str

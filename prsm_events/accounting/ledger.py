@@ -37,6 +37,7 @@ from itertools import chain, repeat
 from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from prsm_events.accounting.budget_figures import BudgetFigures
@@ -80,8 +81,7 @@ class BudgetState:
                    {int(k): int(v) for k, v in raw[2]}, {int(k): int(v) for k, v in raw[3]})
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(msgspec.Struct, frozen=True):
     """One usage event as the ledger counts it (``BudgetLedger.settle_message``)."""
 
     tenant: str
@@ -145,10 +145,23 @@ class BudgetLedger:
         """Row key -> sum of the unsettled reservations on it. Derived from the reservations
         (the only place a hold is stored), so a crash can never leave the two disagreeing."""
         self._bounds: dict[tuple[str, str], tuple[float, float]] = {}
-        self.owned: frozenset[int] | None = None
+        self._owned: frozenset[int] | None = None
+        self._views: dict[str, BudgetView] = {}
+        """Views at ``_views_at`` by budget key: a batch of decisions shares one instant, and
+        its reservations update them in place (``reserve``); any other change forgets them."""
+        self._views_at = math.nan
+        self.reload()
+
+    @property
+    def owned(self) -> frozenset[int] | None:
         """The partitions this worker owns (None: all). A global budget's view holds the shards
         of these only, against their share of the limit (``global_allotment``)."""
-        self.reload()
+        return self._owned
+
+    @owned.setter
+    def owned(self, partitions: frozenset[int] | None) -> None:
+        self._owned = partitions
+        self._views.clear()
 
     # --- keys -----------------------------------------------------------------------------
     def row_key(self, budget: Budget, tenant: str) -> str:
@@ -175,6 +188,7 @@ class BudgetLedger:
         return state
 
     def _store(self, key: str, state: BudgetState, tenant: str) -> None:
+        self._views.clear()
         self._rows[key] = state
         self.dirty_states[key] = self._partition_of(key, tenant)
 
@@ -201,6 +215,16 @@ class BudgetLedger:
     # --- reading --------------------------------------------------------------------------
     def view(self, budget: Budget, tenant: str, now: float) -> BudgetView:
         """The budget's figures at ``now`` (a global budget: summed over the shards held)."""
+        if now != self._views_at:
+            self._views.clear()
+            self._views_at = now
+        found = self._views.get(budget.key)
+        if found is not None and found.budget is budget:
+            return found
+        found = self._views[budget.key] = self._read_view(budget, tenant, now)
+        return found
+
+    def _read_view(self, budget: Budget, tenant: str, now: float) -> BudgetView:
         start, end = self.bounds(budget, now)
         spent = reserved = 0
         releases: list[tuple[float, int]] = []
@@ -210,7 +234,7 @@ class BudgetLedger:
         if budget.tenant is None and self.owned is not None and (
                 len(self.owned) < self.partitions):
             rows = [f"{budget.key}#p{p}" for p in sorted(self.owned)]
-            allotment = global_allotment(round(budget.limit_usd * NANO), len(self.owned),
+            allotment = global_allotment(budget.limit_nano, len(self.owned),
                                          self.partitions)
         for key in rows:
             reserved += self._held.get(key, 0)
@@ -309,6 +333,11 @@ class BudgetLedger:
         rows = [self.row_key(b, tenant) for b in budgets]
         for row in rows:
             self._held[row] = self._held.get(row, 0) + amount
+        for budget, row in zip(budgets, rows, strict=True):
+            seen = self._views.get(budget.key)
+            if seen is not None and (self._owned is None or budget.tenant is not None
+                                     or self._partition_of(row, tenant) in self._owned):
+                self._views[budget.key] = seen.holding(amount)
         reservation = Reservation(amount, rows, now + ttl_s, decision=decision or [])
         self.reservations[key] = reservation.to_list()
         self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
@@ -317,6 +346,7 @@ class BudgetLedger:
     def _release(self, reservation: Reservation) -> None:
         if reservation.settled:
             return
+        self._views.clear()
         for row in reservation.keys:
             left = self._held.get(row, 0) - reservation.amount
             if left > 0:
@@ -419,6 +449,7 @@ class BudgetLedger:
         """Re-read the mappings (after they were restored from changelogs): forget decoded
         rows, re-sum the holds and re-index expiries from the reservations."""
         self._rows.clear()
+        self._views.clear()
         self._held = {}
         self._expiry = []
         for key, raw in list(self.reservations.items()):

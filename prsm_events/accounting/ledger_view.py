@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+
+import msgspec
 
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.periods import ROLLING
@@ -28,8 +30,13 @@ def _usd(nano: int) -> float:
     return round(nano / NANO, 9)
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetView:
+@lru_cache(maxsize=1024)
+def _utc_text(epoch: float) -> str:
+    """A period's end as its figures write it (few distinct values: cached)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+class BudgetView(msgspec.Struct, frozen=True):
     """Spent and reserved nano-USD of a budget's current period (or rolling window)."""
 
     budget: Budget
@@ -48,7 +55,7 @@ class BudgetView:
     def limit(self) -> int:
         if self.allotment is not None:
             return self.allotment
-        return round(self.budget.limit_usd * NANO)
+        return self.budget.limit_nano
 
     @property
     def remaining(self) -> int:
@@ -74,6 +81,11 @@ class BudgetView:
     def period_end(self) -> datetime | None:
         """End of the calendar period (None for rolling windows)."""
         return None if self.rolling else datetime.fromtimestamp(self.end, UTC)
+
+    def holding(self, amount: int) -> BudgetView:
+        """The same view with ``amount`` more reserved."""
+        return BudgetView(self.budget, self.now, self.spent, self.reserved + amount, self.start,
+                          self.end, self.releases, self.allotment)
 
     def fits(self, amount: int) -> bool:
         """The admission rule: spent + reserved + amount <= limit."""
@@ -107,15 +119,16 @@ class BudgetView:
 
     def figures(self) -> dict[str, object]:
         """The figures a decision or report carries."""
+        budget, spent, reserved = self.budget, self.spent, self.reserved
         return {
-            "scope": self.budget.scope,
-            "period": self.budget.period,
-            "limit_usd": self.budget.limit_usd,
-            "spent_usd": self.spent_usd,
-            "reserved_usd": self.reserved_usd,
-            "remaining_usd": self.remaining_usd,
-            "period_end": None if self.period_end is None else self.period_end.isoformat(),
-            "hard": self.budget.hard,
+            "scope": budget.scope,
+            "period": budget.period,
+            "limit_usd": budget.limit_usd,
+            "spent_usd": _usd(spent),
+            "reserved_usd": _usd(reserved),
+            "remaining_usd": _usd(self.limit - spent - reserved),
+            "period_end": None if budget.period in ROLLING else _utc_text(self.end),
+            "hard": budget.hard,
         }
 
     def run_rate_forecast(self) -> dict[str, object] | None:

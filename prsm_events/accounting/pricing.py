@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.errors import InvalidEvent
@@ -23,8 +23,7 @@ __all__ = ["PricedUsage", "price_usage"]
 CLIENT_PRICED = "client"
 
 
-@dataclass(frozen=True, slots=True)
-class PricedUsage:
+class PricedUsage(msgspec.Struct, frozen=True):
     """An accepted usage event with its final cost and who priced it."""
 
     event: Usage

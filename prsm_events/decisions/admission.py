@@ -33,7 +33,7 @@ from prsm_events.accounting.scopes import scopes_of
 from prsm_events.decisions.pacing import PacingAction
 from prsm_events.decisions.policy import DecisionContext, PolicyConfig, decide
 from prsm_events.decisions.provider_health import ProviderHealth
-from prsm_events.events.decision import Action, Decision, Reason
+from prsm_events.events.decision import Action, DecisionRecord, ReasonRecord
 from prsm_events.events.fast_path import Request
 
 __all__ = ["AdmissionDesk"]
@@ -67,7 +67,7 @@ class AdmissionDesk:
             request.tenant, team=request.team, service=request.service,
             api_key_id=request.api_key_id, model=model or request.model))
 
-    def admit(self, request: Request, now: datetime) -> Decision:
+    def admit(self, request: Request, now: datetime) -> DecisionRecord:
         """Decide ``request``; reserve its estimate in every budget if it is admitted."""
         held = self.ledger.reservation(request.tenant, request.request_id)
         if held is not None:
@@ -90,13 +90,14 @@ class AdmissionDesk:
                      decision.est_cost_usd])
         return decision
 
-    def _again(self, request: Request, held: list[object], now: datetime) -> Decision:
+    def _again(self, request: Request, held: list[object], now: datetime) -> DecisionRecord:
         action, model, provider, cost = (held + [None] * 4)[:4]
-        return Decision(
+        return DecisionRecord(
             request_id=request.request_id, ts=now, tenant=request.tenant,
             action=Action(str(action or "allow")), model=str(model) if model else None,
             provider=str(provider) if provider else None,
             requested_model=request.model, priority=str(request.priority),
             est_cost_usd=float(str(cost or 0.0)),
-            reason=Reason(code="already_decided",
-                          message="this request was admitted before; its reservation stands"))
+            reason=ReasonRecord(code="already_decided",
+                                message="this request was admitted before; its reservation "
+                                "stands"))

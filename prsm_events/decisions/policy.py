@@ -32,16 +32,18 @@ spent: retry after the period rolls) or rejected, always with a stable reason co
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+
+import msgspec
 
 from prsm_events.accounting.catalog import Catalog, ModelPrice
 from prsm_events.accounting.ledger import to_nano
 from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.decisions.routing import Ask, Offer, cheaper_model, estimate, other_provider
-from prsm_events.events.decision import Action, Decision, Reason
+from prsm_events.events.decision import Action, DecisionRecord, ReasonRecord
 from prsm_events.events.fast_path import Request
 from prsm_events.events.request import Priority
 
@@ -65,17 +67,16 @@ class PolicyConfig:
     """retry_after when only outstanding reservations stand in the way."""
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionContext:
+class DecisionContext(msgspec.Struct, frozen=True):
     catalog: Catalog
     views: Sequence[BudgetView]
     """Every budget that applies to the request, at ``now``."""
     availability: Callable[[str, str], float]
-    config: PolicyConfig = field(default_factory=PolicyConfig)
+    config: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
     now: datetime | None = None
-    pacing: Mapping[str, PacingAction] = field(default_factory=dict)
+    pacing: Mapping[str, PacingAction] = msgspec.field(default_factory=dict)
     """Pacing actions by budget key (only budgets with ``pacing`` on use theirs)."""
-    forecasts: Mapping[str, dict[str, object]] = field(default_factory=dict)
+    forecasts: Mapping[str, dict[str, object]] = msgspec.field(default_factory=dict)
     """The scorer's latest forecast by budget key (else a run-rate forecast is given)."""
 
 
@@ -83,7 +84,7 @@ def _usd(nano: int) -> float:
     return round(nano / NANO, 9)
 
 
-def decide(request: Request, ctx: DecisionContext) -> Decision:
+def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
     """The decision for one request (the caller reserves the estimate if it is admitted)."""
     cfg = ctx.config
     now = ctx.now or request.ts
@@ -94,15 +95,15 @@ def decide(request: Request, ctx: DecisionContext) -> Decision:
 
     def answer(action: Action, code: str, message: str, offer: Offer | None = None,
                cost: int = 0, view: BudgetView | None = None,
-               retry: float | None = None) -> Decision:
+               retry: float | None = None) -> DecisionRecord:
         chosen = offer.entry if offer else entry
-        return Decision(
+        return DecisionRecord(
             request_id=request.request_id, ts=now, tenant=request.tenant, action=action,
             model=chosen.model if chosen else request.model,
             provider=chosen.provider if chosen else request.provider,
             requested_model=request.model, priority=str(request.priority),
             est_cost_usd=_usd(offer.cost if offer else cost),
-            reason=Reason(code=code, message=message),
+            reason=ReasonRecord(code=code, message=message),
             retry_after_s=None if retry is None else round(retry, 3),
             budget=view.figures() if view else None,
             forecast=(ctx.forecasts.get(view.budget.key) or view.run_rate_forecast())
@@ -204,8 +205,8 @@ def decide(request: Request, ctx: DecisionContext) -> Decision:
 
 def _refuse(
     request: Request, entry: ModelPrice, cost: int, blocking: list[BudgetView],
-    over_ceiling: bool, cfg: PolicyConfig, answer: Callable[..., Decision],
-) -> Decision:
+    over_ceiling: bool, cfg: PolicyConfig, answer: Callable[..., DecisionRecord],
+) -> DecisionRecord:
     if blocking:
         spent = [v for v in blocking if v.exhausted(cfg.exhausted_below)]
         if spent:

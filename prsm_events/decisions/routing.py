@@ -18,7 +18,8 @@ of the same model by availability per USD, allowing ``overrun`` above the ceilin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from prsm_events.accounting.catalog import Catalog, ModelPrice
 from prsm_events.accounting.ledger import to_nano
@@ -29,8 +30,7 @@ Availability = Callable[[str, str], float]
 Fits = Callable[[int], bool]
 
 
-@dataclass(frozen=True, slots=True)
-class Ask:
+class Ask(msgspec.Struct, frozen=True):
     """What a request needs from a model."""
 
     input_tokens: int
@@ -42,8 +42,7 @@ class Ask:
     min_availability: float = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class Offer:
+class Offer(msgspec.Struct, frozen=True):
     """A model at a provider, with the request's estimated cost there (nano-USD)."""
 
     entry: ModelPrice

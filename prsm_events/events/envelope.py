@@ -21,11 +21,11 @@ elements. A batch that is not JSON, is empty or holds too many elements is one d
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import jiter
+import msgspec
 import orjson
 
 from prsm_events.errors import InvalidEvent
@@ -36,8 +36,7 @@ __all__ = ["Element", "decode_envelope", "encode_envelope", "split_array"]
 E = TypeVar("E")
 
 
-@dataclass(frozen=True, slots=True)
-class Element(Generic[E]):
+class Element(msgspec.Struct, Generic[E], frozen=True):
     """One event of a message: valid (``event``) or not (``error``)."""
 
     index: int | None

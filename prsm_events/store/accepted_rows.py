@@ -13,9 +13,9 @@ partition its events came from, cut to stay under ``max_bytes``.
 ...                model="gpt-4o", input_tokens=1000)
 >>> now = datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)
 >>> [record] = accepted_records([(price_usage(e, Catalog.shipped()), 2, 41)], now)
->>> row = orjson.loads(record)
+>>> row = msgspec.json.decode(record)
 >>> row["event_id"], row["cost_usd"], row["src_partition"], row["src_offset"], row["ts"]
-('e1', 0.0025, 2, 41, '2026-01-01T00:00:00+00:00')
+('e1', 0.0025, 2, 41, '2026-01-01T00:00:00Z')
 >>> record.endswith(b"\\n")
 True
 """
@@ -25,17 +25,56 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import orjson
+import msgspec
 
 from prsm_events.accounting.pricing import PricedUsage
-from prsm_events.store.clickhouse import USAGE_COLUMNS, usage_row
 
-__all__ = ["ACCEPTED_FORMAT", "accepted_records", "row_count"]
+__all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records", "row_count"]
 
 ACCEPTED_FORMAT = "JSONEachRow"
 """ClickHouse's name for the records' format."""
 
-_OPTIONS = orjson.OPT_APPEND_NEWLINE
+
+class AcceptedRow(msgspec.Struct):
+    """One ``usage`` table row: its columns (``store.clickhouse.USAGE_COLUMNS``), in order."""
+
+    event_id: str
+    ts: datetime
+    tenant: str
+    service: str
+    team: str
+    api_key_id: str
+    request_id: str
+    provider: str
+    model: str
+    kind: str
+    status: str
+    input_tokens: int
+    cached_input_tokens: int
+    cache_write_input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    priced_by: str
+    latency_ms: float | None
+    tags: dict[str, str]
+    src_partition: int
+    src_offset: int
+    ingested_at: datetime
+
+    @classmethod
+    def of(cls, priced: PricedUsage, partition: int, offset: int, now: datetime
+           ) -> AcceptedRow:
+        e = priced.event
+        return cls(
+            e.event_id, e.ts, e.tenant, e.service, e.team or "", e.api_key_id or "",
+            e.request_id or "", priced.provider, e.model or "", e.kind.value, e.status.value,
+            e.input_tokens, e.cached_input_tokens, e.cache_write_input_tokens,
+            e.output_tokens, e.reasoning_tokens, priced.cost_usd, priced.priced_by,
+            e.latency_ms, e.tags, partition, offset, now)
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 def accepted_records(
@@ -48,9 +87,9 @@ def accepted_records(
     records: list[bytes] = []
     lines: list[bytes] = []
     size = 0
+    encode, of = _ENCODER.encode, AcceptedRow.of
     for priced, partition, offset in accepted:
-        line = orjson.dumps(dict(zip(USAGE_COLUMNS, usage_row(priced, partition, offset, now),
-                                     strict=True)), option=_OPTIONS)
+        line = encode(of(priced, partition, offset, now)) + b"\n"
         if lines and size + len(line) > max_bytes:
             records.append(b"".join(lines))
             lines, size = [], 0

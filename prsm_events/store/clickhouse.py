@@ -9,19 +9,17 @@ twice. Only the sink writes (``store.sink``); rows come as NDJSON (``store.accep
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from prsm_events.accounting.pricing import PricedUsage
 from prsm_events.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["USAGE_COLUMNS", "ClickHouseStore", "ddl_statements", "usage_row"]
+__all__ = ["USAGE_COLUMNS", "ClickHouseStore", "ddl_statements"]
 
 USAGE_COLUMNS = (
     "event_id", "ts", "tenant", "service", "team", "api_key_id", "request_id", "provider",
@@ -35,18 +33,6 @@ _JSON_INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",  # RFC 3339 times, as the events carry them
     "input_format_skip_unknown_fields": 0,  # a field the table lacks is an error, not dropped
 }
-
-
-def usage_row(priced: PricedUsage, partition: int, offset: int, now: datetime) -> list[Any]:
-    """One ``usage`` table row in USAGE_COLUMNS order."""
-    e = priced.event
-    return [
-        e.event_id, e.ts, e.tenant, e.service, e.team or "", e.api_key_id or "",
-        e.request_id or "", priced.provider, e.model or "", e.kind.value, e.status.value,
-        e.input_tokens, e.cached_input_tokens, e.cache_write_input_tokens, e.output_tokens,
-        e.reasoning_tokens, priced.cost_usd, priced.priced_by, e.latency_ms, e.tags,
-        partition, offset, now,
-    ]
 
 
 def _ddl_dir() -> Path:

@@ -272,3 +272,50 @@ def test_workers_owning_disjoint_partitions_never_admit_more_than_a_global_limit
     assert admitted <= NANO
     if len(workers) == 1:  # one worker owns every partition: the whole limit is usable
         assert all(lg.view(GLOBAL, "t0", now).allotment is None for lg in ledgers.values())
+
+
+_op = st.one_of(
+    st.tuples(st.just("reserve"), st.sampled_from("abcde"), st.integers(1, 40),
+              st.integers(0, 3)),
+    st.tuples(st.just("settle"), st.sampled_from("abcde"), st.integers(0, 40),
+              st.integers(0, 3)),
+    st.tuples(st.just("expire"), st.integers(0, 3)),
+    st.tuples(st.just("own"), st.sets(st.integers(0, 3)) | st.none()),
+    st.tuples(st.just("reload")),
+    st.tuples(st.just("tick"), st.integers(0, 3)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(_op, min_size=1, max_size=60))
+def test_views_kept_for_an_instant_equal_views_read_from_the_rows(ops: list) -> None:
+    """``view`` keeps the views of one instant and moves them with each reservation; after
+    any sequence of reservations, settlements, expiries, ownership changes and reloads they
+    equal views read afresh from the rows."""
+    ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
+    budgets = [budget("tenant:a", limit=5), budget("tenant:b", "1h", limit=5),
+               budget("global", "month", limit=20), budget("global", "24h", limit=20)]
+    now, offset, request = T0.timestamp(), 0, 0
+    for op in ops:
+        match op:
+            case ("reserve", tenant, cents, ttl):
+                request += 1
+                mine = [b for b in budgets if b.tenant in (None, tenant)]
+                ledger.reserve(tenant, f"r{request}", mine, cents * NANO // 100, now, ttl + 0.5)
+            case ("settle", tenant, cents, back):
+                offset += 1
+                mine = [b for b in budgets if b.tenant in (None, tenant)]
+                ledger.settle(tenant, f"r{request - back}", cents * NANO // 100, now,
+                              partition=back, offset=offset, budgets=mine)
+            case ("expire", seconds):
+                ledger.expire(now + seconds)
+            case ("own", owned):
+                ledger.owned = None if owned is None else frozenset(owned)
+            case ("reload",):
+                ledger.take_dirty()
+                ledger.reload()
+            case ("tick", seconds):
+                now += seconds
+        for tenant in "abcde":
+            for b in budgets:
+                assert ledger.view(b, tenant, now) == ledger._read_view(b, tenant, now), op

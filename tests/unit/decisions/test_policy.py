@@ -17,6 +17,7 @@ from prsm_events.events.request import RequestEvent
 from tests.factories import DAY_S
 from tests.factories import request as new_request
 from tests.factories import view as budget_view
+from tests.unit.events.test_decision import read_back
 
 CATALOG = Catalog.shipped()
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
@@ -41,7 +42,9 @@ def run(request: RequestEvent, *views: BudgetView, down: tuple[str, ...] = (),
     def availability(provider: str, model: str) -> float:
         return 0.0 if provider in down or f"{provider}/{model}" in down else 1.0
     ctx = DecisionContext(CATALOG, list(views), availability, PolicyConfig(**config), NOW)
-    return decide(request, ctx)
+    decision = decide(request, ctx)
+    read_back(decision)  # every decision reads back through the contract unchanged
+    return decision
 
 
 CASES = [

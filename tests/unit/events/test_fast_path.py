@@ -18,6 +18,7 @@ from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.ingest import RawMessage, UsageIngestor
 from prsm_events.accounting.ledger import BudgetLedger
 from prsm_events.decisions.admission import AdmissionDesk
+from prsm_events.events.decision import encode_decision
 from prsm_events.events.fast_path import RequestRecord, UsageRecord, request_record, usage_record
 from prsm_events.events.request import RequestEvent
 from prsm_events.events.usage import UsageEvent
@@ -166,7 +167,7 @@ def test_a_request_is_decided_alike_whichever_decoder_took_it() -> None:
         for raw in [*raws, raws[0]]:  # the first again: already decided
             request = decode_request(raw, EventLimits(), now)
             assert type(request) is (RequestRecord if not suffix else RequestEvent)
-            answers.append(desk.admit(request, now).model_dump_json())
+            answers.append(encode_decision(desk.admit(request, now)).decode())
         held = desk.ledger.view(book.get("tenant:acme|day"), "acme", now.timestamp()).reserved
         return answers, held
 

@@ -11,7 +11,7 @@ import pytest
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.pricing import price_usage
 from prsm_events.events.usage import UsageEvent
-from prsm_events.store.accepted_rows import accepted_records, row_count
+from prsm_events.store.accepted_rows import AcceptedRow, accepted_records, row_count
 from prsm_events.store.clickhouse import USAGE_COLUMNS
 from tests.unit.store.test_clickhouse import run_py
 
@@ -36,6 +36,23 @@ def test_every_row_lands_in_exactly_one_record_under_the_size_bound():
     assert [r["src_offset"] for r in rows] == list(range(100, 300))
     assert sum(row_count(r) for r in records) == 200
     assert set(rows[0]) == set(USAGE_COLUMNS)
+
+
+def test_a_row_has_the_usage_columns_in_order_and_the_event_s_values():
+    assert AcceptedRow.__struct_fields__ == USAGE_COLUMNS
+    p = priced(3, tags=HOSTILE, team="t", api_key_id="k", latency_ms=1.5)
+    [record] = accepted_records([(p, 2, 9)], NOW)
+    row = orjson.loads(record)
+    e = p.event
+    assert row == {
+        "event_id": "e3", "ts": "2026-12-03T11:59:00.123000Z", "tenant": "acme",
+        "service": "chat", "team": "t", "api_key_id": "k", "request_id": "",
+        "provider": "openai", "model": "gpt-4o", "kind": "llm", "status": "ok",
+        "input_tokens": 103, "cached_input_tokens": 0, "cache_write_input_tokens": 0,
+        "output_tokens": 10, "reasoning_tokens": 0, "cost_usd": p.cost_usd,
+        "priced_by": p.priced_by, "latency_ms": 1.5, "tags": HOSTILE, "src_partition": 2,
+        "src_offset": 9, "ingested_at": "2026-12-03T12:00:00Z"}
+    assert e.request_id is None and e.model == "gpt-4o"
 
 
 def test_a_row_larger_than_the_bound_is_a_record_of_its_own():

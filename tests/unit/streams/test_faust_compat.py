@@ -10,6 +10,7 @@ from typing import Any
 import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
+from mode.utils.collections import FastUserDict
 
 from streams.faust_compat import commit_positions
 
@@ -170,6 +171,10 @@ def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
     store["k"] = [1]
     assert store.get("k") == [1] and table.changelog_topic.get_topic_name() == (
         "compat-test-rows-changelog")
+    # the memory store's dict: what the store itself reads and writes
+    assert type(store) is dict and table.data["k"] == [1] and "k" in table.data
+    for method in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__"):
+        assert getattr(type(table.data), method) is getattr(FastUserDict, method), method
     stream = app.stream(app.topic("t"))
     assert hasattr(stream, "_set_current_event")
     producer: Any = app.producer
