@@ -35,8 +35,8 @@ class ModelPrice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    provider: str = Field(min_length=1)
-    model: str = Field(min_length=1)
+    provider: str = Field(min_length=1, max_length=128)
+    model: str = Field(min_length=1, max_length=128)
     aliases: tuple[str, ...] = ()
     input: float = Field(ge=0, description="USD per 1M uncached input tokens.")
     cached_input: float | None = Field(None, ge=0, description="USD per 1M cache-read tokens.")
@@ -70,7 +70,7 @@ class ModelPrice(BaseModel):
 class CatalogFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: str = Field(min_length=1)
+    version: str = Field(min_length=1, max_length=128)
     prices_read_on: str
     currency: str = "USD"
     unit: str = "USD per 1,000,000 tokens"

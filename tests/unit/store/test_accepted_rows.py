@@ -10,7 +10,9 @@ import pytest
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.pricing import price_usage
+from prsm_events.errors import CatalogError
 from prsm_events.events.usage import UsageEvent
+from prsm_events.settings import Settings
 from prsm_events.store.accepted_rows import AcceptedRow, accepted_records, row_count
 from prsm_events.store.clickhouse import USAGE_COLUMNS
 from tests.unit.store.test_clickhouse import run_py
@@ -90,3 +92,30 @@ def test_clickhouse_takes_the_records_as_they_are(tmp_path):
     assert (rows[0][5], rows[0][6], rows[1][6]) == (3, 7, 8)
     assert rows[0][7] == pytest.approx(priced(0).cost_usd)
     assert rows[0][8] == "2026-12-03 12:00:00.000"
+
+
+def test_the_largest_row_a_valid_event_makes_fits_the_smallest_record_limit():
+    """Every field of a usage event is bounded (ids 128 characters, 32 tags of a 128-character
+    key and a 256-character value, each character up to 4 bytes), and so are the catalog's
+    version and provider: the largest row fits the smallest PRSM_MAX_MESSAGE_BYTES, less the
+    room the records keep. A row the topic refused would be written again forever."""
+    smallest = Settings.model_fields["max_message_bytes"].metadata[0].ge - 4096
+    catalog = Catalog.from_json(orjson.dumps({
+        "version": "v" * 128, "prices_read_on": "2026-12-01",
+        "models": [{"provider": "p" * 128, "model": "m" * 128, "input": 1.0, "output": 1.0,
+                    "quality": 0.5}]}))
+    ident = "i" * 128
+    raw = orjson.dumps({
+        "event_id": "e" * 128, "ts": "2026-12-03T12:59:00.123456+01:00", "tenant": ident,
+        "service": ident, "team": ident, "api_key_id": ident, "request_id": ident,
+        "model": "m" * 128, "input_tokens": 10**10, "cached_input_tokens": 10**10,
+        "output_tokens": 10**10, "reasoning_tokens": 10**10, "latency_ms": 1.2345678901234567e300,
+        "status": "error", "tags": {f"{k:0>128}": "\U0001f600" * 256 for k in range(32)}})
+    event = UsageEvent.model_validate_json(raw)
+    [record] = accepted_records([(price_usage(event, catalog), 2**31 - 1, 2**63 - 1)], NOW)
+    assert 37_000 < len(record) <= smallest
+    with pytest.raises(CatalogError, match="at most 128"):
+        Catalog.from_json(orjson.dumps({
+            "version": "v" * 129, "prices_read_on": "2026-12-01",
+            "models": [{"provider": "p", "model": "m", "input": 1.0, "output": 1.0,
+                        "quality": 0.5}]}))
