@@ -177,8 +177,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--flood", type=int, default=50_000)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--linger-ms", type=float, default=1.0,
-                        help="The worker's producer linger (PRSM_PRODUCER_LINGER_MS).")
+    parser.add_argument("--linger-ms", type=float, default=Settings().producer_linger_ms,
+                        help="The worker's producer linger (PRSM_PRODUCER_LINGER_MS; "
+                        "default: the worker's).")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 

@@ -71,7 +71,7 @@ def one_count(bootstrap: str, home: Path, count: int, events: int, requests: int
         return Settings(home=home / name / f"w{i}", kafka_bootstrap=bootstrap,
                         topic_prefix=prefix, app_id=name, web_port=free_port(),
                         partitions=PARTITIONS, sink="worker" if i == 0 else "off",
-                        reservation_ttl_s=600.0, producer_linger_ms=1.0)
+                        reservation_ttl_s=600.0)
 
     first = settings(0)
     budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)

@@ -196,8 +196,9 @@ class Settings(BaseSettings):
         "ingest); an idle worker sends about 1000 / this fetches a second.",
     )
     producer_linger_ms: float = Field(
-        1.0, ge=0, description="PRSM_PRODUCER_LINGER_MS: the worker producer's linger "
-        "(decisions wait at most this long to be batched).",
+        0.0, ge=0, description="PRSM_PRODUCER_LINGER_MS: the worker producer's linger. "
+        "The agents hand their records over as record batches already, so waiting for more "
+        "only adds latency (0: none).",
     )
     scoring_interval_s: float = Field(
         60.0, ge=0.1, description="PRSM_SCORING_INTERVAL_S: the batch scorer's tick: spend per "
