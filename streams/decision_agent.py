@@ -70,12 +70,12 @@ def register_decisions(
                 dead.append(processing_error(exc, RawMessage(m.topic, m.partition, m.offset,
                                                              m.key, m.value)))
                 continue
-            if decision.reason.code != "already_decided":
-                control.meter_demand(request, decision, now)
             stats.actions[decision.action.value] += 1
             stats.reasons[decision.reason.code] += 1
             if decision.reason.code == "already_decided":
                 stats.redelivered += 1
+            else:
+                control.meter_demand(request, decision, now)
             answers.add_keyed(decisions_name, request.tenant.encode(),
                               encode_decision(decision))
         answered = len(answers)

@@ -170,7 +170,7 @@ class BudgetLedger:
             return budget.key
         return f"{budget.key}#p{self.partition_of(tenant, self.partitions)}"
 
-    def _rows_of(self, budget: Budget, tenant: str) -> list[str]:
+    def _rows_of(self, budget: Budget) -> list[str]:
         if budget.tenant is not None:
             return [budget.key]
         return [f"{budget.key}#p{p}" for p in range(self.partitions)]
@@ -214,23 +214,25 @@ class BudgetLedger:
 
     # --- reading --------------------------------------------------------------------------
     def view(self, budget: Budget, tenant: str, now: float) -> BudgetView:
-        """The budget's figures at ``now`` (a global budget: summed over the shards held)."""
+        """The budget's figures at ``now`` (a global budget: summed over the shards held).
+        They do not depend on ``tenant`` (a tenant's budget has one row, a global one is
+        read over every shard held), so the views of an instant are kept by budget key."""
         if now != self._views_at:
             self._views.clear()
             self._views_at = now
         found = self._views.get(budget.key)
         if found is not None and found.budget is budget:
             return found
-        found = self._views[budget.key] = self._read_view(budget, tenant, now)
+        found = self._views[budget.key] = self._read_view(budget, now)
         return found
 
-    def _read_view(self, budget: Budget, tenant: str, now: float) -> BudgetView:
+    def _read_view(self, budget: Budget, now: float) -> BudgetView:
         start, end = self.bounds(budget, now)
         spent = reserved = 0
         releases: list[tuple[float, int]] = []
         rolling = budget.period in ROLLING
         width = BUCKET_S.get(budget.period, 0)
-        rows, allotment = self._rows_of(budget, tenant), None
+        rows, allotment = self._rows_of(budget), None
         if budget.tenant is None and self.owned is not None and (
                 len(self.owned) < self.partitions):
             rows = [f"{budget.key}#p{p}" for p in sorted(self.owned)]

@@ -77,11 +77,6 @@ class BudgetView(msgspec.Struct, frozen=True):
     def rolling(self) -> bool:
         return self.budget.period in ROLLING
 
-    @property
-    def period_end(self) -> datetime | None:
-        """End of the calendar period (None for rolling windows)."""
-        return None if self.rolling else datetime.fromtimestamp(self.end, UTC)
-
     def holding(self, amount: int) -> BudgetView:
         """The same view with ``amount`` more reserved."""
         return BudgetView(self.budget, self.now, self.spent, self.reserved + amount, self.start,

@@ -318,4 +318,4 @@ def test_views_kept_for_an_instant_equal_views_read_from_the_rows(ops: list) -> 
                 now += seconds
         for tenant in "abcde":
             for b in budgets:
-                assert ledger.view(b, tenant, now) == ledger._read_view(b, tenant, now), op
+                assert ledger.view(b, tenant, now) == ledger._read_view(b, now), op
