@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from typing import Any
 
 import faust
 import msgspec
@@ -30,11 +31,24 @@ HIGH_BYTES = 64 * 1024 * 1024
 """Values waiting above which the fetcher pauses the partitions that send more."""
 
 
+class Fetched(msgspec.Struct, frozen=True):
+    """A fetched record as the agents read it: the fields of Faust's message they use, built
+    in a tenth of the time of Faust's ``ConsumerMessage`` (``receive_records``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    tp: TP
+    generation_id: int
+
+
 class Delivered(msgspec.Struct, frozen=True, weakref=True):  # a stream's current event is weak
     """A fetched message as an agent handles it (``message``, as on a Faust event) and when
     it arrived (``time.monotonic``)."""
 
-    message: Message
+    message: Message | Fetched
     arrived: float
 
 
@@ -58,16 +72,36 @@ class MessageBuffer:
         """Take a fetched message (in Faust's fetch loop: does not wait)."""
         self.pending.append(Delivered(message, time.monotonic()))
         self.bytes += len(message.value or b"")
+        self._received(message.topic, message.partition, 1)
+
+    def receive_records(self, tp: TP, records: list[Any], generation: int) -> None:
+        """Take a partition's fetched aiokafka records, in order (in Faust's fetch loop,
+        ``faust_compat.divert_records``: does not wait)."""
+        arrived = time.monotonic()
+        topic, partition = tp.topic, tp.partition
+        tp = TP(topic, partition)
+        append = self.pending.append
+        size = 0
+        for r in records:
+            value = r.value
+            append(Delivered(Fetched(topic, partition, r.offset, r.key, value, tp, generation),
+                             arrived))
+            if value is not None:
+                size += len(value)
+        self.bytes += size
+        self._received(topic, partition, len(records))
+
+    def _received(self, topic: str, partition: int, added: int) -> None:
         if (len(self.pending) >= self.high or self.bytes >= HIGH_BYTES) and (
-                message.tp not in self.paused):
-            tp = TP(message.topic, message.partition)  # message.tp is aiokafka's kind
+                (topic, partition) not in self.paused):
+            tp = TP(topic, partition)  # a message's tp may be aiokafka's kind
             if not self.paused:
                 self.paused_generation = self.app.consumer_generation_id
             self.paused.add(tp)
             self.pauses += 1
             self.app.consumer.on_buffer_full(tp)
         size, max_bytes = self._wanted
-        if len(self.pending) == 1 or len(self.pending) >= size or (
+        if len(self.pending) == added or len(self.pending) >= size or (
                 max_bytes is not None and self.bytes >= max_bytes):
             self._wake.set()
 

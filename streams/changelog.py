@@ -57,10 +57,14 @@ class ChangelogWriter:
                 for name_key, marked in pending.items():
                     self._mark_again(name_key, marked)
                 raise
-            # changelog_send returns one future per row, in the order of by_table's rows
+            # changelog_send returns one future per row, in the order of by_table's rows;
+            # the rows of one record batch share its future: one callback per batch
             sent = [(name, key) for name, (_, rows) in by_table.items() for key in rows]
+            batches: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
             for future, name_key in zip(futures, sent, strict=True):
-                future.add_done_callback(partial(self._undelivered, name_key, pending[name_key]))
+                batches.setdefault(id(future), (future, []))[1].append(name_key)
+            for future, name_keys in batches.values():
+                future.add_done_callback(partial(self._undelivered, name_keys, pending))
         # the records are queued in order: another flush need not wait for these to arrive
         if futures and wait:
             await asyncio.gather(*futures)
@@ -70,7 +74,8 @@ class ChangelogWriter:
                     ) -> None:
         self.pending.setdefault(name_key, marked)  # unless marked again meanwhile
 
-    def _undelivered(self, name_key: tuple[str, str], marked: tuple[TableT[str, Any], int],
+    def _undelivered(self, name_keys: list[tuple[str, str]], pending: _Marked,
                      future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
-            self._mark_again(name_key, marked)
+            for name_key in name_keys:
+                self._mark_again(name_key, pending[name_key])

@@ -113,6 +113,19 @@ so ``commit_positions`` also lists its assigned partitions among those Faust com
 acknowledgements), and ``note_inbound`` keeps Faust's monitor told that the partitions' streams
 take messages (``Monitor.stream_inbound_time``; without it Faust logs "Stream stopped
 processing" for a busy partition).
+
+Even so, each message went through Faust's fetch loop one at a time: an async generator's step
+(``Consumer.getmany``), the consumer thread's high-water mark and the monitor's end offset,
+a ``ConsumerMessage`` of 13 fields, the loop's read-offset and commit bookkeeping, the
+hand-off, and the flow's lock: about a tenth of the decision agent's time under load
+(faust-streaming 0.10 to 0.15 offer no batch hand-off; robinhood/faust#563, "Message
+consumption is slow", is the same per-message cost).
+``divert_records`` takes the fetched records of such a topic as a list per partition where
+the loop gets them (``Consumer._wait_next_records``, private), under the checks its
+``getmany`` makes per message (the flow is active, the partition is still active, the
+consumer is not stopping, the generation stamped on each), and notes the partition's read
+offset and end offset once per list. Whatever it leaves (the flow stopped for a rebalance,
+a partition no longer active) goes the per-message way above, as before.
 """
 
 from __future__ import annotations
@@ -152,6 +165,7 @@ __all__ = [
     "committed_offset",
     "deliver_without_tasks",
     "divert_messages",
+    "divert_records",
     "fetch_wait",
     "note_inbound",
     "record_batches",
@@ -393,6 +407,48 @@ def divert_messages(app: faust.App, topic: str, receive: Callable[[Message], Non
         return on_message
 
     conductor._build_handler = _build_handler
+
+
+ReceiveRecords = Callable[[TP, list[Any], int], None]
+"""(partition, its fetched aiokafka records in order, the consumer generation) -> None."""
+
+
+def divert_records(app: faust.App, topic: str, receive: ReceiveRecords) -> None:
+    """Hand the records of ``topic`` fetched while the flow runs to ``receive``, a list per
+    partition, before Faust's fetch loop iterates them (see the module doc). Call once per
+    topic, with ``divert_messages`` for what is left, before the app starts."""
+    consumer: Any = app.consumer
+    receivers: dict[str, ReceiveRecords] | None = getattr(consumer, "_prsm_record_receivers",
+                                                          None)
+    if receivers is not None:
+        receivers[topic] = receive
+        return
+    receivers = consumer._prsm_record_receivers = {topic: receive}
+    wait_next_records = consumer._wait_next_records
+    read_offset = consumer._read_offset
+    flow_control = app.flow_control
+
+    async def _wait_next_records(timeout: float) -> tuple[Any, Any]:
+        records, active = await wait_next_records(timeout)
+        if (not records or not consumer.flow_active or consumer.should_stop
+                or consumer.suspend_flow.is_set() or not flow_control.is_active()):
+            return records, active
+        generation = app.consumer_generation_id
+        buffered = consumer._buffered_partitions
+        monitor = app.monitor
+        for tp in [tp for tp in records if tp.topic in receivers]:
+            if active is not None and tp not in active and tp not in buffered:
+                continue
+            fetched = records.pop(tp)
+            if not fetched:
+                continue
+            read_offset[tp] = fetched[-1].offset
+            if monitor is not None:
+                monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+            receivers[tp.topic](tp, fetched, generation)
+        return records, active
+
+    consumer._wait_next_records = _wait_next_records
 
 
 def note_inbound(app: faust.App, tps: Iterable[TP]) -> None:

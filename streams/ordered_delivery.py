@@ -33,7 +33,7 @@ import faust
 from faust.types import StreamT
 
 from streams.batching import Delivered, MessageBuffer
-from streams.faust_compat import divert_messages, note_inbound, steady
+from streams.faust_compat import divert_messages, divert_records, note_inbound, steady
 from streams.partition_progress import PartitionProgress, RecordProbe
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ class OrderedDelivery:
         self.ready_poll_s = ready_poll_s
         self.buffer = MessageBuffer(app, high=buffer_high)
         divert_messages(app, topic.get_topic_name(), self.buffer.receive)
+        divert_records(app, topic.get_topic_name(), self.buffer.receive_records)
         self.progress = PartitionProgress(app, topic.get_topic_name(), self.buffer.idle,
                                           probe=probe)
         control.trackers.append(self.progress)

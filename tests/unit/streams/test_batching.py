@@ -131,3 +131,43 @@ async def test_partitions_paused_before_a_rebalance_are_not_resumed_after_it():
     buf.app.consumer_generation_id = 2  # a rebalance
     await buf.next_batch(2, within_s=60)
     assert ("resume", TP0) not in fetcher.calls and not buf.paused
+
+
+def record(offset: int, tp: TP = TP0, size: int = 10) -> Any:
+    """An aiokafka ConsumerRecord's fields that the buffer reads."""
+    return SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=offset, key=b"k",
+                           value=b"x" * size if size else None)
+
+
+async def test_a_partitions_fetched_records_are_taken_in_order_as_messages_of_their_generation():
+    buf, _ = buffer()
+    aio = TopicPartition(TP1.topic, TP1.partition)  # how Faust's consumer keys the records
+    buf.receive(message(0))
+    buf.receive_records(aio, [record(5, TP1), record(6, TP1, size=0)], generation=3)
+    waiting = asyncio.ensure_future(buf.next_batch(4, within_s=60))
+    await asyncio.sleep(0)
+    buf.receive_records(aio, [record(7, TP1)], generation=3)  # fills the batch: wakes it
+    batch = await asyncio.wait_for(waiting, 1)
+    assert offsets(batch) == [0, 5, 6, 7] and buf.bytes == 0
+    m = batch[1].message
+    assert (m.topic, m.partition, m.key, m.value, m.generation_id) == (
+        TP1.topic, TP1.partition, b"k", b"x" * 10, 3)
+    assert type(m.tp) is TP and m.tp == TP1 and batch[2].message.value is None
+
+
+async def test_fetched_records_that_fill_the_buffer_pause_their_partition():
+    buf, fetcher = buffer(high=4)
+    buf.receive_records(TP0, [record(o) for o in range(3)], generation=1)
+    assert not fetcher.paused
+    buf.receive_records(TopicPartition(TP1.topic, 1), [record(o, TP1) for o in range(2)], 1)
+    assert fetcher.paused == {TP1} and buf.bytes == 50
+    await buf.next_batch(3, within_s=60)
+    assert not fetcher.paused
+
+
+async def test_an_agent_waiting_on_an_empty_buffer_wakes_when_several_records_come_at_once():
+    buf, _ = buffer()
+    waiting = asyncio.ensure_future(buf.next_batch(100, within_s=60, at_once=True))
+    await asyncio.sleep(0)
+    buf.receive_records(TP0, [record(0), record(1)], generation=1)
+    assert offsets(await asyncio.wait_for(waiting, 1)) == [0, 1]

@@ -49,6 +49,29 @@ def test_marked_rows_go_with_their_value_at_flush_time_and_a_failed_one_goes_aga
     assert third == []
 
 
+def test_every_row_of_a_failed_record_batch_goes_again_and_only_those() -> None:
+    """Rows of one partition share a record batch (and its delivery): all of them go again."""
+    async def run() -> list[list[Sent]]:
+        w, producer, a, _ = writer()
+        for key, value in (("p", 1), ("q", 2), ("r", 3)):
+            table_store(a)[key] = [value]
+        w.mark(a, {"p": 0, "q": 0, "r": 1})
+        producer.fail = {b'"p"'}
+        with pytest.raises(RuntimeError, match="not delivered"):
+            await w.flush()
+        producer.sent, producer.fail = [], set()
+        await w.flush()
+        again = producer.sent
+        producer.sent = []
+        await w.flush()
+        return [again, producer.sent]
+
+    again, after = asyncio.run(run())
+    assert sorted(again) == [("changelog-test-a-changelog", b'"p"', b"[1]", 0),
+                             ("changelog-test-a-changelog", b'"q"', b"[2]", 0)]
+    assert after == []
+
+
 def test_rows_of_a_send_that_raised_are_marked_again() -> None:
     async def run() -> list[Sent]:
         w, producer, a, _ = writer()

@@ -158,7 +158,8 @@ def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
     for name in ("_committed_offset", "_add_gap", "_new_offset", "_acked", "_acked_index",
                  "maybe_wait_for_commit_to_finish", "commit_and_end_transactions",
                  "_filter_tps_with_pending_acks", "wait_first", "suspend_flow", "assignment",
-                 "on_buffer_full", "on_buffer_drop"):
+                 "on_buffer_full", "on_buffer_drop", "_wait_next_records", "_read_offset",
+                 "_buffered_partitions", "flow_active", "should_stop", "highwater"):
         assert hasattr(c, name), name
     conductor: Any = app.topics
     assert hasattr(conductor, "_build_handler") and hasattr(app.flow_control, "acquire")
@@ -388,3 +389,46 @@ def test_fetch_wait_caps_how_long_the_fetch_loop_waits_for_records() -> None:
     consumer.getmany(timeout=1.0)
     consumer.getmany(timeout=0.01)
     assert asked == [0.05, 0.01]
+
+
+def test_a_diverted_topics_fetched_records_go_as_lists_and_the_rest_goes_fausts_way() -> None:
+    """``divert_records`` on Faust's real consumer: the records of active partitions of the
+    diverted topics go to their receiver as they were fetched, stamped with the generation;
+    an inactive partition's, another topic's, and everything while the flow is stopped stay
+    for Faust's per-message loop."""
+    from streams.faust_compat import divert_records
+
+    app = faust.App("divert-records", broker="kafka://127.0.0.1:1", autodiscover=False)
+    c: Any = app.consumer
+    requests, usage1, other = TP("prsm.requests", 0), TP("prsm.usage", 1), TP("other", 0)
+
+    def rec(offset: int) -> Any:
+        return SimpleNamespace(offset=offset, value=b"v")
+
+    fetched = {USAGE: [rec(5), rec(6)], usage1: [rec(9)], requests: [rec(2)], other: [rec(1)]}
+
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:
+        return dict(fetched), {USAGE, requests, other}  # usage1 is no longer active
+
+    c._wait_next_records = wait_next_records
+    c.highwater = lambda tp: 100
+    got: list[tuple[TP, list[int], int]] = []
+    for topic in ("prsm.usage", "prsm.requests"):
+        divert_records(app, topic,
+                       lambda tp, records, gen: got.append((tp, [r.offset for r in records], gen)))
+    app.consumer_generation_id = 4
+    app.flow_control.resume()  # what the app does once it started
+
+    left, _ = asyncio.run(c._wait_next_records(1.0))
+    assert got == [(USAGE, [5, 6], 4), (requests, [2], 4)]
+    assert left == {usage1: fetched[usage1], other: fetched[other]}
+    assert c._read_offset[USAGE] == 6 and app.monitor.tp_end_offsets[USAGE] == 100
+
+    got.clear()
+    app.flow_control.suspend()  # a rebalance: Faust's loop holds or drops them, as before
+    left, _ = asyncio.run(c._wait_next_records(1.0))
+    assert got == [] and left == fetched
+    app.flow_control.resume()
+    c.flow_active = False
+    left, _ = asyncio.run(c._wait_next_records(1.0))
+    assert got == [] and left == fetched

@@ -38,6 +38,7 @@ class Rig:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr("streams.ordered_delivery.divert_messages", lambda *a: None)
+        monkeypatch.setattr("streams.ordered_delivery.divert_records", lambda *a: None)
         monkeypatch.setattr("streams.ordered_delivery.RETRY_AFTER_S", 0.0)
         self.consumer = FakeConsumer({A: 10, B: 0})
         agents: list[Any] = []
