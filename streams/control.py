@@ -151,11 +151,6 @@ class SpendControl:
         log.warning("catalog %s in force (%d models)", self.catalog.version, len(self.catalog))
 
     # --- domain steps ---------------------------------------------------------------------
-    def budgets_for(self, tenant: str, *, service: str | None, team: str | None,
-                    api_key_id: str | None, model: str | None) -> list[Budget]:
-        return self.book.applicable(scopes_of(
-            tenant, team=team, service=service, api_key_id=api_key_id, model=model))
-
     def touch(self, budgets: list[Budget], tenant: str) -> None:
         self.touched.update((b.key, tenant) for b in budgets)
 
@@ -208,10 +203,11 @@ class SpendControl:
             else self.config.default_input_tokens,
             output_tokens=request.est_output_tokens if request.est_output_tokens is not None
             else self.config.default_output_tokens)
-        self.meter.add_demand(
-            scopes_of(request.tenant, team=request.team, service=request.service,
-                      api_key_id=request.api_key_id, model=request.model), cost,
-            high=request.priority in (Priority.HIGH, Priority.CRITICAL))
+        scopes, _ = self.book.scoped(request.tenant, team=request.team,
+                                     service=request.service, api_key_id=request.api_key_id,
+                                     model=request.model)
+        self.meter.add_demand(scopes, cost,
+                              high=request.priority in (Priority.HIGH, Priority.CRITICAL))
 
     def signals(self, now: float) -> tuple[list[Alert], list[ThrottleDirective], list[str]]:
         """Alerts, new block directives and lifted directive keys for touched budgets."""

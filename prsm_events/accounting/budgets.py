@@ -26,7 +26,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from prsm_events.accounting.periods import PERIODS, ROLLING, check_timezone
-from prsm_events.accounting.scopes import Scope
+from prsm_events.accounting.scopes import Scope, scopes_of
 from prsm_events.events.usage import EventModel
 
 __all__ = ["Budget", "BudgetBook", "budget_key"]
@@ -101,17 +101,45 @@ class Budget(EventModel):
         return round(self.limit_usd * 1_000_000_000)
 
 
+SCOPED_KEPT = 65_536
+"""How many distinct (tenant, team, service, api key, model) ``BudgetBook.scoped`` keeps."""
+
+
 class BudgetBook:
     """The budgets in force, by key, built from the budgets topic (last record wins)."""
 
     def __init__(self, budgets: Iterable[Budget] = ()) -> None:
         self._by_key: dict[str, Budget] = {}
         self._by_scope: dict[str, list[Budget]] = {}
+        self._scoped: dict[tuple[str | None, ...], tuple[tuple[str, ...], tuple[Budget, ...]]]
+        self._scoped = {}
         for budget in budgets:
             self.put(budget)
 
+    def scoped(self, tenant: str, *, team: str | None = None, service: str | None = None,
+               api_key_id: str | None = None, model: str | None = None
+               ) -> tuple[tuple[str, ...], tuple[Budget, ...]]:
+        """Every scope an event of these fields counts against (``scopes_of``), and every
+        budget on them: kept until the book changes (an event's fields repeat).
+
+        >>> book = BudgetBook([Budget(scope="tenant:acme", period="day", limit_usd=5)])
+        >>> scopes, budgets = book.scoped("acme", model="gpt-4o")
+        >>> scopes, [b.key for b in budgets]
+        (('global', 'tenant:acme', 'tenant:acme/model:gpt-4o'), ['tenant:acme|day'])
+        """
+        key = (tenant, team, service, api_key_id, model)
+        found = self._scoped.get(key)
+        if found is None:
+            if len(self._scoped) >= SCOPED_KEPT:
+                self._scoped.clear()
+            scopes = tuple(scopes_of(tenant, team=team, service=service, api_key_id=api_key_id,
+                                     model=model))
+            found = self._scoped[key] = (scopes, tuple(self.applicable(scopes)))
+        return found
+
     def put(self, budget: Budget) -> None:
         """Add or replace (same key, so same scope) a budget; O(budgets on its scope)."""
+        self._scoped.clear()
         old = self._by_key.get(budget.key)
         self._by_key[budget.key] = budget
         on_scope = self._by_scope.setdefault(budget.scope, [])
@@ -121,6 +149,7 @@ class BudgetBook:
             on_scope[on_scope.index(old)] = budget
 
     def remove(self, key: str) -> Budget | None:
+        self._scoped.clear()
         gone = self._by_key.pop(key, None)
         if gone is not None:
             on_scope = self._by_scope[gone.scope]

@@ -23,13 +23,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.ledger import BudgetLedger, to_nano
-from prsm_events.accounting.scopes import scopes_of
 from prsm_events.decisions.pacing import PacingAction
 from prsm_events.decisions.policy import DecisionContext, PolicyConfig, decide
 from prsm_events.decisions.provider_health import ProviderHealth
@@ -62,10 +61,9 @@ class AdmissionDesk:
         self.forecasts: Mapping[str, dict[str, object]] = {}
         """Forecast figures by budget key, replaced by the scorer at each tick."""
 
-    def budgets_for(self, request: Request, model: str | None = None) -> list[Budget]:
-        return self.book.applicable(scopes_of(
-            request.tenant, team=request.team, service=request.service,
-            api_key_id=request.api_key_id, model=model or request.model))
+    def budgets_for(self, request: Request, model: str | None = None) -> Sequence[Budget]:
+        return self.book.scoped(request.tenant, team=request.team, service=request.service,
+                                api_key_id=request.api_key_id, model=model or request.model)[1]
 
     def admit(self, request: Request, now: datetime) -> DecisionRecord:
         """Decide ``request``; reserve its estimate in every budget if it is admitted."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
@@ -102,3 +104,37 @@ def test_the_book_index_follows_any_sequence_of_puts_and_removes() -> None:
         assert {b.key: b for b in book} == reference
         for s in scopes:  # in the order the keys were first put, as a fresh book has them
             assert book.applicable([s]) == BudgetBook(reference.values()).applicable([s])
+
+
+_SCOPES = ["global", "tenant:a", "tenant:b", "tenant:a/model:m", "tenant:a/service:s",
+           "tenant:b/team:t"]
+_FIELDS = [("a", None, None, None, "m"), ("a", None, "s", None, "m"), ("b", "t", None, None, "m"),
+           ("b", None, None, "k", "x")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["put", "remove", "ask"]), st.sampled_from(_SCOPES),
+                          st.sampled_from(["day", "month"]), st.integers(1, 9),
+                          st.sampled_from(_FIELDS)), max_size=40))
+def test_scoped_budgets_always_equal_the_books_budgets_read_afresh(steps) -> None:
+    """``scoped`` keeps what it found; whatever the book's changes, it answers as a fresh
+    reading of the book would."""
+    book = BudgetBook()
+    for op, scope, period, limit, (tenant, team, service, key, model) in steps:
+        if op == "put":
+            book.put(Budget(scope=scope, period=period, limit_usd=limit))
+        elif op == "remove":
+            book.remove(f"{scope}|{period}")
+        scopes, budgets = book.scoped(tenant, team=team, service=service, api_key_id=key,
+                                      model=model)
+        fresh = scopes_of(tenant, team=team, service=service, api_key_id=key, model=model)
+        assert list(scopes) == fresh
+        assert list(budgets) == book.applicable(fresh)
+
+
+def test_scoped_keeps_a_bounded_number_of_answers(monkeypatch) -> None:
+    monkeypatch.setattr("prsm_events.accounting.budgets.SCOPED_KEPT", 3)
+    book = BudgetBook([Budget(scope="global", period="day", limit_usd=1)])
+    for i in range(10):
+        assert [b.key for b in book.scoped(f"t{i}")[1]] == ["global|day"]
+        assert len(book._scoped) <= 3
