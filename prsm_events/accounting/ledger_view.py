@@ -79,8 +79,7 @@ class BudgetView(msgspec.Struct, frozen=True):
 
     def holding(self, amount: int) -> BudgetView:
         """The same view with ``amount`` more reserved."""
-        return BudgetView(self.budget, self.now, self.spent, self.reserved + amount, self.start,
-                          self.end, self.releases, self.allotment)
+        return msgspec.structs.replace(self, reserved=self.reserved + amount)
 
     def fits(self, amount: int) -> bool:
         """The admission rule: spent + reserved + amount <= limit."""

@@ -31,8 +31,8 @@ from pydantic import Field
 
 from prsm_events.events.usage import EventModel, UtcTimestamp
 
-__all__ = ["REASON_CODES", "Action", "Decision", "DecisionRecord", "Reason", "ReasonRecord",
-           "encode_decision"]
+__all__ = ["ADMITTING", "REASON_CODES", "Action", "Decision", "DecisionRecord", "Reason",
+           "ReasonRecord", "encode_decision"]
 
 
 class Action(StrEnum):
@@ -41,6 +41,10 @@ class Action(StrEnum):
     DEFER = "defer"
     THROTTLE = "throttle"
     REJECT = "reject"
+
+
+ADMITTING = frozenset({Action.ALLOW, Action.ROUTE})
+"""The actions under which the gateway may call the decision's model now."""
 
 
 REASON_CODES: dict[str, str] = {
@@ -95,7 +99,7 @@ class Decision(EventModel):
     @property
     def admitted(self) -> bool:
         """True when the gateway may call ``model`` at ``provider`` now."""
-        return self.action in (Action.ALLOW, Action.ROUTE)
+        return self.action in ADMITTING
 
 
 class ReasonRecord(msgspec.Struct, frozen=True):
@@ -134,7 +138,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def admitted(self) -> bool:
         """True when the gateway may call ``model`` at ``provider`` now."""
-        return self.action in (Action.ALLOW, Action.ROUTE)
+        return self.action in ADMITTING
 
 
 _ENCODER = msgspec.json.Encoder()

@@ -36,7 +36,8 @@ ACCEPTED_FORMAT = "JSONEachRow"
 
 
 class AcceptedRow(msgspec.Struct):
-    """One ``usage`` table row: its columns (``store.clickhouse.USAGE_COLUMNS``), in order."""
+    """One ``usage`` table row: its columns in insert order (``store.clickhouse`` reads them
+    from here as ``USAGE_COLUMNS``)."""
 
     event_id: str
     ts: datetime

@@ -15,18 +15,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from prsm_events.errors import StoreUnavailable
+from prsm_events.store.accepted_rows import AcceptedRow
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 __all__ = ["USAGE_COLUMNS", "ClickHouseStore", "ddl_statements"]
 
-USAGE_COLUMNS = (
-    "event_id", "ts", "tenant", "service", "team", "api_key_id", "request_id", "provider",
-    "model", "kind", "status", "input_tokens", "cached_input_tokens",
-    "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "priced_by",
-    "latency_ms", "tags", "src_partition", "src_offset", "ingested_at",
-)
+USAGE_COLUMNS: tuple[str, ...] = AcceptedRow.__struct_fields__
+"""The ``usage`` table's columns in insert order: an accepted row's fields."""
 
 
 _JSON_INSERT_SETTINGS = {
