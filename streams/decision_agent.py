@@ -23,8 +23,10 @@ from prsm_events.accounting.ingest import RawMessage, processing_error
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.events.decision import encode_decision
-from prsm_events.events.validation import EventLimits, decode_request
+from prsm_events.events.fast_path import Request
+from prsm_events.events.validation import EventLimits, decode_request, decode_requests
 from prsm_events.settings import Settings
+from streams.batching import Delivered
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
@@ -48,6 +50,15 @@ def register_decisions(
     delivery = OrderedDelivery(app, requests_topic, feeds, control, probe, ready_poll_s=0.02,
                                buffer_high=max(4096, settings.batch_max * 2))
 
+    def decode_all(events: list[Delivered], stamp: datetime
+                   ) -> list[Request | InvalidEvent] | list[None]:
+        """The batch's requests decoded together; should that raise (a bug), None for each,
+        which is then decoded alone, so that only one that raises is a processing error."""
+        try:
+            return decode_requests([e.message.value for e in events], limits, stamp)
+        except Exception:
+            return [None] * len(events)
+
     async def hand(batch: Batch) -> asyncio.Future[None]:
         events = batch.events
         now = time.time()
@@ -55,10 +66,13 @@ def register_decisions(
         stats.expired += len(control.ledger.expire(now))
         answers = record_batches(app)
         dead: list[DeadLetter] = []
-        for event in events:
+        for event, decoded in zip(events, decode_all(events, stamp), strict=True):
             m = event.message
             try:
-                request = decode_request(m.value, limits, stamp)
+                request = (decode_request(m.value, limits, stamp) if decoded is None
+                           else decoded)
+                if isinstance(request, InvalidEvent):
+                    raise request
                 decision = control.desk.admit(request, stamp)
             except InvalidEvent as exc:
                 dead.append(DeadLetter(exc.code, exc.reason, m.topic, m.partition, m.offset,

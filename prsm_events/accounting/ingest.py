@@ -37,8 +37,8 @@ from prsm_events.accounting.pricing import PricedUsage, price_usage
 from prsm_events.accounting.spend import SpendRow, by_message, fold_spend
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
-from prsm_events.events.envelope import Element, decode_envelope
-from prsm_events.events.fast_path import Usage, usage_record
+from prsm_events.events.envelope import Element, decode_envelope, decode_envelopes
+from prsm_events.events.fast_path import Usage, usage_records
 from prsm_events.events.usage import UsageEvent
 from prsm_events.events.validation import EventLimits
 
@@ -103,22 +103,39 @@ class UsageIngestor:
         taken: set[tuple[int, int]] = set()
         # partition by partition, each in its order: consecutive messages of a partition
         # are folded into their spend rows at once (fetched batches alternate partitions)
+        messages = []
         for msg in sorted(batch, key=attrgetter("partition")):
-            if (msg.partition, msg.offset) in taken:
-                continue  # delivered twice in one batch: once is processed
-            taken.add((msg.partition, msg.offset))
-            try:
-                elements: list[Element[Usage]] = decode_envelope(
-                    msg.value, UsageEvent, self.limits, now, usage_record)
-            except Exception as exc:  # a bug must never hold the partition: keep the message
-                log.exception("usage message %s[%d]@%d could not be processed",
-                              msg.topic, msg.partition, msg.offset)
-                out.dead_letters.append(processing_error(exc, msg))
+            if (msg.partition, msg.offset) not in taken:  # delivered twice: processed once
+                taken.add((msg.partition, msg.offset))
+                messages.append(msg)
+        for msg, elements in zip(messages, self._decode(messages, now), strict=True):
+            if isinstance(elements, Exception):
+                out.dead_letters.append(processing_error(elements, msg))
                 continue
             for element in elements:
                 self._take(msg, element, seen_lookup, out)
         out.spend = fold_spend(spend_lookup, out.accepted)
         return out
+
+    def _decode(self, messages: list[RawMessage], now: datetime
+                ) -> list[list[Element[Usage]]] | list[list[Element[Usage]] | Exception]:
+        """The events of every message, decoded together; should that raise (a bug), each
+        message alone, so that only the one that raises is kept as a processing error."""
+        try:
+            return decode_envelopes([m.value for m in messages], UsageEvent, self.limits, now,
+                                    usage_records)
+        except Exception:
+            pass
+        decoded: list[list[Element[Usage]] | Exception] = []
+        for msg in messages:
+            try:
+                decoded.append(decode_envelope(msg.value, UsageEvent, self.limits, now,
+                                               usage_records))
+            except Exception as exc:  # a bug must never hold the partition: keep the message
+                log.exception("usage message %s[%d]@%d could not be processed",
+                              msg.topic, msg.partition, msg.offset)
+                decoded.append(exc)
+        return decoded
 
     def _take(self, msg: RawMessage, element: Element[Usage],
               seen_lookup: Callable[[str], SeenEvent | None], out: IngestOutcome) -> None:

@@ -21,6 +21,7 @@ elements. A batch that is not JSON, is empty or holds too many elements is one d
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -29,9 +30,15 @@ import msgspec
 import orjson
 
 from prsm_events.errors import InvalidEvent
-from prsm_events.events.validation import EventLimits, FastPath, decode_event, validate_fields
+from prsm_events.events.validation import (
+    EventLimits,
+    FastPath,
+    in_time,
+    parse_message,
+    validate_fields,
+)
 
-__all__ = ["Element", "decode_envelope", "encode_envelope", "split_array"]
+__all__ = ["Element", "decode_envelope", "decode_envelopes", "encode_envelope", "split_array"]
 
 E = TypeVar("E")
 
@@ -58,11 +65,38 @@ def decode_envelope(raw: bytes | None, model: type[E], limits: EventLimits, now:
                     fast: FastPath[E] | None = None) -> list[Element[E]]:
     """The events of one message (a JSON object, or a JSON array of them), each validated
     (by ``fast`` first, when given: ``validate_fields``)."""
+    return decode_envelopes([raw], model, limits, now, fast)[0]
+
+
+def decode_envelopes(raws: Sequence[bytes | None], model: type[E], limits: EventLimits,
+                     now: datetime, fast: FastPath[E] | None = None) -> list[list[Element[E]]]:
+    """:func:`decode_envelope` of each message; ``fast`` takes the events of all at once."""
+    parts = [_parse(raw, limits) for raw in raws]
+    if fast is not None:
+        objects = [p for message in parts for p in message if type(p.item) is dict]
+        for part, event in zip(objects, fast([p.item for p in objects]), strict=True):
+            part.event = event
+    return [[_judge(p, model, limits, now) for p in message] for message in parts]
+
+
+class _Part(msgspec.Struct):
+    """An element of a message, parsed (``item``) or not (``error``)."""
+
+    index: int | None
+    item: Any
+    error: InvalidEvent | None
+    source: Any
+    event: Any = None
+    """What the fast path made of ``item`` (None: the model judges it)."""
+
+
+def _parse(raw: bytes | None, limits: EventLimits) -> list[_Part]:
+    """The elements of one message (one when it is not an array), parsed."""
     if raw is None or raw.lstrip()[:1] != b"[":
         try:
-            return [Element(None, decode_event(raw, model, limits, now, fast), None, raw)]
+            return [_Part(None, parse_message(raw, limits), None, raw)]
         except InvalidEvent as exc:
-            return [Element(None, None, exc, raw)]
+            return [_Part(None, None, exc, raw)]
     if len(raw) > limits.max_batch_bytes:
         return [_whole(raw, "oversized", f"batch is {len(raw)} bytes, the limit is "
                        f"{limits.max_batch_bytes}")]
@@ -83,22 +117,38 @@ def decode_envelope(raw: bytes | None, model: type[E], limits: EventLimits, now:
         return [_whole(raw, "oversized", f"batch has {len(items)} events, the limit is "
                        f"{limits.max_batch_events}")]
     check_size = len(raw) > limits.max_bytes
-    out: list[Element[E]] = []
+    parts = []
     for i, item in enumerate(items):
         try:
             if spans is not None:
-                event = decode_event(item, model, limits, now, fast)
+                parsed = parse_message(item, limits)
             else:
                 size = len(_element_bytes(item)) if check_size else 0
                 if size > limits.max_bytes:
                     raise InvalidEvent("oversized", f"event is {size} bytes, the limit "
                                        f"is {limits.max_bytes}")
-                event = validate_fields(item, model, limits, now, fast)
-            out.append(Element(i, event, None, item))
+                parsed = item
+            parts.append(_Part(i, parsed, None, item))
         except InvalidEvent as exc:
-            out.append(Element(i, None, InvalidEvent(
-                exc.code, f"event {i} of the batch: {exc.detail}"), item))
-    return out
+            parts.append(_Part(i, None, _of_batch(i, exc), item))
+    return parts
+
+
+def _judge(part: _Part, model: type[E], limits: EventLimits, now: datetime) -> Element[E]:
+    """The element of ``part``: the fast path's event or the model's, in time; or why not."""
+    if part.error is not None:
+        return Element(part.index, None, part.error, part.source)
+    try:
+        event: E = (validate_fields(part.item, model, limits, now) if part.event is None
+                    else in_time(part.event, limits, now))
+    except InvalidEvent as exc:
+        error = exc if part.index is None else _of_batch(part.index, exc)
+        return Element(part.index, None, error, part.source)
+    return Element(part.index, event, None, part.source)
+
+
+def _of_batch(index: int, exc: InvalidEvent) -> InvalidEvent:
+    return InvalidEvent(exc.code, f"event {index} of the batch: {exc.detail}")
 
 
 def encode_envelope(values: list[bytes]) -> bytes:
@@ -154,8 +204,8 @@ def split_array(raw: bytes) -> list[bytes] | None:
     return None if any(not p for p in parts) else parts
 
 
-def _whole(raw: bytes, code: str, detail: str) -> Element[Any]:
-    return Element(None, None, InvalidEvent(code, detail), raw)
+def _whole(raw: bytes, code: str, detail: str) -> _Part:
+    return _Part(None, None, InvalidEvent(code, detail), raw)
 
 
 def _element_bytes(item: Any) -> bytes:

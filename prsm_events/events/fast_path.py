@@ -9,6 +9,12 @@ a shape the two might read differently, such as a timestamp with more than 6 fra
 they return None, and the caller validates with the model, which gives the reason. Each
 pair is compared field by field over generated input in ``tests/unit/events/test_fast_path.py``.
 
+A batch (the events of an envelope, the requests of a fetch) is decoded at once by
+:func:`usage_records` and :func:`request_records`: one ``msgspec.convert`` of the whole list,
+and each of the models' string patterns (character classes) checked by one match over the
+concatenated values of the batch rather than one per value; where anything in the batch is
+off, each element is decoded alone, so each gets exactly what it would alone.
+
 >>> r = usage_record({"event_id": "e1", "ts": "2026-01-01T01:00:00+01:00", "tenant": "acme",
 ...                   "service": "chat", "model": "gpt-4o", "input_tokens": 1000})
 >>> r.ts.isoformat(), r.kind.value, r.output_tokens, r.tags
@@ -16,13 +22,21 @@ pair is compared field by field over generated input in ``tests/unit/events/test
 >>> usage_record({"event_id": "e1", "ts": "2026-01-01T00:00:00Z", "tenant": "acme",
 ...               "service": "chat", "input_tokens": True}) is None   # UsageEvent says why
 True
+>>> [r is not None for r in usage_records([{"event_id": "e1", "ts": "2026-01-01T00:00:00Z",
+...                                         "tenant": "acme", "service": "chat"},
+...                                        {"event_id": "e 2", "ts": "2026-01-01T00:00:00Z",
+...                                         "tenant": "acme", "service": "chat"}])]
+[True, False]
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from math import isfinite
+from operator import attrgetter
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -31,29 +45,39 @@ from prsm_events.accounting.scopes import SCOPE_ID_PATTERN
 from prsm_events.events.request import Priority, RequestEvent
 from prsm_events.events.usage import UsageEvent, UsageKind, UsageStatus
 
-__all__ = ["Request", "RequestRecord", "Usage", "UsageRecord", "request_record", "usage_record"]
+__all__ = ["Request", "RequestRecord", "Usage", "UsageRecord", "request_record", "request_records",
+           "usage_record", "usage_records"]
 
-# the models' patterns with \A and \Z, not ^ and $ ($ lets a trailing newline through in
-# Python's re, not in pydantic's)
-_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
-                                          pattern=r"\A[\x21-\x2e\x30-\x7e]+\Z")]
-_EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
-                                       pattern=r"\A[\x21-\x7e]+\Z")]
-_TagValue = Annotated[str, msgspec.Meta(
-    max_length=256, pattern=r"\A[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064"
-    r"\ufeff]*\Z")]
+# Lengths and numbers are msgspec's constraints; the models' string patterns are character
+# classes, checked below over a whole batch at once (``_chars_hold``): every value of a field
+# is made of allowed characters exactly when their concatenation is (lengths are checked apart)
+_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_EventId = _Identifier
+_RequestId = _Identifier
+_TenantId = _Identifier
+_TagValue = Annotated[str, msgspec.Meta(max_length=256)]
 _TokenCount = Annotated[int, msgspec.Meta(ge=0, le=10**10)]
-_TenantId = Annotated[str, msgspec.Meta(
-    pattern=r"\A" + SCOPE_ID_PATTERN.removeprefix("^").removesuffix("$") + r"\Z")]
-_RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
-                                         pattern=r"\A[\x21-\x7b\x7d\x7e]+\Z")]
 _EstimatedTokens = Annotated[int, msgspec.Meta(ge=0, le=10**8)]
 _Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
-_RFC3339_UP_TO_MICROSECONDS = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
-"""The models' timestamp shape (``events.usage._RFC3339``) with at most 6 fraction digits:
-beyond that pydantic truncates and msgspec rounds, so those go to the model."""
+_IDENTIFIER_CHARS = re.compile(r"[\x21-\x2e\x30-\x7e]*")
+"""``usage.Identifier``: printable ASCII except '/'."""
+_EVENT_ID_CHARS = re.compile(r"[\x21-\x7e]*")
+"""``usage.EventId``: printable ASCII."""
+_REQUEST_ID_CHARS = re.compile(r"[\x21-\x7b\x7d\x7e]*")
+"""``RequestEvent.request_id``: printable ASCII except '|'."""
+_TENANT_CHARS = re.compile(SCOPE_ID_PATTERN.removeprefix("^").removesuffix("$")
+                           .replace("{1,128}", "*"))
+"""``request.TenantId``: a scope id's characters (its length is the Struct's)."""
+_TAG_VALUE_CHARS = re.compile(
+    r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]*")
+"""``usage.TagValue``: no control, zero-width or direction-mark characters."""
+
+_TS = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+       r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+_TIMESTAMPS = re.compile(f"{_TS}(?:\n{_TS})*")
+"""Timestamps, one a line, in the models' shape (``events.usage._RFC3339``) with at most 6
+fraction digits: beyond that pydantic truncates and msgspec rounds, so those go to the model."""
 
 
 class UsageRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -108,17 +132,12 @@ Request = RequestEvent | RequestRecord
 
 def usage_record(fields: dict[str, Any]) -> UsageRecord | None:
     """``fields`` (parsed JSON) as a UsageRecord, or None: let ``UsageEvent`` judge them."""
-    record = _convert(fields, UsageRecord)
-    if record is None:
-        return None
-    # UsageEvent's own rules (its model validator)
-    if record.cached_input_tokens + record.cache_write_input_tokens > record.input_tokens:
-        return None
-    if record.cost_usd is None and record.kind is not UsageKind.LLM:
-        return None
-    if record.latency_ms is not None and not isfinite(record.latency_ms):
-        return None  # UsageEvent refuses infinity (msgspec's ge=0 lets it through)
-    return _in_utc(record)
+    return usage_records([fields])[0]
+
+
+def usage_records(items: Sequence[Any]) -> list[UsageRecord | None]:
+    """Each of ``items`` (parsed JSON) as :func:`usage_record` gives it, decoded together."""
+    return _records(items, _USAGE_LIST, _usage_holds)
 
 
 def request_record(fields: dict[str, Any]) -> RequestRecord | None:
@@ -129,31 +148,98 @@ def request_record(fields: dict[str, Any]) -> RequestRecord | None:
     >>> r.priority.value, r.capabilities, r.est_input_tokens
     ('normal', ('tools',), None)
     """
-    record = _convert(fields, RequestRecord)
-    return None if record is None else _in_utc(record)
+    return request_records([fields])[0]
+
+
+def request_records(items: Sequence[Any]) -> list[RequestRecord | None]:
+    """Each of ``items`` (parsed JSON) as :func:`request_record` gives it, decoded together."""
+    return _records(items, _REQUEST_LIST, _request_holds)
 
 
 _R = TypeVar("_R", UsageRecord, RequestRecord)
 
 
-def _convert(fields: dict[str, Any], kind: type[_R]) -> _R | None:
-    ts = fields.get("ts")
-    if type(ts) is not str or _RFC3339_UP_TO_MICROSECONDS.fullmatch(ts) is None:
-        return None
+_USAGE_LIST = list[UsageRecord]
+_REQUEST_LIST = list[RequestRecord]
+
+
+def _records(items: Sequence[Any], kinds: type[list[_R]], holds: Callable[[list[_R]], bool]
+             ) -> list[_R | None]:
+    """The items as records, at once; where anything is off, each alone."""
+    records = _convert(items, kinds, holds)
+    if records is not None:
+        return _in_utc(records)
+    if len(items) <= 1:
+        return [None] * len(items)
+    return [_records([fields], kinds, holds)[0] for fields in items]
+
+
+def _convert(items: Sequence[Any], kinds: type[list[_R]], holds: Callable[[list[_R]], bool]
+             ) -> list[_R] | None:
+    """Every item as a record (``kinds``: a list of them), or None if any one is not (or not
+    surely as the model)."""
     try:
-        return msgspec.convert(fields, kind)
+        stamps = "\n".join([fields["ts"] for fields in items])
+        if stamps.count("\n") != len(items) - 1 or _TIMESTAMPS.fullmatch(stamps) is None:
+            return None  # (a stamp with a line break of its own is not one stamp)
+        records = msgspec.convert(items, kinds)
     except Exception:  # whatever msgspec cannot take, the model judges (and says why)
         return None
+    return records if holds(records) else None
 
 
-def _in_utc(record: _R) -> _R | None:
-    """The record with its ``ts`` in UTC, as the models normalise it."""
+def _chars_hold(chars: re.Pattern[str], values: Iterable[str | None]) -> bool:
+    """Whether every value (None and "" skipped) is made of ``chars``."""
+    return chars.fullmatch("".join(filter(None, values))) is not None
+
+
+_USAGE_IDENTIFIERS = attrgetter("tenant", "service", "team", "api_key_id", "provider", "model")
+_USAGE_EVENT_IDS = attrgetter("event_id", "request_id")
+_REQUEST_IDENTIFIERS = attrgetter("service", "model", "provider", "team", "api_key_id")
+
+
+def _usage_holds(records: list[UsageRecord]) -> bool:
+    """The patterns of ``UsageEvent``'s strings, and its own rules (its model validator)."""
+    tagged = [r.tags for r in records if r.tags]
+    if not (_chars_hold(_IDENTIFIER_CHARS, chain(
+                chain.from_iterable(map(_USAGE_IDENTIFIERS, records)),
+                chain.from_iterable(tagged)))
+            and _chars_hold(_EVENT_ID_CHARS, chain.from_iterable(map(_USAGE_EVENT_IDS, records)))
+            and _chars_hold(_TAG_VALUE_CHARS, chain.from_iterable(t.values() for t in tagged))):
+        return False
+    llm = UsageKind.LLM
+    for r in records:
+        if r.cached_input_tokens + r.cache_write_input_tokens > r.input_tokens:
+            return False
+        if r.cost_usd is None and r.kind is not llm:
+            return False
+        if r.latency_ms is not None and not isfinite(r.latency_ms):
+            return False  # UsageEvent refuses infinity (msgspec's ge=0 lets it through)
+    return True
+
+
+def _request_holds(records: list[RequestRecord]) -> bool:
+    """The patterns of ``RequestEvent``'s strings."""
+    return (_chars_hold(_REQUEST_ID_CHARS, [r.request_id for r in records])
+            and _chars_hold(_TENANT_CHARS, [r.tenant for r in records])
+            and _chars_hold(_IDENTIFIER_CHARS, chain(
+                chain.from_iterable(map(_REQUEST_IDENTIFIERS, records)),
+                chain.from_iterable(r.capabilities for r in records))))
+
+
+def _in_utc(records: list[_R]) -> list[_R | None]:
+    """The records with their ``ts`` in UTC, as the models normalise it (None for one that
+    cannot be: beyond year 1 or 9999 in UTC, the model says why)."""
+    if all(r.ts.tzinfo is UTC for r in records):
+        return records  # type: ignore[return-value]
+    return [r if r.ts.tzinfo is UTC else _one_in_utc(r) for r in records]
+
+
+def _one_in_utc(record: _R) -> _R | None:
     ts = record.ts
     try:
         if ts.utcoffset():
             return msgspec.structs.replace(record, ts=ts.astimezone(UTC))
-    except OverflowError:  # beyond year 1 or 9999 in UTC: the model says why
+    except OverflowError:
         return None
-    if ts.tzinfo is not UTC:
-        return msgspec.structs.replace(record, ts=ts.replace(tzinfo=UTC))
-    return record
+    return msgspec.structs.replace(record, ts=ts.replace(tzinfo=UTC))

@@ -63,7 +63,11 @@ def _rfc3339_text(value: Any) -> Any:
 def _to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise PydanticCustomError("invalid_timestamp", f"timestamp must be {_TIMESTAMP_HINT}")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise PydanticCustomError("invalid_timestamp",
+                                  "timestamp is out of range in UTC (years 1-9999)") from None
 
 
 UtcTimestamp = Annotated[

@@ -20,7 +20,7 @@ prsm_events.errors.InvalidEvent: duplicate_key: message repeats key "cost_usd" .
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -29,22 +29,27 @@ import jiter
 from pydantic import BaseModel, ValidationError
 
 from prsm_events.errors import InvalidEvent
-from prsm_events.events.fast_path import Request, request_record
+from prsm_events.events.fast_path import Request, request_records
 from prsm_events.events.request import RequestEvent
 from prsm_events.events.usage import ID_CHARACTERS, UsageEvent
 
 E = TypeVar("E")
 
-FastPath = Callable[[dict[str, Any]], E | None]
-"""A faster decoder of a model's valid fields (``events.fast_path``): the event, with the
-same values the model would give, or None to let the model judge the fields."""
+FastPath = Callable[[Sequence[Any]], Sequence[E | None]]
+"""A faster decoder of a model's valid fields (``events.fast_path``), for a batch of parsed
+events: each one's event, with the same values the model would give, or None to let the
+model judge its fields."""
 
 __all__ = [
     "EventLimits",
     "decode_event",
+    "decode_events",
     "decode_request",
+    "decode_requests",
     "decode_usage",
     "describe_validation_error",
+    "in_time",
+    "parse_message",
     "parse_object",
     "validate_fields",
 ]
@@ -136,9 +141,8 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def decode_event(raw: bytes | None, model: type[E], limits: EventLimits, now: datetime,
-                 fast: FastPath[E] | None = None) -> E:
-    """Parse and validate one message as ``model`` (``fast`` first, when given); raise
+def parse_message(raw: bytes | None, limits: EventLimits) -> dict[str, Any]:
+    """One event's message parsed as a JSON object, within the size limit; raise
     InvalidEvent with the reason."""
     if raw is None or not raw.strip():
         raise InvalidEvent("empty", "message has no value")
@@ -146,7 +150,39 @@ def decode_event(raw: bytes | None, model: type[E], limits: EventLimits, now: da
         raise InvalidEvent(
             "oversized", f"message is {len(raw)} bytes, the limit is {limits.max_bytes}"
         )
-    return validate_fields(parse_object(raw), model, limits, now, fast)
+    return parse_object(raw)
+
+
+def decode_event(raw: bytes | None, model: type[E], limits: EventLimits, now: datetime,
+                 fast: FastPath[E] | None = None) -> E:
+    """Parse and validate one message as ``model`` (``fast`` first, when given); raise
+    InvalidEvent with the reason."""
+    return validate_fields(parse_message(raw, limits), model, limits, now, fast)
+
+
+def decode_events(raws: Sequence[bytes | None], model: type[E], limits: EventLimits,
+                  now: datetime, fast: FastPath[E] | None = None) -> list[E | InvalidEvent]:
+    """:func:`decode_event` of each message (its event, or why not), ``fast`` taking the
+    fields of all at once."""
+    parsed: list[dict[str, Any] | InvalidEvent] = []
+    for raw in raws:
+        try:
+            parsed.append(parse_message(raw, limits))
+        except InvalidEvent as exc:
+            parsed.append(exc)
+    found = iter(fast([p for p in parsed if type(p) is dict]) if fast is not None else ())
+    out: list[E | InvalidEvent] = []
+    for fields in parsed:
+        if isinstance(fields, InvalidEvent):
+            out.append(fields)
+            continue
+        event = next(found, None)
+        try:
+            out.append(validate_fields(fields, model, limits, now) if event is None
+                       else in_time(event, limits, now))
+        except InvalidEvent as exc:
+            out.append(exc)
+    return out
 
 
 def validate_fields(fields: Any, model: type[E], limits: EventLimits, now: datetime,
@@ -155,14 +191,19 @@ def validate_fields(fields: Any, model: type[E], limits: EventLimits, now: datet
     against the limits. ``model`` is a pydantic model."""
     if not isinstance(fields, dict):
         raise InvalidEvent("not_an_object", "message must be a JSON object")
-    found = None if fast is None else fast(fields)
-    if found is None:
-        pydantic_model: type[BaseModel] = model  # type: ignore[assignment]
-        try:
-            found = pydantic_model.model_validate(fields)  # type: ignore[assignment]
-        except ValidationError as exc:
-            raise describe_validation_error(exc) from None
-    event: E = found  # type: ignore[assignment]
+    found = None if fast is None else fast([fields])[0]
+    if found is not None:
+        return in_time(found, limits, now)
+    pydantic_model: type[BaseModel] = model  # type: ignore[assignment]
+    try:
+        event: E = pydantic_model.model_validate(fields)  # type: ignore[assignment]
+    except ValidationError as exc:
+        raise describe_validation_error(exc) from None
+    return in_time(event, limits, now)
+
+
+def in_time(event: E, limits: EventLimits, now: datetime) -> E:
+    """``event`` if its ``ts`` is within the limits around ``now``; else raise InvalidEvent."""
     ts: datetime = event.ts  # type: ignore[attr-defined]
     if ts > now + limits.max_future_skew:
         raise InvalidEvent(
@@ -179,7 +220,16 @@ def decode_usage(raw: bytes | None, limits: EventLimits, now: datetime) -> Usage
     return decode_event(raw, UsageEvent, limits, now)
 
 
+_REQUEST_MODEL: type[Request] = RequestEvent
+"""Judges what ``request_records`` does not take."""
+
+
 def decode_request(raw: bytes | None, limits: EventLimits, now: datetime) -> Request:
     """Parse and validate one request message; raise InvalidEvent with the reason."""
-    model: type[Request] = RequestEvent  # judges what request_record does not take
-    return decode_event(raw, model, limits, now, request_record)
+    return decode_event(raw, _REQUEST_MODEL, limits, now, request_records)
+
+
+def decode_requests(raws: Sequence[bytes | None], limits: EventLimits, now: datetime
+                    ) -> list[Request | InvalidEvent]:
+    """:func:`decode_request` of each message: its request, or why not."""
+    return decode_events(raws, _REQUEST_MODEL, limits, now, request_records)

@@ -151,3 +151,28 @@ def test_a_batch_alternating_partitions_is_taken_partition_by_partition():
     again = run([msg(2, event("1-2"), 1), msg(3, event("1-3"), 1)], seen=dict(out.seen),
                 spend=dict(out.spend))
     assert again.spend["tenant:acme|total|all"].events == 7
+
+
+def test_a_message_whose_decoding_raises_is_the_only_one_dead_lettered(monkeypatch, caplog):
+    """The batch's messages are decoded together; should that raise (a bug), each is decoded
+    alone, and only the one that raises becomes a processing error."""
+    import prsm_events.accounting.ingest as ingest_module
+
+    real = ingest_module.decode_envelope
+
+    def together(*args, **kwargs):
+        raise RuntimeError("decoder bug")
+
+    def alone(raw, *args, **kwargs):
+        if b'"b"' in raw:
+            raise RuntimeError("decoder bug")
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "decode_envelopes", together)
+    monkeypatch.setattr(ingest_module, "decode_envelope", alone)
+    ingest = UsageIngestor(Catalog.shipped(), EventLimits())
+    out = ingest.process([msg(0, event("a")), msg(1, event("b")), msg(2, event("c"))],
+                         {}.get, {}.get, NOW)
+    assert [(d.code, d.source_offset) for d in out.dead_letters] == [("processing_error", 1)]
+    assert [p.event.event_id for p, _, _ in out.accepted] == ["a", "c"]
+    assert "could not be processed" in caplog.text

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from prsm_events.events.envelope import decode_envelope, encode_envelope, split_array
+from prsm_events.events.envelope import (
+    decode_envelope,
+    decode_envelopes,
+    encode_envelope,
+    split_array,
+)
+from prsm_events.events.fast_path import usage_records
 from prsm_events.events.usage import UsageEvent
 from prsm_events.events.validation import EventLimits
 
@@ -100,3 +109,53 @@ def test_split_array_finds_elements_as_written():
     assert split_array(b"[1]]") is None
     assert split_array(b'["open]') is None
     assert split_array(b"{}") is None
+
+
+ELEMENTS = st.one_of(
+    st.builds(lambda i, kw: orjson.dumps(event(f"e{i}", **kw)), st.integers(0, 5),
+              st.fixed_dictionaries({}, optional={
+                  "ts": st.sampled_from([
+                      "2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00.1234567Z",
+                      "2025-01-01T00:00:00Z", "2026-01-01T00:00:00"]),
+                  "tenant": st.sampled_from(["acme", "ac me", "a/b", ""]),
+                  "tags": st.sampled_from([{}, {"k": "v"}, {"k": "a\u200bb"}, {"k k": "v"}]),
+                  "input_tokens": st.sampled_from([10, -1, True, 10.0]),
+                  "cost_usd": st.sampled_from([0.5, 1e7, "1"]),
+                  "extra": st.just(1)})),
+    st.sampled_from([b"7", b'"text"', b"[]", b"null", b'{"event_id": "d", "event_id": "d"}',
+                     b'{"event_id":"x","ts":"2026-01-01T00:00:00Z","tenant":"t","service":"s",'
+                     b'"tags":{"a":"1","a":"2"}}']))
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> bytes:
+    """One event, an envelope of several, or hostile bytes."""
+    kind = draw(st.sampled_from(["one", "many", "bytes"]))
+    if kind == "one":
+        return draw(ELEMENTS)
+    if kind == "many":
+        return encode_envelope(draw(st.lists(ELEMENTS, min_size=1, max_size=6)))
+    return draw(st.sampled_from([b"", b"   ", b"{oops", b"[", b"[1,]", b"\xff", b"[]"]))
+
+
+def judged(elements) -> list[tuple[object, ...]]:
+    """Each element's index, verdict and values (whichever decoder made the event)."""
+    def values(e: object) -> object:
+        if e is None:
+            return None
+        return msgspec.structs.asdict(e) if isinstance(e, msgspec.Struct) else e.model_dump()
+    return [(e.index, e.error and (e.error.code, e.error.detail), values(e.event), e.original)
+            for e in elements]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(messages(), min_size=1, max_size=5),
+       st.sampled_from([EventLimits(), EventLimits(max_bytes=160)]))
+def test_messages_decoded_together_get_what_each_gets_alone(raws, limits):
+    """decode_envelopes hands every message's events to the fast path at once: each message
+    still gets what it gets alone, and what the model alone gives it."""
+    together = decode_envelopes(raws, UsageEvent, limits, NOW, usage_records)
+    alone = [decode_envelope(raw, UsageEvent, limits, NOW, usage_records) for raw in raws]
+    model = [decode_envelope(raw, UsageEvent, limits, NOW) for raw in raws]
+    assert [judged(m) for m in together] == [judged(m) for m in alone]
+    assert [judged(m) for m in together] == [judged(m) for m in model]

@@ -18,11 +18,19 @@ from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.ingest import RawMessage, UsageIngestor
 from prsm_events.accounting.ledger import BudgetLedger
 from prsm_events.decisions.admission import AdmissionDesk
+from prsm_events.errors import InvalidEvent
 from prsm_events.events.decision import encode_decision
-from prsm_events.events.fast_path import RequestRecord, UsageRecord, request_record, usage_record
+from prsm_events.events.fast_path import (
+    RequestRecord,
+    UsageRecord,
+    request_record,
+    request_records,
+    usage_record,
+    usage_records,
+)
 from prsm_events.events.request import RequestEvent
 from prsm_events.events.usage import UsageEvent
-from prsm_events.events.validation import EventLimits, decode_request
+from prsm_events.events.validation import EventLimits, decode_request, decode_requests
 from prsm_events.kafka.partitioning import owner_partition
 
 VALID = {"event_id": "e1", "ts": "2026-01-01T00:00:00Z", "tenant": "acme", "service": "chat",
@@ -115,7 +123,7 @@ def check_against_the_model(fields: dict[str, Any], fast: Any, model: Any) -> No
     record = fast(dict(fields))
     try:
         event = model.model_validate(fields)
-    except (ValidationError, ValueError, OverflowError):
+    except (ValidationError, ValueError):
         assert record is None, f"the fast path accepted what {model.__name__} refuses: {fields}"
         return
     if record is not None:
@@ -239,3 +247,100 @@ def test_a_zone_offset_is_normalised_to_utc_like_usage_event() -> None:
     assert record is not None and record.ts == datetime(2026, 1, 1, tzinfo=UTC)
     assert record.ts.tzinfo is UTC and record.ts.utcoffset() == timedelta(0)
     assert UTC is UTC
+
+
+GOOD_IDS = st.sampled_from(["acme", "a" * 128, "~!\"#", "x.y-z_1", "A:B|C#D"])
+GOOD_USAGE: dict[str, st.SearchStrategy[Any]] = {
+    "event_id": st.sampled_from(["e1", "a/b c"[:3], "~" * 128, "e|1"]),
+    "ts": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01t01:00:00.5+01:00",
+                           "2025-12-31 19:00:00.123456-05:00", "0001-01-01T00:00:00+01:00"]),
+    "tenant": GOOD_IDS, "service": GOOD_IDS, "team": st.one_of(GOOD_IDS, st.none()),
+    "provider": st.one_of(GOOD_IDS, st.none()), "model": st.one_of(GOOD_IDS, st.none()),
+    "tags": st.dictionaries(GOOD_IDS, st.sampled_from(["", "v", "ok\u00e9", "x" * 256]),
+                            max_size=3),
+    "latency_ms": st.sampled_from([0, 1.5, None]),
+}
+
+
+@st.composite
+def valid_dicts(draw: st.DrawFn, base: dict[str, Any], strategies: dict[str, Any]
+                ) -> dict[str, Any]:
+    """Valid events: some fields set to other valid values."""
+    names = draw(st.lists(st.sampled_from(sorted(strategies)), max_size=5, unique=True))
+    return {**base, **{name: draw(strategies[name]) for name in names}}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.lists(valid_dicts(VALID, GOOD_USAGE), min_size=1, max_size=6),
+    st.lists(st.one_of(field_dicts(VALID, GOOD_USAGE), field_dicts(VALID, FIELDS)),
+             min_size=1, max_size=6)))
+def test_a_batch_of_usage_gets_what_each_event_would_alone(batch: list[dict[str, Any]]) -> None:
+    """usage_records checks a batch's strings by one match per pattern: each event still gets
+    exactly what usage_record (and UsageEvent) gives it alone."""
+    together = usage_records(batch)
+    alone = [usage_record(dict(fields)) for fields in batch]
+    assert [r and as_values(r) for r in together] == [r and as_values(r) for r in alone]
+    for fields in batch:
+        check_against_the_model(fields, usage_record, UsageEvent)
+
+
+GOOD_REQUEST: dict[str, st.SearchStrategy[Any]] = {
+    "request_id": st.sampled_from(["r1", "a/b:c#d", "~" * 128]),
+    "ts": GOOD_USAGE["ts"], "tenant": st.sampled_from(["acme", "t" * 128, "a.b-c~"]),
+    "service": GOOD_IDS, "model": GOOD_IDS, "provider": st.one_of(GOOD_IDS, st.none()),
+    "capabilities": st.lists(GOOD_IDS, max_size=3),
+}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.lists(valid_dicts(REQUEST, GOOD_REQUEST), min_size=1, max_size=6),
+    st.lists(st.one_of(field_dicts(REQUEST, GOOD_REQUEST), field_dicts(REQUEST, REQUEST_FIELDS)),
+             min_size=1, max_size=6)))
+def test_a_batch_of_requests_gets_what_each_would_alone(batch: list[dict[str, Any]]) -> None:
+    together = request_records(batch)
+    alone = [request_record(dict(fields)) for fields in batch]
+    assert [r and as_values(r) for r in together] == [r and as_values(r) for r in alone]
+    for fields in batch:
+        check_against_the_model(fields, request_record, RequestEvent)
+
+
+@pytest.mark.parametrize("change", [
+    {"tenant": "ac me"}, {"tags": {"k": "a\u200bb"}}, {"event_id": "e\u00e9"},
+    {"ts": "2026-01-01T00:00:00Z\n2026-01-01T00:00:00Z"}, {"cached_input_tokens": 5000},
+    {"ts": "2026-01-01T00:00:00.1234567Z"},
+])
+def test_one_bad_event_in_a_batch_leaves_the_others_on_the_fast_path(
+        change: dict[str, Any]) -> None:
+    batch = [{**VALID, "event_id": f"e{i}"} for i in range(4)]
+    batch[2] = {**batch[2], **change}
+    got = usage_records(batch)
+    assert [r is None for r in got] == [False, False, True, False]
+    assert [r.event_id for r in got if r is not None] == ["e0", "e1", "e3"]
+
+
+def _decoded_alone(raw: bytes) -> Any:
+    try:
+        return decode_request(raw, EventLimits(max_bytes=400), datetime(2026, 1, 1, tzinfo=UTC))
+    except InvalidEvent as exc:
+        return exc
+
+
+def _verdict(got: Any) -> Any:
+    if isinstance(got, InvalidEvent):
+        return ("invalid", got.code, got.detail)
+    return as_values(got)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(
+    st.builds(msgspec.json.encode, valid_dicts(REQUEST, GOOD_REQUEST)),
+    st.builds(lambda f: msgspec.json.encode(f, order="deterministic"),
+              field_dicts(REQUEST, REQUEST_FIELDS).filter(
+                  lambda f: not any(isinstance(v, int) and abs(v) >= 2**64 for v in f.values()))),
+    st.sampled_from([b"", b"{oops", b"[]", b"7", b'{"request_id": "r", "request_id": "s"}',
+                     b'{"request_id": "' + b"r" * 500 + b'"}'])), min_size=1, max_size=6))
+def test_requests_decoded_together_get_what_each_gets_alone(raws: list[bytes]) -> None:
+    together = decode_requests(raws, EventLimits(max_bytes=400), datetime(2026, 1, 1, tzinfo=UTC))
+    assert [_verdict(g) for g in together] == [_verdict(_decoded_alone(r)) for r in raws]

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from prsm_events.errors import InvalidEvent
-from prsm_events.events.validation import EventLimits, decode_usage
+from prsm_events.events.validation import EventLimits, decode_request, decode_usage
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 GOOD = {"event_id": "e1", "ts": "2026-06-01T12:00:00Z", "tenant": "acme", "service": "chat",
@@ -124,3 +124,13 @@ def test_reasons_say_what_is_allowed():
     with pytest.raises(InvalidEvent) as info:
         decode(_with(b'"cost_usd": -1, "cost_usd": 0.02'))
     assert info.value.reason.startswith('duplicate_key: message repeats key "cost_usd"')
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_beyond_the_years_utc_can_hold_is_an_invalid_timestamp(ts):
+    """Not a processing error: normalising it to UTC overflows."""
+    raw = orjson.dumps({"request_id": "r1", "ts": ts, "tenant": "acme", "service": "chat",
+                        "model": "gpt-4o"})
+    with pytest.raises(InvalidEvent) as exc:
+        decode_request(raw, EventLimits(), datetime(2026, 1, 1, tzinfo=UTC))
+    assert exc.value.code == "invalid_timestamp" and "out of range" in exc.value.detail
