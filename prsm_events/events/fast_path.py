@@ -13,7 +13,8 @@ A batch (the events of an envelope, the requests of a fetch) is decoded at once 
 :func:`usage_records` and :func:`request_records`: one ``msgspec.convert`` of the whole list,
 and each of the models' string patterns (character classes) checked by one match over the
 concatenated values of the batch rather than one per value; where anything in the batch is
-off, each element is decoded alone, so each gets exactly what it would alone.
+off, the batch is split in halves until the bad elements stand alone, so each element gets
+exactly what it would alone.
 
 >>> r = usage_record({"event_id": "e1", "ts": "2026-01-01T01:00:00+01:00", "tenant": "acme",
 ...                   "service": "chat", "model": "gpt-4o", "input_tokens": 1000})
@@ -165,27 +166,38 @@ _REQUEST_LIST = list[RequestRecord]
 
 def _records(items: Sequence[Any], kinds: type[list[_R]], holds: Callable[[list[_R]], bool]
              ) -> list[_R | None]:
-    """The items as records, at once; where anything is off, each alone."""
-    records = _convert(items, kinds, holds)
-    if records is not None:
-        return _in_utc(records)
-    if len(items) <= 1:
-        return [None] * len(items)
-    return [_records([fields], kinds, holds)[0] for fields in items]
+    """The items as records, at once. Where msgspec refuses the batch, each half apart (so
+    that a few bad items among many cost a few more batches, down to each bad one alone);
+    where a pattern or a rule does not hold, each record is checked alone."""
+    records = _convert(items, kinds)
+    if records is None:
+        if len(items) <= 1:
+            return [None] * len(items)
+        half = len(items) // 2
+        return _records(items[:half], kinds, holds) + _records(items[half:], kinds, holds)
+    return _in_utc(_holding(records, holds))
 
 
-def _convert(items: Sequence[Any], kinds: type[list[_R]], holds: Callable[[list[_R]], bool]
-             ) -> list[_R] | None:
+def _holding(records: list[_R], holds: Callable[[list[_R]], bool]) -> list[_R | None]:
+    """The records, None for each that does not hold (found by halves)."""
+    if holds(records):
+        return records  # type: ignore[return-value]
+    if len(records) == 1:
+        return [None]
+    half = len(records) // 2
+    return _holding(records[:half], holds) + _holding(records[half:], holds)
+
+
+def _convert(items: Sequence[Any], kinds: type[list[_R]]) -> list[_R] | None:
     """Every item as a record (``kinds``: a list of them), or None if any one is not (or not
     surely as the model)."""
     try:
         stamps = "\n".join([fields["ts"] for fields in items])
         if stamps.count("\n") != len(items) - 1 or _TIMESTAMPS.fullmatch(stamps) is None:
             return None  # (a stamp with a line break of its own is not one stamp)
-        records = msgspec.convert(items, kinds)
+        return msgspec.convert(items, kinds)
     except Exception:  # whatever msgspec cannot take, the model judges (and says why)
         return None
-    return records if holds(records) else None
 
 
 def _chars_hold(chars: re.Pattern[str], values: Iterable[str | None]) -> bool:
@@ -227,12 +239,12 @@ def _request_holds(records: list[RequestRecord]) -> bool:
                 chain.from_iterable(r.capabilities for r in records))))
 
 
-def _in_utc(records: list[_R]) -> list[_R | None]:
+def _in_utc(records: list[_R | None]) -> list[_R | None]:
     """The records with their ``ts`` in UTC, as the models normalise it (None for one that
-    cannot be: beyond year 1 or 9999 in UTC, the model says why)."""
-    if all(r.ts.tzinfo is UTC for r in records):
-        return records  # type: ignore[return-value]
-    return [r if r.ts.tzinfo is UTC else _one_in_utc(r) for r in records]
+    cannot be: beyond year 1 or 9999 in UTC, the model says why; None stays None)."""
+    if all(r is None or r.ts.tzinfo is UTC for r in records):
+        return records
+    return [r if r is None or r.ts.tzinfo is UTC else _one_in_utc(r) for r in records]
 
 
 def _one_in_utc(record: _R) -> _R | None:
