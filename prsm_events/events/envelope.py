@@ -33,9 +33,8 @@ from prsm_events.errors import InvalidEvent
 from prsm_events.events.validation import (
     EventLimits,
     FastPath,
-    in_time,
     parse_message,
-    validate_fields,
+    validated,
 )
 
 __all__ = ["Element", "decode_envelope", "decode_envelopes", "encode_envelope", "split_array"]
@@ -139,8 +138,7 @@ def _judge(part: _Part, model: type[E], limits: EventLimits, now: datetime) -> E
     if part.error is not None:
         return Element(part.index, None, part.error, part.source)
     try:
-        event: E = (validate_fields(part.item, model, limits, now) if part.event is None
-                    else in_time(part.event, limits, now))
+        event = validated(part.item, part.event, model, limits, now)
     except InvalidEvent as exc:
         error = exc if part.index is None else _of_batch(part.index, exc)
         return Element(part.index, None, error, part.source)

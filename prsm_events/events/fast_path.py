@@ -1,13 +1,14 @@
 """The contracts' accepted paths decoded by msgspec: the hot paths of ingest and decisions.
 
 ``UsageEvent`` and ``RequestEvent`` (pydantic) are the contracts: their JSON schemas, their
-error messages. Validating parsed JSON with them costs about 8 us an event; converting it
-into ``UsageRecord`` or ``RequestRecord``, msgspec Structs with the same fields, constraints
-and values, 1-3 us. :func:`usage_record` and :func:`request_record` return a record only
-when the model accepts the same fields with the same values; for anything else (an error, or
-a shape the two might read differently, such as a timestamp with more than 6 fraction digits)
-they return None, and the caller validates with the model, which gives the reason. Each
-pair is compared field by field over generated input in ``tests/unit/events/test_fast_path.py``.
+error messages. Validating parsed JSON with them costs about 8 us an event; converting a
+batch of it into ``UsageRecord`` or ``RequestRecord``, msgspec Structs with the same fields,
+constraints and values, 1-2 us an event. :func:`usage_record` and :func:`request_record`
+return a record only when the model accepts the same fields with the same values; for
+anything else (an error, or a shape the two might read differently, such as a timestamp with
+more than 6 fraction digits) they return None, and the caller validates with the model,
+which gives the reason. Each pair is compared field by field over generated input in
+``tests/unit/events/test_fast_path.py``.
 
 A batch (the events of an envelope, the requests of a fetch) is decoded at once by
 :func:`usage_records` and :func:`request_records`: one ``msgspec.convert`` of the whole list,

@@ -48,10 +48,10 @@ __all__ = [
     "decode_requests",
     "decode_usage",
     "describe_validation_error",
-    "in_time",
     "parse_message",
     "parse_object",
     "validate_fields",
+    "validated",
 ]
 
 _CODE_BY_PYDANTIC_TYPE = {
@@ -176,10 +176,8 @@ def decode_events(raws: Sequence[bytes | None], model: type[E], limits: EventLim
         if isinstance(fields, InvalidEvent):
             out.append(fields)
             continue
-        event = next(found, None)
         try:
-            out.append(validate_fields(fields, model, limits, now) if event is None
-                       else in_time(event, limits, now))
+            out.append(validated(fields, next(found, None), model, limits, now))
         except InvalidEvent as exc:
             out.append(exc)
     return out
@@ -191,19 +189,20 @@ def validate_fields(fields: Any, model: type[E], limits: EventLimits, now: datet
     against the limits. ``model`` is a pydantic model."""
     if not isinstance(fields, dict):
         raise InvalidEvent("not_an_object", "message must be a JSON object")
-    found = None if fast is None else fast([fields])[0]
-    if found is not None:
-        return in_time(found, limits, now)
-    pydantic_model: type[BaseModel] = model  # type: ignore[assignment]
-    try:
-        event: E = pydantic_model.model_validate(fields)  # type: ignore[assignment]
-    except ValidationError as exc:
-        raise describe_validation_error(exc) from None
-    return in_time(event, limits, now)
+    return validated(fields, None if fast is None else fast([fields])[0], model, limits, now)
 
 
-def in_time(event: E, limits: EventLimits, now: datetime) -> E:
-    """``event`` if its ``ts`` is within the limits around ``now``; else raise InvalidEvent."""
+def validated(fields: dict[str, Any], found: E | None, model: type[E], limits: EventLimits,
+              now: datetime) -> E:
+    """``found`` (the fast path's event of ``fields``) or, when None, the model's, if its
+    ``ts`` is within the limits around ``now``; else raise InvalidEvent with the reason."""
+    if found is None:
+        pydantic_model: type[BaseModel] = model  # type: ignore[assignment]
+        try:
+            found = pydantic_model.model_validate(fields)  # type: ignore[assignment]
+        except ValidationError as exc:
+            raise describe_validation_error(exc) from None
+    event: E = found  # type: ignore[assignment]
     ts: datetime = event.ts  # type: ignore[attr-defined]
     if ts > now + limits.max_future_skew:
         raise InvalidEvent(
