@@ -159,6 +159,7 @@ def request_records(items: Sequence[Any]) -> list[RequestRecord | None]:
 
 
 _R = TypeVar("_R", UsageRecord, RequestRecord)
+_T = TypeVar("_T")
 
 
 _USAGE_LIST = list[UsageRecord]
@@ -167,26 +168,27 @@ _REQUEST_LIST = list[RequestRecord]
 
 def _records(items: Sequence[Any], kinds: type[list[_R]], holds: Callable[[list[_R]], bool]
              ) -> list[_R | None]:
-    """The items as records, at once. Where msgspec refuses the batch, each half apart (so
-    that a few bad items among many cost a few more batches, down to each bad one alone);
-    where a pattern or a rule does not hold, each record is checked alone."""
-    records = _convert(items, kinds)
-    if records is None:
-        if len(items) <= 1:
-            return [None] * len(items)
-        half = len(items) // 2
-        return _records(items[:half], kinds, holds) + _records(items[half:], kinds, holds)
-    return _in_utc(_holding(records, holds))
+    """The items as records, at once. Where msgspec refuses the batch, and where a pattern
+    or a rule does not hold, by halves: a few bad items among many cost a few more batches,
+    down to each bad one alone (None)."""
+    def converted(part: list[Any]) -> list[_R | None] | None:
+        records = _convert(part, kinds)
+        return None if records is None else _by_halves(
+            records, lambda some: some if holds(some) else None)
+
+    return _in_utc(_by_halves(list(items), converted))
 
 
-def _holding(records: list[_R], holds: Callable[[list[_R]], bool]) -> list[_R | None]:
-    """The records, None for each that does not hold (found by halves)."""
-    if holds(records):
-        return records  # type: ignore[return-value]
-    if len(records) == 1:
-        return [None]
-    half = len(records) // 2
-    return _holding(records[:half], holds) + _holding(records[half:], holds)
+def _by_halves(items: list[_T], whole: Callable[[list[_T]], list[Any] | None]) -> list[Any]:
+    """``whole(items)``; where it refuses (None), each half the same way, down to None for
+    an item refused alone."""
+    found = whole(items)
+    if found is not None:
+        return found
+    if len(items) <= 1:
+        return [None] * len(items)
+    half = len(items) // 2
+    return _by_halves(items[:half], whole) + _by_halves(items[half:], whole)
 
 
 def _convert(items: Sequence[Any], kinds: type[list[_R]]) -> list[_R] | None:
