@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-anomaly bench-forecast \
+.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-escrow bench-anomaly bench-forecast \
 	bench-pacing bench-scoring bench-tick clean
 
 DATA ?= ../shared/data
@@ -54,6 +54,9 @@ bench-takeover: install
 
 bench-scale-out: install
 	$(BIN)/python benchmarks/scale_out.py --workers 1 2 3
+
+bench-escrow: install
+	$(BIN)/python benchmarks/escrow.py --workers 1 2 3
 
 bench-anomaly: install
 	$(BIN)/python benchmarks/anomaly_nab.py --data $(DATA)/nab/data \

@@ -151,6 +151,7 @@ def pure_rate(n: int = 20_000) -> float:
     ledger rows."""
     from prsm_events.accounting.budgets import BudgetBook
     from prsm_events.accounting.catalog import Catalog
+    from prsm_events.accounting.escrow import Escrow
     from prsm_events.accounting.ledger import BudgetLedger
     from prsm_events.decisions.admission import AdmissionDesk
     from prsm_events.errors import InvalidEvent
@@ -161,7 +162,9 @@ def pure_rate(n: int = 20_000) -> float:
     book = BudgetBook([Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)
                        for i in range(TENANTS)]
                       + [Budget(scope="global", period="month", limit_usd=1e9)])
-    desk = AdmissionDesk(book, BudgetLedger({}, {}, 4, owner_partition), Catalog.shipped())
+    ledger = BudgetLedger({}, {}, 4, owner_partition)
+    ledger.escrow, ledger.owned = Escrow(4), frozenset(range(4))  # as the worker runs it
+    desk = AdmissionDesk(book, ledger, Catalog.shipped())
     raws = [request(i, "pure")[1] for i in range(n)]
     limits = EventLimits()
     now = datetime.now(UTC)

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.cli.worker_process import WorkerProcess
     from prsm_events.kafka.dev_broker import LocalBroker
+    from prsm_events.settings import Settings
 
-__all__ = ["bench_broker", "machine_line"]
+__all__ = ["bench_broker", "machine_line", "start_group"]
 
 
 def bench_broker(home: Path) -> tuple[str, LocalBroker | None]:
@@ -28,3 +31,35 @@ def bench_broker(home: Path) -> tuple[str, LocalBroker | None]:
 def machine_line() -> str:
     return (f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, {platform.platform()}")
+
+
+def start_group(bootstrap: str, home: Path, name: str, count: int, partitions: int,
+                budgets: list[Budget]) -> tuple[Settings, list[WorkerProcess]]:
+    """``count`` worker processes in one group on fresh topics ``name.*`` (the first runs the
+    ClickHouse sink, the others ``PRSM_SINK=off``), after ``budgets`` are published. Returns
+    the first worker's settings and the started workers (stop them)."""
+    import asyncio
+
+    from prsm_events.cli.worker_process import WorkerProcess
+    from prsm_events.kafka.admin import ensure_topics
+    from prsm_events.kafka.config_topics import budget_record, publish
+    from prsm_events.kafka.connection import KafkaConnection
+    from prsm_events.kafka.topics import topic_specs
+    from prsm_events.settings import Settings
+    from tests.integration.conftest import free_port
+
+    prefix = f"{name}."
+    asyncio.run(ensure_topics(KafkaConnection(bootstrap), topic_specs(prefix, partitions)))
+
+    def settings(i: int) -> Settings:
+        return Settings(home=home / name / f"w{i}", kafka_bootstrap=bootstrap,
+                        topic_prefix=prefix, app_id=name, web_port=free_port(),
+                        partitions=partitions, sink="worker" if i == 0 else "off",
+                        reservation_ttl_s=600.0)
+
+    group = [settings(i) for i in range(count)]
+    asyncio.run(publish(group[0], "budgets", [budget_record(b) for b in budgets]))
+    workers = [WorkerProcess(s, home / name / f"w{i}.log") for i, s in enumerate(group)]
+    for w in workers:
+        w.start()
+    return group[0], workers

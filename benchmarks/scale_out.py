@@ -28,16 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.decisions import TENANTS, request  # noqa: E402
-from benchmarks.harness import bench_broker, machine_line  # noqa: E402
+from benchmarks.harness import bench_broker, machine_line, start_group  # noqa: E402
 from benchmarks.ingest import make_events, preload  # noqa: E402
 from prsm_events.accounting.budgets import Budget  # noqa: E402
 from prsm_events.cli.worker_process import WorkerProcess  # noqa: E402
-from prsm_events.kafka.admin import ensure_topics  # noqa: E402
-from prsm_events.kafka.config_topics import budget_record, publish  # noqa: E402
-from prsm_events.kafka.connection import KafkaConnection  # noqa: E402
-from prsm_events.kafka.topics import topic_specs  # noqa: E402
-from prsm_events.settings import Settings  # noqa: E402
-from tests.integration.conftest import free_port  # noqa: E402
 
 PARTITIONS = 6
 
@@ -65,23 +59,10 @@ def one_count(bootstrap: str, home: Path, count: int, events: int, requests: int
               ) -> tuple[float, float]:
     name = f"scale{count}{uuid.uuid4().hex[:6]}"
     prefix = f"{name}."
-    asyncio.run(ensure_topics(KafkaConnection(bootstrap), topic_specs(prefix, PARTITIONS)))
-
-    def settings(i: int) -> Settings:
-        return Settings(home=home / name / f"w{i}", kafka_bootstrap=bootstrap,
-                        topic_prefix=prefix, app_id=name, web_port=free_port(),
-                        partitions=PARTITIONS, sink="worker" if i == 0 else "off",
-                        reservation_ttl_s=600.0)
-
-    first = settings(0)
     budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)
                for i in range(TENANTS)] + [Budget(scope="global", period="month",
                                                   limit_usd=1e9)]
-    asyncio.run(publish(first, "budgets", [budget_record(b) for b in budgets]))
-    workers = [WorkerProcess(s, home / name / f"w{i}.log")
-               for i, s in enumerate([first] + [settings(i) for i in range(1, count)])]
-    for w in workers:
-        w.start()
+    _, workers = start_group(bootstrap, home, name, count, PARTITIONS, budgets)
     try:
         usage = make_events(events, 50, 500)
         ingest = drain_rate(workers, lambda s: int(s["accepted"]), events,

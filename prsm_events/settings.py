@@ -165,6 +165,11 @@ class Settings(BaseSettings):
         120.0, gt=0, description="PRSM_RESERVATION_TTL_S: an allowed request's reservation is "
         "released after this long unless its usage event (same request_id) settles it first.",
     )
+    escrow_interval_s: float = Field(
+        0.25, gt=0, le=60, description="PRSM_ESCROW_INTERVAL_S: how often a worker moves the "
+        "allotments of global budgets between partitions (and the retry_after of a request "
+        "deferred while allotment is on its way to its partition).",
+    )
     unbudgeted: Literal["allow", "reject"] = Field(
         "allow", description="PRSM_UNBUDGETED: decision for a request no budget applies to "
         "(allow: allowed and recorded).",

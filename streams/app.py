@@ -11,6 +11,7 @@ from prsm_events.accounting.ingest import UsageIngestor
 from prsm_events.events.validation import EventLimits
 from prsm_events.settings import Settings
 from prsm_events.store.clickhouse import ClickHouseStore
+from streams.allotments import register_allotments
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter, faust_sender
@@ -91,6 +92,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     tables = register_ingest(app, settings, ingestor, stats, control, feeds, dead_letters, probe)
     register_decisions(app, settings, control, feeds, limits, dead_letters, probe)
     register_scoring(app, settings, control, feeds)
+    register_allotments(app, settings, control, feeds)
     monitor = HealthMonitor(settings, control.trackers)
 
     @app.timer(interval=settings.health_interval_s)  # type: ignore[untyped-decorator]

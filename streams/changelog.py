@@ -33,6 +33,8 @@ class ChangelogWriter:
         self.app = app
         self.pending: _Marked = {}
         self.lock = asyncio.Lock()
+        self.in_flight: set[asyncio.Future[Any]] = set()
+        """Deliveries handed to the producer and not yet done (``delivered``)."""
 
     def mark(self, table: TableT[str, Any], keys: dict[str, int]) -> None:
         """Mark ``keys`` (key -> changelog partition) of ``table`` as changed."""
@@ -65,10 +67,19 @@ class ChangelogWriter:
                 batches.setdefault(id(future), (future, []))[1].append(name_key)
             for future, name_keys in batches.values():
                 future.add_done_callback(partial(self._undelivered, name_keys, pending))
+                self.in_flight.add(future)
+                future.add_done_callback(self.in_flight.discard)
         # the records are queued in order: another flush need not wait for these to arrive
         if futures and wait:
             await asyncio.gather(*futures)
         return futures
+
+    async def delivered(self) -> None:
+        """Return once every record handed so far is with the broker; raise if one was
+        not. A row marked by one caller may be sent by another's flush (whichever takes
+        the lock first): this waits for those too."""
+        if self.in_flight:
+            await asyncio.gather(*list(self.in_flight))
 
     def _mark_again(self, name_key: tuple[str, str], marked: tuple[TableT[str, Any], int]
                     ) -> None:

@@ -1,4 +1,5 @@
-"""Budgets and catalog from their compacted topics, followed by every worker in full.
+"""Budgets, catalog and allotments from their compacted topics, followed by every worker in
+full.
 
 Every worker needs every budget (a global budget applies to all tenants), so these topics
 are read whole, without a consumer group, rather than partitioned like the per-tenant streams.
@@ -34,12 +35,16 @@ class ConfigFeeds(mode.Service):
                           self._dead_letter(settings.topic("budgets"))),
             CompactedView(settings.kafka, settings.topic("catalog"), control.apply_catalog,
                           self._dead_letter(settings.topic("catalog"))),
+            CompactedView(settings.kafka, settings.topic("allotments"),
+                          control.apply_allotment,
+                          self._dead_letter(settings.topic("allotments"))),
         ]
         self.ready = asyncio.Event()
         self._sending: set[asyncio.Future[Any]] = set()
 
     def _dead_letter(self, topic: str) -> Any:
-        code = "invalid_budget" if topic.endswith("budgets") else "invalid_catalog"
+        code = ("invalid_budget" if topic.endswith("budgets") else "invalid_allotment"
+                if topic.endswith("allotments") else "invalid_catalog")
 
         def send(topic: str, partition: int, offset: int, key: bytes | None,
                  value: bytes | None, exc: Exception) -> None:

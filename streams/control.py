@@ -6,6 +6,7 @@ change is synchronous, and ``persist`` writes the changed rows through one Chang
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -14,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 from faust.types import TableT
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
 from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.escrow import Escrow, Grants, Moves, Share
 from prsm_events.accounting.ledger import BudgetLedger, Settlement, to_nano
 from prsm_events.accounting.ledger_view import NANO
 from prsm_events.accounting.pricing import PricedUsage
@@ -40,7 +43,7 @@ from streams.changelog import ChangelogWriter
 from streams.faust_compat import table_store
 from streams.partition_progress import PartitionProgress
 
-__all__ = ["DecisionStats", "SpendControl"]
+__all__ = ["DecisionStats", "SpendControl", "grants_key", "share_key"]
 
 log = logging.getLogger("prsm.control")
 
@@ -58,6 +61,7 @@ class DecisionStats:
     rereads: int = 0  # times skipped requests were re-read (PartitionProgress)
     undelivered: int = 0  # batches whose records the broker did not take: read again
     fetch_pauses: int = 0  # partitions paused at the fetcher: requests waiting (MessageBuffer)
+    allotment_records: int = 0  # shares and grants of global budgets published (escrow)
     actions: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -67,7 +71,18 @@ class DecisionStats:
                 "expired": self.expired, "alerts": self.alerts, "directives": self.directives,
                 "rewinds": self.rewinds, "rereads": self.rereads,
                 "undelivered": self.undelivered, "fetch_pauses": self.fetch_pauses,
+                "allotment_records": self.allotment_records,
                 "actions": dict(self.actions), "reasons": dict(self.reasons)}
+
+
+def share_key(budget_key: str, partition: int) -> str:
+    """The ledger table's row of a global budget's share of ``partition`` (escrow)."""
+    return f"{budget_key}#share#p{partition}"
+
+
+def grants_key(budget_key: str) -> str:
+    """The ledger table's row of a global budget's grants (partition 0's)."""
+    return f"{budget_key}#grants"
 
 
 class SpendControl:
@@ -88,6 +103,14 @@ class SpendControl:
         self.ledger = BudgetLedger(table_store(self.ledger_table),
                                    table_store(self.reservation_table),
                                    settings.partitions, owner_partition)
+        self.escrow = Escrow(settings.partitions)
+        self.ledger.escrow = self.escrow
+        self.escrow_due = asyncio.Event()
+        """Set when a request waits for allotment: the next round of moves runs at once."""
+        self.allotments_topic = app.topic(settings.topic("allotments"), key_serializer="raw",
+                                          value_serializer="raw")
+        self._announced = -2
+        """The generation whose shares and grants were all published (``move_allotments``)."""
         self.health = ProviderHealth(half_life_s=settings.provider_half_life_s)
         self.config = PolicyConfig(
             unbudgeted=settings.unbudgeted,
@@ -95,6 +118,7 @@ class SpendControl:
             default_output_tokens=settings.default_est_output_tokens,
             min_availability=settings.min_provider_availability,
             exhausted_below=settings.exhausted_below,
+            allotment_retry_s=settings.escrow_interval_s,
         )
         self.desk = AdmissionDesk(self.book, self.ledger, default_catalog, self.health,
                                   self.config, settings.reservation_ttl_s)
@@ -121,11 +145,107 @@ class SpendControl:
         """Per metered agent (usage, requests): messages it has still to read."""
 
     def sync_generation(self) -> None:
-        """After a rebalance the tables may have been restored: re-read them."""
+        """After a rebalance the tables may have been restored: re-read them (and the
+        allotments of the partitions now owned: their shares, and the grants with
+        partition 0)."""
         if self.app.consumer_generation_id != self.generation:
             self.ledger.reload()
-            self.ledger.owned = self.owned_partitions()
+            before, owned = self.ledger.owned or frozenset(), self.owned_partitions()
+            self.ledger.owned = owned
+            # a partition kept: its moves stand as this worker knows them (a move not yet
+            # durable counts once it lands); a new one: its table, as restored, is the truth
+            self.escrow.drop_pending(keep=owned)
+            for budget in self.book:
+                if budget.tenant is None:
+                    self._read_allotments(budget.key, owned - before)
+            self.ledger.forget_views()
             self.generation = self.app.consumer_generation_id
+
+    def _read_allotments(self, key: str, owned: frozenset[int]) -> None:
+        for p in owned:
+            raw = self.ledger.states.get(share_key(key, p))
+            if raw is not None:
+                self.escrow.learn_share(key, p, Share.from_list(raw))
+        if 0 in owned:
+            raw = self.ledger.states.get(grants_key(key))
+            if raw is not None:
+                self.escrow.learn_grants(key, Grants.from_list(raw))
+
+    def apply_allotment(self, key: bytes | None, value: bytes | None) -> None:
+        """A share or the grants of a global budget, as published (``move_allotments``)."""
+        if key is None or value is None:
+            raise ValueError("an allotment record needs a key and a value")
+        name, _, which = key.decode().rpartition("#")
+        raw = orjson.loads(value)
+        partitions = self.settings.partitions
+        if which == "grants":
+            grants = Grants.from_list(raw)
+            if any(p >= partitions for p in grants.granted):
+                raise ValueError(f"grants to a partition beyond the {partitions}")
+            self.escrow.learn_grants(name, grants)
+        elif which.startswith("p") and which[1:].isdigit() and int(which[1:]) < partitions:
+            share = Share.from_list(raw)
+            if any(p >= partitions for p in share.given):
+                raise ValueError(f"a share given to a partition beyond the {partitions}")
+            self.escrow.learn_share(name, int(which[1:]), share)
+            owned = self.ledger.owned or frozenset()
+            if share.want and 0 in owned and int(which[1:]) not in owned:
+                self.escrow_due.set()  # the grantor answers another worker's want at once
+        else:
+            raise ValueError(f"not an allotment key (BUDGET#pN or BUDGET#grants): {key!r}")
+        self.ledger.forget_views()
+        if 0 in (self.ledger.owned or frozenset()):  # the whole budget's alerts are ours
+            self.touched.add((name, ""))
+
+    async def move_allotments(self, now: float) -> int:
+        """One round of moves of every hard global budget's allotments (``Escrow.step``):
+        written to the ledger table, then, once the broker has them and if this worker
+        still owns the same partitions, counted and published on the allotments topic.
+        Returns how many records were published."""
+        self.sync_generation()
+        generation, owned = self.generation, self.ledger.owned or frozenset()
+        steps: list[tuple[str, Moves]] = []
+        for budget in self.book:
+            if budget.tenant is not None or not budget.hard:
+                continue
+            taken = {p: self.ledger.partition_taken(budget, p, now) for p in owned}
+            moves = self.escrow.step(budget.key, budget.limit_nano, taken, now,
+                                     grantor=0 in owned)
+            if not moves:
+                continue
+            for p, share in moves.shares.items():
+                self.ledger.states[share_key(budget.key, p)] = share.to_list()
+                self.ledger.dirty_states[share_key(budget.key, p)] = p
+            if moves.grants is not None:
+                self.ledger.states[grants_key(budget.key)] = moves.grants.to_list()
+                self.ledger.dirty_states[grants_key(budget.key)] = 0
+            steps.append((budget.key, moves))
+        self.ledger.forget_views()  # what was returned or given counts at once
+        if steps:
+            await self.persist()
+            await self.writer.delivered()  # also rows another flush took from this one
+        if self.app.consumer_generation_id != generation:
+            return 0  # partitions moved meanwhile: their new owners have the tables
+        records: dict[str, list[object]] = {}
+        for key, moves in steps:
+            self.escrow.commit(key, moves)
+            records.update({f"{key}#p{p}": s.to_list() for p, s in moves.shares.items()})
+            if moves.grants is not None:
+                records[f"{key}#grants"] = moves.grants.to_list()
+        if self._announced != generation:  # all of them again: a new owner, a lost record
+            for budget in self.book:
+                if budget.tenant is None:
+                    shares = self.escrow.shares(budget.key, durable=True)
+                    records.update({f"{budget.key}#p{p}": shares[p].to_list()
+                                    for p in owned if p in shares})
+                    if 0 in owned:
+                        records[f"{budget.key}#grants"] = self.escrow.grants(
+                            budget.key, durable=True).to_list()
+            self._announced = generation
+        self.ledger.forget_views()
+        for key, value in records.items():
+            await self.allotments_topic.send(key=key.encode(), value=orjson.dumps(value))
+        return len(records)
 
     def owned_partitions(self) -> frozenset[int]:
         """The partitions of the per-tenant topics (co-partitioned) this worker owns now."""
@@ -142,6 +262,8 @@ class SpendControl:
             self.removed.append(old)
         if new is not None and new.tenant is not None:
             self.touched.add((new.key, new.tenant))
+        if new is not None and new.tenant is None and not self.escrow.knows(new.key):
+            self._read_allotments(new.key, self.ledger.owned or frozenset())
 
     def apply_catalog(self, key: bytes | None, value: bytes | None) -> None:
         self.catalog = self.default_catalog if value is None else Catalog.from_json(value)
@@ -220,10 +342,13 @@ class SpendControl:
             if self.blocked.pop(key, None) is not None:
                 lifts.append(key)
         self.removed = []
+        owned = self.ledger.owned
         for budget_key, tenant in touched:
             budget = self.book.get(budget_key)
             if budget is None:
                 continue
+            if budget.tenant is None and owned is not None and 0 not in owned:
+                continue  # a global budget's alerts come from one worker: partition 0's
             flags_key = f"{budget.key}#flags"
             raw = self.ledger.states.get(flags_key)
             flags = None if raw is None else BudgetFlags.from_list(raw)
@@ -283,15 +408,18 @@ class SpendControl:
         self.stats.directives += len(directives)
 
     def budget_figures(self, now: float) -> list[dict[str, Any]]:
-        """Every budget in force with its figures (tenant budgets; global: shards held)."""
+        """Every budget in force with its figures (global: the whole budget as known, and
+        the allotments of this worker's partitions)."""
         out = []
         for budget in self.book:
             view = self.ledger.view(budget, budget.tenant or "", now)
             outlook = self.outlooks.get(budget.key)
             paced = self.desk.pacing.get(budget.key)
+            owned = self.ledger.owned or frozenset()
             out.append({**view.figures(), "key": budget.key, "alert_at": budget.alert_at,
-                        "allotment_usd": None if view.allotment is None
-                        else view.allotment / NANO,
+                        "allotment_usd": None if budget.tenant is not None else sum(
+                            self.escrow.allotment(budget.key, budget.limit_nano, p)
+                            for p in owned) / NANO,
                         "pacing": budget.pacing,
                         "pacing_action": paced.figures() if paced else None,
                         "forecast": outlook.figures() if outlook else view.run_rate_forecast()})

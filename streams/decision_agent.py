@@ -88,6 +88,8 @@ def register_decisions(
             stats.reasons[decision.reason.code] += 1
             if decision.reason.code == "already_decided":
                 stats.redelivered += 1
+            elif decision.reason.code == "awaiting_allotment":
+                control.escrow_due.set()
             else:
                 control.meter_demand(request, decision, now)
             answers.add_keyed(decisions_name, request.tenant.encode(),

@@ -42,7 +42,7 @@ class BudgetFigures:
     used: np.ndarray
     """(spent + reserved) / NANO."""
     remaining: np.ndarray
-    """(limit - spent - reserved) / NANO; a global budget's limit is this worker's share."""
+    """(limit - spent - reserved) / NANO (a global budget: over every partition as known)."""
     start: np.ndarray
     end: np.ndarray
     release_row: np.ndarray

@@ -42,6 +42,7 @@ import numpy as np
 
 from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
+from prsm_events.accounting.escrow import Escrow
 from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.accounting.periods import BUCKET_S, ROLLING, calendar_bounds
 
@@ -111,17 +112,6 @@ class Reservation:
         return cls(int(raw[0]), list(raw[1]), float(raw[2]), bool(raw[3]), list(raw[4]))
 
 
-def global_allotment(limit: int, owned: int, partitions: int) -> int:
-    """The part of a global budget's ``limit`` (nano-USD) that a worker owning ``owned`` of
-    ``partitions`` partitions may admit against: workers own disjoint partitions, so their
-    allotments never add up to more than the limit, whatever their number.
-
-    >>> global_allotment(NANO, 2, 6), global_allotment(NANO, 4, 6), global_allotment(NANO, 6, 6)
-    (333333333, 666666666, 1000000000)
-    """
-    return limit * owned // partitions
-
-
 class BudgetLedger:
     """Spent/reserved per budget row and outstanding reservations (see module doc)."""
 
@@ -146,16 +136,21 @@ class BudgetLedger:
         (the only place a hold is stored), so a crash can never leave the two disagreeing."""
         self._bounds: dict[tuple[str, str], tuple[float, float]] = {}
         self._owned: frozenset[int] | None = None
+        self.escrow: Escrow | None = None
+        """The allotments of global budgets (a worker): a global budget is admitted on each
+        partition against that partition's allotment (``admission_view``). None: against
+        the whole limit over every row (one process owning everything, tests)."""
         self._views: dict[str, BudgetView] = {}
-        """Views at ``_views_at`` by budget key: a batch of decisions shares one instant, and
-        its reservations update them in place (``reserve``); any other change forgets them."""
+        """Views at ``_views_at`` by budget key (and a global budget's admission views by
+        row key): a batch of decisions shares one instant, and its reservations update them
+        in place (``reserve``); any other change forgets them."""
         self._views_at = math.nan
         self.reload()
 
     @property
     def owned(self) -> frozenset[int] | None:
-        """The partitions this worker owns (None: all). A global budget's view holds the shards
-        of these only, against their share of the limit (``global_allotment``)."""
+        """The partitions this worker owns (None: all). A global budget's view sums the rows
+        of these, and what the other partitions last published (``escrow``)."""
         return self._owned
 
     @owned.setter
@@ -214,9 +209,9 @@ class BudgetLedger:
 
     # --- reading --------------------------------------------------------------------------
     def view(self, budget: Budget, tenant: str, now: float) -> BudgetView:
-        """The budget's figures at ``now`` (a global budget: summed over the shards held).
-        They do not depend on ``tenant`` (a tenant's budget has one row, a global one is
-        read over every shard held), so the views of an instant are kept by budget key."""
+        """The budget's figures at ``now`` (a global budget: its rows held here, and what
+        the other partitions last published). They do not depend on ``tenant`` (a tenant's
+        budget has one row), so the views of an instant are kept by budget key."""
         if now != self._views_at:
             self._views.clear()
             self._views_at = now
@@ -226,18 +221,57 @@ class BudgetLedger:
         found = self._views[budget.key] = self._read_view(budget, now)
         return found
 
-    def _read_view(self, budget: Budget, now: float) -> BudgetView:
+    def admission_view(self, budget: Budget, tenant: str, now: float) -> BudgetView:
+        """What a request of ``tenant`` is admitted against. A tenant's budget: ``view``. A
+        global budget under escrow: the row of the tenant's partition against that
+        partition's allotment, with ``room``, what the budget has left over every partition
+        as known (what moves of allotment could bring)."""
+        if budget.tenant is not None or self.escrow is None:
+            return self.view(budget, tenant, now)
+        row = self.row_key(budget, tenant)
+        whole = self.view(budget, tenant, now)  # also moves the instant
+        found = self._views.get(row)
+        if found is not None and found.budget is budget:
+            if found.whole is not whole:  # another partition reserved since
+                found = self._views[row] = msgspec.structs.replace(found, whole=whole)
+            return found
+        found = self._views[row] = self._read_admission_view(budget, row, whole, now)
+        return found
+
+    def _read_admission_view(self, budget: Budget, row: str, whole: BudgetView, now: float
+                             ) -> BudgetView:
+        assert self.escrow is not None
+        part = self._read_view(budget, now, [row])
+        allotment = self.escrow.allotment(budget.key, budget.limit_nano,
+                                          self._partition_of(row, ""))
+        return msgspec.structs.replace(part, allotment=allotment, whole=whole)
+
+    def forget_views(self) -> None:
+        """Allotments moved: read the views afresh."""
+        self._views.clear()
+
+    def partition_taken(self, budget: Budget, partition: int, now: float) -> tuple[int, int]:
+        """(spent, held) nano-USD on a global budget's row of ``partition`` at ``now``."""
+        view = self._read_view(budget, now, [f"{budget.key}#p{partition}"])
+        return view.spent, view.reserved
+
+    def _read_view(self, budget: Budget, now: float, rows: list[str] | None = None
+                   ) -> BudgetView:
         start, end = self.bounds(budget, now)
         spent = reserved = 0
         releases: list[tuple[float, int]] = []
         rolling = budget.period in ROLLING
         width = BUCKET_S.get(budget.period, 0)
-        rows, allotment = self._rows_of(budget), None
-        if budget.tenant is None and self.owned is not None and (
-                len(self.owned) < self.partitions):
-            rows = [f"{budget.key}#p{p}" for p in sorted(self.owned)]
-            allotment = global_allotment(budget.limit_nano, len(self.owned),
-                                         self.partitions)
+        if rows is None:
+            rows = self._rows_of(budget)
+            if budget.tenant is None and self.owned is not None and (
+                    len(self.owned) < self.partitions):
+                rows = [f"{budget.key}#p{p}" for p in sorted(self.owned)]
+                if self.escrow is not None:  # what the others last published
+                    for p, share in self.escrow.shares(budget.key).items():
+                        if p not in self.owned:
+                            spent += share.spent
+                            reserved += share.held
         for key in rows:
             reserved += self._held.get(key, 0)
             state = self._peek(key)
@@ -250,8 +284,7 @@ class BudgetLedger:
                         releases.append((bucket + width + ROLLING[budget.period], amount))
             elif state.period_start >= start:
                 spent += state.spent
-        return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)),
-                          allotment)
+        return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)))
 
     def figures(self, budgets: Sequence[Budget], now: float) -> BudgetFigures:
         """``view`` of each budget at ``now``, as columns (what a scoring tick reads). A
@@ -332,17 +365,30 @@ class BudgetLedger:
         key = f"{tenant}|{request_id}"
         if key in self.reservations:
             raise ValueError(f"request {request_id!r} of {tenant!r} already holds a reservation")
-        rows = [self.row_key(b, tenant) for b in budgets]
+        partition = self.partition_of(tenant, self.partitions)
+        rows = [b.key if b.tenant is not None else f"{b.key}#p{partition}" for b in budgets]
+        held, views = self._held, self._views
         for row in rows:
-            self._held[row] = self._held.get(row, 0) + amount
-        for budget, row in zip(budgets, rows, strict=True):
-            seen = self._views.get(budget.key)
-            if seen is not None and (self._owned is None or budget.tenant is not None
-                                     or self._partition_of(row, tenant) in self._owned):
-                self._views[budget.key] = seen.holding(amount)
+            held[row] = held.get(row, 0) + amount
+        for budget in budgets:
+            seen = views.get(budget.key)
+            if budget.tenant is not None:
+                if seen is not None:
+                    views[budget.key] = seen.holding(amount)
+                continue
+            if seen is not None and (self._owned is None or partition in self._owned):
+                seen = views[budget.key] = seen.holding(amount)
+            row = f"{budget.key}#p{partition}"
+            part = views.get(row)
+            if part is not None:
+                whole = part.whole
+                if whole is not None:  # the budget's view as it is now (admission_view)
+                    whole = seen if seen is not None else whole.holding(amount)
+                views[row] = msgspec.structs.replace(part, reserved=part.reserved + amount,
+                                                     whole=whole)
         reservation = Reservation(amount, rows, now + ttl_s, decision=decision or [])
         self.reservations[key] = reservation.to_list()
-        self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
+        self.dirty_reservations[key] = partition
         heapq.heappush(self._expiry, (reservation.expires_at, key))
 
     def _release(self, reservation: Reservation) -> None:

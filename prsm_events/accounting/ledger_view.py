@@ -48,8 +48,11 @@ class BudgetView(msgspec.Struct, frozen=True):
     releases: tuple[tuple[float, int], ...] = ()
     """Rolling windows: (time a bucket leaves the window, its amount), oldest first."""
     allotment: int | None = None
-    """A global budget on a worker that owns only some partitions: the part of the limit it
-    may admit against (``ledger.global_allotment``); None: the whole limit."""
+    """A global budget's admission view: the allotment of the request's partition, which
+    its row may hold (``accounting.escrow``); None: the whole limit."""
+    whole: BudgetView | None = None
+    """A global budget's admission view: the budget over every partition as known (its
+    figures are what a decision reports)."""
 
     @property
     def limit(self) -> int:
@@ -79,7 +82,16 @@ class BudgetView(msgspec.Struct, frozen=True):
 
     def holding(self, amount: int) -> BudgetView:
         """The same view with ``amount`` more reserved."""
+        if self.whole is not None:
+            return msgspec.structs.replace(self, reserved=self.reserved + amount,
+                                           whole=self.whole.holding(amount))
         return msgspec.structs.replace(self, reserved=self.reserved + amount)
+
+    @property
+    def room(self) -> int | None:
+        """A global budget's admission view: what the budget has left over every partition
+        as known, which moves of allotment could bring to this partition; None otherwise."""
+        return None if self.whole is None else self.whole.remaining
 
     def fits(self, amount: int) -> bool:
         """The admission rule: spent + reserved + amount <= limit."""
@@ -112,7 +124,10 @@ class BudgetView(msgspec.Struct, frozen=True):
         return float(ROLLING[self.budget.period]), "window"
 
     def figures(self) -> dict[str, object]:
-        """The figures a decision or report carries."""
+        """The figures a decision or report carries (a global budget: over every
+        partition as known)."""
+        if self.whole is not None:
+            return self.whole.figures()
         budget, spent, reserved = self.budget, self.spent, self.reserved
         return {
             "scope": budget.scope,
@@ -127,6 +142,8 @@ class BudgetView(msgspec.Struct, frozen=True):
 
     def run_rate_forecast(self) -> dict[str, object] | None:
         """Calendar periods: period-end spend and exhaustion time at the run rate so far."""
+        if self.whole is not None:
+            return self.whole.run_rate_forecast()
         elapsed = self.now - self.start
         if self.rolling or elapsed <= 0:
             return None

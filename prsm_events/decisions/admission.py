@@ -72,11 +72,19 @@ class AdmissionDesk:
             return self._again(request, held.decision, now)
         clock = now.timestamp()
         budgets = self.budgets_for(request)
-        views = [self.ledger.view(b, request.tenant, clock) for b in budgets]
+        ledger = self.ledger
+        views = [ledger.view(b, request.tenant, clock) if b.tenant is not None
+                 else ledger.admission_view(b, request.tenant, clock) for b in budgets]
         ctx = DecisionContext(self.catalog, views,
                               lambda p, m: self.health.availability(p, m, clock),
                               self.config, now, self.pacing, self.forecasts)
         decision = decide(request, ctx)
+        if decision.reason.code == "awaiting_allotment" and self.ledger.escrow is not None:
+            cost = to_nano(decision.est_cost_usd)
+            for view in views:
+                if view.room is not None and not view.fits(cost):
+                    self.ledger.escrow.ask(view.budget.key, self.ledger.partition_of(
+                        request.tenant, self.ledger.partitions), cost)
         if decision.admitted:
             if decision.model != request.model:  # model budgets follow the model called
                 budgets = self.budgets_for(request, decision.model)

@@ -65,6 +65,9 @@ class PolicyConfig:
     """A hard budget with less than this share of its limit left is exhausted (throttle)."""
     reservation_retry_s: float = 5.0
     """retry_after when only outstanding reservations stand in the way."""
+    allotment_retry_s: float = 0.25
+    """retry_after when a global budget's allotment is on its way to the request's
+    partition (PRSM_ESCROW_INTERVAL_S)."""
 
 
 class DecisionContext(msgspec.Struct, frozen=True):
@@ -167,6 +170,14 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
         return answer(Action.ALLOW, "within_budget", "fits every budget", cost=cost,
                       view=tightest(cost))
 
+    if blocking and not over_ceiling and all(
+            v.room is not None and v.room >= cost + kept.get(id(v), 0) for v in blocking):
+        view = blocking[0]
+        return answer(Action.DEFER, "awaiting_allotment",
+                      f"{view.budget.key} has ${_usd(view.room or 0):.6f} left over its "
+                      f"partitions, but this partition's allotment is short by "
+                      f"${_usd(cost - view.remaining):.6f}: more is on its way",
+                      cost=cost, view=view, retry=cfg.allotment_retry_s)
     if request.priority == Priority.LOW and blocking and not over_ceiling:
         waits = [(v, *v.seconds_until_fits(cost)) for v in blocking]
         if all(basis != "never" for _, _, basis in waits):
@@ -207,6 +218,7 @@ def _refuse(
     request: Request, entry: ModelPrice, cost: int, blocking: list[BudgetView],
     over_ceiling: bool, cfg: PolicyConfig, answer: Callable[..., DecisionRecord],
 ) -> DecisionRecord:
+    blocking = [v if v.whole is None else v.whole for v in blocking]  # a global budget
     if blocking:
         spent = [v for v in blocking if v.exhausted(cfg.exhausted_below)]
         if spent:

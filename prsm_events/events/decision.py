@@ -54,6 +54,8 @@ REASON_CODES: dict[str, str] = {
     "routed_cheaper_model": "route: a cheaper model that meets the constraints fits",
     "routed_other_provider": "route: another provider of the same model fits",
     "deferred_low_priority": "defer: low priority and a budget is short; retry later",
+    "awaiting_allotment": "defer: a global budget has room, but not yet on this request's "
+    "partition; retry after retry_after_s",
     "paced_route": "route: a paced budget sends this share of low/normal work to a cheaper model",
     "paced_defer": "defer: a paced budget defers this share of low-priority work",
     "paced_throttle": "throttle: a paced budget throttles this share of low/normal work",

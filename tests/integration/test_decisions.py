@@ -327,6 +327,28 @@ def test_bad_budget_records_are_dead_lettered(worker: WorkerHandle) -> None:
     assert not [b for b in worker.get("/budgets")["budgets"] if b["scope"] == "tenant:bad"]
 
 
+def test_bad_allotment_records_are_dead_lettered(worker: WorkerHandle) -> None:
+    """The allotments topic is the workers' own, but a record there that is not a share or
+    grants (a client writing where it should not) is dead-lettered, never believed."""
+    run(publish(worker.settings, "allotments", [
+        (b"global|day#p1", b"{not json"),
+        (b"global|day#p1", orjson.dumps([-5, [], 0, 0, 0, 0])),  # a count below zero
+        (b"global|day#p99", orjson.dumps([0, [], 0, 0, 0, 0])),  # no such partition
+        (b"global|day#grants", orjson.dumps([[0, 10 ** 12], [7, 1]])),
+        (b"global|day#nothing", orjson.dumps([])),
+    ]))
+
+    def letters() -> list[dict[str, Any]]:
+        records = run(read_topic(worker.settings.bootstrap, worker.topic("dlq"), 50,
+                                 timeout_s=3))
+        return [d for d in (orjson.loads(r.value) for r in records)
+                if d["source_topic"] == worker.topic("allotments")]
+
+    wait_until(lambda: len(letters()) >= 5, 20, "bad allotments dead-lettered")
+    assert {d["code"] for d in letters()} == {"invalid_allotment"}
+    assert worker.get("/health")["status"] == "ok"
+
+
 def test_decision_client_timeout_applies_its_fallback(kafka: str, tmp_path: Path) -> None:
     """No worker answers on these topics: the client falls back and says so."""
     from prsm_events.kafka.admin import ensure_topics

@@ -18,7 +18,7 @@ def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
     prefix = f"{unique('it-topics')}."
     specs = topic_specs(prefix, 3)
     first = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
-    assert {c.action for c in first} == {"created"} and len(first) == 9
+    assert {c.action for c in first} == {"created"} and len(first) == 10
     second = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
     assert {c.action for c in second} == {"unchanged"}
     run(set_topic_config(kafka, f"{prefix}usage", "retention.ms", "1000"))

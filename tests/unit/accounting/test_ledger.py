@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -10,10 +11,12 @@ from hypothesis import strategies as st
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
 from prsm_events.accounting.catalog import Catalog
+from prsm_events.accounting.escrow import Escrow, Share
 from prsm_events.accounting.ledger import BudgetLedger, Reservation, Settlement, to_nano
 from prsm_events.accounting.ledger_view import NANO
 from prsm_events.accounting.scopes import scopes_of
 from prsm_events.decisions.admission import AdmissionDesk
+from prsm_events.decisions.policy import PolicyConfig
 from prsm_events.events.request import RequestEvent
 from prsm_events.kafka.partitioning import owner_partition
 
@@ -230,48 +233,64 @@ def test_any_interleaving_never_exceeds_a_hard_budget(steps: list, limits: tuple
 GLOBAL = Budget(scope="global", period="day", limit_usd=1.0)
 
 
-def test_a_worker_owning_some_partitions_admits_against_their_share_of_a_global_budget():
+def test_a_global_budget_is_admitted_on_each_partition_against_its_allotment():
     ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
     now = datetime(2026, 12, 3, 12, tzinfo=UTC).timestamp()
     tenants = {owner_partition(f"t{i}", 4): f"t{i}" for i in range(40)}  # one per partition
-    assert ledger.view(GLOBAL, "t0", now).limit == NANO  # None: every partition
+    assert ledger.admission_view(GLOBAL, "t0", now).limit == NANO  # no escrow: the limit
+    ledger.escrow = Escrow(4)
     ledger.owned = frozenset({0, 1})
-    view = ledger.view(GLOBAL, tenants[0], now)
-    assert (view.limit, view.allotment) == (NANO // 2, NANO // 2)
-    ledger.reserve(tenants[0], "r1", [GLOBAL], NANO // 4, now, 60)
-    ledger.reserve(tenants[2], "r2", [GLOBAL], NANO // 4, now, 60)  # a shard it does not own
-    view = ledger.view(GLOBAL, tenants[1], now)
-    assert (view.reserved, view.remaining) == (NANO // 4, NANO // 4)
-    assert view.fits(NANO // 4) and not view.fits(NANO // 4 + 1)
-    ledger.owned = frozenset(range(4))  # every partition again: the whole limit
-    assert ledger.view(GLOBAL, tenants[0], now).allotment is None
+    view = ledger.admission_view(GLOBAL, tenants[0], now)
+    assert (view.limit, view.allotment, view.room) == (NANO // 4, NANO // 4, NANO)
+    ledger.reserve(tenants[0], "r1", [GLOBAL], NANO // 5, now, 60)
+    ledger.reserve(tenants[1], "r2", [GLOBAL], NANO // 10, now, 60)
+    view = ledger.admission_view(GLOBAL, tenants[0], now)
+    assert (view.reserved, view.remaining, view.room) == (
+        NANO // 5, NANO // 4 - NANO // 5, NANO - 3 * NANO // 10)
+    assert view.fits(NANO // 20) and not view.fits(NANO // 20 + 1)
+    assert view.figures()["reserved_usd"] == 0.3  # a decision reports the whole budget
+    # what another worker's partitions published counts in the whole, not in the allotment
+    ledger.escrow.learn_share(GLOBAL.key, 2, Share(spent=NANO // 10, held=NANO // 10))
+    ledger.forget_views()
+    assert ledger.view(GLOBAL, tenants[0], now).remaining == NANO // 2
+    assert ledger.admission_view(GLOBAL, tenants[0], now).remaining == NANO // 20
+    assert ledger.partition_taken(GLOBAL, 0, now) == (0, NANO // 5)
 
 
 @settings(max_examples=60, deadline=None)
 @given(owners=st.lists(st.integers(0, 2), min_size=6, max_size=6),
        amounts=st.lists(st.integers(NANO // 50, NANO // 5), min_size=60, max_size=80),
-       tenants=st.lists(st.integers(0, 29), min_size=80, max_size=80))
+       tenants=st.lists(st.integers(0, 29), min_size=80, max_size=80),
+       handover=st.integers(0, 79))
 def test_workers_owning_disjoint_partitions_never_admit_more_than_a_global_limit(
-        owners, amounts, tenants):
-    """Six partitions split among up to three workers, each with its own ledger (the tables
-    of its partitions): whatever each admits greedily, together they stay within the limit
-    (the requests ask several times the limit, so each worker fills its share)."""
+        owners, amounts, tenants, handover):
+    """Six partitions split among up to three workers, each with its own ledger: whatever
+    each admits greedily, together they stay within the limit, also when at ``handover``
+    every partition moves to one worker (which reads the rows from the shared tables):
+    a partition's row never holds more than its allotment, wherever it is read."""
     now = datetime(2026, 12, 3, 12, tzinfo=UTC).timestamp()
-    workers = sorted(set(owners))
-    ledgers = {}
-    for w in workers:
-        ledgers[w] = BudgetLedger({}, {}, partitions=6, partition_of=owner_partition)
+    states: dict[str, Any] = {}
+    reservations: dict[str, Any] = {}
+    ledgers: dict[int, BudgetLedger] = {}
+    for w in sorted(set(owners)):
+        ledgers[w] = BudgetLedger(states, reservations, partitions=6,
+                                  partition_of=owner_partition)
+        ledgers[w].escrow = Escrow(6)
         ledgers[w].owned = frozenset(p for p, o in enumerate(owners) if o == w)
     admitted = 0
     for i, amount in enumerate(amounts):
+        if i == handover:
+            for ledger in ledgers.values():
+                ledger.take_dirty()
+            one = BudgetLedger(states, reservations, partitions=6, partition_of=owner_partition)
+            one.escrow, one.owned = Escrow(6), frozenset(range(6))
+            ledgers = dict.fromkeys(range(3), one)
         tenant = f"t{tenants[i]}"
         ledger = ledgers[owners[owner_partition(tenant, 6)]]
-        if ledger.view(GLOBAL, tenant, now).fits(amount):
+        if ledger.admission_view(GLOBAL, tenant, now).fits(amount):
             ledger.reserve(tenant, f"r{i}", [GLOBAL], amount, now, 60)
             admitted += amount
     assert admitted <= NANO
-    if len(workers) == 1:  # one worker owns every partition: the whole limit is usable
-        assert all(lg.view(GLOBAL, "t0", now).allotment is None for lg in ledgers.values())
 
 
 _op = st.one_of(
@@ -293,6 +312,7 @@ def test_views_kept_for_an_instant_equal_views_read_from_the_rows(ops: list) -> 
     any sequence of reservations, settlements, expiries, ownership changes and reloads they
     equal views read afresh from the rows."""
     ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
+    ledger.escrow = Escrow(4)
     budgets = [budget("tenant:a", limit=5), budget("tenant:b", "1h", limit=5),
                budget("global", "month", limit=20), budget("global", "24h", limit=20)]
     now, offset, request = T0.timestamp(), 0, 0
@@ -319,3 +339,50 @@ def test_views_kept_for_an_instant_equal_views_read_from_the_rows(ops: list) -> 
         for tenant in "abcde":
             for b in budgets:
                 assert ledger.view(b, tenant, now) == ledger._read_view(b, now), op
+                if b.tenant is None:
+                    row = ledger.row_key(b, tenant)
+                    fresh = ledger._read_admission_view(b, row, ledger._read_view(b, now),
+                                                        now)
+                    assert ledger.admission_view(b, tenant, now) == fresh, op
+
+
+def test_a_request_short_of_its_partitions_allotment_waits_while_the_budget_has_room():
+    """One worker owning every partition, a global $0.02 budget: a partition's allotment
+    ($0.005) takes no $0.0075 request, which is deferred (``awaiting_allotment``) with the
+    retry of the escrow round; once the round has moved the others' allotment (and the
+    move is durable) the same request is allowed. When the budget itself has no room left,
+    the answer is a refusal, not a deferral."""
+    book = BudgetBook([Budget(scope="global", period="day", limit_usd=0.02)])
+    ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
+    ledger.escrow, ledger.owned = Escrow(4), frozenset(range(4))
+    desk = AdmissionDesk(book, ledger, CATALOG, config=PolicyConfig(allotment_retry_s=0.2))
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    ask = RequestEvent(request_id="r1", ts=now, tenant="acme", service="chat",
+                       model="gpt-4o", est_input_tokens=1000, est_output_tokens=500)
+    first = desk.admit(ask, now)
+    assert (first.action.value, first.reason.code, first.retry_after_s) == (
+        "defer", "awaiting_allotment", 0.2)
+    assert first.budget is not None and first.budget["remaining_usd"] == 0.02  # the whole
+    assert not ledger.reservations  # nothing held
+    key, p = "global|day", owner_partition("acme", 4)
+    taken = {q: ledger.partition_taken(book.get(key), q, now.timestamp()) for q in range(4)}
+    moves = ledger.escrow.step(key, to_nano(0.02), taken, now.timestamp(), grantor=True)
+    assert ledger.escrow.allotment(key, to_nano(0.02), p) == to_nano(0.005)  # not durable
+    assert desk.admit(ask, now).reason.code == "awaiting_allotment"
+    ledger.escrow.commit(key, moves)
+    ledger.forget_views()
+    assert desk.admit(ask, now).action.value == "allow"
+    for i in range(2, 9):  # the rest of the budget, then a refusal
+        last = desk.admit(ask.model_copy(update={"request_id": f"r{i}"}), now)
+        if last.reason.code == "awaiting_allotment":
+            taken = {q: ledger.partition_taken(book.get(key), q, now.timestamp())
+                     for q in range(4)}
+            ledger.escrow.commit(key, ledger.escrow.step(key, to_nano(0.02), taken,
+                                                         now.timestamp() + i, True))
+            ledger.forget_views()
+        elif last.action.value != "allow":
+            break
+    # gpt-4o no longer fits the whole budget: a cheaper model, not a wait
+    assert last.reason.code == "routed_cheaper_model"
+    assert ledger.view(book.get(key), "acme", now.timestamp()).remaining < to_nano(0.0075)
+    assert sum(r[0] for r in ledger.reservations.values()) <= to_nano(0.02)

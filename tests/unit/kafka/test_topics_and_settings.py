@@ -13,11 +13,12 @@ def test_every_design_topic_is_provisioned_with_explicit_policy():
     specs = {s.name: s for s in topic_specs("prsm.", 6)}
     assert set(specs) == {f"prsm.{n}" for n in (
         "usage", "requests", "decisions", "policies", "budgets", "catalog", "alerts", "dlq",
-        "accepted")}
-    for name in ("policies", "budgets", "catalog"):
+        "accepted", "allotments")}
+    for name in ("policies", "budgets", "catalog", "allotments"):
         assert specs[f"prsm.{name}"].configs["cleanup.policy"] == "compact"
     for spec in specs.values():
         assert "cleanup.policy" in spec.configs and "retention.ms" in spec.configs
+    assert specs["prsm.allotments"].partitions == 1  # one order for every share and grant
     # co-partitioning: per-tenant topics share one partition count
     # co-partitioning: the sink's input keeps each event on its source partition
     assert {specs[f"prsm.{n}"].partitions

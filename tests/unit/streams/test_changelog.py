@@ -112,3 +112,33 @@ def test_a_flush_waiting_for_the_broker_does_not_hold_up_the_next() -> None:
         return waiting, [key for _, key, _, _ in producer.sent]
 
     assert asyncio.run(run()) == (True, [b'"x"', b'"y"'])
+
+
+def test_delivered_waits_for_rows_another_flush_took() -> None:
+    """A row marked by one caller but sent by another's flush (which took the lock first):
+    ``delivered`` returns only once that flush's records are with the broker, and raises
+    if they were not (the escrow round counts its moves only after it)."""
+    async def run() -> list[str]:
+        w, producer, a, _ = writer()
+        producer.hold = True
+        table_store(a)["x"] = [1]
+        w.mark(a, {"x": 0})
+        await w.flush(wait=False)  # someone else's flush took the row
+        steps = []
+        waiting = asyncio.ensure_future(w.delivered())
+        await asyncio.sleep(0)
+        steps.append("waiting" if not waiting.done() else "returned early")
+        for future in producer.pending:
+            future.set_result(None)
+        await waiting
+        steps.append("delivered")
+        table_store(a)["y"] = [2]
+        w.mark(a, {"y": 1})
+        await w.flush(wait=False)
+        producer.pending[-1].set_exception(RuntimeError("not delivered"))
+        with pytest.raises(RuntimeError, match="not delivered"):
+            await w.delivered()
+        steps.append("raised")
+        return steps
+
+    assert asyncio.run(run()) == ["waiting", "delivered", "raised"]
