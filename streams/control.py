@@ -243,8 +243,12 @@ class SpendControl:
                             budget.key, durable=True).to_list()
             self._announced = generation
         self.ledger.forget_views()
-        for key, value in records.items():
-            await self.allotments_topic.send(key=key.encode(), value=orjson.dumps(value))
+        try:
+            for key, value in records.items():
+                await self.allotments_topic.send(key=key.encode(), value=orjson.dumps(value))
+        except BaseException:
+            self._announced = -2  # the next round publishes them all again
+            raise
         return len(records)
 
     def owned_partitions(self) -> frozenset[int]:

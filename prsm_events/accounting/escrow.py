@@ -162,6 +162,7 @@ class _Budget:
     demand: dict[int, float] = field(default_factory=dict)
     """Per owned partition: what it was asked for lately (``DEMAND_HALF_LIFE_S``)."""
     stepped: float | None = None
+    """When the last step ran (demand fades with the time between steps)."""
     starved: dict[int, tuple[int, int]] = field(default_factory=dict)
     """Per owned partition short of allotment: (steps it got nothing, its allotment)."""
 
@@ -197,18 +198,8 @@ class Escrow:
     def pool(self, key: str) -> int:
         """What the grantor may still grant: the limit less every allotment as known (a
         return learnt late makes it smaller, never larger)."""
-        b = self._of(key)
-        grants = b.granting or b.grants
-        return sum(s.returned for s in b.durable.values()) - sum(grants.granted.values())
-
-    def room(self, key: str, limit: int) -> int:
-        """The limit less what every partition had spent and held when it last wrote (this
-        worker's own partitions: at its last step): what moves could still bring."""
         b = self._budgets.get(key)
-        if b is None:
-            return limit
-        shares = {**b.durable, **b.pending}
-        return limit - sum(s.spent + s.held for s in shares.values())
+        return 0 if b is None else _pool(b)
 
     def shares(self, key: str, durable: bool = False) -> dict[int, Share]:
         """Every partition's share as known (with this worker's moves not yet durable,
@@ -318,7 +309,7 @@ class Escrow:
         for p in [p for p in b.starved if p not in short]:
             del b.starved[p]
         if grantor:
-            grants = self._grant(limit, b)
+            grants = self._grant(b)
             if grants is not None:
                 b.granting = grants
                 moves.grants = grants
@@ -334,9 +325,9 @@ class Escrow:
         b.starved[p] = (0, -1) if steps >= 2 else (steps, free)
         return steps >= 2
 
-    def _grant(self, limit: int, b: _Budget) -> Grants | None:
+    def _grant(self, b: _Budget) -> Grants | None:
         current = b.granting or b.grants
-        pool = sum(s.returned for s in b.durable.values()) - sum(current.granted.values())
+        pool = _pool(b)
         shares = {**b.durable, **b.pending}
         # a want is served once: only while its share knew every grant made to it before
         wants = sorted((s.want, p) for p, s in shares.items()
@@ -367,6 +358,12 @@ class Escrow:
 
 
 _EMPTY = Share()
+
+
+def _pool(b: _Budget) -> int:
+    """Returns known durable less grants made (those not yet durable too)."""
+    grants = b.granting or b.grants
+    return sum(s.returned for s in b.durable.values()) - sum(grants.granted.values())
 
 
 def _count(value: Any) -> int:
