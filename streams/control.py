@@ -40,7 +40,7 @@ from prsm_events.settings import Settings
 from prsm_events.watch.meter import SpendMeter
 from prsm_events.watch.outlook import BudgetOutlook
 from streams.changelog import ChangelogWriter
-from streams.faust_compat import table_store
+from streams.faust_compat import steady, table_store
 from streams.partition_progress import PartitionProgress
 
 __all__ = ["DecisionStats", "SpendControl", "grants_key", "share_key"]
@@ -187,10 +187,13 @@ class SpendControl:
             share = Share.from_list(raw)
             if any(p >= partitions for p in share.given):
                 raise ValueError(f"a share given to a partition beyond the {partitions}")
-            self.escrow.learn_share(name, int(which[1:]), share)
-            owned = self.ledger.owned or frozenset()
-            if share.want and 0 in owned and int(which[1:]) not in owned:
-                self.escrow_due.set()  # the grantor answers another worker's want at once
+            partition = int(which[1:])
+            before = self.escrow.shares(name).get(partition)
+            self.escrow.learn_share(name, partition, share)
+            if (share.want > (before.want if before else 0)
+                    and partition not in (self.ledger.owned or frozenset())):
+                self.escrow_due.set()  # another worker's partition wants more: a round now
+                # (the grantor grants; owners return what they keep when the pool is short)
         else:
             raise ValueError(f"not an allotment key (BUDGET#pN or BUDGET#grants): {key!r}")
         self.ledger.forget_views()
@@ -224,8 +227,11 @@ class SpendControl:
         if steps:
             await self.persist()
             await self.writer.delivered()  # also rows another flush took from this one
-        if self.app.consumer_generation_id != generation:
-            return 0  # partitions moved meanwhile: their new owners have the tables
+        if not steady(self.app) or self.app.consumer_generation_id != generation:
+            # a rebalance began meanwhile: the partitions may be another worker's already
+            # (Faust sets the new generation only once assigned, so the revocation shows
+            # only as a rebalance); what was written counts, uncounted, only in the tables
+            return 0
         records: dict[str, list[object]] = {}
         for key, moves in steps:
             self.escrow.commit(key, moves)

@@ -138,6 +138,7 @@ def register_views(
             "sink": "off" if sink is None else ("blocked" if blocked is not None else "ok"),
             "stalled": [asdict(s) for s in monitor.stalls],
             "catalog": control.catalog.version, "budgets": len(control.book),
+            "partitions": sorted(control.owned_partitions()) if ready else [],
         }, status=200 if status == "ok" else 503)
 
     @app.page("/stats")
