@@ -419,17 +419,22 @@ class SpendControl:
 
     def budget_figures(self, now: float) -> list[dict[str, Any]]:
         """Every budget in force with its figures (global: the whole budget as known, and
-        the allotments of this worker's partitions)."""
+        per partition this worker owns, its allotment and what it holds, spent + reserved,
+        which admissions keep within the allotment)."""
         out = []
         for budget in self.book:
             view = self.ledger.view(budget, budget.tenant or "", now)
             outlook = self.outlooks.get(budget.key)
             paced = self.desk.pacing.get(budget.key)
-            owned = self.ledger.owned or frozenset()
+            parts = None if budget.tenant is not None else [
+                {"partition": p,
+                 "allotment_usd": self.escrow.allotment(budget.key, budget.limit_nano, p) / NANO,
+                 "taken_usd": sum(self.ledger.partition_taken(budget, p, now)) / NANO}
+                for p in sorted(self.ledger.owned or ())]
             out.append({**view.figures(), "key": budget.key, "alert_at": budget.alert_at,
-                        "allotment_usd": None if budget.tenant is not None else sum(
-                            self.escrow.allotment(budget.key, budget.limit_nano, p)
-                            for p in owned) / NANO,
+                        "allotment_usd": None if parts is None else sum(
+                            part["allotment_usd"] for part in parts),
+                        "partitions": parts,
                         "pacing": budget.pacing,
                         "pacing_action": paced.figures() if paced else None,
                         "forecast": outlook.figures() if outlook else view.run_rate_forecast()})

@@ -304,9 +304,9 @@ class Escrow:
             for q, x in given.get(p, {}).items():
                 gives[q] = gives.get(q, 0) + x
             back, want = max(0, surplus.get(p, 0)), max(0, short.get(p, 0))
-            if back and not eager:
-                back = max(0, back - (base_allotment(limit, p, self.partitions) - spent - held
-                                      - need[p]))
+            if back and not eager:  # it keeps free its even part, less what it holds
+                back = max(0, back - max(0, base_allotment(limit, p, self.partitions)
+                                         - spent - held - need[p]))
             if want and b.short.get(p, 0) and free[p] > 0 and self._starving(b, p, free[p]):
                 back, want = back + free[p], want + free[p]
             granted = b.grants.granted.get(p, 0)

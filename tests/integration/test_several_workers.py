@@ -137,5 +137,10 @@ def test_a_global_budget_is_never_overspent_and_its_allotments_follow_demand(
                            < 1e-9 for w in workers), timeout=30,
                what="every worker sees the whole budget", details=lambda: [
                    w.get("/budgets")["budgets"][0] for w in workers])
+    # and no partition holds more than its allotment (the whole can pass while one does)
+    parts = [part for w in workers for part in w.get("/budgets")["budgets"][0]["partitions"]]
+    assert sorted(part["partition"] for part in parts) == list(range(6))
+    over = [part for part in parts if part["taken_usd"] > part["allotment_usd"] + 1e-9]
+    assert not over, over
     print(f"{count} worker(s): ${admitted:.4f} of ${limit} admitted; after the shift to one "
           f"partition ${hot_admitted:.4f} in {shifted_s:.2f} s, {len(waits)} deferrals")
