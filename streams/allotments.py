@@ -19,6 +19,7 @@ from prsm_events.settings import Settings
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.faust_compat import steady
+from streams.fencing import Fenced
 
 __all__ = ["register_allotments"]
 
@@ -39,5 +40,7 @@ def register_allotments(app: faust.App, settings: Settings, control: SpendContro
                 control.stats.allotment_records += await control.move_allotments(time.time())
             except asyncio.CancelledError:
                 raise
+            except Fenced:  # a rebalance began: the next round, steady again, moves them
+                continue
             except Exception:  # the broker may be away: the next round writes them again
                 log.exception("allotments could not be moved this round")

@@ -10,18 +10,24 @@ keeps them in order per partition; the wait for the broker is outside it, so tha
 A row whose record the producer could not deliver is marked again, so the next flush sends
 it: a batch retried after a failed write finds its rows already changed in memory (and
 changes nothing more), yet their records still reach the changelog.
+
+Records are handed only while no rebalance is under way (``streams.fencing``): a flush
+during one raises ``Fenced`` and keeps the rows marked; the next flush, in a steady group,
+drops the marks of partitions this worker no longer owns (their new owner restored them
+from the changelog and writes them now) and sends the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import faust
 from faust.types import TableT
 
-from streams.faust_compat import TableRows, changelog_send, table_store
+from streams.faust_compat import TableRows, changelog_send, steady, table_store
 
 __all__ = ["ChangelogWriter"]
 
@@ -29,8 +35,11 @@ _Marked = dict[tuple[str, str], tuple[TableT[str, Any], int]]
 
 
 class ChangelogWriter:
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App,
+                 owned: Callable[[], frozenset[int]] | None = None) -> None:
         self.app = app
+        self.owned = owned
+        """The partitions this worker owns now (None: every one, a process alone)."""
         self.pending: _Marked = {}
         self.lock = asyncio.Lock()
         self.in_flight: set[asyncio.Future[Any]] = set()
@@ -48,6 +57,9 @@ class ChangelogWriter:
         Returns the delivery futures (already done when ``wait``).
         """
         async with self.lock:
+            if self.owned is not None and self.pending and steady(self.app):
+                owned = self.owned()  # another's now: its owner restored and writes them
+                self.pending = {k: m for k, m in self.pending.items() if m[1] in owned}
             pending, self.pending = self.pending, {}
             by_table: dict[str, tuple[TableT[str, Any], TableRows]] = {}
             for (name, key), (table, partition) in pending.items():

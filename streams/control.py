@@ -123,7 +123,7 @@ class SpendControl:
         self.desk = AdmissionDesk(self.book, self.ledger, default_catalog, self.health,
                                   self.config, settings.reservation_ttl_s)
         self.catalog_listeners: list[Callable[[Catalog], None]] = []
-        self.writer = ChangelogWriter(app)
+        self.writer = ChangelogWriter(app, self.owned_partitions)
         self.stats = DecisionStats()
         self.touched: set[tuple[str, str]] = set()
         """(budget key, tenant) whose figures changed since the last signal check."""

@@ -2,8 +2,9 @@
 
 Requests are processed as they come; while more are already queued they are gathered (up
 to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide each request
-and reserve in the ledger, hand changelog records and decisions to the producer (one record
-batch per partition, ``streams.record_batches``); once the broker has them all, acknowledge.
+and reserve in the ledger, hand the changelog records to the producer (one record batch per
+partition, ``streams.record_batches``), and once the broker has them, if no rebalance began
+meanwhile, the decisions (``streams.fencing``); once it has those too, acknowledge.
 Meanwhile the next batch is decided (a pipelined agent, ``OrderedDelivery.agent``: at most
 one batch waits for the broker). A crash before the acknowledgement re-delivers the
 requests; a re-delivered admitted request finds its reservation and is answered
@@ -31,6 +32,7 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import record_batches, steady
+from streams.fencing import Fenced, answer_once_reserved
 from streams.ordered_delivery import Batch, OrderedDelivery
 from streams.partition_progress import RecordProbe
 from streams.raw_topics import raw_topic
@@ -95,12 +97,18 @@ def register_decisions(
             answers.add_keyed(decisions_name, request.tenant.encode(),
                               encode_decision(decision))
         answered = len(answers)
-        futures = await control.persist(wait=False)
-        futures += await answers.send()
-        futures.append(asyncio.ensure_future(dead_letters.write(dead, stamp)))
+        reserved = await control.persist(wait=False)
+        dead_sent = asyncio.ensure_future(dead_letters.write(dead, stamp))
 
         async def delivered() -> None:
-            await asyncio.gather(*futures)
+            # fencing (streams.fencing): the decisions go once their reservations are with
+            # the broker, and only if no rebalance began since the batch was taken, so that
+            # whoever owns the partitions next restores every reservation answered for
+            try:
+                sent = await answer_once_reserved(reserved, answers, batch.still_current)
+            finally:
+                await dead_sent
+            await asyncio.gather(*sent)
             stats.requests += answered
             stats.dead_lettered += len(dead)
         return asyncio.ensure_future(delivered())
@@ -117,8 +125,11 @@ def register_decisions(
         now = time.time()
         stats.expired += len(control.ledger.expire(now))
         control.lift_expired(now)
-        await control.persist()
-        await control.announce(now)
+        try:
+            await control.persist()
+            await control.announce(now)
+        except Fenced:  # a rebalance began: the rows stay marked for the next flush
+            return
         await delivery.progress.check()
         stats.rewinds, stats.rereads = delivery.progress.rewinds, delivery.progress.rereads
         stats.undelivered = delivery.progress.epoch

@@ -363,15 +363,16 @@ def store_rows(stream: StreamT[Any], events: Sequence[Delivered],
 async def changelog_send(app: faust.App, changes: Sequence[tuple[TableT[str, Any], TableRows]]
                          ) -> list[Any]:
     """Hand each changed row's changelog record (``value`` None: a tombstone) to the producer,
-    for its source partition, in record batches; return the delivery futures (one per row,
-    shared by the rows of a batch)."""
+    for its source partition, in record batches, each only while no rebalance is under way
+    (``streams.fencing``); return the delivery futures (one per row, shared by the rows of a
+    batch)."""
     batches = record_batches(app)
     for table, rows in changes:
         topic = table.changelog_topic.get_topic_name()
         for key, (partition, value) in rows.items():
             batches.add(topic, partition, orjson.dumps(key),
                         None if value is None else orjson.dumps(value))
-    return await batches.send()
+    return await batches.send(fence=lambda: steady(app))
 
 
 def record_batches(app: faust.App) -> RecordBatches:

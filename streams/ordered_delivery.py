@@ -14,8 +14,9 @@ An agent reads one topic in batches of messages handed over by Faust's fetch loo
 6. once they are all delivered, batch after batch in order, announces the alerts and
    directives due and marks the messages done, which moves the offsets the worker commits.
 
-A dropped batch (None anywhere) does not move them: its messages come again (read again
-after the seek back, or after the rebalance). A batch whose work raised is taken again. If a
+A dropped batch (None anywhere, or records fenced off by a rebalance, ``streams.fencing``)
+does not move them: its messages come again (read again after the seek back, or after the
+rebalance). A batch whose work raised is taken again. If a
 batch's records fail, every partition is read again from what was delivered
 (``PartitionProgress.undelivered``), and the batch taken after it is not marked done either.
 """
@@ -34,6 +35,7 @@ from faust.types import StreamT
 
 from streams.batching import Delivered, MessageBuffer
 from streams.faust_compat import divert_messages, divert_records, note_inbound, steady
+from streams.fencing import Fenced
 from streams.partition_progress import PartitionProgress, RecordProbe
 
 if TYPE_CHECKING:
@@ -97,10 +99,11 @@ class OrderedDelivery:
             return None  # a later message before an earlier one: re-read in order
         return Batch(self.app, stream, current, generation)
 
-    async def complete(self, batch: Batch, now: float, epoch: int) -> None:
-        """Step 6 (``epoch``: what ``PartitionProgress.take`` returned for the batch)."""
+    async def complete(self, batch: Batch, now: float, epoch: int) -> bool:
+        """Step 6 (``epoch``: what ``PartitionProgress.take`` returned for the batch); False
+        when the batch is not done after all (it comes again)."""
         await self.control.announce(now)
-        self.progress.done(batch.events, epoch)
+        return self.progress.done(batch.events, epoch)
 
     def agent(self, name: str, hand: Handover, *, size: int, within_s: float,
               answer_when_idle: bool = False, on_acked: Callable[[int], None] | None = None,
@@ -118,7 +121,11 @@ class OrderedDelivery:
                     await previous  # batches are done in the order they were taken
                 try:
                     await waiting
-                    await self.complete(batch, time.time(), epoch)
+                    if not await self.complete(batch, time.time(), epoch):
+                        return  # taken before a re-read or a rebalance: it comes again
+                except Fenced as exc:  # a rebalance: not done, read again by the new owner
+                    log.info("%s", exc)  # (a batch taken after it is of the old generation)
+                    return
                 except Exception:  # a later batch must not be done past this one: re-read
                     log.exception("the records of a batch of %d messages were not delivered; "
                                   "re-reading from what was", len(batch.events))
@@ -143,6 +150,9 @@ class OrderedDelivery:
                 try:
                     batch = await self.accept(stream, events)
                     waiting = None if batch is None else await hand(batch)
+                except Fenced as exc:  # a rebalance began: dropped, it comes again after
+                    log.info("%s", exc)
+                    continue
                 except Exception:  # a failing batch must not stop the agent: taken again
                     log.exception("processing a batch of %d messages failed; retrying in "
                                   "%.0fs", len(events), RETRY_AFTER_S)

@@ -235,15 +235,16 @@ class PartitionProgress:
                 del holes[start]
         return self.epoch
 
-    def done(self, events: Sequence[Delivered], epoch: int) -> None:
+    def done(self, events: Sequence[Delivered], epoch: int) -> bool:
         """The batch's records reached the broker: its offsets may be committed. ``epoch``:
-        what ``take`` returned (a batch taken before ``undelivered`` is not done: it comes
-        again)."""
+        what ``take`` returned (a batch taken before ``undelivered`` or a rebalance is not
+        done: it comes again, and False is returned)."""
         if self.app.consumer_generation_id != self.generation or epoch != self.epoch:
-            return
+            return False
         for event in events:
             m = event.message
             self.delivered[m.tp] = max(self.delivered.get(m.tp, 0), m.offset + 1)
+        return True
 
     async def undelivered(self) -> None:
         """A batch's records did not reach the broker: seek every partition back to what was

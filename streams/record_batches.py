@@ -18,12 +18,14 @@ here listens to it).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from prsm_events.kafka.partitioning import owner_partition
+from streams.fencing import Fenced
 
 __all__ = ["RecordBatches"]
 
@@ -50,9 +52,12 @@ class RecordBatches:
         self._keyed.setdefault(topic, []).append((self._count, key, value))
         self._count += 1
 
-    async def send(self) -> list[asyncio.Future[Any]]:
+    async def send(self, fence: Callable[[], bool] | None = None
+                   ) -> list[asyncio.Future[Any]]:
         """Hand every record to the producer; the futures of their delivery, one per record
-        in the order they were added (records of one batch share its future)."""
+        in the order they were added (records of one batch share its future). With
+        ``fence``, each record batch is handed only while it returns True, else ``Fenced``
+        is raised (those already handed stay so)."""
         for topic, keyed in self._keyed.items():
             partitions = len(await self.producer.partitions_for(topic))
             for place, key, value in keyed:
@@ -62,19 +67,28 @@ class RecordBatches:
         records, self._records, self._keyed, self._count = self._records, {}, {}, 0
         for (topic, partition), rows in records.items():
             rows.sort(key=itemgetter(0))  # keyed records joined the partition's list last
-            await self._send_partition(topic, partition, rows, futures)
+            await self._send_partition(topic, partition, rows, futures, fence)
         assert all(f is not None for f in futures)
         return futures  # type: ignore[return-value]
 
     async def _send_partition(self, topic: str, partition: int,
                               rows: list[tuple[int, bytes | None, bytes | None]],
-                              futures: list[asyncio.Future[Any] | None]) -> None:
+                              futures: list[asyncio.Future[Any] | None],
+                              fence: Callable[[], bool] | None) -> None:
         producer = self.producer
+
+        async def hand(batch: Any) -> asyncio.Future[Any]:
+            if fence is not None and not fence():
+                raise Fenced(f"a rebalance began: records for {topic}[{partition}] not sent")
+            sent: asyncio.Future[Any] = await producer.send_batch(batch, topic,
+                                                                  partition=partition)
+            return sent
+
         batch = producer.create_batch()
         places: list[int] = []
         for place, key, value in rows:
             if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
-                sent = await producer.send_batch(batch, topic, partition=partition)
+                sent = await hand(batch)
                 for p in places:
                     futures[p] = sent
                 batch, places = producer.create_batch(), []
@@ -82,6 +96,6 @@ class RecordBatches:
                     raise RuntimeError(f"an empty record batch refused a record of {topic}")
             places.append(place)
         if places:
-            sent = await producer.send_batch(batch, topic, partition=partition)
+            sent = await hand(batch)
             for p in places:
                 futures[p] = sent

@@ -144,3 +144,95 @@ def test_a_global_budget_is_never_overspent_and_its_allotments_follow_demand(
     assert not over, over
     print(f"{count} worker(s): ${admitted:.4f} of ${limit} admitted; after the shift to one "
           f"partition ${hot_admitted:.4f} in {shifted_s:.2f} s, {len(waits)} deferrals")
+
+
+@pytest.mark.parametrize("change", ["kill", "join"])
+def test_a_global_budget_holds_through_a_rebalance_mid_stream(
+        change, start_worker, kafka, tmp_path):
+    """A global $1 hard budget, 400 requests of 12 tenants (three times the limit) from four
+    clients that ask deferred requests again, in a steady stream; once 60 are decided the
+    group changes: one of three workers is SIGKILLed, or two workers join the one that owned
+    every partition. Every request admitted by any decision (before the change or after, by
+    whichever worker answered it) holds a reservation: they add up to at most the limit and
+    to at least 98% of it, every worker left sees that whole budget, and no partition holds
+    more than its allotment (fencing, streams/fencing.py)."""
+    import asyncio
+    import threading
+
+    import orjson
+
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.kafka.config_topics import budget_record
+    from prsm_events.kafka.config_topics import publish as publish_config
+    from prsm_events.sdk.decision_client import DecisionClient
+    from tests.factories import request
+    from tests.integration.conftest import read_to_end, run
+
+    name = unique(f"it-global-{change}")
+    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
+              "reservation_ttl_s": 900.0}
+
+    def worker(i: int):
+        return start_worker(f"{change}{i}", home=tmp_path / f"{change}{i}",
+                            sink="worker" if i == 0 else "off", **common)
+
+    workers = [worker(i) for i in range(3 if change == "kill" else 1)]
+    run(publish_config(workers[0].settings, "budgets", [budget_record(
+        Budget(scope="global", period="day", limit_usd=1.0))]))
+    wait_until(lambda: all(w.get("/health")["budgets"] == 1 for w in workers),
+               what="every worker read the budget")
+    settled(workers)
+    reqs = [request(tenant=f"t{i % TENANTS}") for i in range(400)]  # $0.0075 each
+
+    async def decide_all() -> None:
+        clients = [DecisionClient(workers[0].settings, timeout_s=120.0) for _ in range(4)]
+        for c in clients:
+            await c.start()
+
+        async def decide(i: int, r) -> None:
+            while True:
+                d = await clients[i % 4].decide(r)
+                if d.reason.code != "awaiting_allotment":
+                    return
+                await asyncio.sleep(d.retry_after_s or 0.25)
+
+        try:
+            for start in range(0, len(reqs), 40):  # a steady stream, not one burst
+                await asyncio.gather(*(decide(i, r) for i, r in
+                                       enumerate(reqs[start:start + 40], start)))
+        finally:
+            for c in clients:
+                await c.stop()
+
+    sender = threading.Thread(target=lambda: run(decide_all()))
+    sender.start()
+    wait_until(lambda: sum(w.get("/stats")["decisions"]["requests"] for w in workers) >= 60,
+               what="60 decisions")
+    if change == "kill":
+        workers[2].kill()
+        workers = workers[:2]
+    else:
+        workers += [worker(1), worker(2)]
+    sender.join(timeout=300)
+    assert not sender.is_alive()
+    settled(workers)
+
+    answers: dict[str, list[dict]] = {}
+    for record in run(read_to_end(kafka, workers[0].topic("decisions"))):
+        doc = orjson.loads(record.value)
+        answers.setdefault(doc["request_id"], []).append(doc)
+    assert len(answers) == len(reqs)
+    # a request answered twice (re-read by the worker that took its partition over) holds
+    # one reservation: its first admission counts
+    admitted = sum(next((d["est_cost_usd"] for d in ds if d["action"] in ("allow", "route")),
+                        0.0) for ds in answers.values())
+    assert admitted <= 1.0 + 1e-9, f"${admitted:.4f} of $1 admitted ({change})"
+    assert admitted >= 0.98, f"only ${admitted:.4f} of $1 admitted ({change})"
+    wait_until(lambda: all(abs(w.get("/budgets")["budgets"][0]["reserved_usd"] - admitted)
+                           < 1e-9 for w in workers), timeout=60,
+               what="every worker holds every admitted request", details=lambda: (
+                   admitted, [w.get("/budgets")["budgets"][0] for w in workers]))
+    parts = [part for w in workers for part in w.get("/budgets")["budgets"][0]["partitions"]]
+    over = [part for part in parts if part["taken_usd"] > part["allotment_usd"] + 1e-9]
+    assert not over, over
+    print(f"{change}: ${admitted:.4f} of $1 admitted")

@@ -76,4 +76,7 @@ def app_with(producer: FakeProducer, name: str = "fake-producer-test", **conf: A
              ) -> faust.App:
     app = faust.App(name, broker="kafka://127.0.0.1:1", autodiscover=False, **conf)
     app.producer = producer  # type: ignore[assignment]
+    # as a worker in a steady group: flowing, tables recovered (streams.fencing)
+    app.flow_control.resume()
+    app.tables.recovery.completed.set()  # type: ignore[attr-defined]
     return app

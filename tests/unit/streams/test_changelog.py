@@ -142,3 +142,57 @@ def test_delivered_waits_for_rows_another_flush_took() -> None:
         return steps
 
     assert asyncio.run(run()) == ["waiting", "delivered", "raised"]
+
+
+def test_nothing_is_handed_during_a_rebalance_and_lost_partitions_are_not_written() -> None:
+    """Fencing: during a rebalance a flush hands nothing (``Fenced``) and keeps the rows
+    marked; once the group is steady again the rows of partitions now another worker's are
+    dropped (it restored them and writes them itself), the others sent. A rebalance that
+    begins between two record batches of one flush stops it there."""
+    from streams.fencing import Fenced
+
+    async def run() -> list[list[Sent]]:
+        producer = FakeProducer()
+        app = app_with(producer, "changelog-test")
+        owned = {0, 1, 2}
+        w = ChangelogWriter(app, lambda: frozenset(owned))
+        a = app.Table("a", default=None)
+        for key, value in (("x", 1), ("y", 2), ("z", 3)):
+            table_store(a)[key] = [value]
+        w.mark(a, {"x": 0, "y": 1, "z": 2})
+        app.flow_control.suspend()  # a revocation began
+        with pytest.raises(Fenced):
+            await w.flush()
+        rounds = [list(producer.sent)]
+        owned.discard(1)  # the rebalance gave partition 1 to another worker
+        app.flow_control.resume()
+        await w.flush()
+        rounds.append(producer.sent[len(rounds[0]):])
+        # a flush of two record batches: the rebalance begins while the first is handed
+        sent_before = len(producer.sent)
+        real = producer.send_batch
+
+        async def then_revoked(*args: Any, **kwargs: Any) -> asyncio.Future[None]:
+            done = await real(*args, **kwargs)
+            app.flow_control.suspend()
+            return done
+
+        producer.send_batch = then_revoked  # type: ignore[method-assign]
+        w.mark(a, {"x": 0, "z": 2})
+        with pytest.raises(Fenced):
+            await w.flush()
+        rounds.append(producer.sent[sent_before:])
+        producer.send_batch = real  # type: ignore[method-assign]
+        app.flow_control.resume()
+        sent_before = len(producer.sent)
+        await w.flush()
+        rounds.append(producer.sent[sent_before:])
+        return rounds
+
+    during, after, split, rest = asyncio.run(run())
+    assert during == []
+    assert sorted(after) == [("changelog-test-a-changelog", b'"x"', b"[1]", 0),
+                             ("changelog-test-a-changelog", b'"z"', b"[3]", 2)]
+    assert len(split) == 1  # the first record batch only: the other row stays marked
+    other = next(r for r in after if r != split[0])
+    assert other in rest  # (the row handed goes again too: its latest value, harmless)

@@ -54,8 +54,9 @@ class Rig:
         self.announce_fails = 0
         self.handed: list[list[tuple[int, int]]] = []
         self.answers: list[asyncio.Future[None]] = []
+        self.acked: list[int] = []
         self.delivery.agent("decide", self._hand, size=100, within_s=0.0,
-                            answer_when_idle=True)
+                            answer_when_idle=True, on_acked=self.acked.append)
         self.run = agents[0]
 
     async def _ready(self, poll_s: float) -> None:
@@ -130,6 +131,7 @@ async def test_a_batch_whose_records_fail_is_read_again_with_the_one_taken_after
     await settle()
     assert sorted(rig.consumer.seeks) == [(A, 10), (B, 0)]
     assert rig.committed() == (10, 0)
+    assert rig.acked == []  # neither counts as acknowledged: both come again
     await rig.fetched((A, 13))  # fetched before the seek took effect: refused, no second seek
     assert len(rig.handed) == 2 and len(rig.consumer.seeks) == 2
     await rig.fetched((A, 10, 11, 12, 13), (B, 0))  # read again from what was delivered
@@ -137,6 +139,25 @@ async def test_a_batch_whose_records_fail_is_read_again_with_the_one_taken_after
     rig.answers[2].set_result(None)
     await settle()
     assert rig.committed() == (14, 1)
+    assert rig.acked == [5]  # each message acknowledged once
+    agent.cancel()
+
+
+async def test_a_batch_fenced_off_by_a_rebalance_is_not_done_nor_sought_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its decisions were withheld (streams.fencing): it is not done, and, the rebalance
+    under way, nothing is sought back (the new owner reads from the committed position)."""
+    from streams.fencing import Fenced
+
+    rig = Rig(monkeypatch)
+    agent = asyncio.ensure_future(rig.run(None))
+    await rig.fetched((A, 10))
+    rig.answers[0].set_exception(Fenced("a rebalance began"))
+    await settle()
+    assert rig.committed() == (10, None) and rig.consumer.seeks == [] and rig.acked == []
+    assert not agent.done()  # the agent goes on
+    await rig.fetched((B, 0))
+    assert rig.handed[1] == [(1, 0)]
     agent.cancel()
 
 
