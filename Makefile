@@ -50,7 +50,7 @@ bench-decisions: install
 	$(BIN)/python benchmarks/decisions.py --seconds 10
 
 bench-takeover: install
-	$(BIN)/python benchmarks/takeover.py --runs 3
+	$(BIN)/python benchmarks/takeover.py --runs 3 --standby 0 1
 
 bench-scale-out: install
 	$(BIN)/python benchmarks/scale_out.py --workers 1 2 3

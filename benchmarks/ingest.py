@@ -168,7 +168,7 @@ def measure_parts(messages: list[tuple[bytes, bytes, int]], home: Path) -> dict[
     store.ping()  # open the engine and apply the DDL outside the timing
     t0 = time.perf_counter()
     for batch_records in records:
-        store.insert_usage_json(b"".join(batch_records))
+        store.insert_json("usage", b"".join(batch_records))
     insert = len(out.accepted) / (time.perf_counter() - t0)
     store.close()
     return {"pure": pure, "encode": encode, "insert": insert}

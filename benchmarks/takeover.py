@@ -38,12 +38,13 @@ def spend_events(worker: WorkerProcess, tenant: str) -> int:
     return int(rows[0]["events"]) if rows else 0
 
 
-def one_run(bootstrap: str, home: Path) -> float:
+def one_run(bootstrap: str, home: Path, standby: int) -> float:
     name = f"takeover{uuid.uuid4().hex[:6]}"
 
     def settings(i: int, sink: str) -> Settings:
         return Settings(home=home / f"w{i}", kafka_bootstrap=bootstrap, topic_prefix=f"{name}.",
-                        app_id=name, web_port=free_port(), partitions=6, sink=sink)
+                        app_id=name, web_port=free_port(), partitions=6, sink=sink,
+                        standby_replicas=standby)
 
     def event(i: int, tenant: str) -> UsageEvent:
         return UsageEvent(event_id=f"{name}-{i}", ts=datetime.now(UTC), tenant=tenant,
@@ -84,17 +85,24 @@ def one_run(bootstrap: str, home: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--standby", type=int, nargs="+", default=[1],
+                    help="PRSM_STANDBY_REPLICAS of the workers; several: runs of each")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="prsm-takeover-"))
     bootstrap, broker = bench_broker(home / "broker")
+    took: dict[int, list[float]] = {}
     try:
-        took = [one_run(bootstrap, home / f"run{r}") for r in range(args.runs)]
+        for r in range(args.runs):  # interleaved: the machine's noise falls on each alike
+            for standby in args.standby:
+                took.setdefault(standby, []).append(
+                    one_run(bootstrap, home / f"run{r}-s{standby}", standby))
     finally:
         if broker is not None:
             broker.stop()
     print(machine_line())
     print("session timeout 10 s, heartbeat 2 s (streams/app.py)")
-    print("takeover s: " + ", ".join(f"{t:.1f}" for t in took))
+    for standby, times in took.items():
+        print(f"standby replicas {standby}: takeover s: " + ", ".join(f"{t:.1f}" for t in times))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         None, description="PRSM_WEB_TOKEN: when set, every endpoint of the worker's HTTP API "
         "but /health needs `Authorization: Bearer <token>`; the CLI sends it.",
     )
+    standby_replicas: int = Field(
+        1, ge=0, le=8, description="PRSM_STANDBY_REPLICAS: standby replicas Faust keeps of each "
+        "table partition on other workers (kept up to date from the changelogs), so that a "
+        "takeover restores only what the standby has not read yet (0: the new owner reads the "
+        "whole changelog).",
+    )
     table_store: str = Field(
         "memory://",
         description="PRSM_TABLE_STORE: Faust table store, memory:// or rocksdb:// (extra "

@@ -20,8 +20,8 @@ from streams.faust_compat import commit_positions, deliver_without_tasks, fetch_
 from streams.health_monitor import HealthMonitor
 from streams.record_probe import BrokerRecordProbe
 from streams.scoring_timer import register_scoring
+from streams.store_sink import StoreSink
 from streams.usage_agent import IngestStats, register_ingest
-from streams.usage_sink import UsageSink
 from streams.web import register_views
 
 __all__ = ["build_app"]
@@ -36,6 +36,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         broker=brokers,
         broker_credentials=settings.kafka.faust_credentials(),
         store=settings.table_store,
+        table_standby_replicas=settings.standby_replicas,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
@@ -62,12 +63,12 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         datadir=str(settings.home.absolute() / "faust"),
     )
-    sink: UsageSink | None = None
+    sink: StoreSink | None = None
     if settings.sink == "worker":  # this process runs the sink, and owns an embedded store
         store = store or ClickHouseStore(
             settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database
         )
-        sink = UsageSink(settings, store)
+        sink = StoreSink(settings, store)
         app.add_dependency(sink)
     else:
         store = None

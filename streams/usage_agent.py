@@ -6,7 +6,7 @@ acknowledged is lost, nothing counted twice):
 1. in one synchronous step, read the tables and the ledger, and write the batch's changes to
    them (spend rows, the ``seen`` rows, settlements): no rebalance can come between;
 2. hand to the producer, all at once: the accepted, priced events to the accepted topic (the
-   sink, ``streams.usage_sink``, inserts them into ClickHouse: a slow or absent ClickHouse
+   sink, ``streams.store_sink``, inserts them into ClickHouse: a slow or absent ClickHouse
    never holds ingest up), the dead letters (``DeadLetterWriter``) and the changed rows'
    changelog records; the next batch is taken meanwhile (a pipelined agent,
    ``OrderedDelivery.agent``: at most one batch waits for the broker);
@@ -109,7 +109,7 @@ async def send_accepted(
     now: datetime, max_bytes: int,
 ) -> list[asyncio.Future[Any]]:
     """Hand accepted events to the producer for the accepted topic, each to its source
-    partition, in record batches (the sink, ``streams.usage_sink``, inserts them into
+    partition, in record batches (the sink, ``streams.store_sink``, inserts them into
     ClickHouse); returns the futures of their delivery."""
     by_partition: dict[int, list[tuple[PricedUsage, int, int]]] = defaultdict(list)
     for item in accepted:

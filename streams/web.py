@@ -4,8 +4,8 @@ With PRSM_WEB_TOKEN set, every endpoint but ``/health`` needs ``Authorization: B
 (compared in constant time); without it, 401.
 
 With the embedded chDB store only the process running the sink may open the data directory,
-so the CLI's reports go through ``GET /reports/spend`` of the worker that runs it; a worker with
-PRSM_SINK=off does not open ClickHouse and answers 409 there.
+so the CLI's reports go through ``GET /reports/spend`` and ``/reports/decisions`` of the worker
+that runs it; a worker with PRSM_SINK=off does not open ClickHouse and answers 409 there.
 """
 
 from __future__ import annotations
@@ -29,14 +29,20 @@ from prsm_events.accounting.spend import SpendRow
 from prsm_events.errors import StoreUnavailable
 from prsm_events.operations.health import HealthFacts, verdict
 from prsm_events.settings import Settings
-from prsm_events.store.reports import SPEND_DIMENSIONS, SpendReport, spend_query
+from prsm_events.store.reports import (
+    SPEND_DIMENSIONS,
+    DecisionsReport,
+    SpendReport,
+    decisions_query,
+    spend_query,
+)
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import steady, table_store
 from streams.health_monitor import HealthMonitor
+from streams.store_sink import StoreSink
 from streams.usage_agent import IngestStats, IngestTables
-from streams.usage_sink import UsageSink
 
 __all__ = ["bearer_guard", "register_views"]
 
@@ -106,7 +112,7 @@ def takes(*names: str) -> Callable[[Handler], Handler]:
 def register_views(
     app: faust.App,
     settings: Settings,
-    sink: UsageSink | None,
+    sink: StoreSink | None,
     tables: IngestTables,
     stats: IngestStats,
     control: SpendControl,
@@ -174,19 +180,14 @@ def register_views(
                            control.owned_partitions())
         return web.json({"rows": rows})
 
-    @app.page("/reports/spend")
-    @guard
-    @takes("by", "since")
-    async def spend_report(web: View, request: Request) -> Response:
-        query = request.query
-        by = query.get("by", "tenant")
-        if by not in SPEND_DIMENSIONS:
-            return web.json({"error": f"by must be one of {sorted(SPEND_DIMENSIONS)}"},
-                            status=400)
+    async def report(web: View, request: Request, sql_of: Callable[[datetime | None], tuple[
+            str, dict[str, Any]]], records: Callable[[list[tuple[Any, ...]]], Any],
+                     head: dict[str, Any]) -> Response:
+        """A report's rows from the store this worker's sink writes (``since``: ISO 8601)."""
         since = None
-        if query.get("since"):
+        if request.query.get("since"):
             try:
-                since = datetime.fromisoformat(query["since"])
+                since = datetime.fromisoformat(request.query["since"])
             except ValueError:
                 return web.json({"error": "since must be an ISO 8601 timestamp"}, status=400)
             if since.tzinfo is None:  # a time without a zone is UTC, as in every report
@@ -195,9 +196,27 @@ def register_views(
             return web.json({"error": "this worker does not run the ClickHouse sink "
                                       "(PRSM_SINK=off): ask the worker that does, or query the "
                                       "ClickHouse server"}, status=409)
-        sql, params = spend_query(by, since)
+        sql, params = sql_of(since)
         try:
             rows = await asyncio.to_thread(store.query, sql, params)
         except StoreUnavailable as exc:
             return web.json({"error": str(exc)}, status=503)
-        return web.json({"by": by, "rows": SpendReport(by, rows).records()})
+        return web.json({**head, "rows": records(rows)})
+
+    @app.page("/reports/spend")
+    @guard
+    @takes("by", "since")
+    async def spend_report(web: View, request: Request) -> Response:
+        by = request.query.get("by", "tenant")
+        if by not in SPEND_DIMENSIONS:
+            return web.json({"error": f"by must be one of {sorted(SPEND_DIMENSIONS)}"},
+                            status=400)
+        return await report(web, request, lambda since: spend_query(by, since),
+                            lambda rows: SpendReport(by, rows).records(), {"by": by})
+
+    @app.page("/reports/decisions")
+    @guard
+    @takes("since")
+    async def decisions_report(web: View, request: Request) -> Response:
+        return await report(web, request, decisions_query,
+                            lambda rows: DecisionsReport(rows).records(), {})

@@ -61,18 +61,18 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
 
 
 def run_sink(settings: Settings, loglevel: str = "warning") -> None:
-    """Block running the ClickHouse sink alone (``streams.usage_sink``) until SIGINT/SIGTERM:
+    """Block running the ClickHouse sink alone (``streams.store_sink``) until SIGINT/SIGTERM:
     for workers run with PRSM_SINK=off."""
     import mode
 
     from prsm_events.store.clickhouse import ClickHouseStore
-    from streams.usage_sink import UsageSink
+    from streams.store_sink import StoreSink
 
     asyncio.run(wait_for_broker(settings.kafka))
     provision_topics(settings)
     store = ClickHouseStore(settings.clickhouse_dsn.get_secret_value(),
                             settings.clickhouse_database)
-    sink = UsageSink(settings, store)
+    sink = StoreSink(settings, store)
     mode.Worker(sink, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

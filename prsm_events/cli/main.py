@@ -156,8 +156,8 @@ def worker(loglevel: str) -> None:
 @main.command()
 @click.option("--loglevel", default="warning", show_default=True, envvar="PRSM_LOGLEVEL")
 def sink(loglevel: str) -> None:
-    """Run the ClickHouse sink on its own: accepted events from the accepted topic into
-    ClickHouse (for workers run with PRSM_SINK=off)."""
+    """Run the ClickHouse sink on its own: accepted events, decisions and alerts from their
+    topics into ClickHouse (for workers run with PRSM_SINK=off)."""
     from streams.worker import run_sink
 
     run_sink(_settings(), loglevel)
@@ -250,7 +250,7 @@ def replay(trace: Path | None, speed: float, max_rate: float | None, seed: int, 
 # --- report --------------------------------------------------------------------------------
 @main.group()
 def report() -> None:
-    """Cost reports from ClickHouse."""
+    """Reports from ClickHouse: spend, decisions."""
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -276,6 +276,21 @@ def report_spend(by: str, since: str | None, fmt: str) -> None:
 
     try:
         rep = fetch_spend_report(_settings(), by, _parse_since(since))
+    except PrsmError as exc:
+        _fail(str(exc))
+    click.echo(rep.render(fmt), nl=False)
+
+
+@report.command("decisions")
+@click.option("--since", default=None, help="ISO 8601 start time (UTC when no zone).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def report_decisions(since: str | None, fmt: str) -> None:
+    """Decisions by action and reason, with their estimated cost."""
+    from prsm_events.cli.worker_api import fetch_decisions_report
+
+    try:
+        rep = fetch_decisions_report(_settings(), _parse_since(since))
     except PrsmError as exc:
         _fail(str(exc))
     click.echo(rep.render(fmt), nl=False)

@@ -2,8 +2,10 @@
 
 The store connects lazily and re-tries connecting on every call after a failure, so a worker
 started while ClickHouse is away keeps running and catches up once it is back. Writes are
-idempotent on ``(tenant, event_id)`` (ReplacingMergeTree), so a retried batch is never counted
-twice. Only the sink writes (``store.sink``); rows come as NDJSON (``store.accepted_rows``).
+idempotent (ReplacingMergeTree: usage on ``(tenant, event_id)``, decisions on their place in
+their topic, alerts on ``alert_id``), so a retried batch is never counted twice. Only the sink
+writes (``store.sink``); rows come as NDJSON (``store.accepted_rows``, ``decision_rows``,
+``alert_rows``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ from urllib.parse import urlparse
 
 from prsm_events.errors import StoreUnavailable
 from prsm_events.store.accepted_rows import AcceptedRow
+from prsm_events.store.alert_rows import ALERT_COLUMNS
+from prsm_events.store.decision_rows import DECISION_COLUMNS
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["USAGE_COLUMNS", "ClickHouseStore", "ddl_statements"]
+__all__ = ["TABLE_COLUMNS", "USAGE_COLUMNS", "ClickHouseStore", "ddl_statements"]
 
 USAGE_COLUMNS: tuple[str, ...] = AcceptedRow.__struct_fields__
 """The ``usage`` table's columns in insert order: an accepted row's fields."""
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "usage": USAGE_COLUMNS, "decisions": DECISION_COLUMNS, "alerts": ALERT_COLUMNS}
+"""The tables the sink writes, with their columns in insert order."""
 
 
 _JSON_INSERT_SETTINGS = {
@@ -48,7 +56,7 @@ def ddl_statements(database: str) -> list[str]:
 
 
 class ClickHouseStore:
-    """The usage table's inserts and report queries, behind a lock (chDB is one session per
+    """The tables' inserts and report queries, behind a lock (chDB is one session per
     process)."""
 
     def __init__(self, dsn: str, database: str = "prsm") -> None:
@@ -96,15 +104,17 @@ class ClickHouseStore:
             return False
         return True
 
-    def insert_usage_json(self, rows: bytes) -> None:
-        """Insert ``usage`` rows given as NDJSON (``store.accepted_rows``); raise
-        StoreUnavailable when the insert fails (ClickHouse away, or rows it refuses)."""
+    def insert_json(self, table: str, rows: bytes) -> None:
+        """Insert rows of ``table`` (one of ``TABLE_COLUMNS``) given as NDJSON
+        (``store.accepted_rows``, ``decision_rows``, ``alert_rows``); raise StoreUnavailable
+        when the insert fails (ClickHouse away, or rows it refuses)."""
+        columns = TABLE_COLUMNS[table]
         if not rows.strip():
             return
         with self._lock:
             client = self._connect()
             try:
-                client.raw_insert(f"{self.database}.usage", USAGE_COLUMNS, rows,
+                client.raw_insert(f"{self.database}.{table}", columns, rows,
                                   settings=_JSON_INSERT_SETTINGS, fmt="JSONEachRow")
             except Exception as exc:
                 raise StoreUnavailable(f"insert of {len(rows)} bytes of rows failed: {exc}"

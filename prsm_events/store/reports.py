@@ -1,4 +1,6 @@
-"""Cost reports: SQL over the ``usage`` table and rendering as table, JSON or CSV.
+"""Reports: SQL over the ``usage`` and ``decisions`` tables and rendering as table, JSON or
+CSV. ``spend``: cost by tenant, service or model; ``decisions``: decisions by action and
+reason, with the estimated cost of each group.
 
 >>> sql, params = spend_query("service", since=None)
 >>> "GROUP BY tenant, service" in sql
@@ -19,7 +21,8 @@ from typing import Any
 
 import orjson
 
-__all__ = ["REPORT_FORMATS", "SPEND_DIMENSIONS", "SpendReport", "spend_query"]
+__all__ = ["REPORT_FORMATS", "SPEND_DIMENSIONS", "DecisionsReport", "SpendReport",
+           "decisions_query", "spend_query"]
 
 SPEND_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "tenant": ("tenant",),
@@ -67,24 +70,64 @@ class SpendReport:
         return out
 
     def render(self, fmt: str) -> str:
-        records = self.records()
-        if fmt == "json":
-            return orjson.dumps({"report": "spend", "by": self.by, "rows": records},
-                                option=orjson.OPT_INDENT_2).decode()
-        if fmt == "csv":
-            buf = io.StringIO()
-            writer = csv.writer(buf, lineterminator="\n")
-            writer.writerow(self.columns)
-            for rec in records:
-                writer.writerow([_cell(rec[c], c) for c in self.columns])
-            return buf.getvalue()
-        if fmt == "table":
-            return _table(self.columns, [[_cell(r[c], c) for c in self.columns] for r in records])
-        raise ValueError(f"--format must be one of {', '.join(REPORT_FORMATS)}, not {fmt!r}")
+        return _render({"report": "spend", "by": self.by}, self.columns, self.records(), fmt)
+
+
+DECISIONS_COLUMNS = ("action", "reason_code", "decisions", "est_cost_usd")
+
+
+def decisions_query(since: datetime | None) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters of the decisions report: by action and reason, most first.
+
+    >>> "GROUP BY action, reason_code" in decisions_query(None)[0]
+    True
+    """
+    where = "WHERE ts >= {since:DateTime64(3, 'UTC')}" if since else ""
+    sql = ("SELECT action, reason_code, count() AS decisions, sum(est_cost_usd) AS "
+           f"est_cost_usd FROM {{db}}.decisions FINAL {where} GROUP BY action, reason_code "
+           "ORDER BY decisions DESC, action, reason_code")
+    return sql, ({"since": since} if since else {})
+
+
+@dataclass
+class DecisionsReport:
+    """Decisions by action and reason (every decision sent: a request deferred and asked
+    again counts each time).
+
+    >>> print(DecisionsReport([("allow", "within_budget", 3, 0.0225)]).render("csv").strip())
+    action,reason_code,decisions,est_cost_usd
+    allow,within_budget,3,0.022500
+    """
+
+    rows: list[tuple[Any, ...]]
+    columns = DECISIONS_COLUMNS
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"action": str(a), "reason_code": str(r), "decisions": int(n),
+                 "est_cost_usd": float(c)} for a, r, n, c in self.rows]
+
+    def render(self, fmt: str) -> str:
+        return _render({"report": "decisions"}, self.columns, self.records(), fmt)
+
+
+def _render(head: dict[str, Any], columns: tuple[str, ...], records: list[dict[str, Any]],
+            fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps({**head, "rows": records}, option=orjson.OPT_INDENT_2).decode()
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for rec in records:
+            writer.writerow([_cell(rec[c], c) for c in columns])
+        return buf.getvalue()
+    if fmt == "table":
+        return _table(columns, [[_cell(r[c], c) for c in columns] for r in records])
+    raise ValueError(f"--format must be one of {', '.join(REPORT_FORMATS)}, not {fmt!r}")
 
 
 def _cell(value: Any, column: str) -> str:
-    if column == "cost_usd":
+    if column in ("cost_usd", "est_cost_usd"):
         return f"{value:.6f}"
     if column == "share":
         return f"{value:.4f}"

@@ -1,11 +1,12 @@
-"""The ClickHouse sink's write: a batch of ``prsm.accepted`` records into the ``usage`` table.
+"""The ClickHouse sink's write: a batch of NDJSON records into one table (``prsm.accepted``
+records into ``usage``; decisions and alerts, as rows, into theirs).
 
-The sink's runner (``streams.usage_sink``) owns batching, flush timing and offsets; ``write``
+The sink's runner (``streams.store_sink``) owns batching, flush timing and offsets; ``write``
 only inserts, and raises ``StoreUnavailable`` to signal back-pressure (the runner retries the
 same batch with backoff and commits nothing meanwhile). A record that ClickHouse refuses while it
-answers (not NDJSON of ``usage`` rows: someone else wrote to the topic) cannot hold the batch up:
-it is returned, and the runner dead-letters it with the reason. Inserts are idempotent on
-``(tenant, event_id)`` (ReplacingMergeTree), so a batch written twice counts once.
+answers (not NDJSON of the table's rows: someone else wrote to the topic) cannot hold the batch up:
+it is returned, and the runner dead-letters it with the reason. Inserts are idempotent
+(ReplacingMergeTree, ``store.clickhouse``), so a batch written twice counts once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["ClickHouseSink", "Refused", "RowStore"]
 
 
 class RowStore(Protocol):
-    def insert_usage_json(self, rows: bytes) -> None: ...
+    def insert_json(self, table: str, rows: bytes) -> None: ...
 
     def ping(self) -> bool: ...
 
@@ -38,11 +39,12 @@ def _ended(record: bytes) -> bytes:
 
 
 class ClickHouseSink:
-    """Insert batches of records; one insert per batch while every record is good.
+    """Insert batches of records into ``table``; one insert per batch while every record is
+    good.
 
     >>> class Store:
     ...     rows: list[bytes] = []
-    ...     def insert_usage_json(self, rows: bytes) -> None:
+    ...     def insert_json(self, table: str, rows: bytes) -> None:
     ...         if b"bad" in rows:
     ...             raise StoreUnavailable("cannot parse")
     ...         self.rows.append(rows)
@@ -55,8 +57,9 @@ class ClickHouseSink:
     [b'{"a":1}\\n', b'{"a":2}\\n']
     """
 
-    def __init__(self, store: RowStore) -> None:
+    def __init__(self, store: RowStore, table: str = "usage") -> None:
         self.store = store
+        self.table = table
 
     def write(self, records: Sequence[bytes]) -> list[Refused]:
         """Insert every record's rows; return the records refused while ClickHouse answers.
@@ -67,7 +70,7 @@ class ClickHouseSink:
         if not lines:
             return []
         try:
-            self.store.insert_usage_json(b"".join(lines))
+            self.store.insert_json(self.table, b"".join(lines))
             return []
         except StoreUnavailable:
             if not self.store.ping():
@@ -81,7 +84,7 @@ class ClickHouseSink:
             if not record.strip():
                 continue
             try:
-                self.store.insert_usage_json(_ended(record))
+                self.store.insert_json(self.table, _ended(record))
             except StoreUnavailable as exc:
                 if not self.store.ping():
                     raise

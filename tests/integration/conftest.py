@@ -115,7 +115,7 @@ class WorkerHandle:
 
     def stored(self, by: str, events: int, timeout: float = 60.0) -> list[dict]:
         """The spend report once ClickHouse holds at least ``events`` events: the sink writes
-        them after the tables count them (``streams.usage_sink``)."""
+        them after the tables count them (``streams.store_sink``)."""
         wait_until(lambda: sum(r["events"] for r in self.report(by)) >= events, timeout,
                    what=f"{events} events in ClickHouse", details=lambda: self.get("/stats"))
         return self.report(by)

@@ -235,4 +235,25 @@ def test_a_global_budget_holds_through_a_rebalance_mid_stream(
     parts = [part for w in workers for part in w.get("/budgets")["budgets"][0]["partitions"]]
     over = [part for part in parts if part["taken_usd"] > part["allotment_usd"] + 1e-9]
     assert not over, over
-    print(f"{change}: ${admitted:.4f} of $1 admitted")
+    # one report: every decision any worker sent, and every alert, is in the one store
+    sent = sum(len(ds) for ds in answers.values())
+    alerts = run(read_to_end(kafka, workers[0].topic("alerts")))
+    sink = workers[0]
+
+    def stored() -> tuple[int, int]:
+        rows = sink.get("/reports/decisions")["rows"]
+        return sum(r["decisions"] for r in rows), sink.get("/stats")["sink"]["alerts"]
+
+    wait_until(lambda: stored() == (sent, len(alerts)), timeout=60,
+               what="every decision and alert in ClickHouse",
+               details=lambda: (stored(), sent, len(alerts)))
+    by_action = {}
+    for r in sink.get("/reports/decisions")["rows"]:
+        by_action[r["action"]] = by_action.get(r["action"], 0.0) + r["est_cost_usd"]
+    sent_by_action = {}
+    for ds in answers.values():
+        for d in ds:
+            sent_by_action[d["action"]] = sent_by_action.get(d["action"], 0.0) + d["est_cost_usd"]
+    assert by_action == pytest.approx(sent_by_action)
+    print(f"{change}: ${admitted:.4f} of $1 admitted; {sent} decisions and {len(alerts)} "
+          "alerts in ClickHouse")

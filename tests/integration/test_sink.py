@@ -76,7 +76,8 @@ def test_one_sink_of_its_own_writes_what_workers_without_one_accepted(
         start_worker, kafka, tmp_path):
     """A worker with PRSM_SINK=off writes accepted events to the accepted topic only; a
     `prsm sink` that alone owns the embedded store writes every one once, through a SIGKILL of
-    the sink at a random moment; a record ClickHouse refuses is dead-lettered, alone."""
+    the sink at a random moment; a record ClickHouse refuses, or one on the decisions or
+    alerts topic that is not a decision or an alert, is dead-lettered, alone."""
     home = tmp_path / "split"
     dsn = f"chdb://{home / 'clickhouse'}"
     worker = start_worker("it-split", home=home, clickhouse_dsn=dsn, sink="off")
@@ -90,6 +91,8 @@ def test_one_sink_of_its_own_writes_what_workers_without_one_accepted(
     publish(kafka, worker.topic("usage"), first)
     wait_until(lambda: table_totals(worker)[0] >= len(first), what="first burst counted")
     send_raw(kafka, worker.topic("accepted"), [(b"intruder", b"not a usage row")])
+    send_raw(kafka, worker.topic("decisions"), [(b"intruder", b"not a decision")])
+    send_raw(kafka, worker.topic("alerts"), [(b"intruder", b'{"alert_id": "a"}')])
 
     sink = start_sink(worker.settings, home / "sink.log")
     try:
@@ -125,5 +128,10 @@ def test_one_sink_of_its_own_writes_what_workers_without_one_accepted(
     assert (count, cost) == (expected[0], pytest.approx(expected[1]))
 
     letters = [orjson.loads(r.value) for r in run(read_to_end(kafka, worker.topic("dlq")))]
-    assert [(d["code"], d["source_topic"], d["original"]) for d in letters] == [
-        ("sink_refused", worker.topic("accepted"), "not a usage row")]
+    assert sorted((d["code"], d["source_topic"], d["original"]) for d in letters) == sorted([
+        ("sink_refused", worker.topic("accepted"), "not a usage row"),
+        ("sink_refused", worker.topic("decisions"), "not a decision"),
+        ("sink_refused", worker.topic("alerts"), '{"alert_id": "a"}')])
+    reasons = {d["source_topic"]: d["reason"] for d in letters}
+    assert "not a decision" in reasons[worker.topic("decisions")]
+    assert "not an alert" in reasons[worker.topic("alerts")]

@@ -77,8 +77,8 @@ def test_clickhouse_takes_the_records_as_they_are(tmp_path):
         from prsm_events.store.clickhouse import ClickHouseStore
         store = ClickHouseStore("chdb://{tmp_path}/ch")
         for record in {records!r}:
-            store.insert_usage_json(record)
-            store.insert_usage_json(record)  # written twice: counted once
+            store.insert_json("usage", record)
+            store.insert_json("usage", record)  # written twice: counted once
         rows = store.query("SELECT event_id, toString(ts), tags, team, latency_ms, "
                            "src_partition, src_offset, cost_usd, toString(ingested_at) "
                            "FROM {{db}}.usage FINAL ORDER BY event_id")

@@ -31,8 +31,8 @@ def test_writes_are_idempotent_and_ddl_reapplies(tmp_path):
                        model="gpt-4o", input_tokens=1000, tags={{"team": "x"}})
         [record] = accepted_records([(price_usage(e, Catalog.shipped()), 0, 7)], datetime.now(UTC))
         store = ClickHouseStore("chdb://{tmp_path}/ch")
-        store.insert_usage_json(record)
-        store.insert_usage_json(record)   # a retried batch
+        store.insert_json("usage", record)
+        store.insert_json("usage", record)   # a retried batch
         store.close()
         store = ClickHouseStore("chdb://{tmp_path}/ch")   # DDL applied again on open
         print(store.query("SELECT count(), sum(cost_usd), any(priced_by) FROM {{db}}.usage FINAL"))
@@ -52,3 +52,42 @@ def test_ddl_is_idempotent_sql():
     statements = ddl_statements("prsm")
     assert all("IF NOT EXISTS" in s for s in statements)
     assert any("ReplacingMergeTree" in s for s in statements)
+
+
+def test_decisions_and_alerts_land_once_each(tmp_path):
+    """A decision record read twice (the sink re-delivered) is one row, two decisions of one
+    request (a deferral, then the answer) are two; an alert sent twice (same alert_id) is one.
+    The rows come from the records as the worker encodes them."""
+    out = run_py(f"""
+        from datetime import UTC, datetime
+        from prsm_events.events.alerts import Alert
+        from prsm_events.events.decision import (Action, DecisionRecord, ReasonRecord,
+                                                 encode_decision)
+        from prsm_events.store.alert_rows import alert_row
+        from prsm_events.store.clickhouse import ClickHouseStore
+        from prsm_events.store.decision_rows import decision_row
+        ts = datetime(2026, 1, 1, tzinfo=UTC)
+        defer = encode_decision(DecisionRecord(
+            request_id="r1", ts=ts, tenant="acme", action=Action.DEFER, requested_model="gpt-4o",
+            reason=ReasonRecord("awaiting_allotment", "more is on its way"), retry_after_s=0.25))
+        allow = encode_decision(DecisionRecord(
+            request_id="r1", ts=ts, tenant="acme", action=Action.ALLOW, model="gpt-4o",
+            provider="openai", requested_model="gpt-4o", est_cost_usd=0.0075,
+            reason=ReasonRecord("within_budget", "fits"), budget={{"scope": "global"}}))
+        alert = Alert(alert_id="a1", ts=ts, kind="budget_threshold", scope="global",
+                      severity="warning", observed=8.0, expected=10.0, score=0.8,
+                      message="80%").model_dump_json().encode()
+        store = ClickHouseStore("chdb://{tmp_path}/ch")
+        rows = decision_row(defer, 2, 10) + decision_row(allow, 2, 11)
+        store.insert_json("decisions", rows)
+        store.insert_json("decisions", decision_row(allow, 2, 11))  # read twice
+        store.insert_json("alerts", alert_row(alert))
+        store.insert_json("alerts", alert_row(alert))  # sent twice
+        print(store.query("SELECT action, reason_code, retry_after_s, est_cost_usd, budget "
+                          "FROM {{db}}.decisions FINAL ORDER BY src_offset"))
+        print(store.query("SELECT alert_id, kind, severity, details FROM {{db}}.alerts FINAL"))
+    """)
+    decisions, alerts = out.splitlines()
+    assert decisions == ("[('defer', 'awaiting_allotment', 0.25, 0.0, ''), "
+                         "('allow', 'within_budget', None, 0.0075, '{\"scope\":\"global\"}')]")
+    assert alerts == "[('a1', 'budget_threshold', 'warning', '{}')]"

@@ -15,7 +15,7 @@ class FakeStore:
         self.inserts: list[bytes] = []
         self.down_after: int | None = None  # inserts before ClickHouse goes away
 
-    def insert_usage_json(self, rows: bytes) -> None:
+    def insert_json(self, table: str, rows: bytes) -> None:
         if self.down_after is not None and len(self.inserts) >= self.down_after:
             self.up = False
         if not self.up:

@@ -1,16 +1,20 @@
-"""The ClickHouse sink role: consume the accepted topic and insert its records into ``usage``.
+"""The ClickHouse sink role: consume the accepted, decisions and alerts topics and insert
+their records into ``usage``, ``decisions`` and ``alerts``.
 
 The usage agent writes accepted, priced events to ``prsm.accepted`` (``store.accepted_rows``)
-and goes on; this role alone writes them to ClickHouse, so that a slow or absent ClickHouse never
+and goes on; the decision agent and the budget signals send decisions and alerts to their
+topics. This role alone writes them to ClickHouse, so that a slow or absent ClickHouse never
 holds up ingest, budgets or decisions, and one store is whole whatever the number of workers.
 It runs inside a worker (PRSM_SINK=worker, the default) or on its own (``prsm sink``), in the
 consumer group ``<PRSM_APP_ID>-sink``: with a ClickHouse server several sinks may share the
 partitions; the embedded store has exactly one (the process that opens it).
 
-Commit order per batch: insert (``store.sink.ClickHouseSink``; retried with backoff while
-ClickHouse is away, nothing committed meanwhile), dead-letter the records ClickHouse refuses
-(waiting for the broker), then commit the batch's offsets. A crash anywhere re-delivers the
-batch, and inserting it again counts nothing twice (ReplacingMergeTree on (tenant, event_id)).
+Commit order per batch: insert each table's rows (``store.sink.ClickHouseSink``; retried with
+backoff while ClickHouse is away, nothing committed meanwhile), dead-letter the records that
+are not rows of their table or that ClickHouse refuses (waiting for the broker), then commit
+the batch's offsets. A crash anywhere re-delivers the batch, and inserting it again counts
+nothing twice (ReplacingMergeTree: usage on (tenant, event_id), decisions on their place in
+the topic, alerts on alert_id).
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.operations.backoff import Backoff
 from prsm_events.settings import Settings
 from prsm_events.store.accepted_rows import row_count
+from prsm_events.store.alert_rows import alert_row
 from prsm_events.store.clickhouse import ClickHouseStore
-from prsm_events.store.sink import ClickHouseSink
+from prsm_events.store.decision_rows import decision_row
+from prsm_events.store.sink import ClickHouseSink, Refused
 from streams.dead_letter_writer import DeadLetterWriter, aiokafka_sender
 
-__all__ = ["FLUSH_BYTES", "SinkStats", "UsageSink"]
+__all__ = ["FLUSH_BYTES", "SinkStats", "StoreSink"]
 
 log = logging.getLogger("prsm.sink")
 
@@ -49,37 +55,43 @@ FLUSH_BYTES = 16 * 1024 * 1024
 class SinkStats:
     running: bool = False
     records: int = 0  # accepted-topic records written (a record holds a batch's rows)
-    rows: int = 0  # rows inserted (a record re-delivered after a crash counts again)
+    rows: int = 0  # usage rows inserted (a record re-delivered after a crash counts again)
+    decisions: int = 0  # decision rows inserted (likewise)
+    alerts: int = 0  # alert rows inserted (likewise)
     inserts: int = 0
     failures: int = 0  # inserts that failed because ClickHouse did not answer
     blocked_since: float | None = None  # wall time of the first failure of the current outage
     refused: int = 0  # records ClickHouse refused while it answered: dead-lettered
-    waiting: dict[int, int] = field(default_factory=dict)  # records behind, per partition
+    waiting: dict[Any, int] = field(default_factory=dict)  # records behind, per partition
 
     def as_dict(self) -> dict[str, Any]:
         return {"running": self.running, "records": self.records, "rows": self.rows,
+                "decisions": self.decisions, "alerts": self.alerts,
                 "inserts": self.inserts, "failures": self.failures,
                 "blocked_since": self.blocked_since, "refused": self.refused,
                 "waiting": sum(self.waiting.values())}
 
 
-class UsageSink(mode.Service):
+class StoreSink(mode.Service):
     def __init__(self, settings: Settings, store: ClickHouseStore, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.topic = settings.topic("accepted")
+        self.tables = {settings.topic("accepted"): "usage",
+                       settings.topic("decisions"): "decisions",
+                       settings.topic("alerts"): "alerts"}
+        """Topic -> the table its records go to."""
         self.store = store
-        self.sink = ClickHouseSink(store)
+        self.sinks = {table: ClickHouseSink(store, table) for table in self.tables.values()}
         self.stats = SinkStats()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._dead_letters: DeadLetterWriter | None = None
-        self._committed: dict[int, int] = {}  # partition -> next offset to write
+        self._committed: dict[TopicPartition, int] = {}  # next offset to write
 
     async def on_start(self) -> None:
         args = self.settings.kafka.client_args()
         self._consumer = AIOKafkaConsumer(
-            self.topic, **args, group_id=f"{self.settings.app_id}-sink",
+            *self.tables, **args, group_id=f"{self.settings.app_id}-sink",
             client_id=f"prsm-sink-{socket.gethostname()}-{os.getpid()}",  # who, in the group
             enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -110,7 +122,8 @@ class UsageSink(mode.Service):
             except ConsumerStoppedError:
                 return  # stopping: a batch not committed is written again by the next sink
             except KafkaError as exc:
-                log.warning("cannot read or commit %s: %r; trying again in 1s", self.topic, exc)
+                log.warning("cannot read or commit %s: %r; trying again in 1s",
+                            ", ".join(self.tables), exc)
                 await asyncio.sleep(1.0)
 
     async def _gather(self) -> list[ConsumerRecord[bytes, bytes]]:
@@ -139,38 +152,64 @@ class UsageSink(mode.Service):
         consumer = self._consumer
         assert consumer is not None
         for r in records:
-            self._committed.setdefault(r.partition, r.offset)
+            self._committed.setdefault(TopicPartition(r.topic, r.partition), r.offset)
         waiting = {}
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
-            if end is not None and tp.partition in self._committed:
-                waiting[tp.partition] = max(0, end - self._committed[tp.partition])
+            if end is not None and tp in self._committed:
+                waiting[tp] = max(0, end - self._committed[tp])
         self.stats.waiting = waiting
 
     async def write(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Insert the records (until ClickHouse takes them), dead-letter refused ones, commit."""
-        values = [r.value or b"" for r in records]
+        """Insert each table's rows (until ClickHouse takes them), dead-letter the records
+        that are not rows of their table or that ClickHouse refuses, commit."""
+        rows: dict[str, list[tuple[int, bytes]]] = {}  # table -> (index in records, rows)
+        refused: list[tuple[int, str]] = []
+        for i, r in enumerate(records):
+            table = self.tables[r.topic]
+            try:
+                value = (r.value or b"" if table == "usage" else
+                         decision_row(r.value, r.partition, r.offset) if table == "decisions"
+                         else alert_row(r.value))
+            except ValueError as exc:
+                refused.append((i, str(exc)))
+                continue
+            rows.setdefault(table, []).append((i, value))
+        for table, items in rows.items():
+            got = await self._insert(table, [value for _, value in items])
+            refused += [(items[x.index][0], x.reason) for x in got]
+            bad = {x.index for x in got}
+            written = [value for j, (_, value) in enumerate(items) if j not in bad]
+            if table == "usage":
+                self.stats.rows += sum(row_count(v) for v in written)
+            elif table == "decisions":
+                self.stats.decisions += len(written)
+            else:
+                self.stats.alerts += len(written)
+        self.stats.inserts += 1
+        if refused:
+            await self._dead_letter([(records[i], reason) for i, reason in refused])
+        self.stats.records += len(records)
+        await self._commit(records)
+
+    async def _insert(self, table: str, values: list[bytes]) -> list[Refused]:
+        """Insert ``values`` into ``table``, retrying while ClickHouse does not answer;
+        return the values it refused."""
         backoff = Backoff(cap=self.settings.sink_retry_max_s)
         while True:
             try:
-                refused = await asyncio.to_thread(self.sink.write, values)
+                refused = await asyncio.to_thread(self.sinks[table].write, values)
                 break
             except StoreUnavailable as exc:
                 self.stats.failures += 1
                 if self.stats.blocked_since is None:
                     self.stats.blocked_since = time.time()
                 delay = next(backoff)
-                log.warning("ClickHouse unavailable, retrying %d records in %.1fs: %s",
-                            len(records), delay, exc)
+                log.warning("ClickHouse unavailable, retrying %d %s records in %.1fs: %s",
+                            len(values), table, delay, exc)
                 await asyncio.sleep(delay)
         self.stats.blocked_since = None
-        self.stats.inserts += 1
-        if refused:
-            await self._dead_letter([(records[r.index], r.reason) for r in refused])
-        bad = {r.index for r in refused}
-        self.stats.rows += sum(row_count(v) for i, v in enumerate(values) if i not in bad)
-        self.stats.records += len(records)
-        await self._commit(records)
+        return refused
 
     async def _dead_letter(self, refused: list[tuple[ConsumerRecord[bytes, bytes], str]]
                            ) -> None:
@@ -198,5 +237,5 @@ class UsageSink(mode.Service):
                      exc)
             return
         for tp, offset in offsets.items():
-            self._committed[tp.partition] = offset
+            self._committed[tp] = offset
         self._note_waiting([])

@@ -1,0 +1,96 @@
+"""Decisions as rows of the ClickHouse ``decisions`` table, which the sink writes.
+
+The sink reads the ``decisions`` topic as the workers wrote it (the contract:
+``events.decision.Decision``) and turns each record into one NDJSON row (ClickHouse's
+``JSONEachRow``), with the record's place in the topic, on which a record read twice
+collapses. A record that is not a decision raises ``ValueError`` (the sink dead-letters it).
+
+>>> record = (b'{"request_id":"r1","ts":"2026-01-01T00:00:00Z","tenant":"acme","action":"allow",'
+...           b'"model":"gpt-4o","provider":"openai","requested_model":"gpt-4o",'
+...           b'"est_cost_usd":0.0075,"reason":{"code":"within_budget","message":"fits"},'
+...           b'"budget":{"scope":"global","spent_usd":1.5}}')
+>>> row = msgspec.json.decode(decision_row(record, 3, 17))
+>>> row["action"], row["reason_code"], row["budget"], row["src_partition"], row["src_offset"]
+('allow', 'within_budget', '{"scope":"global","spent_usd":1.5}', 3, 17)
+>>> decision_row(b'{"request_id":"r1"}', 0, 0)
+Traceback (most recent call last):
+ValueError: not a decision: Object missing required field `ts`
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from prsm_events.events.decision import Action
+
+__all__ = ["DECISION_COLUMNS", "DecisionRow", "decision_row"]
+
+
+class _Reason(msgspec.Struct):
+    code: str
+    message: str
+
+
+class _Decision(msgspec.Struct):
+    """The fields of a decision record the table keeps (others are ignored)."""
+
+    request_id: str
+    ts: datetime
+    tenant: str
+    action: Action
+    requested_model: str
+    reason: _Reason
+    model: str | None = None
+    provider: str | None = None
+    priority: str = "normal"
+    est_cost_usd: float = 0.0
+    retry_after_s: float | None = None
+    budget: dict[str, Any] | None = None
+    source: str = "worker"
+
+
+class DecisionRow(msgspec.Struct):
+    """One ``decisions`` table row: its columns in insert order."""
+
+    request_id: str
+    ts: datetime
+    tenant: str
+    action: str
+    model: str
+    provider: str
+    requested_model: str
+    priority: str
+    est_cost_usd: float
+    reason_code: str
+    reason_message: str
+    retry_after_s: float | None
+    budget: str
+    """The figures of the budget that drove the decision, as JSON ('' when none)."""
+    source: str
+    src_partition: int
+    src_offset: int
+
+
+DECISION_COLUMNS: tuple[str, ...] = DecisionRow.__struct_fields__
+
+_decode = msgspec.json.Decoder(_Decision).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def decision_row(value: bytes | None, partition: int, offset: int) -> bytes:
+    """The NDJSON row of the decision record ``value`` read at (``partition``, ``offset``)."""
+    try:
+        d = _decode(value or b"")
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a decision: {exc}") from None
+    if d.ts.tzinfo is None:
+        raise ValueError("not a decision: ts has no time zone")
+    row = DecisionRow(d.request_id, d.ts, d.tenant, d.action.value, d.model or "",
+                      d.provider or "", d.requested_model, d.priority, d.est_cost_usd,
+                      d.reason.code, d.reason.message, d.retry_after_s,
+                      "" if d.budget is None else _encode(d.budget).decode(), d.source,
+                      partition, offset)
+    return _encode(row) + b"\n"
