@@ -97,7 +97,11 @@ def register_decisions(
             answers.add_keyed(decisions_name, request.tenant.encode(),
                               encode_decision(decision))
         answered = len(answers)
-        reserved = await control.persist(wait=False)
+        await control.persist(wait=False)
+        # every changelog record handed so far, this batch's and earlier ones: a request asked
+        # again within the round trip is answered already_decided from a reservation that
+        # an earlier batch handed
+        reserved = list(control.writer.in_flight)
         dead_sent = asyncio.ensure_future(dead_letters.write(dead, stamp))
 
         async def delivered() -> None:

@@ -12,9 +12,11 @@ the new owner reads it; one handed after may land after, and is stale there. Hen
   before each record batch (``RecordBatches.send``): otherwise ``Fenced`` is raised, the
   rows stay marked, and once the group is steady again the rows of partitions now owned by
   others are dropped (``ChangelogWriter``);
-- a decision is handed only once the records of its reservation are with the broker, and
-  only if no rebalance began since its batch was taken: the new owner, restoring after the
-  revocation, sees every reservation a decision was sent for (``decision_agent``).
+- a decision is handed only once the records of its reservation are with the broker (every
+  changelog record handed before it: an ``already_decided`` answer stands on an earlier
+  batch's reservation), and only if no rebalance began since its batch was taken: the new
+  owner, restoring after the revocation, sees every reservation a decision was sent for
+  (``decision_agent``).
 
 A batch fenced off is not acknowledged: its messages come again, to whichever worker owns
 their partitions. What this does not fence is a worker so stalled that the group evicted it
