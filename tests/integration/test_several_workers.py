@@ -17,8 +17,7 @@ TENANTS = 12
 
 def settled(workers, partitions: int = 6) -> None:
     """Wait until the group has settled: every worker ready, the partitions split among
-    them. (Traffic during a rebalance meets the worker that is giving partitions up, which
-    is not fenced yet: see docs/operations.md, Running several workers.)"""
+    them (traffic during a rebalance: ``test_a_global_budget_holds_through_a_rebalance_...``)."""
     def split() -> bool:
         owned = [w.get("/health") for w in workers]
         parts = [p for h in owned for p in h["partitions"]]
