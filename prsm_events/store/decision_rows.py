@@ -20,36 +20,12 @@ ValueError: not a decision: Object missing required field `ts`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
-from prsm_events.events.decision import Action
+from prsm_events.events.decision import DecisionRecord
 
 __all__ = ["DECISION_COLUMNS", "DecisionRow", "decision_row"]
-
-
-class _Reason(msgspec.Struct):
-    code: str
-    message: str
-
-
-class _Decision(msgspec.Struct):
-    """The fields of a decision record the table keeps (others are ignored)."""
-
-    request_id: str
-    ts: datetime
-    tenant: str
-    action: Action
-    requested_model: str
-    reason: _Reason
-    model: str | None = None
-    provider: str | None = None
-    priority: str = "normal"
-    est_cost_usd: float = 0.0
-    retry_after_s: float | None = None
-    budget: dict[str, Any] | None = None
-    source: str = "worker"
 
 
 class DecisionRow(msgspec.Struct):
@@ -76,18 +52,17 @@ class DecisionRow(msgspec.Struct):
 
 DECISION_COLUMNS: tuple[str, ...] = DecisionRow.__struct_fields__
 
-_decode = msgspec.json.Decoder(_Decision).decode
+_decode = msgspec.json.Decoder(DecisionRecord).decode
 _encode = msgspec.json.Encoder().encode
 
 
 def decision_row(value: bytes | None, partition: int, offset: int) -> bytes:
-    """The NDJSON row of the decision record ``value`` read at (``partition``, ``offset``)."""
+    """The NDJSON row of the decision record ``value`` read at (``partition``, ``offset``),
+    read as the worker writes it (``DecisionRecord``)."""
     try:
         d = _decode(value or b"")
     except msgspec.DecodeError as exc:
         raise ValueError(f"not a decision: {exc}") from None
-    if d.ts.tzinfo is None:
-        raise ValueError("not a decision: ts has no time zone")
     row = DecisionRow(d.request_id, d.ts, d.tenant, d.action.value, d.model or "",
                       d.provider or "", d.requested_model, d.priority, d.est_cost_usd,
                       d.reason.code, d.reason.message, d.retry_after_s,
