@@ -106,6 +106,9 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
             provider=chosen.provider if chosen else request.provider,
             requested_model=request.model, priority=str(request.priority),
             est_cost_usd=_usd(offer.cost if offer else cost),
+            requested_est_cost_usd=_usd(estimate(entry, ask)) if offer and entry else None,
+            quality_given_up=round(entry.quality - offer.entry.quality, 6)
+            if offer and entry else None,
             reason=ReasonRecord(code=code, message=message),
             retry_after_s=None if retry is None else round(retry, 3),
             budget=view.figures() if view else None,

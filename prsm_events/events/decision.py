@@ -86,6 +86,12 @@ class Decision(EventModel):
     requested_model: str
     priority: str = "normal"
     est_cost_usd: float = 0.0
+    requested_est_cost_usd: float | None = Field(
+        None, description="A routed request's estimate at the requested model (what routing "
+        "saved is this less est_cost_usd).")
+    quality_given_up: float | None = Field(
+        None, description="A routed request's catalog quality at the requested model less "
+        "the chosen model's.")
     reason: Reason
     retry_after_s: float | None = None
     budget: dict[str, Any] | None = Field(
@@ -124,6 +130,8 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     requested_model: str
     priority: str = "normal"
     est_cost_usd: float = 0.0
+    requested_est_cost_usd: float | None = None
+    quality_given_up: float | None = None
     reason: ReasonRecord
     retry_after_s: float | None = None
     budget: dict[str, Any] | None = None

@@ -56,6 +56,7 @@ class AcceptedRow(msgspec.Struct):
     output_tokens: int
     reasoning_tokens: int
     cost_usd: float
+    """Rounded to nano-USD, the column's ``Decimal(38, 9)``."""
     priced_by: str
     latency_ms: float | None
     tags: dict[str, str]
@@ -71,7 +72,7 @@ class AcceptedRow(msgspec.Struct):
             e.event_id, e.ts, e.tenant, e.service, e.team or "", e.api_key_id or "",
             e.request_id or "", priced.provider, e.model or "", e.kind.value, e.status.value,
             e.input_tokens, e.cached_input_tokens, e.cache_write_input_tokens,
-            e.output_tokens, e.reasoning_tokens, priced.cost_usd, priced.priced_by,
+            e.output_tokens, e.reasoning_tokens, round(priced.cost_usd, 9), priced.priced_by,
             e.latency_ms, e.tags, partition, offset, now)
 
 

@@ -11,7 +11,6 @@ writes (``store.sink``); rows come as NDJSON (``store.accepted_rows``, ``decisio
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -20,11 +19,12 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.store.accepted_rows import AcceptedRow
 from prsm_events.store.alert_rows import ALERT_COLUMNS
 from prsm_events.store.decision_rows import DECISION_COLUMNS
+from prsm_events.store.migrations import MIGRATIONS_TABLE, apply_migrations
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["TABLE_COLUMNS", "USAGE_COLUMNS", "ClickHouseStore", "ddl_statements"]
+__all__ = ["TABLE_COLUMNS", "USAGE_COLUMNS", "ClickHouseStore"]
 
 USAGE_COLUMNS: tuple[str, ...] = AcceptedRow.__struct_fields__
 """The ``usage`` table's columns in insert order: an accepted row's fields."""
@@ -34,25 +34,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 """The tables the sink writes, with their columns in insert order."""
 
 
+_DDL_SETTINGS = {"mutations_sync": 2}  # a column's new type is whole when the ALTER returns
 _JSON_INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",  # RFC 3339 times, as the events carry them
     "input_format_skip_unknown_fields": 0,  # a field the table lacks is an error, not dropped
 }
-
-
-def _ddl_dir() -> Path:
-    return Path(str(resources.files("prsm_events").joinpath("schemas/clickhouse")))
-
-
-def ddl_statements(database: str) -> list[str]:
-    """Every DDL statement in ``schemas/clickhouse/*.sql``, in file order."""
-    statements = []
-    for path in sorted(_ddl_dir().glob("*.sql")):
-        lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("--")]
-        for stmt in "\n".join(lines).split(";"):
-            if stmt.strip():
-                statements.append(stmt.strip().replace("{database}", database))
-    return statements
 
 
 class ClickHouseStore:
@@ -65,6 +51,8 @@ class ClickHouseStore:
         path_db = parsed.path.strip("/") if parsed.scheme.startswith("http") else ""
         self.database = path_db or database
         self._client: Client | None = None
+        self.migrated: list[int] = []
+        """The migrations this store applied when it connected (``store.migrations``)."""
         self._lock = threading.Lock()
 
     @property
@@ -82,8 +70,11 @@ class ClickHouseStore:
                 if path:
                     Path(path).mkdir(parents=True, exist_ok=True)
             client = clickhouse_connect.get_client(dsn=self.dsn)
-            for stmt in ddl_statements(self.database):
-                client.command(stmt)
+            db = self.database
+            self.migrated = apply_migrations(
+                lambda sql: client.command(sql, settings=_DDL_SETTINGS),
+                lambda: {int(r[0]) for r in client.query(
+                    f"SELECT version FROM {db}.{MIGRATIONS_TABLE} FINAL").result_rows}, db)
         except Exception as exc:
             raise StoreUnavailable(f"cannot open ClickHouse ({self.redacted_dsn}): {exc}") from exc
         self._client = client

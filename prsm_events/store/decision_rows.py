@@ -20,6 +20,7 @@ ValueError: not a decision: Object missing required field `ts`
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -40,6 +41,9 @@ class DecisionRow(msgspec.Struct):
     requested_model: str
     priority: str
     est_cost_usd: float
+    requested_est_cost_usd: float
+    """The estimate at the requested model (``est_cost_usd`` unless routed)."""
+    quality_given_up: float | None
     reason_code: str
     reason_message: str
     retry_after_s: float | None
@@ -48,6 +52,15 @@ class DecisionRow(msgspec.Struct):
     source: str
     src_partition: int
     src_offset: int
+    budget_scope: str
+    budget_period: str
+    budget_limit_usd: float | None
+    budget_spent_usd: float | None
+    budget_reserved_usd: float | None
+    budget_remaining_usd: float | None
+    budget_period_end: str | None
+    forecast_period_end_usd: float | None
+    forecast_exhaustion_ts: str | None
 
 
 DECISION_COLUMNS: tuple[str, ...] = DecisionRow.__struct_fields__
@@ -63,9 +76,25 @@ def decision_row(value: bytes | None, partition: int, offset: int) -> bytes:
         d = _decode(value or b"")
     except msgspec.DecodeError as exc:
         raise ValueError(f"not a decision: {exc}") from None
-    row = DecisionRow(d.request_id, d.ts, d.tenant, d.action.value, d.model or "",
-                      d.provider or "", d.requested_model, d.priority, d.est_cost_usd,
-                      d.reason.code, d.reason.message, d.retry_after_s,
-                      "" if d.budget is None else _encode(d.budget).decode(), d.source,
-                      partition, offset)
+    b, f = d.budget or {}, d.forecast or {}
+    row = DecisionRow(
+        d.request_id, d.ts, d.tenant, d.action.value, d.model or "", d.provider or "",
+        d.requested_model, d.priority, d.est_cost_usd,
+        d.est_cost_usd if d.requested_est_cost_usd is None else d.requested_est_cost_usd,
+        d.quality_given_up, d.reason.code, d.reason.message, d.retry_after_s,
+        "" if d.budget is None else _encode(d.budget).decode(), d.source, partition, offset,
+        str(b.get("scope") or ""), str(b.get("period") or ""), _number(b, "limit_usd"),
+        _number(b, "spent_usd"), _number(b, "reserved_usd"), _number(b, "remaining_usd"),
+        _text(b, "period_end"), _number(f, "period_end_spend_usd"), _text(f, "exhaustion_ts"))
     return _encode(row) + b"\n"
+
+
+def _number(figures: dict[str, Any], name: str) -> float | None:
+    value = figures.get(name)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
+def _text(figures: dict[str, Any], name: str) -> str | None:
+    value = figures.get(name)
+    return value if isinstance(value, str) and value else None

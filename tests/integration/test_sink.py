@@ -122,7 +122,7 @@ def test_one_sink_of_its_own_writes_what_workers_without_one_accepted(
     out = run_py(f"""
         from prsm_events.store.clickhouse import ClickHouseStore
         store = ClickHouseStore("{dsn}")
-        print(store.query("SELECT count(), sum(cost_usd) FROM {{db}}.usage FINAL")[0])
+        print(store.query("SELECT count(), toFloat64(sum(cost_usd)) FROM {{db}}.usage FINAL")[0])
     """)
     count, cost = ast.literal_eval(out)
     assert (count, cost) == (expected[0], pytest.approx(expected[1]))

@@ -109,6 +109,20 @@ def test_route_picks_best_score_among_capable_cheaper_models() -> None:
     assert d.est_cost_usd == estimate(best, ask) / NANO
     entry = CATALOG.lookup(d.model, d.provider)
     assert entry is not None and entry.quality >= 0.8
+    # what routing saved and gave up, as the routing-savings report reads them
+    requested = CATALOG.lookup("gpt-4o", None)
+    assert requested is not None
+    assert d.requested_est_cost_usd == GPT4O == estimate(requested, ask) / NANO
+    assert d.quality_given_up == pytest.approx(requested.quality - entry.quality)
+
+
+def test_only_a_routed_decision_says_what_routing_saved() -> None:
+    kept = run(req(), view(1.0))
+    assert (kept.requested_est_cost_usd, kept.quality_given_up) == (None, None)
+    moved = run(req(min_quality=0.8), view(1.0), down=("openai", "azure/gpt-4.1", "google",
+                                                       "deepseek"))
+    assert moved.reason.code == "routed_other_provider" and moved.quality_given_up == 0.0
+    assert moved.requested_est_cost_usd == GPT4O
 
 
 def test_route_respects_every_budget_and_the_quality_default() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -51,7 +52,7 @@ def test_a_row_has_the_usage_columns_in_order_and_the_event_s_values():
         "service": "chat", "team": "t", "api_key_id": "k", "request_id": "",
         "provider": "openai", "model": "gpt-4o", "kind": "llm", "status": "ok",
         "input_tokens": 103, "cached_input_tokens": 0, "cache_write_input_tokens": 0,
-        "output_tokens": 10, "reasoning_tokens": 0, "cost_usd": p.cost_usd,
+        "output_tokens": 10, "reasoning_tokens": 0, "cost_usd": round(p.cost_usd, 9),
         "priced_by": p.priced_by, "latency_ms": 1.5, "tags": HOSTILE, "src_partition": 2,
         "src_offset": 9, "ingested_at": "2026-12-03T12:00:00Z"}
     assert e.request_id is None and e.model == "gpt-4o"
@@ -80,7 +81,7 @@ def test_clickhouse_takes_the_records_as_they_are(tmp_path):
             store.insert_json("usage", record)
             store.insert_json("usage", record)  # written twice: counted once
         rows = store.query("SELECT event_id, toString(ts), tags, team, latency_ms, "
-                           "src_partition, src_offset, cost_usd, toString(ingested_at) "
+                           "src_partition, src_offset, toString(cost_usd), toString(ingested_at) "
                            "FROM {{db}}.usage FINAL ORDER BY event_id")
         print(rows)
     """)
@@ -90,7 +91,7 @@ def test_clickhouse_takes_the_records_as_they_are(tmp_path):
     assert rows[0][2] == HOSTILE and rows[0][3] == "t" and rows[0][4] == 12.5
     assert rows[1][4] is None
     assert (rows[0][5], rows[0][6], rows[1][6]) == (3, 7, 8)
-    assert rows[0][7] == pytest.approx(priced(0).cost_usd)
+    assert Decimal(rows[0][7]) == Decimal(repr(round(priced(0).cost_usd, 9)))  # exact
     assert rows[0][8] == "2026-12-03 12:00:00.000"
 
 

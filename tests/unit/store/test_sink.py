@@ -72,4 +72,4 @@ def test_real_clickhouse_refuses_only_the_bad_record(tmp_path):
     """)
     indexes, totals = out.splitlines()
     assert indexes == "[1, 3]"  # not JSON; a field the table lacks
-    assert totals == "[(2, 1.0)]"
+    assert totals == "[(2, Decimal('1.000000000'))]"
