@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-escrow bench-anomaly bench-forecast \
+.PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-escrow bench-reports bench-anomaly bench-forecast \
 	bench-pacing bench-scoring bench-tick clean
 
 DATA ?= ../shared/data
@@ -57,6 +57,9 @@ bench-scale-out: install
 
 bench-escrow: install
 	$(BIN)/python benchmarks/escrow.py --workers 1 2 3
+
+bench-reports: install
+	$(BIN)/python benchmarks/reports.py --rows 1000000
 
 bench-anomaly: install
 	$(BIN)/python benchmarks/anomaly_nab.py --data $(DATA)/nab/data \

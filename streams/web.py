@@ -4,7 +4,7 @@ With PRSM_WEB_TOKEN set, every endpoint but ``/health`` needs ``Authorization: B
 (compared in constant time); without it, 401.
 
 With the embedded chDB store only the process running the sink may open the data directory,
-so the CLI's reports go through ``GET /reports/spend`` and ``/reports/decisions`` of the worker
+so the CLI's reports go through ``GET /reports/NAME`` (``prsm_events.reports``) of the worker
 that runs it; a worker with PRSM_SINK=off does not open ClickHouse and answers 409 there.
 """
 
@@ -28,14 +28,8 @@ from pydantic import SecretStr
 from prsm_events.accounting.spend import SpendRow
 from prsm_events.errors import StoreUnavailable
 from prsm_events.operations.health import HealthFacts, verdict
+from prsm_events.reports import REPORTS, ReportError, run_report
 from prsm_events.settings import Settings
-from prsm_events.store.reports import (
-    SPEND_DIMENSIONS,
-    DecisionsReport,
-    SpendReport,
-    decisions_query,
-    spend_query,
-)
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
@@ -180,43 +174,23 @@ def register_views(
                            control.owned_partitions())
         return web.json({"rows": rows})
 
-    async def report(web: View, request: Request, sql_of: Callable[[datetime | None], tuple[
-            str, dict[str, Any]]], records: Callable[[list[tuple[Any, ...]]], Any],
-                     head: dict[str, Any]) -> Response:
-        """A report's rows from the store this worker's sink writes (``since``: ISO 8601)."""
-        since = None
-        if request.query.get("since"):
+    def report_view(name: str) -> Handler:
+        async def report_page(web: View, request: Request) -> Response:
+            """A report from the store this worker's sink writes (``prsm_events.reports``)."""
+            if store is None:
+                return web.json({"error": "this worker does not run the ClickHouse sink "
+                                          "(PRSM_SINK=off): ask the worker that does, or query "
+                                          "the ClickHouse server"}, status=409)
             try:
-                since = datetime.fromisoformat(request.query["since"])
-            except ValueError:
-                return web.json({"error": "since must be an ISO 8601 timestamp"}, status=400)
-            if since.tzinfo is None:  # a time without a zone is UTC, as in every report
-                since = since.replace(tzinfo=UTC)
-        if store is None:
-            return web.json({"error": "this worker does not run the ClickHouse sink "
-                                      "(PRSM_SINK=off): ask the worker that does, or query the "
-                                      "ClickHouse server"}, status=409)
-        sql, params = sql_of(since)
-        try:
-            rows = await asyncio.to_thread(store.query, sql, params)
-        except StoreUnavailable as exc:
-            return web.json({"error": str(exc)}, status=503)
-        return web.json({**head, "rows": records(rows)})
+                result = await asyncio.to_thread(
+                    run_report, name, dict(request.query), datetime.now(UTC), store.query)
+            except ReportError as exc:
+                return web.json({"error": str(exc)}, status=400)
+            except StoreUnavailable as exc:
+                return web.json({"error": str(exc)}, status=503)
+            return web.json(result.as_json())
+        return report_page
 
-    @app.page("/reports/spend")
-    @guard
-    @takes("by", "since")
-    async def spend_report(web: View, request: Request) -> Response:
-        by = request.query.get("by", "tenant")
-        if by not in SPEND_DIMENSIONS:
-            return web.json({"error": f"by must be one of {sorted(SPEND_DIMENSIONS)}"},
-                            status=400)
-        return await report(web, request, lambda since: spend_query(by, since),
-                            lambda rows: SpendReport(by, rows).records(), {"by": by})
-
-    @app.page("/reports/decisions")
-    @guard
-    @takes("since")
-    async def decisions_report(web: View, request: Request) -> Response:
-        return await report(web, request, decisions_query,
-                            lambda rows: DecisionsReport(rows).records(), {})
+    for name, spec in REPORTS.items():
+        app.page(f"/reports/{name}", name=f"report_{name}")(
+            guard(takes(*sorted(spec.takes))(report_view(name))))

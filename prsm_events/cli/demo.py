@@ -21,7 +21,7 @@ __all__ = ["run_demo"]
 
 def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int) -> None:
     from prsm_events.cli.replay import replay_trace
-    from prsm_events.cli.worker_api import fetch_spend_report
+    from prsm_events.cli.worker_api import fetch_report
     from prsm_events.kafka.admin import provision_topics, wait_for_broker
     from prsm_events.kafka.dev_broker import LocalBroker
 
@@ -60,9 +60,10 @@ def run_demo(settings: Settings, trace: Path | None, *, speed: float, limit: int
         else:
             raise PrsmError(f"the worker processed {done} of {sent} events in time "
                             f"({stored} written to ClickHouse)")
-        for by in ("tenant", "service", "model"):
+        for by in ("tenant", "tenant,service", "provider,model"):
             click.echo(f"\nspend by {by} (this run, from ClickHouse)")
-            click.echo(fetch_spend_report(settings, by, since).render("table"), nl=False)
+            click.echo(fetch_report(settings, "spend", {"by": by, "since": since.isoformat()}
+                                    ).render("table"), nl=False)
         asyncio.run(demo_decisions(settings, worker))
     finally:
         worker.stop()

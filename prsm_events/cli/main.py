@@ -250,50 +250,73 @@ def replay(trace: Path | None, speed: float, max_rate: float | None, seed: int, 
 # --- report --------------------------------------------------------------------------------
 @main.group()
 def report() -> None:
-    """Reports from ClickHouse: spend, decisions."""
+    """Reports from ClickHouse (each a documented SQL query: --sql prints it)."""
 
 
-def _parse_since(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        since = datetime.fromisoformat(value)
-    except ValueError:
-        _fail(f"--since {value!r} is not an ISO 8601 time (e.g. 2026-11-01T00:00:00Z)")
-        raise
-    return since if since.tzinfo else since.replace(tzinfo=UTC)
+_REPORT_OPTIONS = {
+    "every": click.option("--every", type=click.Choice(["hour", "day"]), default=None,
+                          help="One row per hour or day (a time axis)."),
+    "by": click.option("--by", default=None, help="Dimensions, comma-separated: tenant, "
+                       "service, team, api_key, provider, model, kind, status, tag:KEY."),
+    "tenant": click.option("--tenant", default=None, help="Only this tenant."),
+    "since": click.option("--since", default=None, help="ISO 8601 start (UTC when no zone)."),
+    "until": click.option("--until", default=None, help="ISO 8601 end, excluded."),
+    "limit": click.option("--limit", default=None, help="At most this many rows."),
+}
 
 
-@report.command("spend")
-@click.option("--by", type=click.Choice(["tenant", "service", "model"]), default="tenant",
-              show_default=True)
-@click.option("--since", default=None, help="ISO 8601 start time (UTC when no zone).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
-def report_spend(by: str, since: str | None, fmt: str) -> None:
-    """Spend by tenant, service or model."""
-    from prsm_events.cli.worker_api import fetch_spend_report
+def _report_command(name: str, summary: str, takes: frozenset[str], plots: bool) -> None:
+    def run(fmt: str, sql: bool, plot: Path | None = None, **options: str | None) -> None:
+        from prsm_events.cli.worker_api import fetch_report
+        from prsm_events.reports import ReportOptions, report_named
 
-    try:
-        rep = fetch_spend_report(_settings(), by, _parse_since(since))
-    except PrsmError as exc:
-        _fail(str(exc))
-    click.echo(rep.render(fmt), nl=False)
+        spec = report_named(name)
+        try:
+            if plot is not None:  # refused before anything is asked
+                if plot.suffix.lower() not in (".png", ".html"):
+                    raise ValueError(f"--plot writes .png or .html, not {plot.name!r}")
+                if not options.get("every"):
+                    raise ValueError("--plot needs a time axis: give --every hour or day")
+            if sql:
+                parsed = ReportOptions.parse(options, spec.takes)
+                q = spec.build(parsed, datetime.now(UTC))
+                click.echo(q.sql.replace("{db}", _settings().clickhouse_database))
+                for key, value in q.params.items():
+                    click.echo(f"-- {{{key}}} = {value!r}")
+                return
+            result = fetch_report(_settings(), name, options)
+            if plot is not None and spec.measure is not None and spec.series is not None:
+                from prsm_events.reports.plot import plot_report
+
+                series = spec.series(ReportOptions.parse(options, spec.takes))
+                plot_report(result, spec.measure, series, plot)
+                click.echo(f"wrote {plot}", err=True)
+        except (PrsmError, ValueError) as exc:  # ReportError is both
+            _fail(str(exc))
+        click.echo(result.render(fmt), nl=False)
+
+    command = run
+    for option in reversed([o for n, o in _REPORT_OPTIONS.items() if n in takes]):
+        command = option(command)
+    command = click.option("--sql", is_flag=True, help="Print the SQL and its parameters "
+                           "instead of running it.")(command)
+    if plots:
+        command = click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+                               default=None, help="Also draw it: FILE.png or FILE.html "
+                               "(needs --every).")(command)
+    command = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+                           default="table", show_default=True)(command)
+    report.command(name, help=summary)(command)
 
 
-@report.command("decisions")
-@click.option("--since", default=None, help="ISO 8601 start time (UTC when no zone).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
-def report_decisions(since: str | None, fmt: str) -> None:
-    """Decisions by action and reason, with their estimated cost."""
-    from prsm_events.cli.worker_api import fetch_decisions_report
+def _register_reports() -> None:
+    from prsm_events.reports import REPORTS
 
-    try:
-        rep = fetch_decisions_report(_settings(), _parse_since(since))
-    except PrsmError as exc:
-        _fail(str(exc))
-    click.echo(rep.render(fmt), nl=False)
+    for spec in REPORTS.values():
+        _report_command(spec.name, spec.summary, spec.takes, spec.measure is not None)
+
+
+_register_reports()
 
 
 # --- demo ----------------------------------------------------------------------------------

@@ -5,22 +5,17 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from prsm_events.errors import PrsmError
+from prsm_events.reports import ReportOptions, ReportResult, report_named, run_report
 from prsm_events.settings import Settings
-from prsm_events.store.reports import (
-    DecisionsReport,
-    SpendReport,
-    decisions_query,
-    spend_query,
-)
 
-__all__ = ["fetch_decisions_report", "fetch_spend_report", "get_json"]
+__all__ = ["fetch_report", "get_json"]
 
 
 def get_json(s: Settings, path: str, *, why: str) -> Any:
@@ -36,29 +31,21 @@ def get_json(s: Settings, path: str, *, why: str) -> Any:
         raise PrsmError(f"no worker at {s.web_url} ({exc}); {why}") from None
 
 
-def fetch_spend_report(s: Settings, by: str, since: datetime | None) -> SpendReport:
-    """Rows of the spend report: via the worker's API (embedded store) or the server."""
-    query = {"by": by} | ({"since": since.isoformat()} if since else {})
-    rows = _report_rows(s, "spend", query, lambda: spend_query(by, since))
-    return SpendReport(by, rows)
-
-
-def fetch_decisions_report(s: Settings, since: datetime | None) -> DecisionsReport:
-    """Rows of the decisions report: via the worker's API (embedded store) or the server."""
-    query = {"since": since.isoformat()} if since else {}
-    return DecisionsReport(_report_rows(s, "decisions", query, lambda: decisions_query(since)))
-
-
-def _report_rows(s: Settings, name: str, query: dict[str, str],
-                 sql: Callable[[], tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
+def fetch_report(s: Settings, name: str, options: Mapping[str, str | None]) -> ReportResult:
+    """Report ``name`` (``prsm_events.reports``) for ``options`` (strings, as on the command
+    line): through the worker's API when the store is embedded (the worker that runs the sink
+    owns it), else straight from the ClickHouse server."""
+    given = {k: v for k, v in options.items() if v not in (None, "")}
     if s.embedded_clickhouse:
-        body = get_json(s, f"/reports/{name}?{urllib.parse.urlencode(query)}", why=(
+        ReportOptions.parse(given, report_named(name).takes)  # refused here, as by the worker
+        body = get_json(s, f"/reports/{name}?{urllib.parse.urlencode(given)}", why=(
             "the embedded ClickHouse store is owned by the worker: start `prsm worker`, or set "
             "PRSM_CLICKHOUSE_DSN to a server"))
-        keys = [k for k in body["rows"][0] if k != "share"] if body["rows"] else []
-        return [tuple(r[k] for k in keys) for r in body["rows"]]
+        return ReportResult.of_json(body)
     from prsm_events.store.clickhouse import ClickHouseStore
 
     store = ClickHouseStore(s.clickhouse_dsn.get_secret_value(), s.clickhouse_database)
-    text, params = sql()
-    return store.query(text, params)
+    try:
+        return run_report(name, given, datetime.now(UTC), store.query)
+    finally:
+        store.close()

@@ -87,9 +87,9 @@ def test_sdk_and_kcat_events_reach_tables_and_clickhouse(start_worker, kafka):
     assert stored["beta"]["cost_usd"] == pytest.approx(cost(*sync_events))
     assert stored["gamma"]["cost_usd"] == pytest.approx(1.25)
     # the CLI's path: `prsm report spend` reaches the embedded store through the worker's API
-    from prsm_events.cli.worker_api import fetch_spend_report
+    from prsm_events.cli.worker_api import fetch_report
 
-    by_model = fetch_spend_report(worker.settings, "model", None).records()
+    by_model = fetch_report(worker.settings, "spend", {"by": "model"}).records
     assert {r["model"]: r["events"] for r in by_model} == {
         "gpt-4o-mini": 25, "claude-sonnet-4": 10}
 

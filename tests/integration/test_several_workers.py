@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from prsm_events.cli.worker_api import fetch_spend_report
+from prsm_events.cli.worker_api import fetch_report
 from tests.integration.conftest import unique, wait_until
 from tests.integration.test_recovery import events, publish, table_totals, totals
 
@@ -61,7 +61,7 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
         expected[0], pytest.approx(expected[1]))
     assert len(report) == TENANTS
     # `prsm report spend` asks the worker that runs the sink: the same whole report
-    by_tenant = fetch_spend_report(sink.settings, "tenant", None).records()
+    by_tenant = fetch_report(sink.settings, "spend", {"by": "tenant"}).records
     assert sum(r["events"] for r in by_tenant) == expected[0]
 
 

@@ -57,6 +57,32 @@ def test_report_rejects_a_bad_since(env):
     assert "ISO 8601" in result.output
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["spend", "--by", "colour"], "'colour' is not a dimension"),
+    (["spend", "--every", "week"], "'week' is not one of"),
+    (["spend", "--since", "2026-02-01", "--until", "2026-01-01"], "must be before until"),
+    (["top-movers", "--limit", "lots"], "limit: 'lots'"),
+    (["top-movers", "--plot", "x.png"], "No such option: --plot"),
+    (["anomalies", "--every", "day"], "No such option: --every"),
+    (["spend", "--plot", "x.pdf", "--every", "day", "--sql"], ".png or .html"),
+    (["forecasts"], "No such command 'forecasts'"),
+])
+def test_a_report_with_bad_options_is_refused_before_any_worker_is_asked(env, args, message):
+    result = CliRunner().invoke(main, ["report", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "start `prsm worker`" not in result.output
+
+
+def test_report_sql_prints_the_query_and_its_parameters_without_a_worker(env):
+    result = CliRunner().invoke(main, ["report", "spend", "--every", "day", "--by",
+                                       "service,tag:team", "--tenant", "acme", "--sql"])
+    assert result.exit_code == 0, result.output
+    sql, *params = result.output.splitlines()
+    assert sql.startswith("SELECT toStartOfDay(ts) AS period, service AS dim_0, "
+                          "tags[{tag_1:String}] AS dim_1") and "FROM prsm.usage FINAL" in sql
+    assert params == ["-- {tenant} = 'acme'", "-- {tag_1} = 'team'"]
+
+
 def test_budget_outlook_without_a_worker_says_what_to_do(env):
     result = CliRunner().invoke(main, ["budget", "outlook"])
     assert result.exit_code == 2
