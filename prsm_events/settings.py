@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         0.5, gt=0, description="PRSM_SINK_FLUSH_S: longest the sink gathers accepted records "
         "before one insert (fewer, larger inserts; reports trail the tables by about this)."
     )
+    snapshot_interval_s: float = Field(
+        3600.0, ge=0, description="PRSM_SNAPSHOT_INTERVAL_S: every this many seconds of wall "
+        "time (aligned: hourly snapshots come on the hour) the scoring tick writes each "
+        "budget's figures and forecast to the budget_snapshots table (0: never).",
+    )
     reservation_ttl_s: float = Field(
         120.0, gt=0, description="PRSM_RESERVATION_TTL_S: an allowed request's reservation is "
         "released after this long unless its usage event (same request_id) settles it first.",

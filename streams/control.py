@@ -257,6 +257,16 @@ class SpendControl:
             raise
         return len(records)
 
+    def answers_for(self, budget: Budget) -> bool:
+        """True when this worker speaks for ``budget`` now (its snapshots, once per group):
+        it owns the tenant's partition, or partition 0 for a budget over tenants."""
+        owned = self.ledger.owned
+        if owned is None:
+            return False
+        if budget.tenant is None:
+            return 0 in owned
+        return self.ledger.partition_of(budget.tenant, self.settings.partitions) in owned
+
     def owned_partitions(self) -> frozenset[int]:
         """The partitions of the per-tenant topics (co-partitioned) this worker owns now."""
         requests = self.settings.topic("requests")

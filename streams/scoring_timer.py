@@ -15,6 +15,7 @@ and restored when it starts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 
 import faust
 import mode
+from aiokafka.errors import KafkaError
 
 from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
@@ -32,12 +34,13 @@ from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, wri
 from prsm_events.scoring.forecast_params import ForecastParams
 from prsm_events.scoring.pacing_step import PacingParams
 from prsm_events.settings import Settings
+from prsm_events.store.snapshot_rows import SnapshotClock, snapshot_records
 from prsm_events.watch.meter import MeterInterval
 from prsm_events.watch.spend_watch import SpendWatch, WatchReport
 from streams.catch_up import CatchUp
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
-from streams.faust_compat import steady
+from streams.faust_compat import record_batches, steady
 
 __all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "register_scoring",
            "tick_off_loop"]
@@ -146,6 +149,34 @@ def register_scoring(
     app.add_dependency(checkpoints)
     catch_up = CatchUp()
     skipped = 0
+    snapshots = SnapshotClock(settings.snapshot_interval_s)
+    snapshots_topic = settings.topic("snapshots")
+
+    written: dict[str, Any] = {"records": 0, "last": None}
+    """Snapshot records written, and when the last were (``/stats`` scoring)."""
+
+    async def write_snapshots(report: WatchReport, every: bool) -> None:
+        """The outlooks of the budgets this worker answers for (``every``: all, else those
+        whose period closes before the next tick), to the snapshots topic (the sink writes
+        them to ``budget_snapshots``)."""
+        control.sync_generation()
+        records = await asyncio.to_thread(
+            functools.partial(snapshot_records, report.outlooks, control.answers_for,
+                              every=every, closing_within_s=settings.scoring_interval_s,
+                              max_bytes=settings.max_message_bytes // 2))
+        if not records:
+            return
+        batches = record_batches(app)
+        for i, value in enumerate(records):
+            batches.add(snapshots_topic, i % settings.partitions, None, value)
+        try:
+            for sent in await batches.send():
+                await sent
+        except KafkaError as exc:  # derived figures: the next interval writes them again
+            log.error("budget snapshots not written (%d records): %r", len(records), exc)
+            return
+        written["records"] += len(records)
+        written["last"] = time.time()
 
     async def publish(report: WatchReport) -> None:
         for alert in report.alerts:
@@ -185,11 +216,13 @@ def register_scoring(
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
                            "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
                            "findings": len(report.findings), "skipped": skipped,
-                           "checkpoint": checkpoints.status}
+                           "checkpoint": checkpoints.status, "snapshots": written}
         control.outlooks = report.outlooks
         control.desk.pacing = report.pacing
         control.desk.forecasts = report.outlooks.figures()
         await publish(report)
+        if settings.snapshot_interval_s > 0:
+            await write_snapshots(report, every=snapshots.due(now))
         if checkpoints.due():
             await checkpoints.save()
 

@@ -1,5 +1,5 @@
-"""The ClickHouse sink role: consume the accepted, decisions and alerts topics and insert
-their records into ``usage``, ``decisions`` and ``alerts``.
+"""The ClickHouse sink role: consume the accepted, decisions, alerts and snapshots topics and
+insert their records into ``usage``, ``decisions``, ``alerts`` and ``budget_snapshots``.
 
 The usage agent writes accepted, priced events to ``prsm.accepted`` (``store.accepted_rows``)
 and goes on; the decision agent and the budget signals send decisions and alerts to their
@@ -14,7 +14,7 @@ backoff while ClickHouse is away, nothing committed meanwhile), dead-letter the 
 are not rows of their table or that ClickHouse refuses (waiting for the broker), then commit
 the batch's offsets. A crash anywhere re-delivers the batch, and inserting it again counts
 nothing twice (ReplacingMergeTree: usage on (tenant, event_id), decisions on their place in
-the topic, alerts on alert_id).
+the topic, alerts on alert_id, snapshots on (budget_key, ts)).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class SinkStats:
     rows: int = 0  # usage rows inserted (a record re-delivered after a crash counts again)
     decisions: int = 0  # decision rows inserted (likewise)
     alerts: int = 0  # alert rows inserted (likewise)
+    snapshots: int = 0  # budget snapshot rows inserted (likewise)
     inserts: int = 0
     failures: int = 0  # inserts that failed because ClickHouse did not answer
     blocked_since: float | None = None  # wall time of the first failure of the current outage
@@ -67,6 +68,7 @@ class SinkStats:
     def as_dict(self) -> dict[str, Any]:
         return {"running": self.running, "records": self.records, "rows": self.rows,
                 "decisions": self.decisions, "alerts": self.alerts,
+                "snapshots": self.snapshots,
                 "inserts": self.inserts, "failures": self.failures,
                 "blocked_since": self.blocked_since, "refused": self.refused,
                 "waiting": sum(self.waiting.values())}
@@ -78,7 +80,8 @@ class StoreSink(mode.Service):
         self.settings = settings
         self.tables = {settings.topic("accepted"): "usage",
                        settings.topic("decisions"): "decisions",
-                       settings.topic("alerts"): "alerts"}
+                       settings.topic("alerts"): "alerts",
+                       settings.topic("snapshots"): "budget_snapshots"}
         """Topic -> the table its records go to."""
         self.store = store
         self.sinks = {table: ClickHouseSink(store, table) for table in self.tables.values()}
@@ -168,7 +171,7 @@ class StoreSink(mode.Service):
         for i, r in enumerate(records):
             table = self.tables[r.topic]
             try:
-                value = (r.value or b"" if table == "usage" else
+                value = (r.value or b"" if table in ("usage", "budget_snapshots") else
                          decision_row(r.value, r.partition, r.offset) if table == "decisions"
                          else alert_row(r.value))
             except ValueError as exc:
@@ -182,6 +185,8 @@ class StoreSink(mode.Service):
             written = [value for j, (_, value) in enumerate(items) if j not in bad]
             if table == "usage":
                 self.stats.rows += sum(row_count(v) for v in written)
+            elif table == "budget_snapshots":
+                self.stats.snapshots += sum(row_count(v) for v in written)
             elif table == "decisions":
                 self.stats.decisions += len(written)
             else:

@@ -156,8 +156,8 @@ def worker(loglevel: str) -> None:
 @main.command()
 @click.option("--loglevel", default="warning", show_default=True, envvar="PRSM_LOGLEVEL")
 def sink(loglevel: str) -> None:
-    """Run the ClickHouse sink on its own: accepted events, decisions and alerts from their
-    topics into ClickHouse (for workers run with PRSM_SINK=off)."""
+    """Run the ClickHouse sink on its own: accepted events, decisions, alerts and budget snapshots
+    from their topics into ClickHouse (for workers run with PRSM_SINK=off)."""
     from streams.worker import run_sink
 
     run_sink(_settings(), loglevel)

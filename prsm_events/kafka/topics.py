@@ -48,6 +48,8 @@ def topic_specs(
         TopicSpec(f"{prefix}dlq", partitions, delete(30)),
         # accepted, priced usage events on their way to ClickHouse (the sink's input)
         TopicSpec(f"{prefix}accepted", partitions, delete(7)),
+        # budget snapshots on their way to ClickHouse (the sink's input)
+        TopicSpec(f"{prefix}snapshots", partitions, delete(7)),
         # the allotments of global budgets, as their owners and the grantor publish them
         TopicSpec(f"{prefix}allotments", 1, dict(compact)),
     ]

@@ -4,8 +4,9 @@ Each report is a documented SQL query (``prsm report NAME --sql`` prints it; the
 ones are in ``docs/reports.md``), its rows rendered as a table, JSON or CSV, and, where it has
 a time axis, drawn to PNG or HTML (``--plot``).
 
->>> sorted(REPORTS)
-['anomalies', 'decisions', 'routing-savings', 'spend', 'top-movers']
+>>> list(REPORTS)  # doctest: +NORMALIZE_WHITESPACE
+['spend', 'top-movers', 'decisions', 'routing-savings', 'anomalies', 'budget-utilisation',
+ 'forecast-accuracy']
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from prsm_events.reports.alert_reports import ANOMALIES
+from prsm_events.reports.budget_reports import BUDGET_UTILISATION, FORECAST_ACCURACY
 from prsm_events.reports.decision_reports import DECISIONS, ROUTING_SAVINGS
 from prsm_events.reports.options import ReportError, ReportOptions
 from prsm_events.reports.query import ReportQuery
@@ -26,7 +28,8 @@ __all__ = ["REPORTS", "REPORT_FORMATS", "Report", "ReportError", "ReportOptions"
            "ReportQuery", "ReportResult", "report_named", "run_report"]
 
 REPORTS: dict[str, Report] = {r.name: r for r in (
-    SPEND, TOP_MOVERS, DECISIONS, ROUTING_SAVINGS, ANOMALIES)}
+    SPEND, TOP_MOVERS, DECISIONS, ROUTING_SAVINGS, ANOMALIES, BUDGET_UTILISATION,
+    FORECAST_ACCURACY)}
 
 
 def report_named(name: str) -> Report:

@@ -25,9 +25,7 @@ _COLUMNS = ("ts", "scope", "severity", "observed", "expected", "score", "driver"
 def anomalies_query(o: ReportOptions, now: datetime) -> ReportQuery:
     parts = QueryParts(o, ())
     parts.add("kind = 'anomaly'")
-    if o.tenant is not None:
-        parts.add("(scope = {scope:String} OR startsWith(scope, {scope_prefix:String}))",
-                  scope=f"tenant:{o.tenant}", scope_prefix=f"tenant:{o.tenant}/")
+    parts.scopes_of_tenant()
     parts.params["limit"] = o.limit or 100
     sql = (f"SELECT {', '.join(_COLUMNS)} FROM {{db}}.alerts FINAL{parts.where()} "
            "ORDER BY ts DESC, scope LIMIT {limit:UInt32}")

@@ -63,6 +63,14 @@ class QueryParts:
             self.conditions.append(f"{column} = {{tenant:String}}")
             self.params["tenant"] = self.options.tenant
 
+    def scopes_of_tenant(self) -> None:
+        """Only rows whose ``scope`` is the tenant's or below it (``tenant:T``,
+        ``tenant:T/...``), when the options name a tenant."""
+        tenant = self.options.tenant
+        if tenant is not None:
+            self.add("(scope = {scope:String} OR startsWith(scope, {scope_prefix:String}))",
+                     scope=f"tenant:{tenant}", scope_prefix=f"tenant:{tenant}/")
+
     def add(self, condition: str, **params: Any) -> None:
         self.conditions.append(condition)
         self.params.update(params)

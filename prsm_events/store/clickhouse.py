@@ -20,6 +20,7 @@ from prsm_events.store.accepted_rows import AcceptedRow
 from prsm_events.store.alert_rows import ALERT_COLUMNS
 from prsm_events.store.decision_rows import DECISION_COLUMNS
 from prsm_events.store.migrations import MIGRATIONS_TABLE, apply_migrations
+from prsm_events.store.snapshot_rows import SNAPSHOT_COLUMNS
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -30,7 +31,8 @@ USAGE_COLUMNS: tuple[str, ...] = AcceptedRow.__struct_fields__
 """The ``usage`` table's columns in insert order: an accepted row's fields."""
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "usage": USAGE_COLUMNS, "decisions": DECISION_COLUMNS, "alerts": ALERT_COLUMNS}
+    "usage": USAGE_COLUMNS, "decisions": DECISION_COLUMNS, "alerts": ALERT_COLUMNS,
+    "budget_snapshots": SNAPSHOT_COLUMNS}
 """The tables the sink writes, with their columns in insert order."""
 
 

@@ -235,6 +235,10 @@ class Outlooks(RowsByKey[BudgetOutlook]):
         self._offsets.append(offset)
         self.index([b.key for b in columns.budgets], offset)
 
+    def parts(self) -> list[OutlookColumns]:
+        """The columns added, in order."""
+        return list(self._parts)
+
     def _outlook(self, row: int) -> BudgetOutlook:
         part = bisect.bisect_right(self._offsets, row) - 1
         return self._parts[part].outlook(row - self._offsets[part])

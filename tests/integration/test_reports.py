@@ -28,7 +28,8 @@ from tests.integration.conftest import module_worker, run, unique, wait_until
 
 pytestmark = pytest.mark.integration
 
-worker = module_worker("rep", reservation_ttl_s=600.0)
+worker = module_worker("rep", reservation_ttl_s=600.0, scoring_interval_s=1.0,
+                       snapshot_interval_s=1.0)
 
 
 def exact(x: float) -> Decimal:
@@ -114,6 +115,22 @@ def test_every_report_holds_the_figures_sent_and_answered(worker, kafka, tmp_pat
     assert sum(exact(r["saved_usd"]) for r in savings) == sum(
         exact(d.requested_est_cost_usd or 0) - exact(d.est_cost_usd) for d in routes) > 0
     assert all(r["requested_model"] == "gpt-4o" for r in savings)
+
+    # budget utilisation: the scorer's snapshots, through the sink; what the budget holds is
+    # what was admitted (reserved: no usage settled it)
+    admitted = sum(exact(d.est_cost_usd) for d in answered if d.admitted)
+
+    def gamma() -> dict:
+        rows = fetch_report(worker.settings, "budget-utilisation", {"tenant": "gamma"}).records
+        return rows[0] if rows else {}
+
+    wait_until(lambda: gamma().get("used_usd") is not None
+               and exact(gamma()["used_usd"]) == admitted, 60,
+               "a snapshot of the budget after the requests", details=gamma)
+    row = gamma()
+    assert (row["budget_key"], row["limit_usd"]) == (budget.key, 0.02)
+    assert row["utilisation"] == pytest.approx(float(admitted) / 0.02)
+    assert row["forecast_usd"] >= float(admitted) - 1e-9
 
     # the CLI: CSV on stdout and a picture
     picture = tmp_path / "spend.png"

@@ -13,7 +13,7 @@ def test_every_design_topic_is_provisioned_with_explicit_policy():
     specs = {s.name: s for s in topic_specs("prsm.", 6)}
     assert set(specs) == {f"prsm.{n}" for n in (
         "usage", "requests", "decisions", "policies", "budgets", "catalog", "alerts", "dlq",
-        "accepted", "allotments")}
+        "accepted", "snapshots", "allotments")}
     for name in ("policies", "budgets", "catalog", "allotments"):
         assert specs[f"prsm.{name}"].configs["cleanup.policy"] == "compact"
     for spec in specs.values():

@@ -9,6 +9,7 @@ from decimal import Decimal
 from prsm_events.events.alerts import Alert
 from prsm_events.events.decision import Action, DecisionRecord, ReasonRecord
 from prsm_events.events.usage import UsageEvent
+from prsm_events.store.snapshot_rows import SnapshotRow
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 TENANTS = ("acme", "beta", "acmex")  # acmex: a tenant whose name starts with another's
@@ -66,3 +67,32 @@ def alerts() -> list[Alert]:
     out.append(Alert(alert_id="t1", ts=T0, kind="budget_threshold", scope="tenant:acme",
                      severity="warning", observed=0.8, expected=1.0, score=0.8, message="80%"))
     return out
+
+
+def snapshots() -> list[SnapshotRow]:
+    """Budget `tenant:acme|day` ($10) over two days and `tenant:beta|day` ($4) over one: a
+    snapshot every 6 hours forecasting the period's end, and each period's closing snapshot
+    at 23:59:30 (what the period closed at). Day 2 of acme is not closed (no closing
+    snapshot): it is left out of forecast accuracy. A rolling budget is never in it."""
+    rows = []
+    plan = {("tenant:acme|day", 0): (8.0, [(2.0, 5.0, 11.0), (4.0, 7.0, 9.0), (6.0, 8.5, 8.6),
+                                           (7.5, 8.2, 8.4)]),
+            ("tenant:beta|day", 0): (3.0, [(0.5, 1.0, 2.0), (1.0, 2.0, 3.5), (2.0, 2.9, 3.2),
+                                           (2.8, 2.9, 3.1)]),
+            ("tenant:acme|day", 1): (0.0, [(1.0, 6.0, 12.0)])}
+    for (key, day), (closed, steps) in plan.items():
+        start = T0 + timedelta(days=day)
+        limit = 10.0 if key.startswith("tenant:acme") else 4.0
+        for i, (used, low, high) in enumerate(steps):
+            rows.append(SnapshotRow(
+                start + timedelta(hours=6 * i), key, key.split("|")[0], "day", start,
+                start + timedelta(days=1), limit, used, round((low + high) / 2, 6), low, high,
+                None))
+        if closed:
+            rows.append(SnapshotRow(
+                start + timedelta(hours=23, minutes=59, seconds=30), key, key.split("|")[0],
+                "day", start, start + timedelta(days=1), limit, closed, closed, closed, closed,
+                None))
+    rows.append(SnapshotRow(T0, "tenant:acme|1h", "tenant:acme", "1h", T0 - timedelta(hours=1),
+                            T0 + timedelta(minutes=30), 1.0, 0.5, 0.9, 0.5, 1.5, None))
+    return rows

@@ -11,7 +11,14 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from tests.unit.reports.report_data import T0, alerts, decisions, money, usage_events
+from tests.unit.reports.report_data import (
+    T0,
+    alerts,
+    decisions,
+    money,
+    snapshots,
+    usage_events,
+)
 from tests.unit.store.test_clickhouse import run_py
 
 ASKED = {
@@ -27,6 +34,9 @@ ASKED = {
     "savings": ("routing-savings", {}),
     "anomalies": ("anomalies", {"tenant": "acme", "limit": "1"}),
     "anomalies_all": ("anomalies", {}),
+    "utilisation": ("budget-utilisation", {}),
+    "utilisation_daily": ("budget-utilisation", {"every": "day", "tenant": "acme"}),
+    "accuracy": ("forecast-accuracy", {}),
 }
 
 
@@ -56,6 +66,10 @@ def answers(tmp_path_factory) -> dict:
         store.insert_json("decisions", rows + decision_row(encode_decision(ds[1]), 1, 1))
         store.insert_json("alerts", b"".join(alert_row(a.model_dump_json().encode())
                                              for a in alerts()))
+        import msgspec
+        from tests.unit.reports.report_data import snapshots
+        lines = b"".join(msgspec.json.encode(r) + b"\\n" for r in snapshots())
+        store.insert_json("budget_snapshots", lines + lines[: lines.index(b"\\n") + 1])
         print(orjson.dumps({{key: run_report(name, given, now, store.query).as_json()
                             for key, (name, given) in ASKED.items()}}).decode())
     """)
@@ -160,3 +174,41 @@ def test_anomalies_of_a_tenant_are_its_scopes_only_newest_first(answers):
             and (a.scope == "tenant:acme" or a.scope.startswith("tenant:acme/"))]
     assert newest["message"] == max(acme, key=lambda a: a.ts).message
     assert newest["scope"] == "tenant:acme/service:chat"
+
+
+def test_utilisation_is_each_budget_s_latest_snapshot(answers):
+    got = {r["budget_key"]: r for r in answers["utilisation"]["rows"]}
+    assert set(got) == {"tenant:acme|day", "tenant:beta|day", "tenant:acme|1h"}
+    for key, r in got.items():
+        last = max((s for s in snapshots() if s.budget_key == key), key=lambda s: s.ts)
+        assert (r["at"], r["used_usd"], r["limit_usd"]) == (
+            last.ts.isoformat(), last.used_usd, last.limit_usd)
+        assert r["utilisation"] == pytest.approx(last.used_usd / last.limit_usd)
+        assert (r["forecast_low_usd"], r["forecast_high_usd"]) == (
+            last.forecast_low_usd, last.forecast_high_usd)
+    shares = [r["utilisation"] for r in answers["utilisation"]["rows"]]
+    assert shares == sorted(shares, reverse=True)
+    daily = {(r["period"], r["budget_key"]): r for r in answers["utilisation_daily"]["rows"]}
+    assert {k[1] for k in daily} == {"tenant:acme|day", "tenant:acme|1h"}  # acme's only
+    assert daily[(T0.isoformat(), "tenant:acme|day")]["utilisation"] == pytest.approx(0.8)
+    assert daily[(T0.isoformat(), "tenant:acme|day")]["snapshots"] == 5  # one written twice
+
+
+def test_forecast_accuracy_against_what_each_closed_period_closed_at(answers):
+    rows = {(r["budget_key"], r["elapsed"]): r for r in answers["accuracy"]["rows"]}
+    # acme day 2 is not closed; the rolling window is never measured
+    assert set(rows) == {(k, q) for k in ("tenant:acme|day", "tenant:beta|day")
+                         for q in ("0-25%", "25-50%", "50-75%", "75-100%")}
+    for (key, elapsed), r in rows.items():
+        quarter = ["0-25%", "25-50%", "50-75%", "75-100%"].index(elapsed)
+        mine = [s for s in snapshots() if s.budget_key == key and s.ts.day == T0.day]
+        closed = max(mine, key=lambda s: s.ts).used_usd
+        [s] = [s for s in mine if s.ts == T0 + timedelta(hours=6 * quarter)]
+        assert (r["periods"], r["snapshots"]) == (1, 1)
+        assert r["mean_abs_error"] == pytest.approx(abs(s.forecast_usd - closed) / closed)
+        held = s.forecast_low_usd <= closed <= s.forecast_high_usd
+        assert r["coverage"] == (1.0 if held else 0.0), (key, elapsed)
+        assert r["mean_width"] == pytest.approx(
+            (s.forecast_high_usd - s.forecast_low_usd) / closed)
+    assert [rows[("tenant:acme|day", q)]["coverage"] for q in ("0-25%", "25-50%", "50-75%",
+                                                                "75-100%")] == [1, 1, 0, 0]
