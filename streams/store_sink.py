@@ -36,10 +36,10 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.operations.backoff import Backoff
 from prsm_events.settings import Settings
-from prsm_events.store.accepted_rows import row_count
 from prsm_events.store.alert_rows import alert_row
 from prsm_events.store.clickhouse import ClickHouseStore
 from prsm_events.store.decision_rows import decision_row
+from prsm_events.store.ndjson_records import row_count
 from prsm_events.store.sink import ClickHouseSink, Refused
 from streams.dead_letter_writer import DeadLetterWriter, aiokafka_sender
 

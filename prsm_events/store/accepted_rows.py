@@ -28,8 +28,9 @@ from datetime import datetime
 import msgspec
 
 from prsm_events.accounting.pricing import PricedUsage
+from prsm_events.store.ndjson_records import pack_lines
 
-__all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records", "row_count"]
+__all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records"]
 
 ACCEPTED_FORMAT = "JSONEachRow"
 """ClickHouse's name for the records' format."""
@@ -86,28 +87,6 @@ def accepted_records(
     """Records (values) for ``accepted`` (priced event, source partition, source offset), all of
     one source partition: NDJSON of ``usage`` rows, each record under ``max_bytes`` unless one
     row alone is larger (then it is a record of its own)."""
-    records: list[bytes] = []
-    lines: list[bytes] = []
-    size = 0
     encode, of = _ENCODER.encode, AcceptedRow.of
-    for priced, partition, offset in accepted:
-        line = encode(of(priced, partition, offset, now)) + b"\n"
-        if lines and size + len(line) > max_bytes:
-            records.append(b"".join(lines))
-            lines, size = [], 0
-        lines.append(line)
-        size += len(line)
-    if lines:
-        records.append(b"".join(lines))
-    return records
-
-
-def row_count(record: bytes) -> int:
-    """How many rows a record holds (its lines).
-
-    >>> row_count(b'{"a":1}\\n{"a":2}\\n'), row_count(b'{"a":1}'), row_count(b"")
-    (2, 1, 0)
-    """
-    if not record:
-        return 0
-    return record.count(b"\n") + (not record.endswith(b"\n"))
+    return pack_lines((encode(of(priced, partition, offset, now)) + b"\n"
+                       for priced, partition, offset in accepted), max_bytes)

@@ -31,13 +31,14 @@ period's closing figures, the actual that forecasts are measured against.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import msgspec
 
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.periods import ROLLING
+from prsm_events.store.ndjson_records import pack_lines
 from prsm_events.watch.outlook import Outlooks
 
 __all__ = ["SNAPSHOT_COLUMNS", "SnapshotClock", "SnapshotRow", "snapshot_records"]
@@ -76,9 +77,11 @@ def snapshot_records(outlooks: Outlooks, keep: Callable[[Budget], bool], *, ever
     (``every``, a snapshot tick), else only of calendar budgets whose period ends within
     ``closing_within_s`` (the period's closing figures, which forecast accuracy is measured
     against)."""
-    records: list[bytes] = []
-    lines: list[bytes] = []
-    size = 0
+    return pack_lines(_lines(outlooks, keep, every, closing_within_s), max_bytes)
+
+
+def _lines(outlooks: Outlooks, keep: Callable[[Budget], bool], every: bool,
+           closing_within_s: float) -> Iterator[bytes]:
     for part in outlooks.parts():
         at = _utc(part.now)
         closing = (part.end - part.now <= closing_within_s) & (part.end >= part.now)
@@ -86,20 +89,12 @@ def snapshot_records(outlooks: Outlooks, keep: Callable[[Budget], bool], *, ever
             if not (every or (closing[i] and budget.period not in ROLLING)) or not keep(budget):
                 continue
             exhaustion = float(part.exhaustion[i])
-            line = _encode(SnapshotRow(
+            yield _encode(SnapshotRow(
                 at, budget.key, budget.scope, budget.period, _utc(float(part.start[i])),
                 _utc(float(part.end[i])), budget.limit_usd, round(float(part.used[i]), 9),
                 round(float(part.period_end_spend[i]), 9), round(float(part.low[i]), 9),
                 round(float(part.high[i]), 9),
                 None if exhaustion != exhaustion else _utc(exhaustion))) + b"\n"
-            if lines and size + len(line) > max_bytes:
-                records.append(b"".join(lines))
-                lines, size = [], 0
-            lines.append(line)
-            size += len(line)
-    if lines:
-        records.append(b"".join(lines))
-    return records
 
 
 class SnapshotClock:

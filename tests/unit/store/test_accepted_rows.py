@@ -14,8 +14,9 @@ from prsm_events.accounting.pricing import price_usage
 from prsm_events.errors import CatalogError
 from prsm_events.events.usage import UsageEvent
 from prsm_events.settings import Settings
-from prsm_events.store.accepted_rows import AcceptedRow, accepted_records, row_count
+from prsm_events.store.accepted_rows import AcceptedRow, accepted_records
 from prsm_events.store.clickhouse import USAGE_COLUMNS
+from prsm_events.store.ndjson_records import row_count
 from tests.unit.store.test_clickhouse import run_py
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

@@ -1,0 +1,40 @@
+"""NDJSON rows packed into Kafka records of at most a given size (the sink inserts a record's
+rows as they are, ClickHouse's ``JSONEachRow``).
+
+>>> pack_lines([b'{"a":1}\\n', b'{"a":2}\\n', b'{"a":3}\\n'], max_bytes=16)
+[b'{"a":1}\\n{"a":2}\\n', b'{"a":3}\\n']
+>>> pack_lines([b'{"a":"a long row"}\\n'], max_bytes=4)   # a row alone is never cut
+[b'{"a":"a long row"}\\n']
+>>> row_count(b'{"a":1}\\n{"a":2}\\n'), row_count(b'{"a":1}'), row_count(b"")
+(2, 1, 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["pack_lines", "row_count"]
+
+
+def pack_lines(lines: Iterable[bytes], max_bytes: int) -> list[bytes]:
+    """Records of whole ``lines`` (each ending in a newline), in order, each under
+    ``max_bytes`` unless one line alone is larger (then it is a record of its own)."""
+    records: list[bytes] = []
+    held: list[bytes] = []
+    size = 0
+    for line in lines:
+        if held and size + len(line) > max_bytes:
+            records.append(b"".join(held))
+            held, size = [], 0
+        held.append(line)
+        size += len(line)
+    if held:
+        records.append(b"".join(held))
+    return records
+
+
+def row_count(record: bytes) -> int:
+    """How many rows a record holds (its lines)."""
+    if not record:
+        return 0
+    return record.count(b"\n") + (not record.endswith(b"\n"))
