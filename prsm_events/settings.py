@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         0.5, gt=0, description="PRSM_SINK_FLUSH_S: longest the sink gathers accepted records "
         "before one insert (fewer, larger inserts; reports trail the tables by about this)."
     )
+    metrics_budgets: int = Field(
+        100, ge=0, description="PRSM_METRICS_BUDGETS: how many budgets /metrics exports gauges "
+        "for: those this worker answers for with the highest used share of their limit "
+        "(bounded label cardinality).",
+    )
     snapshot_interval_s: float = Field(
         3600.0, ge=0, description="PRSM_SNAPSHOT_INTERVAL_S: every this many seconds of wall "
         "time (aligned: hourly snapshots come on the hour) the scoring tick writes each "

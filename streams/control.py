@@ -62,8 +62,8 @@ class DecisionStats:
     undelivered: int = 0  # batches whose records the broker did not take: read again
     fetch_pauses: int = 0  # partitions paused at the fetcher: requests waiting (MessageBuffer)
     allotment_records: int = 0  # shares and grants of global budgets published (escrow)
-    actions: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
+    decided: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Decisions by (action, reason code)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "dead_lettered": self.dead_lettered,
@@ -72,7 +72,13 @@ class DecisionStats:
                 "rewinds": self.rewinds, "rereads": self.rereads,
                 "undelivered": self.undelivered, "fetch_pauses": self.fetch_pauses,
                 "allotment_records": self.allotment_records,
-                "actions": dict(self.actions), "reasons": dict(self.reasons)}
+                "actions": self._by(0), "reasons": self._by(1)}
+
+    def _by(self, at: int) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for key, n in self.decided.items():
+            out[key[at]] += n
+        return dict(out)
 
 
 def share_key(budget_key: str, partition: int) -> str:

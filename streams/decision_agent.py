@@ -86,8 +86,7 @@ def register_decisions(
                 dead.append(processing_error(exc, RawMessage(m.topic, m.partition, m.offset,
                                                              m.key, m.value)))
                 continue
-            stats.actions[decision.action.value] += 1
-            stats.reasons[decision.reason.code] += 1
+            stats.decided[decision.action.value, decision.reason.code] += 1
             if decision.reason.code == "already_decided":
                 stats.redelivered += 1
             elif decision.reason.code == "awaiting_allotment":

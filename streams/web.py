@@ -30,11 +30,13 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.operations.health import HealthFacts, verdict
 from prsm_events.reports import REPORTS, ReportError, run_report
 from prsm_events.settings import Settings
+from prsm_events.watch.outlook import Outlooks
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import steady, table_store
 from streams.health_monitor import HealthMonitor
+from streams.metrics import CONTENT_TYPE, MetricSources, WorkerMetrics
 from streams.store_sink import StoreSink
 from streams.usage_agent import IngestStats, IngestTables
 
@@ -150,6 +152,39 @@ def register_views(
                          "scoring": control.scoring,
                          "dead_letter_summaries": dead_letters.summaries,
                          "dead_letters_unwritable": dead_letters.unwritable})
+
+    def outlook_parts() -> list[Any]:
+        outlooks = control.outlooks
+        return outlooks.parts() if isinstance(outlooks, Outlooks) else []
+
+    def health_gauges() -> dict[str, float]:
+        return {"ready": float(steady(app) and feeds.ready.is_set()),
+                "broker_up": float(monitor.broker_down_s(time.monotonic()) is None),
+                "stalled_partitions": float(len(monitor.stalls))}
+
+    sources = MetricSources(
+        ingest=stats.as_dict, decisions=control.stats.as_dict,
+        decided=lambda: dict(control.stats.decided),
+        sink=lambda: None if sink is None else sink.stats.as_dict(),
+        scoring=lambda: control.scoring, outlooks=outlook_parts,
+        answers_for=control.answers_for, budgets_in_force=lambda: len(control.book),
+        health=health_gauges)
+    metrics = WorkerMetrics(sources, settings.metrics_budgets)
+
+    @app.page("/metrics")
+    @guard
+    @takes()
+    async def metrics_view(web: View, request: Request) -> Response:
+        """Prometheus metrics (text format 0.0.4; docs/operations.md, Metrics)."""
+        lags: dict[tuple[str, int], int] = {}
+        if steady(app):
+            for tracker in control.trackers:
+                backlog = await tracker.backlog()
+                for tp, end in backlog.ends.items():
+                    lags[(tp.topic, tp.partition)] = max(0, end - backlog.positions[tp])
+        sources.lags = lags
+        # aiohttp takes a charset only through the header itself
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/budgets")
     @guard

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from prsm_events.accounting.budgets import Budget
 from prsm_events.cli.worker_api import fetch_report
@@ -131,6 +132,31 @@ def test_every_report_holds_the_figures_sent_and_answered(worker, kafka, tmp_pat
     assert (row["budget_key"], row["limit_usd"]) == (budget.key, 0.02)
     assert row["utilisation"] == pytest.approx(float(admitted) / 0.02)
     assert row["forecast_usd"] >= float(admitted) - 1e-9
+
+    # /metrics, scraped and parsed: the same figures
+    with urllib.request.urlopen(worker.settings.web_request("/metrics"), timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = resp.read().decode()
+    scraped: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            scraped.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = (
+                sample.value)
+    stats = worker.get("/stats")
+    assert scraped["prsm_events_accepted_total"] == {(): stats["accepted"]} == {
+        (): len(events)}
+    by_action: dict[str, float] = defaultdict(float)
+    for labels, n in scraped["prsm_decisions_total"].items():
+        by_action[dict(labels)["action"]] += n
+    assert by_action == {a: sum(d.action.value == a for d in answered)
+                         for a in {d.action.value for d in answered}}
+    used = {dict(labels)["budget"]: v for labels, v in scraped["prsm_budget_used_usd"].items()}
+    assert exact(used[budget.key]) == admitted
+    lags = scraped["prsm_consumer_lag_messages"]
+    assert {dict(labels)["topic"] for labels in lags} == {worker.topic("usage"),
+                                                          worker.topic("requests")}
+    assert all(v == 0 for v in lags.values())  # everything read has been processed
+    assert scraped["prsm_sink_running"] == {(): 1.0}
 
     # the CLI: CSV on stdout and a picture
     picture = tmp_path / "spend.png"

@@ -28,7 +28,8 @@ def test_a_token_guards_every_endpoint_but_health(start_worker):
     worker = start_worker("it-token", web_token="s3cret-t0ken")  # the handle sends the token
     base = worker.settings.web_url
     assert status(f"{base}/health") == 200
-    for path in ("/stats", "/budgets", "/providers", "/spend", "/reports/spend?by=model"):
+    for path in ("/stats", "/budgets", "/providers", "/spend", "/reports/spend?by=model",
+                 "/metrics"):
         assert status(f"{base}{path}") == 401, path
         assert status(f"{base}{path}", "wrong") == 401, path
         assert status(f"{base}{path}", "s3cret-t0ken") == 200, path
@@ -39,7 +40,8 @@ def test_a_token_guards_every_endpoint_but_health(start_worker):
     token = "s3cret-t0ken"
     for bad in ("/reports/spend?by=model;DROP%20TABLE%20usage", "/reports/spend?since=yesterday",
                 "/reports/spend?by=model&by=tenant", "/reports/spend?by=model&limit=5",
-                "/spend?scope=global&sql=1", "/stats?x=1", "/health?verbose=1"):
+                "/spend?scope=global&sql=1", "/stats?x=1", "/health?verbose=1",
+                "/metrics?name=prsm_ready"):
         assert status(f"{base}{bad}", token) == 400, bad
     assert status(f"{base}/reports/spend?by=model&since=2026-01-01T00:00:00", token) == 200
 
