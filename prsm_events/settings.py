@@ -249,6 +249,18 @@ class Settings(BaseSettings):
     catalog_path: Path | None = Field(
         None, description="PRSM_CATALOG_PATH: a catalog JSON file instead of the shipped one."
     )
+    alert_routes: Path | None = Field(
+        None, description="PRSM_ALERT_ROUTES: a JSON file of alert routes (webhooks, Slack) "
+        "per scope; every worker delivers its share of the alerts (docs/operations.md).",
+    )
+    alert_retry_for_s: float = Field(
+        600.0, gt=0, description="PRSM_ALERT_RETRY_FOR_S: how long a failing delivery is "
+        "retried (with backoff) before the alert is dead-lettered as alert_undelivered.",
+    )
+    alert_max_age_s: float = Field(
+        3600.0, gt=0, description="PRSM_ALERT_MAX_AGE_S: alerts older than this when read are "
+        "not delivered (a new delivery group starting on old alerts).",
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -8,9 +8,12 @@ import faust
 
 from prsm_events.accounting.catalog import load_catalog
 from prsm_events.accounting.ingest import UsageIngestor
+from prsm_events.alerting.routes import load_routes
+from prsm_events.errors import ConfigError
 from prsm_events.events.validation import EventLimits
 from prsm_events.settings import Settings
 from prsm_events.store.clickhouse import ClickHouseStore
+from streams.alert_delivery import AlertDelivery
 from streams.allotments import register_allotments
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
@@ -100,7 +103,16 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     async def watch_health() -> None:
         await monitor.observe(steady(app))
 
-    register_views(app, settings, sink, tables, stats, control, feeds, monitor, dead_letters)
+    try:
+        routes = load_routes(settings.alert_routes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    delivery = AlertDelivery(settings, routes) if routes.routes else None
+    if delivery is not None:
+        app.add_dependency(delivery)
+
+    register_views(app, settings, sink, tables, stats, control, feeds, monitor, dead_letters,
+                   delivery)
     # the agents read these in order (PartitionProgress): commit exactly what they processed
     commit_positions(app, {tracker.topic: tracker.position for tracker in control.trackers})
     deliver_without_tasks(app)

@@ -45,6 +45,7 @@ class MetricSources:
     answers_for: Callable[[Budget], bool]
     budgets_in_force: Callable[[], int]
     health: Callable[[], dict[str, float]]
+    alert_delivery: Callable[[], dict[str, int] | None] = lambda: None
     lags: dict[tuple[str, int], int] = field(default_factory=dict)
     """Messages behind per (topic, partition), set by the endpoint before a scrape."""
 
@@ -113,6 +114,15 @@ class WorkerMetrics(Collector):
         yield lag
         for name, value in s.health().items():
             yield GaugeMetricFamily(f"prsm_{name}", _HEALTH[name], value=value)
+        delivery = s.alert_delivery()
+        if delivery is not None:
+            family = CounterMetricFamily("prsm_alert_deliveries", "Alerts handled by this "
+                                         "worker's delivery, by outcome (delivered and "
+                                         "undelivered count per route).", labels=["outcome"])
+            for outcome in ("delivered", "undelivered", "retries", "duplicates", "too_old",
+                            "unmatched", "unreadable"):
+                family.add_metric([outcome], delivery[outcome])
+            yield family
 
     def _ingest(self, st: dict[str, Any]) -> Iterator[Metric]:
         yield CounterMetricFamily("prsm_events_accepted", "Usage events accepted.",

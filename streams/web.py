@@ -31,6 +31,7 @@ from prsm_events.operations.health import HealthFacts, verdict
 from prsm_events.reports import REPORTS, ReportError, run_report
 from prsm_events.settings import Settings
 from prsm_events.watch.outlook import Outlooks
+from streams.alert_delivery import AlertDelivery
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
@@ -115,6 +116,7 @@ def register_views(
     feeds: ConfigFeeds,
     monitor: HealthMonitor,
     dead_letters: DeadLetterWriter,
+    delivery: AlertDelivery | None = None,
 ) -> None:
     guard = bearer_guard(settings.web_token)
     store = None if sink is None else sink.store  # only the process running the sink opens it
@@ -151,7 +153,8 @@ def register_views(
                          "sink": {"running": False} if sink is None else sink.stats.as_dict(),
                          "scoring": control.scoring,
                          "dead_letter_summaries": dead_letters.summaries,
-                         "dead_letters_unwritable": dead_letters.unwritable})
+                         "dead_letters_unwritable": dead_letters.unwritable,
+                         "alert_delivery": None if delivery is None else delivery.stats.as_dict()})
 
     def outlook_parts() -> list[Any]:
         outlooks = control.outlooks
@@ -168,7 +171,8 @@ def register_views(
         sink=lambda: None if sink is None else sink.stats.as_dict(),
         scoring=lambda: control.scoring, outlooks=outlook_parts,
         answers_for=control.answers_for, budgets_in_force=lambda: len(control.book),
-        health=health_gauges)
+        health=health_gauges,
+        alert_delivery=lambda: None if delivery is None else delivery.stats.as_dict())
     metrics = WorkerMetrics(sources, settings.metrics_budgets)
 
     @app.page("/metrics")

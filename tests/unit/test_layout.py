@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("prsm_events", "streams")
-PURE = ("events", "accounting", "decisions", "watch", "scoring", "anomaly", "operations")
+PURE = ("events", "accounting", "decisions", "watch", "scoring", "anomaly", "operations",
+        "alerting", "reports")
 IO_CLIENTS = ("aiokafka", "faust", "clickhouse_connect", "chdb", "streams", "mode")
 
 

@@ -93,3 +93,13 @@ def test_pacing_on_a_rolling_window_is_refused_before_anything_is_sent(env):
     result = CliRunner().invoke(main, ["budget", "set", "tenant:a", "--period", "24h",
                                        "--limit", "5", "--pacing"])
     assert result.exit_code == 2 and "pacing needs a calendar period" in result.output
+
+
+def test_a_worker_with_an_alert_routes_file_that_cannot_work_does_not_start(env, tmp_path,
+                                                                           monkeypatch):
+    routes = tmp_path / "routes.json"
+    routes.write_text('{"routes": [{"name": "x", "url": "https://h/x", "format": "email"}]}')
+    monkeypatch.setenv("PRSM_ALERT_ROUTES", str(routes))
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "PRSM_ALERT_ROUTES" in result.output and "routes.json is not valid" in result.output
