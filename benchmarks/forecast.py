@@ -51,6 +51,7 @@ from prsm_events.scoring.forecast_params import ForecastParams  # noqa: E402
 from prsm_events.scoring.forecast_state import new_forecast_state  # noqa: E402
 from prsm_events.scoring.forecast_step import forecast_step  # noqa: E402
 from prsm_events.scoring.rest_of_period import check_step, forecast_rest  # noqa: E402
+from prsm_events.watch.outlook import still_learning  # noqa: E402
 
 
 @dataclass
@@ -237,6 +238,7 @@ def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> dict[s
     start = 2 * m
     errors: dict[str, list[float]] = {h: [] for h in HORIZONS}
     inside: dict[str, list[bool]] = {h: [] for h in HORIZONS}
+    learning: dict[str, list[bool]] = {h: [] for h in HORIZONS}
     for t, value in enumerate(y):
         if t >= start:
             left = spec.period - (t % spec.period)  # intervals t .. end of period
@@ -250,11 +252,19 @@ def evaluate(spec: SeriesSpec, make: Callable[[], Model], stride: int) -> dict[s
             for i, (name, k) in enumerate(ks.items()):
                 actual = sum(y[t:t + k])
                 errors[name].append(abs(actual - totals[i]) / k)
-                if model.bands is not None:
+                if model.bands is None:
+                    continue
+                # as the worker shows it: no interval while its history is shorter than the
+                # horizon (``still_learning``); coverage counts the intervals shown
+                young = bool(spec.step_s) and bool(still_learning(
+                    np.array([t]), np.array([k * spec.step_s]), spec.step_s)[0])
+                learning[name].append(young)
+                if not young:
                     inside[name].append(model.bands[i][0] <= actual <= model.bands[i][1])
         model.learn(value)
     out = {h: float(np.mean(e)) / scale if e else math.nan for h, e in errors.items()}
     out.update({f"cover {h}": float(np.mean(c)) for h, c in inside.items() if c})
+    out.update({f"learning {h}": float(np.mean(c)) for h, c in learning.items() if c})
     return out
 
 
@@ -357,6 +367,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         return
     print(f"{'group':30s}{'model':>16s}" + "".join(f"{'MASE ' + h:>11s}" for h in HORIZONS)
           + f"{'s':>7s}{'diverged':>10s}")
+    per_series: dict[str, list[tuple[SeriesSpec, dict[str, float]]]] = {}
     for group, specs in groups.items():
         for name in models(specs[0]):
             started = time.perf_counter()
@@ -372,6 +383,15 @@ def main(argv: Iterable[str] | None = None) -> None:
                 print(f"{'':30s}{'90% covers':>16s}" + "".join(
                     f"{float(np.mean(c)):11.1%}" if c else f"{'-':>11s}"
                     for c in cover.values()), flush=True)
+            if name == "prsm":
+                per_series[group] = list(zip(specs, scores, strict=True))
+    print("\nprsm, per series: coverage of the 90% intervals shown (next / hour / rest), and "
+          "the share of rest-of-period forecasts shown without one (still learning)")
+    for group, rows in per_series.items():
+        for spec, sc in rows:
+            print(f"{group:30s}{spec.name:>36s}" + "".join(
+                f"{sc[f'cover {h}']:9.1%}" if f"cover {h}" in sc else f"{'-':>9s}"
+                for h in HORIZONS) + f"{sc.get('learning rest', math.nan):11.1%}", flush=True)
     print(f"at {datetime.now():%Y-%m-%d %H:%M}")
 
 

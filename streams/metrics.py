@@ -51,9 +51,10 @@ class MetricSources:
 
 
 def busiest_budgets(parts: Sequence[OutlookColumns], keep: Callable[[Budget], bool],
-                    count: int) -> list[tuple[Budget, float, float, float, float]]:
+                    count: int) -> list[tuple[Budget, float, float, float, float, float]]:
     """The ``count`` budgets ``keep`` says yes to with the highest used share of their limit:
-    (budget, limit, used, period-end forecast, its 90% high), most used first.
+    (budget, limit, used, period-end forecast, its 90% high, 1.0 while still learning), most
+    used first.
 
     >>> from prsm_events.accounting.budget_figures import BudgetFigures
     >>> from prsm_events.accounting.ledger_view import NANO, BudgetView
@@ -80,8 +81,9 @@ def busiest_budgets(parts: Sequence[OutlookColumns], keep: Callable[[Budget], bo
     out = []
     for _, p, i in found[:count]:
         part = parts[p]
+        learning = part.learning is not None and bool(part.learning[i])
         out.append((part.budgets[i], float(part.limit[i]), float(part.used[i]),
-                    float(part.period_end_spend[i]), float(part.high[i])))
+                    float(part.period_end_spend[i]), float(part.high[i]), float(learning)))
     return out
 
 
@@ -195,6 +197,8 @@ _BUDGET_GAUGES = (
     ("used_usd", "What a budget has spent and reserved in its period (at the last tick)."),
     ("forecast_usd", "A budget's forecast period-end spend (rolling: the window's peak)."),
     ("forecast_high_usd", "The high end of that forecast's 90% interval."),
+    ("forecast_learning", "1 while that forecast rests on too little history for its "
+     "horizon (no interval is shown then)."),
 )
 _HEALTH = {
     "ready": "1 when the worker is ready (assigned, tables restored, config read).",

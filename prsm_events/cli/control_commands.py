@@ -121,9 +121,10 @@ def budget_outlook(fmt: str) -> None:
     for r in rows:
         f = r.get("forecast") or {}
         end = f.get("period_end_spend_usd")
-        span = (f"{end:.4f} ({f['period_end_spend_low_usd']:.4f}-"
+        span = ("-" if end is None else f"{end:.4f} (learning)" if f.get("learning")
+                else f"{end:.4f} ({f['period_end_spend_low_usd']:.4f}-"
                 f"{f['period_end_spend_high_usd']:.4f})" if "period_end_spend_low_usd" in f
-                else "-" if end is None else f"{end:.4f} (run rate)")
+                else f"{end:.4f} (run rate)")
         if f.get("window_peak"):
             span = f"peak {span}"  # a rolling window: its peak over the next window
         pace = r.get("pacing_action")

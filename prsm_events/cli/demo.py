@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -118,10 +119,34 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
                f"${figures['reserved_usd']:.4f} of ${budget.limit_usd:g}")
     f = figures.get("forecast") or {}
     if f.get("method") == "seasonal":
-        click.echo(f"forecast at this pace: ${f['period_end_spend_usd']:.4f} by "
-                   f"{f['period_end']} (90%: ${f['period_end_spend_low_usd']:.4f}-"
-                   f"${f['period_end_spend_high_usd']:.4f}), exhausted at {f['exhaustion_ts']}")
+        click.echo(describe_forecast(f))
     scoring = worker.get("/stats").get("scoring") or {}
     if "ticks" in scoring:
         click.echo(f"batch scoring: {scoring['scopes']} scopes on {scoring['backend']}, "
                    f"{scoring['ticks']} ticks, last {scoring['tick_ms']} ms")
+
+
+def describe_forecast(f: dict[str, Any]) -> str:
+    """A budget's forecast for a person: while it is still learning, no interval.
+
+    >>> print(describe_forecast({
+    ...     "period_end_spend_usd": 903.89, "period_end": "2026-01-02T00:00:00",
+    ...     "period_end_spend_low_usd": None, "period_end_spend_high_usd": None,
+    ...     "exhaustion_ts": None, "learning": True}))  # doctest: +NORMALIZE_WHITESPACE
+    forecast: still learning (too little history for the rest of the period); at the pace so
+    far $903.8900 by 2026-01-02T00:00:00
+    >>> describe_forecast({"period_end_spend_usd": 1.5, "period_end": "2026-01-02T00:00:00",
+    ...                    "period_end_spend_low_usd": 1.25, "period_end_spend_high_usd": 1.75,
+    ...                    "exhaustion_ts": None, "learning": False})
+    'forecast: $1.5000 by 2026-01-02T00:00:00 (90%: $1.2500-$1.7500), not exhausted'
+    """
+    exhausted = (f"exhausted at {f['exhaustion_ts']}" if f.get("exhaustion_ts")
+                 else "not exhausted")
+    if f.get("learning"):
+        return ("forecast: still learning (too little history for the rest of the period); "
+                f"at the pace so far ${f['period_end_spend_usd']:.4f} by {f['period_end']}"
+                + (f", {exhausted}" if f.get("exhaustion_ts") else ""))
+    return (f"forecast: ${f['period_end_spend_usd']:.4f} by {f['period_end']} (90%: "
+            f"${f['period_end_spend_low_usd']:.4f}-${f['period_end_spend_high_usd']:.4f}), "
+            f"{exhausted}")
+

@@ -6,8 +6,10 @@ of its latest snapshot in the range (or, per hour or day, its highest in each). 
 accuracy compares every snapshot's period-end forecast of a calendar budget with the figure
 its period closed at: the snapshot the scorer writes at the period's last tick
 (``store.snapshot_rows``). A period counts once closed, that is when a snapshot within
-``CLOSED_WITHIN_S`` of its end exists. Rows are grouped by how far into its period the
-forecast was made (quarters), so that one sees how early it was right.
+``CLOSED_WITHIN_S`` of its end exists; forecasts made while the scorer was still learning
+(too little history for the horizon: shown without an interval) are left out. Rows are
+grouped by how far into its period the forecast was made (quarters), so that one sees how
+early it was right.
 
 >>> from prsm_events.reports.options import ReportOptions
 >>> from datetime import UTC, datetime
@@ -81,7 +83,7 @@ def accuracy_query(o: ReportOptions, now: datetime) -> ReportQuery:
         "avg(abs(s.forecast_usd - c.closed) / c.closed) AS mean_abs_error, "
         "avg(c.closed >= s.forecast_low_usd AND c.closed <= s.forecast_high_usd) AS coverage, "
         "avg((s.forecast_high_usd - s.forecast_low_usd) / c.closed) AS mean_width "
-        f"FROM (SELECT * FROM {{db}}.budget_snapshots FINAL{where}) AS s "
+        f"FROM (SELECT * FROM {{db}}.budget_snapshots FINAL{where} AND NOT learning) AS s "
         "INNER JOIN (SELECT budget_key, period_start, toFloat64(argMax(used_usd, ts)) AS "
         f"closed, max(ts) AS closed_at FROM {{db}}.budget_snapshots FINAL{where} "
         "GROUP BY budget_key, period_start HAVING toUnixTimestamp64Milli(any(period_end)) - "

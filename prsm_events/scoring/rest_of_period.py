@@ -200,8 +200,13 @@ def check_step(xp: ModuleType, state: ForecastState, y: Array,
 
 def spread_scale(xp: ModuleType, excess: Array, k: Array, params: ForecastParams) -> Array:
     """What the self-check scales a ``k``-interval forecast's interval by: the square root of
-    the mean squared z-score it learned (held within [0.5, 3]) at its horizon and beyond,
-    phased in linearly over the horizons short of it (the next interval's is the model's)."""
-    scale = xp.sqrt(xp.clip(1.0 + excess, 0.25, 9.0))
-    reach = xp.minimum(xp.asarray(k, dtype=xp.float64) / max(params.check_intervals, 1.0), 1.0)
+    the mean squared z-score it learned (held within [0.5, 3]) at its horizon, phased in
+    linearly over the horizons short of it (the next interval's is the model's). Beyond its
+    horizon an excess (errors wider than the model said) is taken to grow with the horizon,
+    as a level that drifts away does (its variance grows with the square of the horizon, the
+    model's only with the horizon); a check that found the model too wide keeps its scale."""
+    ratio = xp.asarray(k, dtype=xp.float64) / max(params.check_intervals, 1.0)
+    grow = xp.where(excess > 0, xp.maximum(ratio, 1.0), 1.0)
+    scale = xp.sqrt(xp.clip(1.0 + excess * grow, 0.25, 9.0))
+    reach = xp.minimum(ratio, 1.0)
     return 1.0 + (scale - 1.0) * reach

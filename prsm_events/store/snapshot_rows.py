@@ -59,6 +59,7 @@ class SnapshotRow(msgspec.Struct):
     forecast_low_usd: float
     forecast_high_usd: float
     exhaustion_ts: datetime | None
+    learning: bool
 
 
 SNAPSHOT_COLUMNS: tuple[str, ...] = SnapshotRow.__struct_fields__
@@ -94,7 +95,8 @@ def _lines(outlooks: Outlooks, keep: Callable[[Budget], bool], every: bool,
                 _utc(float(part.end[i])), budget.limit_usd, round(float(part.used[i]), 9),
                 round(float(part.period_end_spend[i]), 9), round(float(part.low[i]), 9),
                 round(float(part.high[i]), 9),
-                None if exhaustion != exhaustion else _utc(exhaustion))) + b"\n"
+                None if exhaustion != exhaustion else _utc(exhaustion),
+                bool(part.learning[i]) if part.learning is not None else False)) + b"\n"
 
 
 class SnapshotClock:

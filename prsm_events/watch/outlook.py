@@ -36,9 +36,11 @@ from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import NANO, BudgetView
 from prsm_events.accounting.periods import ROLLING
 from prsm_events.events.alerts import Alert
+from prsm_events.scoring.forecast_params import CHECK_HORIZON_S
 from prsm_events.scoring.rows_by_key import RowsByKey
 
-__all__ = ["BudgetOutlook", "OutlookColumns", "Outlooks", "overrun_alert", "rolling_horizons"]
+__all__ = ["LEARN_AT_MOST_S", "MIN_HISTORY", "BudgetOutlook", "OutlookColumns", "Outlooks",
+           "overrun_alert", "rolling_horizons", "still_learning"]
 
 
 def _iso(epoch: float) -> str:
@@ -59,6 +61,8 @@ class BudgetOutlook:
     low_usd: float
     high_usd: float
     exhaustion_ts: str | None
+    learning: bool = False
+    """Too little history for the horizon (``still_learning``): no interval is shown."""
 
     @classmethod
     def of(cls, view: BudgetView, rest: tuple[float, float, float]) -> BudgetOutlook:
@@ -110,11 +114,13 @@ class BudgetOutlook:
 
     def figures(self) -> dict[str, Any]:
         """What decisions, ``/budgets`` and ``prsm budget outlook`` show (rolling windows:
-        ``window_peak: true``, the peak and when it comes in the ``period_end_*`` fields)."""
+        ``window_peak: true``, the peak and when it comes in the ``period_end_*`` fields;
+        while ``learning``, no interval: its bounds are None)."""
         out = {"method": "seasonal", "period_end_spend_usd": self.period_end_spend_usd,
-               "period_end_spend_low_usd": self.low_usd,
-               "period_end_spend_high_usd": self.high_usd, "exhaustion_ts": self.exhaustion_ts,
-               "period_end": _iso(self.period_end)}
+               "period_end_spend_low_usd": None if self.learning else self.low_usd,
+               "period_end_spend_high_usd": None if self.learning else self.high_usd,
+               "exhaustion_ts": self.exhaustion_ts, "period_end": _iso(self.period_end),
+               "learning": self.learning}
         if self.period in ROLLING:
             out["window_peak"] = True
         return out
@@ -147,6 +153,8 @@ class OutlookColumns:
     high: np.ndarray
     exhaustion: np.ndarray
     """Epoch seconds; NaN: not forecast to be exhausted."""
+    learning: np.ndarray | None = None
+    """Per row, True while the forecast rests on too little history (``still_learning``)."""
 
     def __len__(self) -> int:
         return len(self.budgets)
@@ -206,7 +214,8 @@ class OutlookColumns:
             b.key, b.scope, b.period, self.now, float(self.start[i]), float(self.end[i]),
             b.limit_usd, round(float(self.used[i]), 9),
             round(float(self.period_end_spend[i]), 6), round(float(self.low[i]), 6),
-            round(float(self.high[i]), 6), None if at != at else _iso(at))
+            round(float(self.high[i]), 6), None if at != at else _iso(at),
+            bool(self.learning[i]) if self.learning is not None else False)
 
 
 class Outlooks(RowsByKey[BudgetOutlook]):
@@ -249,6 +258,30 @@ class Outlooks(RowsByKey[BudgetOutlook]):
         return self.map(BudgetOutlook.figures)
 
 
+MIN_HISTORY = 10
+"""Intervals a scope's forecaster must have learned before its forecast may raise an alert."""
+LEARN_AT_MOST_S = 7 * 86400.0
+"""History that is enough for any horizon: a week (every weekday seen once)."""
+
+
+def still_learning(learned: np.ndarray, horizon_s: np.ndarray, interval_s: float
+                   ) -> np.ndarray:
+    """True where a forecast rests on less history than it looks ahead (up to a week), or
+    than the interval's self-check needs to have checked it once (``CHECK_HORIZON_S``, 6 h),
+    or on fewer than ``MIN_HISTORY`` intervals: a seasonal forecaster that has not lived
+    through the hours it forecasts extrapolates its rate so far, and an interval never
+    checked against what came says little.
+
+    >>> still_learning(np.array([5, 360, 300, 720, 20_160]),
+    ...                np.array([600, 3600, 3600, 43_200, 3e6]), 60.0)
+    array([ True, False,  True, False, False])
+    """
+    seen = np.asarray(learned, dtype=np.float64) * interval_s
+    need = np.minimum(np.maximum(np.asarray(horizon_s, dtype=np.float64), CHECK_HORIZON_S),
+                      LEARN_AT_MOST_S)
+    return (np.asarray(learned) < MIN_HISTORY) | (seen < need)
+
+
 def rolling_horizons(window_s: float, interval_s: float, steps: int = 24) -> list[float]:
     """Horizons (seconds ahead) at which a rolling window's outlook is evaluated: ``steps``
     even steps up to one window, none shorter than a scoring interval.
@@ -274,8 +307,12 @@ def overrun_alert(o: BudgetOutlook) -> Alert:
         expected=o.limit_usd, score=round(o.period_end_spend_usd / o.limit_usd, 6)
         if o.limit_usd else 1.0,
         message=f"the {o.period} budget of {o.scope} (${o.limit_usd:g}) is forecast to reach "
-        f"${o.period_end_spend_usd:.4f} {when} (90%: "
-        f"${o.low_usd:.4f}-${o.high_usd:.4f}); exhausted around {o.exhaustion_ts}",
+        f"${o.period_end_spend_usd:.4f} {when} "
+        + ("(still learning: at the pace so far, no interval yet)" if o.learning else
+           f"(90%: ${o.low_usd:.4f}-${o.high_usd:.4f})")
+        + f"; exhausted around {o.exhaustion_ts}",
         period=o.period,
-        details={"spent_usd": o.spent_usd, "low_usd": o.low_usd, "high_usd": o.high_usd,
-                 "exhaustion_ts": o.exhaustion_ts})
+        details={"spent_usd": o.spent_usd,
+                 "low_usd": None if o.learning else o.low_usd,
+                 "high_usd": None if o.learning else o.high_usd,
+                 "exhaustion_ts": o.exhaustion_ts, "learning": "yes" if o.learning else "no"})

@@ -17,7 +17,7 @@ once for every scope, and returns what the worker must publish and use:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,14 @@ from prsm_events.scoring.batch import BatchScorer, Rest, ScopeScores
 from prsm_events.scoring.calendar_math import profile_weights, weekday_counts, weekday_of
 from prsm_events.scoring.pacing_step import PacingInputs
 from prsm_events.watch.meter import MeterInterval
-from prsm_events.watch.outlook import OutlookColumns, Outlooks, overrun_alert, rolling_horizons
+from prsm_events.watch.outlook import (
+    MIN_HISTORY,
+    OutlookColumns,
+    Outlooks,
+    overrun_alert,
+    rolling_horizons,
+    still_learning,
+)
 
 __all__ = ["CHUNK", "OVERRUN_HISTORY", "REARM_BELOW", "SpendWatch", "WatchReport"]
 
@@ -43,9 +50,10 @@ Clock = tuple[int, float, float]
 """For young scopes' forecasts: the outlook bucket just learned, intervals per bucket,
 intervals of it passed (``BatchScorer.rest``'s ``now``)."""
 
-OVERRUN_HISTORY = 10
+OVERRUN_HISTORY = MIN_HISTORY
 """Intervals a scope's forecaster must have learned before its forecast can raise
-``forecast_overrun`` (its outlook is shown from the first)."""
+``forecast_overrun`` (its outlook is shown from the first, marked ``learning`` while it
+rests on less history than it looks ahead: ``watch.outlook.still_learning``)."""
 
 
 CHUNK = 32_768
@@ -164,7 +172,9 @@ class SpendWatch:
         counts = [self._counts(now, float(end)) for end in ends]  # ends: count once
         rest = self._rest([b.scope for b in budgets], np.array([c.profile for c in counts]),
                           np.array([c.days for c in counts]), which, clock)
-        columns = OutlookColumns.calendar(budgets, figures, rest.mean, rest.low, rest.high)
+        columns = replace(
+            OutlookColumns.calendar(budgets, figures, rest.mean, rest.low, rest.high),
+            learning=still_learning(rest.learned, figures.end - now, self.interval_s))
         report.outlooks.add(columns)
         for i in columns.may_overrun().tolist():
             if rest.learned[i] < OVERRUN_HISTORY:
@@ -215,8 +225,11 @@ class SpendWatch:
                 group = [budgets[i] for i in some]
                 rest = self.scorer.ahead([b.scope for b in group], profile, days=days,
                                          now=clock)
-                columns = OutlookColumns.rolling(group, figures.take(some), horizons,
-                                                 rest.mean, rest.low, rest.high)
+                columns = replace(
+                    OutlookColumns.rolling(group, figures.take(some), horizons, rest.mean,
+                                           rest.low, rest.high),
+                    learning=still_learning(rest.learned, np.full(len(group), window),
+                                            self.interval_s))
                 report.outlooks.add(columns)
                 candidates = set(columns.may_overrun().tolist())
                 if sent:

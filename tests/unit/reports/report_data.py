@@ -71,9 +71,10 @@ def alerts() -> list[Alert]:
 
 def snapshots() -> list[SnapshotRow]:
     """Budget `tenant:acme|day` ($10) over two days and `tenant:beta|day` ($4) over one: a
-    snapshot every 6 hours forecasting the period's end, and each period's closing snapshot
-    at 23:59:30 (what the period closed at). Day 2 of acme is not closed (no closing
-    snapshot): it is left out of forecast accuracy. A rolling budget is never in it."""
+    snapshot every 6 hours forecasting the period's end (and one at 3:00 while still
+    learning), and each period's closing snapshot at 23:59:30 (what the period closed at).
+    Day 2 of acme is not closed (no closing snapshot): it is left out of forecast accuracy. A
+    rolling budget is never in it."""
     rows = []
     plan = {("tenant:acme|day", 0): (8.0, [(2.0, 5.0, 11.0), (4.0, 7.0, 9.0), (6.0, 8.5, 8.6),
                                            (7.5, 8.2, 8.4)]),
@@ -87,12 +88,15 @@ def snapshots() -> list[SnapshotRow]:
             rows.append(SnapshotRow(
                 start + timedelta(hours=6 * i), key, key.split("|")[0], "day", start,
                 start + timedelta(days=1), limit, used, round((low + high) / 2, 6), low, high,
-                None))
+                None, False))
         if closed:
             rows.append(SnapshotRow(
                 start + timedelta(hours=23, minutes=59, seconds=30), key, key.split("|")[0],
                 "day", start, start + timedelta(days=1), limit, closed, closed, closed, closed,
-                None))
+                None, False))
     rows.append(SnapshotRow(T0, "tenant:acme|1h", "tenant:acme", "1h", T0 - timedelta(hours=1),
-                            T0 + timedelta(minutes=30), 1.0, 0.5, 0.9, 0.5, 1.5, None))
+                            T0 + timedelta(minutes=30), 1.0, 0.5, 0.9, 0.5, 1.5, None, False))
+    # a forecast made while still learning (wildly off): forecast accuracy leaves it out
+    rows.append(SnapshotRow(T0 + timedelta(hours=3), "tenant:acme|day", "tenant:acme", "day",
+                            T0, T0 + timedelta(days=1), 10.0, 3.0, 90.0, 0.1, 900.0, None, True))
     return rows

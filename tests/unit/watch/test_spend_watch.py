@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime
 from typing import Any
@@ -268,3 +269,25 @@ def test_a_tick_over_columns_is_the_same_in_any_slices_and_from_views(
         got = last.outlooks[b.key]
         assert (got.period_end_spend_usd, got.low_usd, got.high_usd) == pytest.approx(
             (want.period_end_spend_usd, want.low_usd, want.high_usd), rel=1e-9, abs=1e-6)
+
+
+def test_a_forecast_says_it_is_learning_until_its_history_covers_its_horizon() -> None:
+    # a day budget from midnight at $0.2 a minute: at minute m the forecast looks 1440 - m
+    # minutes ahead on m minutes of history, so it is learning until noon; a 1h window until
+    # its interval could be checked once (6 h)
+    rig = Rig(Budget(scope="tenant:a", period="day", limit_usd=1000.0),
+              Budget(scope="tenant:a", period="1h", limit_usd=1000.0))
+    seen: dict[str, list[bool]] = {"tenant:a|day": [], "tenant:a|1h": []}
+    for _ in range(800):
+        rig.spend("a", 0.2)
+        report = rig.tick()
+        for key, flags in seen.items():
+            flags.append(report.outlooks[key].learning)
+    day, hour = seen["tenant:a|day"], seen["tenant:a|1h"]
+    first_day = day.index(False)
+    assert 715 <= first_day <= 725 and not any(day[first_day:])  # about noon, for good
+    assert 355 <= hour.index(False) <= 365 and not any(hour[hour.index(False):])
+    shown = dataclasses.replace(report.outlooks["tenant:a|day"], learning=True).figures()
+    assert shown["learning"] is True
+    assert (shown["period_end_spend_low_usd"], shown["period_end_spend_high_usd"]) == (None,
+                                                                                      None)
