@@ -2,8 +2,9 @@
 
     python benchmarks/reports.py --rows 1000000
 
-Writes ``--rows`` usage rows (and a decision for every tenth, an alert for every 10,000th)
-into a fresh chDB store the way the sink does, in inserts of ``--batch`` rows (so the
+Writes ``--rows`` usage rows (and a decision for every tenth, an alert for every 10,000th,
+and hourly snapshots of ``--budgets`` day budgets) into a fresh chDB store the way the sink
+does, in inserts of ``--batch`` rows (so the
 tables hold many parts, merged in the background as ClickHouse does), then runs every report
 (``prsm_events.reports``) with the options below ``--repeat`` times each and prints the
 median and the slowest, in milliseconds, with the rows each returned. Rows span ``--days``
@@ -38,6 +39,9 @@ ASKED = [
     ("decisions", {"every": "day"}),
     ("routing-savings", {}),
     ("anomalies", {}),
+    ("budget-utilisation", {}),
+    ("budget-utilisation", {"every": "day"}),
+    ("forecast-accuracy", {}),
 ]
 
 
@@ -88,6 +92,31 @@ def decision_rows(n: int, days: int, start: datetime, batch: int) -> Iterator[by
         yield b"".join(lines)
 
 
+def snapshot_rows(budgets: int, days: int, start: datetime, batch: int) -> Iterator[bytes]:
+    """Hourly snapshots of ``budgets`` day budgets and each day's closing snapshot."""
+    import msgspec
+
+    from prsm_events.store.snapshot_rows import SnapshotRow
+
+    encode = msgspec.json.Encoder().encode
+    lines = []
+    for day in range(days):
+        begin = start.replace(hour=0, minute=0, second=0) + timedelta(days=day)
+        for hour in [*range(24), 23.99]:
+            at = begin + timedelta(hours=hour)
+            for b in range(budgets):
+                used = 0.4 * hour * (1 + b % 5)
+                lines.append(encode(SnapshotRow(
+                    at, f"tenant:t{b}|day", f"tenant:t{b}", "day", begin,
+                    begin + timedelta(days=1), 100.0, round(used, 9), 10.0 * (1 + b % 5),
+                    8.0 * (1 + b % 5), 12.0 * (1 + b % 5), None, hour < 6)) + b"\n")
+                if len(lines) == batch:
+                    yield b"".join(lines)
+                    lines = []
+    if lines:
+        yield b"".join(lines)
+
+
 def alert_rows(n: int, start: datetime) -> bytes:
     from prsm_events.events.alerts import Alert
     from prsm_events.store.alert_rows import alert_row
@@ -104,6 +133,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--budgets", type=int, default=1000, help="day budgets with hourly "
+                        "snapshots (and a closing one per day) over --days")
     args = parser.parse_args()
 
     from prsm_events.reports import run_report
@@ -120,12 +151,16 @@ def main() -> None:
         for chunk in decision_rows(args.rows // 10, args.days, start, args.batch):
             store.insert_json("decisions", chunk)
         store.insert_json("alerts", alert_rows(max(1, args.rows // 10_000), start))
+        for chunk in snapshot_rows(args.budgets, args.days, start, args.batch):
+            store.insert_json("budget_snapshots", chunk)
         wrote = time.perf_counter() - began
         [(parts,)] = store.query("SELECT count() FROM system.parts WHERE active AND "
                                  "database = '{db}' AND table = 'usage'")
-        print(f"wrote {args.rows:,} usage rows, {args.rows // 10:,} decisions in "
-              f"{wrote:.1f} s ({args.batch:,} rows an insert); usage parts now: {parts}")
-        print(f"{'report':<16} {'options':<52} {'rows':>6} {'median ms':>10} {'max ms':>8}")
+        snapshots = args.budgets * args.days * 25
+        print(f"wrote {args.rows:,} usage rows, {args.rows // 10:,} decisions, {snapshots:,} "
+              f"budget snapshots in {wrote:.1f} s ({args.batch:,} rows an insert); usage parts "
+              f"now: {parts}")
+        print(f"{'report':<20} {'options':<48} {'rows':>6} {'median ms':>10} {'max ms':>8}")
         for name, given in ASKED:
             options = {k: (now + timedelta(days=-int(v[1:-1]))).isoformat()
                        if isinstance(v, str) and v.startswith("-") else v
@@ -136,7 +171,7 @@ def main() -> None:
                 result = run_report(name, options, now, store.query)
                 times.append(1000 * (time.perf_counter() - t0))
             shown = ", ".join(f"{k}={v}" for k, v in given.items())
-            print(f"{name:<16} {shown:<52} {len(result.records):>6} "
+            print(f"{name:<20} {shown:<48} {len(result.records):>6} "
                   f"{statistics.median(times):>10.1f} {max(times):>8.1f}")
         store.close()
 
