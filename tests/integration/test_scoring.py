@@ -86,17 +86,6 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
     assert spike_at - TICK_S <= raised <= spike_at + 10  # at the first tick after the leak
     assert first["driver"] == "tenant:spiky/api_key:k2" and first["severity"] == "high"
     assert first["observed"] > 10 * first["expected"]
-    # the anomalies report (ClickHouse, through the sink) holds it, with its driver
-    from prsm_events.cli.worker_api import fetch_report
-
-    def reported() -> list[dict[str, Any]]:
-        return fetch_report(worker.settings, "anomalies", {"tenant": "spiky"}).records
-    wait_until(lambda: any(r["message"] == first["message"] for r in reported()), 60,
-               "the anomaly in the anomalies report", reported)
-    row = next(r for r in reported() if r["message"] == first["message"])
-    assert (row["scope"], row["driver"], row["severity"]) == (
-        "tenant:spiky", first["driver"], "high")
-    assert row["observed"] == first["observed"] and row["expected"] == first["expected"]
     directives = [v for k, v in records(worker, "policies") if k.endswith("|anomaly") and v]
     assert [d["scope"] for d in directives] == ["tenant:spiky/api_key:k2"]
     assert directives[0]["action"] == "throttle" and directives[0]["allow_fraction"] == 0.5
@@ -126,6 +115,18 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
     table = cli.invoke(main, ["budget", "outlook"], env=env).output
     line = table.split(over.key)[1].split("\n")[0]
     assert "(run rate)" not in line and "(learning)" in line  # a day ahead on seconds of it
+
+    # the anomalies report (ClickHouse, through the sink) holds it, with its driver
+    from prsm_events.cli.worker_api import fetch_report
+
+    def reported() -> list[dict[str, Any]]:
+        return fetch_report(worker.settings, "anomalies", {"tenant": "spiky"}).records
+    wait_until(lambda: any(r["message"] == first["message"] for r in reported()), 60,
+               "the anomaly in the anomalies report", reported)
+    row = next(r for r in reported() if r["message"] == first["message"])
+    assert (row["scope"], row["driver"], row["severity"]) == (
+        "tenant:spiky", first["driver"], "high")
+    assert row["observed"] == first["observed"] and row["expected"] == first["expected"]
 
 
 def test_a_rolling_window_gets_its_peak_and_exhaustion_forecast(worker: WorkerHandle) -> None:
