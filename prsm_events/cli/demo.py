@@ -119,15 +119,16 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
                f"${figures['reserved_usd']:.4f} of ${budget.limit_usd:g}")
     f = figures.get("forecast") or {}
     if f.get("method") == "seasonal":
-        click.echo(describe_forecast(f))
+        click.echo(describe_forecast(f, budget.limit_usd if budget.hard else None))
     scoring = worker.get("/stats").get("scoring") or {}
     if "ticks" in scoring:
         click.echo(f"batch scoring: {scoring['scopes']} scopes on {scoring['backend']}, "
                    f"{scoring['ticks']} ticks, last {scoring['tick_ms']} ms")
 
 
-def describe_forecast(f: dict[str, Any]) -> str:
-    """A budget's forecast for a person: while it is still learning, no interval.
+def describe_forecast(f: dict[str, Any], hard_limit: float | None = None) -> str:
+    """A budget's forecast for a person: while it is still learning, no interval; a hard
+    budget forecast past its limit says that spend stops there (the forecast is demand).
 
     >>> print(describe_forecast({
     ...     "period_end_spend_usd": 903.89, "period_end": "2026-01-02T00:00:00",
@@ -139,14 +140,21 @@ def describe_forecast(f: dict[str, Any]) -> str:
     ...                    "period_end_spend_low_usd": 1.25, "period_end_spend_high_usd": 1.75,
     ...                    "exhaustion_ts": None, "learning": False})
     'forecast: $1.5000 by 2026-01-02T00:00:00 (90%: $1.2500-$1.7500), not exhausted'
+    >>> describe_forecast({"period_end_spend_usd": 1.5, "period_end": "2026-01-02T00:00:00",
+    ...                    "period_end_spend_low_usd": 1.25, "period_end_spend_high_usd": 1.75,
+    ...                    "exhaustion_ts": "2026-01-01T20:00:00", "learning": False},
+    ...                   hard_limit=1.0).split("; ")[1]
+    'a hard budget: admissions stop at its $1 limit'
     """
     exhausted = (f"exhausted at {f['exhaustion_ts']}" if f.get("exhaustion_ts")
                  else "not exhausted")
+    capped = (f"; a hard budget: admissions stop at its ${hard_limit:g} limit"
+              if hard_limit is not None and f["period_end_spend_usd"] > hard_limit else "")
     if f.get("learning"):
         return ("forecast: still learning (too little history for the rest of the period); "
                 f"at the pace so far ${f['period_end_spend_usd']:.4f} by {f['period_end']}"
-                + (f", {exhausted}" if f.get("exhaustion_ts") else ""))
+                + (f", {exhausted}" if f.get("exhaustion_ts") else "") + capped)
     return (f"forecast: ${f['period_end_spend_usd']:.4f} by {f['period_end']} (90%: "
             f"${f['period_end_spend_low_usd']:.4f}-${f['period_end_spend_high_usd']:.4f}), "
-            f"{exhausted}")
+            f"{exhausted}{capped}")
 
