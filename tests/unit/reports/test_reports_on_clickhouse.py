@@ -37,6 +37,8 @@ ASKED = {
     "utilisation": ("budget-utilisation", {}),
     "utilisation_daily": ("budget-utilisation", {"every": "day", "tenant": "acme"}),
     "accuracy": ("forecast-accuracy", {}),
+    "hostile": ("spend", {"by": "tag:env'] FROM system.tables --", "tenant": "acme' OR '1'='1"}),
+    "hostile_tag": ("spend", {"by": "tag:env'] AS x FROM system.tables --"}),
 }
 
 
@@ -213,3 +215,12 @@ def test_forecast_accuracy_against_what_each_closed_period_closed_at(answers):
             (s.forecast_high_usd - s.forecast_low_usd) / closed)
     assert [rows[("tenant:acme|day", q)]["coverage"] for q in ("0-25%", "25-50%", "50-75%",
                                                                 "75-100%")] == [1, 1, 0, 0]
+
+
+def test_hostile_values_are_only_ever_values(answers):
+    # a tenant and tag keys that would be SQL if pasted in: bound parameters, so no tenant
+    # has that name and no event that tag
+    assert answers["hostile"]["rows"] == []
+    [row] = answers["hostile_tag"]["rows"]
+    assert row["tag:env'] AS x FROM system.tables --"] == ""
+    assert row["events"] == len(usage_events())
