@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,76 +45,70 @@ ASKED = [
 ]
 
 
-def usage_rows(n: int, days: int, start: datetime, batch: int) -> Iterator[bytes]:
+def inserts(lines: Iterable[bytes], rows: int) -> Iterator[bytes]:
+    """``lines`` joined ``rows`` at a time (one insert each)."""
+    held: list[bytes] = []
+    for line in lines:
+        held.append(line)
+        if len(held) == rows:
+            yield b"".join(held)
+            held = []
+    if held:
+        yield b"".join(held)
+
+
+def usage_rows(n: int, days: int, start: datetime) -> Iterator[bytes]:
     import msgspec
 
     from prsm_events.store.accepted_rows import AcceptedRow
 
     encode = msgspec.json.Encoder().encode
     step = days * 86400.0 / n
-    lines = []
     for i in range(n):
         ts = start + timedelta(seconds=i * step)
-        lines.append(encode(AcceptedRow(
+        yield encode(AcceptedRow(
             f"e{i}", ts, f"t{i % 50}", f"s{i % 20}", f"team{i % 7}", f"k{i % 200}", f"r{i}",
             "openai", MODELS[i % 6], "llm", "ok", 500 + i % 1000, 0, 0, 100 + i % 300, 0,
             round(0.0001 * (i % 97 + 1), 9), "client", 250.0, {"feature": f"f{i % 9}"},
-            i % 12, i, ts)) + b"\n")
-        if len(lines) == batch:
-            yield b"".join(lines)
-            lines = []
-    if lines:
-        yield b"".join(lines)
+            i % 12, i, ts)) + b"\n"
 
 
-def decision_rows(n: int, days: int, start: datetime, batch: int) -> Iterator[bytes]:
+def decision_rows(n: int, days: int, start: datetime) -> Iterator[bytes]:
     from prsm_events.events.decision import Action, DecisionRecord, ReasonRecord, encode_decision
     from prsm_events.store.decision_rows import decision_row
 
     actions = [Action.ALLOW, Action.ROUTE, Action.REJECT, Action.DEFER]
     codes = ["within_budget", "routed_cheaper_model", "over_budget", "deferred_low_priority"]
     step = days * 86400.0 / n
-    lines = []
     for i in range(n):
         a = i % 4
-        lines.append(decision_row(encode_decision(DecisionRecord(
+        yield decision_row(encode_decision(DecisionRecord(
             request_id=f"r{i}", ts=start + timedelta(seconds=i * step), tenant=f"t{i % 50}",
             action=actions[a], model="gpt-4o-mini" if a == 1 else "gpt-4o",
             requested_model="gpt-4o", est_cost_usd=0.0012 if a == 1 else 0.0075,
             requested_est_cost_usd=0.0075 if a == 1 else None,
             quality_given_up=0.08 if a == 1 else None, reason=ReasonRecord(codes[a], "m"),
             budget={"scope": f"tenant:t{i % 50}", "limit_usd": 100.0, "spent_usd": 1.0}
-        )), i % 12, i))
-        if len(lines) == batch:
-            yield b"".join(lines)
-            lines = []
-    if lines:
-        yield b"".join(lines)
+        )), i % 12, i)
 
 
-def snapshot_rows(budgets: int, days: int, start: datetime, batch: int) -> Iterator[bytes]:
+def snapshot_rows(budgets: int, days: int, start: datetime) -> Iterator[bytes]:
     """Hourly snapshots of ``budgets`` day budgets and each day's closing snapshot."""
     import msgspec
 
     from prsm_events.store.snapshot_rows import SnapshotRow
 
     encode = msgspec.json.Encoder().encode
-    lines = []
     for day in range(days):
         begin = start.replace(hour=0, minute=0, second=0) + timedelta(days=day)
         for hour in [*range(24), 23.99]:
             at = begin + timedelta(hours=hour)
             for b in range(budgets):
                 used = 0.4 * hour * (1 + b % 5)
-                lines.append(encode(SnapshotRow(
+                yield encode(SnapshotRow(
                     at, f"tenant:t{b}|day", f"tenant:t{b}", "day", begin,
                     begin + timedelta(days=1), 100.0, round(used, 9), 10.0 * (1 + b % 5),
-                    8.0 * (1 + b % 5), 12.0 * (1 + b % 5), None, hour < 6)) + b"\n")
-                if len(lines) == batch:
-                    yield b"".join(lines)
-                    lines = []
-    if lines:
-        yield b"".join(lines)
+                    8.0 * (1 + b % 5), 12.0 * (1 + b % 5), None, hour < 6)) + b"\n"
 
 
 def alert_rows(n: int, start: datetime) -> bytes:
@@ -146,12 +140,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = ClickHouseStore(f"chdb://{tmp}/ch")
         began = time.perf_counter()
-        for chunk in usage_rows(args.rows, args.days, start, args.batch):
+        for chunk in inserts(usage_rows(args.rows, args.days, start), args.batch):
             store.insert_json("usage", chunk)
-        for chunk in decision_rows(args.rows // 10, args.days, start, args.batch):
+        for chunk in inserts(decision_rows(args.rows // 10, args.days, start), args.batch):
             store.insert_json("decisions", chunk)
         store.insert_json("alerts", alert_rows(max(1, args.rows // 10_000), start))
-        for chunk in snapshot_rows(args.budgets, args.days, start, args.batch):
+        for chunk in inserts(snapshot_rows(args.budgets, args.days, start), args.batch):
             store.insert_json("budget_snapshots", chunk)
         wrote = time.perf_counter() - began
         [(parts,)] = store.query("SELECT count() FROM system.parts WHERE active AND "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +38,7 @@ from prsm_events.events.request import Priority
 from prsm_events.kafka.partitioning import owner_partition
 from prsm_events.settings import Settings
 from prsm_events.watch.meter import SpendMeter
-from prsm_events.watch.outlook import BudgetOutlook
+from prsm_events.watch.outlook import Outlooks
 from streams.changelog import ChangelogWriter
 from streams.faust_compat import steady, table_store
 from streams.partition_progress import PartitionProgress
@@ -143,7 +143,8 @@ class SpendControl:
         self.generation = -1
         self.meter = SpendMeter()
         self.deferred = DeferredRequests()
-        self.outlooks: Mapping[str, BudgetOutlook] = {}
+        self.outlooks = Outlooks()
+        """The last tick's outlooks (none before the first)."""
         self.scoring: dict[str, Any] = {}
         """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
         self.trackers: list[PartitionProgress] = []

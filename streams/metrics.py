@@ -62,7 +62,7 @@ def busiest_budgets(parts: Sequence[OutlookColumns], keep: Callable[[Budget], bo
     >>> vs = [BudgetView(b, 0.0, i * NANO, 0, 0.0, 86400.0) for i, b in enumerate(bs)]
     >>> cols = OutlookColumns.calendar(bs, BudgetFigures.of_views(vs, 0.0),
     ...                                *(np.zeros(3) for _ in range(3)))
-    >>> [(b.scope, used) for b, _, used, _, _ in busiest_budgets([cols], lambda b: True, 2)]
+    >>> [(b.scope, used) for b, _, used, *_ in busiest_budgets([cols], lambda b: True, 2)]
     [('tenant:t2', 2.0), ('tenant:t1', 1.0)]
     """
     found: list[tuple[float, int, int]] = []

@@ -15,7 +15,6 @@ and restored when it starts.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -161,9 +160,9 @@ def register_scoring(
         them to ``budget_snapshots``)."""
         control.sync_generation()
         records = await asyncio.to_thread(
-            functools.partial(snapshot_records, report.outlooks, control.answers_for,
-                              every=every, closing_within_s=settings.scoring_interval_s,
-                              max_bytes=settings.max_message_bytes // 2))
+            snapshot_records, report.outlooks, control.answers_for, every=every,
+            closing_within_s=settings.scoring_interval_s,
+            max_bytes=settings.max_message_bytes // 2)
         if not records:
             return
         batches = record_batches(app)

@@ -30,7 +30,6 @@ from prsm_events.errors import StoreUnavailable
 from prsm_events.operations.health import HealthFacts, verdict
 from prsm_events.reports import REPORTS, ReportError, run_report
 from prsm_events.settings import Settings
-from prsm_events.watch.outlook import Outlooks
 from streams.alert_delivery import AlertDelivery
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
@@ -121,28 +120,32 @@ def register_views(
     guard = bearer_guard(settings.web_token)
     store = None if sink is None else sink.store  # only the process running the sink opens it
 
+    def ready() -> bool:
+        """Assigned, tables restored, budgets and catalog read (``/health``, ``/metrics``)."""
+        return steady(app) and feeds.ready.is_set()
+
     @app.page("/health")
     @takes()
     async def health(web: View, request: Request) -> Response:
         """200 when ready and nothing is degraded, else 503; the body says what is wrong."""
         clickhouse_up = True if store is None else await asyncio.to_thread(store.ping)
         now, wall = time.monotonic(), time.time()
-        ready = steady(app) and feeds.ready.is_set()
+        is_ready = ready()
         blocked = None if sink is None else sink.stats.blocked_since
         facts = HealthFacts(
-            ready=ready, broker_down_s=monitor.broker_down_s(now),
+            ready=is_ready, broker_down_s=monitor.broker_down_s(now),
             sink_blocked_s=None if blocked is None else max(0.0, wall - blocked),
             clickhouse_up=clickhouse_up, stalls=monitor.stalls)
         status, problems = verdict(facts)
         return web.json({
-            "status": status, "ready": ready, "problems": problems,
+            "status": status, "ready": is_ready, "problems": problems,
             "broker": "unreachable" if facts.broker_down_s is not None else "up",
             "clickhouse": "not used" if store is None else (
                 "up" if clickhouse_up else "unavailable"),
             "sink": "off" if sink is None else ("blocked" if blocked is not None else "ok"),
             "stalled": [asdict(s) for s in monitor.stalls],
             "catalog": control.catalog.version, "budgets": len(control.book),
-            "partitions": sorted(control.owned_partitions()) if ready else [],
+            "partitions": sorted(control.owned_partitions()) if is_ready else [],
         }, status=200 if status == "ok" else 503)
 
     @app.page("/stats")
@@ -156,12 +159,8 @@ def register_views(
                          "dead_letters_unwritable": dead_letters.unwritable,
                          "alert_delivery": None if delivery is None else delivery.stats.as_dict()})
 
-    def outlook_parts() -> list[Any]:
-        outlooks = control.outlooks
-        return outlooks.parts() if isinstance(outlooks, Outlooks) else []
-
     def health_gauges() -> dict[str, float]:
-        return {"ready": float(steady(app) and feeds.ready.is_set()),
+        return {"ready": float(ready()),
                 "broker_up": float(monitor.broker_down_s(time.monotonic()) is None),
                 "stalled_partitions": float(len(monitor.stalls))}
 
@@ -169,7 +168,7 @@ def register_views(
         ingest=stats.as_dict, decisions=control.stats.as_dict,
         decided=lambda: dict(control.stats.decided),
         sink=lambda: None if sink is None else sink.stats.as_dict(),
-        scoring=lambda: control.scoring, outlooks=outlook_parts,
+        scoring=lambda: control.scoring, outlooks=lambda: control.outlooks.parts(),
         answers_for=control.answers_for, budgets_in_force=lambda: len(control.book),
         health=health_gauges,
         alert_delivery=lambda: None if delivery is None else delivery.stats.as_dict())

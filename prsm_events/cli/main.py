@@ -273,10 +273,9 @@ def _report_command(name: str, summary: str, takes: frozenset[str], plots: bool)
         spec = report_named(name)
         try:
             if plot is not None:  # refused before anything is asked
-                if plot.suffix.lower() not in (".png", ".html"):
-                    raise ValueError(f"--plot writes .png or .html, not {plot.name!r}")
-                if not options.get("every"):
-                    raise ValueError("--plot needs a time axis: give --every hour or day")
+                from prsm_events.reports.plot import check_target
+
+                check_target(plot, bool(options.get("every")))
             if sql:
                 parsed = ReportOptions.parse(options, spec.takes)
                 q = spec.build(parsed, datetime.now(UTC))
@@ -286,7 +285,7 @@ def _report_command(name: str, summary: str, takes: frozenset[str], plots: bool)
                 return
             result = fetch_report(_settings(), name, options)
             if plot is not None and spec.measure is not None and spec.series is not None:
-                from prsm_events.reports.plot import plot_report
+                from prsm_events.reports.plot import plot_report  # matplotlib: only to draw
 
                 series = spec.series(ReportOptions.parse(options, spec.takes))
                 plot_report(result, spec.measure, series, plot)

@@ -23,16 +23,20 @@ from prsm_events.reports.report import Report
 __all__ = ["DECISIONS", "ROUTING_SAVINGS"]
 
 
+def _grouped(parts: QueryParts, keys: str, measures: str, order: str) -> str:
+    """The SQL over ``decisions`` grouped by the period (with ``every``), then ``keys``."""
+    head = "".join(f"{e}, " for e in parts.group_exprs())
+    lead = "".join(f"{n}, " for n in parts.group_names())
+    return (f"SELECT {head}{keys}, {measures} FROM {{db}}.decisions FINAL{parts.where()} "
+            f"GROUP BY {lead}{keys} ORDER BY {lead}{order}")
+
+
 def decisions_query(o: ReportOptions, now: datetime) -> ReportQuery:
     parts = QueryParts(o, ())
     parts.tenant_is()
-    period = "".join(f"{e}, " for e in parts.group_exprs())  # the period, if any
-    keys = ("period, " if o.every else "") + "action, reason_code"
-    sql = (f"SELECT {period}action, reason_code, count() AS decisions, "
-           "countIf(priority IN ('high', 'critical')) AS high_or_critical, "
-           f"sum(est_cost_usd) AS est_cost_usd FROM {{db}}.decisions FINAL{parts.where()} "
-           f"GROUP BY {keys} ORDER BY " + ("period, " if o.every else "")
-           + "decisions DESC, action, reason_code")
+    sql = _grouped(parts, "action, reason_code", "count() AS decisions, countIf(priority IN "
+                   "('high', 'critical')) AS high_or_critical, sum(est_cost_usd) AS "
+                   "est_cost_usd", "decisions DESC, action, reason_code")
     return ReportQuery(sql, parts.params, (*parts.group_columns(), "action", "reason_code",
                                            "decisions", "high_or_critical", "est_cost_usd"))
 
@@ -49,14 +53,11 @@ def savings_query(o: ReportOptions, now: datetime) -> ReportQuery:
     parts.tenant_is()
     parts.add("action = 'route'")
     parts.add("reason_code != 'already_decided'")
-    period = "".join(f"{e}, " for e in parts.group_exprs())  # the period, if any
-    keys = ("period, " if o.every else "") + "requested_model, model"
-    sql = (f"SELECT {period}requested_model, model, count() AS routed, "
-           "sum(requested_est_cost_usd) AS requested_usd, sum(est_cost_usd) AS chosen_usd, "
-           "requested_usd - chosen_usd AS saved_usd, avg(quality_given_up) AS "
-           "mean_quality_given_up, max(quality_given_up) AS max_quality_given_up "
-           f"FROM {{db}}.decisions FINAL{parts.where()} GROUP BY {keys} ORDER BY "
-           + ("period, " if o.every else "") + "saved_usd DESC, requested_model, model")
+    sql = _grouped(parts, "requested_model, model", "count() AS routed, "
+                   "sum(requested_est_cost_usd) AS requested_usd, sum(est_cost_usd) AS "
+                   "chosen_usd, requested_usd - chosen_usd AS saved_usd, avg(quality_given_up) "
+                   "AS mean_quality_given_up, max(quality_given_up) AS max_quality_given_up",
+                   "saved_usd DESC, requested_model, model")
     return ReportQuery(sql, parts.params, (
         *parts.group_columns(), "requested_model", "model", "routed", "requested_usd",
         "chosen_usd", "saved_usd", "mean_quality_given_up", "max_quality_given_up"))

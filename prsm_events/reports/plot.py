@@ -18,7 +18,7 @@ from typing import Any
 
 from prsm_events.reports.result import ReportResult
 
-__all__ = ["MAX_LINES", "lines_of", "plot_report"]
+__all__ = ["MAX_LINES", "check_target", "lines_of", "plot_report"]
 
 MAX_LINES = 8
 
@@ -46,14 +46,20 @@ def lines_of(records: Sequence[dict[str, Any]], measure: str, series: Sequence[s
     return periods, lines
 
 
+def check_target(path: Path, time_axis: bool) -> None:
+    """ValueError unless a picture can be drawn to ``path`` (``.png`` or ``.html``) of a
+    report with a ``time_axis`` (``--every``)."""
+    if path.suffix.lower() not in (".png", ".html"):
+        raise ValueError(f"--plot writes .png or .html, not {path.name!r}")
+    if not time_axis:
+        raise ValueError("a picture needs a time axis: give --every hour or --every day")
+
+
 def plot_report(result: ReportResult, measure: str, series: Sequence[str], path: Path) -> None:
     """Draw ``measure`` of ``result`` (which has a ``period`` column) to ``path``: ``.png``
     or ``.html``."""
+    check_target(path, "period" in result.columns)
     suffix = path.suffix.lower()
-    if suffix not in (".png", ".html"):
-        raise ValueError(f"--plot writes .png or .html, not {path.name!r}")
-    if "period" not in result.columns:
-        raise ValueError("a picture needs a time axis: give --every hour or --every day")
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only
