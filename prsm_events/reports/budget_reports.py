@@ -5,8 +5,8 @@ Utilisation is what a budget has used (spent + reserved) of its limit, with its 
 of its latest snapshot in the range (or, per hour or day, its highest in each). Forecast
 accuracy compares every snapshot's period-end forecast of a calendar budget with the figure
 its period closed at: the snapshot the scorer writes at the period's last tick
-(``store.snapshot_rows``). A period counts once closed, that is when a snapshot within
-``CLOSED_WITHIN_S`` of its end exists; forecasts made while the scorer was still learning
+(``store.snapshot_rows``). A period counts once closed: it has ended and its last snapshot
+lies within ``CLOSED_WITHIN_S`` of its end; forecasts made while the scorer was still learning
 (too little history for the horizon: shown without an interval) are left out. Rows are
 grouped by how far into its period the forecast was made (quarters), so that one sees how
 early it was right.
@@ -87,10 +87,12 @@ def accuracy_query(o: ReportOptions, now: datetime) -> ReportQuery:
         "INNER JOIN (SELECT budget_key, period_start, toFloat64(argMax(used_usd, ts)) AS "
         f"closed, max(ts) AS closed_at FROM {{db}}.budget_snapshots FINAL{where} "
         "GROUP BY budget_key, period_start HAVING toUnixTimestamp64Milli(any(period_end)) - "
-        "toUnixTimestamp64Milli(closed_at) <= {closed_within_ms:UInt64}) AS c "
+        "toUnixTimestamp64Milli(closed_at) <= {closed_within_ms:UInt64} AND "
+        "toUnixTimestamp64Milli(any(period_end)) <= {now_ms:UInt64}) AS c "
         "ON s.budget_key = c.budget_key AND s.period_start = c.period_start "
         "WHERE s.ts < c.closed_at AND c.closed > 0 GROUP BY key, quarter ORDER BY key, quarter")
     parts.params["closed_within_ms"] = CLOSED_WITHIN_S * 1000
+    parts.params["now_ms"] = int(now.timestamp() * 1000)
     return ReportQuery(sql, parts.params, (
         "budget_key", "scope", "period", "elapsed", "periods", "snapshots", "mean_abs_error",
         "coverage", "mean_width"))

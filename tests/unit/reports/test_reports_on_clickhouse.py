@@ -37,6 +37,9 @@ ASKED = {
     "utilisation": ("budget-utilisation", {}),
     "utilisation_daily": ("budget-utilisation", {"every": "day", "tenant": "acme"}),
     "accuracy": ("forecast-accuracy", {}),
+    # asked 15 s before day 1 ends, after its last snapshot: no period has closed yet
+    "accuracy_before_end": ("forecast-accuracy", {},
+                            (T0 + timedelta(hours=23, minutes=59, seconds=45)).isoformat()),
     "hostile": ("spend", {"by": "tag:env'] FROM system.tables --", "tenant": "acme' OR '1'='1"}),
     "hostile_tag": ("spend", {"by": "tag:env'] AS x FROM system.tables --"}),
 }
@@ -72,8 +75,10 @@ def answers(tmp_path_factory) -> dict:
         from tests.unit.reports.report_data import snapshots
         lines = b"".join(msgspec.json.encode(r) + b"\\n" for r in snapshots())
         store.insert_json("budget_snapshots", lines + lines[: lines.index(b"\\n") + 1])
-        print(orjson.dumps({{key: run_report(name, given, now, store.query).as_json()
-                            for key, (name, given) in ASKED.items()}}).decode())
+        print(orjson.dumps({{key: run_report(name, given,
+                                             datetime.fromisoformat(at[0]) if at else now,
+                                             store.query).as_json()
+                            for key, (name, given, *at) in ASKED.items()}}).decode())
     """)
     return orjson.loads(out)
 
@@ -215,6 +220,8 @@ def test_forecast_accuracy_against_what_each_closed_period_closed_at(answers):
             (s.forecast_high_usd - s.forecast_low_usd) / closed)
     assert [rows[("tenant:acme|day", q)]["coverage"] for q in ("0-25%", "25-50%", "50-75%",
                                                                 "75-100%")] == [1, 1, 0, 0]
+    # a period counts once it has ended, not at a snapshot near its end
+    assert answers["accuracy_before_end"]["rows"] == []
 
 
 def test_hostile_values_are_only_ever_values(answers):
