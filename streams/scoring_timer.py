@@ -41,8 +41,8 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.faust_compat import record_batches, steady
 
-__all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "register_scoring",
-           "tick_off_loop"]
+__all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "build_watch",
+           "checkpoint_path", "register_scoring", "tick_off_loop"]
 
 log = logging.getLogger("prsm.scoring")
 CHECKPOINT_EVERY_S = 300.0
@@ -128,22 +128,33 @@ async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: lis
             raise
 
 
-def register_scoring(
-    app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds
-) -> SpendWatch:
+def build_watch(settings: Settings) -> SpendWatch:
+    """The spend watch and batch scorer a worker runs with ``settings`` (nothing learned)."""
     interval, timescale = settings.scoring_interval_s, settings.scoring_timescale_s
     scorer = BatchScorer(settings.scoring_backend,
                          forecast=ForecastParams.every(interval, timescale),
                          pacing=PacingParams.every(interval, timescale),
                          forget_after=round(FORGET_AFTER_S / interval))
-    log.warning("batch scoring on %s every %g s", scorer.backend, settings.scoring_interval_s)
-    watch = SpendWatch(
-        scorer, settings.scoring_interval_s,
+    return SpendWatch(
+        scorer, interval,
         AnomalyRule(threshold=settings.anomaly_threshold,
                     min_excess_usd=settings.anomaly_min_excess_usd),
         settings.anomaly_throttle_fraction, settings.anomaly_throttle_s)
 
-    checkpoints = ScorerCheckpoints(watch, settings.home / "scoring" / "checkpoint.npz")
+
+def checkpoint_path(settings: Settings) -> Path:
+    """Where a worker keeps its scorer's checkpoint."""
+    return settings.home / "scoring" / "checkpoint.npz"
+
+
+def register_scoring(
+    app: faust.App, settings: Settings, control: SpendControl, feeds: ConfigFeeds
+) -> SpendWatch:
+    watch = build_watch(settings)
+    scorer = watch.scorer
+    log.warning("batch scoring on %s every %g s", scorer.backend, settings.scoring_interval_s)
+
+    checkpoints = ScorerCheckpoints(watch, checkpoint_path(settings))
     checkpoints.restore()
     app.add_dependency(checkpoints)
     catch_up = CatchUp()

@@ -71,7 +71,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class WorkerHandle:
-    def __init__(self, name: str, kafka: str, home: Path, **overrides: Any) -> None:
+    def __init__(self, name: str, kafka: str, home: Path, env: dict[str, str] | None = None,
+                 **overrides: Any) -> None:
         self.name = name
         fields: dict[str, Any] = {
             "home": home, "kafka_bootstrap": kafka, "topic_prefix": f"{unique(name)}.",
@@ -82,7 +83,7 @@ class WorkerHandle:
         self.settings = Settings(**{**fields, **overrides})
         loglevel = os.environ.get("PRSM_TEST_WORKER_LOGLEVEL", "warning")
         self.process = WorkerProcess(self.settings, home / f"worker-{name}.log",
-                                     {"PRSM_LOGLEVEL": loglevel})
+                                     {"PRSM_LOGLEVEL": loglevel, **(env or {})})
 
     def start(self) -> WorkerHandle:
         self.process.start()
