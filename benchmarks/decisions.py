@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -42,7 +43,9 @@ from prsm_events.kafka.admin import ensure_topics  # noqa: E402
 from prsm_events.kafka.config_topics import budget_record, publish  # noqa: E402
 from prsm_events.kafka.connection import KafkaConnection  # noqa: E402
 from prsm_events.kafka.topics import TopicSpec, topic_specs  # noqa: E402
+from prsm_events.operations.stage_times import quantile_of  # noqa: E402
 from prsm_events.settings import Settings  # noqa: E402
+from streams.control import DECISION_STAGES  # noqa: E402
 from tests.integration.conftest import free_port  # noqa: E402
 
 TENANTS = 20
@@ -177,6 +180,35 @@ def pure_rate(n: int = 20_000) -> float:
     return n / (time.perf_counter() - start)
 
 
+def cpu_seconds(worker: WorkerProcess) -> float:
+    """CPU seconds (user + system) the worker process has used (Linux: /proc; NaN elsewhere)."""
+    try:
+        assert worker.proc is not None
+        fields = Path(f"/proc/{worker.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, AssertionError):
+        return float("nan")
+
+
+def stage_figures(before: dict[str, Any], after: dict[str, Any]
+                  ) -> dict[str, tuple[float, float, float]]:
+    """Per stage, of the requests counted between two reads of the worker's stage times
+    (``/stats`` decisions ``stages``): mean, p50 and p99 in ms (the quantiles as the upper
+    bounds of their buckets)."""
+    out = {}
+    for stage, now in after.items():
+        then = before[stage]
+        bounds = [b for b, _ in now["buckets"]]
+        cumulative = [a[1] - b[1] for a, b in zip(now["buckets"], then["buckets"], strict=True)]
+        cumulative.append(now["count"] - then["count"])
+        per = [c - (cumulative[i - 1] if i else 0) for i, c in enumerate(cumulative)]
+        n = cumulative[-1]
+        mean = (now["sum_s"] - then["sum_s"]) / n if n else float("nan")
+        out[stage] = (1000 * mean, 1000 * quantile_of(bounds, per, 0.5),
+                      1000 * quantile_of(bounds, per, 0.99))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="100,1000,5000")
@@ -194,6 +226,7 @@ def main() -> None:
     run_id = uuid.uuid4().hex[:6]
     prefix = f"dbench{run_id}."
     results: dict[str, list[dict[str, float]]] = {"floor": [], "worker": []}
+    stages: list[tuple[str, float, dict[str, tuple[float, float, float]]]] = []
     echo = None
     worker = None
     try:
@@ -225,13 +258,25 @@ def main() -> None:
             for name, req, rep in (("floor", "echo-req", "echo-rep"),
                                    ("worker", "requests", "decisions")):
                 tag = f"{name}{int(rate)}{uuid.uuid4().hex[:4]}"
+                before = worker.get("/stats")["decisions"]["stages"]
+                cpu, started = cpu_seconds(worker), time.perf_counter()
                 results[name].append(asyncio.run(round_trips(
                     bootstrap, prefix + req, prefix + rep, rate, args.seconds, tag)))
+                if name == "worker":
+                    busy = (cpu_seconds(worker) - cpu) / (time.perf_counter() - started)
+                    stages.append((f"{rate:,.0f} req/s", busy, stage_figures(
+                        before, worker.get("/stats")["decisions"]["stages"])))
         for name, req, rep in (("floor", "echo-req", "echo-rep"),
                                ("worker", "requests", "decisions")):
             tag = f"{name}flood{uuid.uuid4().hex[:4]}"
+            before = worker.get("/stats")["decisions"]["stages"]
+            cpu, started = cpu_seconds(worker), time.perf_counter()
             results[name].append(asyncio.run(round_trips(
                 bootstrap, prefix + req, prefix + rep, 0, 0, tag, flood=args.flood)))
+            if name == "worker":
+                busy = (cpu_seconds(worker) - cpu) / (time.perf_counter() - started)
+                stages.append((f"backlog of {args.flood:,}", busy, stage_figures(
+                    before, worker.get("/stats")["decisions"]["stages"])))
         stats = worker.get("/stats")["decisions"]
         pure = pure_rate()
     finally:
@@ -259,6 +304,14 @@ def main() -> None:
           f"{w.get('drain_rate', 0) / max(f.get('drain_rate', 1), 1):.2f}); answered "
           f"{w['answered']:,}/{w['sent']:,}")
     print(f"worker decision stats: {stats['actions']}")
+    print("\nwhere requests spent their time in the worker (prsm_decision_stage_seconds): "
+          "mean ms, and p50 / p99 as bucket bounds; the worker process's CPU (user + system, "
+          "all threads) over the phase, in cores")
+    print("| phase | CPU | " + " | ".join(DECISION_STAGES) + " |")
+    print("|---|---|" + "---|" * len(DECISION_STAGES))
+    for phase, busy, figures in stages:
+        print(f"| {phase} | {busy:.2f} | " + " | ".join(
+            "{:.2f} ({:g} / {:g})".format(*figures[s]) for s in DECISION_STAGES) + " |")
     print(f"pure step in-process (decode, decide, reserve, serialise): {pure:,.0f} requests/s")
 
 

@@ -42,6 +42,7 @@ class Fetched(msgspec.Struct, frozen=True):
     value: bytes | None
     tp: TP
     generation_id: int
+    timestamp: float  # the record's timestamp (epoch seconds), as on Faust's message
 
 
 class Delivered(msgspec.Struct, frozen=True, weakref=True):  # a stream's current event is weak
@@ -84,8 +85,8 @@ class MessageBuffer:
         size = 0
         for r in records:
             value = r.value
-            append(Delivered(Fetched(topic, partition, r.offset, r.key, value, tp, generation),
-                             arrived))
+            append(Delivered(Fetched(topic, partition, r.offset, r.key, value, tp, generation,
+                                     r.timestamp / 1000.0), arrived))
             if value is not None:
                 size += len(value)
         self.bytes += size

@@ -36,6 +36,7 @@ from prsm_events.events.directives import ThrottleDirective
 from prsm_events.events.fast_path import Request
 from prsm_events.events.request import Priority
 from prsm_events.kafka.partitioning import owner_partition
+from prsm_events.operations.stage_times import StageTimes
 from prsm_events.settings import Settings
 from prsm_events.watch.meter import SpendMeter
 from prsm_events.watch.outlook import Outlooks
@@ -48,8 +49,19 @@ __all__ = ["DecisionStats", "SpendControl", "grants_key", "share_key"]
 log = logging.getLogger("prsm.control")
 
 
+DECISION_STAGES = ("fetched", "queued", "decided", "reserved", "answered")
+"""A request's way through the worker: ``fetched``, from its record's timestamp (its
+producer's clock) to the worker's fetch; ``queued``, waiting for the agent (behind earlier
+batches, or gathered into one); ``decided``, its batch decoded, decided and its reservations
+handed to the producer; ``reserved``, until those are with the broker and the decisions are
+handed (``streams.fencing``); ``answered``, until the decisions are with the broker. The
+first three count request messages, the last two decisions sent."""
+
+
 @dataclass
 class DecisionStats:
+    """What the decision agent counted (``/stats`` decisions, ``/metrics``)."""
+
     requests: int = 0
     dead_lettered: int = 0
     redelivered: int = 0
@@ -64,6 +76,8 @@ class DecisionStats:
     allotment_records: int = 0  # shares and grants of global budgets published (escrow)
     decided: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Decisions by (action, reason code)."""
+    stages: StageTimes = field(default_factory=lambda: StageTimes(DECISION_STAGES))
+    """Where requests spent their time in the worker (``DECISION_STAGES``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "dead_lettered": self.dead_lettered,
@@ -72,7 +86,7 @@ class DecisionStats:
                 "rewinds": self.rewinds, "rereads": self.rereads,
                 "undelivered": self.undelivered, "fetch_pauses": self.fetch_pauses,
                 "allotment_records": self.allotment_records,
-                "actions": self._by(0), "reasons": self._by(1)}
+                "actions": self._by(0), "reasons": self._by(1), "stages": self.stages.as_dict()}
 
     def _by(self, at: int) -> dict[str, int]:
         out: Counter[str] = Counter()

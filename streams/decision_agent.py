@@ -61,9 +61,16 @@ def register_decisions(
         except Exception:
             return [None] * len(events)
 
+    stages = stats.stages
+
     async def hand(batch: Batch) -> asyncio.Future[None]:
         events = batch.events
+        started = time.monotonic()
         now = time.time()
+        since_epoch = now - started
+        stages.observe("fetched", [e.arrived + since_epoch - e.message.timestamp
+                                   for e in events if e.message.timestamp > 0])
+        stages.observe("queued", [started - e.arrived for e in events])
         stamp = datetime.fromtimestamp(now, UTC)
         stats.expired += len(control.ledger.expire(now))
         answers = record_batches(app)
@@ -97,6 +104,8 @@ def register_decisions(
                               encode_decision(decision))
         answered = len(answers)
         await control.persist(wait=False)
+        handed = time.monotonic()
+        stages.observe_batch("decided", handed - started, len(events))
         # every changelog record handed so far, this batch's and earlier ones: a request asked
         # again within the round trip is answered already_decided from a reservation that
         # an earlier batch handed
@@ -109,9 +118,12 @@ def register_decisions(
             # whoever owns the partitions next restores every reservation answered for
             try:
                 sent = await answer_once_reserved(reserved, answers, batch.still_current)
+                answering = time.monotonic()
             finally:
                 await dead_sent
             await asyncio.gather(*sent)
+            stages.observe_batch("reserved", answering - handed, answered)
+            stages.observe_batch("answered", time.monotonic() - answering, answered)
             stats.requests += answered
             stats.dead_lettered += len(dead)
         return asyncio.ensure_future(delivered())

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
@@ -145,6 +146,14 @@ class WorkerMetrics(Collector):
         for (action, reason), n in sorted(decided.items()):
             family.add_metric([action, reason], n)
         yield family
+        stages = HistogramMetricFamily(
+            "prsm_decision_stage_seconds", "Time requests spent in each stage of the worker: "
+            "fetched, queued, decided, reserved, answered (docs/operations.md).",
+            labels=["stage"])
+        for stage, h in st.get("stages", {}).items():
+            stages.add_metric([stage], [*((repr(bound), n) for bound, n in h["buckets"]),
+                                        ("+Inf", h["count"])], h["sum_s"])
+        yield stages
         yield CounterMetricFamily("prsm_alerts", "Alerts published.", value=st["alerts"])
         yield CounterMetricFamily("prsm_directives", "Throttle and pacing directives "
                                   "published.", value=st["directives"])

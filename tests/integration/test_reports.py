@@ -150,6 +150,12 @@ def test_every_report_holds_the_figures_sent_and_answered(worker, kafka, tmp_pat
         by_action[dict(labels)["action"]] += n
     assert by_action == {a: sum(d.action.value == a for d in answered)
                          for a in {d.action.value for d in answered}}
+    # every request answered went through every stage once, each stage taking some time
+    stage_counts = {dict(labels)["stage"]: n for labels, n
+                    in scraped["prsm_decision_stage_seconds_count"].items()}
+    assert stage_counts == dict.fromkeys(
+        ("fetched", "queued", "decided", "reserved", "answered"), len(answered))
+    assert all(v > 0 for v in scraped["prsm_decision_stage_seconds_sum"].values())
     used = {dict(labels)["budget"]: v for labels, v in scraped["prsm_budget_used_usd"].items()}
     assert exact(used[budget.key]) == admitted
     lags = scraped["prsm_consumer_lag_messages"]

@@ -136,7 +136,8 @@ async def test_partitions_paused_before_a_rebalance_are_not_resumed_after_it():
 def record(offset: int, tp: TP = TP0, size: int = 10) -> Any:
     """An aiokafka ConsumerRecord's fields that the buffer reads."""
     return SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=offset, key=b"k",
-                           value=b"x" * size if size else None)
+                           value=b"x" * size if size else None,
+                           timestamp=1_700_000_000_000 + offset)  # ms, as aiokafka gives it
 
 
 async def test_a_partitions_fetched_records_are_taken_in_order_as_messages_of_their_generation():
@@ -150,8 +151,8 @@ async def test_a_partitions_fetched_records_are_taken_in_order_as_messages_of_th
     batch = await asyncio.wait_for(waiting, 1)
     assert offsets(batch) == [0, 5, 6, 7] and buf.bytes == 0
     m = batch[1].message
-    assert (m.topic, m.partition, m.key, m.value, m.generation_id) == (
-        TP1.topic, TP1.partition, b"k", b"x" * 10, 3)
+    assert (m.topic, m.partition, m.key, m.value, m.generation_id, m.timestamp) == (
+        TP1.topic, TP1.partition, b"k", b"x" * 10, 3, 1_700_000_000.005)  # seconds, as Faust's
     assert type(m.tp) is TP and m.tp == TP1 and batch[2].message.value is None
 
 

@@ -9,7 +9,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import NANO, BudgetView
+from prsm_events.operations.stage_times import StageTimes
 from prsm_events.watch.outlook import OutlookColumns
+from streams.control import DECISION_STAGES
 from streams.metrics import MetricSources, WorkerMetrics
 
 
@@ -20,12 +22,20 @@ def outlook(count: int) -> OutlookColumns:
                                    *(np.full(count, 0.5) for _ in range(3)))
 
 
+def stage_times() -> StageTimes:
+    times = StageTimes(DECISION_STAGES)
+    times.observe("queued", [0.002, 0.004, 0.2])
+    times.observe_batch("reserved", 0.003, 4)
+    return times
+
+
 def sources(sink: bool = True) -> MetricSources:
     parts = [outlook(25)]
     return MetricSources(
         ingest=lambda: {"accepted": 40, "duplicates": 2,
                         "dead_letter_codes": {"invalid_json": 3, "missing_cost": 1}},
-        decisions=lambda: {"requests": 12, "alerts": 1, "directives": 0},
+        decisions=lambda: {"requests": 12, "alerts": 1, "directives": 0,
+                           "stages": stage_times().as_dict()},
         decided=lambda: {("allow", "within_budget"): 9, ("route", "routed_cheaper_model"): 3},
         sink=lambda: {"running": True, "rows": 40, "decisions": 12, "alerts": 1,
                       "snapshots": 25, "failures": 0, "refused": 1, "waiting": 4,
@@ -57,6 +67,18 @@ def test_counters_and_gauges_carry_the_worker_s_figures():
     assert got["prsm_scoring_tick_seconds"] == {(): 0.0125}
     assert got["prsm_consumer_lag_messages"][(("partition", "0"), ("topic", "prsm.usage"))] == 5
     assert got["prsm_ready"] == {(): 1.0} and "process_cpu_seconds_total" in got
+
+
+def test_decision_stages_are_histograms_of_requests():
+    got = scrape(WorkerMetrics(sources(), budgets=5))
+    buckets = got["prsm_decision_stage_seconds_bucket"]
+    assert buckets[(("le", "0.005"), ("stage", "queued"))] == 2  # cumulative
+    assert buckets[(("le", "+Inf"), ("stage", "queued"))] == 3
+    assert buckets[(("le", "0.002"), ("stage", "reserved"))] == 0
+    assert buckets[(("le", "0.003"), ("stage", "reserved"))] == 4  # a batch of 4 requests
+    assert got["prsm_decision_stage_seconds_count"][(("stage", "reserved"),)] == 4
+    assert abs(got["prsm_decision_stage_seconds_sum"][(("stage", "queued"),)] - 0.206) < 1e-12
+    assert {dict(k)["stage"] for k in buckets} == set(DECISION_STAGES)
 
 
 def test_budget_gauges_are_the_busiest_budgets_the_worker_answers_for_and_no_more():
