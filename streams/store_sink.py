@@ -49,6 +49,11 @@ log = logging.getLogger("prsm.sink")
 
 FLUSH_BYTES = 16 * 1024 * 1024
 """The sink inserts once this many bytes of records have gathered (or PRSM_SINK_FLUSH_S)."""
+SINK_FETCH_MIN_BYTES = 64 * 1024
+SINK_FETCH_MAX_WAIT_MS = 250
+"""The broker answers the sink's fetch once this much is waiting, or after this long: a few
+fetches a second under load instead of one per record batch written (each fetch costs the
+worker's loop, which the decisions share; docs/decisions/2026-12-04-benchmark-history.md)."""
 
 
 @dataclass
@@ -99,6 +104,7 @@ class StoreSink(mode.Service):
             enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_partition_fetch_bytes=max(1 << 20, self.settings.topic_max_message_bytes),
+            fetch_min_bytes=SINK_FETCH_MIN_BYTES, fetch_max_wait_ms=SINK_FETCH_MAX_WAIT_MS,
             session_timeout_ms=10_000, heartbeat_interval_ms=2_000)
         self._producer = AIOKafkaProducer(**args, acks="all",
                                           max_request_size=self.settings.topic_max_message_bytes)
