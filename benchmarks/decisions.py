@@ -254,29 +254,20 @@ def main() -> None:
             # warm-up (not reported): connections, metadata, first fetches, code paths
             asyncio.run(round_trips(bootstrap, prefix + req, prefix + rep, 200, 2.0,
                                     f"{name}warm{uuid.uuid4().hex[:4]}"))
-        for rate in rates:
+        phases = [(f"{rate:,.0f} req/s", rate, args.seconds, 0) for rate in rates]
+        phases.append((f"backlog of {args.flood:,}", 0.0, 0.0, args.flood))
+        for phase, rate, seconds, flood in phases:
             for name, req, rep in (("floor", "echo-req", "echo-rep"),
                                    ("worker", "requests", "decisions")):
                 tag = f"{name}{int(rate)}{uuid.uuid4().hex[:4]}"
                 before = worker.get("/stats")["decisions"]["stages"]
                 cpu, started = cpu_seconds(worker), time.perf_counter()
                 results[name].append(asyncio.run(round_trips(
-                    bootstrap, prefix + req, prefix + rep, rate, args.seconds, tag)))
+                    bootstrap, prefix + req, prefix + rep, rate, seconds, tag, flood=flood)))
                 if name == "worker":
                     busy = (cpu_seconds(worker) - cpu) / (time.perf_counter() - started)
-                    stages.append((f"{rate:,.0f} req/s", busy, stage_figures(
+                    stages.append((phase, busy, stage_figures(
                         before, worker.get("/stats")["decisions"]["stages"])))
-        for name, req, rep in (("floor", "echo-req", "echo-rep"),
-                               ("worker", "requests", "decisions")):
-            tag = f"{name}flood{uuid.uuid4().hex[:4]}"
-            before = worker.get("/stats")["decisions"]["stages"]
-            cpu, started = cpu_seconds(worker), time.perf_counter()
-            results[name].append(asyncio.run(round_trips(
-                bootstrap, prefix + req, prefix + rep, 0, 0, tag, flood=args.flood)))
-            if name == "worker":
-                busy = (cpu_seconds(worker) - cpu) / (time.perf_counter() - started)
-                stages.append((f"backlog of {args.flood:,}", busy, stage_figures(
-                    before, worker.get("/stats")["decisions"]["stages"])))
         stats = worker.get("/stats")["decisions"]
         pure = pure_rate()
     finally:

@@ -82,9 +82,9 @@ def busiest_budgets(parts: Sequence[OutlookColumns], keep: Callable[[Budget], bo
     out = []
     for _, p, i in found[:count]:
         part = parts[p]
-        learning = part.learning is not None and bool(part.learning[i])
         out.append((part.budgets[i], float(part.limit[i]), float(part.used[i]),
-                    float(part.period_end_spend[i]), float(part.high[i]), float(learning)))
+                    float(part.period_end_spend[i]), float(part.high[i]),
+                    float(part.learning[i])))
     return out
 
 

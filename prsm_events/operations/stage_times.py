@@ -2,13 +2,15 @@
 buckets, Prometheus' ``le`` convention, and the sum), cheap enough to count every request.
 
 A batch's stage counts once per request in it (``observe_batch``): each of its requests spent
-that long there.
+that long there, one bucket increment for all of them (``prometheus_client.Histogram`` takes
+one observation at a time, under a lock).
 
 >>> times = StageTimes(("queued", "decided"))
 >>> times.observe("queued", [0.002, 0.004, 0.2])
 >>> times.observe_batch("decided", 0.003, 3)
->>> times.quantile("queued", 0.5), times.quantile("decided", 0.99), times.quantile("queued", 1)
-(0.005, 0.003, 0.25)
+>>> q = times.counts
+>>> quantile_of(BOUNDS_S, q["queued"], 0.5), quantile_of(BOUNDS_S, q["decided"], 0.99)
+(0.005, 0.003)
 >>> times.as_dict()["queued"]["count"], round(times.as_dict()["decided"]["sum_s"], 6)
 (3, 0.009)
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["BOUNDS_S", "StageTimes", "quantile_of"]
@@ -52,11 +54,6 @@ class StageTimes:
         self.counts[stage][bisect_left(self.bounds, seconds)] += requests
         self.sums[stage] += seconds * requests
 
-    def quantile(self, stage: str, q: float) -> float:
-        """The upper bound of the bucket that holds the ``q``-th quantile (inf beyond the
-        last bound, NaN with nothing counted)."""
-        return quantile_of(self.bounds, self.counts[stage], q)
-
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """Per stage (JSON): ``count`` (every request), ``sum_s``, and ``buckets``: [upper
         bound, requests at or below it] for each bound (cumulative)."""
@@ -71,20 +68,18 @@ class StageTimes:
         return out
 
 
-def quantile_of(bounds: tuple[float, ...] | list[float], counts: list[int] | Mapping[int, int],
-                q: float) -> float:
-    """The upper bound of the bucket of ``counts`` (per bucket, not cumulative) that holds
-    the ``q``-th quantile.
+def quantile_of(bounds: Sequence[float], counts: Sequence[int], q: float) -> float:
+    """The upper bound of the bucket of ``counts`` (per bucket, not cumulative; one more than
+    ``bounds``) that holds the ``q``-th quantile: inf beyond the last bound, NaN if empty.
 
     >>> quantile_of([0.001, 0.01], [1, 98, 1], 0.99), quantile_of([0.001, 0.01], [0, 0, 0], 0.5)
     (0.01, nan)
     """
-    n = [counts[i] for i in range(len(bounds) + 1)]
-    total = sum(n)
+    total = sum(counts)
     if total == 0:
         return math.nan
     wanted, running = q * total, 0
-    for bound, c in zip((*bounds, math.inf), n, strict=True):
+    for bound, c in zip((*bounds, math.inf), counts, strict=True):
         running += c
         if running >= wanted and c:
             return float(bound)

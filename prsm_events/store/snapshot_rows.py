@@ -96,7 +96,7 @@ def _lines(outlooks: Outlooks, keep: Callable[[Budget], bool], every: bool,
                 round(float(part.period_end_spend[i]), 9), round(float(part.low[i]), 9),
                 round(float(part.high[i]), 9),
                 None if exhaustion != exhaustion else _utc(exhaustion),
-                bool(part.learning[i]) if part.learning is not None else False)) + b"\n"
+                bool(part.learning[i]))) + b"\n"
 
 
 class SnapshotClock:

@@ -153,7 +153,7 @@ class OutlookColumns:
     high: np.ndarray
     exhaustion: np.ndarray
     """Epoch seconds; NaN: not forecast to be exhausted."""
-    learning: np.ndarray | None = None
+    learning: np.ndarray
     """Per row, True while the forecast rests on too little history (``still_learning``)."""
 
     def __len__(self) -> int:
@@ -161,9 +161,10 @@ class OutlookColumns:
 
     @classmethod
     def calendar(cls, budgets: Sequence[Budget], figures: BudgetFigures, mean: np.ndarray,
-                 low: np.ndarray, high: np.ndarray) -> OutlookColumns:
+                 low: np.ndarray, high: np.ndarray,
+                 learning: np.ndarray | None = None) -> OutlookColumns:
         """``BudgetOutlook.of`` for every row: ``mean``/``low``/``high`` forecast the rest of
-        each budget's period."""
+        each budget's period (``learning``: per row, still learning; none by default)."""
         now, used = figures.now, figures.used
         mean, low, high = (np.maximum(np.asarray(x, dtype=np.float64), 0.0)
                            for x in (mean, low, high))
@@ -174,12 +175,12 @@ class OutlookColumns:
             at = now + (limit - used) / (mean / left_s)
         exhaustion = np.where(used >= limit, now, np.where(crossing, at, np.nan))
         return cls(budgets, now, figures.start, figures.end, limit, used, used + mean,
-                   used + low, used + high, exhaustion)
+                   used + low, used + high, exhaustion, _learning(learning, len(budgets)))
 
     @classmethod
     def rolling(cls, budgets: Sequence[Budget], figures: BudgetFigures,
                 horizons: Sequence[float], mean: np.ndarray, low: np.ndarray,
-                high: np.ndarray) -> OutlookColumns:
+                high: np.ndarray, learning: np.ndarray | None = None) -> OutlookColumns:
         """``BudgetOutlook.rolling`` for every row: ``mean[i, k]`` (and ``low``, ``high``)
         forecast row ``i``'s spend between now and ``horizons[k]`` seconds ahead."""
         now, used = figures.now, figures.used
@@ -200,7 +201,7 @@ class OutlookColumns:
         exhaustion = np.where(~reached.any(axis=1), np.nan, np.where(first == 0, now, cross))
         return cls(budgets, now, figures.start, now + at_h[peak], limit, used,
                    points[0][rows, peak], points[1][rows, peak], points[2][rows, peak],
-                   exhaustion)
+                   exhaustion, _learning(learning, n))
 
     def may_overrun(self) -> np.ndarray:
         """Rows whose outlook may overrun (a superset of ``outlook(i).overruns``: that
@@ -215,7 +216,11 @@ class OutlookColumns:
             b.limit_usd, round(float(self.used[i]), 9),
             round(float(self.period_end_spend[i]), 6), round(float(self.low[i]), 6),
             round(float(self.high[i]), 6), None if at != at else _iso(at),
-            bool(self.learning[i]) if self.learning is not None else False)
+            bool(self.learning[i]))
+
+
+def _learning(learning: np.ndarray | None, n: int) -> np.ndarray:
+    return np.zeros(n, dtype=bool) if learning is None else np.asarray(learning, dtype=bool)
 
 
 class Outlooks(RowsByKey[BudgetOutlook]):

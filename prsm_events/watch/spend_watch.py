@@ -17,7 +17,7 @@ once for every scope, and returns what the worker must publish and use:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -172,9 +172,9 @@ class SpendWatch:
         counts = [self._counts(now, float(end)) for end in ends]  # ends: count once
         rest = self._rest([b.scope for b in budgets], np.array([c.profile for c in counts]),
                           np.array([c.days for c in counts]), which, clock)
-        columns = replace(
-            OutlookColumns.calendar(budgets, figures, rest.mean, rest.low, rest.high),
-            learning=still_learning(rest.learned, figures.end - now, self.interval_s))
+        columns = OutlookColumns.calendar(
+            budgets, figures, rest.mean, rest.low, rest.high,
+            still_learning(rest.learned, figures.end - now, self.interval_s))
         report.outlooks.add(columns)
         for i in columns.may_overrun().tolist():
             if rest.learned[i] < OVERRUN_HISTORY:
@@ -225,11 +225,9 @@ class SpendWatch:
                 group = [budgets[i] for i in some]
                 rest = self.scorer.ahead([b.scope for b in group], profile, days=days,
                                          now=clock)
-                columns = replace(
-                    OutlookColumns.rolling(group, figures.take(some), horizons, rest.mean,
-                                           rest.low, rest.high),
-                    learning=still_learning(rest.learned, np.full(len(group), window),
-                                            self.interval_s))
+                columns = OutlookColumns.rolling(
+                    group, figures.take(some), horizons, rest.mean, rest.low, rest.high,
+                    still_learning(rest.learned, np.full(len(group), window), self.interval_s))
                 report.outlooks.add(columns)
                 candidates = set(columns.may_overrun().tolist())
                 if sent:
