@@ -325,8 +325,8 @@ class SpendControl:
         batch, and their spend is metered once."""
         groups: dict[tuple[Any, ...], tuple[list[str], list[Budget]]] = {}
         spent: dict[tuple[Any, ...], float] = {}
+        outcomes: dict[tuple[str, str], list[tuple[str, float | None, float]]] = {}
         reservation = self.ledger.reservation
-        observe = self.health.observe
         for (partition, offset), usages in messages:
             settlements = []
             for priced in usages:
@@ -341,14 +341,22 @@ class SpendControl:
                 if e.request_id is not None and reservation(e.tenant, e.request_id):
                     self.stats.settled += 1
                 ts = e.ts.timestamp()
-                settlements.append(Settlement(e.tenant, e.request_id, to_nano(priced.cost_usd),
-                                              ts, found[1]))
-                spent[alike] = spent.get(alike, 0.0) + priced.cost_usd
+                cost = priced.cost_usd
+                settlements.append(Settlement(e.tenant, e.request_id, to_nano(cost), ts,
+                                              found[1]))
+                spent[alike] = spent.get(alike, 0.0) + cost
                 if e.model and priced.provider:
-                    observe(priced.provider, e.model, e.status.value, e.latency_ms, ts)
+                    outcome = (e.status._value_, e.latency_ms, ts)
+                    seen = outcomes.get((priced.provider, e.model))
+                    if seen is None:
+                        outcomes[(priced.provider, e.model)] = [outcome]
+                    else:
+                        seen.append(outcome)
             self.ledger.settle_message(partition, offset, settlements)
         for alike, cost in spent.items():
             self.meter.add_spend(groups[alike][0], cost)
+        for (provider, model), seen in outcomes.items():  # each in the events' order
+            self.health.observe_many(provider, model, seen)
 
     def meter_demand(self, request: Request, decision: DecisionRecord, now: float) -> None:
         """Count a request's cost at the model it asked for (pacing compares demand and

@@ -26,6 +26,8 @@ from prsm_events.errors import CatalogError
 
 __all__ = ["Catalog", "ModelPrice"]
 
+_LOOKUPS_KEPT = 4096
+
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 _PER_TOKEN = 1e-6
 
@@ -85,6 +87,8 @@ class Catalog:
     def __init__(self, data: CatalogFile) -> None:
         self.version = data.version
         self.prices_read_on = data.prices_read_on
+        self.priced_by = f"catalog:{self.version}"
+        """What an event priced by this catalog says priced it."""
         self.entries: tuple[ModelPrice, ...] = tuple(data.models)
         self._by_name: dict[str, ModelPrice] = {}
         self._by_provider: dict[tuple[str, str], ModelPrice] = {}
@@ -94,6 +98,8 @@ class Catalog:
             for name in (entry.model, *entry.aliases):
                 self._by_name.setdefault(name, entry)
                 self._by_provider[(entry.provider, name)] = entry
+        self._found: dict[tuple[str, str | None], ModelPrice | None] = {}
+        """``lookup``'s answers, per (model, provider) asked (a hot path: once an event)."""
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Catalog:
@@ -117,6 +123,17 @@ class Catalog:
 
     def lookup(self, model: str, provider: str | None = None) -> ModelPrice | None:
         """The entry for a model id, or None when the catalog does not price it."""
+        asked = (model, provider)
+        try:
+            return self._found[asked]
+        except KeyError:
+            pass
+        if len(self._found) >= _LOOKUPS_KEPT:  # model ids come from clients: keep it bounded
+            self._found.clear()
+        found = self._found[asked] = self._lookup(model, provider)
+        return found
+
+    def _lookup(self, model: str, provider: str | None) -> ModelPrice | None:
         for name in (model, _DATE_SUFFIX.sub("", model)):
             if provider is not None:
                 hit = self._by_provider.get((provider, name))

@@ -419,15 +419,35 @@ class BudgetLedger:
     def settle_message(self, partition: int, offset: int, usages: Sequence[Settlement]) -> int:
         """Fold the usage events of one message (several when it is a batch envelope), as
         ``settle`` does each: a row counts them all, or none when it folded the message
-        before. Returns how many were counted in at least one row."""
-        marks: dict[str, int] = {}
-        folded = 0
+        before. Returns how many were counted in at least one row. Each row is read and
+        stored once for the message (a calendar row adds its events' sum: as if one by one,
+        since an event of a later period starts the row again and one of an earlier period
+        counts nothing)."""
+        by_row: dict[str, tuple[Budget, str, list[Settlement]]] = {}
+        row_key = self.row_key
         for usage in usages:
             if usage.request_id is not None:
                 self._settle_reservation(usage.tenant, usage.request_id)
-            if self._record(usage, partition, offset, marks):
-                folded += 1
-        return folded
+            for budget in usage.budgets:
+                row = row_key(budget, usage.tenant)
+                held = by_row.get(row)
+                if held is None:
+                    by_row[row] = (budget, usage.tenant, [usage])
+                else:
+                    held[2].append(usage)
+        counted: set[int] = set()
+        for row, (budget, tenant, events) in by_row.items():
+            state = self._state(row)
+            if state.applied.get(partition, -1) >= offset:
+                continue  # folded before a restart
+            state.applied[partition] = offset
+            if budget.period in ROLLING:
+                self._add_to_buckets(state, budget.period, events)
+            else:
+                self._add_to_period(state, budget, events)
+            self._store(row, state, tenant)
+            counted.update(map(id, events))
+        return len(counted)
 
     def _settle_reservation(self, tenant: str, request_id: str) -> None:
         key = f"{tenant}|{request_id}"
@@ -438,34 +458,34 @@ class BudgetLedger:
             self.reservations[key] = reservation.to_list()
             self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
 
-    def _record(self, usage: Settlement, partition: int, offset: int, marks: dict[str, int]
-                ) -> bool:
-        """Count one event in each row of its budgets that had not folded its message
-        (``marks``: each row's last folded offset before the message)."""
-        folded = False
-        tenant, cost, ts = usage.tenant, usage.cost, usage.ts
-        for budget in usage.budgets:
-            row = self.row_key(budget, tenant)
-            state = self._state(row)
-            if marks.setdefault(row, state.applied.get(partition, -1)) >= offset:
-                continue
-            state.applied[partition] = offset
-            folded = True
-            if budget.period in ROLLING:
-                width = BUCKET_S[budget.period]
-                bucket = int(ts // width * width)
-                horizon = ts - ROLLING[budget.period] - width
-                state.buckets[bucket] = state.buckets.get(bucket, 0) + cost
-                state.buckets = {b: a for b, a in state.buckets.items() if b > horizon}
-            else:
-                start, _ = self.bounds(budget, ts)
-                if start > state.period_start:
-                    state.period_start, state.spent = start, cost
-                elif start == state.period_start:
-                    state.spent += cost
-                # usage of an earlier period no longer counts against the budget
-            self._store(row, state, tenant)
-        return folded
+    @staticmethod
+    def _add_to_buckets(state: BudgetState, period: str, events: Sequence[Settlement]) -> None:
+        """Count events, in order, in a rolling row's buckets, each dropping the buckets that
+        left the window at its time."""
+        width = BUCKET_S[period]
+        window = ROLLING[period]
+        for usage in events:
+            ts = usage.ts
+            bucket = int(ts // width * width)
+            horizon = ts - window - width
+            state.buckets[bucket] = state.buckets.get(bucket, 0) + usage.cost
+            state.buckets = {b: a for b, a in state.buckets.items() if b > horizon}
+
+    def _add_to_period(self, state: BudgetState, budget: Budget, events: Sequence[Settlement]
+                       ) -> None:
+        """Count events in a calendar row: those of its latest period (usage of an earlier
+        period no longer counts against the budget)."""
+        bounds = self.bounds
+        starts = [bounds(budget, usage.ts)[0] for usage in events]
+        latest = max(starts)
+        if latest < state.period_start:
+            return
+        spent = sum(usage.cost for usage, start in zip(events, starts, strict=True)
+                    if start == latest)
+        if latest > state.period_start:
+            state.period_start, state.spent = latest, spent
+        else:
+            state.spent += spent
 
     def expire(self, now: float) -> list[tuple[str, Reservation]]:
         """Release reservations past their TTL (settled ones are just forgotten)."""

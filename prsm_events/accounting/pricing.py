@@ -56,4 +56,4 @@ def price_usage(event: Usage, catalog: Catalog) -> PricedUsage:
         cache_write_input_tokens=event.cache_write_input_tokens,
         reasoning_tokens=event.reasoning_tokens,
     )
-    return PricedUsage(event, cost, f"catalog:{catalog.version}", provider)
+    return PricedUsage(event, cost, catalog.priced_by, provider)

@@ -18,6 +18,7 @@ so that an unseen provider counts as available.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,21 +51,33 @@ class ProviderHealth:
     def observe(
         self, provider: str, model: str, status: str, latency_ms: float | None, ts: float
     ) -> None:
-        stats = self.stats.setdefault((provider, model), ProviderStats(ts=ts))
-        decay = self._decayed(stats, ts)
-        stats.total *= decay
-        stats.ok *= decay
-        for kind in FAILURES:
-            stats.failures[kind] *= decay
-        stats.ts = max(stats.ts, ts)
-        stats.total += 1.0
-        if status == "ok":
-            stats.ok += 1.0
-        elif status in stats.failures:
-            stats.failures[status] += 1.0
-        if latency_ms is not None and status == "ok":
-            prev = stats.latency_ms
-            stats.latency_ms = latency_ms if prev is None else 0.9 * prev + 0.1 * latency_ms
+        self.observe_many(provider, model, [(status, latency_ms, ts)])
+
+    def observe_many(self, provider: str, model: str,
+                     outcomes: Iterable[tuple[str, float | None, float]]) -> None:
+        """``observe`` each (status, latency_ms, ts), in order (the same figures)."""
+        stats = self.stats.get((provider, model))
+        for status, latency_ms, ts in outcomes:
+            if stats is None:
+                stats = self.stats[(provider, model)] = ProviderStats(ts=ts)
+            decay = self._decayed(stats, ts)
+            if decay != 1.0:  # (times 1.0 changes nothing)
+                stats.total *= decay
+                stats.ok *= decay
+                failures = stats.failures
+                for kind in FAILURES:
+                    failures[kind] *= decay
+            if ts > stats.ts:
+                stats.ts = ts
+            stats.total += 1.0
+            if status == "ok":
+                stats.ok += 1.0
+                if latency_ms is not None:
+                    prev = stats.latency_ms
+                    stats.latency_ms = (latency_ms if prev is None
+                                        else 0.9 * prev + 0.1 * latency_ms)
+            elif status in stats.failures:
+                stats.failures[status] += 1.0
 
     def availability(self, provider: str, model: str, now: float) -> float:
         stats = self.stats.get((provider, model))

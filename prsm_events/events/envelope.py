@@ -115,14 +115,16 @@ def _parse(raw: bytes | None, limits: EventLimits) -> list[_Part]:
     if len(items) > limits.max_batch_events:
         return [_whole(raw, "oversized", f"batch has {len(items)} events, the limit is "
                        f"{limits.max_batch_events}")]
-    check_size = len(raw) > limits.max_bytes
+    written = _written_sizes(raw, len(items)) if len(raw) > limits.max_bytes else None
     parts = []
     for i, item in enumerate(items):
         try:
             if spans is not None:
                 parsed = parse_message(item, limits)
             else:
-                size = len(_element_bytes(item)) if check_size else 0
+                size = 0
+                if written is not None and written[i] * _MOST_GROWTH > limits.max_bytes:
+                    size = len(_element_bytes(item))
                 if size > limits.max_bytes:
                     raise InvalidEvent("oversized", f"event is {size} bytes, the limit "
                                        f"is {limits.max_bytes}")
@@ -200,6 +202,25 @@ def split_array(raw: bytes) -> list[bytes] | None:
     elif parts:
         return None  # a trailing comma
     return None if any(not p for p in parts) else parts
+
+
+_MOST_GROWTH = 5
+"""An element re-encoded is at most this many times the size it was written in: only
+numbers grow (``1e15`` is ``1000000000000000.0``: 4 bytes to 18); whitespace goes, escapes
+shrink. Elements written smaller than ``max_bytes`` over this are not re-encoded to be
+measured."""
+
+_RAW_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _written_sizes(raw: bytes, count: int) -> list[int]:
+    """The size of each of the ``count`` elements of the array ``raw`` as written (each as
+    large as the whole when that cannot be read: all are then measured)."""
+    try:
+        sizes = [len(element) for element in _RAW_ELEMENTS.decode(raw)]
+    except msgspec.DecodeError:
+        sizes = []
+    return sizes if len(sizes) == count else [len(raw)] * count
 
 
 def _whole(raw: bytes, code: str, detail: str) -> _Part:

@@ -89,6 +89,20 @@ def test_elements_over_the_event_limit_and_batches_over_the_message_limit():
     assert "batch is" in too_many[0].error.detail
 
 
+def test_an_element_is_measured_as_re_encoded_not_as_written():
+    """Numbers grow when encoded again (``1e15`` is ``1000000000000000.0``): an element
+    written small enough can still be too large, and a roomy one written with much
+    whitespace is not."""
+    limits = EventLimits(max_bytes=300, max_batch_bytes=4000)
+    grows = b"[" + b",".join([b"1e15"] * 30) + b"]"  # 151 bytes written, 571 re-encoded
+    roomy = b'{"event_id": "a"' + b" " * 400 + b"}"
+    got = decode(b"[" + b",".join([orjson.dumps(event("s")), grows, roomy]) + b"]" + b" " * 300,
+                 limits)
+    assert [c for c, _ in codes(got)] == [0, 1, 2]
+    assert codes(got)[1] == (1, "oversized") and "571 bytes" in got[1].error.detail
+    assert codes(got)[2][1] != "oversized"
+
+
 def test_a_batch_of_too_many_elements_is_one_dead_letter():
     """A megabyte of tiny bad elements would otherwise be half a million dead letters."""
     got = decode(b"[" + b",".join([b"1"] * 11) + b"]", EventLimits(max_batch_events=10))
