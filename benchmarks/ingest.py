@@ -153,6 +153,7 @@ def measure_parts(messages: list[tuple[bytes, bytes, int]], home: Path) -> dict[
     from prsm_events.events.validation import EventLimits
     from prsm_events.store.accepted_rows import accepted_records
     from prsm_events.store.clickhouse import ClickHouseStore
+    from prsm_events.store.sink import ClickHouseSink
 
     batch = [RawMessage("bench", 0, i, k, v) for i, (k, v, _) in enumerate(messages)]
     ingestor = UsageIngestor(Catalog.shipped(), EventLimits())
@@ -167,8 +168,9 @@ def measure_parts(messages: list[tuple[bytes, bytes, int]], home: Path) -> dict[
     store = ClickHouseStore(f"chdb://{home / 'parts-ch'}")
     store.ping()  # open the engine and apply the DDL outside the timing
     t0 = time.perf_counter()
+    sink = ClickHouseSink(store)
     for batch_records in records:
-        store.insert_json("usage", b"".join(batch_records))
+        sink.write(batch_records)
     insert = len(out.accepted) / (time.perf_counter() - t0)
     store.close()
     return {"pure": pure, "encode": encode, "insert": insert}

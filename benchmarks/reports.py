@@ -57,20 +57,22 @@ def inserts(lines: Iterable[bytes], rows: int) -> Iterator[bytes]:
         yield b"".join(held)
 
 
-def usage_rows(n: int, days: int, start: datetime) -> Iterator[bytes]:
-    import msgspec
+def usage_records(n: int, days: int, start: datetime, rows: int) -> Iterator[bytes]:
+    """Accepted records (``store.accepted_rows``) of ``rows`` rows each, ``n`` rows in all."""
+    from prsm_events.store.accepted_rows import AcceptedRow, rows_record
 
-    from prsm_events.store.accepted_rows import AcceptedRow
-
-    encode = msgspec.json.Encoder().encode
     step = days * 86400.0 / n
+    held: list[AcceptedRow] = []
     for i in range(n):
         ts = start + timedelta(seconds=i * step)
-        yield encode(AcceptedRow(
+        held.append(AcceptedRow(
             f"e{i}", ts, f"t{i % 50}", f"s{i % 20}", f"team{i % 7}", f"k{i % 200}", f"r{i}",
             "openai", MODELS[i % 6], "llm", "ok", 500 + i % 1000, 0, 0, 100 + i % 300, 0,
             round(0.0001 * (i % 97 + 1), 9), "client", 250.0, {"feature": f"f{i % 9}"},
-            i % 12, i, ts)) + b"\n"
+            i % 12, i, ts))
+        if len(held) == rows or i == n - 1:
+            yield rows_record(held)
+            held = []
 
 
 def decision_rows(n: int, days: int, start: datetime) -> Iterator[bytes]:
@@ -140,8 +142,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = ClickHouseStore(f"chdb://{tmp}/ch")
         began = time.perf_counter()
-        for chunk in inserts(usage_rows(args.rows, args.days, start), args.batch):
-            store.insert_json("usage", chunk)
+        for record in usage_records(args.rows, args.days, start, args.batch):
+            store.insert_json("usage", record)
         for chunk in inserts(decision_rows(args.rows // 10, args.days, start), args.batch):
             store.insert_json("decisions", chunk)
         store.insert_json("alerts", alert_rows(max(1, args.rows // 10_000), start))

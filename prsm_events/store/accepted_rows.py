@@ -1,9 +1,13 @@
 """Accepted, priced usage events as records of the ``prsm.accepted`` topic, which the sink writes.
 
-A record's value is NDJSON: one JSON object per event whose fields are the columns of the
-ClickHouse ``usage`` table (ClickHouse's ``JSONEachRow`` format), so the sink inserts records as
-they come, without decoding them. The worker writes one record per (partition, batch), to the
-partition its events came from, cut to stay under ``max_bytes``.
+A record's value is ClickHouse's ``JSONCompactEachRowWithNames``: a first line of the
+``usage`` table's column names, then one JSON array of their values per event, so the sink
+inserts records as they come, without decoding them, and a record says which columns it
+holds. (Arrays instead of objects halve a record: about 210 bytes an event instead of 500, on
+the broker, and less for ClickHouse to parse.) Records written before 2026-12-05 hold one
+JSON object per event (``JSONEachRow``); the sink takes both (``store.sink``). The worker
+writes one record per (partition, batch), to the partition its events came from, cut to stay
+under ``max_bytes``.
 
 >>> from datetime import UTC
 >>> from prsm_events.accounting.catalog import Catalog
@@ -13,7 +17,9 @@ partition its events came from, cut to stay under ``max_bytes``.
 ...                model="gpt-4o", input_tokens=1000)
 >>> now = datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)
 >>> [record] = accepted_records([(price_usage(e, Catalog.shipped()), 2, 41)], now)
->>> row = msgspec.json.decode(record)
+>>> record.splitlines()[0][:30]
+b'["event_id","ts","tenant","ser'
+>>> [row] = read_rows(record)
 >>> row["event_id"], row["cost_usd"], row["src_partition"], row["src_offset"], row["ts"]
 ('e1', 0.0025, 2, 41, '2026-01-01T00:00:00Z')
 >>> record.endswith(b"\\n")
@@ -24,21 +30,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from prsm_events.accounting.pricing import PricedUsage
-from prsm_events.store.ndjson_records import pack_lines
 
-__all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records"]
+__all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records", "read_rows", "rows_record"]
 
-ACCEPTED_FORMAT = "JSONEachRow"
+ACCEPTED_FORMAT = "JSONCompactEachRowWithNames"
 """ClickHouse's name for the records' format."""
 
 
-class AcceptedRow(msgspec.Struct):
+class AcceptedRow(msgspec.Struct, array_like=True):
     """One ``usage`` table row: its columns in insert order (``store.clickhouse`` reads them
-    from here as ``USAGE_COLUMNS``)."""
+    from here as ``USAGE_COLUMNS``); encoded as a JSON array of them."""
 
     event_id: str
     ts: datetime
@@ -68,16 +74,19 @@ class AcceptedRow(msgspec.Struct):
     @classmethod
     def of(cls, priced: PricedUsage, partition: int, offset: int, now: datetime
            ) -> AcceptedRow:
+        """The row of an accepted event (its kind and status are ``StrEnum`` members: each
+        is its value, and encodes as it)."""
         e = priced.event
         return cls(
             e.event_id, e.ts, e.tenant, e.service, e.team or "", e.api_key_id or "",
-            e.request_id or "", priced.provider, e.model or "", e.kind.value, e.status.value,
+            e.request_id or "", priced.provider, e.model or "", e.kind, e.status,
             e.input_tokens, e.cached_input_tokens, e.cache_write_input_tokens,
             e.output_tokens, e.reasoning_tokens, round(priced.cost_usd, 9), priced.priced_by,
             e.latency_ms, e.tags, partition, offset, now)
 
 
 _ENCODER = msgspec.json.Encoder()
+_NAMES = _ENCODER.encode(list(AcceptedRow.__struct_fields__)) + b"\n"
 
 
 def accepted_records(
@@ -85,8 +94,34 @@ def accepted_records(
     max_bytes: int = 1_000_000,
 ) -> list[bytes]:
     """Records (values) for ``accepted`` (priced event, source partition, source offset), all of
-    one source partition: NDJSON of ``usage`` rows, each record under ``max_bytes`` unless one
-    row alone is larger (then it is a record of its own)."""
-    encode, of = _ENCODER.encode, AcceptedRow.of
-    return pack_lines((encode(of(priced, partition, offset, now)) + b"\n"
-                       for priced, partition, offset in accepted), max_bytes)
+    one source partition, each under ``max_bytes`` unless one row alone is larger (then it is a
+    record of its own). The rows are encoded together (one call), and where that is too large
+    for a record, by halves."""
+    of = AcceptedRow.of
+    return _packed([of(priced, partition, offset, now)
+                    for priced, partition, offset in accepted], max_bytes)
+
+
+def rows_record(rows: Sequence[AcceptedRow]) -> bytes:
+    """One record of ``rows``: the column names, then a line of values per row."""
+    return _NAMES + _ENCODER.encode_lines(rows)
+
+
+def _packed(rows: list[AcceptedRow], max_bytes: int) -> list[bytes]:
+    if not rows:
+        return []
+    record = rows_record(rows)
+    if len(record) <= max_bytes or len(rows) == 1:
+        return [record]
+    half = len(rows) // 2
+    return _packed(rows[:half], max_bytes) + _packed(rows[half:], max_bytes)
+
+
+def read_rows(record: bytes) -> list[dict[str, Any]]:
+    """The rows of an accepted record of either form, as column -> value (for tests and
+    tools; the sink never decodes records)."""
+    lines = [msgspec.json.decode(line) for line in record.splitlines() if line.strip()]
+    if record.lstrip()[:1] != b"[":
+        return lines  # JSONEachRow: objects already
+    names, *values = lines
+    return [dict(zip(names, row, strict=True)) for row in values]

@@ -4,8 +4,8 @@ The store connects lazily and re-tries connecting on every call after a failure,
 started while ClickHouse is away keeps running and catches up once it is back. Writes are
 idempotent (ReplacingMergeTree: usage on ``(tenant, event_id)``, decisions on their place in
 their topic, alerts on ``alert_id``), so a retried batch is never counted twice. Only the sink
-writes (``store.sink``); rows come as NDJSON (``store.accepted_rows``, ``decision_rows``,
-``alert_rows``).
+writes (``store.sink``); rows come as NDJSON objects (``decision_rows``, ``alert_rows``) or
+as a line of column names and a JSON array per row (``store.accepted_rows``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+import orjson
 
 from prsm_events.errors import StoreUnavailable
 from prsm_events.store.accepted_rows import AcceptedRow
@@ -41,6 +43,21 @@ _JSON_INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",  # RFC 3339 times, as the events carry them
     "input_format_skip_unknown_fields": 0,  # a field the table lacks is an error, not dropped
 }
+
+
+def _named_columns(table: str, rows: bytes) -> tuple[str, ...]:
+    """The columns the first line of ``rows`` names, each a column of ``table`` (they go into
+    the INSERT statement: anything else is refused, as ClickHouse refuses rows)."""
+    try:
+        names = orjson.loads(rows[:rows.index(b"\n")] if b"\n" in rows else rows)
+    except orjson.JSONDecodeError as exc:
+        raise StoreUnavailable(f"rows of {table}: the first line is not JSON ({exc})") from None
+    known = TABLE_COLUMNS[table]
+    if (not isinstance(names, list) or not names or len(set(names)) != len(names)
+            or not all(isinstance(n, str) and n in known for n in names)):
+        raise StoreUnavailable(f"rows of {table}: the first line must name distinct columns "
+                               f"of the table, not {str(names)[:200]}")
+    return tuple(names)
 
 
 class ClickHouseStore:
@@ -98,17 +115,21 @@ class ClickHouseStore:
         return True
 
     def insert_json(self, table: str, rows: bytes) -> None:
-        """Insert rows of ``table`` (one of ``TABLE_COLUMNS``) given as NDJSON
-        (``store.accepted_rows``, ``decision_rows``, ``alert_rows``); raise StoreUnavailable
+        """Insert rows of ``table`` (one of ``TABLE_COLUMNS``) given as NDJSON objects
+        (``JSONEachRow``: ``decision_rows``, ``alert_rows``, accepted records written before
+        2026-12-05), or as a line of column names and then a JSON array of values per row
+        (``JSONCompactEachRowWithNames``: ``store.accepted_rows``); raise StoreUnavailable
         when the insert fails (ClickHouse away, or rows it refuses)."""
-        columns = TABLE_COLUMNS[table]
         if not rows.strip():
             return
+        columns, fmt = TABLE_COLUMNS[table], "JSONEachRow"
+        if rows[:1] == b"[":
+            columns, fmt = _named_columns(table, rows), "JSONCompactEachRowWithNames"
         with self._lock:
             client = self._connect()
             try:
                 client.raw_insert(f"{self.database}.{table}", columns, rows,
-                                  settings=_JSON_INSERT_SETTINGS, fmt="JSONEachRow")
+                                  settings=_JSON_INSERT_SETTINGS, fmt=fmt)
             except Exception as exc:
                 raise StoreUnavailable(f"insert of {len(rows)} bytes of rows failed: {exc}"
                                        ) from exc

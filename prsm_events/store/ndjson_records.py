@@ -7,6 +7,8 @@ rows as they are, ClickHouse's ``JSONEachRow``).
 [b'{"a":"a long row"}\\n']
 >>> row_count(b'{"a":1}\\n{"a":2}\\n'), row_count(b'{"a":1}'), row_count(b"")
 (2, 1, 0)
+>>> row_count(b'["a"]\\n[1]\\n[2]\\n')   # a line of names first (JSONCompactEachRowWithNames)
+2
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def pack_lines(lines: Iterable[bytes], max_bytes: int) -> list[bytes]:
 
 
 def row_count(record: bytes) -> int:
-    """How many rows a record holds (its lines)."""
+    """How many rows a record holds (its lines, less a first line of column names: a record
+    of JSON arrays, whose rows are objects otherwise)."""
     if not record:
         return 0
-    return record.count(b"\n") + (not record.endswith(b"\n"))
+    lines = record.count(b"\n") + (not record.endswith(b"\n"))
+    return lines - 1 if record[:1] == b"[" else lines

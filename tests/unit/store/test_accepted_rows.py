@@ -1,4 +1,5 @@
-"""Accepted-topic records: NDJSON usage rows, cut by size, that ClickHouse takes as they are."""
+"""Accepted-topic records: usage rows (a line of column names, then a JSON array per row), cut
+by size, that ClickHouse takes as they are."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from prsm_events.accounting.pricing import price_usage
 from prsm_events.errors import CatalogError
 from prsm_events.events.usage import UsageEvent
 from prsm_events.settings import Settings
-from prsm_events.store.accepted_rows import AcceptedRow, accepted_records
+from prsm_events.store.accepted_rows import AcceptedRow, accepted_records, read_rows
 from prsm_events.store.clickhouse import USAGE_COLUMNS
 from prsm_events.store.ndjson_records import row_count
 from tests.unit.store.test_clickhouse import run_py
@@ -35,7 +36,7 @@ def test_every_row_lands_in_exactly_one_record_under_the_size_bound():
     accepted = [(priced(i), 1, 100 + i) for i in range(200)]
     records = accepted_records(accepted, NOW, max_bytes=5_000)
     assert len(records) > 1 and all(len(r) <= 5_000 for r in records)
-    rows = [orjson.loads(line) for r in records for line in r.splitlines()]
+    rows = [row for r in records for row in read_rows(r)]
     assert [r["event_id"] for r in rows] == [f"e{i}" for i in range(200)]
     assert [r["src_offset"] for r in rows] == list(range(100, 300))
     assert sum(row_count(r) for r in records) == 200
@@ -46,7 +47,10 @@ def test_a_row_has_the_usage_columns_in_order_and_the_event_s_values():
     assert AcceptedRow.__struct_fields__ == USAGE_COLUMNS
     p = priced(3, tags=HOSTILE, team="t", api_key_id="k", latency_ms=1.5)
     [record] = accepted_records([(p, 2, 9)], NOW)
-    row = orjson.loads(record)
+    names, values = record.splitlines()
+    assert orjson.loads(names) == list(USAGE_COLUMNS)
+    [row] = read_rows(record)
+    assert list(row.values()) == orjson.loads(values)
     e = p.event
     assert row == {
         "event_id": "e3", "ts": "2026-12-03T11:59:00.123000Z", "tenant": "acme",
@@ -68,11 +72,11 @@ def test_a_row_larger_than_the_bound_is_a_record_of_its_own():
 def test_hostile_text_stays_on_its_line():
     records = accepted_records([(priced(0, tags=HOSTILE), 0, 0), (priced(1), 0, 1)], NOW)
     assert row_count(records[0]) == 2
-    assert orjson.loads(records[0].splitlines()[0])["tags"] == HOSTILE
+    assert read_rows(records[0])[0]["tags"] == HOSTILE
 
 
 def test_clickhouse_takes_the_records_as_they_are(tmp_path):
-    """Inserted as JSONEachRow, each column reads back as the event said (times to the ms)."""
+    """Inserted as they are, each column reads back as the event said (times to the ms)."""
     records = accepted_records([(priced(0, tags=HOSTILE, team="t", latency_ms=12.5), 3, 7),
                                 (priced(1), 3, 8)], NOW)
     out = run_py(f"""
