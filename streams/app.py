@@ -19,7 +19,13 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter, faust_sender
 from streams.decision_agent import register_decisions
-from streams.faust_compat import commit_positions, deliver_without_tasks, fetch_wait, steady
+from streams.faust_compat import (
+    commit_positions,
+    consumer_on_loop,
+    deliver_without_tasks,
+    fetch_wait,
+    steady,
+)
 from streams.health_monitor import HealthMonitor
 from streams.record_probe import BrokerRecordProbe
 from streams.scoring_timer import register_scoring
@@ -66,6 +72,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         datadir=str(settings.home.absolute() / "faust"),
     )
+    consumer_on_loop(app)
     sink: StoreSink | None = None
     if settings.sink == "worker":  # this process runs the sink, and owns an embedded store
         store = store or ClickHouseStore(

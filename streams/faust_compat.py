@@ -35,12 +35,13 @@ under way and then commits.
 
 Seeking
 -------
-``Consumer.seek`` calls the aiokafka consumer's ``seek`` from the app's event loop while that
-consumer runs in Faust's consumer thread (``ThreadDelegateConsumer._seek`` is the one method
-not handed to the thread). The seek clears the fetcher's buffered records while the thread
-iterates them, and the thread crashes with ``KeyError`` in ``Fetcher.fetched_records``
-(faust-streaming 0.11 to 0.15; the same race as robinhood/aiokafka#19). ``seek`` runs it in
-the consumer thread through ``Consumer.seek_wait``.
+``Consumer.seek`` calls the aiokafka consumer's ``seek`` from the app's event loop
+(``ThreadDelegateConsumer._seek`` is the one method not handed to the thread). While that
+consumer ran in Faust's consumer thread, the seek cleared the fetcher's buffered records
+while the thread iterated them, and the thread crashed with ``KeyError`` in
+``Fetcher.fetched_records`` (faust-streaming 0.11 to 0.15; the same race as
+robinhood/aiokafka#19). ``seek`` goes through ``Consumer.seek_wait``, which is safe either
+way (with ``consumer_on_loop`` both run on one loop).
 
 Handing messages to the streams
 -------------------------------
@@ -72,6 +73,18 @@ calls ``getmany(timeout=1.0)``). When an agent's buffer is full, its partitions 
 (``on_buffer_drop``) cannot wake it: the agent ran dry for up to a second after each pause.
 ``fetch_wait`` caps that timeout too (``Consumer.getmany``, replaced on the instance before
 the fetch loop starts).
+
+The consumer on the app's loop
+------------------------------
+Faust runs the worker's aiokafka consumer in a thread of its own, with an event loop of its
+own (``ThreadDelegateConsumer``, ``AIOKafkaConsumerThread``; no setting), and hands every
+call to it, each ``getmany`` of the fetch loop included, through a queue and back
+(``QueueServiceThread.call_thread``): two wake-ups across threads per fetch, and the two
+threads take turns at the GIL. At 1,000 requests/s that thread held the GIL for 31% of the
+worker's time, and a request's stages waited on the hand-overs (faust-streaming/faust#175
+describes the races between the two threads that come with it). ``consumer_on_loop`` makes
+the "thread" a plain service on the app's loop: started and stopped in place, each call run
+in place. The rebalance callbacks, commits and seeks are the same calls, on one loop.
 
 Steady state, committed offsets
 -------------------------------
@@ -130,6 +143,7 @@ a partition no longer active) goes the per-message way above, as before.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import (
@@ -150,9 +164,12 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import ConsumerNotStarted
 from faust.stores.memory import Store as MemoryStore
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaDriverConsumer
 from faust.types import TP, Message, StreamT, TableT
 from faust.types.enums import ProcessingGuarantee
 from mode.services import WaitResults
+from mode.utils.futures import maybe_async
 
 from streams.record_batches import RecordBatches
 
@@ -163,6 +180,7 @@ __all__ = [
     "changelog_send",
     "commit_positions",
     "committed_offset",
+    "consumer_on_loop",
     "deliver_without_tasks",
     "divert_messages",
     "divert_records",
@@ -314,7 +332,7 @@ def fetch_wait(app: faust.App, max_wait_ms: int) -> None:
 
 
 async def seek(app: faust.App, positions: Mapping[TP, int]) -> None:
-    """Move each partition's fetch position to its offset, in the consumer's own thread."""
+    """Move each partition's fetch position to its offset, where the consumer runs."""
     await app.consumer.seek_wait(positions)
 
 
@@ -460,3 +478,38 @@ def note_inbound(app: faust.App, tps: Iterable[TP]) -> None:
         now = time.monotonic()
         for tp in tps:
             monitor.stream_inbound_time[tp] = now
+
+
+class _ConsumerOnLoop(AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer "thread", run on the app's own event loop (see the module
+    doc): started and stopped as a plain service, each call made in place."""
+
+    def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any
+                 ) -> None:
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+
+    async def start(self) -> None:
+        self._thread_started.set()
+        await self._default_start()
+
+    async def stop(self) -> None:
+        if self._started.is_set() and not self._stopped.is_set():
+            self._stopped.set()
+            await self.on_stop()
+            await self._shutdown_thread()
+            await self.on_shutdown()
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))
+
+
+class _LoopConsumer(AIOKafkaDriverConsumer):
+    def _new_consumer_thread(self) -> _ConsumerOnLoop:
+        return _ConsumerOnLoop(self, loop=self.loop, beacon=self.beacon)
+
+
+def consumer_on_loop(app: faust.App) -> None:
+    """Run the worker's consumer on the app's event loop instead of a thread of its own (see
+    the module doc). Call before anything reads ``app.consumer``."""
+    transport: Any = app.transport
+    transport.Consumer = _LoopConsumer

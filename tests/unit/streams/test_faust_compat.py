@@ -432,3 +432,27 @@ def test_a_diverted_topics_fetched_records_go_as_lists_and_the_rest_goes_fausts_
     c.flow_active = False
     left, _ = asyncio.run(c._wait_next_records(1.0))
     assert got == [] and left == fetched
+
+
+def test_consumer_on_loop_runs_faust_s_consumer_calls_in_place_on_the_app_s_loop():
+    """No thread of its own: the consumer's service lives on the app's loop, and a call
+    handed to it (``call_thread``) runs at once, in this thread."""
+    import threading
+
+    from streams.faust_compat import consumer_on_loop
+
+    app = faust.App("on-loop-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer_on_loop(app)
+    thread = app.consumer._thread
+    assert thread.thread_loop is app.loop and thread.loop is app.loop
+    seen = []
+
+    async def call(x: int) -> int:
+        seen.append(threading.current_thread())
+        return x + 1
+
+    async def go() -> int:
+        return await thread.call_thread(call, 41)
+
+    assert app.loop.run_until_complete(go()) == 42
+    assert seen == [threading.current_thread()] and thread._thread is None
