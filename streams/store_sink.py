@@ -49,6 +49,10 @@ log = logging.getLogger("prsm.sink")
 
 FLUSH_BYTES = 16 * 1024 * 1024
 """The sink inserts once this many bytes of records have gathered (or PRSM_SINK_FLUSH_S)."""
+ROWS_BETWEEN_YIELDS = 64
+"""The sink turns records into rows on the worker's event loop (a decision record into its
+row: 10-20 us), and lets the loop run between every this many: half a second of decisions at
+1,000 requests/s held it 5-10 ms at once, a request's p99 at that rate."""
 SINK_FETCH_MIN_BYTES = 64 * 1024
 SINK_FETCH_MAX_WAIT_MS = 250
 """The broker answers the sink's fetch once this much is waiting, or after this long: a few
@@ -175,6 +179,8 @@ class StoreSink(mode.Service):
         rows: dict[str, list[tuple[int, bytes]]] = {}  # table -> (index in records, rows)
         refused: list[tuple[int, str]] = []
         for i, r in enumerate(records):
+            if i and i % ROWS_BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)  # the decisions share this loop: no long stall
             table = self.tables[r.topic]
             try:
                 value = (r.value or b"" if table in ("usage", "budget_snapshots") else
