@@ -88,6 +88,49 @@ def test_dirty_keys_name_changelog_partitions() -> None:
     assert ledger.take_dirty() == ({}, {})
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]),
+                          st.integers(min_value=-2 * 86400, max_value=2 * 86400),
+                          st.integers(min_value=0, max_value=10**9)),
+                min_size=1, max_size=12),
+       st.integers(min_value=0, max_value=2))
+def test_a_message_folded_at_once_equals_its_events_one_by_one(
+        events: list[tuple[str, int, int]], stored_days: int) -> None:
+    """An envelope's events, folded together (each row read and stored once, a calendar
+    row adding its latest period's sum), leave every row as folding them one at a time
+    does, in their order: events of a later period start a row again, of an earlier one
+    count nothing, rolling buckets are pruned at each event's time; whatever the row held."""
+    budgets = [budget("tenant:a", "day", 10), budget("tenant:b", "month", 10),
+               budget("global", "day", 100), budget("tenant:a", "1h", 10)]
+    start = T0.timestamp() - stored_days * 86400
+
+    def folded(at_once: bool) -> list[Any]:
+        ledger = BudgetLedger({}, {}, partitions=2, partition_of=owner_partition)
+        ledger.settle("a", None, 5, start, 0, 1, budgets)  # what the rows held before
+        ledger.settle("b", None, 7, start, 1, 1, budgets)
+        message = [Settlement(t, None, cost, T0.timestamp() + shift,
+                              [b for b in budgets if b.tenant in (None, t)])
+                   for t, shift, cost in events]
+        if at_once:
+            assert ledger.settle_message(0, 5, message) == len(message)
+        else:  # the ledger before: event by event, each row marked once for the message
+            marks: dict[str, int] = {}
+            for usage in message:
+                for b in usage.budgets:
+                    row = ledger.row_key(b, usage.tenant)
+                    state = ledger._state(row)
+                    if marks.setdefault(row, state.applied.get(0, -1)) >= 5:
+                        continue
+                    state.applied[0] = 5
+                    ledger._add_to_buckets(state, b.period, [usage]) if b.period == "1h" \
+                        else ledger._add_to_period(state, b, [usage])
+                    ledger._store(row, state, usage.tenant)
+        return sorted((k, s.period_start, s.spent, sorted(s.buckets.items()),
+                       sorted(s.applied.items())) for k, s in ledger._rows.items())
+
+    assert folded(True) == folded(False)
+
+
 def test_calendar_period_rolls_and_late_usage_is_not_counted() -> None:
     ledger = BudgetLedger({}, {}, partitions=1, partition_of=owner_partition)
     b = budget("tenant:a", "day", 10)
