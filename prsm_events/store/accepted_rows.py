@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from prsm_events.accounting.pricing import PricedUsage
+from prsm_events.store.ndjson_records import names_line
 
 __all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records", "read_rows", "rows_record"]
 
@@ -121,7 +122,7 @@ def read_rows(record: bytes) -> list[dict[str, Any]]:
     """The rows of an accepted record of either form, as column -> value (for tests and
     tools; the sink never decodes records)."""
     lines = [msgspec.json.decode(line) for line in record.splitlines() if line.strip()]
-    if record.lstrip()[:1] != b"[":
+    if names_line(record) is None:
         return lines  # JSONEachRow: objects already
     names, *values = lines
     return [dict(zip(names, row, strict=True)) for row in values]

@@ -22,6 +22,7 @@ from prsm_events.store.accepted_rows import AcceptedRow
 from prsm_events.store.alert_rows import ALERT_COLUMNS
 from prsm_events.store.decision_rows import DECISION_COLUMNS
 from prsm_events.store.migrations import MIGRATIONS_TABLE, apply_migrations
+from prsm_events.store.ndjson_records import names_line
 from prsm_events.store.snapshot_rows import SNAPSHOT_COLUMNS
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ _JSON_INSERT_SETTINGS = {
 }
 
 
-def _named_columns(table: str, rows: bytes) -> tuple[str, ...]:
-    """The columns the first line of ``rows`` names, each a column of ``table`` (they go into
-    the INSERT statement: anything else is refused, as ClickHouse refuses rows)."""
+def _named_columns(table: str, line: bytes) -> tuple[str, ...]:
+    """The columns a line of names (``names_line``) names, each a column of ``table`` (they
+    go into the INSERT statement: anything else is refused, as ClickHouse refuses rows)."""
     try:
-        names = orjson.loads(rows[:rows.index(b"\n")] if b"\n" in rows else rows)
+        names = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise StoreUnavailable(f"rows of {table}: the first line is not JSON ({exc})") from None
     known = TABLE_COLUMNS[table]
@@ -123,8 +124,9 @@ class ClickHouseStore:
         if not rows.strip():
             return
         columns, fmt = TABLE_COLUMNS[table], "JSONEachRow"
-        if rows[:1] == b"[":
-            columns, fmt = _named_columns(table, rows), "JSONCompactEachRowWithNames"
+        names = names_line(rows)
+        if names is not None:
+            columns, fmt = _named_columns(table, names), "JSONCompactEachRowWithNames"
         with self._lock:
             client = self._connect()
             try:

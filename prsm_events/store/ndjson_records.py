@@ -9,13 +9,15 @@ rows as they are, ClickHouse's ``JSONEachRow``).
 (2, 1, 0)
 >>> row_count(b'["a"]\\n[1]\\n[2]\\n')   # a line of names first (JSONCompactEachRowWithNames)
 2
+>>> names_line(b'["a"]\\n[1]\\n'), names_line(b'{"a":1}\\n')
+(b'["a"]', None)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["pack_lines", "row_count"]
+__all__ = ["names_line", "pack_lines", "row_count"]
 
 
 def pack_lines(lines: Iterable[bytes], max_bytes: int) -> list[bytes]:
@@ -41,4 +43,10 @@ def row_count(record: bytes) -> int:
     if not record:
         return 0
     lines = record.count(b"\n") + (not record.endswith(b"\n"))
-    return lines - 1 if record[:1] == b"[" else lines
+    return lines - 1 if names_line(record) is not None else lines
+
+
+def names_line(record: bytes) -> bytes | None:
+    """The first line of a record of JSON arrays, which names their columns
+    (``JSONCompactEachRowWithNames``); None for a record of JSON objects."""
+    return record.partition(b"\n")[0] if record[:1] == b"[" else None

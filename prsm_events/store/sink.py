@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from prsm_events.errors import StoreUnavailable
+from prsm_events.store.ndjson_records import names_line
 
 __all__ = ["ClickHouseSink", "Refused", "RowStore"]
 
@@ -95,10 +96,11 @@ def _blocks(records: Sequence[bytes]) -> list[tuple[bytes, list[int]]]:
     for index, record in enumerate(records):
         if not record.strip():
             continue
-        if record[:1] == b"[":
-            named.setdefault(record.partition(b"\n")[0], []).append(index)
-        else:
+        names = names_line(record)
+        if names is None:
             objects.append(index)
+        else:
+            named.setdefault(names, []).append(index)
     blocks = []
     if objects:
         blocks.append((b"".join(_ended(records[i]) for i in objects), objects))
