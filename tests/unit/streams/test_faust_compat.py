@@ -159,7 +159,8 @@ def test_every_internal_it_touches_exists_on_the_pinned_faust() -> None:
                  "maybe_wait_for_commit_to_finish", "commit_and_end_transactions",
                  "_filter_tps_with_pending_acks", "wait_first", "suspend_flow", "assignment",
                  "on_buffer_full", "on_buffer_drop", "_wait_next_records", "_read_offset",
-                 "_buffered_partitions", "flow_active", "should_stop", "highwater"):
+                 "_buffered_partitions", "_paused_partitions", "flow_active", "should_stop",
+                 "highwater"):
         assert hasattr(c, name), name
     conductor: Any = app.topics
     assert hasattr(conductor, "_build_handler") and hasattr(app.flow_control, "acquire")
@@ -456,3 +457,72 @@ def test_consumer_on_loop_runs_faust_s_consumer_calls_in_place_on_the_app_s_loop
 
     assert app.loop.run_until_complete(go()) == 42
     assert seen == [threading.current_thread()] and thread._thread is None
+
+
+def _assigned_consumer(app: faust.App) -> Any:
+    """The aiokafka consumer Faust builds for ``app`` (not started), assigned a changelog's two
+    partitions and a stream partition."""
+    from aiokafka import TopicPartition
+
+    thread: Any = app.consumer._thread
+    thread._consumer = thread._create_consumer(loop=app.loop)
+    thread._consumer.assign([TopicPartition("t-changelog", 0), TopicPartition("t-changelog", 1),
+                             TopicPartition("s", 0)])
+    return thread._consumer
+
+
+def test_faust_alone_pauses_in_its_books_only_and_aiokafka_keeps_fetching() -> None:
+    app = faust.App("pause-alone-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+
+    async def go() -> set[Any]:
+        kafka = _assigned_consumer(app)
+        app.consumer.pause_partitions({TP("t-changelog", 0), TP("t-changelog", 1)})
+        paused: set[Any] = kafka.paused()
+        await kafka.stop()
+        return paused
+
+    assert app.loop.run_until_complete(go()) == set()
+
+
+def test_on_the_loop_faust_s_pauses_and_resumes_reach_aiokafka_s_fetcher() -> None:
+    """Changelog partitions Faust pauses once the tables are read stop being fetched, and are
+    fetched again when Faust resumes them (a recovery, standby reads); a partition no longer
+    assigned is left alone."""
+    from streams.faust_compat import consumer_on_loop
+
+    app = faust.App("pause-loop-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer_on_loop(app)
+
+    async def go() -> list[set[tuple[str, int]]]:
+        kafka = _assigned_consumer(app)
+        seen = []
+        app.consumer.pause_partitions({TP("t-changelog", 0), TP("t-changelog", 1), TP("gone", 3)})
+        seen.append({tuple(tp) for tp in kafka.paused()})
+        app.consumer.resume_partitions({TP("t-changelog", 1)})
+        seen.append({tuple(tp) for tp in kafka.paused()})
+        app.consumer.resume_partitions({TP("t-changelog", 0), TP("gone", 3)})
+        seen.append({tuple(tp) for tp in kafka.paused()})
+        await kafka.stop()
+        return seen
+
+    assert app.loop.run_until_complete(go()) == [
+        {("t-changelog", 0), ("t-changelog", 1)}, {("t-changelog", 0)}, set()]
+
+
+def test_the_fetch_check_leaves_out_partitions_faust_paused(monkeypatch: Any) -> None:
+    """Faust's check for partitions aiokafka has not fetched lately would log an error for
+    every paused changelog partition; it checks only the others."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    from streams.faust_compat import consumer_on_loop
+
+    app = faust.App("pause-check-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer_on_loop(app)
+    checked: list[TP] = []
+    monkeypatch.setattr(AIOKafkaConsumerThread, "verify_event_path",
+                        lambda self, now, tp: checked.append(tp))
+    app.consumer.pause_partitions({TP("t-changelog", 0)})
+    thread: Any = app.consumer._thread
+    thread.verify_event_path(0.0, TP("t-changelog", 0))
+    thread.verify_event_path(0.0, TP("s", 0))
+    assert checked == [TP("s", 0)]
