@@ -1,12 +1,14 @@
 """Request-to-decision latency and the sustained decision rate, against a raw echo floor.
 
 In the same run, on the same broker, at each offered rate (default 100, 1,000, 5,000
-requests/s for --seconds each):
+requests/s for --seconds each, the two paths taking turns of --slice-s so that both see the
+same seconds of the machine and the broker):
 - floor: an aiokafka request/reply echo (client producer -> topic -> echo process's
   consumer+producer -> topic -> client consumer), the least any Kafka round trip costs;
 - worker: ``prsm worker`` deciding each request against budgets (ledger, reservations,
   changelogs), the client being this script (producer + consumer, like DecisionClient).
-Latency is taken by the client from send to receipt, after a 2 s warm-up of each path.
+Latency is taken by the client from send to receipt, after a warm-up (WARM_TURNS);
+each turn waits for its answers before the next begins.
 The maximum sustained rate is the rate at which a backlog of --flood requests is answered.
 
     python benchmarks/decisions.py --seconds 10
@@ -49,6 +51,9 @@ from streams.control import DECISION_STAGES  # noqa: E402
 from tests.integration.conftest import free_port  # noqa: E402
 
 TENANTS = 20
+WARM_TURNS = 3
+"""Turns of 1 s at 1,000 requests/s each path takes before anything is timed: the first
+seconds of a fresh broker and worker are slower for both (p50 up to 3x in the first turns)."""
 
 
 def request(i: int, run: str) -> tuple[bytes, bytes]:
@@ -85,67 +90,149 @@ def echo_process(bootstrap: str, source: str, sink: str, ready: Any) -> None:
     asyncio.run(run())
 
 
-async def round_trips(bootstrap: str, req_topic: str, reply_topic: str, rate: float,
-                      seconds: float, run: str, flood: int = 0) -> dict[str, float]:
-    """Send at ``rate`` (or a backlog of ``flood`` at once) and time every reply."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=-1)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                fetch_max_wait_ms=100, enable_auto_commit=False)
-    await producer.start()
-    await consumer.start()
-    cluster = await consumer._client.fetch_all_metadata()
-    tps = [TopicPartition(reply_topic, p) for p in cluster.partitions_for_topic(reply_topic)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
-    received_at: list[float] = []
-    total = flood or int(rate * seconds)
-    done = asyncio.Event()
+class RoundTrips:
+    """One path's client, kept for the whole run: a producer to its request topic and a
+    consumer of its reply topic (from the end) that times every reply from its send."""
 
-    async def receive() -> None:
-        while len(latencies) < total:
-            batches = await consumer.getmany(timeout_ms=200)
+    def __init__(self, bootstrap: str, req_topic: str, reply_topic: str) -> None:
+        self.req_topic, self.reply_topic = req_topic, reply_topic
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=-1)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                         fetch_max_wait_ms=100, enable_auto_commit=False)
+        self.sent: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.received_at: list[float] = []
+        self._receiver: asyncio.Task[None] | None = None
+        self._drained = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        cluster = await self.consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(self.reply_topic, p)
+               for p in cluster.partitions_for_topic(self.reply_topic)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self.consumer.position(tp)
+        self._receiver = asyncio.create_task(self._receive())
+
+    async def stop(self) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._receiver
+        await self.producer.stop()
+        await self.consumer.stop()
+
+    async def _receive(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=200)
             now = time.perf_counter()
             for records in batches.values():
                 for r in records:
-                    rid = orjson.loads(r.value)["request_id"]
-                    t0 = sent.pop(rid, None)
+                    t0 = self.sent.pop(orjson.loads(r.value)["request_id"], None)
                     if t0 is not None:
-                        latencies.append(now - t0)
-                        received_at.append(now)
-        done.set()
+                        self.latencies.append(now - t0)
+                        self.received_at.append(now)
+            if not self.sent:
+                self._drained.set()
 
-    receiver = asyncio.create_task(receive())
-    start = time.perf_counter()
-    for i in range(total):
-        if not flood:
-            due = start + i / rate
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        key, value = request(i, run)
-        sent[f"{run}-{i}"] = time.perf_counter()
-        await producer.send(req_topic, value, key=key)
-    send_s = time.perf_counter() - start
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), timeout=max(60.0, seconds * 3))
-    receiver.cancel()
-    await producer.stop()
-    await consumer.stop()
+    async def send(self, run: str, count: int, rate: float = 0.0) -> float:
+        """Send ``count`` requests at ``rate`` (0: all at once), wait for their answers (at
+        most 60 s); the time the sending took."""
+        start = time.perf_counter()
+        for i in range(count):
+            if rate:
+                wait = start + i / rate - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            key, value = request(i, run)
+            self.sent[f"{run}-{i}"] = time.perf_counter()
+            await self.producer.send(self.req_topic, value, key=key)
+        send_s = time.perf_counter() - start
+        deadline = time.perf_counter() + 60.0
+        while self.sent and time.perf_counter() < deadline:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), deadline - time.perf_counter())
+        self.sent.clear()  # what is left was not answered within a minute
+        return send_s
+
+    def take(self) -> tuple[list[float], list[float]]:
+        """The latencies and receipt times gathered since the last take."""
+        out = (self.latencies, self.received_at)
+        self.latencies, self.received_at = [], []
+        return out
+
+
+def summary(rate: float, sent: int, latencies: list[float]) -> dict[str, float]:
     lat = sorted(latencies)
-    answered = len(lat)
-    out = {"offered": rate, "sent": total, "answered": answered,
-           "achieved_send_rate": total / send_s if send_s else 0.0}
+    out = {"offered": rate, "sent": sent, "answered": len(lat)}
     if lat:
-        out |= {"p50_ms": 1000 * lat[answered // 2],
-                "p99_ms": 1000 * lat[min(answered - 1, int(answered * 0.99))],
+        out |= {"p50_ms": 1000 * lat[len(lat) // 2],
+                "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
                 "mean_ms": 1000 * statistics.fmean(lat)}
-    if flood and len(received_at) > 1:
-        out["drain_rate"] = (answered - 1) / (received_at[-1] - start)
     return out
+
+
+async def measure(bootstrap: str, prefix: str, worker: WorkerProcess, rates: list[float],
+                  seconds: float, slice_s: float, flood: int) -> tuple[
+                      dict[str, list[dict[str, float]]],
+                      list[tuple[str, float, dict[str, tuple[float, float, float]]]]]:
+    """Per rate, the floor and the worker in alternating slices of ``slice_s`` (each path
+    ``seconds`` in all), so that both see the same seconds of the machine and the broker;
+    then a backlog of ``flood`` requests on each. Returns each path's figures per phase, and
+    the worker's stage times and CPU (in cores, over its own slices) per phase."""
+    paths = {"floor": RoundTrips(bootstrap, prefix + "echo-req", prefix + "echo-rep"),
+             "worker": RoundTrips(bootstrap, prefix + "requests", prefix + "decisions")}
+    results: dict[str, list[dict[str, float]]] = {"floor": [], "worker": []}
+    phases = []
+
+    async def stage_times() -> dict[str, Any]:
+        stages: dict[str, Any] = (await asyncio.to_thread(worker.get, "/stats"))[
+            "decisions"]["stages"]
+        return stages
+
+    for path in paths.values():
+        await path.start()
+    try:
+        for _ in range(WARM_TURNS):  # not reported: connections, code paths, the broker's JIT
+            for path in paths.values():
+                await path.send(f"warm{uuid.uuid4().hex[:4]}", 1000, 1000.0)
+        for path in paths.values():
+            path.take()
+        for rate in rates:
+            per_slice = max(1, round(rate * slice_s))
+            slices = max(1, round(seconds / slice_s))
+            before, cpu, wall = await stage_times(), 0.0, 0.0
+            for k in range(slices):
+                for name in ("floor", "worker") if k % 2 == 0 else ("worker", "floor"):
+                    run = f"{name}{int(rate)}-{k}-{uuid.uuid4().hex[:4]}"
+                    cpu0, t0 = cpu_seconds(worker), time.perf_counter()
+                    await paths[name].send(run, per_slice, rate)
+                    if name == "worker":
+                        cpu += cpu_seconds(worker) - cpu0
+                        wall += time.perf_counter() - t0
+            for name, path in paths.items():
+                results[name].append(summary(rate, slices * per_slice, path.take()[0]))
+            phases.append((f"{rate:,.0f} req/s", cpu / wall,
+                           stage_figures(before, await stage_times())))
+        before = await stage_times()
+        for name, path in paths.items():
+            cpu0, start = cpu_seconds(worker), time.perf_counter()
+            await path.send(f"{name}flood{uuid.uuid4().hex[:4]}", flood)
+            latencies, received_at = path.take()
+            results[name].append(summary(0.0, flood, latencies) | {
+                "drain_rate": (len(received_at) - 1) / (max(received_at) - start)
+                if len(received_at) > 1 else 0.0})
+            if name == "worker":
+                phases.append((f"backlog of {flood:,}", (cpu_seconds(worker) - cpu0) / (
+                    time.perf_counter() - start), stage_figures(before, await stage_times())))
+    finally:
+        for path in paths.values():
+            await path.stop()
+    return results, phases
 
 
 def pure_rate(n: int = 20_000) -> float:
@@ -214,6 +301,8 @@ def main() -> None:
     parser.add_argument("--rates", default="100,1000,5000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--flood", type=int, default=50_000)
+    parser.add_argument("--slice-s", type=float, default=1.0,
+                        help="The floor and the worker take turns of this long at each rate.")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--linger-ms", type=float, default=Settings().producer_linger_ms,
                         help="The worker's producer linger (PRSM_PRODUCER_LINGER_MS; "
@@ -225,8 +314,6 @@ def main() -> None:
     bootstrap, broker = bench_broker(home)
     run_id = uuid.uuid4().hex[:6]
     prefix = f"dbench{run_id}."
-    results: dict[str, list[dict[str, float]]] = {"floor": [], "worker": []}
-    stages: list[tuple[str, float, dict[str, tuple[float, float, float]]]] = []
     echo = None
     worker = None
     try:
@@ -249,25 +336,8 @@ def main() -> None:
         asyncio.run(publish(settings, "budgets", [budget_record(b) for b in budgets]))
         worker = WorkerProcess(settings, home / "worker.log")
         worker.start()
-        for name, req, rep in (("floor", "echo-req", "echo-rep"),
-                               ("worker", "requests", "decisions")):
-            # warm-up (not reported): connections, metadata, first fetches, code paths
-            asyncio.run(round_trips(bootstrap, prefix + req, prefix + rep, 200, 2.0,
-                                    f"{name}warm{uuid.uuid4().hex[:4]}"))
-        phases = [(f"{rate:,.0f} req/s", rate, args.seconds, 0) for rate in rates]
-        phases.append((f"backlog of {args.flood:,}", 0.0, 0.0, args.flood))
-        for phase, rate, seconds, flood in phases:
-            for name, req, rep in (("floor", "echo-req", "echo-rep"),
-                                   ("worker", "requests", "decisions")):
-                tag = f"{name}{int(rate)}{uuid.uuid4().hex[:4]}"
-                before = worker.get("/stats")["decisions"]["stages"]
-                cpu, started = cpu_seconds(worker), time.perf_counter()
-                results[name].append(asyncio.run(round_trips(
-                    bootstrap, prefix + req, prefix + rep, rate, seconds, tag, flood=flood)))
-                if name == "worker":
-                    busy = (cpu_seconds(worker) - cpu) / (time.perf_counter() - started)
-                    stages.append((phase, busy, stage_figures(
-                        before, worker.get("/stats")["decisions"]["stages"])))
+        results, stages = asyncio.run(measure(bootstrap, prefix, worker, rates, args.seconds,
+                                              args.slice_s, args.flood))
         stats = worker.get("/stats")["decisions"]
         pure = pure_rate()
     finally:
@@ -280,7 +350,8 @@ def main() -> None:
 
     print(machine_line())
     print(f"partitions: {args.partitions}, tenants: {TENANTS}, worker producer linger: "
-          f"{args.linger_ms} ms, {args.seconds:g} s per rate")
+          f"{args.linger_ms} ms, {args.seconds:g} s per rate for each path, in turns of "
+          f"{args.slice_s:g} s")
     print("| offered req/s | floor p50 ms | floor p99 ms | worker p50 ms | worker p99 ms | "
           "p99 ratio | answered (worker) |")
     print("|---|---|---|---|---|---|---|")
