@@ -138,9 +138,9 @@ class RoundTrips:
             if not self.sent:
                 self._drained.set()
 
-    async def send(self, run: str, count: int, rate: float = 0.0) -> float:
-        """Send ``count`` requests at ``rate`` (0: all at once), wait for their answers (at
-        most 60 s); the time the sending took."""
+    async def send(self, run: str, count: int, rate: float = 0.0) -> None:
+        """Send ``count`` requests at ``rate`` (0: all at once), then wait for their answers
+        (at most 60 s)."""
         start = time.perf_counter()
         for i in range(count):
             if rate:
@@ -150,14 +150,12 @@ class RoundTrips:
             key, value = request(i, run)
             self.sent[f"{run}-{i}"] = time.perf_counter()
             await self.producer.send(self.req_topic, value, key=key)
-        send_s = time.perf_counter() - start
         deadline = time.perf_counter() + 60.0
         while self.sent and time.perf_counter() < deadline:
             self._drained.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), deadline - time.perf_counter())
         self.sent.clear()  # what is left was not answered within a minute
-        return send_s
 
     def take(self) -> tuple[list[float], list[float]]:
         """The latencies and receipt times gathered since the last take."""
@@ -209,11 +207,13 @@ async def measure(bootstrap: str, prefix: str, worker: WorkerProcess, rates: lis
             for k in range(slices):
                 for name in ("floor", "worker") if k % 2 == 0 else ("worker", "floor"):
                     run = f"{name}{int(rate)}-{k}-{uuid.uuid4().hex[:4]}"
+                    if name == "floor":
+                        await paths[name].send(run, per_slice, rate)
+                        continue
                     cpu0, t0 = cpu_seconds(worker), time.perf_counter()
                     await paths[name].send(run, per_slice, rate)
-                    if name == "worker":
-                        cpu += cpu_seconds(worker) - cpu0
-                        wall += time.perf_counter() - t0
+                    cpu += cpu_seconds(worker) - cpu0
+                    wall += time.perf_counter() - t0
             for name, path in paths.items():
                 results[name].append(summary(rate, slices * per_slice, path.take()[0]))
             phases.append((f"{rate:,.0f} req/s", cpu / wall,

@@ -175,7 +175,7 @@ from collections.abc import (
     MutableMapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
@@ -520,11 +520,12 @@ class _ConsumerOnLoop(AIOKafkaConsumerThread):
     async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await maybe_async(fun(*args, **kwargs))
 
-    def follow_pauses(self, paused: set[TP]) -> None:
-        """Pause aiokafka's fetching of exactly the assigned partitions in ``paused``."""
+    def follow_pauses(self) -> None:
+        """Pause aiokafka's fetching of exactly the assigned partitions Faust has paused."""
         consumer = self._consumer
         if consumer is None:
             return  # not started: the first pause after the assignment sets it
+        paused = self.consumer._paused_partitions
         now = consumer.paused()
         assigned = consumer.assignment()
         stop = [tp for tp in assigned if tp in paused and tp not in now]
@@ -540,16 +541,18 @@ class _ConsumerOnLoop(AIOKafkaConsumerThread):
 
 
 class _LoopConsumer(AIOKafkaDriverConsumer):
+    _thread: _ConsumerOnLoop
+
     def _new_consumer_thread(self) -> _ConsumerOnLoop:
         return _ConsumerOnLoop(self, loop=self.loop, beacon=self.beacon)
 
     def pause_partitions(self, tps: Iterable[TP]) -> None:
         super().pause_partitions(tps)
-        cast(_ConsumerOnLoop, self._thread).follow_pauses(self._paused_partitions)
+        self._thread.follow_pauses()
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
         super().resume_partitions(tps)
-        cast(_ConsumerOnLoop, self._thread).follow_pauses(self._paused_partitions)
+        self._thread.follow_pauses()
 
 
 def consumer_on_loop(app: faust.App) -> None:
