@@ -5,8 +5,8 @@ to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide 
 and reserve in the ledger, hand the changelog records to the producer (one record batch per
 partition, ``streams.record_batches``), and once the broker has them, if no rebalance began
 meanwhile, the decisions (``streams.fencing``); once it has those too, acknowledge.
-Meanwhile the next batch is decided (a pipelined agent, ``OrderedDelivery.agent``: at most
-one batch waits for the broker). A crash before the acknowledgement re-delivers the
+Meanwhile the next batch is decided (a pipelined agent, ``OrderedDelivery.agent``: up to
+four batches wait for the broker). A crash before the acknowledgement re-delivers the
 requests; a re-delivered admitted request finds its reservation and is answered
 ``already_decided``.
 """

@@ -9,7 +9,7 @@ acknowledged is lost, nothing counted twice):
    sink, ``streams.store_sink``, inserts them into ClickHouse: a slow or absent ClickHouse
    never holds ingest up), the dead letters (``DeadLetterWriter``) and the changed rows'
    changelog records; the next batch is taken meanwhile (a pipelined agent,
-   ``OrderedDelivery.agent``: at most one batch waits for the broker);
+   ``OrderedDelivery.agent``: up to four batches wait for the broker);
 3. once the broker has them all, mark the batch's messages done (``PartitionProgress``: the
    offsets the worker commits); Faust flushes the producer before it commits offsets.
 A write that fails makes every partition be read again from what was delivered.

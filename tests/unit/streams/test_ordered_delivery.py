@@ -36,7 +36,7 @@ class Rig:
     """An OrderedDelivery on fakes of the app, the feeds and the control; ``hand`` records
     each batch's offsets and returns a future the test resolves (the broker's answer)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, in_flight: int = 1) -> None:
         monkeypatch.setattr("streams.ordered_delivery.divert_messages", lambda *a: None)
         monkeypatch.setattr("streams.ordered_delivery.divert_records", lambda *a: None)
         monkeypatch.setattr("streams.ordered_delivery.RETRY_AFTER_S", 0.0)
@@ -56,7 +56,8 @@ class Rig:
         self.answers: list[asyncio.Future[None]] = []
         self.acked: list[int] = []
         self.delivery.agent("decide", self._hand, size=100, within_s=0.0,
-                            answer_when_idle=True, on_acked=self.acked.append)
+                            answer_when_idle=True, on_acked=self.acked.append,
+                            in_flight=in_flight)
         self.run = agents[0]
 
     async def _ready(self, poll_s: float) -> None:
@@ -104,7 +105,7 @@ async def test_the_next_batch_is_decided_while_the_one_before_is_delivered(
     assert rig.handed == [[(0, 10), (0, 11)], [(1, 0)]]
     assert rig.committed() == (10, 0)
     await rig.fetched((A, 12))
-    assert len(rig.handed) == 2  # at most one batch in flight beside the one being taken
+    assert len(rig.handed) == 2  # at most in_flight (1) batches beside the one being taken
     rig.answers[1].set_result(None)  # the second is delivered first: nothing moves yet
     await settle()
     assert rig.committed() == (10, 0)
@@ -180,3 +181,56 @@ async def test_a_batch_whose_alerts_fail_after_delivery_is_read_again_too(
     await settle()
     assert rig.committed() == (11, 1)
     agent.cancel()
+
+
+async def test_up_to_in_flight_batches_are_delivered_meanwhile_and_done_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(monkeypatch, in_flight=3)
+    agent = asyncio.ensure_future(rig.run(None))
+    for offset in (10, 11, 12, 13):
+        await rig.fetched((A, offset))
+    # three in flight and the fourth handed; the fifth waits for the first
+    assert rig.handed == [[(0, 10)], [(0, 11)], [(0, 12)], [(0, 13)]]
+    await rig.fetched((B, 0))
+    assert len(rig.handed) == 4
+    for answer in rig.answers[1:]:  # the later ones first: nothing is done before the first
+        answer.set_result(None)
+    await settle()
+    assert rig.committed() == (10, None) and rig.acked == []
+    rig.answers[0].set_result(None)
+    await settle()
+    assert rig.committed() == (14, 0) and rig.acked == [1, 1, 1, 1]
+    assert rig.handed[4] == [(1, 0)]
+    rig.answers[4].set_result(None)
+    await settle()
+    assert rig.committed() == (14, 1)
+    assert rig.delivery.buffer.idle()
+    agent.cancel()
+
+
+async def test_a_failed_batch_leaves_every_batch_in_flight_after_it_undone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(monkeypatch, in_flight=3)
+    agent = asyncio.ensure_future(rig.run(None))
+    await rig.fetched((A, 10))
+    await rig.fetched((A, 11))
+    await rig.fetched((B, 0))
+    await rig.fetched((A, 12))
+    rig.answers[1].set_exception(OSError("broker gone"))
+    for i in (0, 2, 3):
+        rig.answers[i].set_result(None)
+    await settle()
+    # the first is done; the second failed: it and the two taken after it come again
+    assert rig.committed() == (11, 0) and rig.acked == [1]
+    assert sorted(rig.consumer.seeks) == [(A, 11), (B, 0)]
+    await rig.fetched((A, 11, 12), (B, 0))  # read again from what was delivered
+    assert rig.handed[4] == [(0, 11), (0, 12), (1, 0)]
+    rig.answers[4].set_result(None)
+    await settle()
+    assert rig.committed() == (13, 1) and rig.acked == [1, 3]
+    agent.cancel()
+
+
+def test_an_agent_needs_room_for_one_batch_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Rig(monkeypatch, in_flight=0)
