@@ -15,6 +15,7 @@ from prsm_events.settings import Settings
 from prsm_events.store.clickhouse import ClickHouseStore
 from streams.alert_delivery import AlertDelivery
 from streams.allotments import register_allotments
+from streams.answered_log import AnsweredLog
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter, faust_sender
@@ -92,6 +93,7 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     catalog = load_catalog(settings.catalog_path)
     ingestor = UsageIngestor(catalog, limits)
     control = SpendControl(app, settings, catalog)
+    control.answered_log = AnsweredLog(settings.kafka, settings.topic("decisions"))
     control.catalog_listeners.append(lambda c: setattr(ingestor, "catalog", c))
     dead_letters = DeadLetterWriter(faust_sender(app), settings.topic("dlq"),
                                     settings.max_message_bytes)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from prsm_events.operations.stage_times import StageTimes
 from prsm_events.settings import Settings
 from prsm_events.watch.meter import SpendMeter
 from prsm_events.watch.outlook import Outlooks
+from streams.answered_log import NO_MARK_LOOKBACK_S, AnsweredLog, answered_key
 from streams.changelog import ChangelogWriter
 from streams.faust_compat import steady, table_store
 from streams.partition_progress import PartitionProgress
@@ -49,13 +52,13 @@ __all__ = ["DecisionStats", "SpendControl", "grants_key", "share_key"]
 log = logging.getLogger("prsm.control")
 
 
-DECISION_STAGES = ("fetched", "queued", "decided", "reserved", "answered")
+DECISION_STAGES = ("fetched", "queued", "decided", "answered")
 """A request's way through the worker: ``fetched``, from its record's timestamp (its
 producer's clock) to the worker's fetch; ``queued``, waiting for the agent (behind earlier
-batches, or gathered into one); ``decided``, its batch decoded, decided and its reservations
-handed to the producer; ``reserved``, until those are with the broker and the decisions are
-handed (``streams.fencing``); ``answered``, until the decisions are with the broker. The
-first three count request messages, the last two decisions sent."""
+batches, or gathered into one); ``decided``, its batch decoded, decided, and its reservations
+and decisions handed to the producer; ``answered``, until the broker has them all
+(``streams.answered_log``). The first three count request messages, the last decisions
+sent."""
 
 
 @dataclass
@@ -74,6 +77,7 @@ class DecisionStats:
     undelivered: int = 0  # batches whose records the broker did not take: read again
     fetch_pauses: int = 0  # partitions paused at the fetcher: requests waiting (MessageBuffer)
     allotment_records: int = 0  # shares and grants of global budgets published (escrow)
+    restored: int = 0  # reservations read back from decisions on taking partitions over
     decided: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Decisions by (action, reason code)."""
     stages: StageTimes = field(default_factory=lambda: StageTimes(DECISION_STAGES))
@@ -85,7 +89,7 @@ class DecisionStats:
                 "expired": self.expired, "alerts": self.alerts, "directives": self.directives,
                 "rewinds": self.rewinds, "rereads": self.rereads,
                 "undelivered": self.undelivered, "fetch_pauses": self.fetch_pauses,
-                "allotment_records": self.allotment_records,
+                "allotment_records": self.allotment_records, "restored": self.restored,
                 "actions": self._by(0), "reasons": self._by(1), "stages": self.stages.as_dict()}
 
     def _by(self, at: int) -> dict[str, int]:
@@ -93,6 +97,11 @@ class DecisionStats:
         for key, n in self.decided.items():
             out[key[at]] += n
         return dict(out)
+
+
+ANSWERED_EVERY_S = 0.5
+"""How often a partition's answered offset (``note_answered``) is written at most: one
+ledger record per partition every half second, not one per batch."""
 
 
 def share_key(budget_key: str, partition: int) -> str:
@@ -163,6 +172,14 @@ class SpendControl:
         """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
         self.trackers: list[PartitionProgress] = []
         """The in-order agents' progress (usage, requests): backlogs and stalls."""
+        self.answered_log: AnsweredLog | None = None
+        """Where reservations answered for are read back on taking partitions over (None:
+        nowhere, tests of one process)."""
+        self.unread: set[int] = set()
+        """Partitions taken over whose answered reservations are not read back yet."""
+        self._reading = asyncio.Lock()
+        self._noted: dict[int, float] = {}
+        """Partition -> when its answered offset was last marked to be written."""
         """Per metered agent (usage, requests): messages it has still to read."""
 
     def sync_generation(self) -> None:
@@ -173,6 +190,7 @@ class SpendControl:
             self.ledger.reload()
             before, owned = self.ledger.owned or frozenset(), self.owned_partitions()
             self.ledger.owned = owned
+            self.unread = (self.unread | (owned - before)) & owned
             # a partition kept: its moves stand as this worker knows them (a move not yet
             # durable counts once it lands); a new one: its table, as restored, is the truth
             self.escrow.drop_pending(keep=owned)
@@ -181,6 +199,75 @@ class SpendControl:
                     self._read_allotments(budget.key, owned - before)
             self.ledger.forget_views()
             self.generation = self.app.consumer_generation_id
+
+    async def restore_answered(self) -> None:
+        """``sync_generation``, then hold the reservations that the decisions of partitions
+        taken over carry and their restored ledger lacks (``streams.answered_log``): nothing
+        may be decided, settled or moved on those partitions before (``unread`` is empty
+        after). Raises when the broker does not serve the decisions; returns with ``unread``
+        left when a rebalance came meanwhile."""
+        self.sync_generation()
+        answered = self.answered_log
+        if answered is None:  # nothing to read back (tests of one process)
+            self.unread.clear()
+        if answered is None or not self.unread:
+            return
+        async with self._reading:
+            while self.unread:
+                generation = self.app.consumer_generation_id
+                self.sync_generation()
+                unread = frozenset(self.unread)
+                now = time.time()
+                starts = {p: self._answered_at(p) for p in unread}
+                since_ms = int((now - self.settings.reservation_ttl_s - NO_MARK_LOOKBACK_S)
+                               * 1000)
+                rows = await answered.read(starts, since_ms)
+                if self.app.consumer_generation_id != generation or not steady(self.app):
+                    return  # rebalanced meanwhile: read again once restored
+                self.sync_generation()
+                self._hold_answered(rows, unread, time.time())
+                self.unread -= unread
+
+    def _answered_at(self, partition: int) -> int | None:
+        raw = self.ledger.states.get(answered_key(partition))
+        return int(raw[0]) if isinstance(raw, list) and raw else None
+
+    def _hold_answered(self, rows: list[tuple[str, list[Any]]], partitions: frozenset[int],
+                       now: float) -> None:
+        latest: dict[str, list[Any]] = {}
+        for key, row in rows:  # in offset order: a later answer's row is the later truth
+            if self.ledger.partition_of(key.split("|", 1)[0],
+                                        self.settings.partitions) in partitions:
+                latest[key] = row
+        restored = 0
+        for key, row in latest.items():
+            try:
+                restored += self.ledger.restore_reservation(
+                    key, row, now, self.settings.reservation_ttl_s)
+            except (TypeError, ValueError, IndexError) as exc:
+                log.warning("a decision's reservation %r could not be held: %s", key, exc)
+        if restored:
+            self.ledger.forget_views()
+            log.warning("held %d reservations answered for by the partitions' previous "
+                        "owner whose changelog records were not written", restored)
+        self.stats.restored += restored
+
+    def note_answered(self, ends: dict[int, int], now: float | None = None) -> None:
+        """Record that every decision below ``ends[p]`` on partition ``p`` of the decisions
+        topic has its reservation in the changelog: written with the next flush, at most
+        every ``ANSWERED_EVERY_S`` per partition (a new owner reads back from the last one
+        written: at most that much more)."""
+        owned = self.ledger.owned
+        now = time.monotonic() if now is None else now
+        for partition, end in ends.items():
+            if owned is not None and partition not in owned:
+                continue
+            key = answered_key(partition)
+            if end > (self._answered_at(partition) or 0):
+                self.ledger.states[key] = [end]
+                if now - self._noted.get(partition, -math.inf) >= ANSWERED_EVERY_S:
+                    self.ledger.dirty_states[key] = partition
+                    self._noted[partition] = now
 
     def _read_allotments(self, key: str, owned: frozenset[int]) -> None:
         for p in owned:
@@ -226,7 +313,9 @@ class SpendControl:
         written to the ledger table, then, once the broker has them and if this worker
         still owns the same partitions, counted and published on the allotments topic.
         Returns how many records were published."""
-        self.sync_generation()
+        await self.restore_answered()
+        if self.unread:
+            return 0  # rebalanced while reading back: the next round, steady again
         generation, owned = self.generation, self.ledger.owned or frozenset()
         steps: list[tuple[str, Moves]] = []
         for budget in self.book:

@@ -2,13 +2,14 @@
 
 Requests are processed as they come; while more are already queued they are gathered (up
 to PRSM_BATCH_MAX) so that a burst costs one changelog flush. Per batch: decide each request
-and reserve in the ledger, hand the changelog records to the producer (one record batch per
-partition, ``streams.record_batches``), and once the broker has them, if no rebalance began
-meanwhile, the decisions (``streams.fencing``); once it has those too, acknowledge.
-Meanwhile the next batch is decided (a pipelined agent, ``OrderedDelivery.agent``: up to
-four batches wait for the broker). A crash before the acknowledgement re-delivers the
-requests; a re-delivered admitted request finds its reservation and is answered
-``already_decided``.
+and reserve in the ledger, then, if no rebalance began since the batch was taken, hand its
+changelog records and its decisions to the producer together (one record batch per
+partition, ``streams.record_batches``): a decision standing on a reservation carries it in a
+header, so whoever owns the partition next holds it even if its changelog record was lost
+(``streams.answered_log``). Once the broker has them all, acknowledge. Meanwhile the next
+batch is decided (a pipelined agent, ``OrderedDelivery.agent``: up to four batches wait for
+the broker). A crash before the acknowledgement re-delivers the requests; a re-delivered
+admitted request finds its reservation and is answered ``already_decided``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 import faust
 
@@ -27,12 +29,13 @@ from prsm_events.events.decision import encode_decision
 from prsm_events.events.fast_path import Request
 from prsm_events.events.validation import EventLimits, decode_request, decode_requests
 from prsm_events.settings import Settings
+from streams.answered_log import answered_ends, reservation_header
 from streams.batching import Delivered
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import record_batches, steady
-from streams.fencing import Fenced, answer_once_reserved
+from streams.fencing import Fenced
 from streams.ordered_delivery import Batch, OrderedDelivery
 from streams.partition_progress import RecordProbe
 from streams.raw_topics import raw_topic
@@ -74,6 +77,7 @@ def register_decisions(
         stamp = datetime.fromtimestamp(now, UTC)
         stats.expired += len(control.ledger.expire(now))
         answers = record_batches(app)
+        reservations = control.ledger.reservations
         dead: list[DeadLetter] = []
         for event, decoded in zip(events, decode_all(events, stamp), strict=True):
             m = event.message
@@ -100,32 +104,34 @@ def register_decisions(
                 control.escrow_due.set()
             else:
                 control.meter_demand(request, decision, now)
+            key = f"{request.tenant}|{request.request_id}"
+            row = reservations.get(key)  # the decision stands on it: it carries it
             answers.add_keyed(decisions_name, request.tenant.encode(),
-                              encode_decision(decision))
+                              encode_decision(decision),
+                              () if row is None else (reservation_header(key, row),))
         answered = len(answers)
         await control.persist(wait=False)
+        # every changelog record handed so far, this batch's and earlier ones: once they and
+        # the decisions are with the broker, no decision below these is missing from the
+        # changelog (an already_decided answer stands on an earlier batch's reservation)
+        reserved = list(control.writer.in_flight)
+        if not batch.still_current():  # the new owner may be restoring: it answers them
+            raise Fenced(f"a rebalance began: {answered} decisions withheld, their requests "
+                         "are read again by the partitions' owner")
+        sent = await answers.send()
         handed = time.monotonic()
         stages.observe_batch("decided", handed - started, len(events))
-        # every changelog record handed so far, this batch's and earlier ones: a request asked
-        # again within the round trip is answered already_decided from a reservation that
-        # an earlier batch handed
-        reserved = list(control.writer.in_flight)
         dead_sent = asyncio.ensure_future(dead_letters.write(dead, stamp))
 
         async def delivered() -> None:
-            # fencing (streams.fencing): the decisions go once their reservations are with
-            # the broker, and only if no rebalance began since the batch was taken, so that
-            # whoever owns the partitions next restores every reservation answered for
             try:
-                sent = await answer_once_reserved(reserved, answers, batch.still_current)
-                answering = time.monotonic()
+                await asyncio.gather(*sent, *reserved)
             finally:
                 await dead_sent
-            await asyncio.gather(*sent)
-            stages.observe_batch("reserved", answering - handed, answered)
-            stages.observe_batch("answered", time.monotonic() - answering, answered)
+            stages.observe_batch("answered", time.monotonic() - handed, answered)
             stats.requests += answered
             stats.dead_lettered += len(dead)
+            batch.on_done = partial(control.note_answered, answered_ends(sent))
         return asyncio.ensure_future(delivered())
 
     # answered as they come: while more are queued they are gathered into one batch

@@ -12,11 +12,12 @@ the new owner reads it; one handed after may land after, and is stale there. Hen
   before each record batch (``RecordBatches.send``): otherwise ``Fenced`` is raised, the
   rows stay marked, and once the group is steady again the rows of partitions now owned by
   others are dropped (``ChangelogWriter``);
-- a decision is handed only once the records of its reservation are with the broker (every
-  changelog record handed before it: an ``already_decided`` answer stands on an earlier
-  batch's reservation), and only if no rebalance began since its batch was taken: the new
-  owner, restoring after the revocation, sees every reservation a decision was sent for
-  (``decision_agent``).
+- a decision batch is handed only if no rebalance began since it was taken
+  (``decision_agent``), together with its reservations' changelog records, not after the
+  broker has them: the decision carries its reservation, and a new owner reads the
+  decisions answered since the last recorded offset back (``streams.answered_log``). A
+  worker giving partitions up flushes its producer before it rejoins, so the new owner,
+  reading after restoring, sees every decision handed before the revocation.
 
 A batch fenced off is not acknowledged: its messages come again, to whichever worker owns
 their partitions. What this does not fence is a worker so stalled that the group evicted it
@@ -26,34 +27,9 @@ generation fencing (KIP-447) would; they cost a transaction per batch (docs/oper
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
-
-__all__ = ["Fenced", "answer_once_reserved"]
-
-
-class Records(Protocol):
-    """Records gathered to be handed at once (``streams.record_batches.RecordBatches``)."""
-
-    def __len__(self) -> int: ...
-
-    async def send(self) -> list[asyncio.Future[Any]]: ...
+__all__ = ["Fenced"]
 
 
 class Fenced(RuntimeError):
     """A rebalance began: the records were not handed to the producer (the rows stay marked,
     the messages come again)."""
-
-
-async def answer_once_reserved(reserved: Sequence[asyncio.Future[Any]], answers: Records,
-                               current: Callable[[], bool]) -> list[asyncio.Future[Any]]:
-    """Hand ``answers`` (a batch's decisions) to the producer once every record of
-    ``reserved`` (its changelog records) is with the broker, if ``current()`` still holds
-    (no rebalance began since the batch was taken); else raise ``Fenced``, handing none.
-    Returns the decisions' delivery futures."""
-    await asyncio.gather(*reserved)
-    if not current():
-        raise Fenced(f"a rebalance began: {len(answers)} decisions withheld, their requests "
-                     "are read again by the partitions' owner")
-    return await answers.send()

@@ -148,7 +148,7 @@ class WorkerMetrics(Collector):
         yield family
         stages = HistogramMetricFamily(
             "prsm_decision_stage_seconds", "Time requests spent in each stage of the worker: "
-            "fetched, queued, decided, reserved, answered (docs/operations.md).",
+            "fetched, queued, decided, answered (docs/operations.md).",
             labels=["stage"])
         for stage, h in st.get("stages", {}).items():
             stages.add_metric([stage], [*((repr(bound), n) for bound, n in h["buckets"]),

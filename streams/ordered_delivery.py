@@ -4,7 +4,9 @@ An agent reads one topic in batches of messages handed over by Faust's fetch loo
 (``MessageBuffer``, below Faust's per-message stream) and, per batch:
 
 1. waits until the budgets and the catalog are read (``ConfigFeeds``);
-2. re-reads the ledger if the consumer generation changed (a rebalance restored tables);
+2. re-reads the ledger if the consumer generation changed (a rebalance restored tables),
+   and holds the reservations answered for on partitions taken over
+   (``SpendControl.restore_answered``);
 3. keeps only the events of the current generation (older ones are delivered again);
 4. checks that each partition continues without a gap, else seeks back and drops the batch
    (``PartitionProgress``): events are processed strictly in offset order;
@@ -64,6 +66,8 @@ class Batch:
     stream: StreamT[Any]  # the agent's (its current event picks a RocksDB store's shard)
     events: list[Delivered]
     generation: int
+    on_done: Callable[[], None] | None = None
+    """Called once the batch is done (delivered, and every batch before it done)."""
 
     def still_current(self) -> bool:
         """False once a rebalance started or ended since the batch was accepted: what was
@@ -96,6 +100,9 @@ class OrderedDelivery:
     async def accept(self, stream: StreamT[Any], events: list[Delivered]) -> Batch | None:
         """Steps 1-4: the batch to work on, or None when it must be dropped."""
         await self.feeds.until_ready(poll_s=self.ready_poll_s)
+        await self.control.restore_answered()
+        if self.control.unread:
+            return None  # rebalanced while reading back what was answered: comes again
         generation = self.app.consumer_generation_id
         self.control.sync_generation()
         current = self.progress.current(events)
@@ -132,6 +139,8 @@ class OrderedDelivery:
                     await waiting
                     if not await self.complete(batch, time.time(), epoch):
                         return  # taken before a re-read or a rebalance: it comes again
+                    if batch.on_done is not None:
+                        batch.on_done()
                 except Fenced as exc:  # a rebalance: not done, read again by the new owner
                     log.info("%s", exc)  # (a batch taken after it is of the old generation)
                     return

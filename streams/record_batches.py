@@ -18,7 +18,7 @@ here listens to it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -27,7 +27,14 @@ from aiokafka import AIOKafkaProducer
 from prsm_events.kafka.partitioning import owner_partition
 from streams.fencing import Fenced
 
-__all__ = ["RecordBatches"]
+__all__ = ["Headers", "RecordBatches"]
+
+Headers = Sequence[tuple[str, bytes]]
+"""A record's headers: (name, value) pairs."""
+_Row = tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]
+"""A record as added: its place among the batch's records, key, value and headers (a list:
+aiokafka's batch builder takes no other sequence)."""
+_NO_HEADERS: list[tuple[str, bytes]] = []  # read, never changed, by the builder
 
 
 class RecordBatches:
@@ -35,8 +42,8 @@ class RecordBatches:
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self._records: dict[tuple[str, int], list[tuple[int, bytes | None, bytes | None]]] = {}
-        self._keyed: dict[str, list[tuple[int, bytes, bytes | None]]] = {}
+        self._records: dict[tuple[str, int], list[_Row]] = {}
+        self._keyed: dict[str, list[_Row]] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -44,12 +51,16 @@ class RecordBatches:
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         """Add a record for ``partition`` of ``topic``."""
-        self._records.setdefault((topic, partition), []).append((self._count, key, value))
+        self._records.setdefault((topic, partition), []).append(
+            (self._count, key, value, _NO_HEADERS))
         self._count += 1
 
-    def add_keyed(self, topic: str, key: bytes, value: bytes | None) -> None:
-        """Add a record for the partition Kafka's default partitioner gives ``key``."""
-        self._keyed.setdefault(topic, []).append((self._count, key, value))
+    def add_keyed(self, topic: str, key: bytes, value: bytes | None,
+                  headers: Headers = ()) -> None:
+        """Add a record for the partition Kafka's default partitioner gives ``key``, with
+        ``headers`` ((name, value) pairs)."""
+        self._keyed.setdefault(topic, []).append(
+            (self._count, key, value, list(headers) if headers else _NO_HEADERS))
         self._count += 1
 
     async def send(self, fence: Callable[[], bool] | None = None
@@ -60,9 +71,11 @@ class RecordBatches:
         is raised (those already handed stay so)."""
         for topic, keyed in self._keyed.items():
             partitions = len(await self.producer.partitions_for(topic))
-            for place, key, value in keyed:
+            for row in keyed:
+                key = row[1]
+                assert key is not None  # add_keyed takes bytes
                 self._records.setdefault((topic, owner_partition(key.decode(), partitions)),
-                                         []).append((place, key, value))
+                                         []).append(row)
         futures: list[asyncio.Future[Any] | None] = [None] * self._count
         records, self._records, self._keyed, self._count = self._records, {}, {}, 0
         for (topic, partition), rows in records.items():
@@ -72,7 +85,7 @@ class RecordBatches:
         return futures  # type: ignore[return-value]
 
     async def _send_partition(self, topic: str, partition: int,
-                              rows: list[tuple[int, bytes | None, bytes | None]],
+                              rows: list[_Row],
                               futures: list[asyncio.Future[Any] | None],
                               fence: Callable[[], bool] | None) -> None:
         producer = self.producer
@@ -86,13 +99,15 @@ class RecordBatches:
 
         batch = producer.create_batch()
         places: list[int] = []
-        for place, key, value in rows:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
+        for place, key, value, headers in rows:
+            if batch.append(key=key, value=value, timestamp=None,
+                            headers=headers) is None:  # full: send it
                 sent = await hand(batch)
                 for p in places:
                     futures[p] = sent
                 batch, places = producer.create_batch(), []
-                if batch.append(key=key, value=value, timestamp=None) is None:
+                if batch.append(key=key, value=value, timestamp=None,
+                                headers=headers) is None:
                     raise RuntimeError(f"an empty record batch refused a record of {topic}")
             places.append(place)
         if places:

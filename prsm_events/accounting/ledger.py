@@ -391,6 +391,39 @@ class BudgetLedger:
         self.dirty_reservations[key] = partition
         heapq.heappush(self._expiry, (reservation.expires_at, key))
 
+    def restore_reservation(self, key: str, raw: list[Any], now: float, ttl_s: float
+                            ) -> bool:
+        """Hold a reservation as its decision carried it (a worker taking over a partition
+        reads them back: ``streams.answered_log``) unless the ledger knows its key already
+        (held or settled since: the ledger's row is the later truth), it has expired, or it
+        claims to outlive a reservation made now (``ttl_s``: not one this ledger wrote).
+        Returns True when it is held now.
+
+        >>> from prsm_events.kafka.partitioning import owner_partition
+        >>> ledger = BudgetLedger({}, {}, 4, owner_partition)
+        >>> ledger.restore_reservation("acme|r1", [500, ["day"], 130.0, False, []], 100.0, 60)
+        True
+        >>> ledger.reserved("day"), ledger.restore_reservation(
+        ...     "acme|r1", [500, ["day"], 130.0, False, []], 100.0, 60)
+        (500, False)
+        >>> ledger.restore_reservation("acme|r2", [500, ["day"], 99.0, False, []], 100.0, 60)
+        False
+        """
+        if key in self.reservations:
+            return False
+        reservation = Reservation.from_list(raw)
+        if not now < reservation.expires_at <= now + ttl_s:
+            return False
+        tenant = key.split("|", 1)[0]
+        self.reservations[key] = reservation.to_list()
+        self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
+        heapq.heappush(self._expiry, (reservation.expires_at, key))
+        if not reservation.settled:
+            self._views.clear()
+            for row in reservation.keys:
+                self._held[row] = self._held.get(row, 0) + reservation.amount
+        return True
+
     def _release(self, reservation: Reservation) -> None:
         if reservation.settled:
             return

@@ -183,6 +183,97 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
     assert sum(a == "allow" for a in final.values()) == 66
 
 
+def test_a_reservation_answered_for_but_missing_from_the_changelog_is_held_by_the_next_owner(
+        start_worker, kafka, tmp_path):
+    """Decisions go to the producer with their reservations' changelog records, not after
+    the broker has those (streams.answered_log): a decision that landed while its changelog
+    record did not is read back by the worker that owns the partition next, which holds its
+    reservation and answers the request, asked again, already_decided."""
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.kafka.config_topics import budget_record
+    from prsm_events.kafka.config_topics import publish as publish_config
+    from streams.answered_log import RESERVATION_HEADER, read_reservation
+    from tests.integration.conftest import read_to_end
+
+    home = tmp_path / "answered"
+    worker = start_worker("it-answered", home=home, reservation_ttl_s=900.0)
+    limit, each = 0.05, 0.0075  # gpt-4o, 1000 in + 500 out: 6 requests fit
+    run(publish_config(worker.settings, "budgets", [budget_record(
+        Budget(scope="tenant:ans", period="day", limit_usd=limit))]))
+    wait_until(lambda: worker.get("/health")["budgets"] == 1, what="budget read")
+
+    def request(rid: str) -> bytes:
+        return orjson.dumps({"request_id": rid, "ts": datetime.now(UTC).isoformat(),
+                             "tenant": "ans", "service": "chat", "model": "gpt-4o",
+                             "est_input_tokens": 1000, "est_output_tokens": 500,
+                             "min_quality": 0.99})
+
+    async def send(rids: list[str]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+        await producer.start()
+        try:
+            for rid in rids:
+                await producer.send_and_wait(worker.topic("requests"), request(rid),
+                                             key=b"ans")
+        finally:
+            await producer.stop()
+
+    def decisions() -> list:
+        return run(read_to_end(kafka, worker.topic("decisions")))
+
+    run(send(["ans-1", "ans-2"]))
+    wait_until(lambda: len(decisions()) == 2, what="two decisions")
+    first = decisions()
+    # each admitted decision carries its reservation: key and ledger row
+    carried = [read_reservation(r.headers) for r in first]
+    assert [c[0] for c in carried if c] == ["ans|ans-1", "ans|ans-2"]
+    assert all(c[1][0] == int(each * 1e9) and c[1][1] == ["tenant:ans|day"]
+               for c in carried if c)
+    worker.stop()
+
+    # what an owner that crashed after the broker took its decision for ans-3, but not the
+    # reservation's changelog record, leaves: ans-2's decision again, for ans-3
+    record = first[1]
+    key, row = read_reservation(record.headers)
+    assert key == "ans|ans-2"
+    doc = orjson.loads(record.value)
+    doc["request_id"] = "ans-3"
+
+    async def answer_lost() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                worker.topic("decisions"), orjson.dumps(doc), key=b"ans",
+                partition=record.partition,
+                headers=[(RESERVATION_HEADER, orjson.dumps(["ans|ans-3", row]))])
+        finally:
+            await producer.stop()
+
+    run(answer_lost())
+    worker = start_worker("it-answered", home=home, reservation_ttl_s=900.0)
+    wait_until(lambda: worker.get("/stats")["decisions"]["restored"] == 1, timeout=60,
+               what="the lost reservation held", details=lambda: worker.get("/stats"))
+    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == "tenant:ans|day")
+    assert figures["reserved_usd"] == pytest.approx(3 * each, abs=1e-9)
+
+    # ans-3 asked again is answered as it was; the budget has room for 3 more, not 4
+    run(send(["ans-3", *(f"ans-{i}" for i in range(4, 9))]))
+    wait_until(lambda: len(decisions()) == 3 + 6, what="the later decisions")
+    later = {orjson.loads(r.value)["request_id"]: orjson.loads(r.value)
+             for r in decisions()[3:]}
+    assert later["ans-3"]["reason"]["code"] == "already_decided"
+    assert later["ans-3"]["action"] == "allow"
+    admitted = [rid for rid, d in later.items() if d["action"] == "allow" and rid != "ans-3"]
+    assert len(admitted) == 3
+    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == "tenant:ans|day")
+    assert figures["reserved_usd"] == pytest.approx(6 * each, abs=1e-9)
+    assert figures["reserved_usd"] <= limit
+
+
 def test_a_backlog_beyond_the_buffer_pauses_the_fetcher_and_is_counted_exactly(
         start_worker, kafka, tmp_path):
     """12,000 single-event messages wait when the worker starts: more than its buffer holds

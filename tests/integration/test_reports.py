@@ -154,7 +154,7 @@ def test_every_report_holds_the_figures_sent_and_answered(worker, kafka, tmp_pat
     stage_counts = {dict(labels)["stage"]: n for labels, n
                     in scraped["prsm_decision_stage_seconds_count"].items()}
     assert stage_counts == dict.fromkeys(
-        ("fetched", "queued", "decided", "reserved", "answered"), len(answered))
+        ("fetched", "queued", "decided", "answered"), len(answered))
     assert all(v > 0 for v in scraped["prsm_decision_stage_seconds_sum"].values())
     used = {dict(labels)["budget"]: v for labels, v in scraped["prsm_budget_used_usd"].items()}
     assert exact(used[budget.key]) == admitted

@@ -18,13 +18,16 @@ class FakeBatch:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.headers: list[Any] = []
         self.size = 0
 
-    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any) -> Any:
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any,
+               headers: Any = ()) -> Any:
         size = len(key or b"") + len(value or b"")
         if self.records and self.size + size > self.capacity:
             return None
         self.records.append((key, value))
+        self.headers.append(list(headers))
         self.size += size
         return object()
 
@@ -41,6 +44,8 @@ class FakeProducer:
         self.partitions = partitions
         self.capacity = capacity
         self.sent: list[Sent] = []
+        self.headers: dict[bytes | None, list[Any]] = {}
+        """Key -> the headers of the last record sent with it."""
         self.calls: list[tuple[str, int]] = []
         self.fail: set[bytes] = set()
         self.hold = False
@@ -59,6 +64,8 @@ class FakeProducer:
                          ) -> asyncio.Future[None]:
         self.calls.append(("batch", len(batch.records)))
         self.sent += [(topic, key, value, partition) for key, value in batch.records]
+        self.headers.update((key, h) for (key, _), h in zip(batch.records, batch.headers,
+                                                             strict=True))
         return self._delivery([key for key, _ in batch.records])
 
     def _delivery(self, keys: list[bytes | None]) -> asyncio.Future[None]:

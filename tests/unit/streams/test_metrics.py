@@ -25,7 +25,7 @@ def outlook(count: int) -> OutlookColumns:
 def stage_times() -> StageTimes:
     times = StageTimes(DECISION_STAGES)
     times.observe("queued", [0.002, 0.004, 0.2])
-    times.observe_batch("reserved", 0.003, 4)
+    times.observe_batch("answered", 0.003, 4)
     return times
 
 
@@ -74,9 +74,9 @@ def test_decision_stages_are_histograms_of_requests():
     buckets = got["prsm_decision_stage_seconds_bucket"]
     assert buckets[(("le", "0.005"), ("stage", "queued"))] == 2  # cumulative
     assert buckets[(("le", "+Inf"), ("stage", "queued"))] == 3
-    assert buckets[(("le", "0.002"), ("stage", "reserved"))] == 0
-    assert buckets[(("le", "0.003"), ("stage", "reserved"))] == 4  # a batch of 4 requests
-    assert got["prsm_decision_stage_seconds_count"][(("stage", "reserved"),)] == 4
+    assert buckets[(("le", "0.002"), ("stage", "answered"))] == 0
+    assert buckets[(("le", "0.003"), ("stage", "answered"))] == 4  # a batch of 4 requests
+    assert got["prsm_decision_stage_seconds_count"][(("stage", "answered"),)] == 4
     assert abs(got["prsm_decision_stage_seconds_sum"][(("stage", "queued"),)] - 0.206) < 1e-12
     assert {dict(k)["stage"] for k in buckets} == set(DECISION_STAGES)
 

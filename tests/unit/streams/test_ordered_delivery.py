@@ -46,8 +46,10 @@ class Rig:
             consumer=self.consumer, consumer_generation_id=1, monitor=None,
             agent=lambda topic, name: lambda fn: agents.append(fn) or fn)
         feeds = SimpleNamespace(until_ready=self._ready)
+        self.unread: set[int] = set()
         control = SimpleNamespace(sync_generation=lambda: None, announce=self._announce,
-                                  trackers=[])
+                                  trackers=[], restore_answered=self._restore,
+                                  unread=self.unread)
         topic = SimpleNamespace(get_topic_name=lambda: TOPIC)
         self.delivery = OrderedDelivery(self.app, topic, feeds, control,  # type: ignore[arg-type]
                                         None, ready_poll_s=0.01, buffer_high=100)
@@ -55,6 +57,7 @@ class Rig:
         self.handed: list[list[tuple[int, int]]] = []
         self.answers: list[asyncio.Future[None]] = []
         self.acked: list[int] = []
+        self.done: list[list[tuple[int, int]]] = []
         self.delivery.agent("decide", self._hand, size=100, within_s=0.0,
                             answer_when_idle=True, on_acked=self.acked.append,
                             in_flight=in_flight)
@@ -63,13 +66,18 @@ class Rig:
     async def _ready(self, poll_s: float) -> None:
         return None
 
+    async def _restore(self) -> None:
+        return None
+
     async def _announce(self, now: float) -> None:
         if self.announce_fails:
             self.announce_fails -= 1
             raise OSError("alerts topic gone")
 
     async def _hand(self, batch: Batch) -> asyncio.Future[None]:
-        self.handed.append([(e.message.partition, e.message.offset) for e in batch.events])
+        handed = [(e.message.partition, e.message.offset) for e in batch.events]
+        self.handed.append(handed)
+        batch.on_done = lambda: self.done.append(handed)
         answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.answers.append(answer)
         return answer
@@ -133,6 +141,7 @@ async def test_a_batch_whose_records_fail_is_read_again_with_the_one_taken_after
     assert sorted(rig.consumer.seeks) == [(A, 10), (B, 0)]
     assert rig.committed() == (10, 0)
     assert rig.acked == []  # neither counts as acknowledged: both come again
+    assert rig.done == []  # nor is either told it is done
     await rig.fetched((A, 13))  # fetched before the seek took effect: refused, no second seek
     assert len(rig.handed) == 2 and len(rig.consumer.seeks) == 2
     await rig.fetched((A, 10, 11, 12, 13), (B, 0))  # read again from what was delivered
@@ -141,6 +150,7 @@ async def test_a_batch_whose_records_fail_is_read_again_with_the_one_taken_after
     await settle()
     assert rig.committed() == (14, 1)
     assert rig.acked == [5]  # each message acknowledged once
+    assert rig.done == [rig.handed[2]]
     agent.cancel()
 
 
@@ -234,3 +244,23 @@ async def test_a_failed_batch_leaves_every_batch_in_flight_after_it_undone(
 def test_an_agent_needs_room_for_one_batch_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Rig(monkeypatch, in_flight=0)
+
+
+async def test_nothing_is_handed_while_partitions_taken_over_are_not_read_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until the reservations answered for on the partitions taken over are held
+    (``SpendControl.restore_answered``), a batch is dropped, and read again after."""
+    rig = Rig(monkeypatch)
+    rig.unread.add(0)  # a rebalance came while reading them back
+    agent = asyncio.ensure_future(rig.run(None))
+    await rig.fetched((A, 10, 11))
+    assert rig.handed == [] and rig.committed() == (None, None)
+    rig.unread.clear()
+    await rig.fetched((A, 12))  # after a gap: sought back to what was not processed
+    assert rig.handed == [] and rig.consumer.seeks == [(A, 10)]
+    await rig.fetched((A, 10, 11, 12))
+    assert rig.handed == [[(0, 10), (0, 11), (0, 12)]]
+    rig.answers[0].set_result(None)
+    await settle()
+    assert rig.committed() == (13, None) and rig.done == rig.handed
+    agent.cancel()
