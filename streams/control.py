@@ -180,7 +180,6 @@ class SpendControl:
         self._reading = asyncio.Lock()
         self._noted: dict[int, float] = {}
         """Partition -> when its answered offset was last marked to be written."""
-        """Per metered agent (usage, requests): messages it has still to read."""
 
     def sync_generation(self) -> None:
         """After a rebalance the tables may have been restored: re-read them (and the

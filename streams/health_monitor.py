@@ -1,6 +1,7 @@
 """The worker's view of its own health: broker reachability, stalled partitions, quiet logs.
 
-A timer probes the broker (a metadata request to the bootstrap servers) and, while the
+A timer probes the broker (a metadata request, on one client kept while the broker answers:
+``BrokerProbe``) and, while the
 broker answers and no rebalance runs, asks each in-order agent's ``PartitionProgress`` for
 partitions stalled longer than PRSM_STALL_AFTER_S. ``/health`` reads the result (it never
 waits on the broker itself). ``install_log_limiter`` puts a ``RepeatLimiter`` on the root
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from prsm_events.kafka.connection import KafkaConnection
 from prsm_events.operations.health import Stall
@@ -23,7 +25,7 @@ from prsm_events.operations.log_limits import RepeatLimiter
 from prsm_events.settings import Settings
 from streams.partition_progress import PartitionProgress
 
-__all__ = ["HealthMonitor", "install_log_limiter"]
+__all__ = ["BrokerProbe", "HealthMonitor", "install_log_limiter"]
 
 log = logging.getLogger("prsm.health")
 
@@ -39,16 +41,44 @@ def install_log_limiter(logger: logging.Logger, interval_s: float) -> list[Repea
     return limiters
 
 
-async def broker_answers(kafka: KafkaConnection, timeout_s: float) -> bool:
-    """True if a bootstrap server answers a metadata request within ``timeout_s``."""
-    client = AIOKafkaClient(**kafka.client_args(), request_timeout_ms=int(timeout_s * 1000))
-    try:
-        await asyncio.wait_for(client.bootstrap(), timeout_s)
-        return True
-    except (KafkaError, OSError, TimeoutError):
-        return False
-    finally:
-        await client.close()
+class BrokerProbe:
+    """Whether a broker answers a metadata request (no topics) within ``timeout_s``, asked on
+    one client kept between probes: a connection (with its TLS and SASL handshakes) opened
+    once while the broker answers, not one every probe. A probe that fails closes the client;
+    the next bootstraps a new one from the bootstrap servers."""
+
+    def __init__(self, kafka: KafkaConnection, timeout_s: float) -> None:
+        self.kafka = kafka
+        self.timeout_s = timeout_s
+        self.clients = 0
+        """Clients bootstrapped so far."""
+        self._client: AIOKafkaClient | None = None
+
+    async def answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self._ask(), self.timeout_s)
+            return True
+        except (KafkaError, OSError, TimeoutError):
+            await self.close()
+            return False
+
+    async def _ask(self) -> None:
+        if self._client is None:
+            client = AIOKafkaClient(**self.kafka.client_args(),
+                                    request_timeout_ms=int(self.timeout_s * 1000))
+            self._client = client
+            self.clients += 1
+            await client.bootstrap()
+            return  # bootstrapping asked for the metadata
+        node = self._client.get_random_node()
+        if node is None:
+            raise KafkaError("no broker in the cluster metadata")
+        await self._client.send(node, MetadataRequest([]))
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
 
 class HealthMonitor:
@@ -57,14 +87,15 @@ class HealthMonitor:
         self.trackers = trackers
         self.broker_down_since: float | None = None
         self.stalls: list[Stall] = []
+        self.probe = BrokerProbe(settings.kafka, timeout_s=5.0)
 
     def broker_down_s(self, now: float) -> float | None:
         return None if self.broker_down_since is None else now - self.broker_down_since
 
     async def observe(self, steady: bool) -> None:
         """Probe the broker; if it answers and the worker is steady, look for stalls."""
-        timeout = 5.0
-        if await broker_answers(self.settings.kafka, timeout):
+        timeout = self.probe.timeout_s
+        if await self.probe.answers():
             if self.broker_down_since is not None:
                 log.warning("Kafka broker answers again after %.0fs",
                             time.monotonic() - self.broker_down_since)
