@@ -9,13 +9,14 @@ from typing import Any
 
 import faust
 
+from prsm_events.errors import ConfigError
 from prsm_events.kafka.admin import (
     check_message_limits,
     ensure_topics,
     provision_topics,
     wait_for_broker,
 )
-from prsm_events.kafka.topics import topic_specs
+from prsm_events.kafka.topics import CO_PARTITIONED, topic_specs
 from prsm_events.settings import Settings
 from streams.app import build_app
 from streams.health_monitor import install_log_limiter
@@ -42,9 +43,18 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
         await wait_for_broker(settings.kafka)
         specs = topic_specs(settings.topic_prefix, settings.partitions,
                             settings.topic_max_message_bytes)
-        for change in await ensure_topics(settings.kafka, specs, settings.replication_factor):
+        changes = await ensure_topics(settings.kafka, specs, settings.replication_factor)
+        for change in changes:
             if change.action != "unchanged":
                 logging.getLogger("prsm.worker").warning("topic %s", change)
+        together = {settings.topic(name) for name in CO_PARTITIONED}
+        off = [f"{c.topic} {c.detail}" for c in changes
+               if c.action == "warning" and c.topic in together]
+        if off:
+            raise ConfigError(
+                f"{', '.join(sorted(together))} must each have PRSM_PARTITIONS "
+                f"({settings.partitions}) partitions: {'; '.join(off)}. Set PRSM_PARTITIONS "
+                "to their count, or recreate them (docs/operations.md, Topics)")
         # what the worker writes: every prsm topic, and the changelogs of its tables
         written = [s.name for s in specs] + changelogs
         await check_message_limits(settings.kafka, written, settings.topic_max_message_bytes)

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_TOPIC_MAX_MESSAGE_BYTES", "TopicSpec", "topic_specs"]
+__all__ = ["CO_PARTITIONED", "DEFAULT_TOPIC_MAX_MESSAGE_BYTES", "TopicSpec", "topic_specs"]
 
 DAY_MS = 86_400_000
+CO_PARTITIONED = ("usage", "requests", "decisions")
+"""The topics a worker reads and answers partition by partition, with the tables' changelogs
+(a partition's ledger rows, and the decisions read back on taking it over): each must have
+exactly PRSM_PARTITIONS partitions, or a worker refuses to start."""
 DEFAULT_TOPIC_MAX_MESSAGE_BYTES = 1_000_000 + 1024
 """``Settings().topic_max_message_bytes``: PRSM_MAX_MESSAGE_BYTES plus batch framing."""
 

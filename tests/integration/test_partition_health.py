@@ -127,6 +127,21 @@ def test_a_worker_refuses_to_start_when_a_topic_takes_smaller_records(start_work
     assert "changelog" in message and "PRSM_MAX_MESSAGE_BYTES" in message
 
 
+def test_a_worker_refuses_to_start_on_topics_of_another_partition_count(start_worker):
+    """A worker reads a partition's requests, usage and decisions together (and reads its
+    decisions back on taking it over): topics of another count than PRSM_PARTITIONS would
+    break that, so it says so instead of starting."""
+    from prsm_events.errors import PrsmError
+
+    worker = start_worker("it-parts")  # 3 partitions
+    worker.stop()
+    with pytest.raises(PrsmError) as info:
+        start_worker("it-parts", home=worker.settings.home, partitions=4)
+    message = str(info.value)
+    assert "must each have PRSM_PARTITIONS (4) partitions" in message
+    assert f"{worker.topic('decisions')} has 3 partitions, expected 4" in message
+
+
 def test_health_reports_a_blocked_sink_without_stalling_ingest(start_worker, kafka, tmp_path):
     """ClickHouse away: /health says the sink is blocked (degraded), and no usage partition
     stalls behind it: the tables count every event meanwhile."""
