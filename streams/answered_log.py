@@ -105,8 +105,6 @@ class AnsweredLog:
         self.kafka = kafka
         self.topic = topic
         self.timeout_s = timeout_s
-        self.reads = 0
-        """Partitions read back so far (``/stats``)."""
 
     async def read(self, starts: dict[int, int | None], since_ms: int
                    ) -> list[tuple[str, list[Any]]]:
@@ -157,5 +155,4 @@ class AnsweredLog:
                     if found_row is not None:
                         rows.append(found_row)
             waiting = {tp for tp in waiting if await consumer.position(tp) < ends[tp]}
-        self.reads += len(tps)
         return rows

@@ -212,20 +212,19 @@ class SpendControl:
         if answered is None or not self.unread:
             return
         async with self._reading:
-            while self.unread:
-                generation = self.app.consumer_generation_id
-                self.sync_generation()
-                unread = frozenset(self.unread)
-                now = time.time()
-                starts = {p: self._answered_at(p) for p in unread}
-                since_ms = int((now - self.settings.reservation_ttl_s - NO_MARK_LOOKBACK_S)
-                               * 1000)
-                rows = await answered.read(starts, since_ms)
-                if self.app.consumer_generation_id != generation or not steady(self.app):
-                    return  # rebalanced meanwhile: read again once restored
-                self.sync_generation()
-                self._hold_answered(rows, unread, time.time())
-                self.unread -= unread
+            self.sync_generation()  # another caller may have read, or a rebalance come
+            unread = frozenset(self.unread)
+            if not unread:
+                return
+            generation = self.app.consumer_generation_id
+            starts = {p: self._answered_at(p) for p in unread}
+            since_ms = int((time.time() - self.settings.reservation_ttl_s
+                            - NO_MARK_LOOKBACK_S) * 1000)
+            rows = await answered.read(starts, since_ms)
+            if self.app.consumer_generation_id != generation or not steady(self.app):
+                return  # rebalanced meanwhile: read again once restored
+            self._hold_answered(rows, unread, time.time())
+            self.unread -= unread
 
     def _answered_at(self, partition: int) -> int | None:
         raw = self.ledger.states.get(answered_key(partition))

@@ -53,8 +53,9 @@ RETRY_AFTER_S = 1.0
 """Pause before a batch whose work raised is taken again."""
 IN_FLIGHT = 4
 """Batches an agent may have handed to the producer and not yet seen delivered while it
-takes the next one. At one, a request arriving while a batch waited for its two broker
-writes waited too (0.8-1.0 ms of a 6.3 ms median at 1,000 requests/s; 0.1 ms at four).
+takes the next one. At one, a request arriving while a batch waited for the broker waited
+too (0.8-1.0 ms of a 6.3 ms median at 1,000 requests/s, when a decision still waited for
+two writes in a row; 0.1 ms at four).
 A failure re-reads every batch in flight (docs/decisions/2026-12-05-batches-in-flight.md)."""
 
 
@@ -100,11 +101,10 @@ class OrderedDelivery:
     async def accept(self, stream: StreamT[Any], events: list[Delivered]) -> Batch | None:
         """Steps 1-4: the batch to work on, or None when it must be dropped."""
         await self.feeds.until_ready(poll_s=self.ready_poll_s)
-        await self.control.restore_answered()
+        await self.control.restore_answered()  # the generation synced, nothing awaited since
         if self.control.unread:
             return None  # rebalanced while reading back what was answered: comes again
         generation = self.app.consumer_generation_id
-        self.control.sync_generation()
         current = self.progress.current(events)
         if not current:
             return None  # re-delivered after the rebalance

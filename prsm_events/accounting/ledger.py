@@ -418,11 +418,15 @@ class BudgetLedger:
         self.reservations[key] = reservation.to_list()
         self.dirty_reservations[key] = self.partition_of(tenant, self.partitions)
         heapq.heappush(self._expiry, (reservation.expires_at, key))
-        if not reservation.settled:
-            self._views.clear()
-            for row in reservation.keys:
-                self._held[row] = self._held.get(row, 0) + reservation.amount
+        self._views.clear()
+        self._hold(reservation)
         return True
+
+    def _hold(self, reservation: Reservation) -> None:
+        if reservation.settled:
+            return
+        for row in reservation.keys:
+            self._held[row] = self._held.get(row, 0) + reservation.amount
 
     def _release(self, reservation: Reservation) -> None:
         if reservation.settled:
@@ -556,9 +560,7 @@ class BudgetLedger:
         for key, raw in list(self.reservations.items()):
             reservation = Reservation.from_list(raw)
             self._expiry.append((reservation.expires_at, key))
-            if not reservation.settled:
-                for row in reservation.keys:
-                    self._held[row] = self._held.get(row, 0) + reservation.amount
+            self._hold(reservation)
         heapq.heapify(self._expiry)
 
     def take_dirty(self) -> tuple[dict[str, int], dict[str, int]]:
