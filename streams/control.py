@@ -35,7 +35,7 @@ from prsm_events.decisions.provider_health import ProviderHealth
 from prsm_events.events.alerts import Alert
 from prsm_events.events.decision import Action, DecisionRecord
 from prsm_events.events.directives import ThrottleDirective
-from prsm_events.events.fast_path import Request
+from prsm_events.events.fast_path import Request, Usage
 from prsm_events.events.request import Priority
 from prsm_events.kafka.partitioning import owner_partition
 from prsm_events.operations.stage_times import StageTimes
@@ -410,40 +410,54 @@ class SpendControl:
         and its events), into the ledger and the provider health (a message folded before
         counts nothing again). The scopes and budgets of events alike are looked up once per
         batch, and their spend is metered once."""
-        groups: dict[tuple[Any, ...], tuple[list[str], list[Budget]]] = {}
-        spent: dict[tuple[Any, ...], float] = {}
+        # (tenant, team, service, api key, model, provider) -> [scopes, budgets, the spend
+        # of events alike but for the provider, the outcomes at (provider, model) or None]
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        spent: dict[tuple[Any, ...], list[Any]] = {}  # alike -> [scopes, spend]
         outcomes: dict[tuple[str, str], list[tuple[str, float | None, float]]] = {}
-        reservation = self.ledger.reservation
+        settle = self.ledger.settle_message
+        met = self.ledger.settlements_met
         for (partition, offset), usages in messages:
             settlements = []
             for priced in usages:
                 e = priced.event
-                alike = (e.tenant, e.team, e.service, e.api_key_id, e.model)
-                found = groups.get(alike)
+                found = groups.get((e.tenant, e.team, e.service, e.api_key_id, e.model,
+                                    priced.provider))
                 if found is None:
-                    scopes = scopes_of(e.tenant, team=e.team, service=e.service,
-                                       api_key_id=e.api_key_id, model=e.model)
-                    found = groups[alike] = (scopes, self.book.applicable(scopes))
-                    self.touch(found[1], e.tenant)
-                if e.request_id is not None and reservation(e.tenant, e.request_id):
-                    self.stats.settled += 1
+                    found = self._group(e, priced.provider, groups, spent, outcomes)
                 ts = e.ts.timestamp()
                 cost = priced.cost_usd
                 settlements.append(Settlement(e.tenant, e.request_id, to_nano(cost), ts,
                                               found[1]))
-                spent[alike] = spent.get(alike, 0.0) + cost
-                if e.model and priced.provider:
-                    outcome = (e.status._value_, e.latency_ms, ts)
-                    seen = outcomes.get((priced.provider, e.model))
-                    if seen is None:
-                        outcomes[(priced.provider, e.model)] = [outcome]
-                    else:
-                        seen.append(outcome)
-            self.ledger.settle_message(partition, offset, settlements)
-        for alike, cost in spent.items():
-            self.meter.add_spend(groups[alike][0], cost)
+                found[2][1] += cost
+                if found[3] is not None:
+                    found[3].append((e.status._value_, e.latency_ms, ts))
+            settle(partition, offset, settlements)
+        self.stats.settled += self.ledger.settlements_met - met
+        for scopes, cost in spent.values():
+            self.meter.add_spend(scopes, cost)
         for (provider, model), seen in outcomes.items():  # each in the events' order
             self.health.observe_many(provider, model, seen)
+
+    def _group(self, e: Usage, provider: str, groups: dict[tuple[Any, ...], list[Any]],
+               spent: dict[tuple[Any, ...], list[Any]],
+               outcomes: dict[tuple[str, str], list[tuple[str, float | None, float]]]
+               ) -> list[Any]:
+        """A new group of ``apply_messages``: events alike share their scopes and budgets,
+        their spend (whatever the provider) and their provider's outcomes (in the events'
+        order, with every other group at the same provider and model)."""
+        alike = (e.tenant, e.team, e.service, e.api_key_id, e.model)
+        total = spent.get(alike)
+        if total is None:
+            scopes = scopes_of(e.tenant, team=e.team, service=e.service,
+                               api_key_id=e.api_key_id, model=e.model)
+            total = spent[alike] = [scopes, 0.0]
+        scopes = total[0]
+        budgets = self.book.applicable(scopes)
+        self.touch(budgets, e.tenant)
+        seen = outcomes.setdefault((provider, e.model), []) if e.model and provider else None
+        found = groups[(*alike, provider)] = [scopes, budgets, total, seen]
+        return found
 
     def meter_demand(self, request: Request, decision: DecisionRecord, now: float) -> None:
         """Count a request's cost at the model it asked for (pacing compares demand and

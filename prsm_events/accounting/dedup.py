@@ -59,12 +59,6 @@ class SeenEvent(msgspec.Struct, frozen=True):
         return self.partition == partition and self.offset == offset and self.index == index
 
 
-def _entry(event_id: str, seen: SeenEvent) -> tuple[Any, ...]:
-    if seen.index:
-        return (event_id, seen.offset, seen.ts, seen.index)
-    return (event_id, seen.offset, seen.ts)
-
-
 def _events(key: str, value: Any) -> Iterable[tuple[str, SeenEvent]]:
     """The (event_id, SeenEvent) pairs of a table row of either form."""
     if key.startswith(ROW_PREFIX):
@@ -122,13 +116,23 @@ class SeenIndex:
         """Remember newly accepted events; return the table rows that store them (key ->
         (partition, value)), one per partition unless a row would pass ``max_row_bytes``."""
         by_partition: dict[int, list[tuple[str, SeenEvent]]] = {}
+        unordered: set[int] = set()  # partitions whose events came out of (offset, index) order
+        last: dict[int, tuple[int, int]] = {}
         events = self.events
         for event_id, seen in new.items():
-            by_partition.setdefault(seen.partition, []).append((event_id, seen))
-            events[event_id] = _place(seen)
+            partition, place = seen.partition, (seen.offset, seen.index)
+            pairs = by_partition.get(partition)
+            if pairs is None:
+                pairs = by_partition[partition] = []
+            elif place < last[partition]:
+                unordered.add(partition)
+            last[partition] = place
+            pairs.append((event_id, seen))
+            events[event_id] = (partition, seen.offset, seen.ts, seen.index)
         rows: dict[str, tuple[int, Any]] = {}
         for partition, pairs in by_partition.items():
-            pairs.sort(key=lambda pair: (pair[1].offset, pair[1].index))
+            if partition in unordered:
+                pairs.sort(key=lambda pair: (pair[1].offset, pair[1].index))
             entries: list[tuple[Any, ...]] = []
             size = 0
             for event_id, seen in pairs:
@@ -136,7 +140,8 @@ class SeenIndex:
                 if entries and size + grow > self.max_row_bytes:
                     rows[self._key(partition, entries[0])] = (partition, (partition, entries))
                     entries, size = [], 0
-                entries.append(_entry(event_id, seen))
+                entries.append((event_id, seen.offset, seen.ts, seen.index) if seen.index
+                               else (event_id, seen.offset, seen.ts))
                 size += grow
             if entries:
                 rows[self._key(partition, entries[0])] = (partition, (partition, entries))

@@ -145,6 +145,8 @@ class BudgetLedger:
         row key): a batch of decisions shares one instant, and its reservations update them
         in place (``reserve``); any other change forgets them."""
         self._views_at = math.nan
+        self.settlements_met = 0
+        """Usage events settled that named a reservation held here (settled or not)."""
         self.reload()
 
     @property
@@ -488,8 +490,12 @@ class BudgetLedger:
 
     def _settle_reservation(self, tenant: str, request_id: str) -> None:
         key = f"{tenant}|{request_id}"
-        reservation = self.reservation(tenant, request_id)
-        if reservation is not None and not reservation.settled:
+        raw = self.reservations.get(key)
+        if raw is None:
+            return
+        self.settlements_met += 1
+        reservation = Reservation.from_list(raw)
+        if not reservation.settled:
             self._release(reservation)
             reservation.settled = True
             self.reservations[key] = reservation.to_list()

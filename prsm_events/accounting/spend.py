@@ -79,9 +79,12 @@ class SpendRow:
 def scopes_of(priced: PricedUsage) -> tuple[str, str, str]:
     """The tenant, tenant/service and tenant/model scopes an event counts towards."""
     e = priced.event
-    tenant = f"tenant:{e.tenant}"
-    model = e.model or f"({e.kind.value})"
-    return tenant, f"{tenant}/service:{e.service}", f"{tenant}/model:{model}"
+    return _scopes(e.tenant, e.service, e.model or f"({e.kind.value})")
+
+
+def _scopes(tenant: str, service: str, model: str) -> tuple[str, str, str]:
+    scope = f"tenant:{tenant}"
+    return scope, f"{scope}/service:{service}", f"{scope}/model:{model}"
 
 
 @lru_cache(maxsize=4096)
@@ -126,7 +129,8 @@ def fold_spend(
     modified: set[str] = set()
     for partition, groups in _runs(items):
         before: dict[str, tuple[int, int]] = {}  # row -> its (partition, offset) before the run
-        for (scopes, minute), sums in groups.items():
+        for (tenant, service, model, minute), sums in groups.items():
+            scopes = _scopes(tenant, service, model)
             first, last = sums[0][0], sums[-1][0]
             whole = _total(sums)
             for key in _row_keys(scopes, minute):
@@ -181,11 +185,12 @@ def by_message(items: Iterable[tuple[PricedUsage, int, int]]
 
 
 def _runs(items: Iterable[tuple[PricedUsage, int, int]]
-          ) -> list[tuple[int, dict[tuple[tuple[str, str, str], int], _Sums]]]:
+          ) -> list[tuple[int, dict[tuple[str, str, str, int], _Sums]]]:
     """Runs of consecutive messages of one partition at rising offsets, each as its
-    messages' sums per (scopes, minute), message by message."""
-    runs: list[tuple[int, dict[tuple[tuple[str, str, str], int], _Sums]]] = []
-    groups: dict[tuple[tuple[str, str, str], int], _Sums] = {}
+    messages' sums per (tenant, service, model or ``(kind)``, minute): per the event's
+    scopes (``scopes_of``, one to one) and minute, message by message."""
+    runs: list[tuple[int, dict[tuple[str, str, str, int], _Sums]]] = []
+    groups: dict[tuple[str, str, str, int], _Sums] = {}
     previous = -1
     for priced, partition, offset in items:
         if not runs or runs[-1][0] != partition or offset < previous:
@@ -194,7 +199,7 @@ def _runs(items: Iterable[tuple[PricedUsage, int, int]]
         previous = offset
         e = priced.event
         epoch = int(e.ts.timestamp())
-        group = (scopes_of(priced), epoch - epoch % 60)
+        group = (e.tenant, e.service, e.model or f"({e.kind.value})", epoch - epoch % 60)
         sums = groups.get(group)
         if sums is None:
             groups[group] = [(offset, priced.cost_usd, 1, e.input_tokens,

@@ -74,3 +74,13 @@ def test_an_event_accepted_again_after_its_row_expired_keeps_its_new_entry():
     index.accept({"a": SeenEvent(0, 90, 900.0)})
     assert index.expire(rows_of(first), horizon=100.0) == [("seen 0:1:0", 0)]
     assert index.get("a") == SeenEvent(0, 90, 900.0)
+
+
+def test_a_row_lists_its_events_in_place_order_however_they_came():
+    index = SeenIndex(max_row_bytes=1_000_000)
+    ordered = {"a": SeenEvent(2, 5, 1.0), "b": SeenEvent(2, 5, 1.0, 1), "c": SeenEvent(2, 7, 1.0),
+               "x": SeenEvent(0, 9, 1.0)}
+    shuffled = {key: ordered[key] for key in ("c", "x", "b", "a")}
+    rows = index.accept(shuffled)
+    assert rows == SeenIndex(max_row_bytes=1_000_000).accept(ordered)
+    assert rows["seen 2:5:0"] == (2, (2, [("a", 5, 1.0), ("b", 5, 1.0, 1), ("c", 7, 1.0)]))
