@@ -26,6 +26,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import mode
@@ -131,7 +133,9 @@ class StoreSink(mode.Service):
             try:
                 records = await self._gather()
                 if records:
-                    await self.write(records)
+                    spans = _spans(records)
+                    self._note_waiting(spans)
+                    await self.write(records, spans)
             except ConsumerStoppedError:
                 return  # stopping: a batch not committed is written again by the next sink
             except KafkaError as exc:
@@ -157,15 +161,15 @@ class StoreSink(mode.Service):
                 return []
             if deadline is None:
                 deadline = time.monotonic() + self.settings.sink_flush_s
-        self._note_waiting(records)
         return records
 
-    def _note_waiting(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Records behind per partition: the broker's end less the next one to write."""
+    def _note_waiting(self, spans: dict[TopicPartition, tuple[int, int]]) -> None:
+        """Records behind per partition: the broker's end less the next one to write (the
+        first of ``spans``, (first, next) offsets per partition, where none was written)."""
         consumer = self._consumer
         assert consumer is not None
-        for r in records:
-            self._committed.setdefault(TopicPartition(r.topic, r.partition), r.offset)
+        for tp, (first, _) in spans.items():
+            self._committed.setdefault(tp, first)
         waiting = {}
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
@@ -173,9 +177,11 @@ class StoreSink(mode.Service):
                 waiting[tp] = max(0, end - self._committed[tp])
         self.stats.waiting = waiting
 
-    async def write(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def write(self, records: list[ConsumerRecord[bytes, bytes]],
+                    spans: dict[TopicPartition, tuple[int, int]] | None = None) -> None:
         """Insert each table's rows (until ClickHouse takes them), dead-letter the records
-        that are not rows of their table or that ClickHouse refuses, commit."""
+        that are not rows of their table or that ClickHouse refuses, commit (``spans``: the
+        records' (first, next) offsets per partition, ``_spans``)."""
         rows: dict[str, list[tuple[int, bytes]]] = {}  # table -> (index in records, rows)
         refused: list[tuple[int, str]] = []
         for i, r in enumerate(records):
@@ -207,7 +213,7 @@ class StoreSink(mode.Service):
         if refused:
             await self._dead_letter([(records[i], reason) for i, reason in refused])
         self.stats.records += len(records)
-        await self._commit(records)
+        await self._commit(_spans(records) if spans is None else spans)
 
     async def _insert(self, table: str, values: list[bytes]) -> list[Refused]:
         """Insert ``values`` into ``table``, retrying while ClickHouse does not answer;
@@ -240,12 +246,9 @@ class StoreSink(mode.Service):
         await self._dead_letters.write(letters, datetime.now(UTC))
         self.stats.refused += len(refused)
 
-    async def _commit(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _commit(self, spans: dict[TopicPartition, tuple[int, int]]) -> None:
         assert self._consumer is not None
-        offsets: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+        offsets = {tp: end for tp, (_, end) in spans.items()}
         try:
             await self._consumer.commit(offsets)
         except CommitFailedError as exc:
@@ -255,4 +258,20 @@ class StoreSink(mode.Service):
             return
         for tp, offset in offsets.items():
             self._committed[tp] = offset
-        self._note_waiting([])
+        self._note_waiting({})
+
+
+def _spans(records: list[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, tuple[int, int]]:
+    """The records' first and next offsets per partition (a fetch gives each partition's
+    records together: one name and one min and max per run of them)."""
+    spans: dict[TopicPartition, tuple[int, int]] = {}
+    for (topic, partition), run in groupby(records, _PLACE):
+        offsets = [r.offset for r in run]
+        tp = TopicPartition(topic, partition)
+        low, high = min(offsets), max(offsets) + 1
+        known = spans.get(tp)
+        spans[tp] = (low, high) if known is None else (min(known[0], low), max(known[1], high))
+    return spans
+
+
+_PLACE = attrgetter("topic", "partition")

@@ -76,25 +76,28 @@ def decision_row(value: bytes | None, partition: int, offset: int) -> bytes:
         d = _decode(value or b"")
     except msgspec.DecodeError as exc:
         raise ValueError(f"not a decision: {exc}") from None
-    b, f = d.budget or {}, d.forecast or {}
+    b: Any = d.budget or _NONE
+    f: Any = d.forecast or _NONE
+    # a figure is a number (not a bool) or a non-empty text, else none (JSON's own types)
+    limit, spent, reserved, remaining, end, forecast, exhaustion = (
+        b.get("limit_usd"), b.get("spent_usd"), b.get("reserved_usd"), b.get("remaining_usd"),
+        b.get("period_end"), f.get("period_end_spend_usd"), f.get("exhaustion_ts"))
     row = DecisionRow(
         d.request_id, d.ts, d.tenant, d.action.value, d.model or "", d.provider or "",
         d.requested_model, d.priority, d.est_cost_usd,
         d.est_cost_usd if d.requested_est_cost_usd is None else d.requested_est_cost_usd,
         d.quality_given_up, d.reason.code, d.reason.message, d.retry_after_s,
         "" if d.budget is None else _encode(d.budget).decode(), d.source, partition, offset,
-        str(b.get("scope") or ""), str(b.get("period") or ""), _number(b, "limit_usd"),
-        _number(b, "spent_usd"), _number(b, "reserved_usd"), _number(b, "remaining_usd"),
-        _text(b, "period_end"), _number(f, "period_end_spend_usd"), _text(f, "exhaustion_ts"))
+        str(b.get("scope") or ""), str(b.get("period") or ""),
+        float(limit) if type(limit) in _NUMBER else None,
+        float(spent) if type(spent) in _NUMBER else None,
+        float(reserved) if type(reserved) in _NUMBER else None,
+        float(remaining) if type(remaining) in _NUMBER else None,
+        end if type(end) is str and end else None,
+        float(forecast) if type(forecast) in _NUMBER else None,
+        exhaustion if type(exhaustion) is str and exhaustion else None)
     return _encode(row) + b"\n"
 
 
-def _number(figures: dict[str, Any], name: str) -> float | None:
-    value = figures.get(name)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
-
-
-def _text(figures: dict[str, Any], name: str) -> str | None:
-    value = figures.get(name)
-    return value if isinstance(value, str) and value else None
+_NONE: dict[str, Any] = {}
+_NUMBER = (int, float)

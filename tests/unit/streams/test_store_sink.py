@@ -68,3 +68,20 @@ def test_a_large_flush_lets_the_loop_run_between_its_rows(tmp_path: Path) -> Non
     assert [table for table, _ in store.inserts] == ["usage"]
     assert store.inserts[0][1].count(b"\n") == count
     assert sink.stats.rows == count and consumer.commits
+
+
+def test_a_batch_commits_past_its_last_record_of_each_partition(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    sink = StoreSink(settings, Store())  # type: ignore[arg-type]
+    consumer = Consumer()
+    sink._consumer = consumer  # type: ignore[assignment]
+    usage, snapshots = settings.topic("accepted"), settings.topic("snapshots")
+    places = [(usage, 0, 5), (usage, 0, 6), (usage, 1, 3), (snapshots, 0, 9), (usage, 0, 7),
+              (usage, 1, 2)]  # runs of a partition, one split in two and out of order
+    records = [SimpleNamespace(topic=topic, partition=partition, offset=offset, key=None,
+                               value=b'{"a":1}\n') for topic, partition, offset in places]
+    asyncio.run(sink.write(records))  # type: ignore[arg-type]
+    [offsets] = consumer.commits
+    assert {(tp.topic, tp.partition): end for tp, end in offsets.items()} == {
+        (usage, 0): 8, (usage, 1): 4, (snapshots, 0): 10}
+    assert sink._committed == offsets and sink.stats.records == 6
