@@ -9,14 +9,14 @@ from typing import Any
 
 import faust
 
-from prsm_events.errors import ConfigError
 from prsm_events.kafka.admin import (
     check_message_limits,
     ensure_topics,
     provision_topics,
+    require_co_partitioned,
     wait_for_broker,
 )
-from prsm_events.kafka.topics import CO_PARTITIONED, topic_specs
+from prsm_events.kafka.topics import topic_specs
 from prsm_events.settings import Settings
 from streams.app import build_app
 from streams.health_monitor import install_log_limiter
@@ -47,14 +47,7 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
         for change in changes:
             if change.action != "unchanged":
                 logging.getLogger("prsm.worker").warning("topic %s", change)
-        together = {settings.topic(name) for name in CO_PARTITIONED}
-        off = [f"{c.topic} {c.detail}" for c in changes
-               if c.action == "warning" and c.topic in together]
-        if off:
-            raise ConfigError(
-                f"{', '.join(sorted(together))} must each have PRSM_PARTITIONS "
-                f"({settings.partitions}) partitions: {'; '.join(off)}. Set PRSM_PARTITIONS "
-                "to their count, or recreate them (docs/operations.md, Topics)")
+        require_co_partitioned(settings, changes)
         # what the worker writes: every prsm topic, and the changelogs of its tables
         written = [s.name for s in specs] + changelogs
         await check_message_limits(settings.kafka, written, settings.topic_max_message_bytes)

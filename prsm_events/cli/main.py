@@ -132,12 +132,16 @@ def topics() -> None:
 
 @topics.command("create")
 def topics_create() -> None:
-    """Create every prsm topic, or align its settings (idempotent)."""
-    from prsm_events.kafka.admin import provision_topics
+    """Create every prsm topic, or align its settings (idempotent); exit 2 when usage, requests
+    or decisions has another partition count than PRSM_PARTITIONS (a worker would refuse them)."""
+    from prsm_events.kafka.admin import provision_topics, require_co_partitioned
 
+    settings = _settings()
     try:
-        for change in provision_topics(_settings()):
+        changes = provision_topics(settings)
+        for change in changes:
             click.echo(str(change))
+        require_co_partitioned(settings, changes)
     except PrsmError as exc:
         _fail(str(exc))
 

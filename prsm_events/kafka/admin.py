@@ -11,14 +11,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from prsm_events.errors import BrokerError
+from prsm_events.errors import BrokerError, ConfigError
 from prsm_events.kafka.connection import (
     KafkaAccessError,
     KafkaConnection,
     probe_connection,
     quiet_aiokafka,
 )
-from prsm_events.kafka.topics import TopicSpec, topic_specs
+from prsm_events.kafka.topics import CO_PARTITIONED, TopicSpec, topic_specs
 from prsm_events.settings import Settings
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "check_message_limits",
     "ensure_topics",
     "provision_topics",
+    "require_co_partitioned",
     "wait_for_broker",
 ]
 
@@ -186,3 +187,18 @@ def provision_topics(settings: Settings) -> list[TopicChange]:
     specs = topic_specs(settings.topic_prefix, settings.partitions,
                         settings.topic_max_message_bytes)
     return asyncio.run(ensure_topics(settings.kafka, specs, settings.replication_factor))
+
+
+def require_co_partitioned(settings: Settings, changes: Sequence[TopicChange]) -> None:
+    """Raise ConfigError when ``usage``, ``requests`` or ``decisions`` (named in ``changes``, as
+    :func:`ensure_topics` reports them) has another partition count than PRSM_PARTITIONS: a
+    worker reads a partition of each together and reads a partition's decisions back when it
+    takes it over, so such topics would mix tenants' figures."""
+    together = {settings.topic(name) for name in CO_PARTITIONED}
+    off = [f"{c.topic} {c.detail}" for c in changes
+           if c.action == "warning" and c.topic in together]
+    if off:
+        raise ConfigError(
+            f"{', '.join(sorted(together))} must each have PRSM_PARTITIONS "
+            f"({settings.partitions}) partitions: {'; '.join(off)}. Set PRSM_PARTITIONS "
+            "to their count, or recreate them (docs/operations.md, Topics)")

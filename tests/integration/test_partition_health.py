@@ -140,6 +140,16 @@ def test_a_worker_refuses_to_start_on_topics_of_another_partition_count(start_wo
     message = str(info.value)
     assert "must each have PRSM_PARTITIONS (4) partitions" in message
     assert f"{worker.topic('decisions')} has 3 partitions, expected 4" in message
+    # `prsm topics create` lists what it found, then fails the same way (exit 2)
+    from click.testing import CliRunner
+
+    from prsm_events.cli.main import main
+
+    env = worker.settings.model_copy(update={"partitions": 4}).as_env()
+    result = CliRunner().invoke(main, ["topics", "create"], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"warning   {worker.topic('usage')}  (has 3 partitions, expected 4" in result.output
+    assert "error: " in result.output and "must each have PRSM_PARTITIONS (4)" in result.output
 
 
 def test_health_reports_a_blocked_sink_without_stalling_ingest(start_worker, kafka, tmp_path):

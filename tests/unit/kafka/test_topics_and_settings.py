@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prsm_events.errors import ConfigError
+from prsm_events.kafka.admin import TopicChange, require_co_partitioned
 from prsm_events.kafka.topics import topic_specs
 from prsm_events.settings import Settings
 
@@ -23,6 +25,20 @@ def test_every_design_topic_is_provisioned_with_explicit_policy():
     # co-partitioning: the sink's input keeps each event on its source partition
     assert {specs[f"prsm.{n}"].partitions
             for n in ("usage", "requests", "decisions", "accepted")} == {6}
+
+
+def test_only_the_topics_read_together_must_have_the_configured_partition_count():
+    settings = Settings(topic_prefix="acme.", partitions=4)
+    unchanged = [TopicChange(f"acme.{n}", "unchanged") for n in ("usage", "requests", "decisions")]
+    dlq_off = TopicChange("acme.dlq", "warning", "has 2 partitions, expected 4; left as is")
+    require_co_partitioned(settings, [*unchanged, dlq_off])  # read on its own: allowed
+    usage_off = TopicChange("acme.usage", "warning", "has 3 partitions, expected 4; left as is")
+    with pytest.raises(ConfigError) as info:
+        require_co_partitioned(settings, [*unchanged, dlq_off, usage_off])
+    message = str(info.value)
+    assert "acme.decisions, acme.requests, acme.usage must each have PRSM_PARTITIONS (4)" in message
+    assert "acme.usage has 3 partitions, expected 4" in message
+    assert "acme.dlq" not in message
 
 
 def test_settings_from_environment(monkeypatch, tmp_path):
