@@ -21,13 +21,21 @@ import msgspec
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.periods import ROLLING
 
-__all__ = ["NANO", "BudgetView"]
+__all__ = ["NANO", "BudgetView", "usd"]
 
 NANO = 1_000_000_000
 
 
-def _usd(nano: int) -> float:
-    return round(nano / NANO, 9)
+def usd(nano: int) -> float:
+    """``nano`` nano-USD in USD: the float nearest the exact figure (which has nine decimal
+    places), what ``round(nano / NANO, 9)`` gives, without its cost: an integer divided by
+    10^9 is rounded once, to the float nearest the exact quotient, and no other float rounds
+    to nine places nearer it (``tests/unit/accounting/test_ledger_view.py`` checks).
+
+    >>> usd(7_500_000), usd(-1), usd(10**18 + 1)
+    (0.0075, -1e-09, 1000000000.0)
+    """
+    return nano / NANO
 
 
 @lru_cache(maxsize=1024)
@@ -66,15 +74,15 @@ class BudgetView(msgspec.Struct, frozen=True):
 
     @property
     def spent_usd(self) -> float:
-        return _usd(self.spent)
+        return usd(self.spent)
 
     @property
     def reserved_usd(self) -> float:
-        return _usd(self.reserved)
+        return usd(self.reserved)
 
     @property
     def remaining_usd(self) -> float:
-        return _usd(self.remaining)
+        return usd(self.remaining)
 
     @property
     def rolling(self) -> bool:
@@ -133,9 +141,9 @@ class BudgetView(msgspec.Struct, frozen=True):
             "scope": budget.scope,
             "period": budget.period,
             "limit_usd": budget.limit_usd,
-            "spent_usd": _usd(spent),
-            "reserved_usd": _usd(reserved),
-            "remaining_usd": _usd(self.limit - spent - reserved),
+            "spent_usd": usd(spent),
+            "reserved_usd": usd(reserved),
+            "remaining_usd": usd(self.limit - spent - reserved),
             "period_end": None if budget.period in ROLLING else _utc_text(self.end),
             "hard": budget.hard,
         }
@@ -154,5 +162,5 @@ class BudgetView(msgspec.Struct, frozen=True):
             at = self.now + (self.limit - self.spent) / rate
             if at < self.end:
                 exhaustion = datetime.fromtimestamp(at, UTC).isoformat()
-        return {"method": "run_rate", "period_end_spend_usd": _usd(round(projected)),
+        return {"method": "run_rate", "period_end_spend_usd": usd(round(projected)),
                 "exhaustion_ts": exhaustion}

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from prsm_events.accounting.ledger_view import NANO
+from prsm_events.accounting.ledger_view import NANO, usd
 from prsm_events.scoring.rows_by_key import RowsByKey
 
 __all__ = ["PACED_PRIORITIES", "PacingAction", "PacingActions", "PacingStep", "spread"]
@@ -84,7 +84,7 @@ class PacingAction:
                 "route_share": round(self.route_share, 4),
                 "defer_share": round(self.defer_share, 4),
                 "throttle_share": round(self.throttle_share, 4),
-                "reserve_usd": round(self.reserve / 1e9, 9)}
+                "reserve_usd": usd(self.reserve)}
 
 
 class PacingActions(RowsByKey[PacingAction]):

@@ -34,13 +34,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Literal
 
 import msgspec
 
 from prsm_events.accounting.catalog import Catalog, ModelPrice
 from prsm_events.accounting.ledger import to_nano
-from prsm_events.accounting.ledger_view import NANO, BudgetView
+from prsm_events.accounting.ledger_view import BudgetView, usd
 from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingAction
 from prsm_events.decisions.routing import Ask, Offer, cheaper_model, estimate, other_provider
 from prsm_events.events.decision import Action, DecisionRecord, ReasonRecord
@@ -83,8 +84,8 @@ class DecisionContext(msgspec.Struct, frozen=True):
     """The scorer's latest forecast by budget key (else a run-rate forecast is given)."""
 
 
-def _usd(nano: int) -> float:
-    return round(nano / NANO, 9)
+_pressure = attrgetter("pressure")
+_remaining = attrgetter("remaining")
 
 
 def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
@@ -93,8 +94,8 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
     now = ctx.now or request.ts
     entry = ctx.catalog.lookup(request.model, request.provider)
     paced = [(v, ctx.pacing[v.budget.key]) for v in ctx.views
-             if v.budget.pacing and v.budget.key in ctx.pacing]
-    pace = max((a for _, a in paced), key=lambda a: a.pressure, default=None)
+             if v.budget.pacing and v.budget.key in ctx.pacing] if ctx.pacing else []
+    pace = max((a for _, a in paced), key=_pressure) if paced else None
 
     def answer(action: Action, code: str, message: str, offer: Offer | None = None,
                cost: int = 0, view: BudgetView | None = None,
@@ -105,8 +106,8 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
             model=chosen.model if chosen else request.model,
             provider=chosen.provider if chosen else request.provider,
             requested_model=request.model, priority=str(request.priority),
-            est_cost_usd=_usd(offer.cost if offer else cost),
-            requested_est_cost_usd=_usd(estimate(entry, ask)) if offer and entry else None,
+            est_cost_usd=usd(offer.cost if offer else cost),
+            requested_est_cost_usd=usd(estimate(entry, ask)) if offer and entry else None,
             quality_given_up=round(entry.quality - offer.entry.quality, 6)
             if offer and entry else None,
             reason=ReasonRecord(code=code, message=message),
@@ -142,8 +143,12 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
     def fits(amount: int) -> bool:
         return all(fits_one(v, amount) for v in hard)
 
-    def tightest(amount: int) -> BudgetView | None:
-        return min(hard or ctx.views, key=lambda v: v.remaining - amount, default=None)
+    def tightest() -> BudgetView | None:
+        """The budget with the least left (of the hard ones, if any)."""
+        among = hard or ctx.views
+        if len(among) < 2:
+            return among[0] if among else None
+        return min(among, key=_remaining)
 
     if not ctx.views:
         if cfg.unbudgeted == "reject":
@@ -171,15 +176,15 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
                           view=view)
     if not blocking and not over_ceiling and available:
         return answer(Action.ALLOW, "within_budget", "fits every budget", cost=cost,
-                      view=tightest(cost))
+                      view=tightest())
 
     if blocking and not over_ceiling and all(
             v.room is not None and v.room >= cost + kept.get(id(v), 0) for v in blocking):
         view = blocking[0]
         return answer(Action.DEFER, "awaiting_allotment",
-                      f"{view.budget.key} has ${_usd(view.room or 0):.6f} left over its "
+                      f"{view.budget.key} has ${usd(view.room or 0):.6f} left over its "
                       f"partitions, but this partition's allotment is short by "
-                      f"${_usd(cost - view.remaining):.6f}: more is on its way",
+                      f"${usd(cost - view.remaining):.6f}: more is on its way",
                       cost=cost, view=view, retry=cfg.allotment_retry_s)
     if request.priority == Priority.LOW and blocking and not over_ceiling:
         waits = [(v, *v.seconds_until_fits(cost)) for v in blocking]
@@ -192,7 +197,7 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
                    "the window")
             return answer(Action.DEFER, "deferred_low_priority",
                           f"low priority and budget {view.budget.key} is short by "
-                          f"${_usd(cost - view.remaining):.6f}; retry after {why}",
+                          f"${usd(cost - view.remaining):.6f}; retry after {why}",
                           cost=cost, view=view, retry=retry)
 
     routed = cheaper_model(ctx.catalog, entry, ask, ctx.availability, fits)
@@ -203,13 +208,13 @@ def decide(request: Request, ctx: DecisionContext) -> DecisionRecord:
                       f"{entry.model} does not fit {why}; {routed.entry.model} at "
                       f"{routed.entry.provider} meets quality >= {ask.quality_floor:.2f} and "
                       f"has the best performance/cost score", offer=routed,
-                      view=tightest(routed.cost))
+                      view=tightest())
     moved = other_provider(ctx.catalog, entry, ask, ctx.availability, fits, cfg.provider_overrun)
     if moved is not None:
         return answer(Action.ROUTE, "routed_other_provider",
                       f"{entry.model} at {moved.entry.provider} instead of {entry.provider} "
                       f"(availability {moved.availability:.2f})", offer=moved,
-                      view=tightest(moved.cost))
+                      view=tightest())
     if pace is not None and blocking and all(v.fits(cost) for v in blocking):
         return answer(Action.THROTTLE, "paced_throttle", f"what is left of "
                       f"{pace.budget_key} is kept for high/critical requests", cost=cost,
@@ -234,12 +239,12 @@ def _refuse(
         wait, basis = view.seconds_until_fits(cost)
         retry = cfg.reservation_retry_s if basis == "reservations" else wait
         return answer(Action.REJECT, "over_budget",
-                      f"estimated ${_usd(cost):.6f} exceeds the ${view.remaining_usd:.6f} left "
+                      f"estimated ${usd(cost):.6f} exceeds the ${view.remaining_usd:.6f} left "
                       f"in {view.budget.key} and no cheaper model or provider fits",
                       cost=cost, view=view, retry=retry)
     if over_ceiling:
         return answer(Action.REJECT, "over_cost_ceiling",
-                      f"estimated ${_usd(cost):.6f} at {entry.model} exceeds max_cost_usd "
+                      f"estimated ${usd(cost):.6f} at {entry.model} exceeds max_cost_usd "
                       f"{request.max_cost_usd} and no model meeting the constraints is cheaper",
                       cost=cost)
     return answer(Action.REJECT, "provider_unavailable",
