@@ -165,6 +165,10 @@ class SpendControl:
                                         value_serializer="raw")
         self.generation = -1
         self.meter = SpendMeter()
+        self.observed: dict[int, int] = {}
+        """Usage partition -> the highest offset whose events this process has metered and
+        shown provider health: a message read again (a rewind) counts there once, as in
+        the ledger's rows."""
         self.deferred = DeferredRequests()
         self.outlooks = Outlooks()
         """The last tick's outlooks (none before the first)."""
@@ -407,18 +411,23 @@ class SpendControl:
     def apply_messages(self, messages: Sequence[tuple[tuple[int, int], Sequence[PricedUsage]]]
                        ) -> None:
         """Fold the accepted usage events of a batch, message by message ((partition, offset)
-        and its events), into the ledger and the provider health (a message folded before
-        counts nothing again). The scopes and budgets of events alike are looked up once per
-        batch, and their spend is metered once."""
+        and its events), into the ledger, the meter and the provider health (a message folded
+        before counts nothing again: the ledger's rows keep the offsets they folded, the meter
+        and health count a message above ``observed`` only). The scopes and budgets of events
+        alike are looked up once per batch, and their spend is metered once."""
         # (tenant, team, service, api key, model, provider) -> [scopes, budgets, the spend
         # of events alike but for the provider, the outcomes at (provider, model) or None]
         groups: dict[tuple[Any, ...], list[Any]] = {}
-        spent: dict[tuple[Any, ...], list[Any]] = {}  # alike -> [scopes, spend]
+        spent: dict[tuple[Any, ...], list[Any]] = {}  # alike -> [scopes, spend, metered]
         outcomes: dict[tuple[str, str], list[tuple[str, float | None, float]]] = {}
         settle = self.ledger.settle_message
         met = self.ledger.settlements_met
+        observed = self.observed
         for (partition, offset), usages in messages:
             settlements = []
+            new = offset > observed.get(partition, -1)
+            if new:
+                observed[partition] = offset
             for priced in usages:
                 e = priced.event
                 found = groups.get((e.tenant, e.team, e.service, e.api_key_id, e.model,
@@ -429,13 +438,17 @@ class SpendControl:
                 cost = priced.cost_usd
                 settlements.append(Settlement(e.tenant, e.request_id, to_nano(cost), ts,
                                               found[1]))
-                found[2][1] += cost
-                if found[3] is not None:
-                    found[3].append((e.status._value_, e.latency_ms, ts))
+                if new:
+                    total = found[2]
+                    total[1] += cost
+                    total[2] = True
+                    if found[3] is not None:
+                        found[3].append((e.status._value_, e.latency_ms, ts))
             settle(partition, offset, settlements)
         self.stats.settled += self.ledger.settlements_met - met
-        for scopes, cost in spent.values():
-            self.meter.add_spend(scopes, cost)
+        for scopes, cost, metered in spent.values():
+            if metered:  # (only messages read again: nothing to meter)
+                self.meter.add_spend(scopes, cost)
         for (provider, model), seen in outcomes.items():  # each in the events' order
             self.health.observe_many(provider, model, seen)
 
@@ -451,7 +464,7 @@ class SpendControl:
         if total is None:
             scopes = scopes_of(e.tenant, team=e.team, service=e.service,
                                api_key_id=e.api_key_id, model=e.model)
-            total = spent[alike] = [scopes, 0.0]
+            total = spent[alike] = [scopes, 0.0, False]
         scopes = total[0]
         budgets = self.book.applicable(scopes)
         self.touch(budgets, e.tenant)

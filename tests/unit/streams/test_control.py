@@ -1,5 +1,5 @@
 """SpendControl folding a batch of accepted usage into the ledger, the meter and provider
-health: the same figures as taking its events one by one."""
+health: the same figures as taking its events one by one, each message once."""
 
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ def test_a_batch_settles_meters_and_observes_what_its_events_do_one_by_one() -> 
         priced(6, "a", "", None, 0.75, now + 6, request_id="done"),
     ]
     messages = [((0, 10), events[:3]), ((1, 4), events[3:5]), ((0, 11), events[5:]),
-                ((0, 10), events[:3])]  # (0, 10) given again: the ledger counts it once
+                ((0, 10), events[:3])]  # (0, 10) given again: counted once
     control.apply_messages(messages)
+    control.apply_messages([((1, 4), events[3:5])])  # read again in a later batch: likewise
 
     # "held", "done" (settled before) and "held" again in the message given again
     assert control.stats.settled - settled_before == 3
@@ -76,7 +77,7 @@ def test_a_batch_settles_meters_and_observes_what_its_events_do_one_by_one() -> 
     spend: dict[str, float] = defaultdict(float)
     health = ProviderHealth(half_life_s=control.settings.provider_half_life_s)
     health.observe("openai", "gpt-4o", "ok", 100.0, datetime_of(now).timestamp())  # event 0
-    for e in [e for _, given in messages for e in given]:  # (the meter and health: each)
+    for e in [e for _, given in messages[:3] for e in given]:  # each message once
         r = e.event
         for scope in scopes_of(r.tenant, team=r.team, service=r.service,
                                api_key_id=r.api_key_id, model=r.model):
