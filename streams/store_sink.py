@@ -133,9 +133,7 @@ class StoreSink(mode.Service):
             try:
                 records = await self._gather()
                 if records:
-                    spans = _spans(records)
-                    self._note_waiting(spans)
-                    await self.write(records, spans)
+                    await self.write(records)
             except ConsumerStoppedError:
                 return  # stopping: a batch not committed is written again by the next sink
             except KafkaError as exc:
@@ -177,11 +175,12 @@ class StoreSink(mode.Service):
                 waiting[tp] = max(0, end - self._committed[tp])
         self.stats.waiting = waiting
 
-    async def write(self, records: list[ConsumerRecord[bytes, bytes]],
-                    spans: dict[TopicPartition, tuple[int, int]] | None = None) -> None:
-        """Insert each table's rows (until ClickHouse takes them), dead-letter the records
-        that are not rows of their table or that ClickHouse refuses, commit (``spans``: the
-        records' (first, next) offsets per partition, ``_spans``)."""
+    async def write(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Note what is waiting, insert each table's rows (until ClickHouse takes them),
+        dead-letter the records that are not rows of their table or that ClickHouse refuses,
+        commit."""
+        spans = _spans(records)
+        self._note_waiting(spans)
         rows: dict[str, list[tuple[int, bytes]]] = {}  # table -> (index in records, rows)
         refused: list[tuple[int, str]] = []
         for i, r in enumerate(records):
@@ -213,7 +212,7 @@ class StoreSink(mode.Service):
         if refused:
             await self._dead_letter([(records[i], reason) for i, reason in refused])
         self.stats.records += len(records)
-        await self._commit(_spans(records) if spans is None else spans)
+        await self._commit(spans)
 
     async def _insert(self, table: str, values: list[bytes]) -> list[Refused]:
         """Insert ``values`` into ``table``, retrying while ClickHouse does not answer;

@@ -137,13 +137,10 @@ def topics_create() -> None:
     from prsm_events.kafka.admin import provision_topics, require_co_partitioned
 
     settings = _settings()
-    try:
-        changes = provision_topics(settings)
-        for change in changes:
-            click.echo(str(change))
-        require_co_partitioned(settings, changes)
-    except PrsmError as exc:
-        _fail(str(exc))
+    changes = provision_topics(settings)
+    for change in changes:
+        click.echo(str(change))
+    require_co_partitioned(settings, changes)  # a PrsmError ends as every command's: exit 2
 
 
 # --- worker --------------------------------------------------------------------------------
