@@ -13,7 +13,8 @@ The maximum sustained rate is the rate at which a backlog of --flood requests is
 
     python benchmarks/decisions.py --seconds 10
 
-Uses PRSM_KAFKA_BOOTSTRAP when set, else starts a local broker under a temporary home.
+Uses PRSM_KAFKA_BOOTSTRAP when set, else starts a local broker under a temporary home (removed
+after the run; kept, and named, when the run fails).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import bench_broker, machine_line  # noqa: E402
+from benchmarks.harness import bench_broker, bench_home, machine_line  # noqa: E402
 from prsm_events.accounting.budgets import Budget  # noqa: E402
 from prsm_events.cli.worker_process import WorkerProcess  # noqa: E402
 from prsm_events.kafka.admin import ensure_topics  # noqa: E402
@@ -310,43 +310,43 @@ def main() -> None:
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 
-    home = Path(tempfile.mkdtemp(prefix="prsm-bench-"))
-    bootstrap, broker = bench_broker(home)
-    run_id = uuid.uuid4().hex[:6]
-    prefix = f"dbench{run_id}."
-    echo = None
-    worker = None
-    try:
-        specs = [*topic_specs(prefix, args.partitions),
-                 TopicSpec(f"{prefix}echo-req", args.partitions),
-                 TopicSpec(f"{prefix}echo-rep", args.partitions)]
-        asyncio.run(ensure_topics(KafkaConnection(bootstrap), specs))
-        ready = multiprocessing.Event()
-        echo = multiprocessing.Process(target=echo_process, daemon=True, args=(
-            bootstrap, f"{prefix}echo-req", f"{prefix}echo-rep", ready))
-        echo.start()
-        ready.wait(60)
-        settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
-                            topic_prefix=prefix, app_id=f"dbench{run_id}",
-                            web_port=free_port(), partitions=args.partitions,
-                            producer_linger_ms=args.linger_ms, reservation_ttl_s=60.0)
-        budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)
-                   for i in range(TENANTS)] + [Budget(scope="global", period="month",
-                                                      limit_usd=1e9)]
-        asyncio.run(publish(settings, "budgets", [budget_record(b) for b in budgets]))
-        worker = WorkerProcess(settings, home / "worker.log")
-        worker.start()
-        results, stages = asyncio.run(measure(bootstrap, prefix, worker, rates, args.seconds,
-                                              args.slice_s, args.flood))
-        stats = worker.get("/stats")["decisions"]
-        pure = pure_rate()
-    finally:
-        if worker is not None:
-            worker.stop()
-        if echo is not None:
-            echo.terminate()
-        if broker is not None:
-            broker.stop()
+    with bench_home("bench") as home:
+        bootstrap, broker = bench_broker(home)
+        run_id = uuid.uuid4().hex[:6]
+        prefix = f"dbench{run_id}."
+        echo = None
+        worker = None
+        try:
+            specs = [*topic_specs(prefix, args.partitions),
+                     TopicSpec(f"{prefix}echo-req", args.partitions),
+                     TopicSpec(f"{prefix}echo-rep", args.partitions)]
+            asyncio.run(ensure_topics(KafkaConnection(bootstrap), specs))
+            ready = multiprocessing.Event()
+            echo = multiprocessing.Process(target=echo_process, daemon=True, args=(
+                bootstrap, f"{prefix}echo-req", f"{prefix}echo-rep", ready))
+            echo.start()
+            ready.wait(60)
+            settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
+                                topic_prefix=prefix, app_id=f"dbench{run_id}",
+                                web_port=free_port(), partitions=args.partitions,
+                                producer_linger_ms=args.linger_ms, reservation_ttl_s=60.0)
+            budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=1e6)
+                       for i in range(TENANTS)] + [Budget(scope="global", period="month",
+                                                          limit_usd=1e9)]
+            asyncio.run(publish(settings, "budgets", [budget_record(b) for b in budgets]))
+            worker = WorkerProcess(settings, home / "worker.log")
+            worker.start()
+            results, stages = asyncio.run(measure(bootstrap, prefix, worker, rates, args.seconds,
+                                                  args.slice_s, args.flood))
+            stats = worker.get("/stats")["decisions"]
+            pure = pure_rate()
+        finally:
+            if worker is not None:
+                worker.stop()
+            if echo is not None:
+                echo.terminate()
+            if broker is not None:
+                broker.stop()
 
     print(machine_line())
     print(f"partitions: {args.partitions}, tenants: {TENANTS}, worker producer linger: "

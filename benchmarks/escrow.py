@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import bench_broker, machine_line, start_group  # noqa: E402
+from benchmarks.harness import bench_broker, bench_home, machine_line, start_group  # noqa: E402
 from prsm_events.accounting.budgets import Budget  # noqa: E402
 from prsm_events.events.request import RequestEvent  # noqa: E402
 from prsm_events.kafka.partitioning import owner_partition  # noqa: E402
@@ -132,13 +131,13 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--spread-s", type=float, default=3.0)
     args = ap.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="prsm-escrow-"))
-    bootstrap, broker = bench_broker(home / "broker")
-    try:
-        results = {n: one_count(bootstrap, home, n, args) for n in args.workers}
-    finally:
-        if broker is not None:
-            broker.stop()
+    with bench_home("escrow") as home:
+        bootstrap, broker = bench_broker(home / "broker")
+        try:
+            results = {n: one_count(bootstrap, home, n, args) for n in args.workers}
+        finally:
+            if broker is not None:
+                broker.stop()
     print(machine_line())
     print(f"partitions: {PARTITIONS}, global budget ${args.limit:g}, {args.rate:g} requests/s "
           f"of ${COST}: {args.spread_s:g} s spread over 12 tenants, then one partition's")

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +18,20 @@ if TYPE_CHECKING:
     from prsm_events.kafka.dev_broker import LocalBroker
     from prsm_events.settings import Settings
 
-__all__ = ["bench_broker", "machine_line", "start_group"]
+__all__ = ["bench_broker", "bench_home", "machine_line", "start_group"]
+
+
+@contextmanager
+def bench_home(name: str) -> Iterator[Path]:
+    """A scratch folder for one run (its broker's data, its workers' homes and logs, up to a
+    GiB): removed when the run ends, kept and named on stderr when it fails, for its logs."""
+    home = Path(tempfile.mkdtemp(prefix=f"prsm-{name}-"))
+    try:
+        yield home
+    except BaseException:
+        print(f"kept for its logs: {home}", file=sys.stderr)
+        raise
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def bench_broker(home: Path) -> tuple[str, LocalBroker | None]:

@@ -15,7 +15,8 @@ With ``--envelope N`` the events are grouped as ``UsagePublisher.publish_many`` 
 (per tenant, up to N per message); the floor then moves those same messages, and both rates
 are in events/s.
 
-Uses PRSM_KAFKA_BOOTSTRAP when set, else starts a local broker under a temporary home.
+Uses PRSM_KAFKA_BOOTSTRAP when set, else starts a local broker under a temporary home (removed
+after the run; kept, and named, when the run fails).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import bench_broker, machine_line  # noqa: E402
+from benchmarks.harness import bench_broker, bench_home, machine_line  # noqa: E402
 from prsm_events.cli.replay import WorkloadSpread, synthetic_trace, trace_events  # noqa: E402
 from prsm_events.cli.worker_process import WorkerProcess  # noqa: E402
 from prsm_events.kafka.admin import ensure_topics  # noqa: E402
@@ -186,37 +186,37 @@ def main() -> None:
                         help="events per message, grouped by tenant as the SDK does (1: none)")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="prsm-bench-"))
-    bootstrap, broker = bench_broker(home)
-    run_id = uuid.uuid4().hex[:6]
-    prefix = f"bench{run_id}."
-    try:
-        messages = make_events(args.events, args.tenants, args.envelope)
-        specs = [*topic_specs(prefix, args.partitions),
-                 TopicSpec(f"{prefix}floor-in", args.partitions),
-                 TopicSpec(f"{prefix}floor-out", args.partitions)]
-        asyncio.run(ensure_topics(KafkaConnection(bootstrap), specs))
-        asyncio.run(preload(bootstrap, f"{prefix}floor-in", messages))
-        floor_s = asyncio.run(raw_floor(bootstrap, f"{prefix}floor-in", f"{prefix}floor-out",
-                                        len(messages)))
-        settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
-                            topic_prefix=prefix, app_id=f"bench{run_id}", web_port=free_port(),
-                            partitions=args.partitions, batch_max=args.batch_max)
-        worker_s, stored_s = worker_run(
-            settings, args.events, home / "worker.log",
-            lambda: asyncio.run(preload(bootstrap, f"{prefix}usage", messages)))
-        sample, count = [], 0
-        for message in messages:
-            if count >= 20_000:
-                break
-            sample.append(message)
-            count += message[2]
-        parts = measure_parts(sample, home)
-        noop_rate = faust_noop(bootstrap, f"{prefix}floor-in", len(messages), home) * (
-            args.events / len(messages))
-    finally:
-        if broker is not None:
-            broker.stop()
+    with bench_home("bench") as home:
+        bootstrap, broker = bench_broker(home)
+        run_id = uuid.uuid4().hex[:6]
+        prefix = f"bench{run_id}."
+        try:
+            messages = make_events(args.events, args.tenants, args.envelope)
+            specs = [*topic_specs(prefix, args.partitions),
+                     TopicSpec(f"{prefix}floor-in", args.partitions),
+                     TopicSpec(f"{prefix}floor-out", args.partitions)]
+            asyncio.run(ensure_topics(KafkaConnection(bootstrap), specs))
+            asyncio.run(preload(bootstrap, f"{prefix}floor-in", messages))
+            floor_s = asyncio.run(raw_floor(bootstrap, f"{prefix}floor-in", f"{prefix}floor-out",
+                                            len(messages)))
+            settings = Settings(home=home / "worker", kafka_bootstrap=bootstrap,
+                                topic_prefix=prefix, app_id=f"bench{run_id}", web_port=free_port(),
+                                partitions=args.partitions, batch_max=args.batch_max)
+            worker_s, stored_s = worker_run(
+                settings, args.events, home / "worker.log",
+                lambda: asyncio.run(preload(bootstrap, f"{prefix}usage", messages)))
+            sample, count = [], 0
+            for message in messages:
+                if count >= 20_000:
+                    break
+                sample.append(message)
+                count += message[2]
+            parts = measure_parts(sample, home)
+            noop_rate = faust_noop(bootstrap, f"{prefix}floor-in", len(messages), home) * (
+                args.events / len(messages))
+        finally:
+            if broker is not None:
+                broker.stop()
     floor_rate = args.events / floor_s
     worker_rate = args.events / worker_s
     print(machine_line())

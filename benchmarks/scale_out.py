@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.decisions import TENANTS, request  # noqa: E402
-from benchmarks.harness import bench_broker, machine_line, start_group  # noqa: E402
+from benchmarks.harness import bench_broker, bench_home, machine_line, start_group  # noqa: E402
 from benchmarks.ingest import make_events, preload  # noqa: E402
 from prsm_events.accounting.budgets import Budget  # noqa: E402
 from prsm_events.cli.worker_process import WorkerProcess  # noqa: E402
@@ -83,14 +82,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--requests", type=int, default=40_000)
     args = ap.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="prsm-scale-"))
-    bootstrap, broker = bench_broker(home / "broker")
-    try:
-        rates = {n: one_count(bootstrap, home, n, args.events, args.requests)
-                 for n in args.workers}
-    finally:
-        if broker is not None:
-            broker.stop()
+    with bench_home("scale") as home:
+        bootstrap, broker = bench_broker(home / "broker")
+        try:
+            rates = {n: one_count(bootstrap, home, n, args.events, args.requests)
+                     for n in args.workers}
+        finally:
+            if broker is not None:
+                broker.stop()
     print(machine_line())
     print(f"partitions: {PARTITIONS}, usage: {args.events:,} events in envelopes of 500, "
           f"requests: {args.requests:,}")

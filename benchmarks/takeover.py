@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import bench_broker, machine_line  # noqa: E402
+from benchmarks.harness import bench_broker, bench_home, machine_line  # noqa: E402
 from prsm_events.cli.worker_process import WorkerProcess  # noqa: E402
 from prsm_events.events.usage import UsageEvent  # noqa: E402
 from prsm_events.sdk.publisher import SyncUsagePublisher  # noqa: E402
@@ -88,17 +87,17 @@ def main() -> None:
     ap.add_argument("--standby", type=int, nargs="+", default=[1],
                     help="PRSM_STANDBY_REPLICAS of the workers; several: runs of each")
     args = ap.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="prsm-takeover-"))
-    bootstrap, broker = bench_broker(home / "broker")
-    took: dict[int, list[float]] = {}
-    try:
-        for r in range(args.runs):  # interleaved: the machine's noise falls on each alike
-            for standby in args.standby:
-                took.setdefault(standby, []).append(
-                    one_run(bootstrap, home / f"run{r}-s{standby}", standby))
-    finally:
-        if broker is not None:
-            broker.stop()
+    with bench_home("takeover") as home:
+        bootstrap, broker = bench_broker(home / "broker")
+        took: dict[int, list[float]] = {}
+        try:
+            for r in range(args.runs):  # interleaved: the machine's noise falls on each alike
+                for standby in args.standby:
+                    took.setdefault(standby, []).append(
+                        one_run(bootstrap, home / f"run{r}-s{standby}", standby))
+        finally:
+            if broker is not None:
+                broker.stop()
     print(machine_line())
     print("session timeout 10 s, heartbeat 2 s (streams/app.py)")
     for standby, times in took.items():
