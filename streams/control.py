@@ -173,7 +173,8 @@ class SpendControl:
         self.outlooks = Outlooks()
         """The last tick's outlooks (none before the first)."""
         self.scoring: dict[str, Any] = {}
-        """The scoring timer's last tick: backend, ticks, scopes, tick_ms, findings."""
+        """The scoring timer's last tick: backend, ticks, scopes, tick_ms, interval_s (the
+        interval's real length), findings."""
         self.trackers: list[PartitionProgress] = []
         """The in-order agents' progress (usage, requests): backlogs and stalls."""
         self.answered_log: AnsweredLog | None = None

@@ -23,7 +23,7 @@ when no tenant is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -57,7 +57,20 @@ class AnomalyFinding:
     driver_observed: float | None = None
     driver_expected: float | None = None
 
+    def per(self, factor: float) -> AnomalyFinding:
+        """The finding with its spend figures times ``factor`` (from a rate per scoring
+        interval to the spend of an interval ``factor`` times as long)."""
+        if factor == 1.0:
+            return self
+        return replace(
+            self, observed=self.observed * factor, expected=self.expected * factor,
+            driver_observed=None if self.driver_observed is None
+            else self.driver_observed * factor,
+            driver_expected=None if self.driver_expected is None
+            else self.driver_expected * factor)
+
     def alert(self, interval_s: float) -> Alert:
+        """The alert, for an interval of ``interval_s`` seconds."""
         stamp = datetime.fromtimestamp(self.now, UTC)
         by = "" if self.driver is None else (
             f"; driven by {self.driver} (${self.driver_observed:.4f} vs "
@@ -66,11 +79,11 @@ class AnomalyFinding:
             alert_id=f"{self.scope}|anomaly|{stamp.isoformat()}", ts=stamp, kind="anomaly",
             scope=self.scope, severity=self.severity, observed=round(self.observed, 9),
             expected=round(self.expected, 9), score=round(self.score, 6),
-            message=f"spend of {self.scope} in the last {interval_s:g} s is "
+            message=f"spend of {self.scope} in the last {interval_s:.4g} s is "
             f"${self.observed:.4f}, expected ${self.expected:.4f} "
             f"({self.sigma:.1f} sigma){by}",
             driver=self.driver,
-            details={"sigma": round(self.sigma, 3), "interval_s": interval_s,
+            details={"sigma": round(self.sigma, 3), "interval_s": round(interval_s, 3),
                      "driver_observed": self.driver_observed,
                      "driver_expected": self.driver_expected})
 

@@ -191,30 +191,32 @@ class BatchScorer:
         self.rows = {names[i]: row for row, i in enumerate(keep.tolist())}
         return [names[i] for i in np.flatnonzero(idle).tolist()]
 
-    def _column(self, values: Mapping[str, float]) -> Any:
-        """The values as one array over the rows; a scope with a nonzero value is active."""
+    def _column(self, values: Mapping[str, float], scale: float = 1.0) -> Any:
+        """The values (times ``scale``) as one array over the rows; a scope with a nonzero
+        value is active."""
         host = np.zeros(self.capacity)
         scopes, amounts = list(values), list(values.values())
         for lo in range(0, len(scopes), GIL_SLICE):  # (a tick runs beside the event loop)
             rows = np.fromiter(map(self.rows.__getitem__, scopes[lo:lo + GIL_SLICE]),
                                dtype=np.int64)
             got = np.array(amounts[lo:lo + GIL_SLICE], dtype=np.float64)
-            host[rows] = got
+            host[rows] = got if scale == 1.0 else got * scale
             self.active[rows[got != 0]] = self.ticks
         return self.xp.asarray(host)
 
     def step(self, spend: Mapping[str, float], demand: Mapping[str, float],
              bucket: int, day: int | None = None,
-             day_share: float | None = None) -> ScopeScores:
+             day_share: float | None = None, scale: float = 1.0) -> ScopeScores:
         """Learn one interval (in ``bucket`` on weekday ``day``) for every known scope
         (silent ones spent 0) and score it. ``day_share``: the share of the cycle gone at the
         interval's middle (0.5 at noon; the middle of ``bucket`` if not given), which places
-        it in the outlook forecaster's profile."""
+        it in the outlook forecaster's profile. ``scale``: what spend and demand are
+        multiplied by first (an interval longer than the scorer's counts at its rate)."""
         if self.forget_after is not None and self.ticks % max(1, self.forget_after // 10) == 0:
             self.forget_idle()
         self._ensure(list(spend))
         self._ensure(list(demand))
-        x = self._column(spend)
+        x = self._column(spend, scale)
         anomaly, forecast = self.params.anomaly, self.params.forecast
         out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,
                          day)
@@ -224,7 +226,7 @@ class BatchScorer:
         at, past = profile_place(day_share * 86400.0, width, self.outlook_season)
         forecast_step(self.xp, self.outlook_fc, x, at, forecast, day, past)
         self._check_outlooks(x, day, day_share, forecast)
-        forecast_step(self.xp, self.demand_fc, self._column(demand), bucket, forecast, day)
+        forecast_step(self.xp, self.demand_fc, self._column(demand, scale), bucket, forecast, day)
         self.ticks += 1
         n = len(self.rows)
         return ScopeScores(list(self.rows), to_host(x)[:n], to_host(out.score)[:n],

@@ -120,14 +120,23 @@ class SpendWatch:
 
     def tick(self, interval: MeterInterval, book: Iterable[Budget],
              figures: BudgetFigures | Callable[[Budget], BudgetView],
-             now: float) -> WatchReport:
+             now: float, seconds: float | None = None) -> WatchReport:
         """Score ``interval`` and look at every budget of ``book``: ``figures`` are the
         budgets' ledger figures at ``now`` in ``book``'s order (``BudgetLedger.figures``), or
-        a function giving each one's view."""
+        a function giving each one's view.
+
+        ``seconds``: how long the interval really lasted, if not ``interval_s``. Its spend and
+        demand are learned, scored and paced at their rate per ``interval_s`` (a timer
+        sleeps ``interval_s`` between the end of one tick and the start of the next, so an
+        interval also holds the tick's own run time and the loop's delays); alerts and
+        directives report what was spent in the ``seconds`` it lasted."""
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"an interval of {seconds!r} s")
+        scale = 1.0 if seconds is None else self.interval_s / seconds
         mid = now - self.interval_s / 2  # the interval's place in the day and weekday
         clock = self._clock(mid, self._width)
         scores = self.scorer.step(interval.spend, interval.demand, int(mid // 3600) % 24,
-                                  weekday_of(mid), (mid % 86400) / 86400)
+                                  weekday_of(mid), (mid % 86400) / 86400, scale)
         report = WatchReport(scores)
         budgets = list(book)
         if not isinstance(figures, BudgetFigures):
@@ -141,8 +150,9 @@ class SpendWatch:
             if rows:
                 whole = len(rows) == len(budgets)
                 look([budgets[i] for i in rows] if not whole else budgets,
-                     figures if whole else figures.take(rows), interval, now, clock, report)
-        self._anomalies(scores, budgets, now, report)
+                     figures if whole else figures.take(rows), interval, now, clock, report,
+                     scale)
+        self._anomalies(scores, budgets, now, report, scale)
         return report
 
     def _rest(self, scopes: Sequence[str], profile: np.ndarray, days: np.ndarray,
@@ -165,7 +175,7 @@ class SpendWatch:
 
     def _calendar(self, budgets: list[Budget], figures: BudgetFigures,
                   interval: MeterInterval, now: float, clock: Clock,
-                  report: WatchReport) -> None:
+                  report: WatchReport, scale: float) -> None:
         """Calendar periods: the forecast to each period end, the overrun alert once per
         period, and pacing for the paced ones."""
         ends, which = np.unique(figures.end, return_inverse=True)  # budgets share period
@@ -185,7 +195,8 @@ class SpendWatch:
                 report.alerts.append(overrun_alert(o))
         paced = [i for i, b in enumerate(budgets) if b.pacing]
         if paced:
-            self._pace([budgets[i] for i in paced], figures.take(paced), interval, now, report)
+            self._pace([budgets[i] for i in paced], figures.take(paced), interval, now, report,
+                       scale)
 
     @property
     def _width(self) -> float:
@@ -206,7 +217,7 @@ class SpendWatch:
 
     def _rolling(self, budgets: list[Budget], figures: BudgetFigures,
                  interval: MeterInterval, now: float, clock: Clock,
-                 report: WatchReport) -> None:
+                 report: WatchReport, scale: float) -> None:
         """Rolling windows: the forecast at horizons up to one window ahead (per window
         length, ``CHUNK`` budgets at a time); an overrun alert when the window is forecast
         to reach its limit (again once the forecast has fallen back below ``REARM_BELOW`` of
@@ -243,7 +254,7 @@ class SpendWatch:
                         report.alerts.append(overrun_alert(o))
 
     def _pace(self, budgets: list[Budget], figures: BudgetFigures, interval: MeterInterval,
-              now: float, report: WatchReport) -> None:
+              now: float, report: WatchReport, scale: float) -> None:
         ends, which = np.unique(figures.end, return_inverse=True)
         hours = [profile_weights(now, float(end), self.interval_s) for end in ends]
         left = np.array([float(sum(h)) for h in hours])[which]  # the demand forecaster's
@@ -262,7 +273,8 @@ class SpendWatch:
                 self.high_share[key] = share if prev is None else 0.9 * prev + 0.1 * share
         pressure, reserve = self.scorer.pace(keys, PacingInputs(
             remaining=figures.remaining, demand_rest=demand_rest.mean,
-            spend=[spend.get(scope, 0.0) for scope in scopes], demand=asked,
+            spend=[scale * spend.get(scope, 0.0) for scope in scopes],
+            demand=[scale * a for a in asked],
             high_share=[self.high_share.get(key, 0.0) for key in keys],
             young_left=np.where(demand_rest.learned < 86400 / self.interval_s, left, 0.0),
             intervals_left=left))
@@ -292,11 +304,11 @@ class SpendWatch:
                 report.lifts.append(key)
 
     def _anomalies(self, scores: ScopeScores, book: list[Budget], now: float,
-                   report: WatchReport) -> None:
-        report.findings = find_anomalies(scores, self.rule, now)
+                   report: WatchReport, scale: float) -> None:
+        report.findings = [f.per(1.0 / scale) for f in find_anomalies(scores, self.rule, now)]
         throttling: set[str] | None = None  # scopes with a budget that throttles anomalies
         for finding in report.findings:
-            report.alerts.append(finding.alert(self.interval_s))
+            report.alerts.append(finding.alert(self.interval_s / scale))
             if finding.severity != "high":
                 continue
             if throttling is None:

@@ -48,17 +48,43 @@ def spend(tenant: str, cost: float, **kw: Any) -> UsageEvent:
                  output_tokens=0, **kw)
 
 
-async def steady_then_spike(worker: WorkerHandle, seconds: float) -> float:
-    """Two keys spend a steady trickle; then key k2 leaks 100 calls at once. Returns the
-    time of the spike."""
+TRICKLE_USD = 0.000005
+"""What one call of the steady trickle costs."""
+TRICKLE_STEPS = 400
+"""At most this many steps of the trickle (one call of each tenant a step)."""
+WARM_TICKS = 60
+"""Scored intervals the trickle lasts: the detector scores a scope from its 51st
+(``AnomalyParams.warmup``)."""
+OVER_LIMIT = 50 * TRICKLE_USD
+"""Tenant over's day budget: fifty calls of the trickle."""
+
+
+async def steady_then_spike(worker: WorkerHandle) -> float:
+    """Tenant spiky's keys k1 and k2 (in turn) and tenant over spend a steady trickle
+    through ``WARM_TICKS`` scored intervals; then key k2 leaks 100 calls of $0.01 at once.
+    Returns the time of the spike.
+
+    However the machine schedules the worker's ticks and reads, the trickle cannot be an
+    anomaly: everything it spends, in every scope together, stays under half the least
+    excess an anomaly needs (``anomaly_min_excess_usd``; half, as an interval that the
+    timer's drift correction cut short counts at its rate per ``TICK_S``)."""
+    assert worker.settings.anomaly_min_excess_usd / 2 > 2 * TRICKLE_STEPS * TRICKLE_USD
+
+    async def ticks() -> int:
+        stats = await asyncio.to_thread(worker.get, "/stats")
+        return int(stats["scoring"].get("ticks", 0))
+
     async with UsagePublisher(worker.settings.bootstrap, topic=worker.topic("usage")) as pub:
-        until = time.monotonic() + seconds
-        i = 0
-        while time.monotonic() < until:
-            await pub.publish(spend("spiky", 0.01, api_key_id=f"k{1 + i % 2}"))
-            await pub.publish(spend("over", 0.001))
-            i += 1
+        until = await ticks() + WARM_TICKS
+        for i in range(TRICKLE_STEPS):
+            await pub.publish(spend("spiky", TRICKLE_USD, api_key_id=f"k{1 + i % 2}"))
+            await pub.publish(spend("over", TRICKLE_USD))
+            if i % 8 == 7 and await ticks() >= until:
+                break
             await asyncio.sleep(TICK_S / 2)
+        else:
+            raise AssertionError(f"{WARM_TICKS} scored intervals not reached in "
+                                 f"{TRICKLE_STEPS} steps: {await ticks()} of {until}")
         spike_at = time.time()
         await pub.publish_many([spend("spiky", 0.01, api_key_id="k2") for _ in range(100)])
     return spike_at
@@ -71,9 +97,9 @@ def records(worker: WorkerHandle, name: str) -> list[tuple[str, dict[str, Any] |
 
 def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
     set_budget(worker, scope="tenant:spiky", period="month", limit_usd=1e6)
-    over = set_budget(worker, scope="tenant:over", limit_usd=0.05)
-    wait_budget(worker, over.key, 0.05)
-    spike_at = run(steady_then_spike(worker, seconds=20.0))
+    over = set_budget(worker, scope="tenant:over", limit_usd=OVER_LIMIT)
+    wait_budget(worker, over.key, OVER_LIMIT)
+    spike_at = run(steady_then_spike(worker))
 
     def anomalies() -> list[dict[str, Any]]:
         return [v for _, v in records(worker, "alerts") if v and v["kind"] == "anomaly"]
@@ -86,6 +112,9 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
     assert spike_at - TICK_S <= raised <= spike_at + 10  # at the first tick after the leak
     assert first["driver"] == "tenant:spiky/api_key:k2" and first["severity"] == "high"
     assert first["observed"] > 10 * first["expected"]
+    # the timer measured how long its last interval lasted (a tick's run on top of its sleep,
+    # less at most mode's drift correction of 0.1 s)
+    assert worker.get("/stats")["scoring"]["interval_s"] >= TICK_S - 0.1
     directives = [v for k, v in records(worker, "policies") if k.endswith("|anomaly") and v]
     assert [d["scope"] for d in directives] == ["tenant:spiky/api_key:k2"]
     assert directives[0]["action"] == "throttle" and directives[0]["allow_fraction"] == 0.5
@@ -93,14 +122,14 @@ def test_anomaly_and_forecast_overrun_alerts(worker: WorkerHandle) -> None:
     overruns = [v for _, v in records(worker, "alerts")
                 if v and v["kind"] == "forecast_overrun" and v["scope"] == "tenant:over"]
     assert len(overruns) == 1  # once per period
-    assert overruns[0]["observed"] > 0.05 and overruns[0]["details"]["spent_usd"] < 0.05
+    assert overruns[0]["observed"] > OVER_LIMIT > overruns[0]["details"]["spent_usd"]
     assert overruns[0]["details"]["learning"] == "yes" and "still learning" in overruns[0][
         "message"]
 
     asked = request(tenant="over", est_input_tokens=10, est_output_tokens=10)
     d = run(decide_all(worker, [asked]))[0]
     assert d.forecast is not None and d.forecast["method"] == "seasonal"
-    assert d.forecast["period_end_spend_usd"] > 0.05
+    assert d.forecast["period_end_spend_usd"] > OVER_LIMIT
     row = figures(worker, over.key)
     assert row["forecast"]["period_end_spend_usd"] >= row["spent_usd"]
 

@@ -39,10 +39,11 @@ class Rig:
                            budgets)
         self.meter.add_spend(scopes, usd)
 
-    def tick(self) -> WatchReport:
+    def tick(self, seconds: float | None = None) -> WatchReport:
         self.now += 60.0
         return self.watch.tick(self.meter.take(), self.book,
-                               lambda b: self.ledger.view(b, b.tenant or "", self.now), self.now)
+                               lambda b: self.ledger.view(b, b.tenant or "", self.now), self.now,
+                               seconds)
 
 
 def test_forecast_overrun_fires_once_per_period_before_the_money_is_spent() -> None:
@@ -118,6 +119,59 @@ def test_anomaly_throttle_off_alerts_without_a_directive() -> None:
     reports = runaway_key(throttle=False)
     assert any(a.kind == "anomaly" for a in reports[140].alerts)
     assert not any(r.directives for r in reports)
+
+
+def test_an_interval_that_lasted_longer_is_learned_scored_and_paced_at_its_rate() -> None:
+    """The timer's intervals last longer than ``interval_s`` by each tick's run: spend and
+    demand of an interval that lasted 120 or 180 s count at their rate per 60 s (the same
+    scores, forecasts and pacing as 60 s of that rate), and an anomaly alert reports what
+    was spent in the seconds the interval lasted."""
+    budgets = (Budget(scope="tenant:a", period="day", limit_usd=50.0, pacing=True),)
+    nominal, stretched = Rig(*budgets), Rig(*budgets)
+    scopes = scopes_of("a", service="chat", api_key_id="k1")
+    anomalies = []
+    for minute in range(150):
+        lasted = 60.0 * (1 + minute % 3)
+        usd = (0.10 + 0.01 * (minute % 2)) * (20 if minute == 140 else 1)
+        for rig, factor in ((nominal, 1.0), (stretched, lasted / 60)):
+            rig.meter.add_spend(scopes, usd * factor)  # (the ledger stays empty in both)
+            rig.meter.add_demand(["tenant:a"], 2 * usd * factor, high=minute % 4 == 0)
+        a, b = nominal.tick(), stretched.tick(seconds=lasted)
+        assert a.scores.scopes == b.scores.scopes
+        for name in ("observed", "score", "sigma", "expected"):
+            assert getattr(b.scores, name) == pytest.approx(getattr(a.scores, name), rel=1e-9)
+        assert b.pacing["tenant:a|day"].pressure == pytest.approx(
+            a.pacing["tenant:a|day"].pressure, rel=1e-9, abs=1e-12)
+        assert b.outlooks["tenant:a|day"].period_end_spend_usd == pytest.approx(
+            a.outlooks["tenant:a|day"].period_end_spend_usd, rel=1e-9)
+        assert [x.alert_id for x in b.alerts] == [x.alert_id for x in a.alerts]
+        anomalies += [minute for x in b.alerts if x.kind == "anomaly"]
+        if minute == 140:
+            [x] = [x for x in a.alerts if x.kind == "anomaly"]
+            [y] = [y for y in b.alerts if y.kind == "anomaly"]
+            assert y.observed == pytest.approx(3 * x.observed) and y.observed >= 6.0
+            assert y.expected == pytest.approx(3 * x.expected)
+            assert "in the last 180 s is $" in y.message and "in the last 60 s" in x.message
+            assert y.details["driver_observed"] == pytest.approx(
+                3 * x.details["driver_observed"])
+    assert anomalies == [140]
+
+
+def test_a_steady_rate_through_intervals_of_uneven_length_is_no_anomaly() -> None:
+    """A key that spends $0.10 a minute, through intervals of 60 s and now and then 150 s
+    (a tick that ran long on a loaded machine): measured, they are no anomaly; counted as
+    60 s each, the long ones would be."""
+    def run(measured: bool) -> list[str]:
+        rig = Rig(Budget(scope="tenant:a", period="month", limit_usd=1e6))
+        found = []
+        for minute in range(200):
+            lasted = 150.0 if minute > 100 and minute % 37 == 0 else 60.0
+            rig.spend("a", (0.10 + 0.01 * (minute % 2)) * lasted / 60, api_key="k1")
+            found += [a.scope for a in rig.tick(lasted if measured else None).alerts
+                      if a.kind == "anomaly"]
+        return found
+    assert run(measured=True) == []
+    assert run(measured=False)  # the case this guards against
 
 
 def test_pacing_presses_when_demand_outruns_the_budget_and_lifts_after() -> None:
