@@ -50,7 +50,7 @@ from prsm_events.scoring.spend_step import spend_step
 from prsm_events.scoring.state_arrays import StateArrays
 from prsm_events.scoring.young_scopes import young_counts, young_profile
 
-__all__ = ["OUTLOOK_SEASON", "BatchScorer", "Rest", "ScopeScores", "ScorerState"]
+__all__ = ["OUTLOOK_SEASON", "BatchScorer", "Rest", "ScopeScores", "ScorerState", "lookup"]
 
 Host = np.ndarray[Any, Any]
 
@@ -80,6 +80,23 @@ class Rest:
 GIL_SLICE = 50_000
 """Items one call into C handles at most while a tick runs beside the event loop: such a call
 holds the interpreter, and the loop waits for it (50,000 dictionary lookups: about 20 ms)."""
+
+
+def lookup(mapping: Mapping[str, float], keys: Sequence[str], default: float,
+           dtype: type = np.float64) -> Host:
+    """``mapping``'s value of each key (``default`` if absent), as an array, ``GIL_SLICE``
+    keys at a time.
+
+    >>> lookup({"a": 1, "b": 2}, ["b", "c", "a"], -1, np.int64).tolist()
+    [2, -1, 1]
+    """
+    out: Host = np.empty(len(keys), dtype=dtype)
+    for lo in range(0, len(keys), GIL_SLICE):
+        some = keys[lo:lo + GIL_SLICE]
+        out[lo:lo + len(some)] = np.fromiter(map(mapping.get, some, repeat(default)),
+                                             dtype=dtype, count=len(some))
+    return out
+
 
 OUTLOOK_SEASON = 48
 """Buckets of the outlook forecaster's daily profile: half hours
@@ -134,17 +151,21 @@ class BatchScorer:
         self.forget_after = forget_after
         self.active = np.zeros(capacity, dtype=np.int64)
         """Per row, the last tick its scope spent or asked for anything (host)."""
+        self._interval: dict[bool, Host] = {False: np.zeros(0), True: np.zeros(0)}
+        """The last step's spend (False) and demand (True) per row, as learned (host)."""
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _rows_of(self, scopes: Sequence[str]) -> np.ndarray:
-        """The scopes' rows (new scopes are added)."""
+    def rows_of(self, scopes: Sequence[str]) -> np.ndarray:
+        """The scopes' rows (new scopes are added): ``ahead`` takes them in place of the
+        names, so that a list read in parts is looked up once. They hold until the next
+        ``step`` (which may forget idle scopes and move the others)."""
         n = len(scopes)
-        found = np.fromiter(map(self.rows.get, scopes, repeat(-1, n)), dtype=np.int64, count=n)
+        found = lookup(self.rows, scopes, -1, np.int64)
         if n and found.min() < 0:
             self._ensure(scopes)
-            found = np.fromiter(map(self.rows.__getitem__, scopes), dtype=np.int64, count=n)
+            return self.rows_of(scopes)
         return found
 
     def _ensure(self, scopes: Sequence[str]) -> None:
@@ -191,9 +212,9 @@ class BatchScorer:
         self.rows = {names[i]: row for row, i in enumerate(keep.tolist())}
         return [names[i] for i in np.flatnonzero(idle).tolist()]
 
-    def _column(self, values: Mapping[str, float], scale: float = 1.0) -> Any:
-        """The values (times ``scale``) as one array over the rows; a scope with a nonzero
-        value is active."""
+    def _column(self, values: Mapping[str, float], scale: float = 1.0) -> Host:
+        """The values (times ``scale``) as one host array over the rows; a scope with a
+        nonzero value is active."""
         host = np.zeros(self.capacity)
         scopes, amounts = list(values), list(values.values())
         for lo in range(0, len(scopes), GIL_SLICE):  # (a tick runs beside the event loop)
@@ -202,7 +223,7 @@ class BatchScorer:
             got = np.array(amounts[lo:lo + GIL_SLICE], dtype=np.float64)
             host[rows] = got if scale == 1.0 else got * scale
             self.active[rows[got != 0]] = self.ticks
-        return self.xp.asarray(host)
+        return host
 
     def step(self, spend: Mapping[str, float], demand: Mapping[str, float],
              bucket: int, day: int | None = None,
@@ -216,7 +237,9 @@ class BatchScorer:
             self.forget_idle()
         self._ensure(list(spend))
         self._ensure(list(demand))
-        x = self._column(spend, scale)
+        columns = self._interval
+        columns[False] = self._column(spend, scale)
+        x = self.xp.asarray(columns[False])
         anomaly, forecast = self.params.anomaly, self.params.forecast
         out = spend_step(self.xp, self.spend_fc, self.anomaly, x, bucket, forecast, anomaly,
                          day)
@@ -226,11 +249,22 @@ class BatchScorer:
         at, past = profile_place(day_share * 86400.0, width, self.outlook_season)
         forecast_step(self.xp, self.outlook_fc, x, at, forecast, day, past)
         self._check_outlooks(x, day, day_share, forecast)
-        forecast_step(self.xp, self.demand_fc, self._column(demand, scale), bucket, forecast, day)
+        columns[True] = self._column(demand, scale)
+        forecast_step(self.xp, self.demand_fc, self.xp.asarray(columns[True]), bucket, forecast,
+                      day)
         self.ticks += 1
         n = len(self.rows)
         return ScopeScores(list(self.rows), to_host(x)[:n], to_host(out.score)[:n],
                            to_host(out.sigma)[:n], to_host(out.expected)[:n])
+
+    def last_interval(self, rows: np.ndarray, demand: bool = False) -> Host:
+        """The spend (or demand) of the scopes at ``rows`` that the last ``step`` learned
+        (times its ``scale``; 0 for a scope added since or before any step)."""
+        host = self._interval[demand]
+        out = np.zeros(len(rows))
+        known = rows < len(host)
+        out[known] = host[rows[known]]
+        return out
 
     def _check_outlooks(self, x: Any, day: int | None, day_share: float,
                         params: ForecastParams) -> None:
@@ -291,6 +325,7 @@ class BatchScorer:
         self.rows = {scope: i for i, scope in enumerate(state.scopes)}
         self.budget_rows = {key: i for i, key in enumerate(state.budgets)}
         self.ticks = state.ticks
+        self._interval = {False: np.zeros(0), True: np.zeros(0)}
 
     def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[float]] | Host,
              demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,
@@ -308,7 +343,7 @@ class BatchScorer:
         if len(distinct) != len(scopes):
             place = {s: i for i, s in enumerate(distinct)}
             rows = xp.asarray([place[s] for s in scopes], dtype=xp.int64)
-        idx = xp.asarray(self._rows_of(distinct), dtype=xp.int64)
+        idx = xp.asarray(self.rows_of(distinct), dtype=xp.int64)
         state = self.demand_fc if demand else self.outlook_fc
         part = state.map(lambda v: v[..., idx])
         learned = to_host(part.n if rows is None else part.n[rows])
@@ -326,16 +361,18 @@ class BatchScorer:
             raise ValueError(f"counts for {width} buckets; the {'demand' if demand else 'spend'}"
                              f" forecaster's profile has {buckets}")
 
-    def ahead(self, scopes: Sequence[str], counts: Sequence[Sequence[float]] | Host,
+    def ahead(self, scopes: Sequence[str] | Host, counts: Sequence[Sequence[float]] | Host,
               demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,
               now: tuple[int, float, float] | None = None) -> Rest:
         """``rest`` of every scope at each of several horizons, the same for all: row ``h``
         of ``counts`` (and ``days``) is horizon ``h``; ``mean``, ``low`` and ``high`` are
         shaped (scopes, horizons). Equal to ``rest`` with each scope asked once per horizon
-        (to rounding: the profile is weighed by one matrix product)."""
+        (to rounding: the profile is weighed by one matrix product). ``scopes``: names, or
+        their rows (``rows_of``)."""
         self._check_width(counts, demand)
         xp = self.xp
-        idx = xp.asarray(self._rows_of(scopes), dtype=xp.int64)
+        rows = scopes if isinstance(scopes, np.ndarray) else self.rows_of(scopes)
+        idx = xp.asarray(rows, dtype=xp.int64)
         part = (self.demand_fc if demand else self.outlook_fc).map(lambda v: v[..., idx])
         learned = to_host(part.n)
         profile = None if now is None else young_profile(xp, part.season, learned, *now)

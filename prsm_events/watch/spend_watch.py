@@ -16,7 +16,8 @@ once for every scope, and returns what the worker must publish and use:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anoma
 from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingActions
 from prsm_events.events.alerts import Alert
 from prsm_events.events.directives import ThrottleDirective
-from prsm_events.scoring.batch import BatchScorer, Rest, ScopeScores
+from prsm_events.scoring.batch import GIL_SLICE, BatchScorer, Rest, ScopeScores, lookup
 from prsm_events.scoring.calendar_math import profile_weights, weekday_counts, weekday_of
 from prsm_events.scoring.pacing_step import PacingInputs
 from prsm_events.watch.meter import MeterInterval
@@ -143,44 +144,47 @@ class SpendWatch:
             figures = BudgetFigures.of_views([figures(b) for b in budgets], now)
         if len(figures) != len(budgets):
             raise ValueError(f"figures of {len(figures)} budgets for {len(budgets)}")
+        rows = self.scorer.rows_of([b.scope for b in budgets])  # each budget's scope's
         rolling = [b.period in ROLLING for b in budgets]
-        calendar_rows = [i for i, r in enumerate(rolling) if not r]
-        rolling_rows = [i for i, r in enumerate(rolling) if r]
-        for rows, look in ((calendar_rows, self._calendar), (rolling_rows, self._rolling)):
-            if rows:
-                whole = len(rows) == len(budgets)
-                look([budgets[i] for i in rows] if not whole else budgets,
-                     figures if whole else figures.take(rows), interval, now, clock, report,
-                     scale)
+        calendar_at = [i for i, r in enumerate(rolling) if not r]
+        rolling_at = [i for i, r in enumerate(rolling) if r]
+
+        def part(at: list[int]) -> tuple[list[Budget], BudgetFigures, np.ndarray]:
+            if len(at) == len(budgets):
+                return budgets, figures, rows
+            return [budgets[i] for i in at], figures.take(at), rows[at]
+        if calendar_at:
+            self._calendar(*part(calendar_at), interval, now, clock, report, scale)
+        if rolling_at:
+            self._rolling(*part(rolling_at), now, clock, report)
         self._anomalies(scores, budgets, now, report, scale)
         return report
 
-    def _rest(self, scopes: Sequence[str], profile: np.ndarray, days: np.ndarray,
+    def _rest(self, scopes: np.ndarray, profile: np.ndarray, days: np.ndarray,
               which: np.ndarray, now: Clock, demand: bool = False) -> Rest:
-        """``scorer.rest`` for ``scopes``, the ``i``-th over the counts ``profile[which[i]]``
-        and ``days[which[i]]``: per row of the counts, the scopes that share it are
-        forecast together (``scorer.ahead``), ``CHUNK`` at a time."""
+        """``scorer.rest`` for the scopes at rows ``scopes``, the ``i``-th over the counts
+        ``profile[which[i]]`` and ``days[which[i]]``: per row of the counts, the scopes that
+        share it are forecast together (``scorer.ahead``), ``CHUNK`` at a time."""
         n = len(scopes)
         mean, low, high, learned = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         for j in range(len(profile)):
             rows = np.flatnonzero(which == j) if len(profile) > 1 else np.arange(n)
             for lo in range(0, len(rows), CHUNK):
                 part = rows[lo:lo + CHUNK]
-                got = self.scorer.ahead([scopes[i] for i in part.tolist()],
-                                        profile[j:j + 1], demand=demand,
+                got = self.scorer.ahead(scopes[part], profile[j:j + 1], demand=demand,
                                         days=days[j:j + 1], now=now)
                 mean[part], low[part], high[part] = got.mean[:, 0], got.low[:, 0], got.high[:, 0]
                 learned[part] = got.learned
         return Rest(mean, low, high, learned)
 
-    def _calendar(self, budgets: list[Budget], figures: BudgetFigures,
+    def _calendar(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
                   interval: MeterInterval, now: float, clock: Clock,
                   report: WatchReport, scale: float) -> None:
         """Calendar periods: the forecast to each period end, the overrun alert once per
         period, and pacing for the paced ones."""
         ends, which = np.unique(figures.end, return_inverse=True)  # budgets share period
         counts = [self._counts(now, float(end)) for end in ends]  # ends: count once
-        rest = self._rest([b.scope for b in budgets], np.array([c.profile for c in counts]),
+        rest = self._rest(rows, np.array([c.profile for c in counts]),
                           np.array([c.days for c in counts]), which, clock)
         columns = OutlookColumns.calendar(
             budgets, figures, rest.mean, rest.low, rest.high,
@@ -195,8 +199,8 @@ class SpendWatch:
                 report.alerts.append(overrun_alert(o))
         paced = [i for i, b in enumerate(budgets) if b.pacing]
         if paced:
-            self._pace([budgets[i] for i in paced], figures.take(paced), interval, now, report,
-                       scale)
+            self._pace([budgets[i] for i in paced], figures.take(paced), rows[paced], interval,
+                       now, report, scale)
 
     @property
     def _width(self) -> float:
@@ -215,9 +219,8 @@ class SpendWatch:
                                       self.scorer.outlook_season),
                       weekday_counts(now, end, self.interval_s))
 
-    def _rolling(self, budgets: list[Budget], figures: BudgetFigures,
-                 interval: MeterInterval, now: float, clock: Clock,
-                 report: WatchReport, scale: float) -> None:
+    def _rolling(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
+                 now: float, clock: Clock, report: WatchReport) -> None:
         """Rolling windows: the forecast at horizons up to one window ahead (per window
         length, ``CHUNK`` budgets at a time); an overrun alert when the window is forecast
         to reach its limit (again once the forecast has fallen back below ``REARM_BELOW`` of
@@ -226,16 +229,15 @@ class SpendWatch:
         for i, b in enumerate(budgets):
             by_window.setdefault(ROLLING[b.period], []).append(i)
         sent = self.overrun_sent
-        for window, rows in by_window.items():
+        for window, at in by_window.items():
             horizons = rolling_horizons(window, self.interval_s)
             counts = [self._counts(now, now + h) for h in horizons]
             profile = np.array([c.profile for c in counts])
             days = np.array([c.days for c in counts])
-            for lo in range(0, len(rows), CHUNK):
-                some = rows[lo:lo + CHUNK]
+            for lo in range(0, len(at), CHUNK):
+                some = at[lo:lo + CHUNK]
                 group = [budgets[i] for i in some]
-                rest = self.scorer.ahead([b.scope for b in group], profile, days=days,
-                                         now=clock)
+                rest = self.scorer.ahead(rows[some], profile, days=days, now=clock)
                 columns = OutlookColumns.rolling(
                     group, figures.take(some), horizons, rest.mean, rest.low, rest.high,
                     still_learning(rest.learned, np.full(len(group), window), self.interval_s))
@@ -253,40 +255,33 @@ class SpendWatch:
                         sent[o.budget_key] = now
                         report.alerts.append(overrun_alert(o))
 
-    def _pace(self, budgets: list[Budget], figures: BudgetFigures, interval: MeterInterval,
-              now: float, report: WatchReport, scale: float) -> None:
+    def _pace(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
+              interval: MeterInterval, now: float, report: WatchReport, scale: float) -> None:
         ends, which = np.unique(figures.end, return_inverse=True)
         hours = [profile_weights(now, float(end), self.interval_s) for end in ends]
         left = np.array([float(sum(h)) for h in hours])[which]  # the demand forecaster's
-        scopes = [b.scope for b in budgets]  # hour buckets, per end
-        demand_rest = self._rest(
-            scopes, np.array(hours),
+        demand_rest = self._rest(  # hour buckets, per end
+            rows, np.array(hours),
             np.array([weekday_counts(now, float(end), self.interval_s) for end in ends]),
             which, self._clock(now - self.interval_s / 2, 3600.0), demand=True)
         keys = [b.key for b in budgets]
-        spend, demand, high = interval.spend, interval.demand, interval.demand_high
-        asked = [demand.get(scope, 0.0) for scope in scopes]
-        for key, scope, a in zip(keys, scopes, asked, strict=True):
-            if a > 0:
-                share = high.get(scope, 0.0) / a
-                prev = self.high_share.get(key)
-                self.high_share[key] = share if prev is None else 0.9 * prev + 0.1 * share
+        asked = self.scorer.last_interval(rows, demand=True)  # per scoring interval (its rate)
+        high_share = self._high_share(keys, [b.scope for b in budgets], asked,
+                                      interval.demand_high, scale)
         pressure, reserve = self.scorer.pace(keys, PacingInputs(
             remaining=figures.remaining, demand_rest=demand_rest.mean,
-            spend=[scale * spend.get(scope, 0.0) for scope in scopes],
-            demand=[scale * a for a in asked],
-            high_share=[self.high_share.get(key, 0.0) for key in keys],
+            spend=self.scorer.last_interval(rows), demand=asked, high_share=high_share,
             young_left=np.where(demand_rest.learned < 86400 / self.interval_s, left, 0.0),
             intervals_left=left))
         report.pacing = actions = PacingActions(keys, pressure, reserve, self.interval_s)
-        rows = set(actions.throttling().tolist())
+        due = set(actions.throttling().tolist())
         for key in self.pacing_directives:  # those lifted when their budget stops throttling
             scope, _, period = key.rpartition("|pacing:")
             row = actions.row(budget_key(scope, period))
             if row is not None:
-                rows.add(row)
+                due.add(row)
         stamp = datetime.fromtimestamp(now, UTC)
-        for i in sorted(rows):
+        for i in sorted(due):
             b, action = budgets[i], actions.action(i)
             key = f"{b.scope}|pacing:{b.period}"
             if action.throttle_share > 0:
@@ -302,6 +297,24 @@ class SpendWatch:
             elif key in self.pacing_directives:
                 self.pacing_directives.discard(key)
                 report.lifts.append(key)
+
+    def _high_share(self, keys: list[str], scopes: list[str], asked: np.ndarray,
+                    high: dict[str, float], scale: float) -> np.ndarray:
+        """Per paced budget, the share of its demand (``asked``, times ``scale``) from high
+        and critical requests (``high``), averaged over the intervals it asked for anything
+        (weight 0.1 to the newest)."""
+        prev = lookup(self.high_share, keys, math.nan)
+        at = np.flatnonzero(asked > 0).tolist()
+        if not at:
+            return np.nan_to_num(prev, nan=0.0)
+        share = lookup(high, [scopes[i] for i in at], 0.0) * scale / asked[at]
+        before = prev[at]
+        prev[at] = np.where(np.isnan(before), share, 0.9 * before + 0.1 * share)
+        named, values = [keys[i] for i in at], prev[at].tolist()
+        for lo in range(0, len(at), GIL_SLICE):  # (beside the event loop)
+            self.high_share.update(zip(named[lo:lo + GIL_SLICE], values[lo:lo + GIL_SLICE],
+                                       strict=True))
+        return np.nan_to_num(prev, nan=0.0)
 
     def _anomalies(self, scores: ScopeScores, book: list[Budget], now: float,
                    report: WatchReport, scale: float) -> None:

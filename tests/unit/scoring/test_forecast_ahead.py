@@ -87,3 +87,30 @@ def test_a_horizon_an_ulp_short_of_whole_intervals_keeps_its_carry() -> None:
     assert float(whole.mean[0]) > 1.0
     assert float(short.mean[0]) == pytest.approx(float(whole.mean[0]))
     assert float(short.spread[0]) == pytest.approx(float(whole.spread[0]))
+
+
+def test_ahead_on_rows_equals_ahead_on_names_and_rows_are_looked_up_in_slices(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rows_of`` looks names up a slice at a time (new ones added, in order), and ``ahead``
+    on those rows forecasts exactly as on the names; ``last_interval`` gives back what the
+    last step learned per row (times its scale), 0 for a scope added after it."""
+    monkeypatch.setattr("prsm_events.scoring.batch.GIL_SLICE", 3)
+    scorer = BatchScorer("numpy")
+    rng = np.random.default_rng(5)
+    names = [f"tenant:t{i}" for i in range(10)]
+    for _ in range(30):
+        scorer.step({n: float(v) for n, v in zip(names[:8], rng.gamma(2.0, size=8),
+                                                 strict=True)},
+                    {names[0]: 1.5, names[3]: 0.5}, bucket=0)
+    spend = {n: float(i + 1) for i, n in enumerate(names[:8])}
+    scorer.step(spend, {names[3]: 0.5}, bucket=0, scale=2.0)
+    asked = [names[9], names[2], names[8], names[2], names[7]]  # two new, one twice
+    rows = scorer.rows_of(asked)
+    assert rows.tolist() == [scorer.rows[n] for n in asked]
+    assert rows[0] == 8 and rows[2] == 9  # added in the order asked, after the 8 known
+    counts = [profile_weights(0.0, 7200.0, 60.0, 1800.0, 48)]
+    by_rows, by_names = scorer.ahead(rows, counts), scorer.ahead(asked, counts)
+    for name in ("mean", "low", "high", "learned"):
+        assert np.array_equal(getattr(by_rows, name), getattr(by_names, name))
+    assert scorer.last_interval(rows).tolist() == [0.0, 6.0, 0.0, 6.0, 16.0]
+    assert scorer.last_interval(scorer.rows_of([names[3]]), demand=True).tolist() == [1.0]
