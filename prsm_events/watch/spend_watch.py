@@ -190,9 +190,13 @@ class SpendWatch:
             budgets, figures, rest.mean, rest.low, rest.high,
             still_learning(rest.learned, figures.end - now, self.interval_s))
         report.outlooks.add(columns)
-        for i in columns.may_overrun().tolist():
-            if rest.learned[i] < OVERRUN_HISTORY:
-                continue  # a forecast from a few intervals is not worth an alert
+        due = columns.may_overrun()  # a forecast from a few intervals is not worth an alert:
+        due = due[rest.learned[due] >= OVERRUN_HISTORY]
+        if len(due) and self.overrun_sent:  # nor one already sent this period
+            sent_for = lookup(self.overrun_sent, [budgets[i].key for i in due.tolist()],
+                              math.nan)
+            due = due[sent_for != columns.start[due]]
+        for i in due.tolist():
             o = columns.outlook(i)
             if o.overruns and self.overrun_sent.get(o.budget_key) != o.period_start:
                 self.overrun_sent[o.budget_key] = o.period_start
@@ -242,12 +246,17 @@ class SpendWatch:
                     group, figures.take(some), horizons, rest.mean, rest.low, rest.high,
                     still_learning(rest.learned, np.full(len(group), window), self.interval_s))
                 report.outlooks.add(columns)
-                candidates = set(columns.may_overrun().tolist())
-                if sent:
-                    candidates.update(i for i, b in enumerate(group) if b.key in sent)
-                for i in sorted(candidates):
-                    if rest.learned[i] < OVERRUN_HISTORY:
-                        continue
+                # the rows to look at: those that may overrun unless an alert was sent, and
+                # those whose alert was sent if they may have fallen below the re-arm line
+                # (a few intervals' forecast is not worth an alert)
+                may = np.zeros(len(group), dtype=bool)
+                may[columns.may_overrun()] = True
+                was_sent = (~np.isnan(lookup(sent, [b.key for b in group], math.nan))
+                            if sent else np.zeros(len(group), dtype=bool))
+                rearm = columns.period_end_spend < REARM_BELOW * columns.limit + 1e-6
+                due = np.flatnonzero((rest.learned >= OVERRUN_HISTORY)
+                                     & np.where(was_sent, rearm, may))
+                for i in due.tolist():
                     o = columns.outlook(i)
                     if o.period_end_spend_usd < REARM_BELOW * o.limit_usd:
                         sent.pop(o.budget_key, None)  # re-armed

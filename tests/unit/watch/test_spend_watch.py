@@ -17,7 +17,7 @@ from prsm_events.kafka.partitioning import owner_partition
 from prsm_events.scoring import BatchScorer
 from prsm_events.scoring.calendar_math import profile_weights, weekday_counts
 from prsm_events.watch.meter import SpendMeter
-from prsm_events.watch.outlook import BudgetOutlook, rolling_horizons
+from prsm_events.watch.outlook import BudgetOutlook, OutlookColumns, rolling_horizons
 from prsm_events.watch.spend_watch import OVERRUN_HISTORY, SpendWatch, WatchReport
 
 DAY0 = datetime(2026, 3, 10, tzinfo=UTC).timestamp()
@@ -172,6 +172,31 @@ def test_a_steady_rate_through_intervals_of_uneven_length_is_no_anomaly() -> Non
         return found
     assert run(measured=True) == []
     assert run(measured=False)  # the case this guards against
+
+
+def test_a_sent_overrun_alert_builds_no_outlook_at_later_ticks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a budget's overrun alert is sent (a calendar period's for the period, a rolling
+    window's until its forecast falls back), later ticks build no outlook object for it (with
+    10^5 budgets forecast to overrun that was over a second a tick)."""
+    built: list[str] = []
+    outlook = OutlookColumns.outlook
+
+    def counted(columns: OutlookColumns, i: int) -> BudgetOutlook:
+        built.append(columns.budgets[i].key)
+        return outlook(columns, i)
+    monkeypatch.setattr(OutlookColumns, "outlook", counted)
+    rig = Rig(Budget(scope="tenant:a", period="day", limit_usd=5.0),
+              Budget(scope="tenant:a", period="24h", limit_usd=5.0))
+    alerted: dict[str, int] = {}
+    for minute in range(40):
+        built.clear()
+        rig.spend("a", 0.2)
+        for a in rig.tick().alerts:
+            alerted.setdefault(a.alert_id.split("|forecast_overrun")[0], minute)
+        if len(alerted) == 2 and minute > max(alerted.values()):
+            assert built == [], minute
+    assert set(alerted) == {"tenant:a|day", "tenant:a|24h"} and max(alerted.values()) < 30
 
 
 def test_pacing_presses_when_demand_outruns_the_budget_and_lifts_after() -> None:
