@@ -164,7 +164,7 @@ class SpendControl:
         self.policies_topic = app.topic(settings.topic("policies"), key_serializer="raw",
                                         value_serializer="raw")
         self.generation = -1
-        self.meter = SpendMeter()
+        self.meter = SpendMeter(clock=time.monotonic)  # intervals say how long they lasted
         self.observed: dict[int, int] = {}
         """Usage partition -> the highest offset whose events this process has metered and
         shown provider health: a message read again (a rewind) counts there once, as in

@@ -106,14 +106,13 @@ class ScorerCheckpoints(mode.Service):
 
 async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: list[Budget],
                         figures: Callable[[Sequence[Budget]], BudgetFigures], now: float,
-                        lock: asyncio.Lock, seconds: float | None = None) -> WatchReport:
+                        lock: asyncio.Lock) -> WatchReport:
     """``watch.tick`` with the event loop free to decide meanwhile (with 10^6 budgets a tick
     takes seconds). The ledger's figures are read here, in the loop, where the agents change
     the ledger (``figures(slice)``, ``FIGURES_AT_ONCE`` budgets at a time: each budget's
     figures are whole, and decisions run in between); the tick runs in a thread on them,
     holding ``lock`` until the thread is done, also when cancelled, so that a checkpoint save
-    does not read the scorer halfway through a tick. ``seconds``: how long ``interval``
-    lasted (``SpendWatch.tick``)."""
+    does not read the scorer halfway through a tick."""
     parts: list[BudgetFigures] = []
     for lo in range(0, len(budgets), FIGURES_AT_ONCE):
         parts.append(figures(budgets[lo:lo + FIGURES_AT_ONCE]))
@@ -121,7 +120,7 @@ async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: lis
     read = BudgetFigures.concat(parts) if parts else BudgetFigures.of_views([], now)
     async with lock:
         ticking = asyncio.ensure_future(asyncio.to_thread(
-            watch.tick, interval, budgets, read, now, seconds))
+            watch.tick, interval, budgets, read, now))
         try:
             return await asyncio.shield(ticking)
         except asyncio.CancelledError:  # the worker stops: the thread cannot be; the lock
@@ -165,17 +164,6 @@ def register_scoring(
 
     written: dict[str, Any] = {"records": 0, "last": None}
     """Snapshot records written, and when the last were (``/stats`` scoring)."""
-    taken_at: float | None = None
-    """When the meter's interval was last taken (monotonic clock)."""
-
-    def take_interval() -> tuple[MeterInterval, float | None]:
-        """The meter's interval and how long it lasted (None for the first): the timer
-        sleeps its interval after each tick, so an interval is longer by the tick's run."""
-        nonlocal taken_at
-        at = time.monotonic()
-        seconds = None if taken_at is None else at - taken_at
-        taken_at = at
-        return control.meter.take(), seconds
 
     async def write_snapshots(report: WatchReport, every: bool) -> None:
         """The outlooks of the budgets this worker answers for (``every``: all, else those
@@ -223,7 +211,7 @@ def register_scoring(
         if catch_up.behind:  # this interval holds (part of) a backlog: not learned
             backlogs = [await tracker.backlog() for tracker in control.trackers]
             catch_up.observe(backlogs)
-            take_interval()  # after the look, no wait between: it holds what was read
+            control.meter.take()  # after the look, no wait between: it holds what was read
             skipped += 1
             control.scoring = {**control.scoring, "skipped": skipped,
                                "checkpoint": checkpoints.status}
@@ -231,13 +219,14 @@ def register_scoring(
                      sum(b.waiting for b in backlogs))
             return
         now = time.time()
-        interval, seconds = take_interval()
+        interval = control.meter.take()
         report = await tick_off_loop(
             watch, interval, list(control.book),
-            lambda some: control.ledger.figures(some, now), now, checkpoints.saving, seconds)
+            lambda some: control.ledger.figures(some, now), now, checkpoints.saving)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
                            "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
-                           "interval_s": None if seconds is None else round(seconds, 3),
+                           "interval_s": None if interval.seconds is None
+                           else round(interval.seconds, 3),
                            "findings": len(report.findings), "skipped": skipped,
                            "checkpoint": checkpoints.status, "snapshots": written}
         control.outlooks = report.outlooks

@@ -121,16 +121,17 @@ class SpendWatch:
 
     def tick(self, interval: MeterInterval, book: Iterable[Budget],
              figures: BudgetFigures | Callable[[Budget], BudgetView],
-             now: float, seconds: float | None = None) -> WatchReport:
+             now: float) -> WatchReport:
         """Score ``interval`` and look at every budget of ``book``: ``figures`` are the
         budgets' ledger figures at ``now`` in ``book``'s order (``BudgetLedger.figures``), or
         a function giving each one's view.
 
-        ``seconds``: how long the interval really lasted, if not ``interval_s``. Its spend and
-        demand are learned, scored and paced at their rate per ``interval_s`` (a timer
-        sleeps ``interval_s`` between the end of one tick and the start of the next, so an
-        interval also holds the tick's own run time and the loop's delays); alerts and
-        directives report what was spent in the ``seconds`` it lasted."""
+        An interval that says how long it lasted (``seconds``) is learned, scored and paced
+        at its rate per ``interval_s`` (a timer sleeps ``interval_s`` between the end of one
+        tick and the start of the next, so an interval also holds the tick's own run time and
+        the loop's delays); alerts and directives report what was spent in the seconds it
+        lasted. Without it, an interval counts as ``interval_s``."""
+        seconds = interval.seconds
         if seconds is not None and not seconds > 0:
             raise ValueError(f"an interval of {seconds!r} s")
         scale = 1.0 if seconds is None else self.interval_s / seconds
@@ -160,18 +161,18 @@ class SpendWatch:
         self._anomalies(scores, budgets, now, report, scale)
         return report
 
-    def _rest(self, scopes: np.ndarray, profile: np.ndarray, days: np.ndarray,
+    def _rest(self, scope_rows: np.ndarray, profile: np.ndarray, days: np.ndarray,
               which: np.ndarray, now: Clock, demand: bool = False) -> Rest:
-        """``scorer.rest`` for the scopes at rows ``scopes``, the ``i``-th over the counts
-        ``profile[which[i]]`` and ``days[which[i]]``: per row of the counts, the scopes that
-        share it are forecast together (``scorer.ahead``), ``CHUNK`` at a time."""
-        n = len(scopes)
+        """``scorer.rest`` for the scopes at the scorer's ``scope_rows``, the ``i``-th over
+        the counts ``profile[which[i]]`` and ``days[which[i]]``: per row of the counts, the
+        scopes that share it are forecast together (``scorer.ahead``), ``CHUNK`` at a time."""
+        n = len(scope_rows)
         mean, low, high, learned = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         for j in range(len(profile)):
             rows = np.flatnonzero(which == j) if len(profile) > 1 else np.arange(n)
             for lo in range(0, len(rows), CHUNK):
                 part = rows[lo:lo + CHUNK]
-                got = self.scorer.ahead(scopes[part], profile[j:j + 1], demand=demand,
+                got = self.scorer.ahead(scope_rows[part], profile[j:j + 1], demand=demand,
                                         days=days[j:j + 1], now=now)
                 mean[part], low[part], high[part] = got.mean[:, 0], got.low[:, 0], got.high[:, 0]
                 learned[part] = got.learned

@@ -41,9 +41,9 @@ class Rig:
 
     def tick(self, seconds: float | None = None) -> WatchReport:
         self.now += 60.0
-        return self.watch.tick(self.meter.take(), self.book,
-                               lambda b: self.ledger.view(b, b.tenant or "", self.now), self.now,
-                               seconds)
+        interval = dataclasses.replace(self.meter.take(), seconds=seconds)  # as if it lasted
+        return self.watch.tick(interval, self.book,
+                               lambda b: self.ledger.view(b, b.tenant or "", self.now), self.now)
 
 
 def test_forecast_overrun_fires_once_per_period_before_the_money_is_spent() -> None:
