@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-escrow bench-reports bench-anomaly bench-forecast \
-	bench-pacing bench-scoring bench-tick clean
+	bench-pacing bench-scoring bench-tick bench-tick-steady clean
 
 DATA ?= ../shared/data
 
@@ -77,6 +77,9 @@ bench-scoring: install
 
 bench-tick: install
 	$(BIN)/python benchmarks/watch_tick.py --budgets 10000 100000 1000000 --warm 3
+
+bench-tick-steady: install
+	$(BIN)/python benchmarks/watch_tick.py --budgets 100000 1000000 --warm 12 --publish
 
 clean:
 	-$(BIN)/prsm dev down

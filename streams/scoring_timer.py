@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
 from prsm_events.anomaly.findings import AnomalyRule
+from prsm_events.kafka.partitioning import KeyPartitions
 from prsm_events.scoring.batch import BatchScorer
 from prsm_events.scoring.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from prsm_events.scoring.forecast_params import ForecastParams
@@ -40,9 +41,11 @@ from streams.catch_up import CatchUp
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.faust_compat import record_batches, steady
+from streams.record_batches import RecordBatches
 
 __all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "build_watch",
-           "checkpoint_path", "register_scoring", "tick_off_loop"]
+           "checkpoint_path", "pacing_records", "pacing_to_policies", "register_scoring",
+           "tick_off_loop"]
 
 log = logging.getLogger("prsm.scoring")
 CHECKPOINT_EVERY_S = 300.0
@@ -51,6 +54,8 @@ FORGET_AFTER_S = 14 * 86400.0
 FIGURES_AT_ONCE = 5_000
 """Budgets whose ledger figures the tick reads between two chances for decisions to run
 (about 5 ms of the loop)."""
+RECORDS_AT_ONCE = 10_000
+"""Pacing records handed to the record batches between two chances for decisions to run."""
 
 
 class ScorerCheckpoints(mode.Service):
@@ -128,6 +133,33 @@ async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: lis
             raise
 
 
+def pacing_records(report: WatchReport, partitions: int, places: KeyPartitions
+                   ) -> list[tuple[int, bytes, bytes | None]]:
+    """(partition, key, value) of each pacing directive of ``report`` and each lift (a null
+    value), for a policies topic of ``partitions``."""
+    keys = report.paced.keys() + report.lifts
+    values: list[bytes | None] = [*report.paced.values(), *[None] * len(report.lifts)]
+    records = [(partition, key.encode(), value) for key, partition, value
+               in zip(keys, places.of(keys, partitions), values, strict=True)]
+    places.forget(report.lifts)
+    return records
+
+
+async def pacing_to_policies(batches: RecordBatches, topic: str, report: WatchReport,
+                             places: KeyPartitions) -> None:
+    """Publish ``report``'s pacing directives and lifts to ``topic`` as record batches (at
+    10^6 budgets a tick may have hundreds of thousands), their JSON built beside the loop,
+    and wait until the broker has them (``KafkaError`` if it refused them)."""
+    partitions = len(await batches.producer.partitions_for(topic))
+    records = await asyncio.to_thread(pacing_records, report, partitions, places)
+    for lo in range(0, len(records), RECORDS_AT_ONCE):
+        for partition, key, value in records[lo:lo + RECORDS_AT_ONCE]:
+            batches.add(topic, partition, key, value)
+        await asyncio.sleep(0)  # let decisions in between
+    for sent in dict.fromkeys(await batches.send()):  # (one per record batch)
+        await sent
+
+
 def build_watch(settings: Settings) -> SpendWatch:
     """The spend watch and batch scorer a worker runs with ``settings`` (nothing learned)."""
     interval, timescale = settings.scoring_interval_s, settings.scoring_timescale_s
@@ -188,6 +220,8 @@ def register_scoring(
         written["records"] += len(records)
         written["last"] = time.time()
 
+    places = KeyPartitions()  # the same keys come back at every tick while they throttle
+
     async def publish(report: WatchReport) -> None:
         for alert in report.alerts:
             tenant = alert.scope.split("/")[0].removeprefix("tenant:")
@@ -197,10 +231,20 @@ def register_scoring(
         for directive in report.directives:
             await control.policies_topic.send(key=directive.key.encode(),
                                               value=directive.model_dump_json().encode())
-        for key in report.lifts:
-            await control.policies_topic.send(key=key.encode(), value=None)
         control.stats.alerts += len(report.alerts)
         control.stats.directives += len(report.directives)
+        if len(report.paced) or report.lifts:
+            await publish_pacing(report)
+
+    async def publish_pacing(report: WatchReport) -> None:
+        try:
+            await pacing_to_policies(record_batches(app),
+                                     control.policies_topic.get_topic_name(), report, places)
+        except KafkaError as exc:  # directives come again next interval; a lift's directive
+            log.error("pacing directives not published (%d directives, %d lifts): %r",
+                      len(report.paced), len(report.lifts), exc)  # lapses by itself
+            return
+        control.stats.directives += len(report.paced)
 
     @app.timer(interval=settings.scoring_interval_s)  # type: ignore[untyped-decorator]
     async def score_spend() -> None:

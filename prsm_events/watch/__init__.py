@@ -4,4 +4,4 @@ tick itself (forecasts, pacing pressure, anomalies) over the batch scorer in ``s
 Each module has its own ``__all__``; import names from the module.
 """
 
-__all__ = ["meter", "outlook", "spend_watch"]
+__all__ = ["meter", "outlook", "pacing_directives", "spend_watch"]

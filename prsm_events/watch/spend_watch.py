@@ -19,17 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from prsm_events.accounting.budget_figures import BudgetFigures
-from prsm_events.accounting.budgets import Budget, budget_key
+from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import BudgetView
 from prsm_events.accounting.periods import ROLLING
 from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anomalies
-from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingActions
+from prsm_events.decisions.pacing import PacingActions
 from prsm_events.events.alerts import Alert
 from prsm_events.events.directives import ThrottleDirective
 from prsm_events.scoring.batch import GIL_SLICE, BatchScorer, Rest, ScopeScores, lookup
@@ -44,6 +43,7 @@ from prsm_events.watch.outlook import (
     rolling_horizons,
     still_learning,
 )
+from prsm_events.watch.pacing_directives import PacingDirectives, pacing_key
 
 __all__ = ["CHUNK", "OVERRUN_HISTORY", "REARM_BELOW", "SpendWatch", "WatchReport"]
 
@@ -83,7 +83,10 @@ class WatchReport:
     pacing: PacingActions = field(default_factory=PacingActions)
     alerts: list[Alert] = field(default_factory=list)
     directives: list[ThrottleDirective] = field(default_factory=list)
+    """Anomaly throttle directives (the pacing ones are ``paced``)."""
+    paced: PacingDirectives = field(default_factory=PacingDirectives)
     lifts: list[str] = field(default_factory=list)
+    """Keys of pacing directives lifted (their budgets no longer throttle)."""
     findings: list[AnomalyFinding] = field(default_factory=list)
 
 
@@ -284,29 +287,20 @@ class SpendWatch:
             young_left=np.where(demand_rest.learned < 86400 / self.interval_s, left, 0.0),
             intervals_left=left))
         report.pacing = actions = PacingActions(keys, pressure, reserve, self.interval_s)
-        due = set(actions.throttling().tolist())
-        for key in self.pacing_directives:  # those lifted when their budget stops throttling
-            scope, _, period = key.rpartition("|pacing:")
-            row = actions.row(budget_key(scope, period))
-            if row is not None:
-                due.add(row)
-        stamp = datetime.fromtimestamp(now, UTC)
-        for i in sorted(due):
-            b, action = budgets[i], actions.action(i)
-            key = f"{b.scope}|pacing:{b.period}"
-            if action.throttle_share > 0:
-                self.pacing_directives.add(key)
-                report.directives.append(ThrottleDirective(
-                    scope=b.scope, origin=f"pacing:{b.period}", action="throttle",
-                    allow_fraction=round(1 - action.throttle_share, 4),
-                    until=stamp + timedelta(seconds=2 * self.interval_s),
-                    reason="paced_throttle", message=f"pacing {b.key}: pressure "
-                    f"{action.pressure:.2f}, {action.throttle_share:.0%} of low/normal "
-                    f"requests throttled", ts=stamp, details=dict(action.figures()),
-                    priorities=tuple(sorted(PACED_PRIORITIES))))
-            elif key in self.pacing_directives:
-                self.pacing_directives.discard(key)
-                report.lifts.append(key)
+        # a directive for each throttling budget (again at every tick: it lapses), and a
+        # lift for each budget directed before that no longer throttles
+        throttling = actions.throttling()
+        directed = self.pacing_directives
+        now_keys = [pacing_key(b.scope, b.period) for b in budgets]
+        throttling_keys = {now_keys[i] for i in throttling.tolist()}
+        lifted = (directed - throttling_keys).intersection(now_keys)
+        if lifted:
+            report.lifts = [k for k in now_keys if k in lifted]
+        self.pacing_directives = (directed - lifted) | throttling_keys
+        report.paced = PacingDirectives(
+            [budgets[i].scope for i in throttling.tolist()],
+            [budgets[i].period for i in throttling.tolist()],
+            pressure[throttling], reserve[throttling], now, self.interval_s)
 
     def _high_share(self, keys: list[str], scopes: list[str], asked: np.ndarray,
                     high: dict[str, float], scale: float) -> np.ndarray:

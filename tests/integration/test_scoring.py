@@ -5,6 +5,7 @@ pacing that presses a paced budget (decision reasons, /budgets, the policies top
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from datetime import datetime
@@ -249,3 +250,92 @@ def test_a_restarted_worker_goes_on_from_its_checkpoint_and_skips_its_backlog(
     alerts = [v for _, v in records(worker, "alerts")
               if v and v["kind"] == "anomaly" and v["scope"].startswith("tenant:steady")]
     assert alerts == []  # the backlog was not taken for a burst
+
+
+def test_a_ticks_pacing_directives_reach_gateways_and_lifts_remove_them(kafka: str) -> None:
+    """The worker's publishing of a tick's pacing directives (record batches, partitions
+    hashed once per key) on the real broker: each key on the partition the producer's own
+    partitioner gives it (so a lift's tombstone meets its directive), read back by the SDK's
+    ThrottleCache and by kcat, a lifted budget no longer throttled."""
+    import numpy as np
+    from aiokafka import AIOKafkaProducer
+
+    from prsm_events.events.directives import ThrottleDirective
+    from prsm_events.kafka.admin import ensure_topics
+    from prsm_events.kafka.connection import KafkaConnection
+    from prsm_events.kafka.partitioning import KeyPartitions
+    from prsm_events.kafka.topics import TopicSpec
+    from prsm_events.scoring.batch import ScopeScores
+    from prsm_events.sdk.throttle_cache import ThrottleCache
+    from prsm_events.settings import Settings
+    from prsm_events.watch.pacing_directives import PacingDirectives
+    from prsm_events.watch.spend_watch import WatchReport
+    from streams.record_batches import RecordBatches
+    from streams.scoring_timer import pacing_to_policies
+    from tests.integration.test_ingest_pipeline import kcat
+
+    prefix = f"pace{uuid.uuid4().hex[:6]}."
+    topic = f"{prefix}policies"
+    n, now = 3_000, time.time()
+    scopes = [f'tenant:t{i}' + ('"q\\' if i % 500 == 0 else "") for i in range(n)]
+    rng = np.random.default_rng(5)
+
+    def report(at: list[int], lifted: list[int], t: float) -> WatchReport:
+        paced = PacingDirectives([scopes[i] for i in at], ["day"] * len(at),
+                                 rng.uniform(0.76, 1.0, len(at)), rng.uniform(0, 3, len(at)),
+                                 t, 60.0)
+        return WatchReport(ScopeScores([], *(np.zeros(0) for _ in range(4))), paced=paced,
+                           lifts=[f"{scopes[i]}|pacing:day" for i in lifted])
+
+    first = report(list(range(n)), [], now)
+    second = report(list(range(0, n, 3)), [i for i in range(n) if i % 3], now + 60)
+
+    async def publish() -> dict[str, int]:
+        await ensure_topics(KafkaConnection(kafka),
+                            [TopicSpec(topic, 3, {"cleanup.policy": "compact"}),
+                             TopicSpec(f"{topic}-probe", 3)])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all",
+                                    max_batch_size=256 * 1024)
+        await producer.start()
+        try:
+            places = KeyPartitions()
+            for tick in (first, second):
+                await pacing_to_policies(RecordBatches(producer), topic, tick, places)
+            # where aiokafka's own partitioner puts a few of the keys (one record each)
+            probes = {}
+            for i in (0, 1, 2, 500, 2999):
+                key = f"{scopes[i]}|pacing:day"
+                sent = await (await producer.send(f"{topic}-probe", key=key.encode(),
+                                                  value=b"{}"))
+                probes[key] = sent.partition
+            return probes
+        finally:
+            await producer.stop()
+
+    async def cached() -> dict[str, ThrottleDirective]:
+        async with ThrottleCache(Settings(kafka_bootstrap=kafka, topic_prefix=prefix)) as cache:
+            return dict(cache.directives)
+
+    probes = run(publish())
+    records = run(read_to_end(kafka, topic))
+    assert len(records) == n + len(second.paced) + len(second.lifts)
+    partitions: dict[str, set[int]] = {}
+    for r in records:
+        partitions.setdefault(r.key.decode(), set()).add(r.partition)
+    assert all(len(p) == 1 for p in partitions.values())  # directive and lift meet
+    assert {k: partitions[k].pop() for k in probes} == probes
+    # a gateway sees the second tick's directives, and none of the lifted budgets
+    directives = run(cached())
+    assert directives == {d.key: d for d in second.paced}
+    assert len(directives) == n // 3 and f"{scopes[1]}|pacing:day" not in directives
+    # and a third-party client reads the same JSON
+    out = subprocess.run([kcat(), "-C", "-b", kafka, "-t", topic, "-e", "-q", "-Z",
+                          "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    last: dict[str, str] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition("\t")
+        last[key] = value
+    live = {k: ThrottleDirective.model_validate_json(v) for k, v in last.items()
+            if v != "NULL"}  # (-Z: a tombstone reads NULL)
+    assert live == directives

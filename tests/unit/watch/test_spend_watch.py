@@ -211,7 +211,10 @@ def test_pacing_presses_when_demand_outruns_the_budget_and_lifts_after() -> None
         pressures.append(action.pressure)
         if minute == 119:
             assert action.throttle_share > 0
-            [directive] = [d for d in report.directives if d.origin == "pacing:day"]
+            assert report.directives == []  # (anomaly directives only)
+            [directive] = report.paced
+            assert directive.origin == "pacing:day" and directive.key == "tenant:b|pacing:day"
+            assert report.paced.values() == [directive.model_dump_json().encode()]
             assert directive.priorities == ("low", "normal")
             assert directive.allow_fraction == pytest.approx(1 - action.throttle_share, abs=1e-4)
             assert action.reserve > 0  # kept for the high/critical fifth of the demand
@@ -239,12 +242,13 @@ def test_a_watch_restored_from_its_checkpoint_goes_on_as_if_never_stopped(tmp_pa
 
     def seen(report: WatchReport) -> tuple[Any, ...]:
         return (sorted(a.alert_id for a in report.alerts),
-                sorted(d.key for d in report.directives), report.lifts,
+                sorted([d.key for d in report.directives] + report.paced.keys()),
+                report.paced.values(), report.lifts,
                 {k: round(v.pressure, 12) for k, v in report.pacing.items()})
 
     end = 720
     reference = [seen(minute_of(kept, minute)) for minute in range(end)]
-    lifted = next(m for m, (_, _, lifts, _) in enumerate(reference) if lifts)
+    lifted = next(m for m, (_, _, _, lifts, _) in enumerate(reference) if lifts)
     overrun = next(m for m, (alerts, *_) in enumerate(reference) if alerts)
     assert overrun < lifted  # restart between the two: the alert is sent, the lift is due
     for minute in range(lifted):
@@ -323,6 +327,7 @@ def test_a_tick_over_columns_is_the_same_in_any_slices_and_from_views(
             k: round(v.pressure, 9) for k, v in b.pacing.items()}
         assert [x.alert_id for x in a.alerts] == [x.alert_id for x in b.alerts]
         assert [x.key for x in a.directives] == [x.key for x in b.directives]
+        assert a.paced.values() == b.paced.values()
         assert a.lifts == b.lifts
         kinds |= {x.kind for x in a.alerts}
     assert kinds == {"forecast_overrun", "anomaly"}  # the comparison covered both
