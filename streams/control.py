@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import numpy as np
 import orjson
 from faust.types import TableT
 
@@ -37,7 +38,7 @@ from prsm_events.events.decision import Action, DecisionRecord
 from prsm_events.events.directives import ThrottleDirective
 from prsm_events.events.fast_path import Request, Usage
 from prsm_events.events.request import Priority
-from prsm_events.kafka.partitioning import owner_partition
+from prsm_events.kafka.partitioning import KeyPartitions, owner_partition
 from prsm_events.operations.stage_times import StageTimes
 from prsm_events.settings import Settings
 from prsm_events.watch.meter import SpendMeter
@@ -134,6 +135,7 @@ class SpendControl:
                                    settings.partitions, owner_partition)
         self.escrow = Escrow(settings.partitions)
         self.ledger.escrow = self.escrow
+        self._tenant_places = KeyPartitions()  # (``answering``)
         self.escrow_due = asyncio.Event()
         """Set when a request waits for allotment: the next round of moves runs at once."""
         self.allotments_topic = app.topic(settings.topic("allotments"), key_serializer="raw",
@@ -379,6 +381,19 @@ class SpendControl:
         if budget.tenant is None:
             return 0 in owned
         return self.ledger.partition_of(budget.tenant, self.settings.partitions) in owned
+
+    def answering(self, budgets: Sequence[Budget]) -> np.ndarray:
+        """``answers_for`` of each budget, as a bool array (a scoring tick asks it of every
+        paced budget, from its thread): each tenant's partition is hashed once while the
+        partition count stays the same."""
+        owned = self.ledger.owned
+        if owned is None:
+            return np.zeros(len(budgets), dtype=bool)
+        tenants = [b.tenant for b in budgets]
+        places = np.array(self._tenant_places.of([t or "" for t in tenants],
+                                                 self.settings.partitions), dtype=np.int64)
+        global_ = np.array([t is None for t in tenants], dtype=bool)
+        return np.where(global_, 0 in owned, np.isin(places, sorted(owned)))
 
     def owned_partitions(self) -> frozenset[int]:
         """The partitions of the per-tenant topics (co-partitioned) this worker owns now."""

@@ -36,7 +36,7 @@ from prsm_events.scoring.pacing_step import PacingParams
 from prsm_events.settings import Settings
 from prsm_events.store.snapshot_rows import SnapshotClock, snapshot_records
 from prsm_events.watch.meter import MeterInterval
-from prsm_events.watch.spend_watch import SpendWatch, WatchReport
+from prsm_events.watch.spend_watch import Answers, SpendWatch, WatchReport
 from streams.catch_up import CatchUp
 from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
@@ -111,13 +111,13 @@ class ScorerCheckpoints(mode.Service):
 
 async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: list[Budget],
                         figures: Callable[[Sequence[Budget]], BudgetFigures], now: float,
-                        lock: asyncio.Lock) -> WatchReport:
+                        lock: asyncio.Lock, answers: Answers | None = None) -> WatchReport:
     """``watch.tick`` with the event loop free to decide meanwhile (with 10^6 budgets a tick
     takes seconds). The ledger's figures are read here, in the loop, where the agents change
     the ledger (``figures(slice)``, ``FIGURES_AT_ONCE`` budgets at a time: each budget's
     figures are whole, and decisions run in between); the tick runs in a thread on them,
     holding ``lock`` until the thread is done, also when cancelled, so that a checkpoint save
-    does not read the scorer halfway through a tick."""
+    does not read the scorer halfway through a tick. ``answers``: ``SpendWatch.tick``'s."""
     parts: list[BudgetFigures] = []
     for lo in range(0, len(budgets), FIGURES_AT_ONCE):
         parts.append(figures(budgets[lo:lo + FIGURES_AT_ONCE]))
@@ -125,7 +125,7 @@ async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: lis
     read = BudgetFigures.concat(parts) if parts else BudgetFigures.of_views([], now)
     async with lock:
         ticking = asyncio.ensure_future(asyncio.to_thread(
-            watch.tick, interval, budgets, read, now))
+            watch.tick, interval, budgets, read, now, answers))
         try:
             return await asyncio.shield(ticking)
         except asyncio.CancelledError:  # the worker stops: the thread cannot be; the lock
@@ -264,9 +264,11 @@ def register_scoring(
             return
         now = time.time()
         interval = control.meter.take()
+        control.sync_generation()  # (which budgets it answers for: after a rebalance too)
         report = await tick_off_loop(
             watch, interval, list(control.book),
-            lambda some: control.ledger.figures(some, now), now, checkpoints.saving)
+            lambda some: control.ledger.figures(some, now), now, checkpoints.saving,
+            control.answering)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
                            "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
                            "interval_s": None if interval.seconds is None

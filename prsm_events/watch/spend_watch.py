@@ -45,7 +45,10 @@ from prsm_events.watch.outlook import (
 )
 from prsm_events.watch.pacing_directives import PacingDirectives, pacing_key
 
-__all__ = ["CHUNK", "OVERRUN_HISTORY", "REARM_BELOW", "SpendWatch", "WatchReport"]
+__all__ = ["CHUNK", "OVERRUN_HISTORY", "REARM_BELOW", "Answers", "SpendWatch", "WatchReport"]
+
+Answers = Callable[[list[Budget]], np.ndarray]
+"""Budgets -> a bool per budget: True where this worker speaks for it."""
 
 Clock = tuple[int, float, float]
 """For young scopes' forecasts: the outlook bucket just learned, intervals per bucket,
@@ -124,10 +127,15 @@ class SpendWatch:
 
     def tick(self, interval: MeterInterval, book: Iterable[Budget],
              figures: BudgetFigures | Callable[[Budget], BudgetView],
-             now: float) -> WatchReport:
+             now: float, answers: Answers | None = None) -> WatchReport:
         """Score ``interval`` and look at every budget of ``book``: ``figures`` are the
         budgets' ledger figures at ``now`` in ``book``'s order (``BudgetLedger.figures``), or
         a function giving each one's view.
+
+        ``answers`` says which budgets this worker speaks for among several (default: all):
+        pacing directives are issued and lifted only for those. After a rebalance the former
+        owner of a budget neither renews its directive (which lapses by itself) nor lifts the
+        one the new owner issues.
 
         An interval that says how long it lasted (``seconds``) is learned, scored and paced
         at its rate per ``interval_s`` (a timer sleeps ``interval_s`` between the end of one
@@ -158,7 +166,7 @@ class SpendWatch:
                 return budgets, figures, rows
             return [budgets[i] for i in at], figures.take(at), rows[at]
         if calendar_at:
-            self._calendar(*part(calendar_at), interval, now, clock, report, scale)
+            self._calendar(*part(calendar_at), interval, now, clock, report, scale, answers)
         if rolling_at:
             self._rolling(*part(rolling_at), now, clock, report)
         self._anomalies(scores, budgets, now, report, scale)
@@ -183,7 +191,7 @@ class SpendWatch:
 
     def _calendar(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
                   interval: MeterInterval, now: float, clock: Clock,
-                  report: WatchReport, scale: float) -> None:
+                  report: WatchReport, scale: float, answers: Answers | None) -> None:
         """Calendar periods: the forecast to each period end, the overrun alert once per
         period, and pacing for the paced ones."""
         ends, which = np.unique(figures.end, return_inverse=True)  # budgets share period
@@ -208,7 +216,7 @@ class SpendWatch:
         paced = [i for i, b in enumerate(budgets) if b.pacing]
         if paced:
             self._pace([budgets[i] for i in paced], figures.take(paced), rows[paced], interval,
-                       now, report, scale)
+                       now, report, scale, answers)
 
     @property
     def _width(self) -> float:
@@ -269,7 +277,8 @@ class SpendWatch:
                         report.alerts.append(overrun_alert(o))
 
     def _pace(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
-              interval: MeterInterval, now: float, report: WatchReport, scale: float) -> None:
+              interval: MeterInterval, now: float, report: WatchReport, scale: float,
+              answers: Answers | None) -> None:
         ends, which = np.unique(figures.end, return_inverse=True)
         hours = [profile_weights(now, float(end), self.interval_s) for end in ends]
         left = np.array([float(sum(h)) for h in hours])[which]  # the demand forecaster's
@@ -288,15 +297,21 @@ class SpendWatch:
             intervals_left=left))
         report.pacing = actions = PacingActions(keys, pressure, reserve, self.interval_s)
         # a directive for each throttling budget (again at every tick: it lapses), and a
-        # lift for each budget directed before that no longer throttles
+        # lift for each budget directed before that no longer throttles: of those this
+        # worker answers for (the others' directives are forgotten, left to lapse)
         throttling = actions.throttling()
         directed = self.pacing_directives
         now_keys = [pacing_key(b.scope, b.period) for b in budgets]
+        others: set[str] = set()
+        if answers is not None:
+            mine = np.asarray(answers(budgets), dtype=bool)
+            throttling = throttling[mine[throttling]]
+            others = {now_keys[i] for i in np.flatnonzero(~mine).tolist()}
         throttling_keys = {now_keys[i] for i in throttling.tolist()}
-        lifted = (directed - throttling_keys).intersection(now_keys)
+        lifted = (directed - throttling_keys - others).intersection(now_keys)
         if lifted:
             report.lifts = [k for k in now_keys if k in lifted]
-        self.pacing_directives = (directed - lifted) | throttling_keys
+        self.pacing_directives = (directed - lifted - others) | throttling_keys
         report.paced = PacingDirectives(
             [budgets[i].scope for i in throttling.tolist()],
             [budgets[i].period for i in throttling.tolist()],

@@ -91,3 +91,19 @@ def test_a_batch_settles_meters_and_observes_what_its_events_do_one_by_one() -> 
         first = 0.25 if scope in scopes_of("a", service="chat", model="gpt-4o") else 0.0
         assert metered[scope] == pytest.approx(usd + first)
     assert control.health.stats == health.stats  # each (provider, model) in event order
+
+
+def test_answering_is_answers_for_of_each_budget() -> None:
+    control = SpendControl(app_with(FakeProducer(), "control-answers"), Settings(partitions=6),
+                           load_catalog(None))
+    budgets = [Budget(scope=f"tenant:t{i}" + ("/service:chat" if i % 3 else ""), period="day",
+                      limit_usd=10) for i in range(300)]
+    budgets += [Budget(scope="global", period="month", limit_usd=1000)]
+    assert Budget(scope="global", period="month", limit_usd=1).tenant is None
+    for owned in (None, frozenset(), frozenset({0}), frozenset({1, 4}), frozenset(range(6)),
+                  frozenset({2, 3, 5})):
+        control.ledger.owned = owned
+        expected = [control.answers_for(b) for b in budgets]
+        assert control.answering(budgets).tolist() == expected
+        assert control.answering(budgets).tolist() == expected  # (hashed once, same answers)
+    assert 0 < sum(expected) < len(budgets)  # the last set owns some tenants, not all

@@ -7,6 +7,7 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
 from prsm_events.accounting.budgets import Budget, BudgetBook
@@ -224,6 +225,52 @@ def test_pacing_presses_when_demand_outruns_the_budget_and_lifts_after() -> None
     # the demand forecast forgets the burst in a few hours (level weight 0.02 per interval)
     assert max(pressures[:120]) > 0.75 and pressures[-1] == 0.0
     assert 120 < lifted < 720
+
+
+def paced_while_owned(away: list[range]) -> tuple[list[tuple[bool, int, list[str], bool]],
+                                                   SpendWatch]:
+    """A paced budget throttled for hours, then relaxed, on a worker that does not answer
+    for it in the minutes ``away``: per minute (ours, directives, lifts, throttles)."""
+    rig = Rig(Budget(scope="tenant:b", period="day", limit_usd=10.0, pacing=True))
+    ours = True
+
+    def answers(budgets: list[Budget]) -> np.ndarray:
+        assert [b.key for b in budgets] == ["tenant:b|day"]
+        return np.full(len(budgets), ours)
+    seen: list[tuple[bool, int, list[str], bool]] = []
+    for minute in range(720):
+        asked = 0.05 if minute < 120 else 0.0001
+        rig.meter.add_demand(["tenant:b"], asked, high=minute % 5 == 0)
+        rig.spend("b", asked * 0.5)
+        ours = not any(minute in r for r in away)
+        rig.now += 60.0
+        report = rig.watch.tick(rig.meter.take(), rig.book,
+                                lambda b: rig.ledger.view(b, b.tenant or "", rig.now), rig.now,
+                                answers)
+        seen.append((ours, len(report.paced), report.lifts,
+                     report.pacing["tenant:b|day"].throttle_share > 0))
+    return seen, rig.watch
+
+
+def test_pacing_directives_are_issued_and_lifted_only_for_the_budgets_the_worker_answers_for(
+) -> None:
+    """After a rebalance the former owner of a budget stops renewing its directive (left to
+    lapse) and never lifts the one the new owner issues; given back, it issues it again."""
+    key = "tenant:b|pacing:day"
+    seen, watch = paced_while_owned([range(80, 100), range(200, 260)])
+    throttled = [m for m, (*_, throttles) in enumerate(seen) if throttles]
+    assert throttled[0] < 80 and throttled[-1] > 260  # both times away while it throttles
+    assert all(n == (1 if ours and throttles else 0) for ours, n, _, throttles in seen)
+    assert seen[79][1] == seen[100][1] == seen[260][1] == 1  # before it went, once back
+    # the one lift, once the pressure falls (the budget ours then)
+    lifted = [m for m, (_, _, lifts, _) in enumerate(seen) if lifts]
+    assert lifted == [throttled[-1] + 1] and seen[lifted[0]][2] == [key]
+    assert key not in watch.pacing_directives
+    # away when the pressure falls: no lift then, nor after (its directive lapses)
+    seen, watch = paced_while_owned([range(throttled[-1] - 10, throttled[-1] + 10)])
+    assert [n for _, n, _, _ in seen] == [1 if m in throttled and m < throttled[-1] - 10
+                                          else 0 for m in range(720)]
+    assert not any(lifts for _, _, lifts, _ in seen) and key not in watch.pacing_directives
 
 
 def test_a_watch_restored_from_its_checkpoint_goes_on_as_if_never_stopped(tmp_path) -> None:
