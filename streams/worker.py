@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import faust
+from mode.utils.times import want_seconds
 
 from prsm_events.kafka.admin import (
     check_message_limits,
@@ -15,8 +16,9 @@ from prsm_events.kafka.admin import (
     provision_topics,
     require_co_partitioned,
     wait_for_broker,
+    wait_for_leaders,
 )
-from prsm_events.kafka.topics import topic_specs
+from prsm_events.kafka.topics import TopicSpec, topic_specs
 from prsm_events.settings import Settings
 from streams.app import build_app
 from streams.health_monitor import install_log_limiter
@@ -37,19 +39,25 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
 
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     app = build_app(settings)  # no I/O yet: names the changelog topics its tables write
-    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+    changelogs = changelog_specs(app)
 
     async def prepare() -> None:
         await wait_for_broker(settings.kafka)
         specs = topic_specs(settings.topic_prefix, settings.partitions,
                             settings.topic_max_message_bytes)
         changes = await ensure_topics(settings.kafka, specs, settings.replication_factor)
+        # the tables' changelogs too, before the consumer joins its group (Faust would
+        # create them as it starts, a moment before its assignor reads the metadata);
+        # existing ones are left as they are (their limits are checked below)
+        changes += await ensure_topics(settings.kafka, changelogs, settings.replication_factor,
+                                       align=False)
         for change in changes:
             if change.action != "unchanged":
                 logging.getLogger("prsm.worker").warning("topic %s", change)
         require_co_partitioned(settings, changes)
         # what the worker writes: every prsm topic, and the changelogs of its tables
-        written = [s.name for s in specs] + changelogs
+        written = [s.name for s in [*specs, *changelogs]]
+        await wait_for_leaders(settings.kafka, written)
         await check_message_limits(settings.kafka, written, settings.topic_max_message_bytes)
 
     asyncio.run(prepare())
@@ -63,6 +71,23 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     QuietWorker(app, settings.log_repeat_s, loglevel=loglevel,
                 quiet=True).execute_from_commandline()
+
+
+def changelog_specs(app: faust.App) -> list[TopicSpec]:
+    """The changelog topics of ``app``'s tables, as Faust creates them (its partitions, its
+    cleanup policy and retention, the table's extra configs)."""
+    specs = []
+    for table in app.tables.values():
+        topic: Any = table.changelog_topic
+        policy = ",".join(sorted(name for name, on in (("compact", topic.compacting),
+                                                       ("delete", topic.deleting)) if on))
+        configs = {"cleanup.policy": policy} if policy else {}
+        if topic.retention:
+            configs["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        configs.update({k: str(v) for k, v in (topic.config or {}).items()})
+        specs.append(TopicSpec(topic.get_topic_name(),
+                               topic.partitions or app.conf.topic_partitions, configs))
+    return specs
 
 
 def run_sink(settings: Settings, loglevel: str = "warning") -> None:

@@ -77,14 +77,19 @@ async def _wait(kafka: KafkaConnection, loop: asyncio.AbstractEventLoop, deadlin
 
 
 async def ensure_topics(
-    kafka: KafkaConnection, specs: Sequence[TopicSpec], replication_factor: int = 1
+    kafka: KafkaConnection, specs: Sequence[TopicSpec], replication_factor: int = 1,
+    align: bool = True,
 ) -> list[TopicChange]:
-    """Create missing topics and align configs of existing ones; never drops data.
+    """Create missing topics and align configs of existing ones (``align``; else leave
+    them as they are); never drops data.
 
     Partition counts are never changed (that would move tenants between partitions);
     a mismatch is reported as a warning.
     """
     async with _admin(kafka) as admin:
+        if not align:
+            existing = set(await admin.list_topics())
+            specs = [s for s in specs if s.name not in existing]
         return await _ensure(admin, specs, replication_factor)
 
 
@@ -150,6 +155,30 @@ async def _ensure(
                 f"has {count} partitions, expected {spec.partitions}; left as is",
             ))
     return changes
+
+
+async def wait_for_leaders(kafka: KafkaConnection, topics: Sequence[str],
+                           timeout_s: float = 60.0) -> None:
+    """Return once the broker's metadata lists every one of ``topics`` with a leader for
+    each partition; BrokerError after ``timeout_s``. A topic created a moment ago may not be
+    in the metadata yet: a consumer group joined then is assigned without it (Faust's
+    assignor skips a topic it cannot see, so a table's changelog goes unassigned)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    waiting = sorted(set(topics))
+    async with _admin(kafka) as admin:
+        while True:
+            described = await admin.describe_topics(waiting)
+            waiting = sorted(
+                t["topic"] for t in described
+                if t["error_code"] != 0 or not t["partitions"]
+                or any(p["leader"] < 0 or p["error_code"] != 0 for p in t["partitions"]))
+            if not waiting:
+                return
+            if loop.time() > deadline:
+                raise BrokerError(f"topics without a leader after {timeout_s:.0f}s: "
+                                  f"{', '.join(waiting)}")
+            await asyncio.sleep(0.2)
 
 
 async def check_message_limits(

@@ -29,6 +29,7 @@ __all__ = [
 
 Array = Any
 
+
 def ar3_coefficients(xp: ModuleType, state: ForecastState) -> tuple[Array, Array, Array]:
     """The residual's AR(3) coefficients per scope: the Toeplitz system of the residual's
     autocovariances solved by Cramer's rule for the cross-moments with the next error; scopes
@@ -65,8 +66,6 @@ def ar3_coefficients(xp: ModuleType, state: ForecastState) -> tuple[Array, Array
 
 
 @dataclass(frozen=True)
-
-
 class ResidualCarry:
     """What the residual adds to a forecast total, and how much it widens its interval."""
 

@@ -123,7 +123,8 @@ def test_bad_messages_go_to_the_dlq_and_the_worker_keeps_going(start_worker, kaf
             await pub.publish(good)
 
     run(publish())
-    wait_until(lambda: worker.processed() >= len(bad) + 1, what="all messages processed")
+    wait_until(lambda: worker.processed() >= len(bad) + 1, what="all messages processed",
+               details=lambda: (worker.get("/stats"), worker.get("/health")))
     stats = worker.get("/stats")
     assert stats["accepted"] == 1
     assert stats["dead_letter_codes"] == dict.fromkeys(bad, 1)
