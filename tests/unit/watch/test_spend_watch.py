@@ -227,6 +227,9 @@ def test_pacing_presses_when_demand_outruns_the_budget_and_lifts_after() -> None
     assert 120 < lifted < 720
 
 
+MINUTES = 500  # (the pressure falls back below throttling after about 470)
+
+
 def paced_while_owned(away: list[range]) -> tuple[list[tuple[bool, int, list[str], bool]],
                                                    SpendWatch]:
     """A paced budget throttled for hours, then relaxed, on a worker that does not answer
@@ -238,7 +241,7 @@ def paced_while_owned(away: list[range]) -> tuple[list[tuple[bool, int, list[str
         assert [b.key for b in budgets] == ["tenant:b|day"]
         return np.full(len(budgets), ours)
     seen: list[tuple[bool, int, list[str], bool]] = []
-    for minute in range(720):
+    for minute in range(MINUTES):
         asked = 0.05 if minute < 120 else 0.0001
         rig.meter.add_demand(["tenant:b"], asked, high=minute % 5 == 0)
         rig.spend("b", asked * 0.5)
@@ -259,7 +262,7 @@ def test_pacing_directives_are_issued_and_lifted_only_for_the_budgets_the_worker
     key = "tenant:b|pacing:day"
     seen, watch = paced_while_owned([range(80, 100), range(200, 260)])
     throttled = [m for m, (*_, throttles) in enumerate(seen) if throttles]
-    assert throttled[0] < 80 and throttled[-1] > 260  # both times away while it throttles
+    assert throttled[0] < 80 and 260 < throttled[-1] < MINUTES - 20  # away while it throttles
     assert all(n == (1 if ours and throttles else 0) for ours, n, _, throttles in seen)
     assert seen[79][1] == seen[100][1] == seen[260][1] == 1  # before it went, once back
     # the one lift, once the pressure falls (the budget ours then)
@@ -269,7 +272,7 @@ def test_pacing_directives_are_issued_and_lifted_only_for_the_budgets_the_worker
     # away when the pressure falls: no lift then, nor after (its directive lapses)
     seen, watch = paced_while_owned([range(throttled[-1] - 10, throttled[-1] + 10)])
     assert [n for _, n, _, _ in seen] == [1 if m in throttled and m < throttled[-1] - 10
-                                          else 0 for m in range(720)]
+                                          else 0 for m in range(MINUTES)]
     assert not any(lifts for _, _, lifts, _ in seen) and key not in watch.pacing_directives
 
 
