@@ -31,7 +31,7 @@ import numpy as np
 from prsm_events.accounting.ledger_view import NANO, usd
 from prsm_events.scoring.rows_by_key import RowsByKey
 
-__all__ = ["PACED_PRIORITIES", "PacingAction", "PacingActions", "PacingStep", "spread"]
+__all__ = ["PACED_PRIORITIES", "PacingAction", "PacingActions", "PacingStep", "shares", "spread"]
 
 PACED_PRIORITIES = frozenset({"low", "normal"})
 PacingStep = Literal["route", "defer", "throttle"]
@@ -42,8 +42,25 @@ def spread(request_id: str) -> float:
     return zlib.crc32(request_id.encode()) / 2**32
 
 
+ROUTE_RAMP, DEFER_RAMP, THROTTLE_RAMP = (0.0, 0.5), (0.5, 0.75), (0.75, 1.0)
+"""(pressure where each share starts, where it is full)."""
+
+
 def _ramp(pressure: float, start: float, full: float) -> float:
     return min(1.0, max(0.0, (pressure - start) / (full - start)))
+
+
+def shares(pressure: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``PacingAction.at``'s route, defer and throttle shares of many pressures at once (the
+    same figures, clipped to [0, 1] first as it does).
+
+    >>> [x.tolist() for x in shares(np.array([0.625, 2.0]))]
+    [[1.0, 1.0], [0.5, 1.0], [0.0, 1.0]]
+    """
+    p = np.clip(pressure, 0.0, 1.0)
+    route, defer, throttle = (np.minimum(1.0, np.maximum(0.0, (p - start) / (full - start)))
+                              for start, full in (ROUTE_RAMP, DEFER_RAMP, THROTTLE_RAMP))
+    return route, defer, throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +80,8 @@ class PacingAction:
     def at(cls, budget_key: str, pressure: float, reserve: int,
            retry_after_s: float = 60.0) -> PacingAction:
         p = min(1.0, max(0.0, float(pressure)))
-        return cls(budget_key, p, _ramp(p, 0.0, 0.5), _ramp(p, 0.5, 0.75), _ramp(p, 0.75, 1.0),
-                   max(0, int(reserve)), retry_after_s)
+        return cls(budget_key, p, _ramp(p, *ROUTE_RAMP), _ramp(p, *DEFER_RAMP),
+                   _ramp(p, *THROTTLE_RAMP), max(0, int(reserve)), retry_after_s)
 
     def step_for(self, request_id: str, priority: str) -> PacingStep | None:
         """The pacing step this request falls in, strongest first, or None."""
@@ -113,4 +130,4 @@ class PacingActions(RowsByKey[PacingAction]):
 
     def throttling(self) -> np.ndarray:
         """Rows whose action throttles (``throttle_share > 0``)."""
-        return np.flatnonzero(self.pressure > 0.75)
+        return np.flatnonzero(self.pressure > THROTTLE_RAMP[0])

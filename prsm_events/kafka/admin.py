@@ -87,10 +87,7 @@ async def ensure_topics(
     a mismatch is reported as a warning.
     """
     async with _admin(kafka) as admin:
-        if not align:
-            existing = set(await admin.list_topics())
-            specs = [s for s in specs if s.name not in existing]
-        return await _ensure(admin, specs, replication_factor)
+        return await _ensure(admin, specs, replication_factor, align)
 
 
 @asynccontextmanager
@@ -110,7 +107,8 @@ async def _admin(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 async def _ensure(
-    admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec], replication_factor: int
+    admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec], replication_factor: int,
+    align: bool = True,
 ) -> list[TopicChange]:
     existing = set(await admin.list_topics())
     changes: list[TopicChange] = []
@@ -124,7 +122,7 @@ async def _ensure(
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 raise BrokerError(f"cannot create topic {topic}: {message} (code {code})")
             changes.append(TopicChange(topic, "created"))
-    present = [s for s in specs if s.name in existing]
+    present = [s for s in specs if s.name in existing] if align else []
     if not present:
         return changes
     described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in present])}

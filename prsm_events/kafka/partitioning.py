@@ -16,11 +16,15 @@ from aiokafka.partitioner import murmur2
 __all__ = ["KeyPartitions", "owner_partition"]
 
 
+def _partition(key: str, partitions: int) -> int:
+    hashed: int = murmur2(key.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
 @lru_cache(maxsize=65536)
 def owner_partition(key: str, partitions: int) -> int:
     """The partition of ``key`` among ``partitions`` (Kafka's default partitioner)."""
-    hashed: int = murmur2(key.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
+    return _partition(key, partitions)
 
 
 class KeyPartitions:
@@ -43,7 +47,7 @@ class KeyPartitions:
         for key in keys:
             partition = known.get(key)
             if partition is None:
-                partition = known[key] = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+                partition = known[key] = _partition(key, partitions)
             out.append(partition)
         return out
 

@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from prsm_events.accounting.ledger_view import NANO
-from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingAction
+from prsm_events.decisions.pacing import PACED_PRIORITIES, PacingAction, shares
 from prsm_events.events.directives import ThrottleDirective
 
 __all__ = ["PACING_ORIGIN", "PacingDirectives", "pacing_key", "round4"]
@@ -86,8 +86,9 @@ class PacingDirectives:
             scope=self.scopes[i], origin=PACING_ORIGIN + self.periods[i], action="throttle",
             allow_fraction=round(1 - a.throttle_share, 4),
             until=datetime.fromtimestamp(self.until, UTC), reason="paced_throttle",
-            message=_message(a), ts=datetime.fromtimestamp(self.now, UTC),
-            details=dict(a.figures()), priorities=tuple(_PRIORITIES))
+            message=_message(a.budget_key, a.pressure, a.throttle_share),
+            ts=datetime.fromtimestamp(self.now, UTC), details=dict(a.figures()),
+            priorities=tuple(_PRIORITIES))
 
     def __iter__(self) -> Iterator[ThrottleDirective]:
         return (self.directive(i) for i in range(len(self)))
@@ -97,11 +98,10 @@ class PacingDirectives:
         gives (the same fields, order and figures), built without the model."""
         until, ts = _utc_text(self.until), _utc_text(self.now)
         p = np.clip(self.pressure, 0.0, 1.0)  # as PacingAction.at, in arrays
-        share = np.minimum(1.0, np.maximum(0.0, (p - 0.75) / (1.0 - 0.75)))
+        route, defer, share = shares(p)
         figures = zip(
             self.scopes, self.periods, p.tolist(), share.tolist(), round4(1 - share),
-            round4(p), round4(np.minimum(1.0, np.maximum(0.0, (p - 0.0) / (0.5 - 0.0)))),
-            round4(np.minimum(1.0, np.maximum(0.0, (p - 0.5) / (0.75 - 0.5)))), round4(share),
+            round4(p), round4(route), round4(defer), round4(share),
             (np.maximum(0, np.rint(self.reserve * NANO)) / NANO).tolist(), strict=True)
         dumps, out = orjson.dumps, []
         for scope, period, pressure, throttle, allow, pressure4, route, defer, throttle4, \
@@ -110,8 +110,7 @@ class PacingDirectives:
             out.append(dumps({
                 "scope": scope, "origin": PACING_ORIGIN + period, "action": "throttle",
                 "allow_fraction": allow, "until": until, "reason": "paced_throttle",
-                "message": f"pacing {budget}: pressure {pressure:.2f}, {throttle:.0%} of "
-                           "low/normal requests throttled",
+                "message": _message(budget, pressure, throttle),
                 "ts": ts, "details": {
                     "budget": budget, "pressure": pressure4, "route_share": route,
                     "defer_share": defer, "throttle_share": throttle4, "reserve_usd": reserve},
@@ -134,6 +133,6 @@ def round4(x: np.ndarray) -> list[float]:
     return out
 
 
-def _message(a: PacingAction) -> str:
-    return (f"pacing {a.budget_key}: pressure {a.pressure:.2f}, {a.throttle_share:.0%} of "
+def _message(budget_key: str, pressure: float, throttle_share: float) -> str:
+    return (f"pacing {budget_key}: pressure {pressure:.2f}, {throttle_share:.0%} of "
             "low/normal requests throttled")
