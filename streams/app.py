@@ -25,6 +25,7 @@ from streams.faust_compat import (
     consumer_on_loop,
     deliver_without_tasks,
     fetch_wait,
+    prompt_tables,
     steady,
 )
 from streams.health_monitor import HealthMonitor
@@ -126,4 +127,5 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     commit_positions(app, {tracker.topic: tracker.position for tracker in control.trackers})
     deliver_without_tasks(app)
     fetch_wait(app, settings.fetch_max_wait_ms)
+    prompt_tables(app)  # every table is made by now
     return app

@@ -21,6 +21,7 @@ from prsm_events.kafka.admin import (
 from prsm_events.kafka.topics import TopicSpec, topic_specs
 from prsm_events.settings import Settings
 from streams.app import build_app
+from streams.faust_compat import prompt_close
 from streams.health_monitor import install_log_limiter
 
 __all__ = ["GC_THRESHOLDS", "run_sink", "run_worker"]
@@ -103,7 +104,9 @@ def run_sink(settings: Settings, loglevel: str = "warning") -> None:
     store = ClickHouseStore(settings.clickhouse_dsn.get_secret_value(),
                             settings.clickhouse_database)
     sink = StoreSink(settings, store)
-    mode.Worker(sink, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = mode.Worker(sink, loglevel=loglevel, quiet=True)
+    prompt_close(worker)
+    worker.execute_from_commandline()
 
 
 class QuietWorker(faust.Worker):
@@ -112,6 +115,7 @@ class QuietWorker(faust.Worker):
     def __init__(self, app: faust.App, repeat_s: float, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.repeat_s = repeat_s
+        prompt_close(self)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)

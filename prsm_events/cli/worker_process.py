@@ -31,9 +31,11 @@ class WorkerProcess:
         self.log_path = log_path
         self.env = {**os.environ, **settings.as_env(), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._terminated = False
 
     def start(self, timeout_s: float = 120.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._terminated = False
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "prsm_events", "worker"], stdout=log,
@@ -47,7 +49,7 @@ class WorkerProcess:
                     return  # tables recovered from their changelogs, partitions assigned
             except OSError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise PrsmError(f"worker was not ready within {timeout_s:.0f}s; see {self.log_path}")
 
     def get(self, path: str) -> dict[str, Any]:
@@ -73,11 +75,20 @@ class WorkerProcess:
                          + self.log_path.read_text(errors="replace")[-3000:])
 
     def stop(self, timeout_s: float = 60.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """A clean stop (SIGTERM), SIGKILL after ``timeout_s``."""
+        self.terminate()
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def terminate(self) -> None:
+        """Ask the worker to stop (SIGTERM, once) without waiting: several workers stop
+        together, then ``stop`` waits for each."""
+        if self.proc is None or self.proc.poll() is not None or self._terminated:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        self._terminated = True

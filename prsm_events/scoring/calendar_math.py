@@ -9,6 +9,7 @@ interval lies on that line; ``weekday_counts`` and ``weekday_of`` the days of th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "hourly_counts",
     "profile_place",
     "profile_weights",
+    "profile_weights_ahead",
     "weekday_counts",
     "weekday_of",
 ]
@@ -77,6 +79,40 @@ def profile_weights(start: float, end: float, interval_s: float, width: float = 
     if whole:
         out = out + whole * weights(per_cycle)
     return [float(v) for v in out]
+
+
+def profile_weights_ahead(start: float, ends: Sequence[float], interval_s: float,
+                          width: float = 3600.0, buckets: int = 24) -> Array:
+    """``profile_weights(start, end, ...)`` for each of ``ends``, as the rows of an array:
+    the intervals are placed on the line once, for the farthest end, and summed between
+    consecutive ends (the sums differ from ``profile_weights``'s only in the order of their
+    additions). An end before ``start`` counts nothing.
+
+    >>> rows = profile_weights_ahead(0.0, [7200.0, 3600.0], 1800.0)
+    >>> rows[0].tolist() == profile_weights(0.0, 7200.0, 1800.0)
+    True
+    >>> rows[1][[23, 0, 1]].tolist()  # 0:15 and 0:45
+    [0.25, 1.5, 0.25]
+    """
+    cycle_s = width * buckets
+    per_cycle = round(cycle_s / interval_s)
+    repeats = per_cycle >= 1 and per_cycle * interval_s == cycle_s
+    k = np.array([max(0, round((end - start) / interval_s)) for end in ends], dtype=np.int64)
+    whole = k // per_cycle if repeats else np.zeros_like(k)
+    tail = k - whole * per_cycle  # the cycle repeats: its tail starts where it did
+    cycles = bool(whole.any())
+    points = np.union1d(tail, [per_cycle] if cycles else [])
+    longest = int(points[-1]) if len(points) else 0
+    b0, w1 = _on_line(start + (np.arange(longest) + 0.5) * interval_s, width, buckets)
+    segment = np.searchsorted(points, np.arange(longest), side="right") * buckets
+    size = len(points) * buckets
+    sums = (np.bincount(segment + b0, 1.0 - w1, size)
+            + np.bincount(segment + (b0 + 1) % buckets, w1, size))
+    prefix = np.cumsum(sums.reshape(len(points), buckets), axis=0)
+    rows = prefix[np.searchsorted(points, tail)] if len(points) else np.zeros((0, buckets))
+    if cycles:
+        rows = rows + whole[:, None] * prefix[np.searchsorted(points, per_cycle)]
+    return rows
 
 
 def profile_place(t: float, width: float = 3600.0, buckets: int = 24) -> tuple[int, float]:

@@ -147,6 +147,8 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Callable[..., WorkerHan
         return handle.start()
 
     yield start
+    for handle in started:  # all stop at once, as a deployment's would
+        handle.process.terminate()
     for handle in started:
         handle.stop()
 

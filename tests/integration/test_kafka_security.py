@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +89,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]
     broker.start()
     try:
         passwords = {role: SecretStr(secrets.token_urlsafe(12)) for role in ROLES}
-        for role, password in passwords.items():
-            broker.add_user(role, password)
         prefix, app_id = f"{unique('sec')}.", unique("sec")
-        for args in documented_acls(prefix, app_id):
-            done = broker.tool("kafka-acls", "--add", *args)
-            assert done.returncode == 0, done.stderr
+        # each is a JVM of Kafka's own tools (a second or two to start): run them side by side
+        with ThreadPoolExecutor(4) as pool:
+            for _ in pool.map(lambda item: broker.add_user(*item), passwords.items()):
+                pass
+            for done in pool.map(lambda args: broker.tool("kafka-acls", "--add", *args),
+                                 documented_acls(prefix, app_id)):
+                assert done.returncode == 0, done.stderr
         yield SecureCluster(broker, passwords, prefix, app_id)
     finally:
         broker.stop()

@@ -16,7 +16,7 @@ from prsm_events.scoring import (
     profile_weights,
     weekday_counts,
 )
-from prsm_events.scoring.calendar_math import profile_place
+from prsm_events.scoring.calendar_math import profile_place, profile_weights_ahead
 from prsm_events.scoring.forecast_state import CARRY_STATE
 from prsm_events.scoring.forecast_step import new_forecast_state
 
@@ -181,6 +181,24 @@ def test_profile_weights_equal_an_interval_by_interval_walk(start_min: int, span
     got = profile_weights(start, end, interval_s)
     assert got == pytest.approx(_interpolated_walk(start, end, interval_s), abs=1e-6)
     assert sum(got) == pytest.approx(round((end - start) / interval_s))
+
+
+@given(st.floats(0, 2e9), st.lists(st.integers(-3, 60 * 24 * 20), max_size=6),
+       st.sampled_from([2.0, 7.0, 60.0, 600.0, 3600.0, 90000.0]),
+       st.sampled_from([(3600.0, 24), (1800.0, 48), (86400.0, 7)]))
+def test_weights_ahead_to_several_ends_are_each_ends_weights(
+        start: float, minutes: list[int], interval_s: float, profile: tuple[float, int]) -> None:
+    """One pass to several ends (a tick's period ends, a rolling window's horizons) gives
+    each end what ``profile_weights`` gives it alone, whole cycles included; an end before
+    the start counts nothing."""
+    width, buckets = profile
+    ends = [start + 60.0 * m for m in minutes]
+    rows = profile_weights_ahead(start, ends, interval_s, width, buckets)
+    assert rows.shape == (len(ends), buckets)
+    for row, end in zip(rows.tolist(), ends, strict=True):
+        alone = profile_weights(start, end, interval_s, width, buckets) if end >= start else (
+            [0.0] * buckets)
+        assert row == pytest.approx(alone, rel=1e-12, abs=1e-9)
 
 
 def test_hour_long_intervals_read_the_profile_as_steps() -> None:

@@ -526,3 +526,75 @@ def test_the_fetch_check_leaves_out_partitions_faust_paused(monkeypatch: Any) ->
     thread.verify_event_path(0.0, TP("t-changelog", 0))
     thread.verify_event_path(0.0, TP("s", 0))
     assert checked == [TP("s", 0)]
+
+
+def test_tables_are_registered_as_their_manager_starts_without_fausts_second() -> None:
+    """Faust's table manager sleeps a second before it registers the changelogs (what the
+    conductor waits for before the consumer joins); ``prompt_tables`` registers them at once,
+    the same way."""
+    from streams.faust_compat import prompt_tables
+
+    def manager(prompt: bool) -> tuple[Any, list[float], list[Any]]:
+        app = faust.App(f"prompt-tables-{prompt}", broker="kafka://127.0.0.1:1",
+                        autodiscover=False)
+        table: Any = app.Table("rows", default=None)
+        if prompt:
+            prompt_tables(app)
+        tables: Any = app.tables
+        slept: list[float] = []
+        started: list[Any] = []
+        changelog = TP(table.changelog_topic.get_topic_name(), 0)
+        consumer: Any = app.consumer  # not started: what it holds, what it is told
+        consumer.assignment = lambda: {changelog, TP("prsm.usage", 0)}
+        consumer.pause_partitions = lambda tps: started.append(("paused", set(tps)))
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        async def recovery_started() -> None:
+            started.append("recovery")
+
+        async def table_started() -> None:  # Faust's would declare its changelog topic
+            started.append("rows")
+
+        tables.sleep = sleep
+        tables.recovery.start = recovery_started
+        table.maybe_start = table_started
+        return tables, slept, started
+
+    for prompt, waits in ((False, [1.0]), (True, [])):
+        tables, slept, started = manager(prompt)
+        asyncio.run(tables.on_start())
+        paused = ("paused", {TP(f"prompt-tables-{prompt}-rows-changelog", 0)})
+        assert slept == waits and started == ["rows", paused, "recovery"]
+        assert [t.name for t in tables._channels] == ["rows"]  # its changelog channel
+        assert tables._tables_registered.is_set()  # what the conductor waits for
+
+
+def test_the_workers_loop_closes_once_the_callbacks_left_ran_not_a_second_later(
+        monkeypatch: Any) -> None:
+    """mode's worker sleeps a second before closing its loop; after ``prompt_close`` the
+    loop only runs what is already scheduled (a transport's ``connection_lost``)."""
+    import mode
+
+    from streams.faust_compat import prompt_close
+
+    real_sleep = asyncio.sleep
+    slept: list[float] = []
+
+    async def sleep(seconds: float, result: Any = None) -> Any:
+        slept.append(seconds)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    for prompt, waits in ((False, [1.0]), (True, [0, 0, 0])):
+        loop = asyncio.new_event_loop()
+        worker = mode.Worker(mode.Service(loop=loop), loop=loop, quiet=True)
+        if prompt:
+            prompt_close(worker)
+        ran: list[str] = []
+        loop.call_soon(ran.append, "connection_lost")
+        slept.clear()
+        worker._shutdown_loop()
+        assert ran == ["connection_lost"] and loop.is_closed()
+        assert slept == waits
