@@ -395,6 +395,17 @@ class SpendControl:
         global_ = np.array([t is None for t in tenants], dtype=bool)
         return np.where(global_, 0 in owned, np.isin(places, sorted(owned)))
 
+    def watched(self, budgets: Sequence[Budget]) -> list[Budget]:
+        """The budgets this worker's scoring tick looks at: those it answers for, and every
+        budget over tenants (each worker paces its own allotment of one; one answers for
+        it). With several workers the tick's work is divided among them, and a worker keeps
+        no forecast or pacing of a tenant whose partition another owns."""
+        over_tenants = np.array([b.tenant is None for b in budgets], dtype=bool)
+        keep = np.flatnonzero(self.answering(budgets) | over_tenants)
+        if len(keep) == len(budgets):
+            return list(budgets)
+        return [budgets[i] for i in keep.tolist()]
+
     def owned_partitions(self) -> frozenset[int]:
         """The partitions of the per-tenant topics (co-partitioned) this worker owns now."""
         requests = self.settings.topic("requests")

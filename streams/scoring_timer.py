@@ -265,12 +265,14 @@ def register_scoring(
         now = time.time()
         interval = control.meter.take()
         control.sync_generation()  # (which budgets it answers for: after a rebalance too)
+        budgets = await asyncio.to_thread(control.watched, list(control.book))
         report = await tick_off_loop(
-            watch, interval, list(control.book),
+            watch, interval, budgets,
             lambda some: control.ledger.figures(some, now), now, checkpoints.saving,
             control.answering)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
-                           "scopes": len(scorer), "tick_ms": round(1000 * (time.time() - now), 3),
+                           "scopes": len(scorer), "budgets": len(budgets),
+                           "tick_ms": round(1000 * (time.time() - now), 3),
                            "interval_s": None if interval.seconds is None
                            else round(interval.seconds, 3),
                            "findings": len(report.findings), "skipped": skipped,

@@ -153,6 +153,8 @@ class BatchScorer:
         """Per row, the last tick its scope spent or asked for anything (host)."""
         self._interval: dict[bool, Host] = {False: np.zeros(0), True: np.zeros(0)}
         """The last step's spend (False) and demand (True) per row, as learned (host)."""
+        self.paced_at = np.zeros(0, dtype=np.int64)
+        """Per budget row, the tick it was last paced at (-1: never; host)."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -289,8 +291,10 @@ class BatchScorer:
                   for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
         arrays |= {f"pacing.{name}": to_host(arr[:m]).copy()
                    for name, arr in self.pacing.arrays().items()}
+        paced = np.full(m, -1, dtype=np.int64)
+        paced[:min(m, len(self.paced_at))] = self.paced_at[:m]
         return ScorerState(list(self.rows), list(self.budget_rows), self.season, self.ticks,
-                           arrays, self.active[:n].copy())
+                           arrays, self.active[:n].copy(), paced)
 
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
@@ -305,6 +309,10 @@ class BatchScorer:
                   else np.asarray(state.active, dtype=np.int64))
         if active.shape != (n,):
             raise ValueError(f"activity is shaped {active.shape}, expected {(n,)}")
+        paced = (np.full(m, state.ticks, dtype=np.int64) if state.paced is None
+                 else np.asarray(state.paced, dtype=np.int64))
+        if paced.shape != (m,):
+            raise ValueError(f"pacing ticks are shaped {paced.shape}, expected {(m,)}")
         size, pacing_size = max(n, self.capacity), max(m, self.pacing.pressure.shape[0])
         fresh: dict[str, StateArrays] = {part: _grow(self.xp, getattr(self, part), size)
                                          for part in _PARTS}
@@ -324,6 +332,8 @@ class BatchScorer:
         self.active[:n] = active
         self.rows = {scope: i for i, scope in enumerate(state.scopes)}
         self.budget_rows = {key: i for i, key in enumerate(state.budgets)}
+        self.paced_at = np.full(pacing_size, -1, dtype=np.int64)
+        self.paced_at[:m] = paced
         self.ticks = state.ticks
         self._interval = {False: np.zeros(0), True: np.zeros(0)}
 
@@ -383,13 +393,31 @@ class BatchScorer:
 
     def pace(self, budgets: Sequence[str], inputs: PacingInputs) -> tuple[Host, Host]:
         """Pacing pressure and reserve for each budget (keys are stable across ticks);
-        ``inputs`` aligned with ``budgets``."""
+        ``inputs`` aligned with ``budgets``, once per tick (after ``step``).
+
+        A budget paced before but not at the tick before this one (another worker answered
+        for it meanwhile, or it was not paced) starts again as a new one: what its state
+        held is that long out of date, and a pressure kept from then would hold back its
+        traffic for nothing."""
         for key in budgets:
             if key not in self.budget_rows:
                 self.budget_rows[key] = len(self.budget_rows)
-        if len(self.budget_rows) > self.pacing.pressure.shape[0]:
-            self.pacing = _grow(self.xp, self.pacing, 2 * len(self.budget_rows))
-        idx = self.xp.asarray([self.budget_rows[k] for k in budgets], dtype=self.xp.int64)
+        m = len(self.budget_rows)
+        if m > self.pacing.pressure.shape[0]:
+            self.pacing = _grow(self.xp, self.pacing, 2 * m)
+        if m > len(self.paced_at):
+            self.paced_at = np.concatenate(
+                [self.paced_at, np.full(self.pacing.pressure.shape[0] - len(self.paced_at), -1,
+                                        dtype=np.int64)])
+        rows = lookup(self.budget_rows, budgets, -1, np.int64)
+        last = self.paced_at[rows]
+        away = rows[(last >= 0) & (last < self.ticks - 1)]
+        self.paced_at[rows] = self.ticks
+        idx = self.xp.asarray(rows)
+        if len(away):
+            gone = self.xp.asarray(away)
+            for arr in self.pacing.arrays().values():
+                arr[gone] = 0
         part = self.pacing.map(lambda v: v[idx])
         out = pacing_step(self.xp, part, **inputs.as_arrays(self.xp), params=self.params.pacing)
         for k, v in part.arrays().items():

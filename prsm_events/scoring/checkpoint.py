@@ -35,6 +35,7 @@ __all__ = ["CheckpointError", "read_checkpoint", "write_checkpoint"]
 
 VERSION = 1
 ACTIVE = "scopes.active"
+PACED = "budgets.paced"
 
 
 class CheckpointError(Exception):
@@ -54,6 +55,8 @@ def write_checkpoint(path: Path, state: ScorerState, interval_s: float,
             entries: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **state.arrays}
             if state.active is not None:
                 entries[ACTIVE] = state.active
+            if state.paced is not None:
+                entries[PACED] = state.paced
             np.savez(f, **entries)
             f.flush()
             os.fsync(f.fileno())
@@ -70,6 +73,7 @@ def read_checkpoint(path: Path, interval_s: float) -> tuple[ScorerState, dict[st
             meta = json.loads(str(data["meta"]))
             arrays = {k: data[k] for k in data.files if k != "meta"}
         active = arrays.pop(ACTIVE, None)
+        paced = arrays.pop(PACED, None)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
@@ -82,7 +86,7 @@ def read_checkpoint(path: Path, interval_s: float) -> tuple[ScorerState, dict[st
                               f"the worker now scores every {interval_s} s")
     try:
         state = ScorerState([str(s) for s in meta["scopes"]], [str(b) for b in meta["budgets"]],
-                            int(meta["season"]), int(meta["ticks"]), arrays, active)
+                            int(meta["season"]), int(meta["ticks"]), arrays, active, paced)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} has a malformed header: {exc}") from exc
     return state, dict(meta.get("extra") or {})

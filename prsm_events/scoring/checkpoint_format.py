@@ -32,6 +32,9 @@ class ScorerState:
     arrays: dict[str, Host]
     active: Host | None = None
     """Per scope, the last tick it spent or asked for anything (None: all at ``ticks``)."""
+    paced: Host | None = None
+    """Per budget, the last tick it was paced at, -1 if never (None: all at ``ticks``, as
+    a checkpoint from before they were kept)."""
 
 
 _ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "outlook_fc", "demand_fc")

@@ -32,7 +32,11 @@ from prsm_events.decisions.pacing import PacingActions
 from prsm_events.events.alerts import Alert
 from prsm_events.events.directives import ThrottleDirective
 from prsm_events.scoring.batch import GIL_SLICE, BatchScorer, Rest, ScopeScores, lookup
-from prsm_events.scoring.calendar_math import profile_weights, weekday_counts, weekday_of
+from prsm_events.scoring.calendar_math import (
+    profile_weights_ahead,
+    weekday_counts,
+    weekday_of,
+)
 from prsm_events.scoring.pacing_step import PacingInputs
 from prsm_events.watch.meter import MeterInterval
 from prsm_events.watch.outlook import (
@@ -68,15 +72,6 @@ REARM_BELOW = 0.9
 """A rolling window's overrun alert is armed again once its forecast falls below this share
 of the limit."""
 
-
-@dataclass(frozen=True)
-class Counts:
-    """Scoring intervals left until a period end: what each bucket of the spend outlook's
-    half-hour profile weighs in them (read as a line through the buckets' middles:
-    ``profile_weights``) and how many fall on each weekday."""
-
-    profile: list[float]
-    days: list[int]
 
 
 @dataclass
@@ -133,9 +128,11 @@ class SpendWatch:
         a function giving each one's view.
 
         ``answers`` says which budgets this worker speaks for among several (default: all):
-        pacing directives are issued and lifted only for those. After a rebalance the former
-        owner of a budget neither renews its directive (which lapses by itself) nor lifts the
-        one the new owner issues.
+        overrun alerts are sent, and pacing directives issued and lifted, only for those.
+        After a rebalance the former owner of a budget neither alerts on its figures, which
+        stopped when its partition left, nor renews its directive (which lapses by itself),
+        nor lifts the one the new owner issues; a budget over tenants is alerted on by one
+        worker, not by each from its share.
 
         An interval that says how long it lasted (``seconds``) is learned, scored and paced
         at its rate per ``interval_s`` (a timer sleeps ``interval_s`` between the end of one
@@ -157,16 +154,18 @@ class SpendWatch:
         if len(figures) != len(budgets):
             raise ValueError(f"figures of {len(figures)} budgets for {len(budgets)}")
         rows = self.scorer.rows_of([b.scope for b in budgets])  # each budget's scope's
+        speaks = (np.ones(len(budgets), dtype=bool) if answers is None
+                  else np.asarray(answers(budgets), dtype=bool))
         rolling = [b.period in ROLLING for b in budgets]
         calendar_at = [i for i, r in enumerate(rolling) if not r]
         rolling_at = [i for i, r in enumerate(rolling) if r]
 
-        def part(at: list[int]) -> tuple[list[Budget], BudgetFigures, np.ndarray]:
+        def part(at: list[int]) -> tuple[list[Budget], BudgetFigures, np.ndarray, np.ndarray]:
             if len(at) == len(budgets):
-                return budgets, figures, rows
-            return [budgets[i] for i in at], figures.take(at), rows[at]
+                return budgets, figures, rows, speaks
+            return [budgets[i] for i in at], figures.take(at), rows[at], speaks[at]
         if calendar_at:
-            self._calendar(*part(calendar_at), interval, now, clock, report, scale, answers)
+            self._calendar(*part(calendar_at), interval, now, clock, report, scale)
         if rolling_at:
             self._rolling(*part(rolling_at), now, clock, report)
         self._anomalies(scores, budgets, now, report, scale)
@@ -190,20 +189,19 @@ class SpendWatch:
         return Rest(mean, low, high, learned)
 
     def _calendar(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
-                  interval: MeterInterval, now: float, clock: Clock,
-                  report: WatchReport, scale: float, answers: Answers | None) -> None:
+                  speaks: np.ndarray, interval: MeterInterval, now: float, clock: Clock,
+                  report: WatchReport, scale: float) -> None:
         """Calendar periods: the forecast to each period end, the overrun alert once per
-        period, and pacing for the paced ones."""
+        period (of the budgets the worker ``speaks`` for), and pacing for the paced ones."""
         ends, which = np.unique(figures.end, return_inverse=True)  # budgets share period
-        counts = [self._counts(now, float(end)) for end in ends]  # ends: count once
-        rest = self._rest(rows, np.array([c.profile for c in counts]),
-                          np.array([c.days for c in counts]), which, clock)
+        profile, days = self._counts(now, ends.tolist())  # ends: count once
+        rest = self._rest(rows, profile, days, which, clock)
         columns = OutlookColumns.calendar(
             budgets, figures, rest.mean, rest.low, rest.high,
             still_learning(rest.learned, figures.end - now, self.interval_s))
         report.outlooks.add(columns)
         due = columns.may_overrun()  # a forecast from a few intervals is not worth an alert:
-        due = due[rest.learned[due] >= OVERRUN_HISTORY]
+        due = due[(rest.learned[due] >= OVERRUN_HISTORY) & speaks[due]]
         if len(due) and self.overrun_sent:  # nor one already sent this period
             sent_for = lookup(self.overrun_sent, [budgets[i].key for i in due.tolist()],
                               math.nan)
@@ -215,8 +213,8 @@ class SpendWatch:
                 report.alerts.append(overrun_alert(o))
         paced = [i for i, b in enumerate(budgets) if b.pacing]
         if paced:
-            self._pace([budgets[i] for i in paced], figures.take(paced), rows[paced], interval,
-                       now, report, scale, answers)
+            self._pace([budgets[i] for i in paced], figures.take(paced), rows[paced],
+                       speaks[paced], interval, now, report, scale)
 
     @property
     def _width(self) -> float:
@@ -230,13 +228,16 @@ class SpendWatch:
         return (int(mid // width) % buckets, width / self.interval_s,
                 (mid % width) // self.interval_s + 1)
 
-    def _counts(self, now: float, end: float) -> Counts:
-        return Counts(profile_weights(now, end, self.interval_s, self._width,
+    def _counts(self, now: float, ends: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Scoring intervals left until each of ``ends``, as rows: what each bucket of the
+        spend outlook's profile weighs in them (read as a line through the buckets' middles:
+        ``profile_weights``), and how many fall on each weekday."""
+        return (profile_weights_ahead(now, ends, self.interval_s, self._width,
                                       self.scorer.outlook_season),
-                      weekday_counts(now, end, self.interval_s))
+                np.array([weekday_counts(now, end, self.interval_s) for end in ends]))
 
     def _rolling(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
-                 now: float, clock: Clock, report: WatchReport) -> None:
+                 speaks: np.ndarray, now: float, clock: Clock, report: WatchReport) -> None:
         """Rolling windows: the forecast at horizons up to one window ahead (per window
         length, ``CHUNK`` budgets at a time); an overrun alert when the window is forecast
         to reach its limit (again once the forecast has fallen back below ``REARM_BELOW`` of
@@ -247,9 +248,7 @@ class SpendWatch:
         sent = self.overrun_sent
         for window, at in by_window.items():
             horizons = rolling_horizons(window, self.interval_s)
-            counts = [self._counts(now, now + h) for h in horizons]
-            profile = np.array([c.profile for c in counts])
-            days = np.array([c.days for c in counts])
+            profile, days = self._counts(now, [now + h for h in horizons])
             for lo in range(0, len(at), CHUNK):
                 some = at[lo:lo + CHUNK]
                 group = [budgets[i] for i in some]
@@ -266,7 +265,7 @@ class SpendWatch:
                 was_sent = (~np.isnan(lookup(sent, [b.key for b in group], math.nan))
                             if sent else np.zeros(len(group), dtype=bool))
                 rearm = columns.period_end_spend < REARM_BELOW * columns.limit + 1e-6
-                due = np.flatnonzero((rest.learned >= OVERRUN_HISTORY)
+                due = np.flatnonzero((rest.learned >= OVERRUN_HISTORY) & speaks[some]
                                      & np.where(was_sent, rearm, may))
                 for i in due.tolist():
                     o = columns.outlook(i)
@@ -277,13 +276,13 @@ class SpendWatch:
                         report.alerts.append(overrun_alert(o))
 
     def _pace(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
-              interval: MeterInterval, now: float, report: WatchReport, scale: float,
-              answers: Answers | None) -> None:
+              speaks: np.ndarray, interval: MeterInterval, now: float, report: WatchReport,
+              scale: float) -> None:
         ends, which = np.unique(figures.end, return_inverse=True)
-        hours = [profile_weights(now, float(end), self.interval_s) for end in ends]
-        left = np.array([float(sum(h)) for h in hours])[which]  # the demand forecaster's
+        hours = profile_weights_ahead(now, ends.tolist(), self.interval_s)
+        left = np.array([sum(h) for h in hours.tolist()])[which]  # the demand forecaster's
         demand_rest = self._rest(  # hour buckets, per end
-            rows, np.array(hours),
+            rows, hours,
             np.array([weekday_counts(now, float(end), self.interval_s) for end in ends]),
             which, self._clock(now - self.interval_s / 2, 3600.0), demand=True)
         keys = [b.key for b in budgets]
@@ -302,11 +301,8 @@ class SpendWatch:
         throttling = actions.throttling()
         directed = self.pacing_directives
         now_keys = [pacing_key(b.scope, b.period) for b in budgets]
-        others: set[str] = set()
-        if answers is not None:
-            mine = np.asarray(answers(budgets), dtype=bool)
-            throttling = throttling[mine[throttling]]
-            others = {now_keys[i] for i in np.flatnonzero(~mine).tolist()}
+        throttling = throttling[speaks[throttling]]
+        others = {now_keys[i] for i in np.flatnonzero(~speaks).tolist()}
         throttling_keys = {now_keys[i] for i in throttling.tolist()}
         lifted = (directed - throttling_keys - others).intersection(now_keys)
         if lifted:

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from prsm_events.accounting.budgets import Budget
 from prsm_events.cli.worker_api import fetch_report
-from tests.integration.conftest import unique, wait_until
+from prsm_events.kafka.config_topics import budget_record
+from prsm_events.kafka.config_topics import publish as publish_config
+from prsm_events.kafka.partitioning import owner_partition
+from tests.integration.conftest import run, unique, wait_until
 from tests.integration.test_recovery import events, publish, table_totals, totals
 
 pytestmark = pytest.mark.integration
@@ -37,11 +41,16 @@ def union_totals(workers) -> tuple[int, float]:
 def test_workers_split_the_work_survive_a_kill_and_make_one_report(
         count, start_worker, kafka, tmp_path):
     name = unique(f"it-group{count}")
-    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6}
+    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
+              "scoring_interval_s": 1.0}
     workers = [start_worker(f"w{i}", home=tmp_path / f"w{i}", sink="worker" if i == 0 else "off",
                             **common) for i in range(count)]
     sink, victim = workers[0], workers[-1]
     assert [w.get("/health")["sink"] for w in workers] == ["ok"] + ["off"] * (count - 1)
+    # a day budget per tenant and one over them all
+    budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=1000.0)
+               for i in range(TENANTS)] + [Budget(scope="global", period="day", limit_usd=1e4)]
+    run(publish_config(sink.settings, "budgets", [budget_record(b) for b in budgets]))
 
     batch = events("grp-", 30_000, tenants=TENANTS)
     publish(kafka, sink.topic("usage"), batch, batch_events=100)
@@ -64,6 +73,18 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
     by_tenant = fetch_report(sink.settings, "spend", {"by": "tenant"}).records
     assert sum(r["events"] for r in by_tenant) == expected[0]
 
+    # each survivor's scoring tick looks at the budgets of its own tenants and the global
+    # one: between them, each tenant's budget once
+    def looked_at(worker) -> tuple[int, int]:
+        owned = set(worker.get("/health")["partitions"])
+        mine = sum(owner_partition(f"t{i}", 6) in owned for i in range(TENANTS))
+        return worker.get("/stats")["scoring"].get("budgets", -1), 1 + mine
+
+    wait_until(lambda: all(a == b for a, b in map(looked_at, alive)), timeout=30,
+               what="each survivor ticking the budgets it answers for",
+               details=lambda: [looked_at(w) for w in alive])
+    assert sum(looked_at(w)[0] for w in alive) == TENANTS + len(alive)
+
 
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_a_global_budget_is_never_overspent_and_its_allotments_follow_demand(
@@ -76,9 +97,6 @@ def test_a_global_budget_is_never_overspent_and_its_allotments_follow_demand(
     import asyncio
     import time
 
-    from prsm_events.accounting.budgets import Budget
-    from prsm_events.kafka.config_topics import budget_record
-    from prsm_events.kafka.config_topics import publish as publish_config
     from prsm_events.kafka.partitioning import owner_partition
     from prsm_events.sdk.decision_client import DecisionClient
     from tests.factories import request
@@ -160,9 +178,6 @@ def test_a_global_budget_holds_through_a_rebalance_mid_stream(
 
     import orjson
 
-    from prsm_events.accounting.budgets import Budget
-    from prsm_events.kafka.config_topics import budget_record
-    from prsm_events.kafka.config_topics import publish as publish_config
     from prsm_events.sdk.decision_client import DecisionClient
     from tests.factories import request
     from tests.integration.conftest import read_to_end, run

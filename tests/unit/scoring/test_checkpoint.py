@@ -24,7 +24,7 @@ def trained(ticks: int = 300, seed: int = 0) -> BatchScorer:
     for t in range(ticks):
         scorer.step({s: float(rng.gamma(2.0, 1.0 + i)) for i, s in enumerate(SCOPES)},
                     {"tenant:a": float(rng.gamma(3.0))}, bucket=(t // 60) % 24, day=t // 1440)
-        if t % 10 == 0:
+        if t >= 100:  # at every tick from then on (paced budgets are, as long as paced)
             scorer.pace(["tenant:a|day"], PacingInputs(
                 remaining=[50.0], demand_rest=[80.0], spend=[1.0], demand=[2.0],
                 high_share=[0.2], young_left=[0.0], intervals_left=[900.0]))
@@ -59,6 +59,7 @@ def test_a_restored_scorer_answers_exactly_as_the_saved_one_would(tmp_path: Path
     restored = BatchScorer("numpy")
     restored.load(state)
     assert extra == {"k": [1, 2]} and restored.ticks == original.ticks == 300
+    assert restored.paced_at[0] == original.paced_at[0] == 300  # paced at the last tick
     assert len(restored) == len(SCOPES)
     expected, got = next_tick(original), next_tick(restored)
     assert float(expected["score"][1]) > 0.5  # the tick is not trivial: a departure scores
@@ -217,3 +218,25 @@ def test_scopes_silent_for_longer_than_forget_after_are_dropped(tmp_path: Path) 
         for _ in range(150):
             last = s.step({"tenant:a": 1.0}, {}, bucket=0)
         assert last.scopes == ["tenant:a"]
+
+
+def test_a_budget_paced_again_after_ticks_away_starts_as_a_new_one() -> None:
+    """Pacing state held while another worker answered for the budget is out of date: paced
+    again, the budget goes on exactly as one first paced then; without a gap it goes on."""
+    throttling = PacingInputs(remaining=[5.0], demand_rest=[80.0], spend=[1.0], demand=[2.0],
+                              high_share=[0.0], young_left=[0.0], intervals_left=[300.0])
+
+    def pressures(away: range) -> list[float | None]:
+        scorer = BatchScorer("numpy")
+        out: list[float | None] = []
+        for t in range(40):
+            scorer.step({"tenant:a": 1.0}, {"tenant:a": 2.0}, bucket=t % 24, day=0)
+            if t in away:
+                out.append(None)
+                continue
+            out.append(float(scorer.pace(["tenant:a|day"], throttling)[0][0]))
+        return out
+
+    always, away, new = pressures(range(0)), pressures(range(10, 20)), pressures(range(20))
+    assert always[:10] == away[:10] and always[9] is not None and always[9] > 0.5
+    assert away[20:] == new[20:] != always[20:]

@@ -107,3 +107,30 @@ def test_answering_is_answers_for_of_each_budget() -> None:
         assert control.answering(budgets).tolist() == expected
         assert control.answering(budgets).tolist() == expected  # (hashed once, same answers)
     assert 0 < sum(expected) < len(budgets)  # the last set owns some tenants, not all
+
+
+def test_two_workers_tick_each_tenants_budgets_once_and_every_global_budget() -> None:
+    """Split between two workers, the tenants' budgets are each looked at by the one that
+    answers for them, and the budgets over tenants by both (each paces its allotment)."""
+    settings = Settings(partitions=6)
+    controls = [SpendControl(app_with(FakeProducer(), f"control-watched-{i}"), settings,
+                             load_catalog(None)) for i in range(2)]
+    budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=10) for i in range(200)]
+    budgets += [Budget(scope=f"tenant:t{i}/service:chat", period="week", limit_usd=5)
+                for i in range(0, 200, 7)]
+    over_tenants = [Budget(scope="global", period="month", limit_usd=1000),
+                    Budget(scope="global", period="day", limit_usd=100, pacing=True)]
+    budgets += over_tenants
+    assert all(b.tenant is None for b in over_tenants)
+    controls[0].ledger.owned, controls[1].ledger.owned = frozenset({0, 2, 4}), frozenset(
+        {1, 3, 5})
+    watched = [control.watched(budgets) for control in controls]
+    for control, theirs in zip(controls, watched, strict=True):
+        assert [b for b in budgets if control.answers_for(b) or b.tenant is None] == theirs
+    tenants = [[b.key for b in w if b.tenant is not None] for w in watched]
+    assert sorted(tenants[0] + tenants[1]) == sorted(b.key for b in budgets
+                                                     if b.tenant is not None)
+    assert tenants[0] and tenants[1]  # both have some
+    assert all(set(over_tenants) <= set(w) for w in watched)
+    controls[0].ledger.owned = frozenset(range(6))  # alone: the whole book, as it is
+    assert controls[0].watched(budgets) == budgets

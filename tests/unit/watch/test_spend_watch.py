@@ -66,6 +66,36 @@ def test_forecast_overrun_fires_once_per_period_before_the_money_is_spent() -> N
     assert alert.alert_id.endswith("2026-03-10T00:00:00+00:00")
 
 
+def test_overrun_alerts_come_only_from_the_worker_that_answers_for_the_budget() -> None:
+    """A worker that does not answer for a budget (another worker owns its tenant, or
+    partition 0 for a budget over tenants) sends no overrun alert for it, calendar or
+    rolling, nor counts one as sent: answering for it later, it alerts."""
+    budgets = [Budget(scope="tenant:a", period="day", limit_usd=100.0),
+               Budget(scope="tenant:a", period="24h", limit_usd=100.0),
+               Budget(scope="global", period="day", limit_usd=100.0)]
+    def overruns(answered_from: int) -> list[tuple[int, str]]:
+        rig = Rig(*budgets)
+        fired = []
+        for minute in range(120):
+            rig.spend("a", 0.2)
+            rig.now += 60.0
+            ours = minute >= answered_from
+            report = rig.watch.tick(
+                rig.meter.take(), rig.book,
+                lambda b: rig.ledger.view(b, b.tenant or "", rig.now), rig.now,
+                answers=lambda some, ours=ours: [ours] * len(some))
+            fired += [(minute, a.scope + "|" + a.message.split(" budget")[0])
+                      for a in report.alerts if a.kind == "forecast_overrun"]
+        return fired
+
+    fired = {True: overruns(0), False: overruns(100)}  # the second given it at minute 100
+    assert sorted(what for _, what in fired[True]) == [
+        "global|the day", "tenant:a|the 24h", "tenant:a|the day"]
+    assert all(minute < 60 for minute, _ in fired[True])
+    assert [minute for minute, _ in fired[False]] == [100, 100, 100]
+    assert sorted(w for _, w in fired[False]) == sorted(w for _, w in fired[True])
+
+
 def test_a_young_scope_forecasts_its_unseen_hours_at_its_rate_now() -> None:
     # a new scope's first minute carries $5, then it spends $0.01 a minute: the hours it has
     # not lived through yet are forecast at its rate now (before: at a level still holding
