@@ -382,14 +382,13 @@ class SpendControl:
             return 0 in owned
         return self.ledger.partition_of(budget.tenant, self.settings.partitions) in owned
 
-    def answering(self, budgets: Sequence[Budget]) -> np.ndarray:
-        """``answers_for`` of each budget, as a bool array (a scoring tick asks it of every
-        paced budget, from its thread): each tenant's partition is hashed once while the
-        partition count stays the same."""
+    def answering(self, tenants: Sequence[str | None]) -> np.ndarray:
+        """``answers_for`` of a budget of each tenant (None: over tenants), as a bool array
+        (a scoring tick asks it of every budget it looks at, from its thread): each
+        tenant's partition is hashed once while the partition count stays the same."""
         owned = self.ledger.owned
         if owned is None:
-            return np.zeros(len(budgets), dtype=bool)
-        tenants = [b.tenant for b in budgets]
+            return np.zeros(len(tenants), dtype=bool)
         places = np.array(self._tenant_places.of([t or "" for t in tenants],
                                                  self.settings.partitions), dtype=np.int64)
         global_ = np.array([t is None for t in tenants], dtype=bool)
@@ -401,7 +400,7 @@ class SpendControl:
         it). With several workers the tick's work is divided among them, and a worker keeps
         no forecast or pacing of a tenant whose partition another owns."""
         over_tenants = np.array([b.tenant is None for b in budgets], dtype=bool)
-        keep = np.flatnonzero(self.answering(budgets) | over_tenants)
+        keep = np.flatnonzero(self.answering([b.tenant for b in budgets]) | over_tenants)
         if len(keep) == len(budgets):
             return list(budgets)
         return [budgets[i] for i in keep.tolist()]

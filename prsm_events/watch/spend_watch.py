@@ -27,6 +27,7 @@ from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import BudgetView
 from prsm_events.accounting.periods import ROLLING
+from prsm_events.accounting.scopes import Scope
 from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anomalies
 from prsm_events.decisions.pacing import PacingActions
 from prsm_events.events.alerts import Alert
@@ -51,8 +52,9 @@ from prsm_events.watch.pacing_directives import PacingDirectives, pacing_key
 
 __all__ = ["CHUNK", "OVERRUN_HISTORY", "REARM_BELOW", "Answers", "SpendWatch", "WatchReport"]
 
-Answers = Callable[[list[Budget]], np.ndarray]
-"""Budgets -> a bool per budget: True where this worker speaks for it."""
+Answers = Callable[[list[str | None]], np.ndarray]
+"""Tenants -> a bool per tenant (None: a budget or scope over tenants): True where this
+worker speaks for it among several."""
 
 Clock = tuple[int, float, float]
 """For young scopes' forecasts: the outlook bucket just learned, intervals per bucket,
@@ -127,8 +129,9 @@ class SpendWatch:
         budgets' ledger figures at ``now`` in ``book``'s order (``BudgetLedger.figures``), or
         a function giving each one's view.
 
-        ``answers`` says which budgets this worker speaks for among several (default: all):
-        overrun alerts are sent, and pacing directives issued and lifted, only for those.
+        ``answers`` says which tenants this worker speaks for among several (default: all):
+        overrun and anomaly alerts are sent, and pacing and anomaly directives issued and
+        lifted, only for their budgets and scopes (``findings`` keeps what it found).
         After a rebalance the former owner of a budget neither alerts on its figures, which
         stopped when its partition left, nor renews its directive (which lapses by itself),
         nor lifts the one the new owner issues; a budget over tenants is alerted on by one
@@ -155,7 +158,7 @@ class SpendWatch:
             raise ValueError(f"figures of {len(figures)} budgets for {len(budgets)}")
         rows = self.scorer.rows_of([b.scope for b in budgets])  # each budget's scope's
         speaks = (np.ones(len(budgets), dtype=bool) if answers is None
-                  else np.asarray(answers(budgets), dtype=bool))
+                  else np.asarray(answers([b.tenant for b in budgets]), dtype=bool))
         rolling = [b.period in ROLLING for b in budgets]
         calendar_at = [i for i, r in enumerate(rolling) if not r]
         rolling_at = [i for i, r in enumerate(rolling) if r]
@@ -168,7 +171,7 @@ class SpendWatch:
             self._calendar(*part(calendar_at), interval, now, clock, report, scale)
         if rolling_at:
             self._rolling(*part(rolling_at), now, clock, report)
-        self._anomalies(scores, budgets, now, report, scale)
+        self._anomalies(scores, budgets, now, report, scale, answers)
         return report
 
     def _rest(self, scope_rows: np.ndarray, profile: np.ndarray, days: np.ndarray,
@@ -332,10 +335,16 @@ class SpendWatch:
         return np.nan_to_num(prev, nan=0.0)
 
     def _anomalies(self, scores: ScopeScores, book: list[Budget], now: float,
-                   report: WatchReport, scale: float) -> None:
+                   report: WatchReport, scale: float, answers: Answers | None) -> None:
         report.findings = [f.per(1.0 / scale) for f in find_anomalies(scores, self.rule, now)]
+        ours = [True] * len(report.findings)  # a scope over tenants: its share's spike is
+        if answers is not None and report.findings:  # the others' too, told by one of them
+            ours = np.asarray(answers([Scope.parse(f.scope).tenant for f in report.findings]),
+                              dtype=bool).tolist()
         throttling: set[str] | None = None  # scopes with a budget that throttles anomalies
-        for finding in report.findings:
+        for finding, mine in zip(report.findings, ours, strict=True):
+            if not mine:
+                continue
             report.alerts.append(finding.alert(self.interval_s / scale))
             if finding.severity != "high":
                 continue

@@ -152,6 +152,32 @@ def test_anomaly_throttle_off_alerts_without_a_directive() -> None:
     assert not any(r.directives for r in reports)
 
 
+def test_an_anomaly_over_tenants_is_told_by_the_worker_that_answers_for_it() -> None:
+    """A spike spread over 30 tenants, too small in each to page anyone: the global scope
+    finds it. Among several workers each finds it in its share of the global scope; only
+    the one that answers for partition 0 (for scopes over tenants) sends the alert."""
+    def spread_spike(answers: Any) -> list[WatchReport]:
+        rig = Rig()
+        reports = []
+        for minute in range(150):
+            for i in range(30):
+                rig.spend(f"t{i}", 0.01 + 0.001 * ((minute + i) % 3)
+                          + (0.009 if minute >= 140 else 0.0))
+            rig.now += 60.0
+            reports.append(rig.watch.tick(rig.meter.take(), [], lambda b: None, rig.now,
+                                          answers))
+        return reports
+
+    alone = spread_spike(None)
+    ours = spread_spike(lambda tenants: np.ones(len(tenants), dtype=bool))
+    theirs = spread_spike(lambda tenants: np.array([t is not None for t in tenants]))
+    [alert] = [a for a in alone[140].alerts if a.kind == "anomaly"]
+    assert alert.scope == "global" and not any(a.kind == "anomaly" for r in alone[:140]
+                                               for a in r.alerts)
+    assert [a.alert_id for a in ours[140].alerts] == [alert.alert_id]
+    assert theirs[140].alerts == [] and [f.scope for f in theirs[140].findings] == ["global"]
+
+
 def test_an_interval_that_lasted_longer_is_learned_scored_and_paced_at_its_rate() -> None:
     """The timer's intervals last longer than ``interval_s`` by each tick's run: spend and
     demand of an interval that lasted 120 or 180 s count at their rate per 60 s (the same
@@ -267,9 +293,9 @@ def paced_while_owned(away: list[range]) -> tuple[list[tuple[bool, int, list[str
     rig = Rig(Budget(scope="tenant:b", period="day", limit_usd=10.0, pacing=True))
     ours = True
 
-    def answers(budgets: list[Budget]) -> np.ndarray:
-        assert [b.key for b in budgets] == ["tenant:b|day"]
-        return np.full(len(budgets), ours)
+    def answers(tenants: list[str | None]) -> np.ndarray:
+        assert set(tenants) == {"b"}  # the budget's, or a finding's scope's
+        return np.full(len(tenants), ours)
     seen: list[tuple[bool, int, list[str], bool]] = []
     for minute in range(MINUTES):
         asked = 0.05 if minute < 120 else 0.0001
