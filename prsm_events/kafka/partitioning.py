@@ -9,11 +9,16 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
+import numpy as np
 from aiokafka.partitioner import murmur2
 
-__all__ = ["KeyPartitions", "owner_partition"]
+__all__ = ["KeyPartitions", "murmur2_many", "owner_partition"]
+
+_SEED, _M = 0x9747B28C, np.uint32(0x5BD1E995)
 
 
 def _partition(key: str, partitions: int) -> int:
@@ -43,15 +48,53 @@ class KeyPartitions:
     def of(self, keys: list[str], partitions: int) -> list[int]:
         if partitions != self._partitions:
             self._known, self._partitions = {}, partitions
-        known, out = self._known, []
-        for key in keys:
-            partition = known.get(key)
-            if partition is None:
-                partition = known[key] = _partition(key, partitions)
-            out.append(partition)
-        return out
+        known = self._known
+        found: list[int | None] = list(map(known.get, keys))
+        if None not in found:
+            return cast(list[int], found)
+        # the keys not known yet, hashed together
+        new = list(dict.fromkeys(k for k, p in zip(keys, found, strict=True) if p is None))
+        hashed = murmur2_many([k.encode() for k in new])
+        known.update(zip(new, ((hashed & 0x7FFFFFFF) % partitions).tolist(), strict=True))
+        return list(map(known.__getitem__, keys))
 
     def forget(self, keys: list[str]) -> None:
         """Keys not asked for again soon (a lifted directive's)."""
         for key in keys:
             self._known.pop(key, None)
+
+
+def murmur2_many(keys: Sequence[bytes]) -> np.ndarray:
+    """Kafka's murmur2 of each key (``aiokafka.partitioner.murmur2``, as unsigned 32-bit
+    integers), in arrays: keys of one length at a time, a 4-byte block at a time across
+    them (10^6 tenant keys in a fraction of a second, against about 5 us a key one by one).
+
+    >>> murmur2_many([b"acme", b"", b"tenant-7"]).tolist() == [
+    ...     murmur2(b"acme"), murmur2(b""), murmur2(b"tenant-7")]
+    True
+    """
+    out = np.empty(len(keys), dtype=np.uint32)
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    for length in np.unique(lengths).tolist():
+        at = np.flatnonzero(lengths == length)
+        data = np.frombuffer(b"".join([keys[i] for i in at.tolist()]), dtype=np.uint8)
+        data = data.reshape(len(at), length)
+        h = np.full(len(at), (_SEED ^ length) & 0xFFFFFFFF, dtype=np.uint32)
+        whole = length // 4
+        blocks = np.ascontiguousarray(data[:, :4 * whole]).view("<u4")
+        for b in range(whole):
+            k = blocks[:, b] * _M
+            k ^= k >> np.uint32(24)
+            k *= _M
+            h *= _M
+            h ^= k
+        rest = data[:, 4 * whole:].astype(np.uint32)
+        for i in range(rest.shape[1] - 1, -1, -1):  # the last few bytes, the highest first
+            h ^= rest[:, i] << np.uint32(8 * i)
+        if rest.shape[1]:
+            h *= _M
+        h ^= h >> np.uint32(13)
+        h *= _M
+        h ^= h >> np.uint32(15)
+        out[at] = h
+    return out
