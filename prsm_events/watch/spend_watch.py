@@ -169,6 +169,8 @@ class SpendWatch:
             return [budgets[i] for i in at], figures.take(at), rows[at], speaks[at]
         if calendar_at:
             self._calendar(*part(calendar_at), interval, now, clock, report, scale)
+        else:
+            self.pacing_directives = set()  # nothing paced here now: forgotten, they lapse
         if rolling_at:
             self._rolling(*part(rolling_at), now, clock, report)
         self._anomalies(scores, budgets, now, report, scale, answers)
@@ -218,6 +220,8 @@ class SpendWatch:
         if paced:
             self._pace([budgets[i] for i in paced], figures.take(paced), rows[paced],
                        speaks[paced], interval, now, report, scale)
+        else:
+            self.pacing_directives = set()  # nothing paced here now: forgotten, they lapse
 
     @property
     def _width(self) -> float:
@@ -300,14 +304,15 @@ class SpendWatch:
         report.pacing = actions = PacingActions(keys, pressure, reserve, self.interval_s)
         # a directive for each throttling budget (again at every tick: it lapses), and a
         # lift for each budget directed before that no longer throttles: of those this
-        # worker answers for (the others' directives are forgotten, left to lapse)
+        # worker answers for (the others' directives are forgotten, left to lapse, as are
+        # those of budgets not paced here now: another worker's, or no longer paced)
         throttling = actions.throttling()
-        directed = self.pacing_directives
         now_keys = [pacing_key(b.scope, b.period) for b in budgets]
+        directed = self.pacing_directives.intersection(now_keys)
         throttling = throttling[speaks[throttling]]
         others = {now_keys[i] for i in np.flatnonzero(~speaks).tolist()}
         throttling_keys = {now_keys[i] for i in throttling.tolist()}
-        lifted = (directed - throttling_keys - others).intersection(now_keys)
+        lifted = directed - throttling_keys - others
         if lifted:
             report.lifts = [k for k in now_keys if k in lifted]
         self.pacing_directives = (directed - lifted - others) | throttling_keys

@@ -332,6 +332,35 @@ def test_pacing_directives_are_issued_and_lifted_only_for_the_budgets_the_worker
     assert not any(lifts for _, _, lifts, _ in seen) and key not in watch.pacing_directives
 
 
+def test_a_budget_another_worker_paced_meanwhile_comes_back_as_a_new_one() -> None:
+    """A worker ticks only the budgets it answers for: one taken away while throttling is
+    not looked at, its directive forgotten (left to lapse); given back once its demand has
+    fallen, it is paced as a new budget: no pressure kept from before, no lift of a
+    directive the other worker may have issued meanwhile."""
+    budget = Budget(scope="tenant:b", period="day", limit_usd=10.0, pacing=True)
+    rig = Rig(budget)
+    key = "tenant:b|pacing:day"
+    seen = []
+    for minute in range(240):
+        here = not 100 <= minute < 200  # away for 100 minutes
+        asked = 0.05 if minute < 150 else 0.0001
+        if here:  # (while away its events go to the other worker)
+            rig.meter.add_demand(["tenant:b"], asked, high=False)
+            rig.spend("b", asked * 0.5)
+        rig.now += 60.0
+        report = rig.watch.tick(rig.meter.take(), [budget] if here else [],
+                                lambda b: rig.ledger.view(b, b.tenant or "", rig.now), rig.now)
+        seen.append((report.paced.keys(), report.lifts,
+                     report.pacing[budget.key].pressure if here else None))
+        if minute == 99:
+            assert seen[-1][0] == [key] and key in rig.watch.pacing_directives  # throttling
+        if minute == 100:
+            assert key not in rig.watch.pacing_directives  # forgotten
+    back = seen[200:]
+    assert all(keys == [] and lifts == [] for keys, lifts, _ in back)
+    assert back[0][2] < 0.1  # as a new budget, not the pressure it had when it left
+
+
 def test_a_watch_restored_from_its_checkpoint_goes_on_as_if_never_stopped(tmp_path) -> None:
     from prsm_events.scoring.checkpoint import read_checkpoint, write_checkpoint
 
