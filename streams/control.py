@@ -389,6 +389,8 @@ class SpendControl:
         owned = self.ledger.owned
         if owned is None:
             return np.zeros(len(tenants), dtype=bool)
+        if self.owns_all():  # one worker alone: every tenant's, nothing to hash
+            return np.ones(len(tenants), dtype=bool)
         places = np.array(self._tenant_places.of([t or "" for t in tenants],
                                                  self.settings.partitions), dtype=np.int64)
         global_ = np.array([t is None for t in tenants], dtype=bool)
@@ -399,11 +401,18 @@ class SpendControl:
         budget over tenants (each worker paces its own allotment of one; one answers for
         it). With several workers the tick's work is divided among them, and a worker keeps
         no forecast or pacing of a tenant whose partition another owns."""
+        if self.owns_all():
+            return list(budgets)
         over_tenants = np.array([b.tenant is None for b in budgets], dtype=bool)
         keep = np.flatnonzero(self.answering([b.tenant for b in budgets]) | over_tenants)
         if len(keep) == len(budgets):
             return list(budgets)
         return [budgets[i] for i in keep.tolist()]
+
+    def owns_all(self) -> bool:
+        """True while this worker owns every partition (it runs alone)."""
+        owned = self.ledger.owned
+        return owned is not None and owned.issuperset(range(self.settings.partitions))
 
     def owned_partitions(self) -> frozenset[int]:
         """The partitions of the per-tenant topics (co-partitioned) this worker owns now."""
