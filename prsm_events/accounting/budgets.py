@@ -20,13 +20,13 @@ every scope it falls in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from prsm_events.accounting.periods import PERIODS, ROLLING, check_timezone
-from prsm_events.accounting.scopes import Scope, scopes_of
+from prsm_events.accounting.scopes import GLOBAL, Scope, scopes_of
 from prsm_events.events.usage import EventModel
 
 __all__ = ["Budget", "BudgetBook", "budget_key"]
@@ -40,11 +40,6 @@ def _check_period(text: str) -> str:
     if text not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
     return text
-
-
-@lru_cache(maxsize=65536)
-def _tenant_of(scope: str) -> str | None:
-    return Scope.parse(scope).tenant
 
 
 def budget_key(scope: str, period: str) -> str:
@@ -93,7 +88,9 @@ class Budget(EventModel):
 
     @cached_property
     def tenant(self) -> str | None:
-        return _tenant_of(self.scope)
+        # the scope was checked when the budget was made: its tenant is what follows
+        # "tenant:" (a tick reads it of every budget; parsing it again took 2 s at 10^6)
+        return None if self.scope == GLOBAL else self.scope.partition("/")[0][len("tenant:"):]
 
     @cached_property
     def limit_nano(self) -> int:

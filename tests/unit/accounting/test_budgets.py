@@ -21,6 +21,15 @@ def test_scopes_round_trip(text: str) -> None:
     assert str(Scope.parse(text)) == text
 
 
+@given(st.sampled_from(["global", "tenant:{}", "tenant:{}/team:x", "tenant:{}/service:s-1",
+                        "tenant:{}/api_key:k", "tenant:{}/model:gpt-4o"]),
+       st.from_regex(r"[\x21\x22\x24-\x2e\x30-\x39\x3b-\x7b\x7d\x7e]{1,128}",
+                     fullmatch=True))
+def test_a_budgets_tenant_is_its_scopes(template: str, tenant: str) -> None:
+    scope = template.format(tenant)
+    assert Budget(scope=scope, period="day", limit_usd=1.0).tenant == Scope.parse(scope).tenant
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("acme", "expected 'global'"), ("tenant:", "expected 'global'"),
     ("tenant:a b", "expected 'global'"), ("tenant:acme/region:eu", "one of team"),
