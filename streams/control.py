@@ -403,8 +403,9 @@ class SpendControl:
         no forecast or pacing of a tenant whose partition another owns."""
         if self.owns_all():
             return list(budgets)
-        over_tenants = np.array([b.tenant is None for b in budgets], dtype=bool)
-        keep = np.flatnonzero(self.answering([b.tenant for b in budgets]) | over_tenants)
+        tenants = [b.tenant for b in budgets]
+        over_tenants = np.array([t is None for t in tenants], dtype=bool)
+        keep = np.flatnonzero(self.answering(tenants) | over_tenants)
         if len(keep) == len(budgets):
             return list(budgets)
         return [budgets[i] for i in keep.tolist()]

@@ -153,7 +153,7 @@ class BatchScorer:
         """Per row, the last tick its scope spent or asked for anything (host)."""
         self._interval: dict[bool, Host] = {False: np.zeros(0), True: np.zeros(0)}
         """The last step's spend (False) and demand (True) per row, as learned (host)."""
-        self.paced_at = np.zeros(0, dtype=np.int64)
+        self.paced_at = np.full(capacity, -1, dtype=np.int64)
         """Per budget row, the tick it was last paced at (-1: never; host)."""
 
     def __len__(self) -> int:
@@ -291,10 +291,8 @@ class BatchScorer:
                   for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
         arrays |= {f"pacing.{name}": to_host(arr[:m]).copy()
                    for name, arr in self.pacing.arrays().items()}
-        paced = np.full(m, -1, dtype=np.int64)
-        paced[:min(m, len(self.paced_at))] = self.paced_at[:m]
         return ScorerState(list(self.rows), list(self.budget_rows), self.season, self.ticks,
-                           arrays, self.active[:n].copy(), paced)
+                           arrays, self.active[:n].copy(), self.paced_at[:m].copy())
 
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
@@ -405,10 +403,8 @@ class BatchScorer:
         m = len(self.budget_rows)
         if m > self.pacing.pressure.shape[0]:
             self.pacing = _grow(self.xp, self.pacing, 2 * m)
-        if m > len(self.paced_at):
-            self.paced_at = np.concatenate(
-                [self.paced_at, np.full(self.pacing.pressure.shape[0] - len(self.paced_at), -1,
-                                        dtype=np.int64)])
+            self.paced_at = np.concatenate([self.paced_at,
+                                            np.full(2 * m - len(self.paced_at), -1)])
         rows = lookup(self.budget_rows, budgets, -1, np.int64)
         last = self.paced_at[rows]
         away = rows[(last >= 0) & (last < self.ticks - 1)]

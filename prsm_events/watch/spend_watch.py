@@ -75,7 +75,6 @@ REARM_BELOW = 0.9
 of the limit."""
 
 
-
 @dataclass
 class WatchReport:
     scores: ScopeScores
@@ -235,12 +234,14 @@ class SpendWatch:
         return (int(mid // width) % buckets, width / self.interval_s,
                 (mid % width) // self.interval_s + 1)
 
-    def _counts(self, now: float, ends: list[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Scoring intervals left until each of ``ends``, as rows: what each bucket of the
-        spend outlook's profile weighs in them (read as a line through the buckets' middles:
-        ``profile_weights``), and how many fall on each weekday."""
-        return (profile_weights_ahead(now, ends, self.interval_s, self._width,
-                                      self.scorer.outlook_season),
+    def _counts(self, now: float, ends: list[float], width: float | None = None,
+                buckets: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scoring intervals left until each of ``ends``, as rows: what each bucket of a
+        profile of ``buckets`` of ``width`` seconds (default: the spend outlook's) weighs in
+        them (read as a line through the buckets' middles: ``profile_weights``), and how
+        many fall on each weekday."""
+        return (profile_weights_ahead(now, ends, self.interval_s, width or self._width,
+                                      buckets or self.scorer.outlook_season),
                 np.array([weekday_counts(now, end, self.interval_s) for end in ends]))
 
     def _rolling(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
@@ -286,12 +287,10 @@ class SpendWatch:
               speaks: np.ndarray, interval: MeterInterval, now: float, report: WatchReport,
               scale: float) -> None:
         ends, which = np.unique(figures.end, return_inverse=True)
-        hours = profile_weights_ahead(now, ends.tolist(), self.interval_s)
-        left = np.array([sum(h) for h in hours.tolist()])[which]  # the demand forecaster's
-        demand_rest = self._rest(  # hour buckets, per end
-            rows, hours,
-            np.array([weekday_counts(now, float(end), self.interval_s) for end in ends]),
-            which, self._clock(now - self.interval_s / 2, 3600.0), demand=True)
+        hours, days = self._counts(now, ends.tolist(), 3600.0, 24)  # the demand forecaster's
+        left = np.array([sum(h) for h in hours.tolist()])[which]  # hour buckets, per end
+        demand_rest = self._rest(rows, hours, days, which,
+                                 self._clock(now - self.interval_s / 2, 3600.0), demand=True)
         keys = [b.key for b in budgets]
         asked = self.scorer.last_interval(rows, demand=True)  # per scoring interval (its rate)
         high_share = self._high_share(keys, [b.scope for b in budgets], asked,
@@ -308,14 +307,13 @@ class SpendWatch:
         # those of budgets not paced here now: another worker's, or no longer paced)
         throttling = actions.throttling()
         now_keys = [pacing_key(b.scope, b.period) for b in budgets]
-        directed = self.pacing_directives.intersection(now_keys)
         throttling = throttling[speaks[throttling]]
         others = {now_keys[i] for i in np.flatnonzero(~speaks).tolist()}
         throttling_keys = {now_keys[i] for i in throttling.tolist()}
-        lifted = directed - throttling_keys - others
+        lifted = self.pacing_directives.intersection(now_keys) - throttling_keys - others
         if lifted:
             report.lifts = [k for k in now_keys if k in lifted]
-        self.pacing_directives = (directed - lifted - others) | throttling_keys
+        self.pacing_directives = throttling_keys  # what stays directed
         report.paced = PacingDirectives(
             [budgets[i].scope for i in throttling.tolist()],
             [budgets[i].period for i in throttling.tolist()],
