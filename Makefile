@@ -31,10 +31,13 @@ tools:
 demo: install
 	$(BIN)/prsm demo
 
+# The pure tests (doctests, tests/unit) on up to four cores at once, then the integration tests
+# one at a time on the one broker they share.
 test: install tools
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not integration" -n auto --maxprocesses 4
+	$(BIN)/pytest -m integration
 
 lint: install
 	$(BIN)/ruff check .
