@@ -38,7 +38,7 @@ from prsm_events.accounting.spend import SpendRow, by_message, fold_spend
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.events.envelope import Element, decode_envelope, decode_envelopes
-from prsm_events.events.fast_path import Usage, usage_records
+from prsm_events.events.fast_path import Usage, usage_array, usage_records
 from prsm_events.events.usage import UsageEvent
 from prsm_events.events.validation import EventLimits
 
@@ -123,7 +123,7 @@ class UsageIngestor:
         message alone, so that only the one that raises is kept as a processing error."""
         try:
             return decode_envelopes([m.value for m in messages], UsageEvent, self.limits, now,
-                                    usage_records)
+                                    usage_records, usage_array)
         except Exception:
             pass
         decoded: list[list[Element[Usage]] | Exception] = []

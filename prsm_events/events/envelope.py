@@ -21,8 +21,9 @@ elements. A batch that is not JSON, is empty or holds too many elements is one d
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 import jiter
@@ -40,6 +41,11 @@ from prsm_events.events.validation import (
 __all__ = ["Element", "decode_envelope", "decode_envelopes", "encode_envelope", "split_array"]
 
 E = TypeVar("E")
+
+ArrayPath = Callable[[bytes], tuple[Sequence[E], list[bytes]] | None]
+"""A decoder of a whole batch at once (``fast_path.usage_array``): every event of the array,
+each as the fast path and the model would give it, with its JSON as written; or None, and
+each element is parsed and judged on its own."""
 
 
 class Element(msgspec.Struct, Generic[E], frozen=True):
@@ -68,14 +74,49 @@ def decode_envelope(raw: bytes | None, model: type[E], limits: EventLimits, now:
 
 
 def decode_envelopes(raws: Sequence[bytes | None], model: type[E], limits: EventLimits,
-                     now: datetime, fast: FastPath[E] | None = None) -> list[list[Element[E]]]:
-    """:func:`decode_envelope` of each message; ``fast`` takes the events of all at once."""
+                     now: datetime, fast: FastPath[E] | None = None,
+                     array: ArrayPath[E] | None = None) -> list[list[Element[E]]]:
+    """:func:`decode_envelope` of each message; ``fast`` takes the events of all at once;
+    ``array`` takes a batch whole first, where it can: each of its events within the limits
+    as it stands (an event as written is its ``source``), else each element on its own."""
+    whole: dict[int, list[Element[E]]] = {}
+    if array is not None:
+        for i, raw in enumerate(raws):
+            if raw is not None and raw[:1] == b"[" and len(raw) <= limits.max_batch_bytes:
+                found = _at_once(raw, array, limits, now)
+                if found is not None:
+                    whole[i] = found
+    if whole:
+        rest = iter(decode_envelopes([r for i, r in enumerate(raws) if i not in whole], model,
+                                     limits, now, fast))
+        return [whole[i] if i in whole else next(rest) for i in range(len(raws))]
     parts = [_parse(raw, limits) for raw in raws]
     if fast is not None:
         objects = [p for message in parts for p in message if type(p.item) is dict]
         for part, event in zip(objects, fast([p.item for p in objects]), strict=True):
             part.event = event
     return [[_judge(p, model, limits, now) for p in message] for message in parts]
+
+
+def _at_once(raw: bytes, array: ArrayPath[E], limits: EventLimits, now: datetime
+             ) -> list[Element[E]] | None:
+    """The elements of the batch ``raw`` as ``array`` decodes it, if each is within the limits
+    (its size as written, its time); else None."""
+    found = array(raw)
+    if found is None:
+        return None
+    events, written = found
+    if len(events) > limits.max_batch_events or (len(raw) > limits.max_bytes and any(
+            len(event) * _MOST_GROWTH > limits.max_bytes for event in written)):
+        return None
+    earliest, latest = now - limits.max_age, now + limits.max_future_skew
+    if not all(earliest <= ts <= latest for ts in map(_TS, events)):
+        return None
+    return [Element(i, event, None, source)
+            for i, (event, source) in enumerate(zip(events, written, strict=True))]
+
+
+_TS = attrgetter("ts")
 
 
 class _Part(msgspec.Struct):

@@ -48,7 +48,7 @@ from prsm_events.events.request import Priority, RequestEvent
 from prsm_events.events.usage import UsageEvent, UsageKind, UsageStatus
 
 __all__ = ["Request", "RequestRecord", "Usage", "UsageRecord", "request_record", "request_records",
-           "usage_record", "usage_records"]
+           "usage_array", "usage_json", "usage_record", "usage_records"]
 
 # Lengths and numbers are msgspec's constraints; the models' string patterns are character
 # classes, checked below over a whole batch at once (``_chars_hold``): every value of a field
@@ -82,8 +82,9 @@ _TIMESTAMPS = re.compile(f"{_TS}(?:\n{_TS})*")
 fraction digits: beyond that pydantic truncates and msgspec rounds, so those go to the model."""
 
 
-class UsageRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``UsageEvent``'s fields, as msgspec decodes them (see the module doc)."""
+class UsageRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """``UsageEvent``'s fields, as msgspec decodes them (see the module doc); written
+    without the fields at their defaults (:func:`usage_json`)."""
 
     event_id: _EventId
     ts: _Timestamp
@@ -142,6 +143,51 @@ def usage_records(items: Sequence[Any]) -> list[UsageRecord | None]:
     return _records(items, _USAGE_LIST, _usage_holds)
 
 
+def usage_json(event: Usage) -> bytes:
+    """A valid event as the SDK writes it: its record's JSON, fields at their defaults left
+    out (``UsageRecord`` with ``omit_defaults``). A batch of these is what
+    :func:`usage_array` decodes at once.
+
+    >>> usage_json(UsageEvent(event_id="e1", ts="2026-01-01T00:00:00Z", tenant="acme",
+    ...                       service="chat", input_tokens=10))
+    b'{"event_id":"e1","ts":"2026-01-01T00:00:00Z","tenant":"acme","service":"chat","input_tokens":10}'
+    """
+    record = event if type(event) is UsageRecord else msgspec.convert(
+        event, UsageRecord, from_attributes=True)
+    return _ENCODE(record)
+
+
+def usage_array(raw: bytes) -> tuple[list[UsageRecord], list[bytes]] | None:
+    """The events of ``raw``, a batch envelope (a JSON array), as records decoded straight
+    from its bytes, with each one's JSON as written; or None, and each element is parsed and
+    judged on its own (``envelope.decode_envelopes``).
+
+    Only an array written as :func:`usage_json` writes events is taken so: its records,
+    written again, must give back ``raw`` byte for byte. That proves the decoder read what
+    was written, as a careful parse would have: msgspec keeps the last of a repeated key,
+    but a key repeated (or spaced, escaped, a time written another way) is not written back.
+    And every event must be valid as :func:`usage_records` takes it, its time in UTC.
+
+    >>> events = [UsageEvent(event_id=f"e{i}", ts="2026-01-01T00:00:00Z", tenant="acme",
+    ...                      service="chat", tags={"team": "x"}) for i in range(2)]
+    >>> raw = b"[" + b",".join(map(usage_json, events)) + b"]"
+    >>> records, written = usage_array(raw)
+    >>> [r.event_id for r in records], written[1] == usage_json(events[1])
+    (['e0', 'e1'], True)
+    >>> usage_array(raw.replace(b'"team":"x"}}]', b'"team":"x","team":"y"}}]'))
+    >>> usage_array(raw.replace(b'"ts"', b' "ts"'))
+    """
+    try:
+        records = _USAGE_ARRAY.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    written = list(map(_ENCODE, records))
+    if (not records or b"[" + b",".join(written) + b"]" != raw
+            or not all(r.ts.tzinfo is UTC for r in records) or not _usage_holds(records)):
+        return None
+    return records, written
+
+
 def request_record(fields: dict[str, Any]) -> RequestRecord | None:
     """``fields`` (parsed JSON) as a RequestRecord, or None: let ``RequestEvent`` judge them.
 
@@ -164,6 +210,8 @@ _T = TypeVar("_T")
 
 _USAGE_LIST = list[UsageRecord]
 _REQUEST_LIST = list[RequestRecord]
+_USAGE_ARRAY = msgspec.json.Decoder(_USAGE_LIST)
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def _records(items: Sequence[Any], kinds: type[list[_R]], holds: Callable[[list[_R]], bool]

@@ -34,6 +34,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from prsm_events.events.envelope import encode_envelope
+from prsm_events.events.fast_path import usage_json
 from prsm_events.events.usage import UsageEvent
 from prsm_events.kafka.connection import KafkaConnection, started
 from prsm_events.sdk.client_lifecycle import AsyncClient
@@ -57,7 +58,7 @@ def _connection(bootstrap: str | KafkaConnection | None, settings: Settings
 
 def _encode(event: EventLike) -> tuple[bytes, bytes]:
     model = event if isinstance(event, UsageEvent) else UsageEvent.model_validate(event)
-    return model.tenant.encode(), model.model_dump_json(exclude_none=True).encode()
+    return model.tenant.encode(), usage_json(model)
 
 
 def _message(values: list[bytes]) -> bytes:

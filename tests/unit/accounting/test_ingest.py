@@ -176,3 +176,31 @@ def test_a_message_whose_decoding_raises_is_the_only_one_dead_lettered(monkeypat
     assert [(d.code, d.source_offset) for d in out.dead_letters] == [("processing_error", 1)]
     assert [p.event.event_id for p, _, _ in out.accepted] == ["a", "c"]
     assert "could not be processed" in caplog.text
+
+
+def test_a_batch_decoded_whole_is_priced_folded_and_dead_lettered_as_element_by_element(
+        monkeypatch):
+    """A batch written as the SDK writes it is decoded whole (``fast_path.usage_array``): the
+    events a later step refuses carry their JSON as written, and every figure is what the
+    element-by-element path gives."""
+    import prsm_events.accounting.ingest as ingest
+    from prsm_events.events.fast_path import usage_array, usage_json
+    from prsm_events.events.usage import UsageEvent
+
+    events = [event("a"), event("b", model="nope"), event("c", cost_usd=5000.0),
+              event("d", tags={"team": "x"}), event("a")]
+    raw = b"[" + b",".join(usage_json(UsageEvent.model_validate(e)) for e in events) + b"]"
+    assert usage_array(raw) is not None
+    whole = run([msg(5, raw), msg(6, event("e"))])
+    monkeypatch.setattr(ingest, "usage_array", lambda raw: None)
+    alone = run([msg(5, raw), msg(6, event("e"))])
+    assert [(p.event, p.cost_usd, s, o) for p, s, o in whole.accepted] == [
+        (p.event, p.cost_usd, s, o) for p, s, o in alone.accepted]
+    assert [p.event.event_id for p, _, _ in whole.accepted] == ["a", "d", "e"]
+    assert whole.duplicates == alone.duplicates == 1
+    assert whole.spend == alone.spend and whole.seen == alone.seen
+    assert [(d.code, d.reason, d.source_index, orjson.loads(d.original))
+            for d in whole.dead_letters] == [
+        (d.code, d.reason, d.source_index, orjson.loads(d.original)) for d in alone.dead_letters]
+    assert [(d.code, orjson.loads(d.original)) for d in whole.dead_letters] == [
+        ("unknown_model", events[1]), ("cost_over_cap", events[2])]

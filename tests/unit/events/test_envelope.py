@@ -3,6 +3,7 @@ failures as one dead letter."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import msgspec
@@ -17,9 +18,10 @@ from prsm_events.events.envelope import (
     encode_envelope,
     split_array,
 )
-from prsm_events.events.fast_path import usage_records
+from prsm_events.events.fast_path import UsageRecord, usage_array, usage_json, usage_records
 from prsm_events.events.usage import UsageEvent
 from prsm_events.events.validation import EventLimits
+from tests.unit.events.test_fast_path import FIELDS, GOOD_USAGE, VALID, field_dicts, valid_dicts
 
 NOW = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
 
@@ -173,3 +175,82 @@ def test_messages_decoded_together_get_what_each_gets_alone(raws, limits):
     model = [decode_envelope(raw, UsageEvent, limits, NOW) for raw in raws]
     assert [judged(m) for m in together] == [judged(m) for m in alone]
     assert [judged(m) for m in together] == [judged(m) for m in model]
+
+
+def canonical(fields: dict) -> str:
+    """An event as the SDK writes it (``usage_json``), where it can be one."""
+    try:
+        return usage_json(msgspec.convert(fields, UsageRecord)).decode()
+    except (msgspec.ValidationError, TypeError):
+        return json.dumps(fields, default=str, separators=(",", ":"), ensure_ascii=False)
+
+
+@st.composite
+def written_batches(draw: st.DrawFn) -> bytes:
+    """Batches as clients write them: as the SDK does, compact, spaced, pretty or with
+    escapes; now and then with a key of an event or of its tags written twice."""
+    events = draw(st.lists(st.one_of(valid_dicts(VALID, GOOD_USAGE), st.just(VALID),
+                                     field_dicts(VALID, FIELDS)), min_size=1, max_size=6))
+    layout = draw(st.sampled_from(["canonical"] * 4 + [
+        {"separators": (",", ":"), "ensure_ascii": False},
+        {"separators": (", ", ": "), "ensure_ascii": False}, {"separators": (",", " :")},
+        {"indent": 1}, {"separators": (",", ":")}]))
+    texts = [canonical(e) if layout == "canonical" else json.dumps(e, default=str, **layout)
+             for e in events]
+    i = draw(st.integers(0, len(texts) - 1))
+    repeat = draw(st.sampled_from(["none", "none", "key", "tag"]))
+    if repeat == "key" and events[i]:
+        key = draw(st.sampled_from(sorted(events[i])))
+        value = draw(st.sampled_from([events[i][key], 1, "x", None]))
+        texts[i] = texts[i][:-1] + f',"{key}":{json.dumps(value)}}}'
+    elif repeat == "tag" and isinstance(events[i].get("tags"), dict) and events[i]["tags"]:
+        key = draw(st.sampled_from(sorted(events[i]["tags"])))
+        texts[i] = texts[i].replace('"tags":{', f'"tags":{{{json.dumps(key)}:"again",', 1)
+    return ("[" + ",".join(texts) + "]").encode()
+
+
+def as_written(elements) -> list[tuple[object, ...]]:
+    """judged, with each element's JSON as its value (as written or re-encoded alike)."""
+    return [(*j[:3], None if j[3] is None else json.loads(j[3])) for j in judged(elements)]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(written_batches(), min_size=1, max_size=3),
+       st.sampled_from([EventLimits(), EventLimits(max_bytes=400)]))
+def test_a_batch_decoded_whole_gets_what_each_element_gets_alone(raws, limits):
+    """usage_array decodes a batch straight from its bytes where it can prove it reads what a
+    careful parse would (no key repeated, every event valid): every event gets what the model
+    gives it element by element, a repeated key or a bad event anywhere leaving the batch to
+    that path."""
+    whole = decode_envelopes(raws, UsageEvent, limits, NOW, usage_records, usage_array)
+    model = [decode_envelope(raw, UsageEvent, limits, NOW) for raw in raws]
+    assert [as_written(m) for m in whole] == [as_written(m) for m in model]
+
+
+def test_a_batch_the_sdk_writes_is_decoded_whole_each_event_as_written():
+    events = [UsageEvent.model_validate(event(f"e{i}", input_tokens=i, tags={"k": f"{i}"}))
+              for i in range(3)]
+    raw = encode_envelope([usage_json(e) for e in events])
+    found = usage_array(raw)
+    assert found is not None
+    records, written = found
+    assert [msgspec.structs.asdict(r) for r in records] == [e.model_dump() for e in events]
+    [elements] = decode_envelopes([raw], UsageEvent, EventLimits(), NOW, usage_records,
+                                  usage_array)
+    assert [e.original for e in elements] == written == [usage_json(e) for e in events]
+    assert [json.loads(w) for w in written] == [
+        json.loads(e.model_dump_json(exclude_defaults=True)) for e in events]
+    # written another way (spaced, the defaults written out), the batch is parsed element
+    # by element, and each event is the same
+    for other in (encode_envelope([e.model_dump_json().encode() for e in events]),
+                  raw.replace(b'","', b'", "')):
+        assert usage_array(other) is None
+        [again] = decode_envelopes([other], UsageEvent, EventLimits(), NOW, usage_records,
+                                   usage_array)
+        assert [e.event for e in again] == records
+    # written twice, a key leaves the batch to the careful parse, which names it
+    again = raw.replace(b'"tenant":"acme"', b'"tenant":"acme","tenant":"other"', 1)
+    assert usage_array(again) is None
+    [elements] = decode_envelopes([again], UsageEvent, EventLimits(), NOW, usage_records,
+                                  usage_array)
+    assert codes(elements) == [(0, "duplicate_key"), (1, None), (2, None)]
