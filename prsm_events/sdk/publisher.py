@@ -4,7 +4,9 @@ Events are validated before they leave the process, keyed by tenant, and sent wi
 ``acks=all`` and an idempotent producer. The ``event_id`` is the idempotency key: publishing
 the same event twice counts once. ``publish_many`` sends batch envelopes (one message per
 tenant carrying up to ``batch_events`` events as a JSON array; ``events.envelope``), which
-the worker takes many times faster than one message per event.
+the worker takes many times faster than one message per event. Each event is written as
+``fast_path.usage_json`` writes it (its fields at their defaults left out), the form the
+worker decodes a whole envelope of at once.
 
 Async::
 
