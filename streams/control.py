@@ -470,7 +470,7 @@ class SpendControl:
                                     priced.provider))
                 if found is None:
                     found = self._group(e, priced.provider, groups, spent, outcomes)
-                ts = e.ts.timestamp()
+                ts = priced.at
                 cost = priced.cost_usd
                 settlements.append(Settlement(e.tenant, e.request_id, to_nano(cost), ts,
                                               found[1]))

@@ -171,5 +171,5 @@ class UsageIngestor:
             return
         if first is None:
             out.seen[event.event_id] = SeenEvent(msg.partition, msg.offset,
-                                                 event.ts.timestamp(), place)
+                                                 priced.at, place)
         out.accepted.append((priced, msg.partition, msg.offset))

@@ -32,6 +32,8 @@ class PricedUsage(msgspec.Struct, frozen=True):
     """``client`` when the event carried cost_usd, else ``catalog:<version>``."""
     provider: str
     """The event's provider, or the catalog's provider of its model, or ``''``."""
+    at: float
+    """The event's ``ts`` in epoch seconds (read once: every fold of the event needs it)."""
 
 
 def price_usage(event: Usage, catalog: Catalog) -> PricedUsage:
@@ -39,7 +41,8 @@ def price_usage(event: Usage, catalog: Catalog) -> PricedUsage:
     entry = catalog.lookup(event.model, event.provider) if event.model else None
     provider = event.provider or (entry.provider if entry else "")
     if event.cost_usd is not None:
-        return PricedUsage(event, event.cost_usd, CLIENT_PRICED, provider)
+        return PricedUsage(event, event.cost_usd, CLIENT_PRICED, provider,
+                           event.ts.timestamp())
     if event.model is None:
         raise InvalidEvent("missing_cost", "event has neither cost_usd nor a model to price it")
     if entry is None:
@@ -56,4 +59,4 @@ def price_usage(event: Usage, catalog: Catalog) -> PricedUsage:
         cache_write_input_tokens=event.cache_write_input_tokens,
         reasoning_tokens=event.reasoning_tokens,
     )
-    return PricedUsage(event, cost, catalog.priced_by, provider)
+    return PricedUsage(event, cost, catalog.priced_by, provider, event.ts.timestamp())

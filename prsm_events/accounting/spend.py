@@ -9,7 +9,7 @@ envelope: consecutive items with the same partition and offset) are folded toget
 >>> from prsm_events.accounting.pricing import PricedUsage
 >>> e = UsageEvent(event_id="e1", ts="2026-03-04T05:06:07Z", tenant="acme", service="chat",
 ...                model="gpt-4o", cost_usd=0.5)
->>> p = PricedUsage(e, 0.5, "client", "openai")
+>>> p = PricedUsage(e, 0.5, "client", "openai", e.ts.timestamp())
 >>> rows = fold_spend(lambda key: None, [(p, 0, 10), (p, 0, 10)])  # two events of message 10
 >>> rows["tenant:acme|day|2026-03-04T00:00:00Z"].cost_usd
 1.0
@@ -108,7 +108,7 @@ def _row_keys(scopes: tuple[str, ...], minute: int) -> tuple[str, ...]:
 
 def row_keys(priced: PricedUsage) -> list[str]:
     """Table keys (``scope|window|start``) of every row the event adds to."""
-    epoch = int(priced.event.ts.timestamp())
+    epoch = int(priced.at)
     return list(_row_keys(scopes_of(priced), epoch - epoch % 60))
 
 
@@ -198,7 +198,7 @@ def _runs(items: Iterable[tuple[PricedUsage, int, int]]
             runs.append((partition, groups))
         previous = offset
         e = priced.event
-        epoch = int(e.ts.timestamp())
+        epoch = int(priced.at)
         group = (e.tenant, e.service, e.model or f"({e.kind.value})", epoch - epoch % 60)
         sums = groups.get(group)
         if sums is None:

@@ -13,7 +13,7 @@ def priced(ts="2026-03-04T05:06:07Z", cost=1.0, tenant="acme", service="chat", m
            **kw):
     e = UsageEvent(event_id="e", ts=ts, tenant=tenant, service=service, model=model,
                    cost_usd=cost, **kw)
-    return PricedUsage(e, cost, "client", "openai")
+    return PricedUsage(e, cost, "client", "openai", e.ts.timestamp())
 
 
 def test_keys_cover_three_scopes_and_five_windows():

@@ -29,7 +29,7 @@ def priced(n: int, tenant: str, provider: str, model: str | None, cost: float, t
     record = UsageRecord(event_id=f"e{n}", ts=datetime_of(ts), tenant=tenant, service=service,
                          model=model, provider=provider or None, request_id=request_id,
                          cost_usd=cost, status=UsageStatus(status), latency_ms=100.0 + n)
-    return PricedUsage(record, cost, "client", provider)
+    return PricedUsage(record, cost, "client", provider, record.ts.timestamp())
 
 
 def datetime_of(ts: float) -> datetime:
