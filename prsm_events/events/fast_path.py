@@ -183,9 +183,19 @@ def usage_array(raw: bytes) -> tuple[list[UsageRecord], list[bytes]] | None:
         return None
     written = list(map(_ENCODE, records))
     if (not records or b"[" + b",".join(written) + b"]" != raw
-            or not all(r.ts.tzinfo is UTC for r in records) or not _usage_holds(records)):
+            or not all(r.ts.tzinfo is UTC for r in records)
+            or not _usage_holds(records, chars=not _plain(raw))):
         return None
     return records, written
+
+
+def _plain(raw: bytes) -> bool:
+    """Whether every string in ``raw``, a message as msgspec writes it, is made of ASCII
+    ``!``-``~`` but ``/`` (what every pattern of ``UsageEvent`` takes): msgspec escapes a
+    control character or quote in a string, so with no backslash, space, ``/`` or DEL in it,
+    and nothing but ASCII, no string holds anything else."""
+    return raw.isascii() and not (b"\\" in raw or b" " in raw or b"/" in raw
+                                  or b"\x7f" in raw)
 
 
 def request_record(fields: dict[str, Any]) -> RequestRecord | None:
@@ -261,10 +271,11 @@ _USAGE_EVENT_IDS = attrgetter("event_id", "request_id")
 _REQUEST_IDENTIFIERS = attrgetter("service", "model", "provider", "team", "api_key_id")
 
 
-def _usage_holds(records: list[UsageRecord]) -> bool:
-    """The patterns of ``UsageEvent``'s strings, and its own rules (its model validator)."""
+def _usage_holds(records: list[UsageRecord], chars: bool = True) -> bool:
+    """The patterns of ``UsageEvent``'s strings (unless known to hold: ``chars``), and its
+    own rules (its model validator)."""
     tagged = [r.tags for r in records if r.tags]
-    if not (_chars_hold(_IDENTIFIER_CHARS, chain(
+    if chars and not (_chars_hold(_IDENTIFIER_CHARS, chain(
                 chain.from_iterable(map(_USAGE_IDENTIFIERS, records)),
                 chain.from_iterable(tagged)))
             and _chars_hold(_EVENT_ID_CHARS, chain.from_iterable(map(_USAGE_EVENT_IDS, records)))

@@ -254,3 +254,19 @@ def test_a_batch_the_sdk_writes_is_decoded_whole_each_event_as_written():
     [elements] = decode_envelopes([again], UsageEvent, EventLimits(), NOW, usage_records,
                                   usage_array)
     assert codes(elements) == [(0, "duplicate_key"), (1, None), (2, None)]
+
+
+@pytest.mark.parametrize(("field", "value", "valid"), [
+    ("tenant", "a/b", False), ("tenant", "a b", False), ("tenant", "a\x7fb", False),
+    ("tenant", "caf\u00e9", False), ("tenant", "a\u200bb", False),
+    ("tags", {"k": "a b/c \u00e9"}, True), ("tags", {"k": "a\x7fb"}, False),
+    ("tags", {"k": "a\u200bb"}, False), ("event_id", "a/b c"[:3], True)])
+def test_a_batch_decoded_whole_checks_every_string_as_the_model_does(field, value, valid):
+    """Strings of plain ASCII are taken as they are; any other character has its string
+    checked against the model's pattern, decoded whole or not."""
+    fields = [event("e1"), {**event("e2"), field: value}]
+    raw = encode_envelope([usage_json(msgspec.convert(f, UsageRecord)) for f in fields])
+    [elements] = decode_envelopes([raw], UsageEvent, EventLimits(), NOW, usage_records,
+                                  usage_array)
+    assert (usage_array(raw) is not None) == valid
+    assert codes(elements) == [(0, None), (1, None if valid else "invalid_identifier")]
