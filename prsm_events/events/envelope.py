@@ -7,6 +7,9 @@ largest record the topics take (``EventLimits.max_batch_bytes``); each element, 
 must fit ``max_bytes`` like a single-event message; at most ``max_batch_events`` (10,000)
 elements. A batch that is not JSON, is empty or holds too many elements is one dead letter.
 
+Given an ``array`` path (``fast_path.usage_array``), a batch that path can vouch for (one the
+SDK wrote) is decoded whole, straight from its bytes, with the same outcome.
+
 >>> from datetime import UTC, datetime
 >>> from prsm_events.events.usage import UsageEvent
 >>> raw = (b'[{"event_id": "a", "ts": "2026-01-01T00:00:00Z", "tenant": "t", "service": "s"},'
