@@ -61,8 +61,8 @@ class ConfigFeeds(mode.Service):
             await asyncio.sleep(poll_s)
 
     async def on_start(self) -> None:
-        # the views start side by side (each a consumer's bootstrap and offset requests): a
-        # worker starts a quarter of a second sooner than with one after the other
+        # the views start side by side (each a consumer's bootstrap, metadata and offset
+        # requests: one after another they held every worker's start)
         started = await asyncio.gather(*(view.start() for view in self.views),
                                        return_exceptions=True)
         failed = [e for e in started if isinstance(e, BaseException)]

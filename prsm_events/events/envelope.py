@@ -112,7 +112,7 @@ def _at_once(raw: bytes, array: ArrayPath[E], limits: EventLimits, now: datetime
     if len(events) > limits.max_batch_events or (len(raw) > limits.max_bytes and any(
             len(event) * _MOST_GROWTH > limits.max_bytes for event in written)):
         return None
-    earliest, latest = now - limits.max_age, now + limits.max_future_skew
+    earliest, latest = limits.times(now)
     if not all(earliest <= ts <= latest for ts in map(_TS, events)):
         return None
     return [Element(i, event, None, source)

@@ -86,6 +86,10 @@ class EventLimits:
     """Most one usage event may cost (given or priced); more is dead-lettered
     (``cost_over_cap``) as a likely bug rather than spend."""
 
+    def times(self, now: datetime) -> tuple[datetime, datetime]:
+        """The earliest and latest ``ts`` an event may have at ``now`` (both taken)."""
+        return now - self.max_age, now + self.max_future_skew
+
 
 _TAG_VALUE_RULE = "no control, zero-width or direction-mark characters in a tag value"
 
@@ -204,12 +208,13 @@ def validated(fields: dict[str, Any], found: E | None, model: type[E], limits: E
             raise describe_validation_error(exc) from None
     event: E = found  # type: ignore[assignment]
     ts: datetime = event.ts  # type: ignore[attr-defined]
-    if ts > now + limits.max_future_skew:
+    earliest, latest = limits.times(now)
+    if ts > latest:
         raise InvalidEvent(
             "ts_out_of_range",
             f"ts {ts.isoformat()} is more than {limits.max_future_skew} ahead of now",
         )
-    if ts < now - limits.max_age:
+    if ts < earliest:
         raise InvalidEvent("ts_out_of_range", f"ts {ts.isoformat()} is older than {limits.max_age}")
     return event
 

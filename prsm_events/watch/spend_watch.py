@@ -166,10 +166,11 @@ class SpendWatch:
             if len(at) == len(budgets):
                 return budgets, figures, rows, speaks
             return [budgets[i] for i in at], figures.take(at), rows[at], speaks[at]
+        # the directives this tick issues again stay; the rest (of budgets no longer paced
+        # here, or another worker's) are forgotten and lapse by themselves
+        directed, self.pacing_directives = self.pacing_directives, set()
         if calendar_at:
-            self._calendar(*part(calendar_at), interval, now, clock, report, scale)
-        else:
-            self.pacing_directives = set()  # nothing paced here now: forgotten, they lapse
+            self._calendar(*part(calendar_at), interval, now, clock, report, scale, directed)
         if rolling_at:
             self._rolling(*part(rolling_at), now, clock, report)
         self._anomalies(scores, budgets, now, report, scale, answers)
@@ -194,9 +195,10 @@ class SpendWatch:
 
     def _calendar(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
                   speaks: np.ndarray, interval: MeterInterval, now: float, clock: Clock,
-                  report: WatchReport, scale: float) -> None:
+                  report: WatchReport, scale: float, directed: set[str]) -> None:
         """Calendar periods: the forecast to each period end, the overrun alert once per
-        period (of the budgets the worker ``speaks`` for), and pacing for the paced ones."""
+        period (of the budgets the worker ``speaks`` for), and pacing for the paced ones
+        (``directed``: the budgets with a directive before this tick)."""
         ends, which = np.unique(figures.end, return_inverse=True)  # budgets share period
         profile, days = self._counts(now, ends.tolist())  # ends: count once
         rest = self._rest(rows, profile, days, which, clock)
@@ -218,9 +220,7 @@ class SpendWatch:
         paced = [i for i, b in enumerate(budgets) if b.pacing]
         if paced:
             self._pace([budgets[i] for i in paced], figures.take(paced), rows[paced],
-                       speaks[paced], interval, now, report, scale)
-        else:
-            self.pacing_directives = set()  # nothing paced here now: forgotten, they lapse
+                       speaks[paced], interval, now, report, scale, directed)
 
     @property
     def _width(self) -> float:
@@ -285,7 +285,7 @@ class SpendWatch:
 
     def _pace(self, budgets: list[Budget], figures: BudgetFigures, rows: np.ndarray,
               speaks: np.ndarray, interval: MeterInterval, now: float, report: WatchReport,
-              scale: float) -> None:
+              scale: float, directed: set[str]) -> None:
         ends, which = np.unique(figures.end, return_inverse=True)
         hours, days = self._counts(now, ends.tolist(), 3600.0, 24)  # the demand forecaster's
         left = np.array([sum(h) for h in hours.tolist()])[which]  # hour buckets, per end
@@ -310,7 +310,7 @@ class SpendWatch:
         throttling = throttling[speaks[throttling]]
         others = {now_keys[i] for i in np.flatnonzero(~speaks).tolist()}
         throttling_keys = {now_keys[i] for i in throttling.tolist()}
-        lifted = self.pacing_directives.intersection(now_keys) - throttling_keys - others
+        lifted = directed.intersection(now_keys) - throttling_keys - others
         if lifted:
             report.lifts = [k for k in now_keys if k in lifted]
         self.pacing_directives = throttling_keys  # what stays directed
