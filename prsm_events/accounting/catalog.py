@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prsm_events.errors import CatalogError
 
-__all__ = ["Catalog", "ModelPrice"]
+__all__ = ["Catalog", "ModelPrice", "token_cost"]
 
 _LOOKUPS_KEPT = 4096
 
@@ -57,16 +57,31 @@ class ModelPrice(BaseModel):
         reasoning_tokens: int = 0,
     ) -> float:
         """USD cost of the given token counts (cached parts are included in input_tokens)."""
-        plain = input_tokens - cached_input_tokens - cache_write_input_tokens
-        cached_rate = self.input if self.cached_input is None else self.cached_input
-        write_rate = self.input if self.cache_write_input is None else self.cache_write_input
-        micro = (
-            plain * self.input
-            + cached_input_tokens * cached_rate
-            + cache_write_input_tokens * write_rate
-            + (output_tokens + reasoning_tokens) * self.output
-        )
-        return micro * _PER_TOKEN
+        return token_cost(self.rates(), input_tokens, cached_input_tokens,
+                          cache_write_input_tokens, output_tokens + reasoning_tokens)
+
+    def rates(self) -> tuple[float, float, float, float]:
+        """USD per 1M uncached input, cache-read, cache-write and output tokens (a rate the
+        catalog leaves out is the input rate)."""
+        return (self.input, self.input if self.cached_input is None else self.cached_input,
+                self.input if self.cache_write_input is None else self.cache_write_input,
+                self.output)
+
+
+def token_cost(rates: tuple[float, float, float, float], input_tokens: int,
+               cached_input_tokens: int, cache_write_input_tokens: int,
+               output_tokens: int) -> float:
+    """USD cost of token counts at ``rates`` (``ModelPrice.rates``); ``output_tokens``
+    includes reasoning tokens reported apart.
+
+    >>> token_cost((2.5, 1.25, 2.5, 10.0), 1_000_000, 500_000, 0, 100_000)
+    2.875
+    """
+    plain_rate, cached_rate, write_rate, output_rate = rates
+    micro = ((input_tokens - cached_input_tokens - cache_write_input_tokens) * plain_rate
+             + cached_input_tokens * cached_rate + cache_write_input_tokens * write_rate
+             + output_tokens * output_rate)
+    return micro * _PER_TOKEN
 
 
 class CatalogFile(BaseModel):

@@ -33,11 +33,11 @@ import msgspec
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.dedup import SeenEvent
-from prsm_events.accounting.pricing import PricedUsage, price_usage
+from prsm_events.accounting.pricing import PricedUsage, price_usages
 from prsm_events.accounting.spend import SpendRow, by_message, fold_spend
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
-from prsm_events.events.envelope import Element, decode_envelope, decode_envelopes
+from prsm_events.events.envelope import Element, Whole, decode_batches, decode_envelope
 from prsm_events.events.fast_path import Usage, usage_array, usage_records
 from prsm_events.events.usage import UsageEvent
 from prsm_events.events.validation import EventLimits
@@ -57,15 +57,14 @@ class RawMessage(msgspec.Struct, frozen=True):
     value: bytes | None
 
 
-def processing_error(exc: Exception, msg: RawMessage, element: Element[Any] | None = None
-                     ) -> DeadLetter:
-    """The dead letter of a message (or one event of a batch) whose processing raised an
-    unexpected error (a bug): code ``processing_error``, so that it is kept and its
-    partition moves on."""
-    index = None if element is None else element.index
-    original = msg.value if element is None else element.original
+def processing_error(exc: Exception, msg: RawMessage, index: int | None = None,
+                     original: bytes | None = None) -> DeadLetter:
+    """The dead letter of a message (or of the event at ``index`` of a batch, written as
+    ``original``) whose processing raised an unexpected error (a bug): code
+    ``processing_error``, so that it is kept and its partition moves on."""
     return DeadLetter("processing_error", f"processing_error: {type(exc).__name__}: {exc}",
-                      msg.topic, msg.partition, msg.offset, msg.key, original, index)
+                      msg.topic, msg.partition, msg.offset, msg.key,
+                      msg.value if original is None else original, index)
 
 
 @dataclass(slots=True)
@@ -108,25 +107,27 @@ class UsageIngestor:
             if (msg.partition, msg.offset) not in taken:  # delivered twice: processed once
                 taken.add((msg.partition, msg.offset))
                 messages.append(msg)
-        for msg, elements in zip(messages, self._decode(messages, now), strict=True):
-            if isinstance(elements, Exception):
-                out.dead_letters.append(processing_error(elements, msg))
-                continue
-            for element in elements:
-                self._take(msg, element, seen_lookup, out)
+        for msg, decoded in zip(messages, self._decode(messages, now), strict=True):
+            if isinstance(decoded, Exception):
+                out.dead_letters.append(processing_error(decoded, msg))
+            elif isinstance(decoded, Whole):
+                self._take(msg, range(len(decoded.events)), decoded.events, decoded.written,
+                           seen_lookup, out)
+            else:
+                self._take_elements(msg, decoded, seen_lookup, out)
         out.spend = fold_spend(spend_lookup, out.accepted)
         return out
 
     def _decode(self, messages: list[RawMessage], now: datetime
-                ) -> list[list[Element[Usage]]] | list[list[Element[Usage]] | Exception]:
+                ) -> list[_Decoded] | list[_Decoded | Exception]:
         """The events of every message, decoded together; should that raise (a bug), each
         message alone, so that only the one that raises is kept as a processing error."""
         try:
-            return decode_envelopes([m.value for m in messages], UsageEvent, self.limits, now,
-                                    usage_records, usage_array)
+            return decode_batches([m.value for m in messages], UsageEvent, self.limits, now,
+                                  usage_records, usage_array)
         except Exception:
             pass
-        decoded: list[list[Element[Usage]] | Exception] = []
+        decoded: list[_Decoded | Exception] = []
         for msg in messages:
             try:
                 decoded.append(decode_envelope(msg.value, UsageEvent, self.limits, now,
@@ -137,39 +138,88 @@ class UsageIngestor:
                 decoded.append(exc)
         return decoded
 
-    def _take(self, msg: RawMessage, element: Element[Usage],
+    def _take_elements(self, msg: RawMessage, elements: list[Element[Usage]],
+                       seen_lookup: Callable[[str], SeenEvent | None], out: IngestOutcome
+                       ) -> None:
+        """Dead-letter the invalid elements of ``msg``, take the valid ones; dead letters
+        in the order of the elements."""
+        first = len(out.dead_letters)
+        valid: list[Element[Usage]] = []
+        for element in elements:
+            if element.error is None:
+                valid.append(element)
+            else:
+                out.dead_letters.append(_dead_letter(msg, element.error, element.index,
+                                                     element.original))
+        decoded = len(out.dead_letters) - first
+        self._take(msg, [e.index for e in valid], [e.event for e in valid], valid,
+                   seen_lookup, out)
+        if decoded and len(out.dead_letters) - first > decoded:
+            out.dead_letters[first:] = sorted(out.dead_letters[first:],
+                                              key=lambda d: d.source_index or 0)
+
+    def _take(self, msg: RawMessage, indexes: Sequence[int | None], events: Sequence[Any],
+              sources: Sequence[Element[Usage] | bytes],
               seen_lookup: Callable[[str], SeenEvent | None], out: IngestOutcome) -> None:
-        """Price and de-duplicate one event of ``msg``, or dead-letter it."""
-        index = element.index
+        """Price and de-duplicate the valid ``events`` of ``msg`` (each at its index in the
+        batch, None for a message of one event; its source: its element, or its JSON as
+        written), or dead-letter each that cannot be priced."""
+        partition, offset = msg.partition, msg.offset
+        cap = self.limits.max_cost_usd
+        seen, accepted = out.seen, out.accepted
+        for index, priced, source in zip(indexes, self._price(msg, events, indexes),
+                                         sources, strict=True):
+            if type(priced) is not PricedUsage or priced.cost_usd > cap:
+                self._refuse(msg, priced, index, source, out)
+                continue
+            event_id = priced.event.event_id
+            place = index or 0
+            first = seen.get(event_id) or seen_lookup(event_id)
+            if first is not None and not first.is_same_event(partition, offset, place):
+                out.duplicates += 1
+                continue
+            if first is None:
+                seen[event_id] = SeenEvent(partition, offset, priced.at, place)
+            accepted.append((priced, partition, offset))
+
+    def _price(self, msg: RawMessage, events: Sequence[Usage], indexes: Sequence[int | None]
+               ) -> list[PricedUsage | Exception]:
+        """The events priced together; should that raise (a bug), each alone, so that only
+        the one that raises is kept as a processing error."""
         try:
-            if element.error is not None:
-                raise element.error
-            assert element.event is not None
-            event = element.event
-            priced = price_usage(event, self.catalog)
-            if priced.cost_usd > self.limits.max_cost_usd:
-                where = "" if index is None else f"event {index} of the batch: "
-                raise InvalidEvent(
-                    "cost_over_cap",
-                    f"{where}cost ${priced.cost_usd:,.2f} ({priced.priced_by}) is above the "
-                    f"per-event cap ${self.limits.max_cost_usd:,.2f} "
-                    "(PRSM_MAX_EVENT_COST_USD)")
-        except InvalidEvent as exc:
-            out.dead_letters.append(
-                DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset,
-                           msg.key, element.original, index))
-            return
-        except Exception as exc:  # a bug must never hold the partition: keep the event
-            log.exception("usage message %s[%d]@%d (event %s) could not be processed",
-                          msg.topic, msg.partition, msg.offset, index)
-            out.dead_letters.append(processing_error(exc, msg, element))
-            return
-        place = index or 0
-        first = out.seen.get(event.event_id) or seen_lookup(event.event_id)
-        if first is not None and not first.is_same_event(msg.partition, msg.offset, place):
-            out.duplicates += 1
-            return
-        if first is None:
-            out.seen[event.event_id] = SeenEvent(msg.partition, msg.offset,
-                                                 priced.at, place)
-        out.accepted.append((priced, msg.partition, msg.offset))
+            return list(price_usages(events, self.catalog))
+        except Exception:
+            pass
+        priced: list[PricedUsage | Exception] = []
+        for event, index in zip(events, indexes, strict=True):
+            try:
+                priced.extend(price_usages([event], self.catalog))
+            except Exception as exc:  # a bug must never hold the partition: keep the event
+                log.exception("usage message %s[%d]@%d (event %s) could not be processed",
+                              msg.topic, msg.partition, msg.offset, index)
+                priced.append(exc)
+        return priced
+
+    def _refuse(self, msg: RawMessage, priced: PricedUsage | Exception, index: int | None,
+                source: Element[Usage] | bytes, out: IngestOutcome) -> None:
+        """Dead-letter an event that cannot be priced, or costs more than the cap."""
+        original = source.original if isinstance(source, Element) else source
+        if isinstance(priced, PricedUsage):
+            where = "" if index is None else f"event {index} of the batch: "
+            priced = InvalidEvent(
+                "cost_over_cap",
+                f"{where}cost ${priced.cost_usd:,.2f} ({priced.priced_by}) is above the "
+                f"per-event cap ${self.limits.max_cost_usd:,.2f} (PRSM_MAX_EVENT_COST_USD)")
+        if isinstance(priced, InvalidEvent):
+            out.dead_letters.append(_dead_letter(msg, priced, index, original))
+        else:
+            out.dead_letters.append(processing_error(priced, msg, index, original))
+
+
+_Decoded = list[Element[Usage]] | Whole[Usage]
+
+
+def _dead_letter(msg: RawMessage, exc: InvalidEvent, index: int | None,
+                 original: bytes | None) -> DeadLetter:
+    return DeadLetter(exc.code, exc.reason, msg.topic, msg.partition, msg.offset, msg.key,
+                      original, index)

@@ -57,10 +57,12 @@ class ProviderHealth:
                      outcomes: Iterable[tuple[str, float | None, float]]) -> None:
         """``observe`` each (status, latency_ms, ts), in order (the same figures)."""
         stats = self.stats.get((provider, model))
+        half_life_s = self.half_life_s
         for status, latency_ms, ts in outcomes:
             if stats is None:
                 stats = self.stats[(provider, model)] = ProviderStats(ts=ts)
-            decay = self._decayed(stats, ts)
+            # ``_decayed`` (inline: once per event): nothing to decay at or before stats.ts
+            decay = 0.5 ** ((ts - stats.ts) / half_life_s) if ts > stats.ts else 1.0
             if decay != 1.0:  # (times 1.0 changes nothing)
                 stats.total *= decay
                 stats.ok *= decay

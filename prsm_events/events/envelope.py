@@ -41,7 +41,8 @@ from prsm_events.events.validation import (
     validated,
 )
 
-__all__ = ["Element", "decode_envelope", "decode_envelopes", "encode_envelope", "split_array"]
+__all__ = ["Element", "Whole", "decode_batches", "decode_envelope", "decode_envelopes",
+           "encode_envelope", "split_array"]
 
 E = TypeVar("E")
 
@@ -82,29 +83,47 @@ def decode_envelopes(raws: Sequence[bytes | None], model: type[E], limits: Event
     """:func:`decode_envelope` of each message; ``fast`` takes the events of all at once;
     ``array`` takes a batch whole first, where it can: each of its events within the limits
     as it stands (an event as written is its ``source``), else each element on its own."""
-    whole: dict[int, list[Element[E]]] = {}
+    return [d.elements() if isinstance(d, Whole) else d
+            for d in decode_batches(raws, model, limits, now, fast, array)]
+
+
+class Whole(msgspec.Struct, Generic[E], frozen=True):
+    """A batch decoded whole: every event valid and in time, with its JSON as written."""
+
+    events: Sequence[E]
+    written: list[bytes]
+
+    def elements(self) -> list[Element[E]]:
+        """Its events as elements (the source of each: its JSON as written)."""
+        return [Element(i, event, None, source)
+                for i, (event, source) in enumerate(zip(self.events, self.written, strict=True))]
+
+
+def decode_batches(raws: Sequence[bytes | None], model: type[E], limits: EventLimits,
+                   now: datetime, fast: FastPath[E] | None = None,
+                   array: ArrayPath[E] | None = None) -> list[list[Element[E]] | Whole[E]]:
+    """:func:`decode_envelopes`, but a batch that ``array`` takes whole stays ``Whole``."""
+    whole: dict[int, Whole[E]] = {}
     if array is not None:
         for i, raw in enumerate(raws):
             if raw is not None and raw[:1] == b"[" and len(raw) <= limits.max_batch_bytes:
                 found = _at_once(raw, array, limits, now)
                 if found is not None:
                     whole[i] = found
-    if whole:
-        rest = iter(decode_envelopes([r for i, r in enumerate(raws) if i not in whole], model,
-                                     limits, now, fast))
-        return [whole[i] if i in whole else next(rest) for i in range(len(raws))]
-    parts = [_parse(raw, limits) for raw in raws]
+    rest_raws = [r for i, r in enumerate(raws) if i not in whole] if whole else raws
+    parts = [_parse(raw, limits) for raw in rest_raws]
     if fast is not None:
         objects = [p for message in parts for p in message if type(p.item) is dict]
         for part, event in zip(objects, fast([p.item for p in objects]), strict=True):
             part.event = event
-    return [[_judge(p, model, limits, now) for p in message] for message in parts]
+    rest = iter([[_judge(p, model, limits, now) for p in message] for message in parts])
+    return [whole[i] if i in whole else next(rest) for i in range(len(raws))]
 
 
 def _at_once(raw: bytes, array: ArrayPath[E], limits: EventLimits, now: datetime
-             ) -> list[Element[E]] | None:
-    """The elements of the batch ``raw`` as ``array`` decodes it, if each is within the limits
-    (its size as written, its time); else None."""
+             ) -> Whole[E] | None:
+    """The batch ``raw`` as ``array`` decodes it, if each event is within the limits (its
+    size as written, its time); else None."""
     found = array(raw)
     if found is None:
         return None
@@ -115,8 +134,7 @@ def _at_once(raw: bytes, array: ArrayPath[E], limits: EventLimits, now: datetime
     earliest, latest = limits.times(now)
     if not all(earliest <= ts <= latest for ts in map(_TS, events)):
         return None
-    return [Element(i, event, None, source)
-            for i, (event, source) in enumerate(zip(events, written, strict=True))]
+    return Whole(events, written)
 
 
 _TS = attrgetter("ts")

@@ -168,7 +168,7 @@ def test_a_message_whose_decoding_raises_is_the_only_one_dead_lettered(monkeypat
             raise RuntimeError("decoder bug")
         return real(raw, *args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "decode_envelopes", together)
+    monkeypatch.setattr(ingest_module, "decode_batches", together)
     monkeypatch.setattr(ingest_module, "decode_envelope", alone)
     ingest = UsageIngestor(Catalog.shipped(), EventLimits())
     out = ingest.process([msg(0, event("a")), msg(1, event("b")), msg(2, event("c"))],

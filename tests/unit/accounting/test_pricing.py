@@ -1,7 +1,9 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prsm_events.accounting.catalog import Catalog
-from prsm_events.accounting.pricing import price_usage
+from prsm_events.accounting.pricing import price_usage, price_usages
 from prsm_events.errors import CatalogError, InvalidEvent
 from prsm_events.events.usage import UsageEvent
 
@@ -73,3 +75,39 @@ def test_lookup_by_alias_snapshot_and_provider():
 def test_malformed_catalog_is_a_clear_error():
     with pytest.raises(CatalogError, match="invalid catalog"):
         Catalog.from_json(b'{"version": "x", "prices_read_on": "today", "models": []}')
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from([None, "gpt-4o", "claude-sonnet-4", "claude-sonnet-4-20250514",
+                     "mistral-small-latest", "mystery-9000"]),
+    st.sampled_from([None, "openai", "anthropic", "azure"]),
+    st.sampled_from([None, 0.0, 0.42]),
+    st.integers(0, 10**9), st.integers(0, 10**9), st.integers(0, 10**6)), max_size=30))
+def test_a_batch_is_priced_as_each_event_alone(specs):
+    """``price_usages`` looks each (model, provider) up once for the batch: every event gets
+    the figures (or the refusal) it gets priced alone, whatever else the batch holds."""
+    events = [usage(model=model, provider=provider, cost_usd=cost,
+                    kind="llm" if model or cost is None else "compute", input_tokens=tokens,
+                    cached_input_tokens=tokens // 3, output_tokens=out,
+                    reasoning_tokens=reasoning)
+              for model, provider, cost, tokens, out, reasoning in specs]
+    together = price_usages(events, CAT)
+    for event, priced in zip(events, together, strict=True):
+        [alone] = price_usages([event], CAT)
+        if isinstance(alone, InvalidEvent):
+            assert (type(priced), priced.code, priced.reason) == (
+                InvalidEvent, alone.code, alone.reason)
+            with pytest.raises(InvalidEvent, match=alone.code):
+                price_usage(event, CAT)
+        else:
+            assert priced == alone == price_usage(event, CAT)
+            entry = CAT.lookup(event.model, event.provider) if event.model else None
+            if event.cost_usd is None:
+                assert priced.cost_usd == entry.cost(
+                    input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+                    cached_input_tokens=event.cached_input_tokens,
+                    reasoning_tokens=event.reasoning_tokens)
+                assert priced.priced_by == CAT.priced_by
+            assert priced.provider == (event.provider or (entry.provider if entry else ""))
+            assert priced.at == event.ts.timestamp()
