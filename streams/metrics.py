@@ -188,6 +188,9 @@ class WorkerMetrics(Collector):
                                 "took.", value=st.get("tick_ms", 0.0) / 1000)
         yield GaugeMetricFamily("prsm_scoring_scopes", "Scopes the scorer keeps.",
                                 value=st.get("scopes", 0))
+        yield GaugeMetricFamily("prsm_scoring_parked_scopes", "Scopes the scorer set aside: "
+                                "another worker answers for their tenant.",
+                                value=st.get("parked", 0))
 
     def _budgets(self) -> Iterator[Metric]:
         s = self.sources

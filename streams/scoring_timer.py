@@ -111,13 +111,15 @@ class ScorerCheckpoints(mode.Service):
 
 async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: list[Budget],
                         figures: Callable[[Sequence[Budget]], BudgetFigures], now: float,
-                        lock: asyncio.Lock, answers: Answers | None = None) -> WatchReport:
+                        lock: asyncio.Lock, answers: Answers | None = None,
+                        partitions: frozenset[int] | None = None) -> WatchReport:
     """``watch.tick`` with the event loop free to decide meanwhile (with 10^6 budgets a tick
     takes seconds). The ledger's figures are read here, in the loop, where the agents change
     the ledger (``figures(slice)``, ``FIGURES_AT_ONCE`` budgets at a time: each budget's
     figures are whole, and decisions run in between); the tick runs in a thread on them,
     holding ``lock`` until the thread is done, also when cancelled, so that a checkpoint save
-    does not read the scorer halfway through a tick. ``answers``: ``SpendWatch.tick``'s."""
+    does not read the scorer halfway through a tick. ``answers``, ``partitions``:
+    ``SpendWatch.tick``'s."""
     parts: list[BudgetFigures] = []
     for lo in range(0, len(budgets), FIGURES_AT_ONCE):
         parts.append(figures(budgets[lo:lo + FIGURES_AT_ONCE]))
@@ -125,7 +127,7 @@ async def tick_off_loop(watch: SpendWatch, interval: MeterInterval, budgets: lis
     read = BudgetFigures.concat(parts) if parts else BudgetFigures.of_views([], now)
     async with lock:
         ticking = asyncio.ensure_future(asyncio.to_thread(
-            watch.tick, interval, budgets, read, now, answers))
+            watch.tick, interval, budgets, read, now, answers, partitions))
         try:
             return await asyncio.shield(ticking)
         except asyncio.CancelledError:  # the worker stops: the thread cannot be; the lock
@@ -269,9 +271,10 @@ def register_scoring(
         report = await tick_off_loop(
             watch, interval, budgets,
             lambda some: control.ledger.figures(some, now), now, checkpoints.saving,
-            control.answering)
+            control.answering, control.ledger.owned)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
-                           "scopes": len(scorer), "budgets": len(budgets),
+                           "scopes": len(scorer), "parked": len(scorer.parked),
+                           "budgets": len(budgets),
                            "tick_ms": round(1000 * (time.time() - now), 3),
                            "interval_s": None if interval.seconds is None
                            else round(interval.seconds, 3),

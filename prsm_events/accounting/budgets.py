@@ -26,7 +26,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from prsm_events.accounting.periods import PERIODS, ROLLING, check_timezone
-from prsm_events.accounting.scopes import GLOBAL, Scope, scopes_of
+from prsm_events.accounting.scopes import Scope, scopes_of, tenant_of
 from prsm_events.events.usage import EventModel
 
 __all__ = ["Budget", "BudgetBook", "budget_key"]
@@ -88,9 +88,9 @@ class Budget(EventModel):
 
     @cached_property
     def tenant(self) -> str | None:
-        # the scope was checked when the budget was made: its tenant is what follows
-        # "tenant:" (a tick reads it of every budget, so it is not parsed again)
-        return None if self.scope == GLOBAL else self.scope.partition("/")[0][len("tenant:"):]
+        # the scope was checked when the budget was made (a tick reads the tenant of every
+        # budget, so it is not parsed again)
+        return tenant_of(self.scope)
 
     @cached_property
     def limit_nano(self) -> int:

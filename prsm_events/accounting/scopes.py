@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["GLOBAL", "SCOPE_ID_PATTERN", "SUB_KINDS", "Scope", "scopes_of"]
+__all__ = ["GLOBAL", "SCOPE_ID_PATTERN", "SUB_KINDS", "Scope", "scopes_of", "tenant_of"]
 
 GLOBAL = "global"
 SUB_KINDS = ("team", "service", "api_key", "model")
@@ -76,3 +76,14 @@ def scopes_of(
         if value:
             out.append(f"tenant:{tenant}/{kind}:{value}")
     return out
+
+
+def tenant_of(scope: str) -> str | None:
+    """The tenant of a valid scope (None: ``global``), without parsing it whole.
+
+    >>> tenant_of("tenant:acme/model:gpt-4o"), tenant_of("tenant:acme"), tenant_of(GLOBAL)
+    ('acme', 'acme', None)
+    """
+    if not scope.startswith("tenant:"):
+        return None
+    return scope.partition("/")[0][len("tenant:"):]

@@ -45,6 +45,7 @@ from prsm_events.scoring.pacing_step import (
     new_pacing_state,
     pacing_step,
 )
+from prsm_events.scoring.parked_scopes import ParkedScopes
 from prsm_events.scoring.rest_of_period import check_step, forecast_ahead, forecast_rest
 from prsm_events.scoring.spend_step import spend_step
 from prsm_events.scoring.state_arrays import StateArrays
@@ -155,6 +156,8 @@ class BatchScorer:
         """The last step's spend (False) and demand (True) per row, as learned (host)."""
         self.paced_at = np.full(capacity, -1, dtype=np.int64)
         """Per budget row, the tick it was last paced at (-1: never; host)."""
+        self.parked = ParkedScopes()
+        """Scopes set aside (``park``): not stepped; one that comes back resumes."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -193,17 +196,72 @@ class BatchScorer:
             for arr in getattr(self, part).arrays().values():  # spare rows stepped on 0
                 arr[..., first_new:len(self.rows)] = 0
         self.active[first_new:len(self.rows)] = self.ticks
+        if len(self.parked):
+            self._resume(list(self.rows)[first_new:])
+
+    def _resume(self, scopes: list[str]) -> None:
+        """Give the parked ones of ``scopes`` (rows just added) the state they had."""
+        names, arrays, _ = self.parked.take(scopes)
+        if not names:
+            return
+        idx = self.xp.asarray(lookup(self.rows, names, -1, np.int64))
+        for part in _PARTS:
+            for name, arr in getattr(self, part).arrays().items():
+                arr[..., idx] = self.xp.asarray(arrays[f"{part}.{name}"])
 
     def forget_idle(self) -> list[str]:
         """Drop the scopes that have neither spent nor asked for anything for more than
-        ``forget_after`` ticks (the others keep their state, in their order); returns them."""
-        if self.forget_after is None or not self.rows:
+        ``forget_after`` ticks (the others keep their state, in their order), parked ones
+        too; returns them."""
+        if self.forget_after is None:
             return []
+        gone = self.parked.expire(idle_before=self.ticks - self.forget_after)
+        if not self.rows:
+            return gone
         n = len(self.rows)
         idle = self.ticks - self.active[:n] > self.forget_after
         if not idle.any():
-            return []
-        keep = np.flatnonzero(~idle)
+            return gone
+        names = list(self.rows)
+        self._keep_rows(np.flatnonzero(~idle))
+        return gone + [names[i] for i in np.flatnonzero(idle).tolist()]
+
+    def park(self, scopes: Sequence[str]) -> int:
+        """Set ``scopes`` aside (``parked_scopes``: another worker answers for them now):
+        their state leaves the arrays as it is, so that no step learns or scores their
+        silence here; one that spends or is asked for here again resumes from it. Rows move
+        (as after ``forget_idle``). Returns how many were parked (unknown ones are not)."""
+        rows = lookup(self.rows, scopes, -1, np.int64)
+        rows = np.unique(rows[rows >= 0])
+        if not len(rows):
+            return 0
+        names = list(self.rows)
+        idx = self.xp.asarray(rows)
+        self.parked.add([names[i] for i in rows.tolist()],
+                        {f"{part}.{name}": to_host(arr[..., idx]).copy()
+                         for part in _PARTS for name, arr in getattr(self, part).arrays().items()},
+                        self.active[rows])
+        keep = np.ones(len(names), dtype=bool)
+        keep[rows] = False
+        self._keep_rows(np.flatnonzero(keep))
+        return len(rows)
+
+    def restart_detection(self, scopes: Sequence[str]) -> int:
+        """Start the anomaly detector of ``scopes`` again (it warms up anew, then judges them
+        on what it learns from now on; their forecasters go on): a scope whose spend here
+        changed for a reason that is not news (a share of spend over tenants, when this
+        worker's partitions changed). Returns how many known scopes it restarted."""
+        rows = lookup(self.rows, scopes, -1, np.int64)
+        rows = rows[rows >= 0]
+        if len(rows):
+            idx = self.xp.asarray(rows)
+            for arr in self.anomaly.arrays().values():
+                arr[..., idx] = 0
+        return len(rows)
+
+    def _keep_rows(self, keep: Host) -> None:
+        """Keep only the scopes at rows ``keep`` (ascending), in their order, from row 0."""
+        n = len(self.rows)
         names = list(self.rows)
         index = self.xp.asarray(keep, dtype=self.xp.int64)
         for part in _PARTS:
@@ -211,8 +269,12 @@ class BatchScorer:
                 arr[..., : len(keep)] = arr[..., index]
                 arr[..., len(keep):n] = 0
         self.active[: len(keep)] = self.active[keep]
+        for demand, host in self._interval.items():  # (the last step's, row by row)
+            if len(host) >= n:
+                moved = np.zeros_like(host)
+                moved[: len(keep)] = host[keep]
+                self._interval[demand] = moved
         self.rows = {names[i]: row for row, i in enumerate(keep.tolist())}
-        return [names[i] for i in np.flatnonzero(idle).tolist()]
 
     def _column(self, values: Mapping[str, float], scale: float = 1.0) -> Host:
         """The values (times ``scale``) as one host array over the rows; a scope with a
@@ -291,8 +353,12 @@ class BatchScorer:
                   for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
         arrays |= {f"pacing.{name}": to_host(arr[:m]).copy()
                    for name, arr in self.pacing.arrays().items()}
+        parked = self.parked
         return ScorerState(list(self.rows), list(self.budget_rows), self.season, self.ticks,
-                           arrays, self.active[:n].copy(), self.paced_at[:m].copy())
+                           arrays, self.active[:n].copy(), self.paced_at[:m].copy(),
+                           ScorerState(list(parked.names), [], self.season, self.ticks,
+                                       {k: v.copy() for k, v in parked.arrays.items()},
+                                       parked.active.copy()) if len(parked) else None)
 
     def load(self, state: ScorerState) -> None:
         """Go on from ``state`` (replacing everything learned so far); ``ValueError`` if it
@@ -314,6 +380,7 @@ class BatchScorer:
         size, pacing_size = max(n, self.capacity), max(m, self.pacing.pressure.shape[0])
         fresh: dict[str, StateArrays] = {part: _grow(self.xp, getattr(self, part), size)
                                          for part in _PARTS}
+        parked = self._parked_of(state, fresh)
         fresh["pacing"] = _grow(self.xp, self.pacing, pacing_size)
         for part, arrays in fresh.items():
             rows = m if part == "pacing" else n
@@ -334,6 +401,31 @@ class BatchScorer:
         self.paced_at[:m] = paced
         self.ticks = state.ticks
         self._interval = {False: np.zeros(0), True: np.zeros(0)}
+        self.parked = parked
+
+    def _parked_of(self, state: ScorerState, like: Mapping[str, StateArrays]) -> ParkedScopes:
+        """The parked scopes of ``state``, their arrays shaped as those of ``like`` but for
+        the scopes (``ValueError`` otherwise)."""
+        parked = ParkedScopes()
+        kept = state.parked
+        if kept is None or not kept.scopes:
+            return parked
+        k = len(kept.scopes)
+        if len(set(kept.scopes)) != k or set(kept.scopes) & set(state.scopes):
+            raise ValueError("a parked scope named twice, or also in use")
+        active = (np.full(k, kept.ticks, dtype=np.int64) if kept.active is None
+                  else np.asarray(kept.active, dtype=np.int64))
+        if active.shape != (k,):
+            raise ValueError(f"parked activity is shaped {active.shape}, expected {(k,)}")
+        arrays = {}
+        for part in _PARTS:
+            for name, arr in like[part].arrays().items():
+                want = (*arr.shape[:-1], k)
+                saved = saved_array(kept, part, name, want)
+                arrays[f"{part}.{name}"] = (np.zeros(want) if saved is None
+                                            else np.asarray(saved, dtype=np.float64))
+        parked.add(kept.scopes, arrays, active)
+        return parked
 
     def rest(self, scopes: Sequence[str], counts: Sequence[Sequence[float]] | Host,
              demand: bool = False, days: Sequence[Sequence[int]] | Host | None = None,

@@ -36,6 +36,9 @@ __all__ = ["CheckpointError", "read_checkpoint", "write_checkpoint"]
 VERSION = 1
 ACTIVE = "scopes.active"
 PACED = "budgets.paced"
+PARKED = "parked:"
+"""The prefix of a parked scope part's arrays (``parked:anomaly.level``)."""
+PARKED_ACTIVE = "parked.active"
 
 
 class CheckpointError(Exception):
@@ -45,9 +48,10 @@ class CheckpointError(Exception):
 def write_checkpoint(path: Path, state: ScorerState, interval_s: float,
                      extra: dict[str, Any] | None = None) -> None:
     """Replace ``path`` with ``state`` (atomically: a temporary file renamed over it)."""
+    parked = state.parked
     meta = {"version": VERSION, "interval_s": interval_s, "season": state.season,
             "ticks": state.ticks, "scopes": state.scopes, "budgets": state.budgets,
-            "extra": extra or {}}
+            "parked": [] if parked is None else parked.scopes, "extra": extra or {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -57,6 +61,10 @@ def write_checkpoint(path: Path, state: ScorerState, interval_s: float,
                 entries[ACTIVE] = state.active
             if state.paced is not None:
                 entries[PACED] = state.paced
+            if parked is not None:
+                entries |= {PARKED + key: arr for key, arr in parked.arrays.items()}
+                if parked.active is not None:
+                    entries[PARKED_ACTIVE] = parked.active
             np.savez(f, **entries)
             f.flush()
             os.fsync(f.fileno())
@@ -74,6 +82,9 @@ def read_checkpoint(path: Path, interval_s: float) -> tuple[ScorerState, dict[st
             arrays = {k: data[k] for k in data.files if k != "meta"}
         active = arrays.pop(ACTIVE, None)
         paced = arrays.pop(PACED, None)
+        parked_active = arrays.pop(PARKED_ACTIVE, None)
+        parked_arrays = {k.removeprefix(PARKED): arrays.pop(k) for k in list(arrays)
+                         if k.startswith(PARKED)}
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
@@ -85,8 +96,12 @@ def read_checkpoint(path: Path, interval_s: float) -> tuple[ScorerState, dict[st
         raise CheckpointError(f"{path} was learned with {meta.get('interval_s')} s intervals, "
                               f"the worker now scores every {interval_s} s")
     try:
+        parked_scopes = [str(s) for s in meta.get("parked") or []]
+        parked = ScorerState(parked_scopes, [], int(meta["season"]), int(meta["ticks"]),
+                             parked_arrays, parked_active) if parked_scopes else None
         state = ScorerState([str(s) for s in meta["scopes"]], [str(b) for b in meta["budgets"]],
-                            int(meta["season"]), int(meta["ticks"]), arrays, active, paced)
+                            int(meta["season"]), int(meta["ticks"]), arrays, active, paced,
+                            parked)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} has a malformed header: {exc}") from exc
     return state, dict(meta.get("extra") or {})

@@ -35,6 +35,9 @@ class ScorerState:
     paced: Host | None = None
     """Per budget, the last tick it was paced at, -1 if never (None: all at ``ticks``, as
     a checkpoint from before they were kept)."""
+    parked: ScorerState | None = None
+    """The parked scopes (``BatchScorer.park``): their names, arrays of the four scope parts
+    and last active ticks; None: none (as a checkpoint from before scopes were parked)."""
 
 
 _ADDED_LATER = frozenset({*(f"{part}.{name}" for part in ("spend_fc", "outlook_fc", "demand_fc")

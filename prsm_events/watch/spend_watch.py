@@ -16,6 +16,7 @@ once for every scope, and returns what the worker must publish and use:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from prsm_events.accounting.budget_figures import BudgetFigures
 from prsm_events.accounting.budgets import Budget
 from prsm_events.accounting.ledger_view import BudgetView
 from prsm_events.accounting.periods import ROLLING
-from prsm_events.accounting.scopes import Scope
+from prsm_events.accounting.scopes import Scope, tenant_of
 from prsm_events.anomaly.findings import AnomalyFinding, AnomalyRule, find_anomalies
 from prsm_events.decisions.pacing import PacingActions
 from prsm_events.events.alerts import Alert
@@ -104,6 +105,8 @@ class SpendWatch:
         self.high_share: dict[str, float] = {}
         self.pacing_directives: set[str] = set()
         self.anomaly_until: dict[str, float] = {}
+        self.partitions: frozenset[int] | None = None
+        """The partitions its worker owned at the last tick that named them (``tick``)."""
 
     def memory(self) -> dict[str, Any]:
         """What the watch remembers between ticks besides the scorer (JSON-able; kept with
@@ -111,7 +114,8 @@ class SpendWatch:
         forgets the directives it must lift)."""
         return {"overrun_sent": self.overrun_sent, "high_share": self.high_share,
                 "pacing_directives": sorted(self.pacing_directives),
-                "anomaly_until": self.anomaly_until}
+                "anomaly_until": self.anomaly_until,
+                "partitions": None if self.partitions is None else sorted(self.partitions)}
 
     def recall(self, memory: dict[str, Any]) -> None:
         """Take back what ``memory`` returned (in an earlier process)."""
@@ -120,10 +124,13 @@ class SpendWatch:
         self.pacing_directives = {str(k) for k in memory.get("pacing_directives", [])}
         self.anomaly_until = {str(k): float(v)
                               for k, v in memory.get("anomaly_until", {}).items()}
+        partitions = memory.get("partitions")
+        self.partitions = None if partitions is None else frozenset(map(int, partitions))
 
     def tick(self, interval: MeterInterval, book: Iterable[Budget],
              figures: BudgetFigures | Callable[[Budget], BudgetView],
-             now: float, answers: Answers | None = None) -> WatchReport:
+             now: float, answers: Answers | None = None,
+             partitions: frozenset[int] | None = None) -> WatchReport:
         """Score ``interval`` and look at every budget of ``book``: ``figures`` are the
         budgets' ledger figures at ``now`` in ``book``'s order (``BudgetLedger.figures``), or
         a function giving each one's view.
@@ -140,11 +147,23 @@ class SpendWatch:
         at its rate per ``interval_s`` (a timer sleeps ``interval_s`` between the end of one
         tick and the start of the next, so an interval also holds the tick's own run time and
         the loop's delays); alerts and directives report what was spent in the seconds it
-        lasted. Without it, an interval counts as ``interval_s``."""
+        lasted. Without it, an interval counts as ``interval_s``.
+
+        ``partitions``: those the worker owns now (with ``answers``). When they are not those
+        of the last tick (``self.partitions``, kept in the checkpoint), the scorer's scopes
+        under tenants another worker answers for now are parked first
+        (``BatchScorer.park``): they learn no silence here, and resume from what they knew if
+        their tenant comes back (what the interval holds of them, spent before they left, is
+        not learned). And if the partitions of the last tick are known, the anomaly detector
+        of each scope over tenants starts again: this worker's share of it changed, which is
+        not news."""
         seconds = interval.seconds
         if seconds is not None and not seconds > 0:
             raise ValueError(f"an interval of {seconds!r} s")
         scale = 1.0 if seconds is None else self.interval_s / seconds
+        if answers is not None and partitions is not None and partitions != self.partitions:
+            interval = self._park_others(interval, answers, restart=self.partitions is not None)
+            self.partitions = partitions
         mid = now - self.interval_s / 2  # the interval's place in the day and weekday
         clock = self._clock(mid, self._width)
         scores = self.scorer.step(interval.spend, interval.demand, int(mid // 3600) % 24,
@@ -175,6 +194,33 @@ class SpendWatch:
             self._rolling(*part(rolling_at), now, clock, report)
         self._anomalies(scores, budgets, now, report, scale, answers)
         return report
+
+    def _park_others(self, interval: MeterInterval, answers: Answers, restart: bool
+                     ) -> MeterInterval:
+        """Park the scorer's scopes under tenants that ``answers`` gives to another worker;
+        ``interval`` without them. ``restart``: the detection of the scopes over tenants."""
+        scopes = list(self.scorer.rows)
+        tenants = [tenant_of(scope) for scope in scopes]
+        if restart:
+            self.scorer.restart_detection([s for s, t in zip(scopes, tenants, strict=True)
+                                           if t is None])
+        under = sorted({t for t in tenants if t is not None}
+                       | {t for t in map(tenant_of, interval.spend) if t is not None}
+                       | {t for t in map(tenant_of, interval.demand) if t is not None})
+        if not under:
+            return interval
+        asked: list[str | None] = list(under)
+        away = {t for t, ours in zip(under, np.asarray(answers(asked), dtype=bool).tolist(),
+                                     strict=True) if not ours}
+        if not away:
+            return interval
+        self.scorer.park([s for s, t in zip(scopes, tenants, strict=True) if t in away])
+
+        def ours(values: dict[str, float]) -> dict[str, float]:
+            return {k: v for k, v in values.items() if tenant_of(k) not in away}
+        return dataclasses.replace(interval, spend=ours(interval.spend),
+                                   demand=ours(interval.demand),
+                                   demand_high=ours(interval.demand_high))
 
     def _rest(self, scope_rows: np.ndarray, profile: np.ndarray, days: np.ndarray,
               which: np.ndarray, now: Clock, demand: bool = False) -> Rest:

@@ -271,3 +271,44 @@ def test_a_global_budget_holds_through_a_rebalance_mid_stream(
     assert by_action == pytest.approx(sent_by_action)
     print(f"{change}: ${admitted:.4f} of $1 admitted; {sent} decisions and {len(alerts)} "
           "alerts in ClickHouse")
+
+
+def test_a_worker_that_hands_tenants_over_parks_what_it_learned_of_them(
+        start_worker, kafka, tmp_path):
+    """One worker learns every tenant's scopes; a second joins and takes half the partitions:
+    the first parks the scopes of the tenants it gave away (it would otherwise learn their
+    silence, and page and throttle them as a spike if they came back), keeping the rest.
+    The second leaves: their spend comes back to the first, and they resume."""
+    import itertools
+
+    name = unique("it-park")
+    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
+              "scoring_interval_s": 1.0}
+    first = start_worker("park0", home=tmp_path / "park0", **common)
+    scopes = 1 + 3 * TENANTS  # global; each tenant, its service and its model
+    rounds = itertools.count()
+
+    def scoring(worker) -> tuple[int, int]:
+        st = worker.get("/stats")["scoring"]
+        return st.get("scopes", -1), st.get("parked", -1)
+
+    def fed_until(want: tuple[int, int], what: str) -> None:
+        """Spend of every tenant, a round a second (an interval read while a worker catches
+        up is not learned), until the first worker's scorer holds ``want``."""
+        def learned() -> bool:
+            publish(kafka, first.topic("usage"), events(f"park{next(rounds)}-", 120,
+                                                        tenants=TENANTS), batch_events=60)
+            return scoring(first) == want
+        wait_until(learned, timeout=90, what=what, details=lambda: (scoring(first), want))
+
+    fed_until((scopes, 0), "the first worker learning every tenant")
+    second = start_worker("park1", home=tmp_path / "park1", sink="off", **common)
+    settled([first, second])
+    theirs = set(second.get("/health")["partitions"])
+    gone = sum(owner_partition(f"t{i}", 6) in theirs for i in range(TENANTS))
+    assert 0 < gone < TENANTS
+    fed_until((scopes - 3 * gone, 3 * gone), "the first worker parking what it gave away")
+    second.stop()
+    wait_until(lambda: first.get("/health")["partitions"] == list(range(6)), timeout=60,
+               what="the first worker owning every partition again")
+    fed_until((scopes, 0), "their scopes resuming")

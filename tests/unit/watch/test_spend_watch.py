@@ -510,3 +510,46 @@ def test_a_forecast_says_it_is_learning_until_its_history_covers_its_horizon() -
     assert shown["learning"] is True
     assert (shown["period_end_spend_low_usd"], shown["period_end_spend_high_usd"]) == (None,
                                                                                       None)
+
+
+def moved_away_and_back(partitions: bool) -> tuple[list[WatchReport], list[WatchReport], Rig]:
+    """Tenant b (a budget that throttles on anomalies) on this worker for 12 h, on another
+    worker's partition for 6 h, then back; tenant a stays. Each tick looks at the budgets
+    the worker answers for (as ``SpendControl.watched`` gives them)."""
+    rig = Rig(Budget(scope="tenant:b", period="month", limit_usd=1e6, anomaly_throttle=True))
+    rng = np.random.default_rng(7)
+    owned = {"a", "b"}
+
+    def answers(tenants: list[str | None]) -> np.ndarray:
+        return np.array([t in owned for t in tenants], dtype=bool)
+
+    away, back = [], []
+    for minute in range(720 + 360 + 30):
+        gone = 720 <= minute < 1080
+        owned = {"a"} if gone else {"a", "b"}
+        rig.spend("a", 0.10 + 0.02 * rng.random())
+        if not gone:
+            rig.spend("b", 0.20 + 0.04 * rng.random())
+        rig.now += 60.0
+        report = rig.watch.tick(
+            rig.meter.take(), [b for b in rig.book if b.tenant in owned],
+            lambda b: rig.ledger.view(b, b.tenant or "", rig.now), rig.now, answers,
+            frozenset({0, 1} if "b" in owned else {0}) if partitions else None)
+        (away if gone else back if minute >= 1080 else []).append(report)
+    return away, back, rig
+
+
+def test_a_tenant_whose_partition_comes_back_is_no_anomaly() -> None:
+    """While another worker owns its partition, a tenant's scopes are parked here (not
+    learned as silent), and the detector of the global scope, this worker's share, starts
+    again: back, its ordinary spend is no spike. Learned as silence, it would page and
+    throttle legitimate traffic."""
+    away, back, rig = moved_away_and_back(partitions=True)
+    assert all(not any(s.startswith("tenant:b") for s in r.scores.scopes) for r in away)
+    assert not any(r.findings or r.alerts or r.directives for r in away + back)
+    assert len(rig.watch.scorer.parked) == 0 and "tenant:b" in rig.watch.scorer.rows
+    assert rig.watch.partitions == frozenset({0, 1})
+    _, unparked, _ = moved_away_and_back(partitions=False)
+    [alert] = unparked[0].alerts
+    assert (alert.kind, alert.scope, alert.severity) == ("anomaly", "tenant:b", "high")
+    assert [d.scope for d in unparked[0].directives] == ["tenant:b/service:chat"]  # driver
