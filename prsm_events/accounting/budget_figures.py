@@ -48,6 +48,8 @@ class BudgetFigures:
     release_row: np.ndarray
     release_at: np.ndarray
     release_nano: np.ndarray
+    share: np.ndarray | None = None
+    """Per row, ``BudgetView.share`` (None: 1 for every row)."""
 
     def __len__(self) -> int:
         return len(self.used)
@@ -62,9 +64,11 @@ class BudgetFigures:
                 rows.append(row)
                 at.append(when)
                 nano.append(amount)
+        shares = [v.share for v in views]
         return cls.of_lists(now, [(v.spent + v.reserved) / NANO for v in views],
                             [v.remaining / NANO for v in views], [v.start for v in views],
-                            [v.end for v in views], rows, at, nano)
+                            [v.end for v in views], rows, at, nano,
+                            None if all(x == 1.0 for x in shares) else shares)
 
     @classmethod
     def of_lists(cls, now: float, used: Sequence[float] | np.ndarray,
@@ -72,14 +76,20 @@ class BudgetFigures:
                  end: Sequence[float] | np.ndarray,
                  release_row: Sequence[int] | np.ndarray,
                  release_at: Sequence[float] | np.ndarray,
-                 release_nano: Sequence[int] | np.ndarray) -> BudgetFigures:
+                 release_nano: Sequence[int] | np.ndarray,
+                 share: Sequence[float] | np.ndarray | None = None) -> BudgetFigures:
         rows = np.asarray(release_row, dtype=np.int64)
         order = np.argsort(rows, kind="stable")  # kept by row (``take`` relies on it)
         return cls(now, np.array(used, dtype=np.float64),
                    np.array(remaining, dtype=np.float64), np.array(start, dtype=np.float64),
                    np.array(end, dtype=np.float64), rows[order],
                    np.asarray(release_at, dtype=np.float64)[order],
-                   np.asarray(release_nano, dtype=np.int64)[order])
+                   np.asarray(release_nano, dtype=np.int64)[order],
+                   None if share is None else np.array(share, dtype=np.float64))
+
+    def shares(self) -> np.ndarray:
+        """``share`` of every row."""
+        return np.ones(len(self)) if self.share is None else self.share
 
     def with_views(self, placed: Sequence[tuple[int, BudgetView]]) -> BudgetFigures:
         """These figures with row ``i`` read from ``view`` for each ``(i, view)`` placed (the
@@ -90,11 +100,15 @@ class BudgetFigures:
         for name in ("used", "remaining", "start", "end"):
             columns[name] = getattr(self, name).copy()
             columns[name][rows] = getattr(part, name)
+        share = None
+        if self.share is not None or part.share is not None:
+            share = self.shares().copy()
+            share[rows] = part.shares()
         return BudgetFigures.of_lists(
             self.now, **columns,
             release_row=np.concatenate([self.release_row, rows[part.release_row]]),
             release_at=np.concatenate([self.release_at, part.release_at]),
-            release_nano=np.concatenate([self.release_nano, part.release_nano]))
+            release_nano=np.concatenate([self.release_nano, part.release_nano]), share=share)
 
     def take(self, rows: Sequence[int] | np.ndarray) -> BudgetFigures:
         """The figures of ``rows`` (distinct, in that order), renumbered from 0."""
@@ -105,7 +119,8 @@ class BudgetFigures:
         picks = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
         return BudgetFigures(self.now, self.used[idx], self.remaining[idx], self.start[idx],
                              self.end[idx], new_row, self.release_at[picks],
-                             self.release_nano[picks])
+                             self.release_nano[picks],
+                             None if self.share is None else self.share[idx])
 
     @classmethod
     def concat(cls, parts: Sequence[BudgetFigures]) -> BudgetFigures:
@@ -120,7 +135,9 @@ class BudgetFigures:
         return BudgetFigures(
             parts[0].now, joined("used"), joined("remaining"), joined("start"), joined("end"),
             np.concatenate([p.release_row + o for p, o in zip(parts, offsets, strict=True)]),
-            joined("release_at"), joined("release_nano"))
+            joined("release_at"), joined("release_nano"),
+            None if all(p.share is None for p in parts)
+            else np.concatenate([p.shares() for p in parts]))
 
     def released(self, ahead: Sequence[float]) -> np.ndarray:
         """USD that leaves each row's window within each of ``ahead`` seconds (increasing):

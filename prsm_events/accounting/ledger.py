@@ -264,16 +264,19 @@ class BudgetLedger:
         releases: list[tuple[float, int]] = []
         rolling = budget.period in ROLLING
         width = BUCKET_S.get(budget.period, 0)
+        others: int | None = None  # a global budget over partitions of others: their spend
         if rows is None:
             rows = self._rows_of(budget)
             if budget.tenant is None and self.owned is not None and (
                     len(self.owned) < self.partitions):
                 rows = [f"{budget.key}#p{p}" for p in sorted(self.owned)]
+                others = 0
                 if self.escrow is not None:  # what the others last published
                     for p, share in self.escrow.shares(budget.key).items():
                         if p not in self.owned:
                             spent += share.spent
                             reserved += share.held
+                others = spent
         for key in rows:
             reserved += self._held.get(key, 0)
             state = self._peek(key)
@@ -286,7 +289,12 @@ class BudgetLedger:
                         releases.append((bucket + width + ROLLING[budget.period], amount))
             elif state.period_start >= start:
                 spent += state.spent
-        return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)))
+        part = 1.0
+        if others is not None and self.owned is not None:
+            own = spent - others
+            part = own / spent if own > 0 else len(self.owned) / self.partitions
+        return BudgetView(budget, now, spent, reserved, start, end, tuple(sorted(releases)),
+                          share=part)
 
     def figures(self, budgets: Sequence[Budget], now: float) -> BudgetFigures:
         """``view`` of each budget at ``now``, as columns (what a scoring tick reads). A

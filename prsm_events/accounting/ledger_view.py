@@ -61,6 +61,11 @@ class BudgetView(msgspec.Struct, frozen=True):
     whole: BudgetView | None = None
     """A global budget's admission view: the budget over every partition as known (its
     figures are what a decision reports)."""
+    share: float = 1.0
+    """A global budget read over every partition by a worker that owns some of them: the
+    part of ``spent`` its own partitions hold (when they hold none, the part of the
+    partitions it owns). A forecast of its spend here, scaled by ``1 / share``, is one of
+    the whole budget's."""
 
     @property
     def limit(self) -> int:

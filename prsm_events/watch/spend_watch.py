@@ -247,7 +247,7 @@ class SpendWatch:
         (``directed``: the budgets with a directive before this tick)."""
         ends, which = np.unique(figures.end, return_inverse=True)  # budgets share period
         profile, days = self._counts(now, ends.tolist())  # ends: count once
-        rest = self._rest(rows, profile, days, which, clock)
+        rest = _whole(self._rest(rows, profile, days, which, clock), figures)
         columns = OutlookColumns.calendar(
             budgets, figures, rest.mean, rest.low, rest.high,
             still_learning(rest.learned, figures.end - now, self.interval_s))
@@ -306,9 +306,11 @@ class SpendWatch:
             for lo in range(0, len(at), CHUNK):
                 some = at[lo:lo + CHUNK]
                 group = [budgets[i] for i in some]
-                rest = self.scorer.ahead(rows[some], profile, days=days, now=clock)
+                part = figures.take(some)
+                rest = _whole(self.scorer.ahead(rows[some], profile, days=days, now=clock),
+                              part)
                 columns = OutlookColumns.rolling(
-                    group, figures.take(some), horizons, rest.mean, rest.low, rest.high,
+                    group, part, horizons, rest.mean, rest.low, rest.high,
                     still_learning(rest.learned, np.full(len(group), window), self.interval_s))
                 report.outlooks.add(columns)
                 # the rows to look at: those that may overrun unless an alert was sent, and
@@ -407,3 +409,15 @@ class SpendWatch:
             directive = finding.directive(self.throttle_fraction, self.throttle_s)
             self.anomaly_until[target] = now + self.throttle_s
             report.directives.append(directive)
+
+
+def _whole(rest: Rest, figures: BudgetFigures) -> Rest:
+    """``rest``, forecast from this worker's share of each budget's spend, as the whole
+    budget's (``BudgetView.share``: a budget over tenants among several workers)."""
+    if figures.share is None:
+        return rest
+    share = figures.share
+    scale = np.where(share > 0, 1.0 / np.where(share > 0, share, 1.0), 1.0)  # none: as is
+    if rest.mean.ndim == 2:
+        scale = scale[:, None]
+    return Rest(rest.mean * scale, rest.low * scale, rest.high * scale, rest.learned)

@@ -300,6 +300,30 @@ def test_a_global_budget_is_admitted_on_each_partition_against_its_allotment():
     assert ledger.partition_taken(GLOBAL, 0, now) == (0, NANO // 5)
 
 
+def test_a_global_budget_read_by_one_of_several_workers_says_its_share():
+    """The part of a global budget's spend that the reading worker's own partitions hold
+    (its forecast of its share, scaled, is one of the whole budget): the part of the
+    partitions it owns while they hold nothing; 1 for a worker that owns every one."""
+    ledger = BudgetLedger({}, {}, partitions=4, partition_of=owner_partition)
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC).timestamp()
+    tenants = {owner_partition(f"t{i}", 4): f"t{i}" for i in range(40)}
+    ledger.escrow = Escrow(4)
+    ledger.owned = frozenset(range(4))
+    ledger.settle(tenants[0], None, NANO // 10, now, 0, 1, [GLOBAL])
+    assert ledger.view(GLOBAL, "", now).share == 1.0
+    ledger.owned = frozenset({0, 1})
+    ledger.forget_views()
+    ledger.escrow.learn_share(GLOBAL.key, 2, Share(spent=3 * NANO // 10, held=0))
+    view = ledger.view(GLOBAL, "", now)
+    assert (view.spent, view.share) == (4 * NANO // 10, 0.25)
+    assert ledger.figures([GLOBAL], now).share.tolist() == [0.25]
+    ledger.owned = frozenset({1})  # owns one partition, which spent nothing yet
+    ledger.forget_views()
+    assert ledger.view(GLOBAL, "", now).share == 0.25
+    tenant = Budget(scope=f"tenant:{tenants[1]}", period="day", limit_usd=1.0)
+    assert ledger.figures([tenant, GLOBAL], now).shares().tolist() == [1.0, 0.25]
+
+
 @settings(max_examples=60, deadline=None)
 @given(owners=st.lists(st.integers(0, 2), min_size=6, max_size=6),
        amounts=st.lists(st.integers(NANO // 50, NANO // 5), min_size=60, max_size=80),

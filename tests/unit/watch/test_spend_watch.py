@@ -553,3 +553,32 @@ def test_a_tenant_whose_partition_comes_back_is_no_anomaly() -> None:
     [alert] = unparked[0].alerts
     assert (alert.kind, alert.scope, alert.severity) == ("anomaly", "tenant:b", "high")
     assert [d.scope for d in unparked[0].directives] == ["tenant:b/service:chat"]  # driver
+
+
+@pytest.mark.parametrize("period", ["day", "24h"])
+def test_a_budget_over_tenants_is_forecast_whole_from_a_workers_share(period) -> None:
+    """A worker owning some of the partitions learns its share of the global scope; the
+    budget's figures are the whole budget's, and say which share of it is the worker's
+    (``BudgetView.share``): the rest of the period is forecast as the whole's, its share's
+    forecast scaled, not as the worker's share alone."""
+    import msgspec
+
+    def outlook(share: float) -> BudgetOutlook:
+        rig = Rig(Budget(scope="global", period=period, limit_usd=1e6))
+        for minute in range(240):
+            rig.spend(f"t{minute % 3}", 0.10 + 0.01 * (minute % 4))
+            report = rig.watch.tick(rig.meter.take(), rig.book, lambda b: msgspec.structs.replace(
+                rig.ledger.view(b, "", rig.now + 60.0), share=share), rig.now + 60.0)
+            rig.now += 60.0
+        [o] = report.outlooks.values()
+        return o
+
+    whole, half = outlook(1.0), outlook(0.5)
+    assert whole.spent_usd == half.spent_usd > 0
+    if period == "day":  # the rest of the period: twice the share's
+        assert whole.period_end_spend_usd - whole.spent_usd > 1.0
+        for field in ("period_end_spend_usd", "low_usd", "high_usd"):
+            assert getattr(half, field) - half.spent_usd == pytest.approx(
+                2 * (getattr(whole, field) - whole.spent_usd), abs=1e-5), field
+    else:  # a window ahead: more of it to come
+        assert half.period_end_spend_usd > whole.period_end_spend_usd + 1.0
