@@ -42,6 +42,7 @@ from streams.config_feeds import ConfigFeeds
 from streams.control import SpendControl
 from streams.faust_compat import record_batches, steady
 from streams.record_batches import RecordBatches
+from streams.scorer_handoff import ScorerHandoff
 
 __all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "build_watch",
            "checkpoint_path", "pacing_records", "pacing_to_policies", "register_scoring",
@@ -191,6 +192,8 @@ def register_scoring(
     checkpoints = ScorerCheckpoints(watch, checkpoint_path(settings))
     checkpoints.restore()
     app.add_dependency(checkpoints)
+    handoff = ScorerHandoff(app, settings, watch)
+    app.add_dependency(handoff)
     catch_up = CatchUp()
     skipped = 0
     snapshots = SnapshotClock(settings.snapshot_interval_s)
@@ -272,9 +275,10 @@ def register_scoring(
             watch, interval, budgets,
             lambda some: control.ledger.figures(some, now), now, checkpoints.saving,
             control.answering, control.ledger.owned)
+        handoff.stats["adopted"] += len(report.adopted)
         control.scoring = {"backend": scorer.backend, "ticks": scorer.ticks,
                            "scopes": len(scorer), "parked": len(scorer.parked),
-                           "budgets": len(budgets),
+                           "handoff": dict(handoff.stats), "budgets": len(budgets),
                            "tick_ms": round(1000 * (time.time() - now), 3),
                            "interval_s": None if interval.seconds is None
                            else round(interval.seconds, 3),
@@ -284,6 +288,8 @@ def register_scoring(
         control.desk.pacing = report.pacing
         control.desk.forecasts = report.outlooks.figures()
         await publish(report)
+        if report.parked:
+            await handoff.publish(report.parked)
         if settings.snapshot_interval_s > 0:
             await write_snapshots(report, every=snapshots.due(now))
         if checkpoints.due():

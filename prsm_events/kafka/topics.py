@@ -56,4 +56,7 @@ def topic_specs(
         TopicSpec(f"{prefix}snapshots", partitions, delete(7)),
         # the allotments of global budgets, as their owners and the grantor publish them
         TopicSpec(f"{prefix}allotments", 1, dict(compact)),
+        # what a worker learned of the tenants it hands over, for the one that takes them
+        TopicSpec(f"{prefix}scorer-states", partitions,
+                  {**compact, "cleanup.policy": "compact,delete", "retention.ms": str(7 * DAY_MS)}),
     ]

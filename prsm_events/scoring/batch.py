@@ -246,6 +246,35 @@ class BatchScorer:
         self._keep_rows(np.flatnonzero(keep))
         return len(rows)
 
+    def adopt(self, states: Mapping[str, Mapping[str, Host]], younger_than: int
+              ) -> list[str]:
+        """Take each scope's ``states`` (``"<part>.<name>"`` arrays without the scopes' axis:
+        what another worker learned of it) for a scope it does not know, or knows from fewer
+        than ``younger_than`` learned intervals here; not for a parked one. Returns the scopes
+        adopted; a state of another shape is skipped."""
+        shapes = {f"{part}.{name}": arr.shape[:-1]
+                  for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
+        fits = [scope for scope, arrays in states.items()
+                if scope not in self.parked and set(arrays) == set(shapes)
+                and all(np.shape(arrays[k]) == shape for k, shape in shapes.items())]
+        if not fits:
+            return []
+        known = lookup(self.rows, fits, -1, np.int64)
+        learned = to_host(self.outlook_fc.n)
+        taken = [scope for scope, row in zip(fits, known.tolist(), strict=True)
+                 if row < 0 or learned[row] < younger_than]
+        if not taken:
+            return []
+        self._ensure(taken)
+        idx = self.xp.asarray(lookup(self.rows, taken, -1, np.int64))
+        for part in _PARTS:
+            for name, arr in getattr(self, part).arrays().items():
+                key = f"{part}.{name}"
+                arr[..., idx] = self.xp.asarray(
+                    np.stack([np.asarray(states[s][key], dtype=np.float64) for s in taken],
+                             axis=-1))
+        return taken
+
     def restart_detection(self, scopes: Sequence[str]) -> int:
         """Start the anomaly detector of ``scopes`` again (it warms up anew, then judges them
         on what it learns from now on; their forecasters go on): a scope whose spend here

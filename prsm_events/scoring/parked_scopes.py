@@ -64,6 +64,11 @@ class ParkedScopes:
         self.names = [*self.names, *names]
         self._at = {name: i for i, name in enumerate(self.names)}
 
+    def state_of(self, scope: str) -> dict[str, Host]:
+        """A parked scope's arrays (copies, without the scopes' axis)."""
+        column = self._at[scope]
+        return {key: arr[..., column].copy() for key, arr in self.arrays.items()}
+
     def take(self, scopes: Sequence[str]) -> tuple[list[str], dict[str, Host], Host]:
         """Unpark those of ``scopes`` that are parked: their names, state and active ticks
         (in that order); they are parked no more."""

@@ -88,6 +88,15 @@ class WatchReport:
     lifts: list[str] = field(default_factory=list)
     """Keys of pacing directives lifted (their budgets no longer throttle)."""
     findings: list[AnomalyFinding] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
+    """Scopes parked at this tick: their tenants' partitions went to another worker."""
+    adopted: list[str] = field(default_factory=list)
+    """Scopes whose state, handed over by another worker, this tick took (``arrivals``)."""
+
+
+ADOPT_BELOW = 30
+"""A scope learned here for fewer intervals than this takes the state another worker hands
+over (the worker that takes a partition over may have begun learning its tenants first)."""
 
 
 class SpendWatch:
@@ -107,6 +116,9 @@ class SpendWatch:
         self.anomaly_until: dict[str, float] = {}
         self.partitions: frozenset[int] | None = None
         """The partitions its worker owned at the last tick that named them (``tick``)."""
+        self.arrivals: dict[str, dict[str, np.ndarray]] = {}
+        """Scope states handed over by other workers (``scoring.scope_states``), taken at
+        the next tick for the scopes of tenants this worker answers for."""
 
     def memory(self) -> dict[str, Any]:
         """What the watch remembers between ticks besides the scorer (JSON-able; kept with
@@ -161,14 +173,17 @@ class SpendWatch:
         if seconds is not None and not seconds > 0:
             raise ValueError(f"an interval of {seconds!r} s")
         scale = 1.0 if seconds is None else self.interval_s / seconds
+        parked: list[str] = []
         if answers is not None and partitions is not None and partitions != self.partitions:
-            interval = self._park_others(interval, answers, restart=self.partitions is not None)
+            interval, parked = self._park_others(interval, answers,
+                                                 restart=self.partitions is not None)
             self.partitions = partitions
+        adopted = self._adopt(answers)
         mid = now - self.interval_s / 2  # the interval's place in the day and weekday
         clock = self._clock(mid, self._width)
         scores = self.scorer.step(interval.spend, interval.demand, int(mid // 3600) % 24,
                                   weekday_of(mid), (mid % 86400) / 86400, scale)
-        report = WatchReport(scores)
+        report = WatchReport(scores, parked=parked, adopted=adopted)
         budgets = list(book)
         if not isinstance(figures, BudgetFigures):
             figures = BudgetFigures.of_views([figures(b) for b in budgets], now)
@@ -195,10 +210,23 @@ class SpendWatch:
         self._anomalies(scores, budgets, now, report, scale, answers)
         return report
 
+    def _adopt(self, answers: Answers | None) -> list[str]:
+        """Take the states handed over since the last tick, of the scopes under tenants this
+        worker answers for (``BatchScorer.adopt``)."""
+        arrivals, self.arrivals = self.arrivals, {}
+        if not arrivals:
+            return []
+        scopes = [s for s in arrivals if tenant_of(s) is not None]
+        if answers is not None and scopes:
+            ours = np.asarray(answers([tenant_of(s) for s in scopes]), dtype=bool).tolist()
+            scopes = [s for s, mine in zip(scopes, ours, strict=True) if mine]
+        return self.scorer.adopt({s: arrivals[s] for s in scopes}, ADOPT_BELOW)
+
     def _park_others(self, interval: MeterInterval, answers: Answers, restart: bool
-                     ) -> MeterInterval:
+                     ) -> tuple[MeterInterval, list[str]]:
         """Park the scorer's scopes under tenants that ``answers`` gives to another worker;
-        ``interval`` without them. ``restart``: the detection of the scopes over tenants."""
+        ``interval`` without them, and the scopes parked. ``restart``: the detection of the
+        scopes over tenants."""
         scopes = list(self.scorer.rows)
         tenants = [tenant_of(scope) for scope in scopes]
         if restart:
@@ -208,19 +236,20 @@ class SpendWatch:
                        | {t for t in map(tenant_of, interval.spend) if t is not None}
                        | {t for t in map(tenant_of, interval.demand) if t is not None})
         if not under:
-            return interval
+            return interval, []
         asked: list[str | None] = list(under)
         away = {t for t, ours in zip(under, np.asarray(answers(asked), dtype=bool).tolist(),
                                      strict=True) if not ours}
         if not away:
-            return interval
-        self.scorer.park([s for s, t in zip(scopes, tenants, strict=True) if t in away])
+            return interval, []
+        parked = [s for s, t in zip(scopes, tenants, strict=True) if t in away]
+        self.scorer.park(parked)
 
         def ours(values: dict[str, float]) -> dict[str, float]:
             return {k: v for k, v in values.items() if tenant_of(k) not in away}
         return dataclasses.replace(interval, spend=ours(interval.spend),
                                    demand=ours(interval.demand),
-                                   demand_high=ours(interval.demand_high))
+                                   demand_high=ours(interval.demand_high)), parked
 
     def _rest(self, scope_rows: np.ndarray, profile: np.ndarray, days: np.ndarray,
               which: np.ndarray, now: Clock, demand: bool = False) -> Rest:

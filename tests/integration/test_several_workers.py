@@ -277,8 +277,9 @@ def test_a_worker_that_hands_tenants_over_parks_what_it_learned_of_them(
         start_worker, kafka, tmp_path):
     """One worker learns every tenant's scopes; a second joins and takes half the partitions:
     the first parks the scopes of the tenants it gave away (it would otherwise learn their
-    silence, and page and throttle them as a spike if they came back), keeping the rest.
-    The second leaves: their spend comes back to the first, and they resume."""
+    silence, and page and throttle them as a spike if they came back), keeping the rest, and
+    hands their state over: the second adopts it. The second leaves: their spend comes back
+    to the first, and they resume."""
     import itertools
 
     name = unique("it-park")
@@ -308,6 +309,14 @@ def test_a_worker_that_hands_tenants_over_parks_what_it_learned_of_them(
     gone = sum(owner_partition(f"t{i}", 6) in theirs for i in range(TENANTS))
     assert 0 < gone < TENANTS
     fed_until((scopes - 3 * gone, 3 * gone), "the first worker parking what it gave away")
+
+    def handed() -> tuple[int, int]:
+        return (first.get("/stats")["scoring"]["handoff"]["handed"],
+                second.get("/stats")["scoring"].get("handoff", {}).get("adopted", -1))
+
+    wait_until(lambda: handed() == (3 * gone, 3 * gone), timeout=60,
+               what="the second worker adopting what the first handed over",
+               details=lambda: (handed(), gone, second.get("/stats")["scoring"]))
     second.stop()
     wait_until(lambda: first.get("/health")["partitions"] == list(range(6)), timeout=60,
                what="the first worker owning every partition again")

@@ -18,7 +18,7 @@ def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
     prefix = f"{unique('it-topics')}."
     specs = topic_specs(prefix, 3)
     first = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
-    assert {c.action for c in first} == {"created"} and len(first) == 11
+    assert {c.action for c in first} == {"created"} and len(first) == 12
     second = asyncio.run(ensure_topics(KafkaConnection(kafka), specs))
     assert {c.action for c in second} == {"unchanged"}
     run(set_topic_config(kafka, f"{prefix}usage", "retention.ms", "1000"))
@@ -29,7 +29,7 @@ def test_topics_are_created_idempotently_and_drift_is_repaired(kafka):
     more = topic_specs(prefix, 6)
     changes = asyncio.run(ensure_topics(KafkaConnection(kafka), more))
     warnings = [c for c in changes if c.action == "warning"]
-    assert len(warnings) == 9  # every per-tenant topic; partitions are never changed
+    assert len(warnings) == 10  # every per-tenant topic; partitions are never changed
 
 
 def test_topics_created_a_moment_ago_are_waited_for_until_each_partition_has_a_leader(kafka):

@@ -15,9 +15,11 @@ def test_every_design_topic_is_provisioned_with_explicit_policy():
     specs = {s.name: s for s in topic_specs("prsm.", 6)}
     assert set(specs) == {f"prsm.{n}" for n in (
         "usage", "requests", "decisions", "policies", "budgets", "catalog", "alerts", "dlq",
-        "accepted", "snapshots", "allotments")}
+        "accepted", "snapshots", "allotments", "scorer-states")}
     for name in ("policies", "budgets", "catalog", "allotments"):
         assert specs[f"prsm.{name}"].configs["cleanup.policy"] == "compact"
+    # the latest state of a scope handed over, for a week
+    assert specs["prsm.scorer-states"].configs["cleanup.policy"] == "compact,delete"
     for spec in specs.values():
         assert "cleanup.policy" in spec.configs and "retention.ms" in spec.configs
     assert specs["prsm.allotments"].partitions == 1  # one order for every share and grant

@@ -1,11 +1,13 @@
 """Parked scopes: set aside while another worker answers for their tenant, learned nothing
-meanwhile, resumed as they were, kept through a checkpoint, dropped when idle too long."""
+meanwhile, resumed as they were, kept through a checkpoint, dropped when idle too long; and
+handed over to the worker that takes the tenant."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -125,3 +127,38 @@ def test_parked_scopes_alone() -> None:
         parked.add(["y"], {"p.b": np.array([1.0])}, np.array([3]))
     names, arrays, active = parked.take(["x", "x"])
     assert names == ["x"] and arrays["p.a"].tolist() == [[1.0], [2.0]] and active.tolist() == [3]
+
+
+def test_a_scope_handed_over_answers_on_the_new_worker_as_on_the_old():
+    """The worker that parks a tenant hands each scope's state over (a record of the
+    scorer-states topic); another worker adopts it: for a scope it does not know, or has
+    learned too little of, b then answers there exactly as where it was learned."""
+    from prsm_events.scoring.scope_states import decode_scope_state, encode_scope_state
+
+    old, stayed = trained(), trained()
+    old.park(B)
+    records = {s: encode_scope_state(old.parked.state_of(s), 60.0) for s in B}
+    new = BatchScorer("numpy", capacity=2)
+    for t in range(5):  # it began learning b itself: 5 intervals, fewer than asked below
+        new.step({"tenant:a": 1.0, B[0]: 1.0}, {}, bucket=t % 24)
+    states = {s: decode_scope_state(raw).arrays() for s, raw in records.items()}
+    assert new.adopt(states, younger_than=30) == B
+    got, expected = b_after(new, 2.5, 7), b_after(stayed, 2.5, 7)
+    for key in got:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    # learned enough here, parked here, or of another shape: kept as it is
+    assert new.adopt(states, younger_than=3) == []
+    new.park(B[:1])
+    assert new.adopt(states, younger_than=10**6) == [B[1]]
+    bad = {"tenant:c": {**states[B[1]], "spend_fc.season": np.zeros(3)}}
+    assert BatchScorer("numpy").adopt(bad, younger_than=30) == []
+
+
+def test_a_scope_state_of_another_version_or_shape_is_refused():
+    from prsm_events.scoring.scope_states import ScopeState, decode_scope_state
+
+    with pytest.raises(ValueError, match="version 2"):
+        decode_scope_state(msgspec.msgpack.encode(ScopeState(2, 60.0, {})))
+    torn = msgspec.msgpack.encode(ScopeState(1, 60.0, {"anomaly.n": ([3], b"\0" * 8)}))
+    with pytest.raises(ValueError, match="1 values for shape"):
+        decode_scope_state(torn).arrays()

@@ -582,3 +582,22 @@ def test_a_budget_over_tenants_is_forecast_whole_from_a_workers_share(period) ->
                 2 * (getattr(whole, field) - whole.spent_usd), abs=1e-5), field
     else:  # a window ahead: more of it to come
         assert half.period_end_spend_usd > whole.period_end_spend_usd + 1.0
+
+
+def test_a_tick_adopts_the_handed_over_scopes_of_the_tenants_it_answers_for() -> None:
+    """States handed over by other workers wait in ``arrivals``; a tick adopts those of the
+    tenants this worker answers for (and parks, and reports, what it gives away)."""
+    away, _, _ = moved_away_and_back(partitions=True)
+    parked = away[0].parked
+    assert sorted(parked) == ["tenant:b", "tenant:b/service:chat"]
+    other = Rig()
+    donor = BatchScorer("numpy")
+    donor.step({s: 1.0 for s in parked} | {"tenant:c": 1.0}, {}, bucket=0)
+    donor.park([*parked, "tenant:c"])
+    states = {s: donor.parked.state_of(s) for s in [*parked, "tenant:c"]}
+    other.watch.arrivals.update(states)
+    other.now += 60.0
+    report = other.watch.tick(other.meter.take(), [], lambda b: None, other.now,
+                              lambda tenants: np.array([t == "b" for t in tenants]))
+    assert sorted(report.adopted) == sorted(parked) and other.watch.arrivals == {}
+    assert sorted(other.watch.scorer.rows) == sorted(parked)
