@@ -3,9 +3,9 @@
 With several workers, a tenant's partition moves when the group changes. The worker that
 gives it away parks its scopes (``SpendWatch.tick``) and publishes each parked scope's state
 on the ``scorer-states`` topic (compacted, 7 days), keyed by the scope, on the tenant's
-partition. Every worker follows the topic; what arrives waits in ``SpendWatch.arrivals``, and
-its next tick adopts the states of the scopes of tenants it answers for, unless it has
-learned them for ``ADOPT_BELOW`` intervals or more itself. The new owner then forecasts and
+partition. Every worker follows the topic from its start on; what arrives waits in
+``SpendWatch.arrivals``, and its next tick adopts the states of the scopes of tenants it
+answers for, unless it has learned them for ``ADOPT_BELOW`` intervals or more itself. The new owner then forecasts and
 judges the tenant on its history instead of starting over. Best effort: a worker that dies
 without parking (SIGKILL) hands nothing over, and its tenants start over where they land.
 """
@@ -41,8 +41,12 @@ class ScorerHandoff(mode.Service):
         self.watch = watch
         self.topic = settings.topic("scorer-states")
         self.partitions = settings.partitions
-        self.view = CompactedView(settings.kafka, self.topic, self._arrived, self._refused)
+        # only what is handed over from now on: a hand-off matters to the worker that owns
+        # the partition when it is written, and this one has just started
+        self.view = CompactedView(settings.kafka, self.topic, self._arrived, self._refused,
+                                  from_end=True)
         self.stats = {"handed": 0, "received": 0, "refused": 0, "adopted": 0}
+        self._starting: asyncio.Task[None] | None = None
 
     def _arrived(self, key: bytes | None, value: bytes | None) -> None:
         if key is None or value is None:
@@ -86,7 +90,17 @@ class ScorerHandoff(mode.Service):
         return out
 
     async def on_start(self) -> None:
-        await self.view.start()
+        # beside the worker's start, not before it: the worker does not wait for it
+        self._starting = asyncio.ensure_future(self._start_view())
+
+    async def _start_view(self) -> None:
+        try:
+            await self.view.start()
+        except Exception as exc:  # best effort: nothing is handed to this worker
+            log.error("scope states not followed (%s): %r", self.topic, exc)
 
     async def on_stop(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         await self.view.stop()

@@ -81,8 +81,11 @@ class CompactedView:
     def __init__(
         self, kafka: KafkaConnection, topic: str, on_record: OnRecord,
         on_error: OnError | None = None, *, fetch_max_wait_ms: int = 100,
+        from_end: bool = False,
     ) -> None:
         self.kafka = kafka
+        self.from_end = from_end
+        """Only records written after ``start`` (none of the history)."""
         self.topic = topic
         self.on_record = on_record
         self.on_error = on_error
@@ -106,9 +109,14 @@ class CompactedView:
             partitions = await wait_for_partitions(consumer, self.topic, TOPIC_WAIT_S)
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            self._targets = {tp: off for tp, off in (await consumer.end_offsets(tps)).items()
-                             if off > 0}
+            if self.from_end:
+                await consumer.seek_to_end(*tps)
+                for tp in tps:  # (the position is looked up now, not at the first fetch)
+                    await consumer.position(tp)
+            else:
+                await consumer.seek_to_beginning(*tps)
+                self._targets = {tp: off for tp, off in
+                                 (await consumer.end_offsets(tps)).items() if off > 0}
         except BaseException:
             await consumer.stop()
             raise
