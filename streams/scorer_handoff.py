@@ -5,9 +5,10 @@ gives it away parks its scopes (``SpendWatch.tick``) and publishes each parked s
 on the ``scorer-states`` topic (compacted, 7 days), keyed by the scope, on the tenant's
 partition. Every worker follows the topic from its start on; what arrives waits in
 ``SpendWatch.arrivals``, and its next tick adopts the states of the scopes of tenants it
-answers for, unless it has learned them for ``ADOPT_BELOW`` intervals or more itself. The new owner then forecasts and
-judges the tenant on its history instead of starting over. Best effort: a worker that dies
-without parking (SIGKILL) hands nothing over, and its tenants start over where they land.
+answers for, unless it has learned them for ``ADOPT_BELOW`` intervals or more itself. The
+new owner then forecasts and judges the tenant on its history instead of starting over.
+Best effort: a worker that dies without parking (SIGKILL) hands nothing over, and its
+tenants start over where they land.
 """
 
 from __future__ import annotations
