@@ -52,11 +52,11 @@ class ScorerHandoff(mode.Service):
     def _arrived(self, key: bytes | None, value: bytes | None) -> None:
         if key is None or value is None:
             return
-        state = decode_scope_state(value)
+        state = decode_scope_state(value)  # (a header and one run of bytes: cheap)
         if state.interval_s != self.watch.interval_s:
             raise ValueError(f"learned at {state.interval_s} s intervals, this worker scores "
                              f"every {self.watch.interval_s} s")
-        self.watch.arrivals[key.decode()] = state.arrays()
+        self.watch.arrivals[key.decode()] = state  # (its arrays are read at the tick)
         self.stats["received"] += 1
 
     def _refused(self, topic: str, partition: int, offset: int, key: bytes | None,

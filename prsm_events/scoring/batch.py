@@ -249,31 +249,49 @@ class BatchScorer:
     def adopt(self, states: Mapping[str, Mapping[str, Host]], younger_than: int
               ) -> list[str]:
         """Take each scope's ``states`` (``"<part>.<name>"`` arrays without the scopes' axis:
-        what another worker learned of it) for a scope it does not know, or knows from fewer
-        than ``younger_than`` learned intervals here; not for a parked one. Returns the scopes
-        adopted; a state of another shape is skipped."""
-        shapes = {f"{part}.{name}": arr.shape[:-1]
-                  for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
+        what another worker learned of it), as ``adopt_columns``; a scope whose arrays are
+        not those of this scorer is skipped. Returns the scopes adopted."""
+        shapes = self._state_shapes()
         fits = [scope for scope, arrays in states.items()
-                if scope not in self.parked and set(arrays) == set(shapes)
+                if set(arrays) == set(shapes)
                 and all(np.shape(arrays[k]) == shape for k, shape in shapes.items())]
         if not fits:
             return []
-        known = lookup(self.rows, fits, -1, np.int64)
-        learned = to_host(self.outlook_fc.n)
-        taken = [scope for scope, row in zip(fits, known.tolist(), strict=True)
-                 if row < 0 or learned[row] < younger_than]
-        if not taken:
+        return self.adopt_columns(fits, {k: np.stack([np.asarray(states[s][k]) for s in fits])
+                                         for k in shapes}, younger_than)
+
+    def adopt_columns(self, scopes: Sequence[str], columns: Mapping[str, Host],
+                      younger_than: int) -> list[str]:
+        """Take the state of ``scopes`` (``columns``: ``"<part>.<name>"`` arrays with the
+        scopes on their first axis) for each scope this scorer does not know, or knows from
+        fewer than ``younger_than`` learned intervals here; not for a parked one. Returns the
+        scopes adopted (none when the columns are not this scorer's arrays)."""
+        shapes = self._state_shapes()
+        if set(columns) != set(shapes) or any(
+                np.shape(columns[k]) != (len(scopes), *shape) for k, shape in shapes.items()):
             return []
+        at = [i for i, scope in enumerate(scopes) if scope not in self.parked]
+        known = lookup(self.rows, [scopes[i] for i in at], -1, np.int64)
+        learned = to_host(self.outlook_fc.n)
+        at = [i for i, row in zip(at, known.tolist(), strict=True)
+              if row < 0 or learned[row] < younger_than]
+        if not at:
+            return []
+        taken = [scopes[i] for i in at]
         self._ensure(taken)
         idx = self.xp.asarray(lookup(self.rows, taken, -1, np.int64))
+        pick = np.array(at, dtype=np.int64)
         for part in _PARTS:
             for name, arr in getattr(self, part).arrays().items():
-                key = f"{part}.{name}"
                 arr[..., idx] = self.xp.asarray(
-                    np.stack([np.asarray(states[s][key], dtype=np.float64) for s in taken],
-                             axis=-1))
+                    np.moveaxis(np.asarray(columns[f"{part}.{name}"], dtype=np.float64)[pick],
+                                0, -1))
         return taken
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each scope part's array shape without the scopes' axis, by ``"<part>.<name>"``."""
+        return {f"{part}.{name}": arr.shape[:-1]
+                for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
 
     def restart_detection(self, scopes: Sequence[str]) -> int:
         """Start the anomaly detector of ``scopes`` again (it warms up anew, then judges them

@@ -4,7 +4,8 @@ of a tenant, handed to the worker that takes the tenant's partition over.
 The worker that parks a tenant's scopes (``parked_scopes``) publishes each one's state,
 keyed by the scope, on the tenant's partition; the worker that owns the partition adopts it
 for a scope it does not know or has learned only a few intervals of
-(``BatchScorer.adopt``). MessagePack: each array's shape and its float64 bytes.
+(``BatchScorer.adopt``). MessagePack: the arrays' names and shapes, and their float64 values
+one after another (so that many records of one layout are read as one array).
 
 >>> import numpy as np
 >>> raw = encode_scope_state({"anomaly.n": np.array(3.0), "spend_fc.season": np.ones(2)}, 60.0)
@@ -19,36 +20,56 @@ ValueError: not a scope state: ...
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 import numpy as np
 
-__all__ = ["ScopeState", "decode_scope_state", "encode_scope_state"]
+__all__ = ["ScopeState", "decode_scope_state", "encode_scope_state", "stacked"]
 
-VERSION = 1
+VERSION = 2
 
 Host = np.ndarray[Any, Any]
 
 
 class ScopeState(msgspec.Struct, frozen=True):
-    """One scope's arrays (``"<part>.<name>"``: shape, float64 bytes), learned at
-    ``interval_s``."""
+    """One scope's arrays: their names (``"<part>.<name>"``) and shapes, and their float64
+    values in that order, learned at ``interval_s``."""
 
     v: int
     interval_s: float
-    data: dict[str, tuple[list[int], bytes]]
+    names: list[str]
+    shapes: list[list[int]]
+    values: bytes
+
+    def layout(self) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
+        return tuple(self.names), tuple(map(tuple, self.shapes))
 
     def arrays(self) -> dict[str, Host]:
-        """The arrays (``ValueError`` if one's bytes do not fit its shape)."""
-        out = {}
-        for key, (shape, raw) in self.data.items():
-            arr = np.frombuffer(raw, dtype=np.float64)
-            if arr.size != int(np.prod(shape, dtype=np.int64)):
-                raise ValueError(f"{key}: {arr.size} values for shape {shape}")
-            out[key] = arr.reshape(shape).copy()
-        return out
+        """The arrays, read-only views of the values (``ValueError`` if they do not fit the
+        shapes)."""
+        return {name: arr[0] for name, arr in stacked([self]).items()}
+
+
+def stacked(states: Sequence[ScopeState]) -> dict[str, Host]:
+    """The arrays of ``states`` (all of one layout), each with the states on a first axis:
+    read as one array (``ValueError`` if the values do not fit the shapes)."""
+    first = states[0]
+    names, shapes = first.layout()
+    sizes = [math.prod(shape) for shape in shapes]
+    if len(first.names) != len(first.shapes) or any(
+            len(s.values) != 8 * sum(sizes) for s in states):
+        raise ValueError(f"values for {sum(sizes)} numbers do not fit the shapes")
+    flat = np.frombuffer(b"".join(s.values for s in states), dtype=np.float64).reshape(
+        len(states), sum(sizes))
+    out = {}
+    at = 0
+    for name, shape, size in zip(names, shapes, sizes, strict=True):
+        out[name] = flat[:, at:at + size].reshape(len(states), *shape)
+        at += size
+    return out
 
 
 _ENCODE = msgspec.msgpack.Encoder().encode
@@ -57,9 +78,10 @@ _DECODE = msgspec.msgpack.Decoder(ScopeState).decode
 
 def encode_scope_state(arrays: Mapping[str, Host], interval_s: float) -> bytes:
     """The record value of one scope's ``arrays`` (each without the scopes' axis)."""
-    return _ENCODE(ScopeState(VERSION, interval_s, {
-        key: (list(arr.shape), np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-        for key, arr in arrays.items()}))
+    names = sorted(arrays)
+    return _ENCODE(ScopeState(
+        VERSION, interval_s, names, [list(np.shape(arrays[n])) for n in names],
+        b"".join(np.ascontiguousarray(arrays[n], dtype=np.float64).tobytes() for n in names)))
 
 
 def decode_scope_state(raw: bytes | None) -> ScopeState:

@@ -594,8 +594,17 @@ def test_a_tick_adopts_the_handed_over_scopes_of_the_tenants_it_answers_for() ->
     donor = BatchScorer("numpy")
     donor.step({s: 1.0 for s in parked} | {"tenant:c": 1.0}, {}, bucket=0)
     donor.park([*parked, "tenant:c"])
-    states = {s: donor.parked.state_of(s) for s in [*parked, "tenant:c"]}
-    other.watch.arrivals.update(states)
+    from prsm_events.scoring.scope_states import (
+        ScopeState,
+        decode_scope_state,
+        encode_scope_state,
+    )
+
+    records = {s: decode_scope_state(encode_scope_state(donor.parked.state_of(s), 60.0))
+               for s in parked}  # as the topic brings them
+    torn = ScopeState(2, 60.0, ["anomaly.n"], [[3]], b"")
+    other.watch.arrivals.update(records | {"tenant:b/model:m": torn,
+                                           "tenant:c": donor.parked.state_of("tenant:c")})
     other.now += 60.0
     report = other.watch.tick(other.meter.take(), [], lambda b: None, other.now,
                               lambda tenants: np.array([t == "b" for t in tenants]))
