@@ -47,6 +47,7 @@ from prsm_events.scoring.pacing_step import (
 )
 from prsm_events.scoring.parked_scopes import ParkedScopes
 from prsm_events.scoring.rest_of_period import check_step, forecast_ahead, forecast_rest
+from prsm_events.scoring.scope_states import ScopeState, stacked
 from prsm_events.scoring.spend_step import spend_step
 from prsm_events.scoring.state_arrays import StateArrays
 from prsm_events.scoring.young_scopes import young_counts, young_profile
@@ -202,9 +203,19 @@ class BatchScorer:
     def _resume(self, scopes: list[str]) -> None:
         """Give the parked ones of ``scopes`` (rows just added) the state they had."""
         names, arrays, _ = self.parked.take(scopes)
-        if not names:
-            return
-        idx = self.xp.asarray(lookup(self.rows, names, -1, np.int64))
+        if names:
+            self._write_rows(names, arrays)
+
+    def _read_rows(self, rows: Host) -> dict[str, Host]:
+        """The state of the scopes at ``rows``, by ``"<part>.<name>"`` (host copies, the
+        scopes on the last axis)."""
+        idx = self.xp.asarray(rows)
+        return {f"{part}.{name}": to_host(arr[..., idx]).copy()
+                for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
+
+    def _write_rows(self, scopes: Sequence[str], arrays: Mapping[str, Host]) -> None:
+        """Set the state of ``scopes`` (known) to ``arrays`` (as ``_read_rows`` gives)."""
+        idx = self.xp.asarray(lookup(self.rows, scopes, -1, np.int64))
         for part in _PARTS:
             for name, arr in getattr(self, part).arrays().items():
                 arr[..., idx] = self.xp.asarray(arrays[f"{part}.{name}"])
@@ -236,36 +247,35 @@ class BatchScorer:
         if not len(rows):
             return 0
         names = list(self.rows)
-        idx = self.xp.asarray(rows)
-        self.parked.add([names[i] for i in rows.tolist()],
-                        {f"{part}.{name}": to_host(arr[..., idx]).copy()
-                         for part in _PARTS for name, arr in getattr(self, part).arrays().items()},
+        self.parked.add([names[i] for i in rows.tolist()], self._read_rows(rows),
                         self.active[rows])
         keep = np.ones(len(names), dtype=bool)
         keep[rows] = False
         self._keep_rows(np.flatnonzero(keep))
         return len(rows)
 
-    def adopt(self, states: Mapping[str, Mapping[str, Host]], younger_than: int
-              ) -> list[str]:
-        """Take each scope's ``states`` (``"<part>.<name>"`` arrays without the scopes' axis:
-        what another worker learned of it), as ``adopt_columns``; a scope whose arrays are
-        not those of this scorer is skipped. Returns the scopes adopted."""
-        shapes = self._state_shapes()
-        fits = [scope for scope, arrays in states.items()
-                if set(arrays) == set(shapes)
-                and all(np.shape(arrays[k]) == shape for k, shape in shapes.items())]
-        if not fits:
-            return []
-        return self.adopt_columns(fits, {k: np.stack([np.asarray(states[s][k]) for s in fits])
-                                         for k in shapes}, younger_than)
+    def adopt(self, states: Mapping[str, ScopeState], younger_than: int) -> list[str]:
+        """Take each scope's handed-over state (``scope_states``: what another worker learned
+        of it) for a scope this scorer does not know, or knows from fewer than
+        ``younger_than`` learned intervals here; not for a parked one. States of one layout
+        are read as one array; states that are not this scorer's arrays (another layout, torn
+        values) are skipped. Returns the scopes adopted."""
+        by_layout: dict[Any, list[str]] = {}
+        for scope, state in states.items():
+            by_layout.setdefault(state.layout(), []).append(scope)
+        adopted: list[str] = []
+        for scopes in by_layout.values():
+            try:
+                columns = stacked([states[s] for s in scopes])
+            except ValueError:
+                continue
+            adopted += self._adopt_columns(scopes, columns, younger_than)
+        return adopted
 
-    def adopt_columns(self, scopes: Sequence[str], columns: Mapping[str, Host],
-                      younger_than: int) -> list[str]:
-        """Take the state of ``scopes`` (``columns``: ``"<part>.<name>"`` arrays with the
-        scopes on their first axis) for each scope this scorer does not know, or knows from
-        fewer than ``younger_than`` learned intervals here; not for a parked one. Returns the
-        scopes adopted (none when the columns are not this scorer's arrays)."""
+    def _adopt_columns(self, scopes: Sequence[str], columns: Mapping[str, Host],
+                       younger_than: int) -> list[str]:
+        """``adopt`` of ``scopes`` whose states are ``columns`` (the scopes on their first
+        axis): none when they are not this scorer's arrays."""
         shapes = self._state_shapes()
         if set(columns) != set(shapes) or any(
                 np.shape(columns[k]) != (len(scopes), *shape) for k, shape in shapes.items()):
@@ -279,13 +289,9 @@ class BatchScorer:
             return []
         taken = [scopes[i] for i in at]
         self._ensure(taken)
-        idx = self.xp.asarray(lookup(self.rows, taken, -1, np.int64))
         pick = np.array(at, dtype=np.int64)
-        for part in _PARTS:
-            for name, arr in getattr(self, part).arrays().items():
-                arr[..., idx] = self.xp.asarray(
-                    np.moveaxis(np.asarray(columns[f"{part}.{name}"], dtype=np.float64)[pick],
-                                0, -1))
+        self._write_rows(taken, {k: np.moveaxis(np.asarray(v, dtype=np.float64)[pick], 0, -1)
+                                 for k, v in columns.items()})
         return taken
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:

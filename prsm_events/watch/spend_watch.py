@@ -40,7 +40,7 @@ from prsm_events.scoring.calendar_math import (
     weekday_of,
 )
 from prsm_events.scoring.pacing_step import PacingInputs
-from prsm_events.scoring.scope_states import ScopeState, stacked
+from prsm_events.scoring.scope_states import ScopeState
 from prsm_events.watch.meter import MeterInterval
 from prsm_events.watch.outlook import (
     MIN_HISTORY,
@@ -117,9 +117,9 @@ class SpendWatch:
         self.anomaly_until: dict[str, float] = {}
         self.partitions: frozenset[int] | None = None
         """The partitions its worker owned at the last tick that named them (``tick``)."""
-        self.arrivals: dict[str, ScopeState | dict[str, np.ndarray]] = {}
-        """Scope states handed over by other workers (``scoring.scope_states``, or their
-        arrays), taken at the next tick for the scopes of tenants this worker answers for."""
+        self.arrivals: dict[str, ScopeState] = {}
+        """Scope states handed over by other workers (``scoring.scope_states``), taken at the
+        next tick for the scopes of tenants this worker answers for."""
 
     def memory(self) -> dict[str, Any]:
         """What the watch remembers between ticks besides the scorer (JSON-able; kept with
@@ -221,22 +221,7 @@ class SpendWatch:
         if answers is not None and scopes:
             ours = np.asarray(answers([tenant_of(s) for s in scopes]), dtype=bool).tolist()
             scopes = [s for s, mine in zip(scopes, ours, strict=True) if mine]
-        given: dict[str, dict[str, np.ndarray]] = {}  # (arrays: as tests hand them)
-        by_layout: dict[Any, list[tuple[str, ScopeState]]] = {}
-        for scope in scopes:
-            state = arrivals[scope]
-            if isinstance(state, ScopeState):
-                by_layout.setdefault(state.layout(), []).append((scope, state))
-            else:
-                given[scope] = state
-        adopted = self.scorer.adopt(given, ADOPT_BELOW) if given else []
-        for group in by_layout.values():  # records of one layout: read as one array
-            try:
-                columns = stacked([state for _, state in group])
-            except ValueError:  # torn records: those scopes are learned here from scratch
-                continue
-            adopted += self.scorer.adopt_columns([s for s, _ in group], columns, ADOPT_BELOW)
-        return adopted
+        return self.scorer.adopt({s: arrivals[s] for s in scopes}, ADOPT_BELOW)
 
     def _park_others(self, interval: MeterInterval, answers: Answers, restart: bool
                      ) -> tuple[MeterInterval, list[str]]:
@@ -461,8 +446,7 @@ def _whole(rest: Rest, figures: BudgetFigures) -> Rest:
     budget's (``BudgetView.share``: a budget over tenants among several workers)."""
     if figures.share is None:
         return rest
-    share = figures.share
-    scale = np.where(share > 0, 1.0 / np.where(share > 0, share, 1.0), 1.0)  # none: as is
+    scale = 1.0 / np.where(figures.share > 0, figures.share, 1.0)  # none held: as it is
     if rest.mean.ndim == 2:
         scale = scale[:, None]
     return Rest(rest.mean * scale, rest.low * scale, rest.high * scale, rest.learned)

@@ -141,7 +141,7 @@ def test_a_scope_handed_over_answers_on_the_new_worker_as_on_the_old():
     new = BatchScorer("numpy", capacity=2)
     for t in range(5):  # it began learning b itself: 5 intervals, fewer than asked below
         new.step({"tenant:a": 1.0, B[0]: 1.0}, {}, bucket=t % 24)
-    states = {s: decode_scope_state(raw).arrays() for s, raw in records.items()}
+    states = {s: decode_scope_state(raw) for s, raw in records.items()}
     assert new.adopt(states, younger_than=30) == B
     got, expected = b_after(new, 2.5, 7), b_after(stayed, 2.5, 7)
     for key in got:
@@ -150,7 +150,8 @@ def test_a_scope_handed_over_answers_on_the_new_worker_as_on_the_old():
     assert new.adopt(states, younger_than=3) == []
     new.park(B[:1])
     assert new.adopt(states, younger_than=10**6) == [B[1]]
-    bad = {"tenant:c": {**states[B[1]], "spend_fc.season": np.zeros(3)}}
+    bad = {"tenant:c": decode_scope_state(encode_scope_state(
+        {**states[B[1]].arrays(), "spend_fc.season": np.zeros(3)}, 60.0))}
     assert BatchScorer("numpy").adopt(bad, younger_than=30) == []
 
 

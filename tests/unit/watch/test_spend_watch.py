@@ -601,10 +601,9 @@ def test_a_tick_adopts_the_handed_over_scopes_of_the_tenants_it_answers_for() ->
     )
 
     records = {s: decode_scope_state(encode_scope_state(donor.parked.state_of(s), 60.0))
-               for s in parked}  # as the topic brings them
+               for s in [*parked, "tenant:c"]}  # as the topic brings them
     torn = ScopeState(2, 60.0, ["anomaly.n"], [[3]], b"")
-    other.watch.arrivals.update(records | {"tenant:b/model:m": torn,
-                                           "tenant:c": donor.parked.state_of("tenant:c")})
+    other.watch.arrivals.update(records | {"tenant:b/model:m": torn})
     other.now += 60.0
     report = other.watch.tick(other.meter.take(), [], lambda b: None, other.now,
                               lambda tenants: np.array([t == "b" for t in tenants]))
