@@ -46,7 +46,7 @@ __all__ = ["Element", "Whole", "decode_batches", "decode_envelope", "decode_enve
 
 E = TypeVar("E")
 
-ArrayPath = Callable[[bytes], tuple[Sequence[E], list[bytes]] | None]
+ArrayPath = Callable[[bytes], tuple[Sequence[E], Sequence[bytes]] | None]
 """A decoder of a whole batch at once (``fast_path.usage_array``): every event of the array,
 each as the fast path and the model would give it, with its JSON as written; or None, and
 each element is parsed and judged on its own."""
@@ -91,7 +91,7 @@ class Whole(msgspec.Struct, Generic[E], frozen=True):
     """A batch decoded whole: every event valid and in time, with its JSON as written."""
 
     events: Sequence[E]
-    written: list[bytes]
+    written: Sequence[bytes]
 
     def elements(self) -> list[Element[E]]:
         """Its events as elements (the source of each: its JSON as written)."""
@@ -132,7 +132,7 @@ def _at_once(raw: bytes, array: ArrayPath[E], limits: EventLimits, now: datetime
             len(event) * _MOST_GROWTH > limits.max_bytes for event in written)):
         return None
     earliest, latest = limits.times(now)
-    if not all(earliest <= ts <= latest for ts in map(_TS, events)):
+    if events and (min(map(_TS, events)) < earliest or max(map(_TS, events)) > latest):
         return None
     return Whole(events, written)
 

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from itertools import chain
 from math import isfinite
 from operator import attrgetter
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, overload
 
 import msgspec
 
@@ -47,8 +47,8 @@ from prsm_events.accounting.scopes import SCOPE_ID_PATTERN
 from prsm_events.events.request import Priority, RequestEvent
 from prsm_events.events.usage import UsageEvent, UsageKind, UsageStatus
 
-__all__ = ["Request", "RequestRecord", "Usage", "UsageRecord", "request_record", "request_records",
-           "usage_array", "usage_json", "usage_record", "usage_records"]
+__all__ = ["AsWritten", "Request", "RequestRecord", "Usage", "UsageRecord", "request_record",
+           "request_records", "usage_array", "usage_json", "usage_record", "usage_records"]
 
 # Lengths and numbers are msgspec's constraints; the models' string patterns are character
 # classes, checked below over a whole batch at once (``_chars_hold``): every value of a field
@@ -157,7 +157,7 @@ def usage_json(event: Usage) -> bytes:
     return _ENCODE(record)
 
 
-def usage_array(raw: bytes) -> tuple[list[UsageRecord], list[bytes]] | None:
+def usage_array(raw: bytes) -> tuple[list[UsageRecord], AsWritten] | None:
     """The events of ``raw``, a batch envelope (a JSON array), as records decoded straight
     from its bytes, with each one's JSON as written; or None, and each element is parsed and
     judged on its own (``envelope.decode_envelopes``).
@@ -181,12 +181,43 @@ def usage_array(raw: bytes) -> tuple[list[UsageRecord], list[bytes]] | None:
         records = _USAGE_ARRAY.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    written = list(map(_ENCODE, records))
-    if (not records or b"[" + b",".join(written) + b"]" != raw
+    if (not records or _ENCODE(records) != raw
             or not all(r.ts.tzinfo is UTC for r in records)
             or not _usage_holds(records, chars=not _plain(raw))):
         return None
-    return records, written
+    return records, AsWritten(records)
+
+
+class AsWritten(Sequence[bytes]):
+    """The JSON of each record of a batch that :func:`usage_array` read whole, as written:
+    the batch, written again, is its bytes, so each record written again is its element.
+    Each is encoded only when asked for (a dead letter's original, a size checked).
+
+    >>> raw = b"[" + usage_json(UsageEvent(event_id="e1", ts="2026-01-01T00:00:00Z",
+    ...                                    tenant="acme", service="chat")) + b"]"
+    >>> records, written = usage_array(raw)
+    >>> list(written) == [raw[1:-1]]
+    True
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[UsageRecord]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return list(map(_ENCODE, self.records[index]))
+        return _ENCODE(self.records[index])
 
 
 def _plain(raw: bytes) -> bool:
