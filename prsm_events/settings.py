@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         "time (aligned: hourly snapshots come on the hour) the scoring tick writes each "
         "budget's figures and forecast to the budget_snapshots table (0: never).",
     )
+    checkpoint_interval_s: float = Field(
+        300.0, gt=0, description="PRSM_CHECKPOINT_INTERVAL_S: every this many seconds the "
+        "scorer's checkpoint is saved under PRSM_HOME (and when the worker stops), and the "
+        "state of each scope of the tenants the worker answers for is published on the "
+        "scorer-states topic, for whichever worker owns the tenant next (also after a crash).",
+    )
     reservation_ttl_s: float = Field(
         120.0, gt=0, description="PRSM_RESERVATION_TTL_S: an allowed request's reservation is "
         "released after this long unless its usage event (same request_id) settles it first.",

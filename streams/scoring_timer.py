@@ -8,8 +8,10 @@ Intervals are not scored while the worker catches up (after it starts, a rebalan
 recovery; ``CatchUp`` says when it reads the usage and request topics as they are written
 again): what it reads then is a backlog, and one interval holding minutes of spend would be
 learned as a burst. What the scorer has learned is checkpointed to
-``PRSM_HOME/scoring/checkpoint.npz`` every ``CHECKPOINT_EVERY_S`` and when the worker stops,
-and restored when it starts.
+``PRSM_HOME/scoring/checkpoint.npz`` every ``PRSM_CHECKPOINT_INTERVAL_S`` and when the worker
+stops, and restored when it starts; at each checkpoint the state of the scopes of the tenants
+the worker answers for is also published for the worker that owns them next
+(``streams.scorer_handoff``).
 """
 
 from __future__ import annotations
@@ -44,12 +46,11 @@ from streams.faust_compat import record_batches, steady
 from streams.record_batches import RecordBatches
 from streams.scorer_handoff import ScorerHandoff
 
-__all__ = ["CHECKPOINT_EVERY_S", "FORGET_AFTER_S", "ScorerCheckpoints", "build_watch",
+__all__ = ["FORGET_AFTER_S", "ScorerCheckpoints", "build_watch",
            "checkpoint_path", "pacing_records", "pacing_to_policies", "register_scoring",
            "tick_off_loop"]
 
 log = logging.getLogger("prsm.scoring")
-CHECKPOINT_EVERY_S = 300.0
 FORGET_AFTER_S = 14 * 86400.0
 """A scope with neither spend nor demand for this long is dropped from the scorer."""
 FIGURES_AT_ONCE = 5_000
@@ -61,13 +62,15 @@ RECORDS_AT_ONCE = 10_000
 
 class ScorerCheckpoints(mode.Service):
     """Restores the watch's scorer and memory from ``path`` (``restore``, when the worker is
-    built) and saves them (``save``: every ``CHECKPOINT_EVERY_S`` from the timer, and when
-    the worker stops)."""
+    built) and saves them (``save``: every ``every_s`` from the timer, and when the worker
+    stops)."""
 
-    def __init__(self, watch: SpendWatch, path: Path, **kwargs: Any) -> None:
+    def __init__(self, watch: SpendWatch, path: Path,
+                 every_s: float = 300.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.watch = watch
         self.path = path
+        self.every_s = every_s
         self.saved_at = time.monotonic()
         self.saving = asyncio.Lock()  # the timer's save and the stop's must not interleave
         self.status: dict[str, Any] = {"path": str(path), "restored_scopes": 0,
@@ -104,7 +107,7 @@ class ScorerCheckpoints(mode.Service):
             self.status["error"] = None
 
     def due(self) -> bool:
-        return time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
+        return time.monotonic() - self.saved_at >= self.every_s
 
     async def on_stop(self) -> None:
         await self.save()
@@ -189,7 +192,8 @@ def register_scoring(
     scorer = watch.scorer
     log.warning("batch scoring on %s every %g s", scorer.backend, settings.scoring_interval_s)
 
-    checkpoints = ScorerCheckpoints(watch, checkpoint_path(settings))
+    checkpoints = ScorerCheckpoints(watch, checkpoint_path(settings),
+                                    settings.checkpoint_interval_s)
     checkpoints.restore()
     app.add_dependency(checkpoints)
     handoff = ScorerHandoff(app, settings, watch)
@@ -270,6 +274,8 @@ def register_scoring(
         now = time.time()
         interval = control.meter.take()
         control.sync_generation()  # (which budgets it answers for: after a rebalance too)
+        if control.ledger.owned is not None:  # what was learned of partitions it gained
+            await handoff.recover(control.ledger.owned)
         budgets = await asyncio.to_thread(control.watched, list(control.book))
         report = await tick_off_loop(
             watch, interval, budgets,
@@ -294,5 +300,6 @@ def register_scoring(
             await write_snapshots(report, every=snapshots.due(now))
         if checkpoints.due():
             await checkpoints.save()
+            await handoff.publish_learned(control.answering)
 
     return watch

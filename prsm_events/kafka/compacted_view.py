@@ -81,11 +81,13 @@ class CompactedView:
     def __init__(
         self, kafka: KafkaConnection, topic: str, on_record: OnRecord,
         on_error: OnError | None = None, *, fetch_max_wait_ms: int = 100,
-        from_end: bool = False,
+        from_end: bool = False, keep: Callable[[int], bool] | None = None,
     ) -> None:
         self.kafka = kafka
         self.from_end = from_end
         """Only records written after ``start`` (none of the history)."""
+        self.keep = keep
+        """Only records of the partitions it holds true for (asked at each fetch)."""
         self.topic = topic
         self.on_record = on_record
         self.on_error = on_error
@@ -136,7 +138,9 @@ class CompactedView:
         assert self._consumer is not None
         while True:
             batches = await fetch_batches(self._consumer, self.topic)
-            for records in batches.values():
+            for tp, records in batches.items():
+                if self.keep is not None and not self.keep(tp.partition):
+                    continue
                 for record in records:
                     self.records += 1
                     try:

@@ -159,6 +159,10 @@ class BatchScorer:
         """Per budget row, the tick it was last paced at (-1: never; host)."""
         self.parked = ParkedScopes()
         """Scopes set aside (``park``): not stepped; one that comes back resumes."""
+        self.adopted: dict[str, tuple[int, float]] = {}
+        """Each scope adopted lately (``adopt``): the tick it was adopted at and when the
+        state it took was written; a state written later replaces it, the same or an
+        older one does not."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -213,6 +217,15 @@ class BatchScorer:
         return {f"{part}.{name}": to_host(arr[..., idx]).copy()
                 for part in _PARTS for name, arr in getattr(self, part).arrays().items()}
 
+    def states(self, scopes: Sequence[str]) -> tuple[list[str], dict[str, Host]]:
+        """What this scorer has learned of the known ones of ``scopes`` (parked ones are
+        not in use here): those scopes, and their arrays by ``"<part>.<name>"`` (host
+        copies, the scopes on the last axis, as ``scope_states.encode_scope_states`` takes
+        them)."""
+        rows = lookup(self.rows, scopes, -1, np.int64)
+        at = np.flatnonzero(rows >= 0)
+        return [scopes[i] for i in at.tolist()], self._read_rows(rows[at])
+
     def _write_rows(self, scopes: Sequence[str], arrays: Mapping[str, Host]) -> None:
         """Set the state of ``scopes`` (known) to ``arrays`` (as ``_read_rows`` gives)."""
         idx = self.xp.asarray(lookup(self.rows, scopes, -1, np.int64))
@@ -257,9 +270,10 @@ class BatchScorer:
     def adopt(self, states: Mapping[str, ScopeState], younger_than: int) -> list[str]:
         """Take each scope's handed-over state (``scope_states``: what another worker learned
         of it) for a scope this scorer does not know, or knows from fewer than
-        ``younger_than`` learned intervals here; not for a parked one. States of one layout
-        are read as one array; states that are not this scorer's arrays (another layout, torn
-        values) are skipped. Returns the scopes adopted."""
+        ``younger_than`` learned intervals; for one it adopted fewer than ``younger_than``
+        ticks ago, only a state written later than the one it took; not for a parked one.
+        States of one layout are read as one array; states that are not this scorer's
+        arrays (another layout, torn values) are skipped. Returns the scopes adopted."""
         by_layout: dict[Any, list[str]] = {}
         for scope, state in states.items():
             by_layout.setdefault(state.layout(), []).append(scope)
@@ -269,11 +283,12 @@ class BatchScorer:
                 columns = stacked([states[s] for s in scopes])
             except ValueError:
                 continue
-            adopted += self._adopt_columns(scopes, columns, younger_than)
+            adopted += self._adopt_columns(scopes, columns, younger_than,
+                                           [states[s].at for s in scopes])
         return adopted
 
     def _adopt_columns(self, scopes: Sequence[str], columns: Mapping[str, Host],
-                       younger_than: int) -> list[str]:
+                       younger_than: int, written: Sequence[float]) -> list[str]:
         """``adopt`` of ``scopes`` whose states are ``columns`` (the scopes on their first
         axis): none when they are not this scorer's arrays."""
         shapes = self._state_shapes()
@@ -283,8 +298,12 @@ class BatchScorer:
         at = [i for i, scope in enumerate(scopes) if scope not in self.parked]
         known = lookup(self.rows, [scopes[i] for i in at], -1, np.int64)
         learned = to_host(self.outlook_fc.n)
+        ticks = self.ticks
+        lately = self.adopted = {s: taken for s, taken in self.adopted.items()
+                                 if ticks - taken[0] < younger_than}
         at = [i for i, row in zip(at, known.tolist(), strict=True)
-              if row < 0 or learned[row] < younger_than]
+              if row < 0 or (written[i] > lately[scopes[i]][1] if scopes[i] in lately
+                             else learned[row] < younger_than)]
         if not at:
             return []
         taken = [scopes[i] for i in at]
@@ -292,6 +311,7 @@ class BatchScorer:
         pick = np.array(at, dtype=np.int64)
         self._write_rows(taken, {k: np.moveaxis(np.asarray(v, dtype=np.float64)[pick], 0, -1)
                                  for k, v in columns.items()})
+        lately.update({scopes[i]: (ticks, written[i]) for i in at})
         return taken
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -27,7 +27,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-__all__ = ["ScopeState", "decode_scope_state", "encode_scope_state", "stacked"]
+__all__ = ["ScopeState", "decode_scope_state", "encode_scope_state", "encode_scope_states",
+           "stacked"]
 
 VERSION = 2
 
@@ -43,6 +44,11 @@ class ScopeState(msgspec.Struct, frozen=True):
     names: list[str]
     shapes: list[list[int]]
     values: bytes
+    by: str = ""
+    """The worker that wrote it (``ScorerHandoff.identity``; a worker skips its own)."""
+    at: float = 0.0
+    """When it was written (epoch seconds): of two states of a scope, the later one is
+    newer."""
 
     def layout(self) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
         return tuple(self.names), tuple(map(tuple, self.shapes))
@@ -76,12 +82,37 @@ _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE = msgspec.msgpack.Decoder(ScopeState).decode
 
 
-def encode_scope_state(arrays: Mapping[str, Host], interval_s: float) -> bytes:
-    """The record value of one scope's ``arrays`` (each without the scopes' axis)."""
+def encode_scope_state(arrays: Mapping[str, Host], interval_s: float, by: str = "",
+                       at: float = 0.0) -> bytes:
+    """The record value of one scope's ``arrays`` (each without the scopes' axis), written
+    by the worker ``by`` at ``at``."""
     names = sorted(arrays)
     return _ENCODE(ScopeState(
         VERSION, interval_s, names, [list(np.shape(arrays[n])) for n in names],
-        b"".join(np.ascontiguousarray(arrays[n], dtype=np.float64).tobytes() for n in names)))
+        b"".join(np.ascontiguousarray(arrays[n], dtype=np.float64).tobytes() for n in names),
+        by, at))
+
+
+def encode_scope_states(columns: Mapping[str, Host], interval_s: float, by: str = "",
+                        at: float = 0.0) -> list[bytes]:
+    """The record values of many scopes at once: ``columns`` as ``BatchScorer.export`` gives
+    its arrays (the scopes on the last axis), one value per scope in their order, each
+    what ``encode_scope_state`` gives that scope's arrays.
+
+    >>> columns = {"anomaly.n": np.array([3.0, 4.0]), "spend_fc.season": np.ones((2, 2))}
+    >>> [decode_scope_state(v).arrays()["anomaly.n"].item()
+    ...  for v in encode_scope_states(columns, 60.0)]
+    [3.0, 4.0]
+    """
+    names = sorted(columns)
+    if not names:
+        return []
+    count = np.shape(columns[names[0]])[-1]
+    shapes = [list(np.shape(columns[n])[:-1]) for n in names]
+    flat = np.concatenate([np.moveaxis(np.asarray(columns[n], dtype=np.float64), -1, 0)
+                           .reshape(count, -1) for n in names], axis=1)
+    return [_ENCODE(ScopeState(VERSION, interval_s, names, shapes, row.tobytes(), by, at))
+            for row in flat]
 
 
 def decode_scope_state(raw: bytes | None) -> ScopeState:

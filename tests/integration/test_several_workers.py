@@ -321,3 +321,41 @@ def test_a_worker_that_hands_tenants_over_parks_what_it_learned_of_them(
     wait_until(lambda: first.get("/health")["partitions"] == list(range(6)), timeout=60,
                what="the first worker owning every partition again")
     fed_until((scopes, 0), "their scopes resuming")
+
+
+def test_a_worker_that_takes_over_from_a_killed_one_adopts_what_it_last_published(
+        start_worker, kafka, tmp_path):
+    """A worker publishes what it learned of the tenants it answers for at each checkpoint.
+    It is SIGKILLed (it parks and hands nothing over); a worker on another home (no
+    checkpoint of its own) takes its partitions and, reading what was published for them,
+    adopts every tenant's scopes instead of starting over."""
+    import itertools
+
+    name = unique("it-kill-states")
+    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
+              "scoring_interval_s": 1.0, "checkpoint_interval_s": 2.0}
+    first = start_worker("states0", home=tmp_path / "states0", **common)
+    rounds = itertools.count()
+    scoped = 3 * TENANTS  # each tenant, its service and its model (not the global scope)
+
+    def learned() -> bool:
+        publish(kafka, first.topic("usage"), events(f"ks{next(rounds)}-", 120,
+                                                    tenants=TENANTS), batch_events=60)
+        scoring = first.get("/stats")["scoring"]
+        return (scoring.get("scopes", 0) == 1 + scoped
+                and scoring.get("handoff", {}).get("published", 0) >= scoped)
+
+    wait_until(learned, timeout=90, what="the first worker learning and publishing every tenant",
+               details=lambda: first.get("/stats")["scoring"])
+    first.kill()
+    second = start_worker("states1", home=tmp_path / "states1", sink="off", **common)
+
+    def handoff() -> dict:
+        return second.get("/stats")["scoring"].get("handoff", {})
+
+    wait_until(lambda: handoff().get("adopted") == scoped, timeout=60,
+               what="the second worker adopting every tenant's scopes",
+               details=lambda: second.get("/stats")["scoring"])
+    assert second.get("/health")["partitions"] == list(range(6))
+    assert handoff()["recovered"] >= scoped and handoff()["refused"] == 0
+    assert second.get("/stats")["scoring"]["scopes"] >= scoped

@@ -146,10 +146,12 @@ def test_a_scope_handed_over_answers_on_the_new_worker_as_on_the_old():
     got, expected = b_after(new, 2.5, 7), b_after(stayed, 2.5, 7)
     for key in got:
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
-    # learned enough here, parked here, or of another shape: kept as it is
+    # learned enough here, taken already, parked here, or of another shape: kept as it is
     assert new.adopt(states, younger_than=3) == []
+    assert new.adopt(states, younger_than=10**6) == []
+    later = {s: msgspec.structs.replace(state, at=1.0) for s, state in states.items()}
     new.park(B[:1])
-    assert new.adopt(states, younger_than=10**6) == [B[1]]
+    assert new.adopt(later, younger_than=10**6) == [B[1]]
     bad = {"tenant:c": decode_scope_state(encode_scope_state(
         {**states[B[1]].arrays(), "spend_fc.season": np.zeros(3)}, 60.0))}
     assert BatchScorer("numpy").adopt(bad, younger_than=30) == []
@@ -163,3 +165,49 @@ def test_a_scope_state_of_another_version_or_shape_is_refused():
     torn = msgspec.msgpack.encode(ScopeState(2, 60.0, ["anomaly.n"], [[3]], b"\0" * 8))
     with pytest.raises(ValueError, match="3 numbers do not fit"):
         decode_scope_state(torn).arrays()
+
+
+def test_a_later_state_replaces_one_adopted_lately_an_earlier_or_the_same_does_not():
+    """A state reaches a worker twice (followed, and read again when it gains the
+    partition), or an older one after a newer (a checkpoint's, then a hand-off's): only one
+    written later than the one it took replaces it, and only while it has learned fewer
+    than ``younger_than`` intervals of it here."""
+    from prsm_events.scoring.scope_states import decode_scope_state, encode_scope_state
+
+    old = trained()
+    old.park(B)
+
+    def written(at: float) -> dict[str, Any]:
+        return {s: decode_scope_state(encode_scope_state(old.parked.state_of(s), 60.0, "w", at))
+                for s in B}
+
+    new = BatchScorer("numpy", capacity=2)
+    assert new.adopt(written(5.0), younger_than=30) == B
+    assert new.adopt(written(3.0), younger_than=30) == []
+    assert new.adopt(written(5.0), younger_than=30) == []
+    assert new.adopt(written(7.0), younger_than=30) == B
+    for t in range(30):
+        new.step({B[0]: 2.0, B[1]: 2.0}, {}, bucket=t % 24)
+    assert new.adopt(written(9.0), younger_than=30) == []  # learned 30 intervals here since
+
+
+def test_scope_states_are_encoded_at_once_as_one_by_one():
+    """What a worker publishes at a checkpoint (every scope it knows of the tenants it
+    answers for, encoded at once) is, record by record, what it hands over one by one."""
+    from prsm_events.scoring.scope_states import encode_scope_state, encode_scope_states
+
+    scorer = trained()
+    scorer.park(["tenant:a"])
+    scopes, columns = scorer.states(["tenant:nobody", B[1], "tenant:a", "global", B[0]])
+    assert scopes == [B[1], "global", B[0]]  # known and in use here, in the order asked
+    values = encode_scope_states(columns, 60.0, "w", 12.5)
+    alone = [encode_scope_state({k: v[..., i] for k, v in columns.items()}, 60.0, "w", 12.5)
+             for i in range(len(scopes))]
+    assert values == alone
+    moved = BatchScorer("numpy", capacity=2)
+    from prsm_events.scoring.scope_states import decode_scope_state
+
+    assert moved.adopt({s: decode_scope_state(v) for s, v in zip(scopes, values, strict=True)},
+                       younger_than=30) == scopes
+    for name, column in moved.states(scopes)[1].items():
+        np.testing.assert_array_equal(column, columns[name], err_msg=name)

@@ -1,0 +1,61 @@
+"""The scorer hand-off's own records and what it publishes at a checkpoint (the broker's side
+is ``tests/integration/test_several_workers.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prsm_events.kafka.partitioning import owner_partition
+from prsm_events.scoring.scope_states import decode_scope_state, encode_scope_state
+from prsm_events.settings import Settings
+from streams.scorer_handoff import ScorerHandoff
+from streams.scoring_timer import build_watch
+from tests.unit.streams.fake_producer import FakeProducer, app_with
+
+TENANTS = ["acme", "beta", "gamma", "delta"]
+
+
+def handoff(producer: FakeProducer) -> ScorerHandoff:
+    settings = Settings(partitions=4, topic_prefix="hand.", scoring_interval_s=60.0)
+    watch = build_watch(settings)
+    rng = np.random.default_rng(3)
+    for t in range(40):
+        watch.scorer.step({"global": 4.0, **{f"tenant:{x}": 1.0 + rng.random() for x in TENANTS},
+                           "tenant:acme/service:chat": 0.5}, {}, bucket=t % 24)
+    return ScorerHandoff(app_with(producer, "handoff-test"), settings, watch)
+
+
+def test_a_worker_skips_its_own_states_and_refuses_another_intervals() -> None:
+    hand = handoff(FakeProducer())
+    arrays = hand.watch.scorer.states(["tenant:acme"])[1]
+    one = {k: v[..., 0] for k, v in arrays.items()}
+    other = encode_scope_state(one, 60.0, "another worker", 5.0)
+    assert hand._state(b"tenant:acme", other) == decode_scope_state(other)
+    assert hand._state(b"tenant:acme", encode_scope_state(one, 60.0, hand.identity)) is None
+    assert hand._state(b"tenant:acme", None) is None  # a tombstone
+    with pytest.raises(ValueError, match=r"learned at 10\.0 s intervals"):
+        hand._state(b"tenant:acme", encode_scope_state(one, 10.0, "another worker"))
+    hand._arrived(b"tenant:acme", encode_scope_state(one, 60.0, hand.identity))
+    hand._arrived(b"tenant:beta", other)
+    assert list(hand.watch.arrivals) == ["tenant:beta"] and hand.stats["received"] == 1
+
+
+async def test_a_checkpoint_publishes_the_scopes_of_the_tenants_it_answers_for() -> None:
+    producer = FakeProducer()
+    hand = handoff(producer)
+    mine = {"acme", "gamma"}
+    published = await hand.publish_learned(lambda tenants: [t in mine for t in tenants])
+    sent = {key.decode(): (value, partition) for topic, key, value, partition in producer.sent
+            if topic == "hand.scorer-states" and key is not None and value is not None}
+    assert set(sent) == {"tenant:acme", "tenant:acme/service:chat", "tenant:gamma"}
+    assert published == hand.stats["published"] == 3
+    scopes, arrays = hand.watch.scorer.states(list(sent))
+    for i, scope in enumerate(scopes):
+        value, partition = sent[scope]
+        state = decode_scope_state(value)
+        assert partition == owner_partition(scope.split(":")[1].split("/")[0], 4)
+        assert state.by == hand.identity and state.at > 0
+        for name, column in state.arrays().items():
+            np.testing.assert_array_equal(column, arrays[name][..., i], err_msg=name)
+    assert await hand.publish_learned(lambda tenants: [False] * len(tenants)) == 0
