@@ -62,8 +62,8 @@ class ScorerHandoff(mode.Service):
         self.watch = watch
         self.topic = settings.topic("scorer-states")
         self.partitions = settings.partitions
-        # only what is handed over from now on: a hand-off matters to the worker that owns
-        # the partition when it is written, and this one has just started
+        # what is written from now on, for the partitions this worker owns; what was written
+        # before for a partition it gains, ``recover`` reads
         self.view = CompactedView(settings.kafka, self.topic, self._arrived, self._refused,
                                   from_end=True, keep=self._owned)
         self.kafka = settings.kafka
@@ -177,7 +177,7 @@ class ScorerHandoff(mode.Service):
             return 0
         try:
             found = await asyncio.wait_for(self._read(gained), timeout_s)
-        except (KafkaError, TimeoutError, OSError) as exc:  # best effort: learn from scratch
+        except Exception as exc:  # best effort (the broker away, a bug): learn from scratch
             log.error("scope states of partitions %s not read: %r", sorted(gained), exc)
             return 0
         arrivals = self.watch.arrivals
