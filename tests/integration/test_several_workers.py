@@ -341,11 +341,16 @@ def test_a_worker_that_takes_over_from_a_killed_one_adopts_what_it_last_publishe
     def learned() -> bool:
         publish(kafka, first.topic("usage"), events(f"ks{next(rounds)}-", 120,
                                                     tenants=TENANTS), batch_events=60)
-        scoring = first.get("/stats")["scoring"]
-        return (scoring.get("scopes", 0) == 1 + scoped
-                and scoring.get("handoff", {}).get("published", 0) >= scoped)
+        return first.get("/stats")["scoring"].get("scopes", 0) == 1 + scoped
 
-    wait_until(learned, timeout=90, what="the first worker learning and publishing every tenant",
+    def published() -> int:
+        return first.get("/stats")["scoring"].get("handoff", {}).get("published", 0)
+
+    wait_until(learned, timeout=90, what="the first worker learning every tenant",
+               details=lambda: first.get("/stats")["scoring"])
+    before = published()  # (a checkpoint under way may publish only what it knew then)
+    wait_until(lambda: published() >= before + scoped, timeout=30,
+               what="a checkpoint publishing every tenant's scopes",
                details=lambda: first.get("/stats")["scoring"])
     first.kill()
     second = start_worker("states1", home=tmp_path / "states1", sink="off", **common)
