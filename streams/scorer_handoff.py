@@ -43,7 +43,7 @@ from prsm_events.scoring.scope_states import (
     encode_scope_states,
 )
 from prsm_events.settings import Settings
-from prsm_events.watch.spend_watch import SpendWatch
+from prsm_events.watch.spend_watch import ADOPT_BELOW, SpendWatch
 from streams.faust_compat import record_batches
 
 __all__ = ["ScorerHandoff"]
@@ -191,6 +191,9 @@ class ScorerHandoff(mode.Service):
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         await started(consumer, self.kafka)
         found: dict[str, ScopeState] = {}
+        # the scopes no state would replace here (no tick runs meanwhile: the timer awaits
+        # this), e.g. those a restarted worker restored from its checkpoint: not decoded
+        kept = {scope.encode() for scope in self.watch.scorer.keeps(ADOPT_BELOW)}
         try:
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
@@ -199,7 +202,7 @@ class ScorerHandoff(mode.Service):
             while ends:
                 for tp, records in (await fetch_batches(consumer, self.topic)).items():
                     for r in records:
-                        if r.offset >= ends.get(tp, 0):
+                        if r.offset >= ends.get(tp, 0) or r.key in kept:
                             continue
                         try:
                             state = self._state(r.key, r.value)

@@ -287,6 +287,16 @@ class BatchScorer:
                                            [states[s].at for s in scopes])
         return adopted
 
+    def keeps(self, younger_than: int) -> set[str]:
+        """The scopes whose state ``adopt`` keeps whatever it is handed now: parked ones, and
+        those learned here for ``younger_than`` intervals or more that it did not adopt in the
+        last ``younger_than`` ticks (a reader of handed-over states can skip theirs)."""
+        learned = to_host(self.outlook_fc.n)
+        lately = {s for s, taken in self.adopted.items() if self.ticks - taken[0] < younger_than}
+        kept = {s for s, row in self.rows.items()
+                if learned[row] >= younger_than and s not in lately}
+        return kept | set(self.parked.names)
+
     def _adopt_columns(self, scopes: Sequence[str], columns: Mapping[str, Host],
                        younger_than: int, written: Sequence[float]) -> list[str]:
         """``adopt`` of ``scopes`` whose states are ``columns`` (the scopes on their first

@@ -52,7 +52,8 @@ from prsm_events.watch.outlook import (
 )
 from prsm_events.watch.pacing_directives import PacingDirectives, pacing_key
 
-__all__ = ["CHUNK", "OVERRUN_HISTORY", "REARM_BELOW", "Answers", "SpendWatch", "WatchReport"]
+__all__ = ["ADOPT_BELOW", "CHUNK", "OVERRUN_HISTORY", "REARM_BELOW", "Answers", "SpendWatch",
+           "WatchReport"]
 
 Answers = Callable[[list[str | None]], np.ndarray]
 """Tenants -> a bool per tenant (None: a budget or scope over tenants): True where this

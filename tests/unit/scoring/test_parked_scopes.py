@@ -211,3 +211,24 @@ def test_scope_states_are_encoded_at_once_as_one_by_one():
                        younger_than=30) == scopes
     for name, column in moved.states(scopes)[1].items():
         np.testing.assert_array_equal(column, columns[name], err_msg=name)
+
+
+def test_what_adopt_keeps_whatever_it_is_handed():
+    """``keeps``: the scopes no handed-over state replaces now (a reader skips their
+    records): parked ones, and those learned for long enough here, unless adopted lately."""
+    from prsm_events.scoring.scope_states import decode_scope_state, encode_scope_state
+
+    scorer = trained()
+    scorer.park(["tenant:a"])
+    assert scorer.keeps(30) == {"global", *B, "tenant:a"}  # (600 intervals each)
+    assert scorer.keeps(10**6) == {"tenant:a"}
+    donor = trained()
+    donor.park(B)
+    later = {s: decode_scope_state(encode_scope_state(donor.parked.state_of(s), 60.0, "w", 1.0))
+             for s in B}
+    fresh = BatchScorer("numpy", capacity=2)
+    assert fresh.adopt(later, younger_than=30) == B
+    assert fresh.keeps(30) == set()  # adopted lately: a later state would replace them
+    every = {s: later[B[0]] for s in ["global", *B, "tenant:a"]}
+    kept = scorer.keeps(30)
+    assert not set(scorer.adopt(every, younger_than=30)) & kept
