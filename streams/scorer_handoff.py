@@ -202,21 +202,25 @@ class ScorerHandoff(mode.Service):
             while ends:
                 for tp, records in (await fetch_batches(consumer, self.topic)).items():
                     for r in records:
-                        if r.offset >= ends.get(tp, 0) or r.key in kept:
-                            continue
-                        try:
-                            state = self._state(r.key, r.value)
-                        except ValueError as exc:
-                            self._refused(r.topic, r.partition, r.offset, r.key, r.value, exc)
-                            continue
-                        if state is not None:
-                            found[r.key.decode()] = state  # (a later record is newer)
+                        if r.offset < ends.get(tp, 0) and r.key not in kept:
+                            self._found(r, found)
                 for tp in list(ends):
                     if await consumer.position(tp) >= ends[tp]:
                         del ends[tp]
         finally:
             await consumer.stop()
         return found
+
+    def _found(self, record: Any, found: dict[str, ScopeState]) -> None:
+        """Keep the state ``record`` (of the topic's history) holds in ``found`` (a later
+        record is newer); one that is not a state here is refused, and the reading goes on."""
+        try:
+            state = self._state(record.key, record.value)
+            if state is not None:
+                found[record.key.decode()] = state
+        except ValueError as exc:  # (a key that is not UTF-8 too)
+            self._refused(record.topic, record.partition, record.offset, record.key,
+                          record.value, exc)
 
     async def on_start(self) -> None:
         # beside the worker's start, not before it: the worker does not wait for it

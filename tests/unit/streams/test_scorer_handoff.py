@@ -59,3 +59,17 @@ async def test_a_checkpoint_publishes_the_scopes_of_the_tenants_it_answers_for()
         for name, column in state.arrays().items():
             np.testing.assert_array_equal(column, arrays[name][..., i], err_msg=name)
     assert await hand.publish_learned(lambda tenants: [False] * len(tenants)) == 0
+
+
+def test_a_bad_record_in_a_gained_partitions_history_is_refused_and_the_rest_kept() -> None:
+    from aiokafka import ConsumerRecord
+
+    hand = handoff(FakeProducer())
+    arrays = hand.watch.scorer.states(["tenant:acme"])[1]
+    good = encode_scope_state({k: v[..., 0] for k, v in arrays.items()}, 60.0, "other", 1.0)
+    found: dict = {}
+    for offset, (key, value) in enumerate([(b"\xff\xfe", good), (b"tenant:beta", b"junk"),
+                                           (b"tenant:acme", good)]):
+        hand._found(ConsumerRecord("hand.scorer-states", 2, offset, 0, 0, key, value, None,
+                                   len(key), len(value), []), found)
+    assert list(found) == ["tenant:acme"] and hand.stats["refused"] == 2
