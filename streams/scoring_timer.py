@@ -271,11 +271,12 @@ def register_scoring(
             log.info("interval not scored: catching up (%d messages to read)",
                      sum(b.waiting for b in backlogs))
             return
+        control.sync_generation()  # (which partitions it owns: after a rebalance too)
+        if control.ledger.owned is not None:  # what was learned of partitions it gained
+            await handoff.recover(control.ledger.owned)  # (before the interval is taken)
         now = time.time()
         interval = control.meter.take()
         control.sync_generation()  # (which budgets it answers for: after a rebalance too)
-        if control.ledger.owned is not None:  # what was learned of partitions it gained
-            await handoff.recover(control.ledger.owned)
         budgets = await asyncio.to_thread(control.watched, list(control.book))
         report = await tick_off_loop(
             watch, interval, budgets,
