@@ -106,16 +106,24 @@ class ScorerHandoff(mode.Service):
         """Hand the state of ``scopes`` (parked at the last tick) to whoever owns their
         tenants' partitions now."""
         records = await asyncio.to_thread(self._records, scopes)
+        await self._send(records, "handed")
+
+    async def _send(self, records: Sequence[tuple[int, bytes, bytes]], counter: str) -> int:
+        """Write ``records`` ((partition, key, value)) and count them in ``stats[counter]``;
+        returns how many the broker took (best effort: none when it refuses them)."""
         batches = record_batches(self.app)
-        for partition, key, value in records:
+        for i, (partition, key, value) in enumerate(records):
             batches.add(self.topic, partition, key, value)
+            if i % RECORDS_AT_ONCE == RECORDS_AT_ONCE - 1:
+                await asyncio.sleep(0)  # let decisions in between
         try:
-            for sent in await batches.send():
+            for sent in dict.fromkeys(await batches.send()):
                 await sent
-        except KafkaError as exc:  # best effort: the new owner learns them from scratch
-            log.error("scope states not handed over (%d scopes): %r", len(records), exc)
-            return
-        self.stats["handed"] += len(records)
+        except KafkaError as exc:  # the next owner learns them from scratch, or the next
+            log.error("scope states not written (%d scopes): %r", len(records), exc)
+            return 0  # checkpoint publishes them again
+        self.stats[counter] += len(records)
+        return len(records)
 
     def _records(self, scopes: list[str]) -> list[tuple[int, bytes, bytes]]:
         parked = self.watch.scorer.parked
@@ -134,38 +142,22 @@ class ScorerHandoff(mode.Service):
         """Publish the state of every scope under a tenant this worker answers for (at a
         checkpoint, between ticks: only the scoring timer ticks), for whoever owns the
         tenant next, even after this worker is killed. Returns how many were published."""
-        scopes, places, values = await asyncio.to_thread(self._learned, answers)
-        if not scopes:
-            return 0
-        batches = record_batches(self.app)
-        for i, (scope, partition, value) in enumerate(zip(scopes, places, values,
-                                                          strict=True)):
-            batches.add(self.topic, partition, scope.encode(), value)
-            if i % RECORDS_AT_ONCE == RECORDS_AT_ONCE - 1:
-                await asyncio.sleep(0)  # let decisions in between
-        try:
-            for sent in dict.fromkeys(await batches.send()):
-                await sent
-        except KafkaError as exc:  # best effort: the next checkpoint publishes them again
-            log.error("scope states not published (%d scopes): %r", len(scopes), exc)
-            return 0
-        self.stats["published"] += len(scopes)
-        return len(scopes)
+        return await self._send(await asyncio.to_thread(self._learned, answers), "published")
 
     def _learned(self, answers: Callable[[Sequence[str | None]], Any]
-                 ) -> tuple[list[str], list[int], list[bytes]]:
-        """The scopes of tenants answered for, their partitions and their states' records
-        (in a thread: 10^5 scopes take about 0.6 s)."""
+                 ) -> list[tuple[int, bytes, bytes]]:
+        """The records of the states of the scopes of tenants answered for (in a thread:
+        10^5 scopes take about 0.6 s)."""
         scopes = [s for s in self.watch.scorer.rows if tenant_of(s) is not None]
         if scopes:
             mine = list(answers([tenant_of(s) for s in scopes]))
             scopes = [s for s, ours in zip(scopes, mine, strict=True) if ours]
         if not scopes:
-            return [], [], []
+            return []
         scopes, columns = self.watch.scorer.states(scopes)
         values = encode_scope_states(columns, self.watch.interval_s, self.identity, time.time())
-        return (scopes, [owner_partition(tenant_of(s) or "", self.partitions) for s in scopes],
-                values)
+        return [(owner_partition(tenant_of(s) or "", self.partitions), s.encode(), value)
+                for s, value in zip(scopes, values, strict=True)]
 
     async def recover(self, owned: frozenset[int], timeout_s: float = 60.0) -> int:
         """Read what was published for the partitions of ``owned`` this worker has not read

@@ -291,11 +291,21 @@ class BatchScorer:
         """The scopes whose state ``adopt`` keeps whatever it is handed now: parked ones, and
         those learned here for ``younger_than`` intervals or more that it did not adopt in the
         last ``younger_than`` ticks (a reader of handed-over states can skip theirs)."""
+        scopes = list(self.rows)
+        return {s for s, kept in zip(scopes, self._kept(scopes, younger_than), strict=True)
+                if kept} | set(self.parked.names)
+
+    def _kept(self, scopes: Sequence[str], younger_than: int) -> list[bool]:
+        """For each of ``scopes``, whether ``adopt`` keeps it as it is whatever it is handed
+        (``keeps``; ``adopted`` is pruned to the last ``younger_than`` ticks)."""
+        ticks = self.ticks
+        lately = self.adopted = {s: taken for s, taken in self.adopted.items()
+                                 if ticks - taken[0] < younger_than}
+        rows = lookup(self.rows, scopes, -1, np.int64).tolist()
         learned = to_host(self.outlook_fc.n)
-        lately = {s for s, taken in self.adopted.items() if self.ticks - taken[0] < younger_than}
-        kept = {s for s, row in self.rows.items()
-                if learned[row] >= younger_than and s not in lately}
-        return kept | set(self.parked.names)
+        return [s in self.parked or (row >= 0 and learned[row] >= younger_than
+                                     and s not in lately)
+                for s, row in zip(scopes, rows, strict=True)]
 
     def _adopt_columns(self, scopes: Sequence[str], columns: Mapping[str, Host],
                        younger_than: int, written: Sequence[float]) -> list[str]:
@@ -305,15 +315,10 @@ class BatchScorer:
         if set(columns) != set(shapes) or any(
                 np.shape(columns[k]) != (len(scopes), *shape) for k, shape in shapes.items()):
             return []
-        at = [i for i, scope in enumerate(scopes) if scope not in self.parked]
-        known = lookup(self.rows, [scopes[i] for i in at], -1, np.int64)
-        learned = to_host(self.outlook_fc.n)
-        ticks = self.ticks
-        lately = self.adopted = {s: taken for s, taken in self.adopted.items()
-                                 if ticks - taken[0] < younger_than}
-        at = [i for i, row in zip(at, known.tolist(), strict=True)
-              if row < 0 or (written[i] > lately[scopes[i]][1] if scopes[i] in lately
-                             else learned[row] < younger_than)]
+        kept = self._kept(scopes, younger_than)
+        lately = self.adopted
+        at = [i for i, scope in enumerate(scopes) if not kept[i] and (
+            scope not in self.rows or scope not in lately or written[i] > lately[scope][1])]
         if not at:
             return []
         taken = [scopes[i] for i in at]
@@ -321,7 +326,7 @@ class BatchScorer:
         pick = np.array(at, dtype=np.int64)
         self._write_rows(taken, {k: np.moveaxis(np.asarray(v, dtype=np.float64)[pick], 0, -1)
                                  for k, v in columns.items()})
-        lately.update({scopes[i]: (ticks, written[i]) for i in at})
+        lately.update({scopes[i]: (self.ticks, written[i]) for i in at})
         return taken
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -86,11 +86,8 @@ def encode_scope_state(arrays: Mapping[str, Host], interval_s: float, by: str = 
                        at: float = 0.0) -> bytes:
     """The record value of one scope's ``arrays`` (each without the scopes' axis), written
     by the worker ``by`` at ``at``."""
-    names = sorted(arrays)
-    return _ENCODE(ScopeState(
-        VERSION, interval_s, names, [list(np.shape(arrays[n])) for n in names],
-        b"".join(np.ascontiguousarray(arrays[n], dtype=np.float64).tobytes() for n in names),
-        by, at))
+    return encode_scope_states({name: np.asarray(arr)[..., None] for name, arr in arrays.items()},
+                               interval_s, by, at)[0]
 
 
 def encode_scope_states(columns: Mapping[str, Host], interval_s: float, by: str = "",
