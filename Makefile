@@ -32,12 +32,12 @@ demo: install
 	$(BIN)/prsm demo
 
 # The pure tests (doctests, tests/unit) on up to four cores at once, then the integration tests
-# one at a time on the one broker they share.
+# in two processes, each with its own broker and whole test files (they mostly wait on workers).
 test: install tools
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not integration" -n auto --maxprocesses 4
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest -m integration -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -141,16 +142,24 @@ class LocalBroker:
 
     def resolve(self) -> Path:
         """Download (once) the broker jars; return the directory that holds them."""
-        version = self.kafka_version()
         libs = self.cache / "libs"
-        marker = libs / ".complete"
-        if marker.exists():
+        if (libs / ".complete").exists():
             return libs
+        self.cache.mkdir(parents=True, exist_ok=True)
+        # two brokers started at once (two test processes, two homes) resolve one at a time:
+        # the second finds the first's jars instead of deleting them while they are copied
+        with open(self.cache / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (libs / ".complete").exists():
+                self._download(libs)
+        return libs
+
+    def _download(self, libs: Path) -> None:
+        version = self.kafka_version()
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError("Maven (`mvn`) is needed to fetch Kafka; install it or set "
                               "PRSM_KAFKA_BOOTSTRAP to an existing cluster")
-        self.cache.mkdir(parents=True, exist_ok=True)
         pom = self.cache / "pom.xml"
         pom.write_text(resources.files("prsm_events").joinpath("data/kafka-pom.xml").read_text())
         if libs.exists():
@@ -160,8 +169,7 @@ class LocalBroker:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise BrokerError(f"mvn could not resolve Kafka {version}:\n{done.stdout}{done.stderr}")
-        marker.touch()
-        return libs
+        (libs / ".complete").touch()
 
     def _java(self) -> str:
         java = shutil.which("java")

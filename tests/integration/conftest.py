@@ -1,4 +1,4 @@
-"""Integration fixtures: one real Kafka broker per test session, workers per test.
+"""Integration fixtures: one real Kafka broker per test process, workers per test.
 
 Topic names and consumer groups carry ``RUN`` (fresh per session), so that the tests, which
 read whole topics, find only their own records also on a broker that earlier runs used
@@ -7,8 +7,11 @@ read whole topics, find only their own records also on a broker that earlier run
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -35,16 +38,54 @@ def unique(name: str) -> str:
     return f"{name}-{RUN}"
 
 
+CLAIMS = Path(tempfile.gettempdir()) / "prsm-test-ports-{}".format(
+    os.environ.get("PYTEST_XDIST_TESTRUNUID", RUN))
+"""Ports handed out in this run, one empty file each, shared by its test processes
+(``make test`` runs the integration tests in two): a port free when one process looks can
+be handed to the other before the first binds it, unless each port is claimed once."""
+
+
 def free_port(pairs: bool = False, count: int = 1) -> int:
-    """A free TCP port, and the next ones too: one (``pairs``) or ``count - 1``."""
+    """A free TCP port, and the next ones too: one (``pairs``) or ``count - 1``; no other
+    test process of this run is handed any of them."""
     count = max(count, 2 if pairs else 1)
+    CLAIMS.mkdir(exist_ok=True)
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if all(_free(port + i) for i in range(1, count)):
+        if all(_free(port + i) for i in range(1, count)) and _claim(port, count):
             return port
     raise RuntimeError(f"no {count} free ports in a row")
+
+
+def _claim(port: int, count: int) -> bool:
+    claimed = []
+    for p in range(port, port + count):
+        try:
+            os.close(os.open(CLAIMS / str(p), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:  # another test process has it: give back what was taken
+            for q in claimed:
+                (CLAIMS / str(q)).unlink()
+            return False
+        claimed.append(p)
+    if not CLAIMED:
+        atexit.register(_give_back)
+    CLAIMED.extend(claimed)
+    return True
+
+
+CLAIMED: list[int] = []
+"""The ports this process claimed."""
+
+
+def _give_back() -> None:
+    """At this process's exit (its brokers and workers are stopped), its claims go, and the
+    folder with the last of them."""
+    for port in CLAIMED:
+        (CLAIMS / str(port)).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        CLAIMS.rmdir()
 
 
 def _free(port: int) -> bool:
@@ -63,7 +104,9 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if existing:
         yield existing
         return
-    home = Path(os.environ.get("PRSM_TEST_HOME", tmp_path_factory.mktemp("broker")))
+    home = tmp_path_factory.mktemp("broker")
+    if "PRSM_TEST_HOME" in os.environ:  # one broker a test process, each in its own folder
+        home = Path(os.environ["PRSM_TEST_HOME"]) / os.environ.get("PYTEST_XDIST_WORKER", "main")
     broker = LocalBroker(home, free_port(pairs=True))
     bootstrap = broker.start()
     yield bootstrap
