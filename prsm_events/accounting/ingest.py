@@ -167,10 +167,12 @@ class UsageIngestor:
         partition, offset = msg.partition, msg.offset
         cap = self.limits.max_cost_usd
         seen, accepted = out.seen, out.accepted
-        for index, priced, source in zip(indexes, self._price(msg, events, indexes),
-                                         sources, strict=True):
+        assert len(sources) == len(events)
+        # a source is read only for a refused event: a batch's are encoded when asked for
+        for at, (index, priced) in enumerate(zip(indexes, self._price(msg, events, indexes),
+                                                 strict=True)):
             if type(priced) is not PricedUsage or priced.cost_usd > cap:
-                self._refuse(msg, priced, index, source, out)
+                self._refuse(msg, priced, index, sources[at], out)
                 continue
             event_id = priced.event.event_id
             place = index or 0

@@ -128,8 +128,10 @@ def _at_once(raw: bytes, array: ArrayPath[E], limits: EventLimits, now: datetime
     if found is None:
         return None
     events, written = found
-    if len(events) > limits.max_batch_events or (len(raw) > limits.max_bytes and any(
-            len(event) * _MOST_GROWTH > limits.max_bytes for event in written)):
+    # the events as written are the batch's elements (``array`` proved it): measured in it,
+    # without writing each again
+    if len(events) > limits.max_batch_events or (len(raw) > limits.max_bytes and max(
+            _written_sizes(raw, len(events)), default=0) * _MOST_GROWTH > limits.max_bytes):
         return None
     earliest, latest = limits.times(now)
     if events and (min(map(_TS, events)) < earliest or max(map(_TS, events)) > latest):

@@ -204,3 +204,26 @@ def test_a_batch_decoded_whole_is_priced_folded_and_dead_lettered_as_element_by_
         (d.code, d.reason, d.source_index, orjson.loads(d.original)) for d in alone.dead_letters]
     assert [(d.code, orjson.loads(d.original)) for d in whole.dead_letters] == [
         ("unknown_model", events[1]), ("cost_over_cap", events[2])]
+
+
+def test_a_batch_decoded_whole_writes_again_only_the_events_it_refuses(monkeypatch):
+    """Proving the batch is one encoding of all its events; after that, only a refused
+    event's JSON is written (its dead letter's original), not every accepted one's."""
+    import prsm_events.events.fast_path as fast_path
+    from prsm_events.events.usage import UsageEvent
+
+    events = [event(f"e{i}") for i in range(50)] + [event("x", cost_usd=5000.0)]
+    raw = b"[" + b",".join(fast_path.usage_json(UsageEvent.model_validate(e))
+                           for e in events) + b"]"
+    encoded: list[object] = []
+    real = fast_path._ENCODE
+
+    def counted(obj: object) -> bytes:
+        encoded.append(obj)
+        return real(obj)
+
+    monkeypatch.setattr(fast_path, "_ENCODE", counted)
+    out = run([msg(7, raw)])
+    assert len(out.accepted) == 50 and [d.code for d in out.dead_letters] == ["cost_over_cap"]
+    assert orjson.loads(out.dead_letters[0].original) == events[-1]
+    assert [type(o) for o in encoded] == [list, fast_path.UsageRecord]  # the batch, then x
