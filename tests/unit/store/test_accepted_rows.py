@@ -77,14 +77,16 @@ def test_hostile_text_stays_on_its_line():
 
 def test_clickhouse_takes_the_records_as_they_are(tmp_path):
     """Inserted as they are, each column reads back as the event said (times to the ms)."""
-    records = accepted_records([(priced(0, tags=HOSTILE, team="t", latency_ms=12.5), 3, 7),
-                                (priced(1), 3, 8)], NOW)
+    first = (priced(0, tags=HOSTILE, team="t", latency_ms=12.5), 3, 7)
+    records = accepted_records([first, (priced(1), 3, 8)], NOW)
+    [twice] = accepted_records([first, first], NOW)  # a row twice in one insert
     out = run_py(f"""
         from prsm_events.store.clickhouse import ClickHouseStore
         store = ClickHouseStore("chdb://{tmp_path}/ch")
         for record in {records!r}:
             store.insert_json("usage", record)
             store.insert_json("usage", record)  # written twice: counted once
+        store.insert_json("usage", {twice!r})
         rows = store.query("SELECT event_id, toString(ts), tags, team, latency_ms, "
                            "src_partition, src_offset, toString(cost_usd), toString(ingested_at) "
                            "FROM {{db}}.usage FINAL ORDER BY event_id")
