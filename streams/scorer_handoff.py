@@ -3,9 +3,9 @@
 With several workers, a tenant's partition moves when the group changes, or when a worker
 dies. Every worker publishes the state of each scope under the tenants it answers for on
 the ``scorer-states`` topic (compacted, 7 days), keyed by the scope, on the tenant's
-partition: at each checkpoint (``PRSM_CHECKPOINT_INTERVAL_S``), and, for a tenant it gives
-away, the state it parked (``SpendWatch.tick``) at once. What another worker publishes
-reaches a worker two ways:
+partition: at each checkpoint (``PRSM_CHECKPOINT_INTERVAL_S``) and when it stops cleanly,
+and, for a tenant it gives away, the state it parked (``SpendWatch.tick``) at once. What
+another worker publishes reaches a worker two ways:
 - it follows the topic from its start on (a hand-off written while it owns the partition);
 - when it gains partitions (its first scored tick, a rebalance), it reads theirs from the
   topic's beginning: the states the worker before it published, as of that worker's last
@@ -52,14 +52,22 @@ log = logging.getLogger("prsm.scoring")
 
 RECORDS_AT_ONCE = 10_000
 """States handed to the record batches between two chances for decisions to run."""
+STOP_PUBLISH_S = 30.0
+"""Longest a clean stop waits to publish the states (10^5 scopes: about 1 s)."""
 
 
 class ScorerHandoff(mode.Service):
     def __init__(self, app: faust.App, settings: Settings, watch: SpendWatch,
-                 **kwargs: Any) -> None:
+                 answers: Callable[[Sequence[str | None]], Any] | None = None,
+                 ticking: asyncio.Lock | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.watch = watch
+        self.answers = answers
+        """Which tenants this worker answers for (``SpendControl.answering``): what it
+        publishes when it stops cleanly. None: nothing is published at the stop."""
+        self.ticking = ticking or asyncio.Lock()
+        """Held while the scorer ticks (the checkpoints' lock): the states are read between."""
         self.topic = settings.topic("scorer-states")
         self.partitions = settings.partitions
         # what is written from now on, for the partitions this worker owns; what was written
@@ -74,6 +82,8 @@ class ScorerHandoff(mode.Service):
         self.read_partitions: frozenset[int] = frozenset()
         """The partitions whose history on the topic this worker has read (``recover``)."""
         self._starting: asyncio.Task[None] | None = None
+        # (mypy matches no async method to mode's handler type, a union of two callables)
+        app.on_before_shutdown.connect(self._before_shutdown)  # type: ignore[arg-type]
 
     def _owned(self, partition: int) -> bool:
         """Whether records of ``partition`` matter here now: it is one of the worker's (those
@@ -229,3 +239,27 @@ class ScorerHandoff(mode.Service):
             self._starting.cancel()
             await asyncio.gather(self._starting, return_exceptions=True)
         await self.view.stop()
+
+    async def publish_at_stop(self, timeout_s: float = STOP_PUBLISH_S) -> int:
+        """At a clean stop (a rolling deploy, scaling in), publish what this worker learned
+        of the tenants it still answers for: their next owner goes on from here, not from the
+        last checkpoint (up to ``PRSM_CHECKPOINT_INTERVAL_S`` older). Best effort, within
+        ``timeout_s``: the stop goes on whatever the broker does. Returns how many."""
+        answers = self.answers
+        if answers is None:
+            return 0
+
+        async def between_ticks() -> int:
+            async with self.ticking:
+                return await self.publish_learned(answers)
+
+        try:
+            return await asyncio.wait_for(between_ticks(), timeout_s)
+        except Exception as exc:  # (the producer never started, the broker away): the stop
+            log.error("scope states not published at the stop: %r", exc)  # goes on
+            return 0
+
+    async def _before_shutdown(self, app: Any, **kwargs: Any) -> None:
+        """Faust's signal once the consumer has stopped, while the producer is still up (by
+        this service's own stop it is not)."""
+        await self.publish_at_stop()

@@ -9,9 +9,9 @@ recovery; ``CatchUp`` says when it reads the usage and request topics as they ar
 again): what it reads then is a backlog, and one interval holding minutes of spend would be
 learned as a burst. What the scorer has learned is checkpointed to
 ``PRSM_HOME/scoring/checkpoint.npz`` every ``PRSM_CHECKPOINT_INTERVAL_S`` and when the worker
-stops, and restored when it starts; at each checkpoint the state of the scopes of the tenants
-the worker answers for is also published for the worker that owns them next
-(``streams.scorer_handoff``).
+stops, and restored when it starts; at each checkpoint (and at a clean stop) the state of the
+scopes of the tenants the worker answers for is also published for the worker that owns them
+next (``streams.scorer_handoff``).
 """
 
 from __future__ import annotations
@@ -196,7 +196,8 @@ def register_scoring(
                                     settings.checkpoint_interval_s)
     checkpoints.restore()
     app.add_dependency(checkpoints)
-    handoff = ScorerHandoff(app, settings, watch)
+    handoff = ScorerHandoff(app, settings, watch, answers=control.answering,
+                            ticking=checkpoints.saving)
     app.add_dependency(handoff)
     catch_up = CatchUp()
     skipped = 0

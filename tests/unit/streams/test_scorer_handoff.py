@@ -3,6 +3,9 @@ is ``tests/integration/test_several_workers.py``)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -16,14 +19,14 @@ from tests.unit.streams.fake_producer import FakeProducer, app_with
 TENANTS = ["acme", "beta", "gamma", "delta"]
 
 
-def handoff(producer: FakeProducer) -> ScorerHandoff:
+def handoff(producer: FakeProducer, **kwargs: Any) -> ScorerHandoff:
     settings = Settings(partitions=4, topic_prefix="hand.", scoring_interval_s=60.0)
     watch = build_watch(settings)
     rng = np.random.default_rng(3)
     for t in range(40):
         watch.scorer.step({"global": 4.0, **{f"tenant:{x}": 1.0 + rng.random() for x in TENANTS},
                            "tenant:acme/service:chat": 0.5}, {}, bucket=t % 24)
-    return ScorerHandoff(app_with(producer, "handoff-test"), settings, watch)
+    return ScorerHandoff(app_with(producer, "handoff-test"), settings, watch, **kwargs)
 
 
 def test_a_worker_skips_its_own_states_and_refuses_another_intervals() -> None:
@@ -73,3 +76,29 @@ def test_a_bad_record_in_a_gained_partitions_history_is_refused_and_the_rest_kep
         hand._found(ConsumerRecord("hand.scorer-states", 2, offset, 0, 0, key, value, None,
                                    len(key), len(value), []), found)
     assert list(found) == ["tenant:acme"] and hand.stats["refused"] == 2
+
+
+async def test_a_clean_stop_publishes_what_it_answers_for_between_ticks() -> None:
+    """Faust's ``on_before_shutdown`` (the consumer stopped, the producer still up) publishes
+    the scopes of the tenants the worker answers for, after a tick under way; a stop whose
+    publication fails (here the producer never started) goes on."""
+    producer = FakeProducer()
+    ticking = asyncio.Lock()
+    hand = handoff(producer, answers=lambda tenants: [t == "beta" for t in tenants],
+                   ticking=ticking)
+    await ticking.acquire()  # a tick under way
+    stopping = asyncio.ensure_future(hand.app.on_before_shutdown.send())
+    await asyncio.sleep(0.05)
+    assert not stopping.done() and producer.sent == []
+    ticking.release()
+    await stopping
+    assert [key for _, key, _, _ in producer.sent] == [b"tenant:beta"]
+    assert hand.stats["published"] == 1
+
+    class NotStarted(FakeProducer):
+        def _ensure_producer(self) -> FakeProducer:
+            raise RuntimeError("Producer service not yet started")
+
+    broken = handoff(NotStarted(), answers=lambda tenants: [True] * len(tenants))
+    assert await broken.publish_at_stop() == 0
+    assert await handoff(FakeProducer()).publish_at_stop() == 0  # no answers given: nothing
