@@ -53,7 +53,8 @@ log = logging.getLogger("prsm.scoring")
 RECORDS_AT_ONCE = 10_000
 """States handed to the record batches between two chances for decisions to run."""
 STOP_PUBLISH_S = 30.0
-"""Longest a clean stop waits to publish the states (10^5 scopes: about 1 s)."""
+"""Longest a clean stop waits to publish the states (10^5 scopes: 0.6 s to encode, then 270
+MB for the broker to take)."""
 
 
 class ScorerHandoff(mode.Service):
