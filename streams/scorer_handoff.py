@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import faust
@@ -43,7 +43,7 @@ from prsm_events.scoring.scope_states import (
     encode_scope_states,
 )
 from prsm_events.settings import Settings
-from prsm_events.watch.spend_watch import ADOPT_BELOW, SpendWatch
+from prsm_events.watch.spend_watch import ADOPT_BELOW, Answers, SpendWatch
 from streams.faust_compat import record_batches
 
 __all__ = ["ScorerHandoff"]
@@ -59,14 +59,14 @@ MB for the broker to take)."""
 
 class ScorerHandoff(mode.Service):
     def __init__(self, app: faust.App, settings: Settings, watch: SpendWatch,
-                 answers: Callable[[Sequence[str | None]], Any] | None = None,
+                 answers: Answers | None = None,
                  ticking: asyncio.Lock | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.watch = watch
         self.answers = answers
-        """Which tenants this worker answers for (``SpendControl.answering``): what it
-        publishes when it stops cleanly. None: nothing is published at the stop."""
+        """Which tenants this worker answers for (``SpendControl.answering``): whose states it
+        publishes, at a checkpoint and when it stops cleanly. None: it publishes none."""
         self.ticking = ticking or asyncio.Lock()
         """Held while the scorer ticks (the checkpoints' lock): the states are read between."""
         self.topic = settings.topic("scorer-states")
@@ -149,13 +149,16 @@ class ScorerHandoff(mode.Service):
                                            self.identity, now)))
         return out
 
-    async def publish_learned(self, answers: Callable[[Sequence[str | None]], Any]) -> int:
+    async def publish_learned(self) -> int:
         """Publish the state of every scope under a tenant this worker answers for (at a
         checkpoint, between ticks: only the scoring timer ticks), for whoever owns the
         tenant next, even after this worker is killed. Returns how many were published."""
+        answers = self.answers
+        if answers is None:
+            return 0
         return await self._send(await asyncio.to_thread(self._learned, answers), "published")
 
-    def _learned(self, answers: Callable[[Sequence[str | None]], Any]
+    def _learned(self, answers: Answers
                  ) -> list[tuple[int, bytes, bytes]]:
         """The records of the states of the scopes of tenants answered for (in a thread:
         10^5 scopes take about 0.6 s)."""
@@ -241,21 +244,18 @@ class ScorerHandoff(mode.Service):
             await asyncio.gather(self._starting, return_exceptions=True)
         await self.view.stop()
 
-    async def publish_at_stop(self, timeout_s: float = STOP_PUBLISH_S) -> int:
+    async def publish_at_stop(self) -> int:
         """At a clean stop (a rolling deploy, scaling in), publish what this worker learned
         of the tenants it still answers for: their next owner goes on from here, not from the
         last checkpoint (up to ``PRSM_CHECKPOINT_INTERVAL_S`` older). Best effort, within
-        ``timeout_s``: the stop goes on whatever the broker does. Returns how many."""
-        answers = self.answers
-        if answers is None:
-            return 0
+        ``STOP_PUBLISH_S``: the stop goes on whatever the broker does. Returns how many."""
 
         async def between_ticks() -> int:
             async with self.ticking:
-                return await self.publish_learned(answers)
+                return await self.publish_learned()
 
         try:
-            return await asyncio.wait_for(between_ticks(), timeout_s)
+            return await asyncio.wait_for(between_ticks(), STOP_PUBLISH_S)
         except Exception as exc:  # (the producer never started, the broker away): the stop
             log.error("scope states not published at the stop: %r", exc)  # goes on
             return 0

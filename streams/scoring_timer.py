@@ -302,6 +302,6 @@ def register_scoring(
             await write_snapshots(report, every=snapshots.due(now))
         if checkpoints.due():
             await checkpoints.save()
-            await handoff.publish_learned(control.answering)
+            await handoff.publish_learned()
 
     return watch

@@ -45,6 +45,10 @@ CLAIMS = Path(tempfile.gettempdir()) / "prsm-test-ports-{}".format(
 be handed to the other before the first binds it, unless each port is claimed once."""
 
 
+CLAIMED: list[int] = []
+"""The ports this process claimed."""
+
+
 def free_port(pairs: bool = False, count: int = 1) -> int:
     """A free TCP port, and the next ones too: one (``pairs``) or ``count - 1``; no other
     test process of this run is handed any of them."""
@@ -73,10 +77,6 @@ def _claim(port: int, count: int) -> bool:
         atexit.register(_give_back)
     CLAIMED.extend(claimed)
     return True
-
-
-CLAIMED: list[int] = []
-"""The ports this process claimed."""
 
 
 def _give_back() -> None:

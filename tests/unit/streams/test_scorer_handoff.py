@@ -46,9 +46,9 @@ def test_a_worker_skips_its_own_states_and_refuses_another_intervals() -> None:
 
 async def test_a_checkpoint_publishes_the_scopes_of_the_tenants_it_answers_for() -> None:
     producer = FakeProducer()
-    hand = handoff(producer)
     mine = {"acme", "gamma"}
-    published = await hand.publish_learned(lambda tenants: [t in mine for t in tenants])
+    hand = handoff(producer, answers=lambda tenants: np.array([t in mine for t in tenants]))
+    published = await hand.publish_learned()
     sent = {key.decode(): (value, partition) for topic, key, value, partition in producer.sent
             if topic == "hand.scorer-states" and key is not None and value is not None}
     assert set(sent) == {"tenant:acme", "tenant:acme/service:chat", "tenant:gamma"}
@@ -61,7 +61,8 @@ async def test_a_checkpoint_publishes_the_scopes_of_the_tenants_it_answers_for()
         assert state.by == hand.identity and state.at > 0
         for name, column in state.arrays().items():
             np.testing.assert_array_equal(column, arrays[name][..., i], err_msg=name)
-    assert await hand.publish_learned(lambda tenants: [False] * len(tenants)) == 0
+    hand.answers = lambda tenants: np.zeros(len(tenants), dtype=bool)
+    assert await hand.publish_learned() == 0
 
 
 def test_a_bad_record_in_a_gained_partitions_history_is_refused_and_the_rest_kept() -> None:
