@@ -162,16 +162,23 @@ def measure_parts(messages: list[tuple[bytes, bytes, int]], home: Path) -> dict[
     out = ingestor.process(batch, lambda k: None, lambda k: None, now)
     pure = sum(c for _, _, c in messages) / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    records = [accepted_records(out.accepted[i:i + 2000], now)
-               for i in range(0, len(out.accepted), 2000)]
-    encode = len(out.accepted) / (time.perf_counter() - t0)
+    records, chunk, size = [], [], 0
+    for message in out.accepted:  # records of 2000 events or so, as the worker's batches
+        chunk.append(message)
+        size += len(message[1])
+        if size >= 2000:
+            records.append(accepted_records(chunk, now))
+            chunk, size = [], 0
+    if chunk:
+        records.append(accepted_records(chunk, now))
+    encode = out.accepted_count / (time.perf_counter() - t0)
     store = ClickHouseStore(f"chdb://{home / 'parts-ch'}")
     store.ping()  # open the engine and apply the DDL outside the timing
     t0 = time.perf_counter()
     sink = ClickHouseSink(store)
     for batch_records in records:
         sink.write(batch_records)
-    insert = len(out.accepted) / (time.perf_counter() - t0)
+    insert = out.accepted_count / (time.perf_counter() - t0)
     store.close()
     return {"pure": pure, "encode": encode, "insert": insert}
 

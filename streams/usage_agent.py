@@ -36,8 +36,7 @@ from faust.types import TableT
 
 from prsm_events.accounting.dedup import SeenIndex
 from prsm_events.accounting.ingest import RawMessage, UsageIngestor
-from prsm_events.accounting.pricing import PricedUsage
-from prsm_events.accounting.spend import SpendRow, is_expired
+from prsm_events.accounting.spend import Accepted, SpendRow, is_expired
 from prsm_events.settings import Settings
 from prsm_events.store.accepted_rows import accepted_records
 from streams.dead_letter_writer import DeadLetterWriter
@@ -105,15 +104,14 @@ class IngestTables:
 
 
 async def send_accepted(
-    app: faust.App, topic: str, accepted: Sequence[tuple[PricedUsage, int, int]],
-    now: datetime, max_bytes: int,
+    app: faust.App, topic: str, accepted: Sequence[Accepted], now: datetime, max_bytes: int,
 ) -> list[asyncio.Future[Any]]:
-    """Hand accepted events to the producer for the accepted topic, each to its source
-    partition, in record batches (the sink, ``streams.store_sink``, inserts them into
-    ClickHouse); returns the futures of their delivery."""
-    by_partition: dict[int, list[tuple[PricedUsage, int, int]]] = defaultdict(list)
-    for item in accepted:
-        by_partition[item[1]].append(item)
+    """Hand the accepted events of messages to the producer for the accepted topic, each to
+    its source partition, in record batches (the sink, ``streams.store_sink``, inserts them
+    into ClickHouse); returns the futures of their delivery."""
+    by_partition: dict[int, list[Accepted]] = defaultdict(list)
+    for message in accepted:
+        by_partition[message[0][0]].append(message)
     batches = record_batches(app)
     for partition, items in by_partition.items():
         for value in accepted_records(items, now, max_bytes):
@@ -178,7 +176,7 @@ def register_ingest(
         for table, rows in changes:
             control.writer.mark(table, {key: partition for key, (partition, _) in rows.items()})
         control.sync_generation()
-        control.apply_messages(out.by_message())  # settle reservations, count spend
+        control.apply_messages(out.accepted)  # settle reservations, count spend
         # ... then hand it all to the producer; the next batch is taken while the broker
         # takes it (if a write fails, the partitions are read again from what was delivered,
         # and rows whose records were not delivered are sent again)
@@ -190,7 +188,7 @@ def register_ingest(
             await asyncio.gather(*sends)
             for dead in out.dead_letters:
                 stats.dead_letter_codes[dead.code] += 1
-            stats.accepted += len(out.accepted)
+            stats.accepted += out.accepted_count
             stats.dead_lettered += len(out.dead_letters)
             stats.duplicates += out.duplicates
             stats.messages += len(events)

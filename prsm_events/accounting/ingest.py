@@ -14,7 +14,7 @@ to the DLQ, changed rows to the tables.
 >>> batch = [RawMessage("prsm.usage", 0, 1, b"t", ok), RawMessage("prsm.usage", 0, 2, b"t", ok),
 ...          RawMessage("prsm.usage", 0, 3, b"t", b"{oops")]
 >>> out = ingest.process(batch, lambda k: None, lambda k: None, datetime(2026, 1, 1, tzinfo=UTC))
->>> len(out.accepted), out.duplicates, [d.code for d in out.dead_letters]
+>>> out.accepted_count, out.duplicates, [d.code for d in out.dead_letters]
 (1, 1, ['invalid_json'])
 >>> round(out.spend["tenant:t|total|all"].cost_usd, 4)
 0.15
@@ -34,7 +34,7 @@ import msgspec
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.dedup import SeenEvent
 from prsm_events.accounting.pricing import PricedUsage, price_usages
-from prsm_events.accounting.spend import SpendRow, by_message, fold_spend
+from prsm_events.accounting.spend import Accepted, SpendRow, fold_spend
 from prsm_events.errors import InvalidEvent
 from prsm_events.events.dead_letter import DeadLetter
 from prsm_events.events.envelope import Element, Whole, decode_batches, decode_envelope
@@ -69,9 +69,9 @@ def processing_error(exc: Exception, msg: RawMessage, index: int | None = None,
 
 @dataclass(slots=True)
 class IngestOutcome:
-    accepted: list[tuple[PricedUsage, int, int]] = field(default_factory=list)
-    """Accepted events with their source (partition, offset), partition by partition, each
-    in its order (the events of a batch message share its offset)."""
+    accepted: list[Accepted] = field(default_factory=list)
+    """The accepted events of each message ((partition, offset), its events in order),
+    partition by partition, each in its order; a message with none is left out."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     seen: dict[str, SeenEvent] = field(default_factory=dict)
@@ -79,9 +79,15 @@ class IngestOutcome:
     spend: dict[str, SpendRow] = field(default_factory=dict)
     """Changed spend rows."""
 
-    def by_message(self) -> list[tuple[tuple[int, int], list[PricedUsage]]]:
-        """The accepted events grouped by their message (partition, offset), in order."""
-        return by_message(self.accepted)
+    @property
+    def accepted_count(self) -> int:
+        """How many events were accepted."""
+        return sum(len(events) for _, events in self.accepted)
+
+    def accepted_events(self) -> list[tuple[PricedUsage, int, int]]:
+        """Every accepted event with its source (partition, offset), in order."""
+        return [(priced, partition, offset)
+                for (partition, offset), events in self.accepted for priced in events]
 
 
 class UsageIngestor:
@@ -166,7 +172,8 @@ class UsageIngestor:
         written), or dead-letter each that cannot be priced."""
         partition, offset = msg.partition, msg.offset
         cap = self.limits.max_cost_usd
-        seen, accepted = out.seen, out.accepted
+        seen = out.seen
+        accepted: list[PricedUsage] = []
         assert len(sources) == len(events)
         # a source is read only for a refused event: a batch's are encoded when asked for
         for at, (index, priced) in enumerate(zip(indexes, self._price(msg, events, indexes),
@@ -182,7 +189,9 @@ class UsageIngestor:
                 continue
             if first is None:
                 seen[event_id] = SeenEvent(partition, offset, priced.at, place)
-            accepted.append((priced, partition, offset))
+            accepted.append(priced)
+        if accepted:
+            out.accepted.append(((partition, offset), accepted))
 
     def _price(self, msg: RawMessage, events: Sequence[Usage], indexes: Sequence[int | None]
                ) -> list[PricedUsage | Exception]:

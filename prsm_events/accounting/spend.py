@@ -2,18 +2,18 @@
 
 Every accepted event adds to one row per (scope, window). A row remembers the source
 partition and offset of the last message folded into it, so re-processing a message after a
-crash (at-least-once delivery) never counts it twice. The events of one message (a batch
-envelope: consecutive items with the same partition and offset) are folded together.
+crash (at-least-once delivery) never counts it twice. Events come message by message
+(``Accepted``: one event, or those of a batch envelope), and are folded together.
 
 >>> from prsm_events.events.usage import UsageEvent
 >>> from prsm_events.accounting.pricing import PricedUsage
 >>> e = UsageEvent(event_id="e1", ts="2026-03-04T05:06:07Z", tenant="acme", service="chat",
 ...                model="gpt-4o", cost_usd=0.5)
 >>> p = PricedUsage(e, 0.5, "client", "openai", e.ts.timestamp())
->>> rows = fold_spend(lambda key: None, [(p, 0, 10), (p, 0, 10)])  # two events of message 10
+>>> rows = fold_spend(lambda key: None, [((0, 10), [p, p])])  # two events of message 10
 >>> rows["tenant:acme|day|2026-03-04T00:00:00Z"].cost_usd
 1.0
->>> fold_spend(rows.get, [(p, 0, 10)])  # message 10 again, after a crash
+>>> fold_spend(rows.get, [((0, 10), [p])])  # message 10 again, after a crash
 {}
 >>> sorted({key.split("|")[1] for key in rows})
 ['day', 'hour', 'minute', 'month', 'total']
@@ -25,12 +25,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from prsm_events.accounting.pricing import PricedUsage
 
 __all__ = [
     "RETENTION",
     "WINDOWS",
+    "Accepted",
     "SpendRow",
     "by_message",
     "fold_spend",
@@ -38,6 +40,10 @@ __all__ = [
     "row_keys",
     "scopes_of",
 ]
+
+Accepted = tuple[tuple[int, int], list[PricedUsage]]
+"""The accepted events of one message: its (partition, offset), and its events in order
+(one, or those of a batch envelope)."""
 
 WINDOWS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 """Tumbling window lengths in seconds; ``month`` (calendar, UTC) and ``total`` are added."""
@@ -114,26 +120,25 @@ def row_keys(priced: PricedUsage) -> list[str]:
 
 def fold_spend(
     current: Callable[[str], SpendRow | None],
-    items: Iterable[tuple[PricedUsage, int, int]],
+    messages: Iterable[Accepted],
 ) -> dict[str, SpendRow]:
-    """Fold (priced event, partition, offset) items into rows; return the changed rows.
-    A message seen more than once must be given once (``UsageIngestor`` drops repeats).
+    """Fold the accepted events of messages into rows; return the changed rows. A message
+    seen more than once must be given once (``UsageIngestor`` drops repeats).
 
     ``current(key)`` gives a row's stored value (or None). Rows are copied, never mutated.
     A row counts a message unless it last counted a message of the same partition at that
     offset or later (it was counted before a restart); it then remembers the message. As if
     messages were folded one by one in order, but a run of consecutive messages of one
-    partition (offsets rising, as a batch has them) is folded per (scopes, minute) at once.
+    partition (offsets rising, as a batch has them) is folded per (scope, minute) at once.
     """
     changed: dict[str, SpendRow] = {}
     modified: set[str] = set()
-    for partition, groups in _runs(items):
+    for partition, groups in _runs(messages):
         before: dict[str, tuple[int, int]] = {}  # row -> its (partition, offset) before the run
-        for (tenant, service, model, minute), sums in groups.items():
-            scopes = _scopes(tenant, service, model)
+        for (scope, minute), sums in _by_scope(groups).items():
             first, last = sums[0][0], sums[-1][0]
             whole = _total(sums)
-            for key in _row_keys(scopes, minute):
+            for key in _row_keys((scope,), minute):
                 row = changed.get(key)
                 if row is None:
                     stored = current(key)
@@ -157,8 +162,33 @@ def fold_spend(
     return {key: changed[key] for key in modified}
 
 
-_Sums = list[tuple[int, float, int, int, int]]
-"""(offset, cost, events, input tokens, output tokens) per message of a run, in order."""
+_Sums = list[list[Any]]
+"""[offset, cost, events, input tokens, output tokens] per message of a run, in order."""
+
+
+def _by_scope(groups: dict[tuple[str, str, str, int], _Sums]
+              ) -> dict[tuple[str, int], _Sums]:
+    """A run's sums per (scope, minute): each group's sums added to those of its three
+    scopes (a tenant's rows take every group of the tenant), message by message in order.
+    Each row is then read and written once per run, not once per group it takes."""
+    merged: dict[tuple[str, int], dict[int, list[Any]]] = {}
+    for (tenant, service, model, minute), sums in groups.items():
+        for scope in _scopes(tenant, service, model):
+            at = merged.get((scope, minute))
+            if at is None:
+                merged[(scope, minute)] = {entry[0]: entry.copy() for entry in sums}
+                continue
+            for o, c, n, i, out in sums:
+                held = at.get(o)
+                if held is None:
+                    at[o] = [o, c, n, i, out]
+                else:
+                    held[1] += c
+                    held[2] += n
+                    held[3] += i
+                    held[4] += out
+    return {place: sorted(at.values()) if len(at) > 1 else list(at.values())
+            for place, at in merged.items()}
 
 
 def _total(sums: _Sums) -> tuple[float, int, int, int]:
@@ -171,11 +201,10 @@ def _total(sums: _Sums) -> tuple[float, int, int, int]:
     return cost, events, inp, out
 
 
-def by_message(items: Iterable[tuple[PricedUsage, int, int]]
-               ) -> list[tuple[tuple[int, int], list[PricedUsage]]]:
+def by_message(items: Iterable[tuple[PricedUsage, int, int]]) -> list[Accepted]:
     """(priced event, partition, offset) items grouped by message: consecutive items of one
     partition and offset (the events of a batch envelope), in order."""
-    out: list[tuple[tuple[int, int], list[PricedUsage]]] = []
+    out: list[Accepted] = []
     for priced, partition, offset in items:
         if out and out[-1][0] == (partition, offset):
             out[-1][1].append(priced)
@@ -184,7 +213,7 @@ def by_message(items: Iterable[tuple[PricedUsage, int, int]]
     return out
 
 
-def _runs(items: Iterable[tuple[PricedUsage, int, int]]
+def _runs(messages: Iterable[Accepted]
           ) -> list[tuple[int, dict[tuple[str, str, str, int], _Sums]]]:
     """Runs of consecutive messages of one partition at rising offsets, each as its
     messages' sums per (tenant, service, model or ``(kind)``, minute): per the event's
@@ -192,25 +221,27 @@ def _runs(items: Iterable[tuple[PricedUsage, int, int]]
     runs: list[tuple[int, dict[tuple[str, str, str, int], _Sums]]] = []
     groups: dict[tuple[str, str, str, int], _Sums] = {}
     previous = -1
-    for priced, partition, offset in items:
+    for (partition, offset), events in messages:
         if not runs or runs[-1][0] != partition or offset < previous:
             groups = {}
             runs.append((partition, groups))
         previous = offset
-        e = priced.event
-        epoch = int(priced.at)
-        group = (e.tenant, e.service, e.model or f"({e.kind.value})", epoch - epoch % 60)
-        sums = groups.get(group)
-        if sums is None:
-            groups[group] = [(offset, priced.cost_usd, 1, e.input_tokens,
-                              e.output_tokens + e.reasoning_tokens)]
-        elif sums[-1][0] == offset:  # another event of the same message (an envelope)
-            o, c, n, i, out = sums[-1]
-            sums[-1] = (o, c + priced.cost_usd, n + 1, i + e.input_tokens,
-                        out + e.output_tokens + e.reasoning_tokens)
-        else:
-            sums.append((offset, priced.cost_usd, 1, e.input_tokens,
-                         e.output_tokens + e.reasoning_tokens))
+        for priced in events:
+            e = priced.event
+            epoch = int(priced.at)
+            group = (e.tenant, e.service, e.model or f"({e.kind.value})", epoch - epoch % 60)
+            sums = groups.get(group)
+            if sums is None:
+                groups[group] = [[offset, priced.cost_usd, 1, e.input_tokens,
+                                  e.output_tokens + e.reasoning_tokens]]
+            elif (last := sums[-1])[0] == offset:  # another event of the message
+                last[1] += priced.cost_usd
+                last[2] += 1
+                last[3] += e.input_tokens
+                last[4] += e.output_tokens + e.reasoning_tokens
+            else:
+                sums.append([offset, priced.cost_usd, 1, e.input_tokens,
+                             e.output_tokens + e.reasoning_tokens])
     return runs
 
 

@@ -16,7 +16,7 @@ under ``max_bytes``.
 >>> e = UsageEvent(event_id="e1", ts="2026-01-01T00:00:00Z", tenant="acme", service="chat",
 ...                model="gpt-4o", input_tokens=1000)
 >>> now = datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)
->>> [record] = accepted_records([(price_usage(e, Catalog.shipped()), 2, 41)], now)
+>>> [record] = accepted_records([((2, 41), [price_usage(e, Catalog.shipped())])], now)
 >>> record.splitlines()[0][:30]
 b'["event_id","ts","tenant","ser'
 >>> [row] = read_rows(record)
@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from prsm_events.accounting.pricing import PricedUsage
+from prsm_events.accounting.spend import Accepted
 from prsm_events.store.ndjson_records import names_line
 
 __all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records", "read_rows", "rows_record"]
@@ -90,17 +91,16 @@ _ENCODER = msgspec.json.Encoder()
 _NAMES = _ENCODER.encode(list(AcceptedRow.__struct_fields__)) + b"\n"
 
 
-def accepted_records(
-    accepted: Sequence[tuple[PricedUsage, int, int]], now: datetime,
-    max_bytes: int = 1_000_000,
-) -> list[bytes]:
-    """Records (values) for ``accepted`` (priced event, source partition, source offset), all of
-    one source partition, each under ``max_bytes`` unless one row alone is larger (then it is a
-    record of its own). The rows are encoded together (one call), and where that is too large
-    for a record, by halves."""
+def accepted_records(accepted: Sequence[Accepted], now: datetime, max_bytes: int = 1_000_000
+                     ) -> list[bytes]:
+    """Records (values) for the accepted events of messages ((source partition, offset), its
+    events), all of one source partition, each under ``max_bytes`` unless one row alone is
+    larger (then it is a record of its own). The rows are encoded together (one call), and
+    where that is too large for a record, by halves."""
     of = AcceptedRow.of
     return _packed([of(priced, partition, offset, now)
-                    for priced, partition, offset in accepted], max_bytes)
+                    for (partition, offset), events in accepted for priced in events],
+                   max_bytes)
 
 
 def rows_record(rows: Sequence[AcceptedRow]) -> bytes:

@@ -31,7 +31,7 @@ def run(batch, seen=None, spend=None):
 def test_good_bad_and_duplicate_messages_are_sorted_out():
     out = run([msg(0, event("a")), msg(1, b"{"), msg(2, event("a")),
                msg(3, event("b", model="nope")), msg(4, event("c", cost_usd=1.0))])
-    assert [p.event.event_id for p, _, _ in out.accepted] == ["a", "c"]
+    assert [p.event.event_id for p, _, _ in out.accepted_events()] == ["a", "c"]
     assert out.duplicates == 1
     assert [(d.code, d.source_offset) for d in out.dead_letters] == [
         ("invalid_json", 1), ("unknown_model", 3)]
@@ -51,7 +51,7 @@ def test_redelivered_message_is_not_a_duplicate_and_not_double_counted():
     seen = dict(first.seen)
     spend = dict(first.spend)
     again = run([msg(0, event("a"))], seen=seen, spend=spend)
-    assert len(again.accepted) == 1  # re-sent to ClickHouse (idempotent there)
+    assert again.accepted_count == 1  # re-sent to ClickHouse (idempotent there)
     assert again.duplicates == 0
     assert "tenant:acme|total|all" not in again.spend  # already counted
 
@@ -67,7 +67,7 @@ def test_an_event_above_the_cost_cap_is_dead_lettered_given_or_priced():
     out = ingest.process([msg(0, event("given", cost_usd=1e6 - 1)),
                           msg(1, event("priced", input_tokens=10**9)),  # $150 at catalog prices
                           msg(2, event("fine", cost_usd=100.0))], {}.get, {}.get, NOW)
-    assert [p.event.event_id for p, _, _ in out.accepted] == ["fine"]
+    assert [p.event.event_id for p, _, _ in out.accepted_events()] == ["fine"]
     assert [(d.code, d.source_offset) for d in out.dead_letters] == [
         ("cost_over_cap", 0), ("cost_over_cap", 1)]
     assert "PRSM_MAX_EVENT_COST_USD" in out.dead_letters[1].reason
@@ -84,7 +84,7 @@ def test_a_message_that_raises_unexpectedly_is_dead_lettered_not_retried(caplog)
                          {}.get, {}.get, NOW)
     assert [(d.code, d.source_offset) for d in out.dead_letters] == [("processing_error", 0)]
     assert out.dead_letters[0].reason == "processing_error: RuntimeError: catalog bug"
-    assert [p.event.event_id for p, _, _ in out.accepted] == ["b"]
+    assert [p.event.event_id for p, _, _ in out.accepted_events()] == ["b"]
     assert "could not be processed" in caplog.text
 
 
@@ -96,15 +96,15 @@ def batch(offset, events, partition=0):
 def test_a_batch_message_is_judged_event_by_event():
     out = run([batch(5, [event("a"), event("b", model="nope"), "x", event("c")]),
                msg(6, event("d"))])
-    assert [p.event.event_id for p, _, _ in out.accepted] == ["a", "c", "d"]
-    assert [(p, o) for _, p, o in out.accepted] == [(0, 5), (0, 5), (0, 6)]
+    assert [p.event.event_id for p, _, _ in out.accepted_events()] == ["a", "c", "d"]
+    assert [(p, o) for _, p, o in out.accepted_events()] == [(0, 5), (0, 5), (0, 6)]
     assert [(d.code, d.source_offset, d.source_index) for d in out.dead_letters] == [
         ("unknown_model", 5, 1), ("not_an_object", 5, 2)]
     assert orjson.loads(out.dead_letters[0].original)["event_id"] == "b"
     assert out.spend["tenant:acme|total|all"].events == 3
     assert out.seen["c"] == SeenEvent(0, 5, out.seen["c"].ts, 3)
-    assert out.by_message() == [((0, 5), [out.accepted[0][0], out.accepted[1][0]]),
-                                ((0, 6), [out.accepted[2][0]])]
+    events = [p for p, _, _ in out.accepted_events()]
+    assert out.accepted == [((0, 5), events[:2]), ((0, 6), events[2:])]
 
 
 def test_a_redelivered_batch_counts_once_and_its_events_are_not_duplicates():
@@ -112,7 +112,7 @@ def test_a_redelivered_batch_counts_once_and_its_events_are_not_duplicates():
     assert first.spend["tenant:acme|total|all"].events == 3
     seen, spend = dict(first.seen), dict(first.spend)
     again = run([batch(5, [event("a"), event("b"), event("c")])], seen=seen, spend=spend)
-    assert again.duplicates == 0 and len(again.accepted) == 3  # ClickHouse collapses them
+    assert again.duplicates == 0 and again.accepted_count == 3  # ClickHouse collapses them
     assert again.spend == {}  # every row folded message 5 before
     later = run([batch(6, [event("a"), event("d")])], seen=seen, spend=spend)
     assert later.duplicates == 1 and later.spend["tenant:acme|total|all"].events == 4
@@ -127,7 +127,7 @@ def test_the_same_event_twice_in_one_batch_counts_once():
 def test_a_message_delivered_twice_in_one_batch_is_processed_once():
     body = [event("a"), event("b")]
     out = run([batch(1, body), batch(1, body), msg(2, event("c"))])
-    assert out.duplicates == 0 and len(out.accepted) == 3
+    assert out.duplicates == 0 and out.accepted_count == 3
     assert out.spend["tenant:acme|total|all"].events == 3
 
 
@@ -144,7 +144,7 @@ def test_a_batch_alternating_partitions_is_taken_partition_by_partition():
     batch = [msg(offset, event(f"{partition}-{offset}"), partition)
              for offset in range(3) for partition in (1, 0)]
     out = run(batch)
-    assert [(p, o) for _, p, o in out.accepted] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1),
+    assert [(p, o) for _, p, o in out.accepted_events()] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1),
                                                     (1, 2)]
     total = out.spend["tenant:acme|total|all"]
     assert (total.events, total.partition, total.offset) == (6, 1, 2)
@@ -174,7 +174,7 @@ def test_a_message_whose_decoding_raises_is_the_only_one_dead_lettered(monkeypat
     out = ingest.process([msg(0, event("a")), msg(1, event("b")), msg(2, event("c"))],
                          {}.get, {}.get, NOW)
     assert [(d.code, d.source_offset) for d in out.dead_letters] == [("processing_error", 1)]
-    assert [p.event.event_id for p, _, _ in out.accepted] == ["a", "c"]
+    assert [p.event.event_id for p, _, _ in out.accepted_events()] == ["a", "c"]
     assert "could not be processed" in caplog.text
 
 
@@ -194,9 +194,9 @@ def test_a_batch_decoded_whole_is_priced_folded_and_dead_lettered_as_element_by_
     whole = run([msg(5, raw), msg(6, event("e"))])
     monkeypatch.setattr(ingest, "usage_array", lambda raw: None)
     alone = run([msg(5, raw), msg(6, event("e"))])
-    assert [(p.event, p.cost_usd, s, o) for p, s, o in whole.accepted] == [
-        (p.event, p.cost_usd, s, o) for p, s, o in alone.accepted]
-    assert [p.event.event_id for p, _, _ in whole.accepted] == ["a", "d", "e"]
+    assert [(p.event, p.cost_usd, s, o) for p, s, o in whole.accepted_events()] == [
+        (p.event, p.cost_usd, s, o) for p, s, o in alone.accepted_events()]
+    assert [p.event.event_id for p, _, _ in whole.accepted_events()] == ["a", "d", "e"]
     assert whole.duplicates == alone.duplicates == 1
     assert whole.spend == alone.spend and whole.seen == alone.seen
     assert [(d.code, d.reason, d.source_index, orjson.loads(d.original))
@@ -224,6 +224,6 @@ def test_a_batch_decoded_whole_writes_again_only_the_events_it_refuses(monkeypat
 
     monkeypatch.setattr(fast_path, "_ENCODE", counted)
     out = run([msg(7, raw)])
-    assert len(out.accepted) == 50 and [d.code for d in out.dead_letters] == ["cost_over_cap"]
+    assert out.accepted_count == 50 and [d.code for d in out.dead_letters] == ["cost_over_cap"]
     assert orjson.loads(out.dead_letters[0].original) == events[-1]
     assert [type(o) for o in encoded] == [list, fast_path.UsageRecord]  # the batch, then x

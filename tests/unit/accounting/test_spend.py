@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prsm_events.accounting.pricing import PricedUsage
-from prsm_events.accounting.spend import SpendRow, fold_spend, is_expired, row_keys
+from prsm_events.accounting.spend import SpendRow, by_message, fold_spend, is_expired, row_keys
 from prsm_events.events.usage import UsageEvent
 
 
@@ -14,6 +14,12 @@ def priced(ts="2026-03-04T05:06:07Z", cost=1.0, tenant="acme", service="chat", m
     e = UsageEvent(event_id="e", ts=ts, tenant=tenant, service=service, model=model,
                    cost_usd=cost, **kw)
     return PricedUsage(e, cost, "client", "openai", e.ts.timestamp())
+
+
+def fold(current, items):
+    """``fold_spend`` of (priced event, partition, offset) items, grouped by message as the
+    ingest step gives them."""
+    return fold_spend(current, by_message(items))
 
 
 def test_keys_cover_three_scopes_and_five_windows():
@@ -27,8 +33,8 @@ def test_keys_cover_three_scopes_and_five_windows():
 
 
 def test_tumbling_windows_split_at_boundaries():
-    rows = fold_spend(lambda k: None, [(priced("2026-03-04T05:59:59Z"), 0, 1),
-                                       (priced("2026-03-04T06:00:00Z"), 0, 2)])
+    rows = fold(lambda k: None, [(priced("2026-03-04T05:59:59Z"), 0, 1),
+                                 (priced("2026-03-04T06:00:00Z"), 0, 2)])
     assert rows["tenant:acme|hour|2026-03-04T05:00:00Z"].events == 1
     assert rows["tenant:acme|hour|2026-03-04T06:00:00Z"].events == 1
     assert rows["tenant:acme|day|2026-03-04T00:00:00Z"].events == 2
@@ -36,9 +42,8 @@ def test_tumbling_windows_split_at_boundaries():
 
 def test_fold_adds_to_stored_rows_without_mutating_them():
     stored = SpendRow(cost_usd=2.0, events=2, partition=0, offset=5)
-    rows = fold_spend(lambda k: stored if k == "tenant:acme|total|all" else None,
-                      [(priced(cost=0.5, input_tokens=10, output_tokens=3,
-                               reasoning_tokens=2), 0, 6)])
+    rows = fold(lambda k: stored if k == "tenant:acme|total|all" else None,
+                [(priced(cost=0.5, input_tokens=10, output_tokens=3, reasoning_tokens=2), 0, 6)])
     total = rows["tenant:acme|total|all"]
     assert (total.cost_usd, total.events, total.input_tokens, total.output_tokens) == (
         2.5, 3, 10, 5)
@@ -48,10 +53,10 @@ def test_fold_adds_to_stored_rows_without_mutating_them():
 def test_replayed_offsets_are_not_counted_again():
     stored = SpendRow(cost_usd=2.0, events=2, partition=3, offset=10)
     lookup = lambda k: stored if k == "tenant:acme|total|all" else None  # noqa: E731
-    rows = fold_spend(lookup, [(priced(), 3, 9), (priced(), 3, 10), (priced(), 3, 11)])
+    rows = fold(lookup, [(priced(), 3, 9), (priced(), 3, 10), (priced(), 3, 11)])
     assert rows["tenant:acme|total|all"].events == 3
     assert "tenant:acme|total|all" in rows
-    untouched = fold_spend(lookup, [(priced(), 3, 10)])
+    untouched = fold(lookup, [(priced(), 3, 10)])
     assert "tenant:acme|total|all" not in untouched
 
 
@@ -61,8 +66,8 @@ def test_crash_replay_gives_the_same_totals(costs, crash_at):
     """Process a prefix, 'crash', re-process from an earlier offset: totals stay exact."""
     items = [(priced(cost=c), 0, i) for i, c in enumerate(costs)]
     table: dict[str, SpendRow] = {}
-    table.update(fold_spend(table.get, items[:crash_at]))
-    table.update(fold_spend(table.get, items[max(0, crash_at - 5):]))
+    table.update(fold(table.get, items[:crash_at]))
+    table.update(fold(table.get, items[max(0, crash_at - 5):]))
     total = table.get("tenant:acme|total|all")
     assert (total.events if total else 0) == len(costs)
     assert (total.cost_usd if total else 0) == pytest.approx(sum(costs))
@@ -149,7 +154,7 @@ def test_folding_runs_at_once_counts_as_folding_message_by_message(messages, sor
         items.reverse()
     rows = {k: SpendRow(cost_usd=1.5, events=3, input_tokens=4, output_tokens=0,
                         partition=p, offset=o) for k, (p, o) in stored.items()}
-    fast, slow = fold_spend(rows.get, items), fold_one_by_one(rows.get, items)
+    fast, slow = fold(rows.get, items), fold_one_by_one(rows.get, items)
     assert fast.keys() == slow.keys()
     for key, row in slow.items():
         got = fast[key]

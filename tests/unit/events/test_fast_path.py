@@ -233,10 +233,11 @@ def test_ingest_gives_the_same_figures_whichever_decoder_took_an_event() -> None
         return ingest.process(batch, lambda k: None, lambda k: None, now)
 
     fast, slow = run(""), run("0")
-    assert all(type(p.event) is UsageRecord for p, _, _ in fast.accepted)
-    assert all(type(p.event) is UsageEvent for p, _, _ in slow.accepted)
-    assert [(p.cost_usd, p.priced_by, p.provider, s, o) for p, s, o in fast.accepted] == [
-        (p.cost_usd, p.priced_by, p.provider, s, o) for p, s, o in slow.accepted]
+    assert all(type(p.event) is UsageRecord for p, _, _ in fast.accepted_events())
+    assert all(type(p.event) is UsageEvent for p, _, _ in slow.accepted_events())
+    assert [(p.cost_usd, p.priced_by, p.provider, s, o)
+            for p, s, o in fast.accepted_events()] == [
+        (p.cost_usd, p.priced_by, p.provider, s, o) for p, s, o in slow.accepted_events()]
     assert {k: v.to_list() for k, v in fast.spend.items()} == {
         k: v.to_list() for k, v in slow.spend.items()}
     assert fast.seen == slow.seen

@@ -62,7 +62,8 @@ def answers(tmp_path_factory) -> dict:
         from tests.unit.reports.report_data import alerts, decisions, usage_events
         from tests.unit.reports.test_reports_on_clickhouse import ASKED
         store = ClickHouseStore("chdb://{path}/ch")
-        events = [(price_usage(e, Catalog.shipped()), 0, i) for i, e in enumerate(usage_events())]
+        events = [((0, i), [price_usage(e, Catalog.shipped())])
+                  for i, e in enumerate(usage_events())]
         now = datetime.now(UTC)
         for record in accepted_records(events, now) + accepted_records(events[:1], now):
             store.insert_json("usage", record)

@@ -12,6 +12,7 @@ import pytest
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.pricing import price_usage
+from prsm_events.accounting.spend import by_message
 from prsm_events.errors import CatalogError
 from prsm_events.events.usage import UsageEvent
 from prsm_events.settings import Settings
@@ -32,9 +33,15 @@ def priced(i: int, **fields: object):
     return price_usage(event, Catalog.shipped())
 
 
+def records_of(items, now, max_bytes=1_000_000):
+    """``accepted_records`` of (priced event, partition, offset) items, grouped by message
+    as the ingest step gives them."""
+    return accepted_records(by_message(items), now, max_bytes)
+
+
 def test_every_row_lands_in_exactly_one_record_under_the_size_bound():
     accepted = [(priced(i), 1, 100 + i) for i in range(200)]
-    records = accepted_records(accepted, NOW, max_bytes=5_000)
+    records = records_of(accepted, NOW, max_bytes=5_000)
     assert len(records) > 1 and all(len(r) <= 5_000 for r in records)
     rows = [row for r in records for row in read_rows(r)]
     assert [r["event_id"] for r in rows] == [f"e{i}" for i in range(200)]
@@ -46,7 +53,7 @@ def test_every_row_lands_in_exactly_one_record_under_the_size_bound():
 def test_a_row_has_the_usage_columns_in_order_and_the_event_s_values():
     assert AcceptedRow.__struct_fields__ == USAGE_COLUMNS
     p = priced(3, tags=HOSTILE, team="t", api_key_id="k", latency_ms=1.5)
-    [record] = accepted_records([(p, 2, 9)], NOW)
+    [record] = records_of([(p, 2, 9)], NOW)
     names, values = record.splitlines()
     assert orjson.loads(names) == list(USAGE_COLUMNS)
     [row] = read_rows(record)
@@ -65,12 +72,12 @@ def test_a_row_has_the_usage_columns_in_order_and_the_event_s_values():
 
 def test_a_row_larger_than_the_bound_is_a_record_of_its_own():
     big = (priced(0, tags={"pad": "x" * 200}), 0, 1)
-    records = accepted_records([(priced(1), 0, 0), big, (priced(2), 0, 2)], NOW, max_bytes=100)
+    records = records_of([(priced(1), 0, 0), big, (priced(2), 0, 2)], NOW, max_bytes=100)
     assert [row_count(r) for r in records] == [1, 1, 1]
 
 
 def test_hostile_text_stays_on_its_line():
-    records = accepted_records([(priced(0, tags=HOSTILE), 0, 0), (priced(1), 0, 1)], NOW)
+    records = records_of([(priced(0, tags=HOSTILE), 0, 0), (priced(1), 0, 1)], NOW)
     assert row_count(records[0]) == 2
     assert read_rows(records[0])[0]["tags"] == HOSTILE
 
@@ -78,8 +85,8 @@ def test_hostile_text_stays_on_its_line():
 def test_clickhouse_takes_the_records_as_they_are(tmp_path):
     """Inserted as they are, each column reads back as the event said (times to the ms)."""
     first = (priced(0, tags=HOSTILE, team="t", latency_ms=12.5), 3, 7)
-    records = accepted_records([first, (priced(1), 3, 8)], NOW)
-    [twice] = accepted_records([first, first], NOW)  # a row twice in one insert
+    records = records_of([first, (priced(1), 3, 8)], NOW)
+    [twice] = records_of([first, first], NOW)  # a row twice in one insert
     out = run_py(f"""
         from prsm_events.store.clickhouse import ClickHouseStore
         store = ClickHouseStore("chdb://{tmp_path}/ch")
@@ -120,7 +127,7 @@ def test_the_largest_row_a_valid_event_makes_fits_the_smallest_record_limit():
         "output_tokens": 10**10, "reasoning_tokens": 10**10, "latency_ms": 1.2345678901234567e300,
         "status": "error", "tags": {f"{k:0>128}": "\U0001f600" * 256 for k in range(32)}})
     event = UsageEvent.model_validate_json(raw)
-    [record] = accepted_records([(price_usage(event, catalog), 2**31 - 1, 2**63 - 1)], NOW)
+    [record] = records_of([(price_usage(event, catalog), 2**31 - 1, 2**63 - 1)], NOW)
     assert 37_000 < len(record) <= smallest
     with pytest.raises(CatalogError, match="at most 128"):
         Catalog.from_json(orjson.dumps({

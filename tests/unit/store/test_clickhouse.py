@@ -30,7 +30,8 @@ def test_writes_are_idempotent_and_ddl_reapplies(tmp_path):
         from prsm_events.accounting.pricing import price_usage
         e = UsageEvent(event_id="e1", ts="2026-01-01T00:00:00Z", tenant="acme", service="chat",
                        model="gpt-4o", input_tokens=1000, tags={{"team": "x"}})
-        [record] = accepted_records([(price_usage(e, Catalog.shipped()), 0, 7)], datetime.now(UTC))
+        [record] = accepted_records([((0, 7), [price_usage(e, Catalog.shipped())])],
+                                    datetime.now(UTC))
         store = ClickHouseStore("chdb://{tmp_path}/ch")
         store.insert_json("usage", record)
         store.insert_json("usage", record)   # a retried batch
