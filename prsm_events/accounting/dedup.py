@@ -36,7 +36,7 @@ ENTRY_OVERHEAD_BYTES = 48
 """The JSON around one entry beside its event_id: brackets, quotes, offset, ts, index."""
 
 
-class SeenEvent(msgspec.Struct, frozen=True):
+class SeenEvent(msgspec.Struct, frozen=True, gc=False):
     """Where an event_id was first accepted (message, and place in it when the message is a
     batch), and when (epoch seconds of its ts)."""
 

@@ -82,7 +82,7 @@ class BudgetState:
                    {int(k): int(v) for k, v in raw[2]}, {int(k): int(v) for k, v in raw[3]})
 
 
-class Settlement(msgspec.Struct, frozen=True):
+class Settlement(msgspec.Struct, frozen=True, gc=False):
     """One usage event as the ledger counts it (``BudgetLedger.settle_message``)."""
 
     tenant: str

@@ -27,7 +27,7 @@ __all__ = ["PricedUsage", "price_usage", "price_usages"]
 CLIENT_PRICED = "client"
 
 
-class PricedUsage(msgspec.Struct, frozen=True):
+class PricedUsage(msgspec.Struct, frozen=True, gc=False):
     """An accepted usage event with its final cost and who priced it."""
 
     event: Usage

@@ -110,14 +110,14 @@ class Decision(EventModel):
         return self.action in ADMITTING
 
 
-class ReasonRecord(msgspec.Struct, frozen=True):
+class ReasonRecord(msgspec.Struct, frozen=True, gc=False):
     """``Reason``'s fields, as the worker builds them."""
 
     code: str
     message: str
 
 
-class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
+class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``Decision``'s fields in its order, as the worker builds and encodes them."""
 
     request_id: str

@@ -82,7 +82,8 @@ _TIMESTAMPS = re.compile(f"{_TS}(?:\n{_TS})*")
 fraction digits: beyond that pydantic truncates and msgspec rounds, so those go to the model."""
 
 
-class UsageRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+class UsageRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True,
+                  gc=False):
     """``UsageEvent``'s fields, as msgspec decodes them (see the module doc); written
     without the fields at their defaults (:func:`usage_json`)."""
 
@@ -107,7 +108,7 @@ class UsageRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     tags: Annotated[dict[_Identifier, _TagValue], msgspec.Meta(max_length=32)] = {}
 
 
-class RequestRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class RequestRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """``RequestEvent``'s fields, as msgspec decodes them (see the module doc)."""
 
     request_id: _RequestId

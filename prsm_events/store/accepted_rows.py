@@ -44,7 +44,7 @@ ACCEPTED_FORMAT = "JSONCompactEachRowWithNames"
 """ClickHouse's name for the records' format."""
 
 
-class AcceptedRow(msgspec.Struct, array_like=True):
+class AcceptedRow(msgspec.Struct, array_like=True, gc=False):
     """One ``usage`` table row: its columns in insert order (``store.clickhouse`` reads them
     from here as ``USAGE_COLUMNS``); encoded as a JSON array of them."""
 

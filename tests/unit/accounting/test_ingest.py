@@ -227,3 +227,28 @@ def test_a_batch_decoded_whole_writes_again_only_the_events_it_refuses(monkeypat
     assert out.accepted_count == 50 and [d.code for d in out.dead_letters] == ["cost_over_cap"]
     assert orjson.loads(out.dead_letters[0].original) == events[-1]
     assert [type(o) for o in encoded] == [list, fast_path.UsageRecord]  # the batch, then x
+
+
+def test_what_a_batch_in_flight_holds_per_event_is_not_tracked_by_the_collector():
+    """Each accepted event's record, its priced form, its seen entry, its settlement and
+    its accepted row hold values only (no cycle can pass through them), so Python's
+    collector does not track them: up to four batches in flight would otherwise make each
+    young collection walk thousands of them, and then the middle ones again."""
+    import gc
+
+    from prsm_events.accounting.ledger import Settlement
+    from prsm_events.events.fast_path import usage_json
+    from prsm_events.events.usage import UsageEvent
+    from prsm_events.store.accepted_rows import AcceptedRow
+
+    raw = b"[" + b",".join(usage_json(UsageEvent.model_validate(event(f"e{i}", tags={"a": "b"})))
+                           for i in range(3)) + b"]"
+    out = run([msg(1, raw), msg(2, event("single"))])
+    priced = [p for p, _, _ in out.accepted_events()]
+    assert len(priced) == 4 and len(out.seen) == 4
+    assert not any(gc.is_tracked(p) for p in priced)
+    assert not any(gc.is_tracked(p.event) for p in priced[:3])  # records decoded by msgspec
+    assert not any(gc.is_tracked(s) for s in out.seen.values())
+    p = priced[0]
+    assert not gc.is_tracked(Settlement("acme", "r", 1, p.at, []))
+    assert not gc.is_tracked(AcceptedRow.of(p, 0, 1, NOW))
