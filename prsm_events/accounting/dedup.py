@@ -24,7 +24,7 @@ SeenEvent(partition=0, offset=6, ts=160.0, index=2)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -38,7 +38,9 @@ ENTRY_OVERHEAD_BYTES = 48
 
 class SeenEvent(msgspec.Struct, frozen=True, gc=False):
     """Where an event_id was first accepted (message, and place in it when the message is a
-    batch), and when (epoch seconds of its ts)."""
+    batch), and when (epoch seconds of its ts). Not tracked by Python's collector (it holds
+    numbers only): an index of millions of ids would otherwise make every full collection
+    walk them."""
 
     partition: int
     offset: int
@@ -75,42 +77,32 @@ def rows_of(rows: Mapping[str, tuple[int, Any]]) -> list[tuple[str, Any]]:
     return [(key, value) for key, (_, value) in rows.items()]
 
 
-_Place = tuple[int, int, float, int]
-"""A SeenEvent as the index holds it: a tuple of numbers, which Python's garbage collector
-stops tracking (an index of millions of ids would otherwise make every full collection
-walk them)."""
-
-
-def _place(seen: SeenEvent) -> _Place:
-    return (seen.partition, seen.offset, seen.ts, seen.index)
-
-
 class SeenIndex:
     """The accepted event_ids by id, and the table rows that remember them."""
 
     def __init__(self, max_row_bytes: int) -> None:
         self.max_row_bytes = max_row_bytes
-        self.events: dict[str, _Place] = {}
-
-    def get(self, event_id: str) -> SeenEvent | None:
-        place = self.events.get(event_id)
-        return None if place is None else SeenEvent(*place)
+        self.events: dict[str, SeenEvent] = {}
+        self.get: Callable[[str], SeenEvent | None] = self.events.get
+        """Where an event_id was first accepted, or None: the dict's own lookup, since the
+        ingest step asks once an event."""
 
     def __len__(self) -> int:
         return len(self.events)
 
     def rebuild(self, rows: Iterable[tuple[str, Any]]) -> None:
         """Read the index again from the table's rows (after a recovery restored them)."""
-        events: dict[str, _Place] = {}
+        events: dict[str, SeenEvent] = {}
         for key, value in rows:
             if value is None:
                 continue
             for event_id, seen in _events(key, value):
                 first = events.get(event_id)
                 if first is None or (seen.ts, seen.partition, seen.offset) < (
-                        first[2], first[0], first[1]):
-                    events[event_id] = _place(seen)
-        self.events = events
+                        first.ts, first.partition, first.offset):
+                    events[event_id] = seen
+        self.events.clear()  # (the same dict: ``get`` is its lookup)
+        self.events.update(events)
 
     def accept(self, new: Mapping[str, SeenEvent]) -> dict[str, tuple[int, Any]]:
         """Remember newly accepted events; return the table rows that store them (key ->
@@ -128,7 +120,7 @@ class SeenIndex:
                 unordered.add(partition)
             last[partition] = place
             pairs.append((event_id, seen))
-            events[event_id] = (partition, seen.offset, seen.ts, seen.index)
+            events[event_id] = seen
         rows: dict[str, tuple[int, Any]] = {}
         for partition, pairs in by_partition.items():
             if partition in unordered:
@@ -165,6 +157,6 @@ class SeenIndex:
                 continue
             doomed.append((key, events[0][1].partition if events else int(value[0])))
             for event_id, seen in events:
-                if self.events.get(event_id) == _place(seen):
+                if self.events.get(event_id) == seen:
                     del self.events[event_id]
         return doomed
