@@ -110,7 +110,7 @@ class SeenIndex:
         by_partition: dict[int, list[tuple[str, SeenEvent]]] = {}
         unordered: set[int] = set()  # partitions whose events came out of (offset, index) order
         last: dict[int, tuple[int, int]] = {}
-        events = self.events
+        self.events.update(new)
         for event_id, seen in new.items():
             partition, place = seen.partition, (seen.offset, seen.index)
             pairs = by_partition.get(partition)
@@ -120,7 +120,6 @@ class SeenIndex:
                 unordered.add(partition)
             last[partition] = place
             pairs.append((event_id, seen))
-            events[event_id] = seen
         rows: dict[str, tuple[int, Any]] = {}
         for partition, pairs in by_partition.items():
             if partition in unordered:

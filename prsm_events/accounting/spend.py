@@ -34,7 +34,6 @@ __all__ = [
     "WINDOWS",
     "Accepted",
     "SpendRow",
-    "by_message",
     "fold_spend",
     "is_expired",
     "row_keys",
@@ -187,8 +186,7 @@ def _by_scope(groups: dict[tuple[str, str, str, int], _Sums]
                     held[2] += n
                     held[3] += i
                     held[4] += out
-    return {place: sorted(at.values()) if len(at) > 1 else list(at.values())
-            for place, at in merged.items()}
+    return {place: sorted(at.values()) for place, at in merged.items()}
 
 
 def _total(sums: _Sums) -> tuple[float, int, int, int]:
@@ -199,18 +197,6 @@ def _total(sums: _Sums) -> tuple[float, int, int, int]:
         inp += i
         out += o
     return cost, events, inp, out
-
-
-def by_message(items: Iterable[tuple[PricedUsage, int, int]]) -> list[Accepted]:
-    """(priced event, partition, offset) items grouped by message: consecutive items of one
-    partition and offset (the events of a batch envelope), in order."""
-    out: list[Accepted] = []
-    for priced, partition, offset in items:
-        if out and out[-1][0] == (partition, offset):
-            out[-1][1].append(priced)
-        else:
-            out.append(((partition, offset), [priced]))
-    return out
 
 
 def _runs(messages: Iterable[Accepted]

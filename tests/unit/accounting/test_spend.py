@@ -5,7 +5,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prsm_events.accounting.pricing import PricedUsage
-from prsm_events.accounting.spend import SpendRow, by_message, fold_spend, is_expired, row_keys
+from prsm_events.accounting.spend import (
+    Accepted,
+    SpendRow,
+    fold_spend,
+    is_expired,
+    row_keys,
+)
 from prsm_events.events.usage import UsageEvent
 
 
@@ -14,6 +20,18 @@ def priced(ts="2026-03-04T05:06:07Z", cost=1.0, tenant="acme", service="chat", m
     e = UsageEvent(event_id="e", ts=ts, tenant=tenant, service=service, model=model,
                    cost_usd=cost, **kw)
     return PricedUsage(e, cost, "client", "openai", e.ts.timestamp())
+
+
+def by_message(items) -> list[Accepted]:
+    """(priced event, partition, offset) items grouped by message, as the ingest step gives
+    them: consecutive items of one partition and offset (a batch envelope's events)."""
+    out: list[Accepted] = []
+    for priced, partition, offset in items:
+        if out and out[-1][0] == (partition, offset):
+            out[-1][1].append(priced)
+        else:
+            out.append(((partition, offset), [priced]))
+    return out
 
 
 def fold(current, items):
@@ -99,13 +117,7 @@ def fold_one_by_one(current, items):
     last counted message is of the same partition at that offset or later."""
     changed: dict[str, SpendRow] = {}
     modified: set[str] = set()
-    messages: list[tuple[tuple[int, int], list[PricedUsage]]] = []
-    for p, partition, offset in items:
-        if messages and messages[-1][0] == (partition, offset):
-            messages[-1][1].append(p)
-        else:
-            messages.append(((partition, offset), [p]))
-    for (partition, offset), events in messages:
+    for (partition, offset), events in by_message(items):
         before: dict[str, tuple[int, int]] = {}
         for p in events:
             for key in row_keys(p):

@@ -12,13 +12,13 @@ import pytest
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.pricing import price_usage
-from prsm_events.accounting.spend import by_message
 from prsm_events.errors import CatalogError
 from prsm_events.events.usage import UsageEvent
 from prsm_events.settings import Settings
 from prsm_events.store.accepted_rows import AcceptedRow, accepted_records, read_rows
 from prsm_events.store.clickhouse import USAGE_COLUMNS
 from prsm_events.store.ndjson_records import row_count
+from tests.unit.accounting.test_spend import by_message
 from tests.unit.store.test_clickhouse import run_py
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
