@@ -148,8 +148,9 @@ class Settings(BaseSettings):
         "(0: log every one).",
     )
     batch_max: int = Field(
-        2000, ge=1, description="PRSM_BATCH_MAX: most messages per ingest batch (and about "
-        "400 bytes of messages per unit: a batch of batch envelopes holds about as many events)."
+        2000, ge=1, description="PRSM_BATCH_MAX: most messages per ingest batch, and about "
+        "400 bytes of messages per unit: a batch of single events holds at most this many, one "
+        "of the SDK's batch envelopes (about 200 bytes an event) up to about twice as many."
     )
     batch_within_s: float = Field(
         0.2, gt=0, description="PRSM_BATCH_WITHIN_S: longest wait to fill a batch."
