@@ -14,14 +14,13 @@ import asyncio
 import functools
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import faust
-from faust.types import TableT
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
@@ -40,16 +39,35 @@ from streams.metrics import CONTENT_TYPE, MetricSources, WorkerMetrics
 from streams.store_sink import StoreSink
 from streams.usage_agent import IngestStats, IngestTables
 
-__all__ = ["bearer_guard", "register_views"]
+__all__ = ["bearer_guard", "register_views", "spend_answer"]
 
 
-def _spend_rows(
-    table: TableT[str, Any], scope: str | None, window: str | None, owned: frozenset[int],
-) -> list[dict[str, Any]]:
-    """Rows of the usage partitions this worker owns now: the store may still hold rows of
-    partitions a rebalance moved to another worker, which that worker now counts."""
+def spend_answer(
+    rows: Mapping[str, Any], scope: str | None, window: str | None,
+    owned: frozenset[int] | None, generation: int,
+) -> tuple[dict[str, Any], int]:
+    """The body and status of ``GET /spend``: the rows (``rows``: the spend table's store) of
+    the usage partitions this worker owns (``owned``) in consumer ``generation``, and those
+    partitions. ``owned`` is None while a rebalance or a table recovery is under way: 503,
+    since the store may then hold rows of partitions leaving, or rows half restored. (The
+    store may also keep rows of partitions a rebalance moved to another worker, which that
+    worker now counts: left out.)
+
+    >>> row = SpendRow(2.5, 10, 100, 50, partition=1, offset=7).to_list()
+    >>> body, status = spend_answer({"tenant:a|total|all": row}, "tenant:a", None,
+    ...                             frozenset({1, 3}), 4)
+    >>> status, body["partitions"], body["generation"], body["rows"][0]["cost_usd"]
+    (200, [1, 3], 4, 2.5)
+    >>> spend_answer({"tenant:a|total|all": row}, None, None, frozenset({3}), 4)[0]["rows"]
+    []
+    >>> spend_answer({}, None, None, None, 4)[1]
+    503
+    """
+    if owned is None:
+        return {"error": "rebalancing: this worker's partitions and their spend rows are "
+                         "being assigned or restored; ask again shortly"}, 503
     out = []
-    for key, raw in list(table_store(table).items()):
+    for key, raw in list(rows.items()):
         row_scope, row_window, start = key.rsplit("|", 2)
         if (scope and row_scope != scope) or (window and row_window != window):
             continue
@@ -60,7 +78,7 @@ def _spend_rows(
                     "cost_usd": row.cost_usd, "events": row.events,
                     "input_tokens": row.input_tokens, "output_tokens": row.output_tokens})
     out.sort(key=lambda r: (r["scope"], r["window"], r["start"]))
-    return out
+    return {"rows": out, "partitions": sorted(owned), "generation": generation}, 200
 
 
 Handler = Callable[[View, Request], Awaitable[Response]]
@@ -208,9 +226,10 @@ def register_views(
     @takes("scope", "window")
     async def spend_view(web: View, request: Request) -> Response:
         query = request.query
-        rows = _spend_rows(tables.spend, query.get("scope"), query.get("window"),
-                           control.owned_partitions())
-        return web.json({"rows": rows})
+        body, status = spend_answer(
+            table_store(tables.spend), query.get("scope"), query.get("window"),
+            control.owned_partitions() if steady(app) else None, app.consumer_generation_id)
+        return web.json(body, status=status)
 
     def report_view(name: str) -> Handler:
         async def report_page(web: View, request: Request) -> Response:

@@ -10,6 +10,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import random
 import socket
 import tempfile
 import time
@@ -51,16 +52,32 @@ CLAIMED: list[int] = []
 
 def free_port(pairs: bool = False, count: int = 1) -> int:
     """A free TCP port, and the next ones too: one (``pairs``) or ``count - 1``; no other
-    test process of this run is handed any of them."""
+    test process of this run is handed any of them. Below the kernel's ephemeral ports: a
+    port left unbound for a while (a broker stopped, then started again) is never handed to
+    an outgoing connection meanwhile, which would keep the broker from binding it again."""
     count = max(count, 2 if pairs else 1)
     CLAIMS.mkdir(exist_ok=True)
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if all(_free(port + i) for i in range(1, count)) and _claim(port, count):
+    low, high = LISTEN_PORTS
+    for _ in range(1000):
+        port = random.randrange(low, high - count)
+        if all(_free(port + i) for i in range(count)) and _claim(port, count):
             return port
-    raise RuntimeError(f"no {count} free ports in a row")
+    raise RuntimeError(f"no {count} free ports in a row in {low}-{high}")
+
+
+def _listen_ports() -> tuple[int, int]:
+    """Where ``free_port`` looks: from 20000 up to the first ephemeral port (Linux's
+    ``ip_local_port_range``, else IANA's 49152)."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 49152
+    if first < 21000:
+        raise RuntimeError(f"the ephemeral ports start at {first}: leave 20000-21000 for tests")
+    return 20000, first
+
+
+LISTEN_PORTS = _listen_ports()
 
 
 def _claim(port: int, count: int) -> bool:
@@ -151,8 +168,21 @@ class WorkerHandle:
         return s["accepted"] + s["dead_lettered"] + s["duplicates"]
 
     def spend(self, scope: str, window: str = "total") -> dict:
-        rows = self.get(f"/spend?scope={scope}&window={window}")["rows"]
+        rows = self.spend_answer(f"scope={scope}&window={window}")["rows"]
         return rows[0] if rows else {"cost_usd": 0.0, "events": 0}
+
+    def spend_answer(self, query: str = "", timeout: float = 60.0) -> dict:
+        """``GET /spend?query`` once the worker answers it: it answers 503 while a
+        rebalance or a table recovery is under way."""
+        answer: dict = {}
+
+        def answered() -> bool:
+            body = self.get(f"/spend?{query}")
+            answer.update(body)
+            return "rows" in body
+
+        wait_until(answered, timeout, what="a /spend answer", details=lambda: answer)
+        return answer
 
     def report(self, by: str) -> list[dict]:
         return self.get(f"/reports/spend?by={by}")["rows"]

@@ -1,0 +1,32 @@
+from prsm_events.accounting.spend import SpendRow
+from streams.web import spend_answer
+
+
+def row(cost: float, events: int, partition: int) -> list[float | int]:
+    return SpendRow(cost, events, events * 10, events, partition=partition, offset=5).to_list()
+
+
+STORE = {
+    "tenant:a|total|all": row(3.0, 3, partition=0),
+    "tenant:a|day|2026-01-01T00:00:00Z": row(1.0, 1, partition=0),
+    "tenant:a/model:m|total|all": row(3.0, 3, partition=0),
+    "tenant:b|total|all": row(5.0, 5, partition=1),  # moved to another worker: left out
+    "tenant:c|total|all": row(2.0, 2, partition=2),
+}
+
+
+def test_spend_answers_the_rows_of_its_partitions_with_them_and_their_generation():
+    body, status = spend_answer(STORE, None, "total", frozenset({2, 0}), 7)
+    assert status == 200
+    assert body["partitions"] == [0, 2] and body["generation"] == 7
+    assert [(r["scope"], r["events"], r["cost_usd"]) for r in body["rows"]] == [
+        ("tenant:a", 3, 3.0), ("tenant:a/model:m", 3, 3.0), ("tenant:c", 2, 2.0)]
+    scoped, _ = spend_answer(STORE, "tenant:a", None, frozenset({0}), 7)
+    assert [(r["window"], r["start"]) for r in scoped["rows"]] == [
+        ("day", "2026-01-01T00:00:00Z"), ("total", "all")]
+
+
+def test_spend_answers_503_and_no_rows_while_a_rebalance_or_recovery_runs():
+    body, status = spend_answer(STORE, None, None, None, 7)
+    assert status == 503
+    assert "rows" not in body and "rebalancing" in body["error"]
