@@ -61,10 +61,9 @@ __all__ = ["BYTES_PER_EVENT", "IngestStats", "IngestTables", "register_ingest"]
 BYTES_PER_EVENT = 400
 """A batch holds at most PRSM_BATCH_MAX messages and about PRSM_BATCH_MAX times this many
 bytes of them, so that batch envelopes (many events in a message) keep a batch, and the time
-it holds the event loop, bounded. About the size of one event as any client writes it (310
-bytes in the benchmark's trace); the SDK writes an event in about 200, so a batch of its
-envelopes holds up to about twice PRSM_BATCH_MAX events (3,900 at the default in the
-benchmark: 40-50 ms of the loop)."""
+it holds the event loop, bounded. About the size of one event as any client writes it; the
+SDK writes one in about 200 bytes, so a batch of its envelopes holds up to about twice
+PRSM_BATCH_MAX events (docs/decisions/2026-12-06-what-bounds-envelope-ingest.md)."""
 
 
 @dataclass

@@ -174,15 +174,14 @@ class WorkerHandle:
     def spend_answer(self, query: str = "", timeout: float = 60.0) -> dict:
         """``GET /spend?query`` once the worker answers it: it answers 503 while a
         rebalance or a table recovery is under way."""
-        answer: dict = {}
+        last: list[dict] = [{}]
 
         def answered() -> bool:
-            body = self.get(f"/spend?{query}")
-            answer.update(body)
-            return "rows" in body
+            last[0] = self.get(f"/spend?{query}")
+            return "rows" in last[0]
 
-        wait_until(answered, timeout, what="a /spend answer", details=lambda: answer)
-        return answer
+        wait_until(answered, timeout, what="a /spend answer", details=lambda: last[0])
+        return last[0]
 
     def report(self, by: str) -> list[dict]:
         return self.get(f"/reports/spend?by={by}")["rows"]
