@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="PRSM_WEB_PORT: the worker's HTTP API port.")
     web_host: str = Field("127.0.0.1", description="PRSM_WEB_HOST: the worker's HTTP bind host "
                           "(loopback unless told otherwise).")
+    web_advertised_url: str | None = Field(
+        None, pattern=r"^https?://[^/\s]+$",
+        description="PRSM_WEB_ADVERTISED_URL: where the other workers' answers tell the CLI "
+        "to reach this worker's HTTP API (`prsm budget outlook` asks every worker of the "
+        "group), e.g. http://10.0.0.7:6066 when it binds 0.0.0.0 (default: "
+        "http://PRSM_WEB_HOST:PRSM_WEB_PORT).",
+    )
     web_token: SecretStr | None = Field(
         None, description="PRSM_WEB_TOKEN: when set, every endpoint of the worker's HTTP API "
         "but /health needs `Authorization: Bearer <token>`; the CLI sends it.",
@@ -334,13 +341,16 @@ class Settings(BaseSettings):
         """Base URL of the worker's HTTP API."""
         return f"http://{self.web_host}:{self.web_port}"
 
-    def web_request(self, path: str) -> urllib.request.Request:
-        """A GET of ``path`` on the worker's HTTP API, with the bearer token when one is set.
+    def web_request(self, path: str, base: str | None = None) -> urllib.request.Request:
+        """A GET of ``path`` on the worker's HTTP API (or on the worker of the group at
+        ``base``, which shares the token), with the bearer token when one is set.
 
         >>> Settings(web_token="s3cret").web_request("/stats").get_header("Authorization")
         'Bearer s3cret'
+        >>> Settings().web_request("/budgets", "http://10.0.0.7:6067").full_url
+        'http://10.0.0.7:6067/budgets'
         """
         headers = {}
         if self.web_token is not None:
             headers["Authorization"] = f"Bearer {self.web_token.get_secret_value()}"
-        return urllib.request.Request(f"{self.web_url}{path}", headers=headers)
+        return urllib.request.Request(f"{base or self.web_url}{path}", headers=headers)

@@ -56,6 +56,8 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_host=settings.web_host,
+        # where the group's answers send the CLI for this worker (streams.web.group_workers)
+        canonical_url=settings.web_advertised_url or settings.web_url,
         # Faust's own table and router views would serve table contents without the token;
         # the worker's API (streams/web.py) reads its tables itself.
         web_router_enabled=False,

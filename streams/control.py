@@ -607,11 +607,16 @@ class SpendControl:
         self.stats.directives += len(directives)
 
     def budget_figures(self, now: float) -> list[dict[str, Any]]:
-        """Every budget in force with its figures (global: the whole budget as known, and
-        per partition this worker owns, its allotment and what it holds, spent + reserved,
-        which admissions keep within the allotment)."""
+        """The budgets in force that this worker holds the figures of, with them: every
+        budget over tenants (the whole budget as known, and per partition this worker owns,
+        its allotment and what it holds, spent + reserved, which admissions keep within the
+        allotment), and each tenant's budget where it owns the tenant's partition (another
+        worker's tenant: its rows here are a standby's or a former owner's, not its figures).
+        """
         out = []
         for budget in self.book:
+            if budget.tenant is not None and not self.answers_for(budget):
+                continue
             view = self.ledger.view(budget, budget.tenant or "", now)
             outlook = self.outlooks.get(budget.key)
             paced = self.desk.pacing.get(budget.key)

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import faust
+from faust.types import TableT
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
@@ -39,7 +40,7 @@ from streams.metrics import CONTENT_TYPE, MetricSources, WorkerMetrics
 from streams.store_sink import StoreSink
 from streams.usage_agent import IngestStats, IngestTables
 
-__all__ = ["bearer_guard", "register_views", "spend_answer"]
+__all__ = ["bearer_guard", "budgets_answer", "group_workers", "register_views", "spend_answer"]
 
 
 def spend_answer(
@@ -79,6 +80,42 @@ def spend_answer(
                     "input_tokens": row.input_tokens, "output_tokens": row.output_tokens})
     out.sort(key=lambda r: (r["scope"], r["window"], r["start"]))
     return {"rows": out, "partitions": sorted(owned), "generation": generation}, 200
+
+
+def budgets_answer(
+    figures: Callable[[], list[dict[str, Any]]], owned: frozenset[int] | None, generation: int,
+    workers: list[dict[str, Any]],
+) -> tuple[dict[str, Any], int]:
+    """The body and status of ``GET /budgets``: the budgets this worker holds the figures of
+    (``figures``, read only when it answers: ``SpendControl.budget_figures``), the
+    partitions it owns (``owned``) in consumer ``generation``, and every worker of the group
+    in it with its partitions (``workers``: where to ask for the other tenants' budgets).
+    ``owned`` is None while a rebalance or a table recovery is under way: 503, as
+    ``GET /spend``.
+
+    >>> group = [{"url": "http://127.0.0.1:6067", "partitions": [0, 1]}]
+    >>> body, status = budgets_answer(lambda: [{"key": "tenant:a|day"}], frozenset({0, 1}),
+    ...                               3, group)
+    >>> status, body["budgets"][0]["key"], body["partitions"], body["generation"]
+    (200, 'tenant:a|day', [0, 1], 3)
+    >>> budgets_answer(lambda: [], None, 3, group)[1]
+    503
+    """
+    if owned is None:
+        return {"error": "rebalancing: this worker's partitions and their ledger rows are "
+                         "being assigned or restored; ask again shortly"}, 503
+    return {"budgets": figures(), "partitions": sorted(owned), "generation": generation,
+            "workers": workers}, 200
+
+
+def group_workers(app: faust.App, table: TableT[Any, Any]) -> list[dict[str, Any]]:
+    """Every worker of the group in the current assignment, by the URL its HTTP API
+    advertises, with the partitions of ``table`` (co-partitioned with the per-tenant topics)
+    it owns: Faust's assignor hands the whole map to each member."""
+    topic = table.changelog_topic.get_topic_name()
+    return sorted(({"url": url, "partitions": sorted(parts.get(topic, ()))}
+                   for url, parts in app.assignor.table_metadata(topic).items()),
+                  key=lambda w: str(w["url"]))
 
 
 Handler = Callable[[View, Request], Awaitable[Response]]
@@ -211,8 +248,13 @@ def register_views(
     @guard
     @takes()
     async def budgets_view(web: View, request: Request) -> Response:
-        """Every budget in force with spent, reserved, remaining and a run-rate forecast."""
-        return web.json({"budgets": control.budget_figures(time.time())})
+        """The budgets this worker holds the figures of: spent, reserved, remaining,
+        forecast and pacing (``budgets_answer``)."""
+        body, status = budgets_answer(
+            lambda: control.budget_figures(time.time()),
+            control.owned_partitions() if steady(app) else None, app.consumer_generation_id,
+            group_workers(app, tables.spend) if steady(app) else [])
+        return web.json(body, status=status)
 
     @app.page("/providers")
     @guard
@@ -229,6 +271,8 @@ def register_views(
         body, status = spend_answer(
             table_store(tables.spend), query.get("scope"), query.get("window"),
             control.owned_partitions() if steady(app) else None, app.consumer_generation_id)
+        if status == 200:
+            body["workers"] = group_workers(app, tables.spend)
         return web.json(body, status=status)
 
     def report_view(name: str) -> Handler:

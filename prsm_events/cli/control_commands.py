@@ -109,11 +109,13 @@ def budget_list(fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def budget_outlook(fmt: str) -> None:
-    """Where each budget's spend is heading (from the running worker's forecasts)."""
-    from prsm_events.cli.worker_api import get_json
+    """Where each budget's spend is heading (from the running workers' forecasts: each
+    worker of the group is asked for the budgets it holds)."""
+    from prsm_events.cli.worker_api import group_get
+    from prsm_events.operations.group_views import merged_budgets
 
-    rows = get_json(Settings(), "/budgets", why="forecasts live in the worker; start "
-                    "`prsm worker`")["budgets"]
+    rows = merged_budgets(group_get(Settings(), "/budgets", why="forecasts live in the "
+                                    "worker; start `prsm worker`"))
     if _emit_json_or_none(rows, fmt):
         return
     click.echo(f"{'budget':<36} {'limit':>10} {'spent':>10} {'period end (90%)':>35} "

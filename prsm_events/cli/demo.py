@@ -86,7 +86,7 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
     budget = Budget(scope=f"tenant:{tenant}", period="day", limit_usd=0.05, alert_at=(0.5,))
     await publish(settings, "budgets", [budget_record(budget)])
     deadline = time.monotonic() + 10
-    while budget.key not in {b["key"] for b in worker.get("/budgets")["budgets"]}:
+    while budget.key not in {b["key"] for b in worker.get("/budgets").get("budgets", ())}:
         if time.monotonic() > deadline:
             raise PrsmError("the worker did not pick up the demo budget")
         await asyncio.sleep(0.1)
@@ -114,7 +114,8 @@ async def demo_decisions(settings: Settings, worker: WorkerProcess, requests: in
         if "ticks" in (worker.get("/stats").get("scoring") or {}):
             break
         await asyncio.sleep(0.25)
-    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == budget.key)
+    figures = next(b for b in worker.get_steady("/budgets")["budgets"]
+                   if b["key"] == budget.key)
     click.echo(f"budget {budget.key}: spent ${figures['spent_usd']:.4f}, reserved "
                f"${figures['reserved_usd']:.4f} of ${budget.limit_usd:g}")
     f = figures.get("forecast") or {}

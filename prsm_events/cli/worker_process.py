@@ -55,15 +55,31 @@ class WorkerProcess:
     def get(self, path: str) -> dict[str, Any]:
         """GET a JSON endpoint; a 503 answer (``/health`` while degraded) returns its body.
         If the worker has exited, raise ``PrsmError`` with the end of its log."""
+        return self._answer(path)[1]
+
+    def get_steady(self, path: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """GET ``path`` once the worker answers it with 200: ``/spend`` and ``/budgets``
+        answer 503 while a rebalance or a table recovery is under way."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, body = self._answer(path)
+            if status != 503:
+                return body
+            if time.monotonic() > deadline:
+                raise PrsmError(f"the worker answered {path} with 503 for {timeout_s:g} s: "
+                                f"{body}")
+            time.sleep(0.1)
+
+    def _answer(self, path: str) -> tuple[int, dict[str, Any]]:
+        """The status and JSON body of a GET of ``path``; HTTPError for an answer other than
+        200 or 503."""
         try:
             with urllib.request.urlopen(self.settings.web_request(path), timeout=10) as resp:
-                body: dict[str, Any] = orjson.loads(resp.read())
-                return body
+                return int(resp.status), orjson.loads(resp.read())
         except urllib.error.HTTPError as exc:
             if exc.code != 503:
                 raise
-            body = orjson.loads(exc.read())
-            return body
+            return 503, orjson.loads(exc.read())
         except OSError:
             if self.proc is not None and self.proc.poll() is not None:
                 raise self._exited() from None

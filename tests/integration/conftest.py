@@ -174,14 +174,11 @@ class WorkerHandle:
     def spend_answer(self, query: str = "", timeout: float = 60.0) -> dict:
         """``GET /spend?query`` once the worker answers it: it answers 503 while a
         rebalance or a table recovery is under way."""
-        last: list[dict] = [{}]
+        return self.process.get_steady(f"/spend?{query}", timeout)
 
-        def answered() -> bool:
-            last[0] = self.get(f"/spend?{query}")
-            return "rows" in last[0]
-
-        wait_until(answered, timeout, what="a /spend answer", details=lambda: last[0])
-        return last[0]
+    def budgets(self, timeout: float = 60.0) -> list[dict]:
+        """The budgets of ``GET /budgets`` once the worker answers it (503 as ``/spend``)."""
+        return self.process.get_steady("/budgets", timeout)["budgets"]
 
     def report(self, by: str) -> list[dict]:
         return self.get(f"/reports/spend?by={by}")["rows"]

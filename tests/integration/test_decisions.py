@@ -51,7 +51,7 @@ def set_budget(worker: WorkerHandle, **kw: Any) -> Budget:
 
 
 def figures(worker: WorkerHandle, key: str) -> dict[str, Any]:
-    rows = [b for b in worker.get("/budgets")["budgets"] if b["key"] == key]
+    rows = [b for b in worker.budgets() if b["key"] == key]
     return rows[0] if rows else {}
 
 
@@ -275,9 +275,9 @@ def test_cli_budgets_catalog_and_decisions_tail(worker: WorkerHandle, tmp_path: 
     listed = orjson.loads(prsm("budget", "list", "--format", "json").output)
     assert [(b["scope"], b["period"]) for b in listed if b["scope"] == "tenant:cli"] == [
         ("tenant:cli", "month")]
-    wait_until(lambda: {b["key"] for b in worker.get("/budgets")["budgets"]} >= {
+    wait_until(lambda: {b["key"] for b in worker.budgets()} >= {
         "tenant:cli|month"} and "tenant:cli|day" not in {
-        b["key"] for b in worker.get("/budgets")["budgets"]}, 10, "budget delete applied")
+        b["key"] for b in worker.budgets()}, 10, "budget delete applied")
 
     # a catalog with an in-house model: loaded, listed, and used by the worker
     doc = CATALOG.to_json() | {"version": "test-cli-1"}
@@ -324,7 +324,7 @@ def test_bad_budget_records_are_dead_lettered(worker: WorkerHandle) -> None:
     assert reasons["tenant:bad|day"]["code"] == "invalid_budget"
     assert "does not match" in reasons["tenant:bad|week"]["reason"]
     assert reasons["tenant:bad|day"]["original"] == "{not json"
-    assert not [b for b in worker.get("/budgets")["budgets"] if b["scope"] == "tenant:bad"]
+    assert not [b for b in worker.budgets() if b["scope"] == "tenant:bad"]
 
 
 def test_bad_allotment_records_are_dead_lettered(worker: WorkerHandle) -> None:

@@ -108,7 +108,7 @@ def test_forecast_accuracy_against_the_day_the_worker_closed(kafka: str, tmp_pat
         midnight = math.floor(worker_now() / 3600 + 1) * 3600
         run(publish(handle.settings, "budgets", [budget_record(budget)]))
         wait_until(lambda: any(b["key"] == budget.key
-                               for b in handle.get("/budgets")["budgets"]), 20, "the budget")
+                               for b in handle.budgets()), 20, "the budget")
         wait_until(lambda: handle.get("/stats")["scoring"].get("ticks", 0) > 0, 20,
                    "a scored tick", details=lambda: handle.get("/stats")["scoring"])
         assert handle.get("/stats")["scoring"]["checkpoint"]["restored_scopes"] >= 1

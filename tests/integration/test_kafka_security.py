@@ -125,7 +125,7 @@ def test_each_role_works_over_scram_tls_with_the_documented_acls(
                     "--limit", "0.5", "--hard")
         assert done.returncode == 0, done.stderr
         wait_until(lambda: any(b["scope"] == "tenant:acme"
-                               for b in worker.get("/budgets")["budgets"]), 30, "the budget")
+                               for b in worker.budgets()), 30, "the budget")
 
         # service, through the SDK (async and sync), the CLI and kcat
         async def publish() -> None:
@@ -182,7 +182,7 @@ def test_each_role_works_over_scram_tls_with_the_documented_acls(
                     "--limit", "1000")
         assert done.returncode == 2 and "not authorized" in done.stderr.lower(), done.stderr
         assert "Traceback" not in done.stderr
-        assert worker.get("/budgets")["budgets"][0]["limit_usd"] == 0.5
+        assert worker.budgets()[0]["limit_usd"] == 0.5
 
         # no secret anywhere the worker speaks or writes
         said = worker.process.log_path.read_text() + orjson.dumps(

@@ -176,7 +176,7 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
                     if any(d["action"] in ("allow", "route") for d in ds)}
     # every request admitted by any decision (before or after the crash) holds a reservation
     assert len(admitted_ids) == 66
-    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == "tenant:rec|day")
+    figures = next(b for b in worker.budgets() if b["key"] == "tenant:rec|day")
     assert figures["reserved_usd"] == pytest.approx(66 * each, abs=1e-9)
     assert figures["reserved_usd"] <= limit
     final = {rid: ds[-1]["action"] for rid, ds in answers.items()}
@@ -257,7 +257,7 @@ def test_a_reservation_answered_for_but_missing_from_the_changelog_is_held_by_th
     worker = start_worker("it-answered", home=home, reservation_ttl_s=900.0)
     wait_until(lambda: worker.get("/stats")["decisions"]["restored"] == 1, timeout=60,
                what="the lost reservation held", details=lambda: worker.get("/stats"))
-    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == "tenant:ans|day")
+    figures = next(b for b in worker.budgets() if b["key"] == "tenant:ans|day")
     assert figures["reserved_usd"] == pytest.approx(3 * each, abs=1e-9)
 
     # ans-3 asked again is answered as it was; the budget has room for 3 more, not 4
@@ -269,7 +269,7 @@ def test_a_reservation_answered_for_but_missing_from_the_changelog_is_held_by_th
     assert later["ans-3"]["action"] == "allow"
     admitted = [rid for rid, d in later.items() if d["action"] == "allow" and rid != "ans-3"]
     assert len(admitted) == 3
-    figures = next(b for b in worker.get("/budgets")["budgets"] if b["key"] == "tenant:ans|day")
+    figures = next(b for b in worker.budgets() if b["key"] == "tenant:ans|day")
     assert figures["reserved_usd"] == pytest.approx(6 * each, abs=1e-9)
     assert figures["reserved_usd"] <= limit
 

@@ -47,7 +47,7 @@ def test_every_report_holds_the_figures_sent_and_answered(worker, kafka, tmp_pat
         for i in range(40)]
     budget = Budget(scope="tenant:gamma", period="day", limit_usd=0.02)
     run(publish(worker.settings, "budgets", [budget_record(budget)]))
-    wait_until(lambda: any(b["key"] == budget.key for b in worker.get("/budgets")["budgets"]),
+    wait_until(lambda: any(b["key"] == budget.key for b in worker.budgets()),
                10, "the budget")
 
     async def traffic() -> list[Decision]:

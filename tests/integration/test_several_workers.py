@@ -4,15 +4,21 @@ worker; the others run with PRSM_SINK=off) makes one report that holds every eve
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import orjson
 import pytest
 
 from prsm_events.accounting.budgets import Budget
+from prsm_events.accounting.pricing import price_usage
 from prsm_events.cli.worker_api import fetch_report
 from prsm_events.kafka.config_topics import budget_record
 from prsm_events.kafka.config_topics import publish as publish_config
 from prsm_events.kafka.partitioning import owner_partition
 from tests.integration.conftest import run, unique, wait_until
-from tests.integration.test_recovery import events, publish, totals
+from tests.integration.test_recovery import CATALOG, events, publish, totals
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +60,10 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
                             **common) for i in range(count)]
     sink, victim = workers[0], workers[-1]
     assert [w.get("/health")["sink"] for w in workers] == ["ok"] + ["off"] * (count - 1)
-    # a day budget per tenant and one over them all
-    budgets = [Budget(scope=f"tenant:t{i}", period="day", limit_usd=1000.0)
-               for i in range(TENANTS)] + [Budget(scope="global", period="day", limit_usd=1e4)]
+    # a budget per tenant and one over them all (over the last 24 h: no midnight between
+    # the events and the reads)
+    budgets = [Budget(scope=f"tenant:t{i}", period="24h", limit_usd=1000.0)
+               for i in range(TENANTS)] + [Budget(scope="global", period="24h", limit_usd=1e4)]
     run(publish_config(sink.settings, "budgets", [budget_record(b) for b in budgets]))
 
     batch = events("grp-", 30_000, tenants=TENANTS)
@@ -103,6 +110,41 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
     wait_until(each_ticks_its_own, timeout=30,
                what="each survivor ticking the budgets it answers for, each tenant's once",
                details=lambda: [looked_at(w) for w in alive])
+
+    # each survivor lists the budgets of its own tenants and the global one, and names the
+    # others; `prsm budget outlook` asks them all: every budget once, with the whole spend
+    by_tenant_cost: dict[str, float] = {}
+    for e in batch:
+        by_tenant_cost[e.tenant] = by_tenant_cost.get(e.tenant, 0.0) + price_usage(
+            e, CATALOG).cost_usd
+    for worker in alive:
+        answer = worker.process.get_steady("/budgets")
+        mine = {f"tenant:t{i}|24h" for i in range(TENANTS)
+                if owner_partition(f"t{i}", 6) in answer["partitions"]}
+        assert {b["key"] for b in answer["budgets"]} == mine | {"global|24h"}
+        assert sorted(w["url"] for w in answer["workers"]) == sorted(
+            w.settings.web_url for w in alive)
+    env = {**os.environ, **sink.settings.as_env()}
+    outlook: list[list[dict]] = []
+
+    def whole_outlook() -> bool:
+        done = subprocess.run([sys.executable, "-m", "prsm_events", "budget", "outlook",
+                               "--format", "json"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        outlook.append(orjson.loads(done.stdout))
+        rows = {r["key"]: r for r in outlook[-1]}
+        return rows.get("global|24h", {}).get("spent_usd") == pytest.approx(expected[1])
+
+    # (the global budget's whole is what partition 0's owner knows of the others' shares:
+    # they publish theirs every PRSM_ESCROW_INTERVAL_S)
+    wait_until(whole_outlook, timeout=30, what="the outlook's global budget whole",
+               details=lambda: outlook[-1:])
+    rows = {r["key"]: r for r in outlook[-1]}
+    assert sorted(rows) == sorted([f"tenant:t{i}|24h" for i in range(TENANTS)] + ["global|24h"])
+    for i in range(TENANTS):
+        assert rows[f"tenant:t{i}|24h"]["spent_usd"] == pytest.approx(by_tenant_cost[f"t{i}"])
+    assert [p["partition"] for p in rows["global|24h"]["partitions"]] == list(range(6))
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
@@ -169,12 +211,12 @@ def test_a_global_budget_is_never_overspent_and_its_allotments_follow_demand(
     assert refused <= {"budget_exhausted", "over_budget"}, refused
     # every worker's figures of the budget come to what was admitted (its own partitions'
     # rows and what the others published)
-    wait_until(lambda: all(abs(w.get("/budgets")["budgets"][0]["reserved_usd"] - admitted)
+    wait_until(lambda: all(abs(w.budgets()[0]["reserved_usd"] - admitted)
                            < 1e-9 for w in workers), timeout=30,
                what="every worker sees the whole budget", details=lambda: [
-                   w.get("/budgets")["budgets"][0] for w in workers])
+                   w.budgets()[0] for w in workers])
     # and no partition holds more than its allotment (the whole can pass while one does)
-    parts = [part for w in workers for part in w.get("/budgets")["budgets"][0]["partitions"]]
+    parts = [part for w in workers for part in w.budgets()[0]["partitions"]]
     assert sorted(part["partition"] for part in parts) == list(range(6))
     over = [part for part in parts if part["taken_usd"] > part["allotment_usd"] + 1e-9]
     assert not over, over
@@ -261,11 +303,11 @@ def test_a_global_budget_holds_through_a_rebalance_mid_stream(
                         0.0) for ds in answers.values())
     assert admitted <= 1.0 + 1e-9, f"${admitted:.4f} of $1 admitted ({change})"
     assert admitted >= 0.98, f"only ${admitted:.4f} of $1 admitted ({change})"
-    wait_until(lambda: all(abs(w.get("/budgets")["budgets"][0]["reserved_usd"] - admitted)
+    wait_until(lambda: all(abs(w.budgets()[0]["reserved_usd"] - admitted)
                            < 1e-9 for w in workers), timeout=60,
                what="every worker holds every admitted request", details=lambda: (
-                   admitted, [w.get("/budgets")["budgets"][0] for w in workers]))
-    parts = [part for w in workers for part in w.get("/budgets")["budgets"][0]["partitions"]]
+                   admitted, [w.budgets()[0] for w in workers]))
+    parts = [part for w in workers for part in w.budgets()[0]["partitions"]]
     over = [part for part in parts if part["taken_usd"] > part["allotment_usd"] + 1e-9]
     assert not over, over
     # one report: every decision any worker sent, and every alert, is in the one store

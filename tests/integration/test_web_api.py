@@ -3,6 +3,7 @@ CLI sends it; Faust's own table and router views are off."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +28,10 @@ def status(url: str, token: str | None = None) -> int:
 
 
 def test_a_token_guards_every_endpoint_but_health(start_worker):
-    worker = start_worker("it-token", web_token="s3cret-t0ken")  # the handle sends the token
-    base = worker.settings.web_url
+    port = free_port()  # its API advertised under another name of the same address
+    worker = start_worker("it-token", web_token="s3cret-t0ken", web_port=port,
+                          web_advertised_url=f"http://localhost:{port}")
+    base = worker.settings.web_url  # the handle sends the token
     assert status(f"{base}/health") == 200
     for path in ("/stats", "/budgets", "/providers", "/spend", "/reports/spend?by=model",
                  "/metrics"):
@@ -49,6 +54,13 @@ def test_a_token_guards_every_endpoint_but_health(start_worker):
     report = [sys.executable, "-m", "prsm_events", "report", "spend", "--by", "model"]
     done = subprocess.run(report, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    # the group's answer names each worker as it advertises itself; `prsm budget outlook`
+    # asks each there, with the token
+    assert worker.process.get_steady("/budgets")["workers"] == [
+        {"url": f"http://localhost:{port}", "partitions": [0, 1, 2]}]
+    outlook = [sys.executable, "-m", "prsm_events", "budget", "outlook", "--format", "json"]
+    done = subprocess.run(outlook, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout) == [], done.stderr
     env.pop("PRSM_WEB_TOKEN")
     refused = subprocess.run(report, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "401" in refused.stderr + refused.stdout

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from prsm_events.errors import ConfigError
 from prsm_events.kafka.admin import TopicChange, require_co_partitioned
@@ -105,3 +106,11 @@ def test_one_setting_sizes_the_producer_the_topics_and_the_event_limit():
     assert s.changelog_configs == {"max.message.bytes": str(2_000_000 + 1024)}
     with pytest.raises(ValueError, match="PRSM_MAX_EVENT_BYTES"):
         Settings(max_message_bytes=100_000, max_event_bytes=200_000)
+
+
+def test_an_advertised_web_url_is_a_base_url_or_refused():
+    assert Settings(web_advertised_url="https://w1.internal:6066").web_advertised_url == (
+        "https://w1.internal:6066")
+    for bad in ("w1.internal:6066", "http://w1.internal:6066/", "ftp://w1", "http://a b"):
+        with pytest.raises(ValidationError, match="web_advertised_url"):
+            Settings(web_advertised_url=bad)
