@@ -40,7 +40,8 @@ from streams.metrics import CONTENT_TYPE, MetricSources, WorkerMetrics
 from streams.store_sink import StoreSink
 from streams.usage_agent import IngestStats, IngestTables
 
-__all__ = ["bearer_guard", "budgets_answer", "group_workers", "register_views", "spend_answer"]
+__all__ = ["bearer_guard", "budgets_answer", "group_answer", "group_workers", "register_views",
+           "spend_answer"]
 
 
 def spend_answer(
@@ -84,28 +85,44 @@ def spend_answer(
 
 def budgets_answer(
     figures: Callable[[], list[dict[str, Any]]], owned: frozenset[int] | None, generation: int,
-    workers: list[dict[str, Any]],
 ) -> tuple[dict[str, Any], int]:
     """The body and status of ``GET /budgets``: the budgets this worker holds the figures of
-    (``figures``, read only when it answers: ``SpendControl.budget_figures``), the
-    partitions it owns (``owned``) in consumer ``generation``, and every worker of the group
-    in it with its partitions (``workers``: where to ask for the other tenants' budgets).
-    ``owned`` is None while a rebalance or a table recovery is under way: 503, as
-    ``GET /spend``.
+    (``figures``, read only when it answers: ``SpendControl.budget_figures``), and the
+    partitions it owns (``owned``) in consumer ``generation`` (``GET /group`` names the
+    other workers, which hold the other tenants' budgets). ``owned`` is None while a
+    rebalance or a table recovery is under way: 503, as ``GET /spend``.
 
-    >>> group = [{"url": "http://127.0.0.1:6067", "partitions": [0, 1]}]
-    >>> body, status = budgets_answer(lambda: [{"key": "tenant:a|day"}], frozenset({0, 1}),
-    ...                               3, group)
+    >>> body, status = budgets_answer(lambda: [{"key": "tenant:a|day"}], frozenset({0, 1}), 3)
     >>> status, body["budgets"][0]["key"], body["partitions"], body["generation"]
     (200, 'tenant:a|day', [0, 1], 3)
-    >>> budgets_answer(lambda: [], None, 3, group)[1]
+    >>> budgets_answer(lambda: [], None, 3)[1]
     503
     """
     if owned is None:
         return {"error": "rebalancing: this worker's partitions and their ledger rows are "
                          "being assigned or restored; ask again shortly"}, 503
-    return {"budgets": figures(), "partitions": sorted(owned), "generation": generation,
-            "workers": workers}, 200
+    return {"budgets": figures(), "partitions": sorted(owned), "generation": generation}, 200
+
+
+def group_answer(owned: frozenset[int] | None, generation: int, workers: list[dict[str, Any]],
+                 sink: bool) -> tuple[dict[str, Any], int]:
+    """The body and status of ``GET /group``: the partitions this worker owns (``owned``) in
+    consumer ``generation``, every worker of the group in it with its partitions
+    (``workers``), and whether this worker runs the ClickHouse sink (``sink``: reports of the
+    embedded store come from it). 503 while a rebalance or a table recovery is under way.
+
+    >>> group = [{"url": "http://127.0.0.1:6067", "partitions": [0, 1]}]
+    >>> group_answer(frozenset({0, 1}), 3, group, True)
+    ({'partitions': [0, 1], 'generation': 3, 'workers': [{'url': 'http://127.0.0.1:6067', \
+'partitions': [0, 1]}], 'sink': True}, 200)
+    >>> group_answer(None, 3, group, True)[1]
+    503
+    """
+    if owned is None:
+        return {"error": "rebalancing: this worker's partitions are being assigned or their "
+                         "tables restored; ask again shortly"}, 503
+    return {"partitions": sorted(owned), "generation": generation, "workers": workers,
+            "sink": sink}, 200
 
 
 def group_workers(app: faust.App, table: TableT[Any, Any]) -> list[dict[str, Any]]:
@@ -252,8 +269,7 @@ def register_views(
         forecast and pacing (``budgets_answer``)."""
         body, status = budgets_answer(
             lambda: control.budget_figures(time.time()),
-            control.owned_partitions() if steady(app) else None, app.consumer_generation_id,
-            group_workers(app, tables.spend) if steady(app) else [])
+            control.owned_partitions() if steady(app) else None, app.consumer_generation_id)
         return web.json(body, status=status)
 
     @app.page("/providers")
@@ -263,6 +279,16 @@ def register_views(
         """Learned availability and latency per (provider, model)."""
         return web.json({"providers": control.health.snapshot(time.time())})
 
+    @app.page("/group")
+    @guard
+    @takes()
+    async def group_view(web: View, request: Request) -> Response:
+        """This worker's place in the group, and the group (``group_answer``)."""
+        body, status = group_answer(
+            control.owned_partitions() if steady(app) else None, app.consumer_generation_id,
+            group_workers(app, tables.spend) if steady(app) else [], sink is not None)
+        return web.json(body, status=status)
+
     @app.page("/spend")
     @guard
     @takes("scope", "window")
@@ -271,8 +297,6 @@ def register_views(
         body, status = spend_answer(
             table_store(tables.spend), query.get("scope"), query.get("window"),
             control.owned_partitions() if steady(app) else None, app.consumer_generation_id)
-        if status == 200:
-            body["workers"] = group_workers(app, tables.spend)
         return web.json(body, status=status)
 
     def report_view(name: str) -> Handler:

@@ -90,9 +90,13 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
     assert (sum(r["events"] for r in report), sum(r["cost_usd"] for r in report)) == (
         expected[0], pytest.approx(expected[1]))
     assert len(report) == TENANTS
-    # `prsm report spend` asks the worker that runs the sink: the same whole report
-    by_tenant = fetch_report(sink.settings, "spend", {"by": "tenant"}).records
-    assert sum(r["events"] for r in by_tenant) == expected[0]
+    # `prsm report spend` asked of any survivor comes from the worker that runs the sink
+    # (a worker with PRSM_SINK=off answers 409; the CLI finds the sink through GET /group)
+    assert [w.process.get_steady("/group")["sink"] for w in alive] == [True] + [False] * (
+        len(alive) - 1)
+    for asked in alive:
+        by_tenant = fetch_report(asked.settings, "spend", {"by": "tenant"}).records
+        assert sum(r["events"] for r in by_tenant) == expected[0]
 
     # each survivor's scoring tick looks at the budgets of its own tenants and the global
     # one: between them, each tenant's budget once
@@ -112,7 +116,8 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
                details=lambda: [looked_at(w) for w in alive])
 
     # each survivor lists the budgets of its own tenants and the global one, and names the
-    # others; `prsm budget outlook` asks them all: every budget once, with the whole spend
+    # others (GET /group); `prsm budget outlook` asks them all: every budget once, with the
+    # whole spend
     by_tenant_cost: dict[str, float] = {}
     for e in batch:
         by_tenant_cost[e.tenant] = by_tenant_cost.get(e.tenant, 0.0) + price_usage(
@@ -122,8 +127,8 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
         mine = {f"tenant:t{i}|24h" for i in range(TENANTS)
                 if owner_partition(f"t{i}", 6) in answer["partitions"]}
         assert {b["key"] for b in answer["budgets"]} == mine | {"global|24h"}
-        assert sorted(w["url"] for w in answer["workers"]) == sorted(
-            w.settings.web_url for w in alive)
+        assert sorted(w["url"] for w in worker.process.get_steady("/group")["workers"]) == (
+            sorted(w.settings.web_url for w in alive))
     env = {**os.environ, **sink.settings.as_env()}
     outlook: list[list[dict]] = []
 

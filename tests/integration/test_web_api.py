@@ -33,8 +33,8 @@ def test_a_token_guards_every_endpoint_but_health(start_worker):
                           web_advertised_url=f"http://localhost:{port}")
     base = worker.settings.web_url  # the handle sends the token
     assert status(f"{base}/health") == 200
-    for path in ("/stats", "/budgets", "/providers", "/spend", "/reports/spend?by=model",
-                 "/metrics"):
+    for path in ("/stats", "/budgets", "/providers", "/spend", "/group",
+                 "/reports/spend?by=model", "/metrics"):
         assert status(f"{base}{path}") == 401, path
         assert status(f"{base}{path}", "wrong") == 401, path
         assert status(f"{base}{path}", "s3cret-t0ken") == 200, path
@@ -45,7 +45,7 @@ def test_a_token_guards_every_endpoint_but_health(start_worker):
     token = "s3cret-t0ken"
     for bad in ("/reports/spend?by=model;DROP%20TABLE%20usage", "/reports/spend?since=yesterday",
                 "/reports/spend?by=model&by=tenant", "/reports/spend?by=model&limit=5",
-                "/spend?scope=global&sql=1", "/stats?x=1", "/health?verbose=1",
+                "/spend?scope=global&sql=1", "/stats?x=1", "/group?x=1", "/health?verbose=1",
                 "/metrics?name=prsm_ready"):
         assert status(f"{base}{bad}", token) == 400, bad
     assert status(f"{base}/reports/spend?by=model&since=2026-01-01T00:00:00", token) == 200
@@ -56,7 +56,7 @@ def test_a_token_guards_every_endpoint_but_health(start_worker):
     assert done.returncode == 0, done.stderr
     # the group's answer names each worker as it advertises itself; `prsm budget outlook`
     # asks each there, with the token
-    assert worker.process.get_steady("/budgets")["workers"] == [
+    assert worker.process.get_steady("/group")["workers"] == [
         {"url": f"http://localhost:{port}", "partitions": [0, 1, 2]}]
     outlook = [sys.executable, "-m", "prsm_events", "budget", "outlook", "--format", "json"]
     done = subprocess.run(outlook, env=env, capture_output=True, text=True, timeout=60)

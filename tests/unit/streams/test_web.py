@@ -1,5 +1,5 @@
 from prsm_events.accounting.spend import SpendRow
-from streams.web import budgets_answer, spend_answer
+from streams.web import budgets_answer, group_answer, spend_answer
 
 
 def row(cost: float, events: int, partition: int) -> list[float | int]:
@@ -32,25 +32,32 @@ def test_spend_answers_503_and_no_rows_while_a_rebalance_or_recovery_runs():
     assert "rows" not in body and "rebalancing" in body["error"]
 
 
-def test_budgets_answers_its_figures_partitions_generation_and_group():
-    group = [{"url": "http://127.0.0.1:6067", "partitions": [0, 2]},
-             {"url": "http://127.0.0.1:6068", "partitions": [1]}]
+def test_budgets_answers_its_figures_partitions_and_generation():
     read = []
 
     def figures() -> list[dict]:
         read.append(1)
         return [{"key": "tenant:a|day", "spent_usd": 1.5}]
 
-    body, status = budgets_answer(figures, frozenset({2, 0}), 9, group)
+    body, status = budgets_answer(figures, frozenset({2, 0}), 9)
     assert status == 200 and read == [1]
     assert body == {"budgets": [{"key": "tenant:a|day", "spent_usd": 1.5}],
-                    "partitions": [0, 2], "generation": 9, "workers": group}
+                    "partitions": [0, 2], "generation": 9}
+
+
+def test_group_answers_partitions_generation_workers_and_whether_it_runs_the_sink():
+    workers = [{"url": "http://127.0.0.1:6067", "partitions": [0, 2]},
+               {"url": "http://127.0.0.1:6068", "partitions": [1]}]
+    assert group_answer(frozenset({0, 2}), 9, workers, False) == (
+        {"partitions": [0, 2], "generation": 9, "workers": workers, "sink": False}, 200)
+    body, status = group_answer(None, 9, [], True)
+    assert status == 503 and "workers" not in body and "rebalancing" in body["error"]
 
 
 def test_budgets_answers_503_without_reading_the_ledger_while_a_rebalance_runs():
     def figures() -> list[dict]:
         raise AssertionError("the ledger is not read during a rebalance")
 
-    body, status = budgets_answer(figures, None, 9, [])
+    body, status = budgets_answer(figures, None, 9)
     assert status == 503
     assert "budgets" not in body and "rebalancing" in body["error"]
