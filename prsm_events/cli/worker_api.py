@@ -34,15 +34,17 @@ def group_get(s: Settings, path: str, *, why: str, wait_s: float = 30.0,
               pause_s: float = 0.5) -> list[dict[str, Any]]:
     """``path`` (an endpoint that names its partitions and consumer generation: ``/budgets``,
     ``/spend``) asked of every worker of the group (``GET /group`` of the configured one
-    lists them, each at the URL its HTTP API advertises). Asked again, for up to ``wait_s``,
-    until the answers are one view of the group (``operations.group_views``); PrsmError
-    saying why when they never are, or naming a worker's other answer."""
+    lists them, each at the URL its HTTP API advertises, with the partitions it owns: all
+    the group's between them). Asked again, for up to ``wait_s``, until the answers are one
+    view of the group (``operations.group_views``); PrsmError saying why when they never
+    are, or naming a worker's other answer."""
     deadline = time.monotonic() + wait_s
     while True:
-        workers, problem = _group(s, why=why)
-        if workers is not None:
-            answers = [_answer(s, path, url, why=why) for url in workers]
-            not_whole = why_not_whole(answers, s.partitions)
+        group, problem = _group(s, why=why)
+        if group is not None:
+            answers = [_answer(s, path, url, why=why) for url in group]
+            not_whole = why_not_whole(answers, len({p for parts in group.values()
+                                                    for p in parts}))
             if not_whole is None:
                 return answers
             problem = not_whole
@@ -57,25 +59,25 @@ def sink_worker(s: Settings, *, why: str, wait_s: float = 30.0, pause_s: float =
     asked for up to ``wait_s`` (it may be restarting, or the group rebalancing)."""
     deadline = time.monotonic() + wait_s
     while True:
-        workers, problem = _group(s, why=why)
-        for url in workers or ():
+        group, problem = _group(s, why=why)
+        for url in group or ():
             if _answer(s, "/group", url, why=why).get("sink") is True:
                 return url
-        if workers is not None:
-            problem = (f"none of the workers of the group ({', '.join(workers)}) runs the "
+        if group is not None:
+            problem = (f"none of the workers of the group ({', '.join(group)}) runs the "
                        f"ClickHouse sink (PRSM_SINK=worker)")
         if time.monotonic() > deadline:
             raise PrsmError(f"{problem} (asked for {wait_s:g} s)")
         time.sleep(pause_s)
 
 
-def _group(s: Settings, *, why: str) -> tuple[list[str] | None, str]:
-    """The URLs of the workers of the group, as the configured worker knows them; None and
-    why while it cannot say (rebalancing)."""
+def _group(s: Settings, *, why: str) -> tuple[dict[str, list[int]] | None, str]:
+    """The workers of the group, each at its URL with its partitions, as the configured
+    worker knows them; None and why while it cannot say (rebalancing)."""
     group = _answer(s, "/group", None, why=why)
     if "workers" not in group:
         return None, _text(group)
-    return [str(w["url"]) for w in group["workers"]], ""
+    return {str(w["url"]): [int(p) for p in w["partitions"]] for w in group["workers"]}, ""
 
 
 def _answer(s: Settings, path: str, base: str | None, *, why: str) -> dict[str, Any]:

@@ -46,8 +46,8 @@ def why_not_whole(answers: Sequence[Mapping[str, Any]], partitions: int) -> str 
                 f"{', '.join(map(str, generations))}: a rebalance is under way")
     held = sorted(int(p) for a in answers for p in a["partitions"])
     if held != list(range(partitions)):
-        return (f"the workers own partitions {held}, not each of the {partitions} "
-                f"(PRSM_PARTITIONS) once: a rebalance is under way, or a worker is missing")
+        return (f"the workers own partitions {held}, not each of the group's {partitions} "
+                f"once: a rebalance is under way, or a worker is missing")
     return None
 
 

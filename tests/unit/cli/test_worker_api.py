@@ -64,8 +64,9 @@ def pair() -> Iterator[tuple[Worker, Worker]]:
 
 
 def group(*members: Worker, sink: bool = False) -> tuple[int, dict]:
+    """The group as a worker names it: partition i is the i-th member's."""
     return 200, {"partitions": [], "generation": 1, "sink": sink,
-                 "workers": [{"url": w.url, "partitions": []} for w in members]}
+                 "workers": [{"url": w.url, "partitions": [i]} for i, w in enumerate(members)]}
 
 
 def budgets(generation: int, partitions: list[int], key: str) -> tuple[int, dict]:
@@ -73,8 +74,8 @@ def budgets(generation: int, partitions: list[int], key: str) -> tuple[int, dict
 
 
 def settings(worker: Worker) -> Settings:
-    return Settings(web_host="127.0.0.1", web_port=worker.port, partitions=2,
-                    web_token="s3cret")
+    """The CLI's settings: its PRSM_PARTITIONS (4) need not be the group's (2)."""
+    return Settings(web_host="127.0.0.1", web_port=worker.port, web_token="s3cret")
 
 
 def test_every_worker_is_asked_again_until_one_generation_holds_each_partition_once(pair):

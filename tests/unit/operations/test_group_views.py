@@ -27,7 +27,8 @@ def test_answers_are_not_whole_during_a_rebalance_or_with_a_worker_missing():
     rebalancing = {"error": "rebalancing: ask again shortly"}
     assert why_not_whole([answer(3, [0, 1]), rebalancing], 4) == rebalancing["error"]
     assert "generations 3, 4" in why_not_whole([answer(3, [0, 1]), answer(4, [2, 3])], 4)
-    assert "own partitions [0, 1]" in why_not_whole([answer(3, [0, 1])], 4)
+    assert "own partitions [0, 1], not each of the group's 4 once" in why_not_whole(
+        [answer(3, [0, 1])], 4)
     assert "own partitions [0, 1, 1, 2, 3]" in why_not_whole(
         [answer(3, [0, 1]), answer(3, [1, 2, 3])], 4)  # a partition twice
     unreachable = {"error": "the worker of the group at http://h:1 does not answer (refused)"}
