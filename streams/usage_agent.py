@@ -4,7 +4,9 @@ Messages are taken in batches (size, bytes or time bound, ``streams.batching``);
 may itself be a batch envelope of many events (``events.envelope``). Per batch (nothing
 acknowledged is lost, nothing counted twice):
 1. in one synchronous step, read the tables and the ledger, and write the batch's changes to
-   them (spend rows, the ``seen`` rows, settlements): no rebalance can come between;
+   them (spend rows, the ``seen`` rows, settlements): no rebalance can come between; its
+   events are taken a part at a time (``UsageIngestor.parts``), each part's folded into the
+   ledger and encoded as accepted rows before the next is read;
 2. hand to the producer, all at once: the accepted, priced events to the accepted topic (the
    sink, ``streams.store_sink``, inserts them into ClickHouse: a slow or absent ClickHouse
    never holds ingest up), the dead letters (``DeadLetterWriter``) and the changed rows'
@@ -35,10 +37,10 @@ import faust
 from faust.types import TableT
 
 from prsm_events.accounting.dedup import SeenIndex
-from prsm_events.accounting.ingest import RawMessage, UsageIngestor
+from prsm_events.accounting.ingest import IngestOutcome, RawMessage, UsageIngestor
 from prsm_events.accounting.spend import Accepted, SpendRow, is_expired
 from prsm_events.settings import Settings
-from prsm_events.store.accepted_rows import accepted_records
+from prsm_events.store.accepted_rows import accepted_records, joined_records
 from streams.dead_letter_writer import DeadLetterWriter
 from streams.faust_compat import (
     record_batches,
@@ -105,18 +107,26 @@ class IngestTables:
     seen: TableT[str, Any]
 
 
-async def send_accepted(
-    app: faust.App, topic: str, accepted: Sequence[Accepted], now: datetime, max_bytes: int,
-) -> list[asyncio.Future[Any]]:
-    """Hand the accepted events of messages to the producer for the accepted topic, each to
-    its source partition, in record batches (the sink, ``streams.store_sink``, inserts them
-    into ClickHouse); returns the futures of their delivery."""
+def accepted_values(accepted: Sequence[Accepted], now: datetime, max_bytes: int
+                    ) -> dict[int, list[bytes]]:
+    """The accepted topic's record values for the accepted events of messages, by the
+    partition the events came from (the sink, ``streams.store_sink``, inserts them into
+    ClickHouse)."""
     by_partition: dict[int, list[Accepted]] = defaultdict(list)
     for message in accepted:
         by_partition[message[0][0]].append(message)
+    return {partition: accepted_records(items, now, max_bytes)
+            for partition, items in by_partition.items()}
+
+
+async def send_accepted(app: faust.App, topic: str, values: dict[int, list[bytes]],
+                        max_bytes: int) -> list[asyncio.Future[Any]]:
+    """Hand the record values of a batch's parts (``accepted_values``) to the producer,
+    joined per partition into as few records as ``max_bytes`` allows, each to its source
+    partition, in record batches; returns the futures of their delivery."""
     batches = record_batches(app)
-    for partition, items in by_partition.items():
-        for value in accepted_records(items, now, max_bytes):
+    for partition, parts in values.items():
+        for value in joined_records(parts, max_bytes):
             batches.add(topic, partition, None, value)
     return await batches.send()
 
@@ -169,7 +179,19 @@ def register_ingest(
             seen_generation[0] = batch.generation if steady(app) else None
         # read and change every table and the ledger in one synchronous step (no rebalance
         # can come between) ...
-        out = ingestor.process(messages, seen.get, spend_lookup, now)
+        control.sync_generation()
+        out = IngestOutcome()  # the batch's, but for its accepted events
+        accepted = 0
+        values: dict[int, list[bytes]] = defaultdict(list)
+        for part in ingestor.parts(messages, seen.get, spend_lookup, now):
+            # each part's events to the ledger and to rows while they are in the CPU's
+            # caches, then let them go: the next part's take their memory
+            control.apply_messages(part.accepted)  # settle reservations, count spend
+            for partition, records in accepted_values(part.accepted, now, record_bytes).items():
+                values[partition].extend(records)
+            accepted += part.accepted_count
+            part.accepted.clear()
+            out.absorb(part)
         changes = [
             (tables.seen, seen.accept(out.seen)),
             (tables.spend, {k: (v.partition, v.to_list()) for k, v in out.spend.items()}),
@@ -177,12 +199,10 @@ def register_ingest(
         store_rows(batch.stream, events, changes)
         for table, rows in changes:
             control.writer.mark(table, {key: partition for key, (partition, _) in rows.items()})
-        control.sync_generation()
-        control.apply_messages(out.accepted)  # settle reservations, count spend
         # ... then hand it all to the producer; the next batch is taken while the broker
         # takes it (if a write fails, the partitions are read again from what was delivered,
         # and rows whose records were not delivered are sent again)
-        sends = await send_accepted(app, accepted_topic, out.accepted, now, record_bytes)
+        sends = await send_accepted(app, accepted_topic, values, record_bytes)
         sends.append(asyncio.ensure_future(dead_letters.write(out.dead_letters, now)))
         sends.extend(await control.persist(wait=False))
 
@@ -190,7 +210,7 @@ def register_ingest(
             await asyncio.gather(*sends)
             for dead in out.dead_letters:
                 stats.dead_letter_codes[dead.code] += 1
-            stats.accepted += out.accepted_count
+            stats.accepted += accepted
             stats.dead_lettered += len(out.dead_letters)
             stats.duplicates += out.duplicates
             stats.messages += len(events)

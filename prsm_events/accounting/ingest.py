@@ -23,7 +23,7 @@ to the DLQ, changed rows to the tables.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -42,9 +42,14 @@ from prsm_events.events.fast_path import Usage, usage_array, usage_records
 from prsm_events.events.usage import UsageEvent
 from prsm_events.events.validation import EventLimits
 
-__all__ = ["IngestOutcome", "RawMessage", "UsageIngestor", "processing_error"]
+__all__ = ["PART_BYTES", "IngestOutcome", "RawMessage", "UsageIngestor", "processing_error"]
 
 log = logging.getLogger("prsm.ingest")
+
+
+PART_BYTES = 64 * 1024
+"""How many bytes of messages :meth:`UsageIngestor.parts` takes at a time, by default: about
+300 events (an SDK envelope holds up to 500)."""
 
 
 class RawMessage(msgspec.Struct, frozen=True):
@@ -79,6 +84,14 @@ class IngestOutcome:
     spend: dict[str, SpendRow] = field(default_factory=dict)
     """Changed spend rows."""
 
+    def absorb(self, part: IngestOutcome) -> None:
+        """Add the outcome of the next part of a batch (``UsageIngestor.parts``)."""
+        self.accepted.extend(part.accepted)
+        self.dead_letters.extend(part.dead_letters)
+        self.duplicates += part.duplicates
+        self.seen.update(part.seen)
+        self.spend.update(part.spend)  # a later part's row has the earlier parts' events
+
     @property
     def accepted_count(self) -> int:
         """How many events were accepted."""
@@ -104,15 +117,63 @@ class UsageIngestor:
         spend_lookup: Callable[[str], SpendRow | None],
         now: datetime,
     ) -> IngestOutcome:
+        """The outcome of ``batch``: its events judged, priced, de-duplicated against
+        ``seen_lookup`` (the dedup table) and each other, and folded into the rows
+        ``spend_lookup`` gives (the spend table)."""
         out = IngestOutcome()
-        taken: set[tuple[int, int]] = set()
+        for part in self.parts(batch, seen_lookup, spend_lookup, now, part_bytes=None):
+            out.absorb(part)
+        return out
+
+    def parts(
+        self,
+        batch: Sequence[RawMessage],
+        seen_lookup: Callable[[str], SeenEvent | None],
+        spend_lookup: Callable[[str], SpendRow | None],
+        now: datetime,
+        part_bytes: int | None = PART_BYTES,
+    ) -> Iterator[IngestOutcome]:
+        """:meth:`process`, a part of ``batch`` at a time (messages of about ``part_bytes``
+        in all; None: the whole batch at once): the outcome of each part, judged after the
+        parts before it (their new event ids and their spend rows count as stored), so that
+        the parts together are the batch's outcome (``IngestOutcome.absorb``). A caller that
+        takes each part's events further (accepted rows, the ledger) before asking for the
+        next one finds their objects still in the CPU's caches
+        (docs/decisions/2026-12-06-a-batch-in-parts.md)."""
         # partition by partition, each in its order: consecutive messages of a partition
         # are folded into their spend rows at once (fetched batches alternate partitions)
+        taken: set[tuple[int, int]] = set()
         messages = []
         for msg in sorted(batch, key=attrgetter("partition")):
             if (msg.partition, msg.offset) not in taken:  # delivered twice: processed once
                 taken.add((msg.partition, msg.offset))
                 messages.append(msg)
+        seen_before: dict[str, SeenEvent] = {}
+        rows_before: dict[str, SpendRow] = {}
+
+        def seen_so_far(event_id: str) -> SeenEvent | None:
+            found = seen_before.get(event_id)
+            return seen_lookup(event_id) if found is None else found
+
+        def row_so_far(key: str) -> SpendRow | None:
+            found = rows_before.get(key)
+            return spend_lookup(key) if found is None else found
+
+        for part in _parts(messages, part_bytes):
+            out = self._process(part, seen_so_far, row_so_far, now)
+            seen_before.update(out.seen)
+            rows_before.update(out.spend)
+            yield out
+
+    def _process(
+        self,
+        messages: list[RawMessage],
+        seen_lookup: Callable[[str], SeenEvent | None],
+        spend_lookup: Callable[[str], SpendRow | None],
+        now: datetime,
+    ) -> IngestOutcome:
+        """The outcome of ``messages``, distinct and in partition order."""
+        out = IngestOutcome()
         for msg, decoded in zip(messages, self._decode(messages, now), strict=True):
             if isinstance(decoded, Exception):
                 out.dead_letters.append(processing_error(decoded, msg))
@@ -228,6 +289,25 @@ class UsageIngestor:
 
 
 _Decoded = list[Element[Usage]] | Whole[Usage]
+
+
+def _parts(messages: list[RawMessage], part_bytes: int | None) -> Iterator[list[RawMessage]]:
+    """``messages`` in consecutive runs of about ``part_bytes`` (a message of more is a run
+    of its own; None: one run)."""
+    if part_bytes is None:
+        if messages:
+            yield messages
+        return
+    run: list[RawMessage] = []
+    size = 0
+    for msg in messages:
+        run.append(msg)
+        size += len(msg.value or b"") + 64  # (a message without a value still counts)
+        if size >= part_bytes:
+            yield run
+            run, size = [], 0
+    if run:
+        yield run
 
 
 def _dead_letter(msg: RawMessage, exc: InvalidEvent, index: int | None,

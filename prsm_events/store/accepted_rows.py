@@ -7,7 +7,8 @@ holds. (Arrays instead of objects halve a record: about 210 bytes an event inste
 the broker, and less for ClickHouse to parse.) Records written before 2026-12-05 hold one
 JSON object per event (``JSONEachRow``); the sink takes both (``store.sink``). The worker
 writes one record per (partition, batch), to the partition its events came from, cut to stay
-under ``max_bytes``.
+under ``max_bytes`` (its rows encoded a part of the batch at a time, then joined:
+:func:`joined_records`).
 
 >>> from datetime import UTC
 >>> from prsm_events.accounting.catalog import Catalog
@@ -38,7 +39,8 @@ from prsm_events.accounting.pricing import PricedUsage
 from prsm_events.accounting.spend import Accepted
 from prsm_events.store.ndjson_records import names_line
 
-__all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records", "read_rows", "rows_record"]
+__all__ = ["ACCEPTED_FORMAT", "AcceptedRow", "accepted_records", "joined_records", "read_rows",
+           "rows_record"]
 
 ACCEPTED_FORMAT = "JSONCompactEachRowWithNames"
 """ClickHouse's name for the records' format."""
@@ -101,6 +103,42 @@ def accepted_records(accepted: Sequence[Accepted], now: datetime, max_bytes: int
     return _packed([of(priced, partition, offset, now)
                     for (partition, offset), events in accepted for priced in events],
                    max_bytes)
+
+
+def joined_records(records: Sequence[bytes], max_bytes: int = 1_000_000) -> list[bytes]:
+    """``records`` (of :func:`accepted_records`, in order) joined into as few as keep under
+    ``max_bytes`` (a record already larger stays one): a batch's rows, encoded a part at a
+    time, written as one record where they fit.
+
+    >>> from datetime import UTC
+    >>> from prsm_events.accounting.catalog import Catalog
+    >>> from prsm_events.accounting.pricing import price_usage
+    >>> from prsm_events.events.usage import UsageEvent
+    >>> now = datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)
+    >>> e = [price_usage(UsageEvent(event_id=f"e{i}", ts="2026-01-01T00:00:00Z", tenant="a",
+    ...                             service="s", model="gpt-4o"), Catalog.shipped())
+    ...      for i in range(3)]
+    >>> parts = accepted_records([((0, 1), e[:2])], now) + accepted_records([((0, 2), e[2:])], now)
+    >>> [record] = joined_records(parts)
+    >>> [(r["event_id"], r["src_offset"]) for r in read_rows(record)]
+    [('e0', 1), ('e1', 1), ('e2', 2)]
+    >>> len(joined_records(parts, max_bytes=len(parts[0]) + 10))
+    2
+    """
+    out: list[bytes] = []
+    lines: list[bytes] = []
+    size = len(_NAMES)
+    for record in records:
+        assert record.startswith(_NAMES), "a record of accepted_records"
+        body = record[len(_NAMES):]
+        if lines and size + len(body) > max_bytes:
+            out.append(_NAMES + b"".join(lines))
+            lines, size = [], len(_NAMES)
+        lines.append(body)
+        size += len(body)
+    if lines:
+        out.append(_NAMES + b"".join(lines))
+    return out
 
 
 def rows_record(rows: Sequence[AcceptedRow]) -> bytes:

@@ -4,7 +4,7 @@ import orjson
 
 from prsm_events.accounting.catalog import Catalog
 from prsm_events.accounting.dedup import SeenEvent
-from prsm_events.accounting.ingest import RawMessage, UsageIngestor
+from prsm_events.accounting.ingest import IngestOutcome, RawMessage, UsageIngestor
 from prsm_events.accounting.spend import SpendRow
 from prsm_events.events.validation import EventLimits
 
@@ -252,3 +252,48 @@ def test_what_a_batch_in_flight_holds_per_event_is_not_tracked_by_the_collector(
     p = priced[0]
     assert not gc.is_tracked(Settlement("acme", "r", 1, p.at, []))
     assert not gc.is_tracked(AcceptedRow.of(p, 0, 1, NOW))
+
+
+def outcome_facts(out):
+    """What an outcome says, rows' costs rounded (a sum's order may differ in the last bit)."""
+    return (
+        [(p.event.event_id, part, offset, p.cost_usd) for p, part, offset in out.accepted_events()],
+        [(d.code, d.source_partition, d.source_offset, d.source_index) for d in out.dead_letters],
+        out.duplicates, out.seen,
+        {k: (round(r.cost_usd, 9), r.events, r.input_tokens, r.output_tokens, r.partition,
+             r.offset) for k, r in out.spend.items()},
+    )
+
+
+def test_a_batch_taken_in_parts_has_the_outcome_of_the_batch_taken_whole():
+    """Parts of every size (a message each, a few messages, the whole batch) give one
+    outcome: an event id seen in an earlier part is a duplicate in a later one, a message
+    delivered twice is taken once wherever its copies fall, spend rows carry each part's
+    events to the next, and a stored row's offset (counted before a crash) holds across
+    parts."""
+    by_partition: list[list[RawMessage]] = [[], []]
+    for partition in (0, 1):
+        for offset in range(12):
+            evs = [event(f"{partition}-{offset}-{i}", tenant=f"t{(offset + i) % 3}",
+                         output_tokens=offset + i) for i in range(4)]
+            if offset % 4 == 1:
+                evs = [*evs[:2], event("0-0-1"), "junk", evs[3]]  # a duplicate, a non-object
+            by_partition[partition].append(msg(offset, evs[0], partition) if offset % 5 == 3
+                                           else batch(offset, evs, partition))  # one alone
+    by_partition[0].insert(6, by_partition[0][2])  # delivered again after a rewind
+    by_partition[1].append(msg(99, b"{", 1))
+    # fetched alternating partitions, each in its order
+    messages = [m for pair in zip(by_partition[1], by_partition[0], strict=False) for m in pair]
+    messages += by_partition[0][len(by_partition[1]):]
+    seen = {"1-2-0": SeenEvent(1, 0, 0.0, 0)}  # accepted before, elsewhere: a duplicate
+    spend = dict(run([by_partition[0][0]]).spend)  # partition 0's first message, counted
+
+    whole = INGEST.process(messages, seen.get, spend.get, NOW)
+    assert (whole.duplicates, len(whole.dead_letters), whole.accepted_count) == (7, 7, 77)
+    assert whole.spend["tenant:t0|total|all"].events == 26  # each event of t0 once
+    for size in (1, 300, 2000, None):
+        out = IngestOutcome()
+        for part in INGEST.parts(messages, seen.get, spend.get, NOW, part_bytes=size):
+            out.absorb(part)
+        assert outcome_facts(out) == outcome_facts(whole), size
+    assert len(list(INGEST.parts(messages, seen.get, spend.get, NOW, part_bytes=1))) == 25
