@@ -23,11 +23,11 @@ to the DLQ, changed rows to the tables.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -151,16 +151,12 @@ class UsageIngestor:
         seen_before: dict[str, SeenEvent] = {}
         rows_before: dict[str, SpendRow] = {}
 
-        def seen_so_far(event_id: str) -> SeenEvent | None:
-            found = seen_before.get(event_id)
-            return seen_lookup(event_id) if found is None else found
-
         def row_so_far(key: str) -> SpendRow | None:
             found = rows_before.get(key)
             return spend_lookup(key) if found is None else found
 
         for part in _parts(messages, part_bytes):
-            out = self._process(part, seen_so_far, row_so_far, now)
+            out = self._process(part, seen_before, seen_lookup, row_so_far, now)
             seen_before.update(out.seen)
             rows_before.update(out.spend)
             yield out
@@ -168,20 +164,23 @@ class UsageIngestor:
     def _process(
         self,
         messages: list[RawMessage],
+        seen_before: Mapping[str, SeenEvent],
         seen_lookup: Callable[[str], SeenEvent | None],
         spend_lookup: Callable[[str], SpendRow | None],
         now: datetime,
     ) -> IngestOutcome:
-        """The outcome of ``messages``, distinct and in partition order."""
+        """The outcome of ``messages``, distinct and in partition order, after the parts
+        whose new event ids are ``seen_before``."""
         out = IngestOutcome()
+        lookups = _SeenLookups(seen_before, seen_lookup)
         for msg, decoded in zip(messages, self._decode(messages, now), strict=True):
             if isinstance(decoded, Exception):
                 out.dead_letters.append(processing_error(decoded, msg))
             elif isinstance(decoded, Whole):
                 self._take(msg, range(len(decoded.events)), decoded.events, decoded.written,
-                           seen_lookup, out)
+                           lookups, out)
             else:
-                self._take_elements(msg, decoded, seen_lookup, out)
+                self._take_elements(msg, decoded, lookups, out)
         out.spend = fold_spend(spend_lookup, out.accepted)
         return out
 
@@ -206,8 +205,7 @@ class UsageIngestor:
         return decoded
 
     def _take_elements(self, msg: RawMessage, elements: list[Element[Usage]],
-                       seen_lookup: Callable[[str], SeenEvent | None], out: IngestOutcome
-                       ) -> None:
+                       lookups: _SeenLookups, out: IngestOutcome) -> None:
         """Dead-letter the invalid elements of ``msg``, take the valid ones; dead letters
         in the order of the elements."""
         first = len(out.dead_letters)
@@ -219,21 +217,21 @@ class UsageIngestor:
                 out.dead_letters.append(_dead_letter(msg, element.error, element.index,
                                                      element.original))
         decoded = len(out.dead_letters) - first
-        self._take(msg, [e.index for e in valid], [e.event for e in valid], valid,
-                   seen_lookup, out)
+        self._take(msg, [e.index for e in valid], [e.event for e in valid], valid, lookups,
+                   out)
         if decoded and len(out.dead_letters) - first > decoded:
             out.dead_letters[first:] = sorted(out.dead_letters[first:],
                                               key=lambda d: d.source_index or 0)
 
     def _take(self, msg: RawMessage, indexes: Sequence[int | None], events: Sequence[Any],
-              sources: Sequence[Element[Usage] | bytes],
-              seen_lookup: Callable[[str], SeenEvent | None], out: IngestOutcome) -> None:
+              sources: Sequence[Element[Usage] | bytes], lookups: _SeenLookups,
+              out: IngestOutcome) -> None:
         """Price and de-duplicate the valid ``events`` of ``msg`` (each at its index in the
         batch, None for a message of one event; its source: its element, or its JSON as
         written), or dead-letter each that cannot be priced."""
         partition, offset = msg.partition, msg.offset
         cap = self.limits.max_cost_usd
-        seen = out.seen
+        seen, (before, stored) = out.seen, lookups
         accepted: list[PricedUsage] = []
         assert len(sources) == len(events)
         # a source is read only for a refused event: a batch's are encoded when asked for
@@ -244,7 +242,7 @@ class UsageIngestor:
                 continue
             event_id = priced.event.event_id
             place = index or 0
-            first = seen.get(event_id) or seen_lookup(event_id)
+            first = seen.get(event_id) or before.get(event_id) or stored(event_id)
             if first is not None and not first.is_same_event(partition, offset, place):
                 out.duplicates += 1
                 continue
@@ -289,6 +287,14 @@ class UsageIngestor:
 
 
 _Decoded = list[Element[Usage]] | Whole[Usage]
+
+
+class _SeenLookups(NamedTuple):
+    """Where an event_id was first accepted: among the new ids of the batch's parts before
+    this one (a dict: asked of every event, without a call of ours), else as stored."""
+
+    before: Mapping[str, SeenEvent]
+    stored: Callable[[str], SeenEvent | None]
 
 
 def _parts(messages: list[RawMessage], part_bytes: int | None) -> Iterator[list[RawMessage]]:
