@@ -358,12 +358,12 @@ def main() -> None:
     for f, w in zip(results["floor"][:-1], results["worker"][:-1], strict=True):
         print(f"| {f['offered']:,.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | "
               f"{w.get('p50_ms', float('nan')):.2f} | {w.get('p99_ms', float('nan')):.2f} | "
-              f"{w.get('p99_ms', float('nan')) / f['p99_ms']:.2f} | "
+              f"{w.get('p99_ms', float('nan')) / f['p99_ms']:.3f} | "
               f"{w['answered']:,}/{w['sent']:,} |")
     f, w = results["floor"][-1], results["worker"][-1]
     print(f"backlog of {args.flood:,}: floor {f.get('drain_rate', 0):,.0f} replies/s, worker "
           f"{w.get('drain_rate', 0):,.0f} decisions/s (ratio "
-          f"{w.get('drain_rate', 0) / max(f.get('drain_rate', 1), 1):.2f}); answered "
+          f"{w.get('drain_rate', 0) / max(f.get('drain_rate', 1), 1):.3f}); answered "
           f"{w['answered']:,}/{w['sent']:,}")
     print(f"worker decision stats: {stats['actions']}")
     print("\nwhere requests spent their time in the worker (prsm_decision_stage_seconds): "
