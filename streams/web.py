@@ -66,8 +66,7 @@ def spend_answer(
     503
     """
     if owned is None:
-        return {"error": "rebalancing: this worker's partitions and their spend rows are "
-                         "being assigned or restored; ask again shortly"}, 503
+        return _rebalancing("their spend rows")
     out = []
     for key, raw in list(rows.items()):
         row_scope, row_window, start = key.rsplit("|", 2)
@@ -99,8 +98,7 @@ def budgets_answer(
     503
     """
     if owned is None:
-        return {"error": "rebalancing: this worker's partitions and their ledger rows are "
-                         "being assigned or restored; ask again shortly"}, 503
+        return _rebalancing("their ledger rows")
     return {"budgets": figures(), "partitions": sorted(owned), "generation": generation}, 200
 
 
@@ -119,10 +117,16 @@ def group_answer(owned: frozenset[int] | None, generation: int, workers: list[di
     503
     """
     if owned is None:
-        return {"error": "rebalancing: this worker's partitions are being assigned or their "
-                         "tables restored; ask again shortly"}, 503
+        return _rebalancing("their tables")
     return {"partitions": sorted(owned), "generation": generation, "workers": workers,
             "sink": sink}, 200
+
+
+def _rebalancing(held: str) -> tuple[dict[str, Any], int]:
+    """The 503 of an answer asked during a rebalance or a table recovery, naming what of the
+    worker's partitions is being assigned or restored (``held``)."""
+    return {"error": f"rebalancing: this worker's partitions and {held} are being assigned "
+                     f"or restored; ask again shortly"}, 503
 
 
 def group_workers(app: faust.App, table: TableT[Any, Any]) -> list[dict[str, Any]]:
@@ -191,6 +195,11 @@ def register_views(
 ) -> None:
     guard = bearer_guard(settings.web_token)
     store = None if sink is None else sink.store  # only the process running the sink opens it
+
+    def owned_now() -> frozenset[int] | None:
+        """The partitions this worker owns, or None during a rebalance or a table recovery
+        (``/spend``, ``/budgets`` and ``/group`` answer 503 then)."""
+        return control.owned_partitions() if steady(app) else None
 
     def ready() -> bool:
         """Assigned, tables restored, budgets and catalog read (``/health``, ``/metrics``)."""
@@ -267,9 +276,8 @@ def register_views(
     async def budgets_view(web: View, request: Request) -> Response:
         """The budgets this worker holds the figures of: spent, reserved, remaining,
         forecast and pacing (``budgets_answer``)."""
-        body, status = budgets_answer(
-            lambda: control.budget_figures(time.time()),
-            control.owned_partitions() if steady(app) else None, app.consumer_generation_id)
+        body, status = budgets_answer(lambda: control.budget_figures(time.time()),
+                                      owned_now(), app.consumer_generation_id)
         return web.json(body, status=status)
 
     @app.page("/providers")
@@ -284,9 +292,10 @@ def register_views(
     @takes()
     async def group_view(web: View, request: Request) -> Response:
         """This worker's place in the group, and the group (``group_answer``)."""
+        owned = owned_now()
         body, status = group_answer(
-            control.owned_partitions() if steady(app) else None, app.consumer_generation_id,
-            group_workers(app, tables.spend) if steady(app) else [], sink is not None)
+            owned, app.consumer_generation_id,
+            [] if owned is None else group_workers(app, tables.spend), sink is not None)
         return web.json(body, status=status)
 
     @app.page("/spend")
@@ -294,9 +303,9 @@ def register_views(
     @takes("scope", "window")
     async def spend_view(web: View, request: Request) -> Response:
         query = request.query
-        body, status = spend_answer(
-            table_store(tables.spend), query.get("scope"), query.get("window"),
-            control.owned_partitions() if steady(app) else None, app.consumer_generation_id)
+        body, status = spend_answer(table_store(tables.spend), query.get("scope"),
+                                    query.get("window"), owned_now(),
+                                    app.consumer_generation_id)
         return web.json(body, status=status)
 
     def report_view(name: str) -> Handler:

@@ -18,16 +18,7 @@ from prsm_events.operations.group_views import why_not_whole
 from prsm_events.reports import ReportOptions, ReportResult, report_named, run_report
 from prsm_events.settings import Settings
 
-__all__ = ["fetch_report", "get_json", "group_get", "sink_worker"]
-
-
-def get_json(s: Settings, path: str, *, why: str) -> Any:
-    """GET ``path`` on the worker; PrsmError naming the worker's answer, or saying that no
-    worker answers and ``why`` one is needed."""
-    status, body = _request(s, path, None, why=why)
-    if status != 200:
-        raise PrsmError(f"worker answered {status}: {_text(body)}")
-    return body
+__all__ = ["fetch_report", "group_get", "sink_worker"]
 
 
 def group_get(s: Settings, path: str, *, why: str, wait_s: float = 30.0,
