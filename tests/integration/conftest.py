@@ -244,6 +244,47 @@ def wait_until(
     raise AssertionError(f"timed out waiting for {what or predicate}{extra}")
 
 
+def settled(workers, partitions: int = 6) -> None:
+    """Wait until the group has settled: every worker ready, the partitions split among
+    them (traffic during a rebalance: ``test_a_global_budget_holds_through_a_rebalance_...``)."""
+    def split() -> bool:
+        owned = [w.get("/health") for w in workers]
+        parts = [p for h in owned for p in h["partitions"]]
+        return all(h["ready"] for h in owned) and sorted(parts) == list(range(partitions))
+    wait_until(split, timeout=90, what="the group settled", details=lambda: [
+        (w.get("/health")["ready"], w.get("/health")["partitions"]) for w in workers])
+
+
+def union_totals(workers, partitions: int = 6) -> tuple[int, float] | None:
+    """Events and cost in the spend tables of all ``workers`` together (each serves the
+    tenants of its own partitions), read in one consumer generation whose partitions they
+    own once each; None while a rebalance is under way (a worker answers 503, or the
+    answers are of two generations or leave a partition out)."""
+    answers = [w.get("/spend?window=total") for w in workers]
+    if not all("rows" in a for a in answers) or len({a["generation"] for a in answers}) != 1:
+        return None
+    if sorted(p for a in answers for p in a["partitions"]) != list(range(partitions)):
+        return None
+    tenants = [r for a in answers for r in a["rows"] if "/" not in r["scope"]]
+    return sum(r["events"] for r in tenants), sum(r["cost_usd"] for r in tenants)
+
+
+def union_counted(workers, events: int, what: str, timeout: float = 180.0,
+                  partitions: int = 6) -> tuple[int, float]:
+    """``union_totals`` of ``workers`` once it holds at least ``events`` events."""
+    counted: list[tuple[int, float]] = []
+
+    def enough() -> bool:
+        union = union_totals(workers, partitions)
+        if union is not None:
+            counted.append(union)
+        return union is not None and union[0] >= events
+
+    wait_until(enough, timeout, what=what,
+               details=lambda: (counted[-1:], [w.get("/stats") for w in workers]))
+    return counted[-1]
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 

@@ -323,3 +323,156 @@ def test_records_the_broker_refuses_are_read_again_and_counted_once(start_worker
     stats = worker.get("/stats")
     assert (stats["duplicates"], stats["dead_lettered"], stats["acknowledged"]) == (
         0, 0, len(batch)), stats
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_broker_killed_mid_stream_loses_nothing_it_acknowledged(count, tmp_path):
+    """The broker is SIGKILLed while usage events (envelopes and single events) and requests
+    stream in and ``count`` workers have batches in flight (accepted rows, changelog records,
+    escrow, offsets), and started again 3 s later; the clients send on meanwhile (retrying
+    what the broker had not acknowledged). Every event the broker holds, and so every one it
+    acknowledged, counts once in the tables and in ClickHouse; every request it holds is
+    decided, and what is admitted holds its reservations, within the global budget."""
+    import asyncio
+    import os
+    import signal
+    import threading
+    import time
+
+    import msgspec
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.kafka.config_topics import budget_record
+    from prsm_events.kafka.config_topics import publish as publish_config
+    from prsm_events.kafka.dev_broker import LocalBroker
+    from tests.integration.conftest import (
+        WorkerHandle,
+        free_port,
+        read_to_end,
+        settled,
+        union_counted,
+        unique,
+    )
+
+    broker = LocalBroker(tmp_path / "broker", free_port(pairs=True))
+    bootstrap = broker.start()
+    name = unique(f"it-broker-kill{count}")
+    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
+              "reservation_ttl_s": 900.0}
+    workers = [WorkerHandle(f"bk{i}", bootstrap, tmp_path / f"w{i}",
+                            sink="worker" if i == 0 else "off", **common)
+               for i in range(count)]
+    tenants = 12
+    usage = events("bk-", 16_000, tenants=tenants)
+    by_id = {e.event_id: e for e in usage}
+    limit, each, n = 0.5, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 66 requests fit
+    acked: list[str] = []
+    failed: list[str] = []
+
+    async def stream() -> None:
+        """Usage in chunks of 250 events, every other one as envelopes of 50, 20 ms apart,
+        and seven requests after each; the broker's answers are gathered at the end."""
+        patient = {"request_timeout_ms": 120_000}  # through a slow restart of the broker
+        topic = workers[0].topic("usage")
+        async with (UsagePublisher(bootstrap, topic=topic, batch_events=1, **patient) as singles,
+                    UsagePublisher(bootstrap, topic=topic, batch_events=50,
+                                   **patient) as envelopes):
+            requests = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                        enable_idempotence=True, **patient)
+            await requests.start()
+            sent: list[tuple[list[str], asyncio.Future]] = []
+            try:
+                for c, first in enumerate(range(0, len(usage), 250)):
+                    chunk = usage[first:first + 250]
+                    pub = envelopes if c % 2 else singles
+                    groups: dict[bytes, list[str]] = {}
+                    for e in chunk:
+                        groups.setdefault(e.tenant.encode(), []).append(e.event_id)
+                    for key, value, count_in in pub.envelopes(chunk):
+                        ids = groups[key][:count_in]
+                        del groups[key][:count_in]
+                        sent.append((ids, await pub.producer.send(topic, value, key=key)))
+                    for i in range(c * 7, min(n, c * 7 + 7)):
+                        tenant = f"t{i % tenants}"
+                        req = {"request_id": f"bk-{i}", "ts": datetime.now(UTC).isoformat(),
+                               "tenant": tenant, "service": "chat", "model": "gpt-4o",
+                               "est_input_tokens": 1000, "est_output_tokens": 500,
+                               "min_quality": 0.99}  # nothing cheaper qualifies
+                        await requests.send(workers[0].topic("requests"), orjson.dumps(req),
+                                            key=tenant.encode())
+                    await asyncio.sleep(0.02)
+                for ids, future in sent:
+                    try:
+                        await future
+                        acked.extend(ids)
+                    except Exception:  # not acknowledged: it may or may not have landed
+                        failed.extend(ids)
+            finally:
+                await requests.stop()
+
+    def accepted() -> list[int]:
+        return [w.get("/stats")["accepted"] for w in workers]
+
+    try:
+        for w in workers:
+            w.start()
+        run(publish_config(workers[0].settings, "budgets", [budget_record(
+            Budget(scope="global", period="day", limit_usd=limit))]))
+        wait_until(lambda: all(w.get("/health")["budgets"] == 1 for w in workers),
+                   what="every worker read the budget")
+        settled(workers)
+        sender = threading.Thread(target=lambda: run(stream()))
+        sender.start()
+        wait_until(lambda: sum(accepted()) >= 2_000 and min(accepted()) > 0,
+                   what="part of the stream, on every worker", details=accepted)
+        pid = broker.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        assert sum(accepted()) < len(usage), accepted()  # they were mid-stream
+        time.sleep(3.0)
+        broker.start()
+        sender.join(timeout=240)
+        assert not sender.is_alive()
+
+        landed: set[str] = set()
+        for record in run(read_to_end(bootstrap, workers[0].topic("usage"))):
+            doc = msgspec.json.decode(record.value)
+            landed.update(d["event_id"] for d in (doc if isinstance(doc, list) else [doc]))
+        assert set(acked) <= landed  # the broker kept what it acknowledged
+        assert len(landed) >= 2_000, (len(acked), len(failed))
+        expected = totals([by_id[i] for i in sorted(landed)])
+        counted = union_counted(workers, expected[0], "every event the broker holds counted")
+        assert counted == pytest.approx(expected)  # not one event more, nor a cent
+        assert store_totals(workers[0], expected[0]) == pytest.approx(expected)
+        assert sum(w.get("/stats")["dead_lettered"] for w in workers) == 0
+
+        def decided() -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            for record in run(read_to_end(bootstrap, workers[0].topic("decisions"))):
+                doc = orjson.loads(record.value)
+                out.setdefault(doc["request_id"], []).append(doc["action"])
+            return out
+
+        requested = {orjson.loads(r.value)["request_id"]
+                     for r in run(read_to_end(bootstrap, workers[0].topic("requests")))}
+        wait_until(lambda: not requested - set(decided()), timeout=90,
+                   what="every request the broker holds decided",
+                   details=lambda: sorted(requested - set(decided()))[:10])
+        admitted = {rid for rid, actions in decided().items()
+                    if any(a in ("allow", "route") for a in actions)}
+        assert 0 < len(admitted) <= 66
+        # every worker's figures of the budget come to what was admitted (its own
+        # partitions' reservations and what the others published)
+        wait_until(lambda: all(abs(w.budgets()[0]["reserved_usd"] - len(admitted) * each)
+                               < 1e-9 for w in workers), timeout=30,
+                   what="every worker holds the admitted requests' reservations",
+                   details=lambda: ([w.budgets()[0] for w in workers], len(admitted)))
+    finally:
+        for w in workers:
+            w.process.terminate()
+        for w in workers:
+            w.stop()
+        broker.stop()

@@ -17,37 +17,12 @@ from prsm_events.cli.worker_api import fetch_report
 from prsm_events.kafka.config_topics import budget_record
 from prsm_events.kafka.config_topics import publish as publish_config
 from prsm_events.kafka.partitioning import owner_partition
-from tests.integration.conftest import run, unique, wait_until
+from tests.integration.conftest import run, settled, union_counted, unique, wait_until
 from tests.integration.test_recovery import CATALOG, events, publish, totals
 
 pytestmark = pytest.mark.integration
 
 TENANTS = 12
-
-
-def settled(workers, partitions: int = 6) -> None:
-    """Wait until the group has settled: every worker ready, the partitions split among
-    them (traffic during a rebalance: ``test_a_global_budget_holds_through_a_rebalance_...``)."""
-    def split() -> bool:
-        owned = [w.get("/health") for w in workers]
-        parts = [p for h in owned for p in h["partitions"]]
-        return all(h["ready"] for h in owned) and sorted(parts) == list(range(partitions))
-    wait_until(split, timeout=90, what="the group settled", details=lambda: [
-        (w.get("/health")["ready"], w.get("/health")["partitions"]) for w in workers])
-
-
-def union_totals(workers, partitions: int = 6) -> tuple[int, float] | None:
-    """Events and cost in the spend tables of all ``workers`` together (each serves the
-    tenants of its own partitions), read in one consumer generation whose partitions they
-    own once each; None while a rebalance is under way (a worker answers 503, or the
-    answers are of two generations or leave a partition out)."""
-    answers = [w.get("/spend?window=total") for w in workers]
-    if not all("rows" in a for a in answers) or len({a["generation"] for a in answers}) != 1:
-        return None
-    if sorted(p for a in answers for p in a["partitions"]) != list(range(partitions)):
-        return None
-    tenants = [r for a in answers for r in a["rows"] if "/" not in r["scope"]]
-    return sum(r["events"] for r in tenants), sum(r["cost_usd"] for r in tenants)
 
 
 @pytest.mark.parametrize("count", [2, 3])
@@ -75,17 +50,8 @@ def test_workers_split_the_work_survive_a_kill_and_make_one_report(
     alive = workers[:-1]
 
     expected = totals(batch)
-    counted: list[tuple[int, float]] = []
-
-    def all_counted() -> bool:
-        union = union_totals(alive)
-        if union is not None:
-            counted.append(union)
-        return union is not None and union[0] >= expected[0]
-
-    wait_until(all_counted, timeout=180, what="the survivors counted every event",
-               details=lambda: (counted[-1:], [w.get("/stats") for w in alive]))
-    assert counted[-1] == pytest.approx(expected)  # not one event more, nor a cent
+    counted = union_counted(alive, expected[0], "the survivors counted every event")
+    assert counted == pytest.approx(expected)  # not one event more, nor a cent
     report = sink.stored("tenant", expected[0], timeout=120)
     assert (sum(r["events"] for r in report), sum(r["cost_usd"] for r in report)) == (
         expected[0], pytest.approx(expected[1]))
