@@ -123,7 +123,7 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
 
     home = tmp_path / "dec-crash"
     worker = start_worker("it-dec-crash", home=home, reservation_ttl_s=900.0)
-    limit, each, n = 0.5, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 66 requests fit
+    limit, each, n = 0.05, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 6 requests a tenant
     run(publish_config(worker.settings, "budgets", [budget_record(
         Budget(scope="tenant:rec", period="day", limit_usd=limit))]))
     wait_until(lambda: worker.get("/health")["budgets"] == 1, what="budget read")
@@ -332,7 +332,8 @@ def test_the_broker_killed_mid_stream_loses_nothing_it_acknowledged(count, tmp_p
     escrow, offsets), and started again 3 s later; the clients send on meanwhile (retrying
     what the broker had not acknowledged). Every event the broker holds, and so every one it
     acknowledged, counts once in the tables and in ClickHouse; every request it holds is
-    decided, and what is admitted holds its reservations, within the global budget."""
+    decided once at least, and what is admitted holds its reservations: each tenant's budget
+    exactly full, the global budget's figures on every worker their sum."""
     import asyncio
     import os
     import signal
@@ -367,7 +368,7 @@ def test_the_broker_killed_mid_stream_loses_nothing_it_acknowledged(count, tmp_p
     tenants = 12
     usage = events("bk-", 16_000, tenants=tenants)
     by_id = {e.event_id: e for e in usage}
-    limit, each, n = 0.5, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 66 requests fit
+    limit, each, n = 0.05, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 6 requests a tenant
     acked: list[str] = []
     failed: list[str] = []
 
@@ -395,7 +396,7 @@ def test_the_broker_killed_mid_stream_loses_nothing_it_acknowledged(count, tmp_p
                         del groups[key][:count_in]
                         sent.append((ids, await pub.producer.send(topic, value, key=key)))
                     for i in range(c * 7, min(n, c * 7 + 7)):
-                        tenant = f"t{i % tenants}"
+                        tenant = f"r{i % tenants}"  # tenants of their own
                         req = {"request_id": f"bk-{i}", "ts": datetime.now(UTC).isoformat(),
                                "tenant": tenant, "service": "chat", "model": "gpt-4o",
                                "est_input_tokens": 1000, "est_output_tokens": 500,
@@ -418,9 +419,11 @@ def test_the_broker_killed_mid_stream_loses_nothing_it_acknowledged(count, tmp_p
     try:
         for w in workers:
             w.start()
-        run(publish_config(workers[0].settings, "budgets", [budget_record(
-            Budget(scope="global", period="day", limit_usd=limit))]))
-        wait_until(lambda: all(w.get("/health")["budgets"] == 1 for w in workers),
+        budgets = [Budget(scope=f"tenant:r{i}", period="day", limit_usd=limit)
+                   for i in range(tenants)] + [Budget(scope="global", period="day",
+                                                      limit_usd=1e6)]  # escrowed, ample
+        run(publish_config(workers[0].settings, "budgets", [budget_record(b) for b in budgets]))
+        wait_until(lambda: all(w.get("/health")["budgets"] == len(budgets) for w in workers),
                    what="every worker read the budget")
         settled(workers)
         sender = threading.Thread(target=lambda: run(stream()))
@@ -456,20 +459,36 @@ def test_the_broker_killed_mid_stream_loses_nothing_it_acknowledged(count, tmp_p
                 out.setdefault(doc["request_id"], []).append(doc["action"])
             return out
 
-        requested = {orjson.loads(r.value)["request_id"]
-                     for r in run(read_to_end(bootstrap, workers[0].topic("requests")))}
-        wait_until(lambda: not requested - set(decided()), timeout=90,
+        requested = {doc["request_id"]: doc["tenant"] for doc in (
+            orjson.loads(r.value) for r in run(read_to_end(bootstrap, workers[0].topic(
+                "requests"))))}
+        wait_until(lambda: not requested.keys() - decided().keys(), timeout=90,
                    what="every request the broker holds decided",
-                   details=lambda: sorted(requested - set(decided()))[:10])
+                   details=lambda: sorted(requested.keys() - decided().keys())[:10])
         admitted = {rid for rid, actions in decided().items()
                     if any(a in ("allow", "route") for a in actions)}
-        assert 0 < len(admitted) <= 66
-        # every worker's figures of the budget come to what was admitted (its own
-        # partitions' reservations and what the others published)
-        wait_until(lambda: all(abs(w.budgets()[0]["reserved_usd"] - len(admitted) * each)
-                               < 1e-9 for w in workers), timeout=30,
-                   what="every worker holds the admitted requests' reservations",
-                   details=lambda: ([w.budgets()[0] for w in workers], len(admitted)))
+        for i in range(tenants):  # each tenant's first six (or all it has) and no more
+            asked = sum(t == f"r{i}" for t in requested.values())
+            assert sum(requested[rid] == f"r{i}" for rid in admitted) == min(6, asked)
+
+        def reserved() -> tuple[dict[str, float], list[float]]:
+            """Each tenant's reservations (from its owner), and every worker's of global."""
+            answers = [w.budgets() for w in workers]
+            mine = {b["key"]: b["reserved_usd"] for a in answers for b in a
+                    if b["key"] != "global|day"}
+            return mine, [b["reserved_usd"] for a in answers for b in a
+                          if b["key"] == "global|day"]
+
+        def held() -> bool:
+            tenant_figures, global_figures = reserved()
+            return tenant_figures == {
+                f"tenant:r{i}|day": pytest.approx(each * sum(
+                    requested[rid] == f"r{i}" for rid in admitted), abs=1e-9)
+                for i in range(tenants)} and all(
+                abs(g - len(admitted) * each) < 1e-9 for g in global_figures)
+
+        wait_until(held, timeout=30, what="the admitted requests' reservations held",
+                   details=lambda: (reserved(), len(admitted)))
     finally:
         for w in workers:
             w.process.terminate()
