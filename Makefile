@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: install tools demo test lint bench bench-envelopes bench-decisions bench-takeover bench-scale-out bench-escrow bench-reports bench-anomaly bench-forecast \
-	bench-pacing bench-scoring bench-tick bench-tick-steady clean
+	bench-pacing bench-scoring bench-tick bench-tick-steady bench-tick-gpu clean
 
 DATA ?= ../shared/data
 
@@ -83,6 +83,10 @@ bench-tick: install
 
 bench-tick-steady: install
 	$(BIN)/python benchmarks/watch_tick.py --budgets 100000 1000000 --warm 12 --publish
+
+# the tick on CuPy (a CUDA GPU, the `gpu` extra): 10^6 scopes in the steady state, three rigs
+bench-tick-gpu: install
+	$(BIN)/python benchmarks/watch_tick.py --backend cupy --budgets 1000000 1000000 1000000 --warm 12
 
 clean:
 	-$(BIN)/prsm dev down

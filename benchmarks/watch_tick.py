@@ -48,11 +48,13 @@ from prsm_events.accounting.budgets import Budget  # noqa: E402
 from prsm_events.accounting.ledger import BudgetLedger, BudgetState  # noqa: E402
 from prsm_events.accounting.ledger_view import NANO  # noqa: E402
 from prsm_events.accounting.periods import BUCKET_S, ROLLING  # noqa: E402
+from prsm_events.errors import BackendUnavailable  # noqa: E402
 from prsm_events.kafka.admin import ensure_topics  # noqa: E402
 from prsm_events.kafka.connection import KafkaConnection  # noqa: E402
 from prsm_events.kafka.partitioning import KeyPartitions, owner_partition  # noqa: E402
 from prsm_events.kafka.topics import TopicSpec  # noqa: E402
 from prsm_events.scoring import BatchScorer  # noqa: E402
+from prsm_events.scoring.backend import array_module, backend_name  # noqa: E402
 from prsm_events.watch.meter import MeterInterval, SpendMeter  # noqa: E402
 from prsm_events.watch.spend_watch import SpendWatch, WatchReport  # noqa: E402
 from streams.record_batches import RecordBatches  # noqa: E402
@@ -200,8 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--publish", action="store_true",
                     help="publish the pacing directives to a broker (else only make them)")
     args = ap.parse_args(argv)
+    try:
+        backend = backend_name(array_module(args.backend))
+    except BackendUnavailable as exc:
+        sys.exit(f"--backend {args.backend}: {exc}")
     gc.set_threshold(*GC_THRESHOLDS)  # the collector as the worker runs it
     print(machine_line())
+    print(f"backend: {backend}")
     print(f"publish: {'to a broker, acknowledged' if args.publish else 'made, not sent'}")
     print(f"{'budgets':>8s} {'period':>6s} {'tick':>16s} {'tick ms':>10s} {'directives':>10s} "
           f"{'publish ms':>10s} {'longest gap ms':>14s} {'p99 gap ms':>10s}")
