@@ -123,7 +123,7 @@ def test_a_crash_mid_burst_loses_no_reservation(start_worker, kafka, tmp_path):
 
     home = tmp_path / "dec-crash"
     worker = start_worker("it-dec-crash", home=home, reservation_ttl_s=900.0)
-    limit, each, n = 0.05, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 6 requests a tenant
+    limit, each, n = 0.5, 0.0075, 400  # gpt-4o, 1000 in + 500 out: 66 requests fit
     run(publish_config(worker.settings, "budgets", [budget_record(
         Budget(scope="tenant:rec", period="day", limit_usd=limit))]))
     wait_until(lambda: worker.get("/health")["budgets"] == 1, what="budget read")
