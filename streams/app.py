@@ -25,6 +25,7 @@ from streams.faust_compat import (
     consumer_on_loop,
     deliver_without_tasks,
     fetch_wait,
+    known_standby_offsets,
     prompt_tables,
     steady,
 )
@@ -130,4 +131,5 @@ def build_app(settings: Settings, store: ClickHouseStore | None = None) -> faust
     deliver_without_tasks(app)
     fetch_wait(app, settings.fetch_max_wait_ms)
     prompt_tables(app)  # every table is made by now
+    known_standby_offsets(app)
     return app

@@ -172,6 +172,22 @@ sleeps a second before it closes the event loop (``Worker._sentinel_task``; mode
 0.3 to 0.7): each clean stop took a second longer than its work. ``prompt_close`` lets the
 loop run the callbacks still scheduled (transports' ``connection_lost``) and closes it.
 No upstream issue tracks either wait.
+
+Standby offsets not read yet
+----------------------------
+A group change that comes while the worker restores its tables (a worker killed and another
+started a moment apart) hands the recovery new standby changelog partitions, whose starting
+offsets Faust marks unknown (``Recovery._add``: ``None``) until that change's own recovery
+run reads them (``_build_offsets``). The run under way for the previous assignment goes on
+meanwhile, reaches "Starting standby partitions", and seeks every standby partition, these
+too: ``Recovery._seek_offsets`` maps -1 (nothing read) to 0 but hands ``None`` to aiokafka's
+``seek``, which raises ``ValueError: Offset must be a positive integer``. The recovery
+service crashes, and the worker with it (exit 1, at its start; faust-streaming 0.15: a
+worker of three, killed and restarted four times at random moments, crashed so in three
+runs of four). No upstream issue found; the kindred race for a partition revoked meanwhile
+was faust-streaming/faust#54 (fixed by #57). ``known_standby_offsets`` marks such an offset
+-1 before the seek, as ``_build_offsets`` itself does when it knows nothing: the partition
+is read from its start, and the recovery run the change started reads the real offsets.
 """
 
 from __future__ import annotations
@@ -219,6 +235,7 @@ __all__ = [
     "divert_messages",
     "divert_records",
     "fetch_wait",
+    "known_standby_offsets",
     "note_inbound",
     "prompt_close",
     "prompt_tables",
@@ -591,6 +608,27 @@ def prompt_tables(app: faust.App) -> None:
             await tables.recovery.start()
 
     tables.on_start = on_start
+
+
+def known_standby_offsets(app: faust.App) -> None:
+    """Seek a standby changelog partition whose starting offset Faust has not read yet from
+    its start, not with ``None`` (a crash; see the module doc)."""
+    tables: Any = app.tables
+    recovery = tables.recovery
+    seek_offsets = recovery._seek_offsets
+
+    async def _seek_offsets(consumer: Any, tps: Iterable[TP], offsets: Any, title: str
+                            ) -> None:
+        unknown = sorted(tp for tp in tps if tp in offsets and offsets[tp] is None)
+        if unknown:
+            recovery.log.info("%s partitions whose offsets are not read yet (the group changed "
+                              "during the recovery) are read from their start: %s", title,
+                              ", ".join(f"{tp.topic}[{tp.partition}]" for tp in unknown))
+            for tp in unknown:
+                offsets[tp] = -1
+        await seek_offsets(consumer, tps, offsets, title)
+
+    recovery._seek_offsets = _seek_offsets
 
 
 def prompt_close(worker: mode.Worker) -> None:

@@ -285,6 +285,78 @@ def union_counted(workers, events: int, what: str, timeout: float = 180.0,
     return counted[-1]
 
 
+def publish_global_budget(workers: list[WorkerHandle], limit_usd: float) -> None:
+    """A global day budget of ``limit_usd``, the workers' only one, once each has read it and
+    the group has settled."""
+    from prsm_events.accounting.budgets import Budget
+    from prsm_events.kafka.config_topics import budget_record
+    from prsm_events.kafka.config_topics import publish as publish_config
+
+    run(publish_config(workers[0].settings, "budgets", [budget_record(
+        Budget(scope="global", period="day", limit_usd=limit_usd))]))
+    wait_until(lambda: all(w.get("/health")["budgets"] == 1 for w in workers),
+               what="every worker read the budget")
+    settled(workers)
+
+
+async def decide_in_steps(settings: Settings, requests: list[Any], step: int,
+                          pause_s: float = 0.0) -> None:
+    """A decision for each of ``requests`` from four ``DecisionClient``s, ``step`` at once
+    (a steady stream, not one burst), ``pause_s`` apart; a request deferred while allotment
+    moves to its partition (``awaiting_allotment``) is asked again after its
+    ``retry_after_s``, as a gateway would."""
+    from prsm_events.sdk.decision_client import DecisionClient
+
+    clients = [DecisionClient(settings, timeout_s=120.0) for _ in range(4)]
+    for c in clients:
+        await c.start()
+
+    async def decide(i: int, request: Any) -> None:
+        while True:
+            d = await clients[i % 4].decide(request)
+            if d.reason.code != "awaiting_allotment":
+                return
+            await asyncio.sleep(d.retry_after_s or 0.25)
+
+    try:
+        for start in range(0, len(requests), step):
+            await asyncio.gather(*(decide(i, r) for i, r in
+                                   enumerate(requests[start:start + step], start)))
+            await asyncio.sleep(pause_s)
+    finally:
+        for c in clients:
+            await c.stop()
+
+
+def answers_and_admitted(bootstrap: str, workers: list[WorkerHandle]
+                         ) -> tuple[dict[str, list[dict]], float]:
+    """Every decision on the topic by request, and what they admitted: a request answered
+    twice (re-read by the partition's next owner) holds one reservation, its first
+    admission's."""
+    import orjson
+
+    answers: dict[str, list[dict]] = {}
+    for record in run(read_to_end(bootstrap, workers[0].topic("decisions"))):
+        doc = orjson.loads(record.value)
+        answers.setdefault(doc["request_id"], []).append(doc)
+    admitted = sum(next((d["est_cost_usd"] for d in ds if d["action"] in ("allow", "route")),
+                        0.0) for ds in answers.values())
+    return answers, admitted
+
+
+def global_budget_held(workers: list[WorkerHandle], admitted: float) -> None:
+    """Every worker's figures of the one (global) budget come to ``admitted`` (its own
+    partitions' reservations and what the others published), and no partition holds more
+    than its allotment (the whole could be within the limit while one is not)."""
+    wait_until(lambda: all(abs(w.budgets()[0]["reserved_usd"] - admitted) < 1e-9
+                           for w in workers), timeout=60,
+               what="every worker holds every admitted request", details=lambda: (
+                   admitted, [w.budgets()[0] for w in workers]))
+    parts = [part for w in workers for part in w.budgets()[0]["partitions"]]
+    over = [part for part in parts if part["taken_usd"] > part["allotment_usd"] + 1e-9]
+    assert not over, over
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 

@@ -27,7 +27,11 @@ from prsm_events.kafka.dev_broker import LocalBroker
 from prsm_events.sdk.publisher import UsagePublisher
 from tests.integration.conftest import (
     WorkerHandle,
+    answers_and_admitted,
+    decide_in_steps,
     free_port,
+    global_budget_held,
+    publish_global_budget,
     read_to_end,
     run,
     settled,
@@ -248,3 +252,53 @@ def test_a_worker_killed_again_and_again_at_random_moments_loses_nothing(
         worker = start_worker("kills", home=home, **common)
     check_counted(kafka, [worker], usage)
     assert check_decided(kafka, [worker]) == TENANTS * FIT
+
+
+def test_a_global_budget_holds_while_workers_are_killed_again_and_again(
+        start_worker, kafka, tmp_path):
+    """Three workers, a global $1 hard budget, 600 requests of 12 tenants (4.5 times the
+    limit) from four clients that ask deferred requests again, in a steady stream; four
+    times a worker drawn at random (the sink's too) is SIGKILLed at a random moment and
+    started again a moment later. Every request is answered; what any decision admitted
+    holds a reservation, at most the limit and at least 98% of it; every worker sees that
+    whole, and no partition holds more than its allotment."""
+    from tests.factories import request as priced_request
+
+    rng = random.Random(4)
+    name = unique("it-global-kills")
+    common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
+              "reservation_ttl_s": 900.0}
+
+    def worker(i: int) -> WorkerHandle:
+        return start_worker(f"gk{i}", home=tmp_path / f"gk{i}",
+                            sink="worker" if i == 0 else "off", **common)
+
+    workers = [worker(i) for i in range(3)]
+    publish_global_budget(workers, 1.0)
+    reqs = [priced_request(tenant=f"t{i % TENANTS}") for i in range(600)]  # $0.0075 each
+    done = threading.Event()
+
+    def decide_all() -> None:
+        try:
+            run(decide_in_steps(workers[0].settings, reqs, step=20, pause_s=0.05))
+        finally:
+            done.set()
+
+    sender = threading.Thread(target=decide_all)
+    sender.start()
+    for _ in range(4):
+        time.sleep(rng.uniform(0.2, 1.5))
+        if done.is_set():
+            break
+        i = rng.randrange(3)
+        workers[i].kill()
+        time.sleep(rng.uniform(0.0, 2.0))
+        workers[i] = worker(i)
+    sender.join(timeout=400)
+    assert not sender.is_alive()
+    settled(workers)
+
+    answers, admitted = answers_and_admitted(kafka, workers)
+    assert len(answers) == len(reqs)
+    assert 0.98 <= admitted <= 1.0 + 1e-9, f"${admitted:.4f} of $1 admitted"
+    global_budget_held(workers, admitted)

@@ -205,14 +205,17 @@ def test_a_global_budget_holds_through_a_rebalance_mid_stream(
     whichever worker answered it) holds a reservation: they add up to at most the limit and
     to at least 98% of it, every worker left sees that whole budget, and no partition holds
     more than its allotment (fencing, streams/fencing.py)."""
-    import asyncio
     import threading
 
-    import orjson
-
-    from prsm_events.sdk.decision_client import DecisionClient
     from tests.factories import request
-    from tests.integration.conftest import read_to_end, run
+    from tests.integration.conftest import (
+        answers_and_admitted,
+        decide_in_steps,
+        global_budget_held,
+        publish_global_budget,
+        read_to_end,
+        run,
+    )
 
     name = unique(f"it-global-{change}")
     common = {"app_id": name, "topic_prefix": f"{name}.", "partitions": 6,
@@ -223,34 +226,11 @@ def test_a_global_budget_holds_through_a_rebalance_mid_stream(
                             sink="worker" if i == 0 else "off", **common)
 
     workers = [worker(i) for i in range(3 if change == "kill" else 1)]
-    run(publish_config(workers[0].settings, "budgets", [budget_record(
-        Budget(scope="global", period="day", limit_usd=1.0))]))
-    wait_until(lambda: all(w.get("/health")["budgets"] == 1 for w in workers),
-               what="every worker read the budget")
-    settled(workers)
+    publish_global_budget(workers, 1.0)
     reqs = [request(tenant=f"t{i % TENANTS}") for i in range(400)]  # $0.0075 each
 
-    async def decide_all() -> None:
-        clients = [DecisionClient(workers[0].settings, timeout_s=120.0) for _ in range(4)]
-        for c in clients:
-            await c.start()
-
-        async def decide(i: int, r) -> None:
-            while True:
-                d = await clients[i % 4].decide(r)
-                if d.reason.code != "awaiting_allotment":
-                    return
-                await asyncio.sleep(d.retry_after_s or 0.25)
-
-        try:
-            for start in range(0, len(reqs), 40):  # a steady stream, not one burst
-                await asyncio.gather(*(decide(i, r) for i, r in
-                                       enumerate(reqs[start:start + 40], start)))
-        finally:
-            for c in clients:
-                await c.stop()
-
-    sender = threading.Thread(target=lambda: run(decide_all()))
+    sender = threading.Thread(target=lambda: run(decide_in_steps(workers[0].settings, reqs,
+                                                                 step=40)))
     sender.start()
     wait_until(lambda: sum(w.get("/stats")["decisions"]["requests"] for w in workers) >= 60,
                what="60 decisions")
@@ -263,24 +243,11 @@ def test_a_global_budget_holds_through_a_rebalance_mid_stream(
     assert not sender.is_alive()
     settled(workers)
 
-    answers: dict[str, list[dict]] = {}
-    for record in run(read_to_end(kafka, workers[0].topic("decisions"))):
-        doc = orjson.loads(record.value)
-        answers.setdefault(doc["request_id"], []).append(doc)
+    answers, admitted = answers_and_admitted(kafka, workers)
     assert len(answers) == len(reqs)
-    # a request answered twice (re-read by the worker that took its partition over) holds
-    # one reservation: its first admission counts
-    admitted = sum(next((d["est_cost_usd"] for d in ds if d["action"] in ("allow", "route")),
-                        0.0) for ds in answers.values())
     assert admitted <= 1.0 + 1e-9, f"${admitted:.4f} of $1 admitted ({change})"
     assert admitted >= 0.98, f"only ${admitted:.4f} of $1 admitted ({change})"
-    wait_until(lambda: all(abs(w.budgets()[0]["reserved_usd"] - admitted)
-                           < 1e-9 for w in workers), timeout=60,
-               what="every worker holds every admitted request", details=lambda: (
-                   admitted, [w.budgets()[0] for w in workers]))
-    parts = [part for w in workers for part in w.budgets()[0]["partitions"]]
-    over = [part for part in parts if part["taken_usd"] > part["allotment_usd"] + 1e-9]
-    assert not over, over
+    global_budget_held(workers, admitted)
     # one report: every decision any worker sent, and every alert, is in the one store
     sent = sum(len(ds) for ds in answers.values())
     alerts = run(read_to_end(kafka, workers[0].topic("alerts")))

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+import pytest
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from mode.utils.collections import FastUserDict
@@ -598,3 +599,48 @@ def test_the_workers_loop_closes_once_the_callbacks_left_ran_not_a_second_later(
         worker._shutdown_loop()
         assert ran == ["connection_lost"] and loop.is_closed()
         assert slept == waits
+
+
+def test_a_standby_offset_not_read_yet_is_sought_from_the_start_not_a_crash() -> None:
+    """A standby changelog partition added by a group change while the previous change's
+    recovery run goes on has no starting offset yet (Faust marks it None); that run's seek of
+    the standby partitions hands None to aiokafka, whose ``seek`` raises. With
+    ``known_standby_offsets`` it is sought from its start (as Faust does for an offset it
+    knows nothing of, -1), and the others where they were."""
+    from streams.faust_compat import known_standby_offsets
+
+    new, read = TP("t-changelog", 0), TP("t-changelog", 1)
+
+    def seeks(known: bool) -> dict[TP, Any]:
+        app = faust.App(f"standby-seek-{known}", broker="kafka://127.0.0.1:1",
+                        autodiscover=False)
+        table: Any = app.Table("t", default=None)
+        if known:
+            known_standby_offsets(app)
+        recovery: Any = app.tables.recovery
+        recovery.add_standby(table, new)  # a memory store: no offset of its own
+        recovery.standby_offsets[read] = 7  # one Faust has read up to
+        assert recovery.standby_offsets[new] is None
+        sought: dict[TP, Any] = {}
+
+        class Consumer:  # what the seek asks of the consumer
+            async def seek_wait(self, partitions: dict[TP, Any]) -> None:
+                sought.update(partitions)
+
+        app.loop.run_until_complete(recovery._seek_offsets(
+            Consumer(), {new, read}, recovery.standby_offsets, "standby"))
+        return sought
+
+    assert seeks(known=False) == {new: None, read: 7}
+    app = faust.App("standby-seek-kafka", broker="kafka://127.0.0.1:1", autodiscover=False)
+
+    async def refused() -> None:  # aiokafka refuses that None
+        kafka = _assigned_consumer(app)
+        try:
+            with pytest.raises(ValueError, match="Offset must be a positive integer"):
+                kafka.seek(new, None)
+        finally:
+            await kafka.stop()
+
+    app.loop.run_until_complete(refused())
+    assert seeks(known=True) == {new: 0, read: 7}
