@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
                 stack.callback(broker.stop)
         for budgets in args.budgets:
             for period in args.period:
-                asyncio.run(run(budgets, period, args.warm, args.repeat, args.backend,
+                asyncio.run(run(budgets, period, args.warm, args.repeat, backend,
                                 bootstrap))
 
 
